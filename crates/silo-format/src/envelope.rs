@@ -1,0 +1,165 @@
+//! The encryption envelope that wraps every encrypted byte string in a repository:
+//! `version(1) || nonce(12) || AES-256-GCM(plaintext) || tag(16)`, where the plaintext is
+//! `codec(1) || payload` and the associated data binds repository, object kind and object id
+//! (format-spec/envelope.md). Opening either returns authenticated bytes or an error; never partial data.
+
+use crate::{FormatError, ObjectId, RepoId};
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use rand::RngCore;
+use std::io::Read;
+
+pub const ENVELOPE_VERSION: u8 = 1;
+pub const NONCE_LEN: usize = 12;
+pub const TAG_LEN: usize = 16;
+/// Bytes an envelope adds around its payload: version, nonce, codec byte, tag.
+pub const OVERHEAD: usize = 1 + NONCE_LEN + 1 + TAG_LEN;
+
+pub const CODEC_STORED: u8 = 0;
+pub const CODEC_ZSTD: u8 = 1;
+
+/// What an encrypted object is; part of the associated data and of the per-object key derivation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ObjectKind {
+    Chunk = 1,
+    PackTrailer = 2,
+    IndexSegment = 3,
+    Snapshot = 4,
+    Config = 5,
+    KeyFile = 6,
+}
+
+/// Associated data: `"silo" || envelope version || repo id(16) || kind(1) || object id(32)`, 54 bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Aad {
+    pub repo: RepoId,
+    pub kind: ObjectKind,
+    pub id: ObjectId,
+}
+
+impl Aad {
+    pub fn new(repo: RepoId, kind: ObjectKind, id: ObjectId) -> Self {
+        Aad { repo, kind, id }
+    }
+
+    pub fn to_bytes(&self) -> [u8; 54] {
+        let mut b = [0u8; 54];
+        b[..4].copy_from_slice(b"silo");
+        b[4] = ENVELOPE_VERSION;
+        b[5..21].copy_from_slice(&self.repo.0);
+        b[21] = self.kind as u8;
+        b[22..54].copy_from_slice(&self.id.0);
+        b
+    }
+}
+
+pub fn random_nonce() -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut n);
+    n
+}
+
+/// Compresses `payload` with zstd at `level` when that makes it smaller, then seals it.
+/// `level = None` stores the payload as is (already-compressed data, key files).
+pub fn seal(
+    key: &[u8; 32],
+    aad: &Aad,
+    payload: &[u8],
+    level: Option<i32>,
+    nonce: [u8; NONCE_LEN],
+) -> Vec<u8> {
+    let compressed = level
+        .and_then(|l| zstd::bulk::compress(payload, l).ok())
+        .filter(|c| c.len() < payload.len());
+    let (codec, body) = match &compressed {
+        Some(c) => (CODEC_ZSTD, c.as_slice()),
+        None => (CODEC_STORED, payload),
+    };
+    let mut out = Vec::with_capacity(body.len() + OVERHEAD);
+    out.push(ENVELOPE_VERSION);
+    out.extend_from_slice(&nonce);
+    out.push(codec);
+    out.extend_from_slice(body);
+    let cipher = Aes256Gcm::new(key.into());
+    let tag = cipher
+        .encrypt_in_place_detached(
+            Nonce::from_slice(&nonce),
+            &aad.to_bytes(),
+            &mut out[1 + NONCE_LEN..],
+        )
+        .expect("AES-GCM encryption only fails for messages over 64 GiB");
+    out.extend_from_slice(&tag);
+    out
+}
+
+/// Authenticates and decrypts an envelope, then decompresses its payload. `max_len` bounds the payload size
+/// after decompression (a hostile zstd frame must not exhaust memory).
+pub fn open(
+    key: &[u8; 32],
+    aad: &Aad,
+    envelope: &[u8],
+    max_len: usize,
+) -> Result<Vec<u8>, FormatError> {
+    if envelope.len() < OVERHEAD {
+        return Err(FormatError::Truncated {
+            needed: OVERHEAD,
+            have: envelope.len(),
+        });
+    }
+    if envelope[0] != ENVELOPE_VERSION {
+        return Err(FormatError::UnsupportedVersion {
+            what: "envelope",
+            found: u32::from(envelope[0]),
+            supported: u32::from(ENVELOPE_VERSION),
+        });
+    }
+    let nonce = Nonce::from_slice(&envelope[1..1 + NONCE_LEN]);
+    let tag_at = envelope.len() - TAG_LEN;
+    let tag = Tag::from_slice(&envelope[tag_at..]);
+    let mut plain = envelope[1 + NONCE_LEN..tag_at].to_vec();
+    let cipher = Aes256Gcm::new(key.into());
+    cipher
+        .decrypt_in_place_detached(nonce, &aad.to_bytes(), &mut plain, tag)
+        .map_err(|_| FormatError::Authentication)?;
+    let codec = plain[0];
+    match codec {
+        CODEC_STORED => {
+            plain.remove(0);
+            if plain.len() > max_len {
+                return Err(FormatError::malformed(
+                    "envelope",
+                    format!("payload of {} bytes exceeds {max_len}", plain.len()),
+                ));
+            }
+            Ok(plain)
+        }
+        CODEC_ZSTD => decompress_bounded(&plain[1..], max_len),
+        other => Err(FormatError::malformed(
+            "envelope",
+            format!("unknown codec {other}"),
+        )),
+    }
+}
+
+fn decompress_bounded(data: &[u8], max_len: usize) -> Result<Vec<u8>, FormatError> {
+    // Small bounds (every chunk): one-shot into a buffer of exactly the bound. Large bounds (manifests):
+    // streaming, so a small body does not reserve the whole bound.
+    if max_len <= 16 << 20 {
+        return zstd::bulk::decompress(data, max_len)
+            .map_err(|e| FormatError::Decompress(e.to_string()));
+    }
+    let decoder = zstd::stream::read::Decoder::with_buffer(data)
+        .map_err(|e| FormatError::Decompress(e.to_string()))?;
+    let mut out = Vec::new();
+    decoder
+        .take(max_len as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| FormatError::Decompress(e.to_string()))?;
+    if out.len() > max_len {
+        return Err(FormatError::Decompress(format!(
+            "payload exceeds {max_len} bytes"
+        )));
+    }
+    Ok(out)
+}

@@ -1,0 +1,163 @@
+//! Key files (`keys/<id>`): the master secret wrapped under a key derived from a password with argon2id.
+//! Several key files may wrap one master secret; each is tried in turn (format-spec/keyfile.md).
+
+use crate::{encoding, envelope, Aad, FormatError, MasterSecret, ObjectId, ObjectKind, RepoId};
+use bincode::{Decode, Encode};
+use zeroize::Zeroizing;
+
+pub const KEYFILE_MAGIC: &[u8; 8] = b"SILOKEY\0";
+pub const KEYFILE_VERSION: u32 = 1;
+pub const KDF_ARGON2ID_V19: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl KdfParams {
+    /// 64 MiB, 3 passes, 1 lane: above OWASP's argon2id floor (19 MiB, 2 passes) and ~0.2 s here.
+    pub const DEFAULT: KdfParams = KdfParams {
+        memory_kib: 64 << 10,
+        iterations: 3,
+        parallelism: 1,
+    };
+
+    pub fn validate(&self) -> Result<(), FormatError> {
+        // Upper bounds keep a hostile key file from making silo allocate or spin without limit.
+        let ok = (8..=4 << 20).contains(&self.memory_kib)
+            && (1..=64).contains(&self.iterations)
+            && (1..=16).contains(&self.parallelism)
+            && self.memory_kib >= 8 * self.parallelism;
+        if ok {
+            Ok(())
+        } else {
+            Err(FormatError::malformed(
+                "key file",
+                format!("argon2id parameters {self:?} out of range"),
+            ))
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct KeyFile {
+    pub magic: [u8; 8],
+    pub version: u32,
+    pub repo: RepoId,
+    pub kdf: u32,
+    pub params: KdfParams,
+    pub salt: [u8; 16],
+    /// Microseconds since the Unix epoch.
+    pub created: i64,
+    /// Host that created the key, for `key list`.
+    pub host: String,
+    /// Envelope (kind KeyFile, id = this key file's id) of the 32-byte master secret.
+    pub wrapped: Vec<u8>,
+}
+
+pub fn derive_wrapping_key(
+    password: &[u8],
+    salt: &[u8; 16],
+    params: &KdfParams,
+) -> Result<Zeroizing<[u8; 32]>, FormatError> {
+    params.validate()?;
+    let p = argon2::Params::new(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        Some(32),
+    )
+    .map_err(|e| FormatError::Kdf(e.to_string()))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
+    let mut out = Zeroizing::new([0u8; 32]);
+    argon
+        .hash_password_into(password, salt, out.as_mut())
+        .map_err(|e| FormatError::Kdf(e.to_string()))?;
+    Ok(out)
+}
+
+impl KeyFile {
+    #[allow(clippy::too_many_arguments)]
+    pub fn wrap(
+        master: &MasterSecret,
+        password: &[u8],
+        repo: RepoId,
+        id: ObjectId,
+        params: KdfParams,
+        salt: [u8; 16],
+        created: i64,
+        host: String,
+        nonce: [u8; 12],
+    ) -> Result<Self, FormatError> {
+        let key = derive_wrapping_key(password, &salt, &params)?;
+        let wrapped = envelope::seal(
+            &key,
+            &Aad::new(repo, ObjectKind::KeyFile, id),
+            &master.0,
+            None,
+            nonce,
+        );
+        Ok(KeyFile {
+            magic: *KEYFILE_MAGIC,
+            version: KEYFILE_VERSION,
+            repo,
+            kdf: KDF_ARGON2ID_V19,
+            params,
+            salt,
+            created,
+            host,
+            wrapped,
+        })
+    }
+
+    /// Returns the master secret, or `FormatError::Authentication` for a wrong password.
+    pub fn unwrap(&self, password: &[u8], id: ObjectId) -> Result<MasterSecret, FormatError> {
+        let key = derive_wrapping_key(password, &self.salt, &self.params)?;
+        let plain = Zeroizing::new(envelope::open(
+            &key,
+            &Aad::new(self.repo, ObjectKind::KeyFile, id),
+            &self.wrapped,
+            32,
+        )?);
+        let secret: [u8; 32] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| FormatError::malformed("key file", "wrapped secret is not 32 bytes"))?;
+        Ok(MasterSecret(secret))
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        encoding::encode(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        if bytes.len() < 12 {
+            return Err(FormatError::Truncated {
+                needed: 12,
+                have: bytes.len(),
+            });
+        }
+        if &bytes[..8] != KEYFILE_MAGIC {
+            return Err(FormatError::BadMagic { what: "key file" });
+        }
+        let kf: KeyFile = encoding::decode("key file", bytes)?;
+        if kf.version != KEYFILE_VERSION {
+            return Err(FormatError::UnsupportedVersion {
+                what: "key file",
+                found: kf.version,
+                supported: KEYFILE_VERSION,
+            });
+        }
+        if kf.kdf != KDF_ARGON2ID_V19 {
+            return Err(FormatError::malformed(
+                "key file",
+                format!("unknown key derivation function {}", kf.kdf),
+            ));
+        }
+        kf.params.validate()?;
+        Ok(kf)
+    }
+}

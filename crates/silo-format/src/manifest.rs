@@ -1,0 +1,81 @@
+//! Snapshot manifests: what a snapshot is (name, host, tags, times) and, per stream, the ordered chunk list,
+//! byte count, whole-stream BLAKE3 and the producing command with its exit status (format-spec/manifest.md).
+
+use crate::{encoding, envelope, Aad, FormatError, Keys, ObjectId, ObjectKind, RepoId};
+use bincode::{Decode, Encode};
+
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct StreamManifest {
+    pub name: String,
+    /// argv of the command silo ran to produce the stream; `None` for standard input.
+    pub command: Option<Vec<String>>,
+    /// The command's exit code (always 0 in a committed snapshot; kept for the record).
+    pub exit_status: Option<i32>,
+    pub size: u64,
+    /// Unkeyed BLAKE3 of the whole stream, so a user can compare with `b3sum` of the original.
+    pub blake3: [u8; 32],
+    pub chunks: Vec<ObjectId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SnapshotManifest {
+    pub version: u32,
+    pub name: String,
+    pub host: String,
+    pub tags: Vec<String>,
+    /// Microseconds since the Unix epoch, UTC.
+    pub started: i64,
+    pub finished: i64,
+    pub silo_version: String,
+    pub streams: Vec<StreamManifest>,
+}
+
+impl SnapshotManifest {
+    pub fn seal(&self, keys: &Keys, repo: RepoId, id: ObjectId, nonce: [u8; 12]) -> Vec<u8> {
+        let key = keys.object_key(ObjectKind::Snapshot, &id);
+        envelope::seal(
+            &key,
+            &Aad::new(repo, ObjectKind::Snapshot, id),
+            &encoding::encode(self),
+            Some(3),
+            nonce,
+        )
+    }
+
+    pub fn open(
+        keys: &Keys,
+        repo: RepoId,
+        id: ObjectId,
+        sealed: &[u8],
+    ) -> Result<Self, FormatError> {
+        let key = keys.object_key(ObjectKind::Snapshot, &id);
+        let body = envelope::open(
+            &key,
+            &Aad::new(repo, ObjectKind::Snapshot, id),
+            sealed,
+            encoding::MAX_BODY,
+        )?;
+        Self::decode_body(&body)
+    }
+
+    pub fn decode_body(body: &[u8]) -> Result<Self, FormatError> {
+        let m: SnapshotManifest = encoding::decode("snapshot manifest", body)?;
+        if m.version != MANIFEST_VERSION {
+            return Err(FormatError::UnsupportedVersion {
+                what: "snapshot manifest",
+                found: m.version,
+                supported: MANIFEST_VERSION,
+            });
+        }
+        if m.streams.is_empty() {
+            return Err(FormatError::malformed("snapshot manifest", "no streams"));
+        }
+        Ok(m)
+    }
+
+    pub fn total_size(&self) -> u64 {
+        self.streams.iter().map(|s| s.size).sum()
+    }
+}

@@ -1,0 +1,313 @@
+//! Checks the code against format-spec/vectors.json: fixed keys, nonces and inputs must give exactly the
+//! recorded bytes, and the recorded bytes must decode back to the inputs. Regenerate only for a deliberate
+//! format change: `SILO_WRITE_VECTORS=1 cargo test -p silo-format --test vectors` (and bump the version).
+
+use serde_json::{json, Value};
+use silo_format::chunker::ChunkerParams;
+use silo_format::config::{self, RepoConfig};
+use silo_format::index::{DeletedPack, IndexPack, IndexSegment};
+use silo_format::keyfile::{KdfParams, KeyFile};
+use silo_format::manifest::{SnapshotManifest, StreamManifest};
+use silo_format::pack::{self, PackWriter};
+use silo_format::{envelope, Aad, Keys, MasterSecret, ObjectId, ObjectKind, RepoId};
+
+const PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../format-spec/vectors.json"
+);
+
+fn seq<const N: usize>(start: u8) -> [u8; N] {
+    let mut b = [0u8; N];
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = start.wrapping_add(i as u8);
+    }
+    b
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), for the chunker vector.
+fn pseudo_random(len: usize, mut state: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+struct Fixture {
+    master: MasterSecret,
+    keys: Keys,
+    repo: RepoId,
+}
+
+fn fixture() -> Fixture {
+    let master = MasterSecret(seq(0));
+    Fixture {
+        keys: Keys::derive(&master),
+        master,
+        repo: RepoId(seq(0x10)),
+    }
+}
+
+fn compute() -> Value {
+    let f = fixture();
+    let text =
+        b"INSERT INTO orders VALUES (1, 'silo'); INSERT INTO orders VALUES (2, 'silo');".repeat(4);
+    let chunk_a = f.keys.chunk_id(&text);
+    let chunk_b = f.keys.chunk_id(b"hello silo");
+
+    let env_key = f.keys.object_key(ObjectKind::Chunk, &chunk_a);
+    let aad = Aad::new(f.repo, ObjectKind::Chunk, chunk_a);
+    let sealed_zstd = envelope::seal(&env_key, &aad, &text, Some(3), seq(0x20));
+    let sealed_stored = envelope::seal(&env_key, &aad, &text, None, seq(0x20));
+
+    let pack_id = ObjectId(seq(0x40));
+    let mut writer = PackWriter::new();
+    writer.push(
+        chunk_a,
+        &pack::seal_chunk(&f.keys, f.repo, chunk_a, &text, Some(3), seq(0x21)),
+        text.len() as u32,
+    );
+    writer.push(
+        chunk_b,
+        &pack::seal_chunk(&f.keys, f.repo, chunk_b, b"hello silo", Some(3), seq(0x22)),
+        10,
+    );
+    let (pack_bytes, entries) = writer.finish(&f.keys, f.repo, pack_id, seq(0x23));
+
+    let segment_id = ObjectId(seq(0x60));
+    let segment = IndexSegment {
+        version: 1,
+        packs: vec![IndexPack {
+            pack: pack_id,
+            pack_size: pack_bytes.len() as u64,
+            entries: entries.clone(),
+        }],
+        deleted: vec![DeletedPack {
+            pack: ObjectId(seq(0x80)),
+            marked_at: 1_795_372_226_000_000,
+        }],
+        supersedes: vec![ObjectId(seq(0xa0))],
+    };
+    let segment_bytes = segment.seal(&f.keys, f.repo, segment_id, seq(0x24));
+
+    let snapshot_id = ObjectId(seq(0xc0));
+    let manifest = SnapshotManifest {
+        version: 1,
+        name: "shop".into(),
+        host: "db1".into(),
+        tags: vec!["nightly".into()],
+        started: 1_795_372_226_000_000,
+        finished: 1_795_372_230_500_000,
+        silo_version: "0.1.0".into(),
+        streams: vec![StreamManifest {
+            name: "data".into(),
+            command: Some(vec!["pg_dump".into(), "shop".into()]),
+            exit_status: Some(0),
+            size: text.len() as u64 + 10,
+            blake3: *blake3::hash(b"stand-in").as_bytes(),
+            chunks: vec![chunk_a, chunk_b],
+        }],
+    };
+    let manifest_bytes = manifest.seal(&f.keys, f.repo, snapshot_id, seq(0x25));
+
+    let cfg = RepoConfig {
+        version: 1,
+        chunker: ChunkerParams::DEFAULT,
+        pack_target_size: 8 << 20,
+        compression_level: 3,
+        gc_safety_age: 86_400,
+        gc_grace_period: 86_400,
+        created: 1_795_372_226_000_000,
+    };
+    let config_bytes = config::encode(&cfg, &f.keys, f.repo, seq(0x26));
+
+    let key_id = ObjectId(seq(0xe0));
+    let kdf = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let keyfile = KeyFile::wrap(
+        &f.master,
+        b"correct horse",
+        f.repo,
+        key_id,
+        kdf,
+        seq(0x30),
+        1_795_372_226_000_000,
+        "db1".into(),
+        seq(0x27),
+    )
+    .expect("wrap");
+
+    let small = ChunkerParams {
+        min_size: 4096,
+        avg_size: 16384,
+        max_size: 65536,
+    };
+    let cuts = small.cut_points(&pseudo_random(1 << 20, 0x5110), f.keys.chunker_seed());
+
+    json!({
+        "about": "silo format 1 test vectors; see format-spec/README.md. Hex is lowercase.",
+        "inputs": {
+            "master_secret": hex::encode(f.master.0),
+            "repo_id": f.repo.to_hex(),
+            "chunk_a_plaintext": hex::encode(&text),
+            "chunk_b_plaintext": hex::encode(b"hello silo"),
+            "nonces": "envelope nonces are 12 consecutive bytes starting at 0x20 (chunk_a envelope), 0x21, 0x22 (pack chunks), 0x23 (trailer), 0x24 (segment), 0x25 (manifest), 0x26 (config), 0x27 (key file)",
+            "ids": "pack id = 32 consecutive bytes from 0x40, segment 0x60, deleted pack 0x80, superseded segment 0xa0, snapshot 0xc0, key file 0xe0; key file salt 16 bytes from 0x30",
+            "password": "correct horse",
+        },
+        "keys": {
+            "chunker_seed": f.keys.chunker_seed().to_string(),
+            "chunk_a_id": chunk_a.to_hex(),
+            "chunk_b_id": chunk_b.to_hex(),
+            "chunk_a_object_key": hex::encode(env_key),
+            "aad_chunk_a": hex::encode(aad.to_bytes()),
+        },
+        "envelope_zstd": hex::encode(&sealed_zstd),
+        "envelope_stored": hex::encode(&sealed_stored),
+        "pack": hex::encode(&pack_bytes),
+        "index_segment": hex::encode(&segment_bytes),
+        "snapshot_manifest": hex::encode(&manifest_bytes),
+        "config": hex::encode(&config_bytes),
+        "key_file": hex::encode(keyfile.encode()),
+        "chunker": {
+            "params": "min 4096, avg 16384, max 65536, normalization level 1, seed = chunker_seed",
+            "input": "1 MiB of xorshift64* output, state 0x5110, little-endian words",
+            "cut_points": cuts,
+        },
+    })
+}
+
+#[test]
+fn code_matches_recorded_vectors() {
+    let computed = compute();
+    if std::env::var_os("SILO_WRITE_VECTORS").is_some() {
+        std::fs::write(
+            PATH,
+            serde_json::to_string_pretty(&computed).unwrap() + "\n",
+        )
+        .unwrap();
+        return;
+    }
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(PATH).expect("format-spec/vectors.json"))
+            .unwrap();
+    for key in [
+        "keys",
+        "envelope_zstd",
+        "envelope_stored",
+        "pack",
+        "index_segment",
+        "snapshot_manifest",
+        "config",
+        "key_file",
+        "chunker",
+    ] {
+        assert_eq!(
+            computed[key], recorded[key],
+            "format-spec/vectors.json: {key} differs from what the code produces"
+        );
+    }
+}
+
+fn unhex(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().expect("hex string")).expect("valid hex")
+}
+
+#[test]
+fn recorded_vectors_decode() {
+    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
+    let f = fixture();
+    let text = unhex(&recorded["inputs"]["chunk_a_plaintext"]);
+    let chunk_a = ObjectId::from_hex(recorded["keys"]["chunk_a_id"].as_str().unwrap()).unwrap();
+    assert_eq!(f.keys.chunk_id(&text), chunk_a);
+    let key = f.keys.object_key(ObjectKind::Chunk, &chunk_a);
+    let aad = Aad::new(f.repo, ObjectKind::Chunk, chunk_a);
+    for which in ["envelope_zstd", "envelope_stored"] {
+        assert_eq!(
+            envelope::open(&key, &aad, &unhex(&recorded[which]), 1 << 20).unwrap(),
+            text
+        );
+    }
+
+    let pack_id = ObjectId(seq(0x40));
+    let pack_bytes = unhex(&recorded["pack"]);
+    let trailer = pack::open_pack(&f.keys, f.repo, pack_id, &pack_bytes).unwrap();
+    assert_eq!(trailer.entries.len(), 2);
+    let e = trailer.entries[0];
+    let sealed = &pack_bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
+    assert_eq!(
+        pack::open_chunk(&f.keys, f.repo, e.chunk, sealed, e.raw_len).unwrap(),
+        text
+    );
+
+    let seg = IndexSegment::open(
+        &f.keys,
+        f.repo,
+        ObjectId(seq(0x60)),
+        &unhex(&recorded["index_segment"]),
+    )
+    .unwrap();
+    assert_eq!(seg.packs[0].entries, trailer.entries);
+    let m = SnapshotManifest::open(
+        &f.keys,
+        f.repo,
+        ObjectId(seq(0xc0)),
+        &unhex(&recorded["snapshot_manifest"]),
+    )
+    .unwrap();
+    assert_eq!(m.name, "shop");
+    assert_eq!(m.streams[0].chunks[0], chunk_a);
+    let cfg = config::decode(&unhex(&recorded["config"]), &f.keys).unwrap();
+    assert_eq!(cfg.chunker, ChunkerParams::DEFAULT);
+    let kf = KeyFile::decode(&unhex(&recorded["key_file"])).unwrap();
+    assert_eq!(
+        kf.unwrap(b"correct horse", ObjectId(seq(0xe0))).unwrap().0,
+        f.master.0
+    );
+    assert!(kf.unwrap(b"wrong", ObjectId(seq(0xe0))).is_err());
+}
+
+#[test]
+fn tampering_any_byte_of_an_envelope_is_detected() {
+    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
+    let f = fixture();
+    let chunk_a = ObjectId::from_hex(recorded["keys"]["chunk_a_id"].as_str().unwrap()).unwrap();
+    let key = f.keys.object_key(ObjectKind::Chunk, &chunk_a);
+    let good = unhex(&recorded["envelope_zstd"]);
+    for i in 0..good.len() {
+        let mut bad = good.clone();
+        bad[i] ^= 0x01;
+        assert!(
+            envelope::open(
+                &key,
+                &Aad::new(f.repo, ObjectKind::Chunk, chunk_a),
+                &bad,
+                1 << 20
+            )
+            .is_err(),
+            "flip at {i} undetected"
+        );
+    }
+    // The same bytes under another kind, id or repository fail too: objects cannot be swapped.
+    assert!(envelope::open(
+        &key,
+        &Aad::new(f.repo, ObjectKind::Snapshot, chunk_a),
+        &good,
+        1 << 20
+    )
+    .is_err());
+    assert!(envelope::open(
+        &key,
+        &Aad::new(RepoId([9; 16]), ObjectKind::Chunk, chunk_a),
+        &good,
+        1 << 20
+    )
+    .is_err());
+}

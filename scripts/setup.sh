@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the system packages silo's build and tests need, when missing (Debian/Ubuntu):
+# libclang (bindgen for RocksDB), a C++ compiler, and the database clients the pipeline tests drive.
+set -euo pipefail
+need=()
+have_libclang() { ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; }
+have_libclang || need+=(libclang-dev)
+command -v g++ >/dev/null || need+=(g++)
+command -v /usr/bin/time >/dev/null || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,206 @@
+//! The local-directory backend. Every write goes temp file → fsync → rename (or hard link, for
+//! create-if-absent) → fsync of the directory, so a crash leaves either the whole object or none of it
+//! (stray temp files under `tmp/` are never read). Blocking file I/O runs on tokio's blocking pool.
+
+use super::{Backend, BackendError, ObjectInfo};
+use async_trait::async_trait;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const TMP_DIR: &str = "tmp";
+
+#[derive(Clone)]
+pub struct LocalBackend {
+    root: Arc<PathBuf>,
+}
+
+impl LocalBackend {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalBackend {
+            root: Arc::new(root.into()),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    fn io(name: &str, source: io::Error) -> BackendError {
+        if source.kind() == io::ErrorKind::NotFound {
+            BackendError::NotFound {
+                name: name.to_string(),
+            }
+        } else {
+            BackendError::Io {
+                name: name.to_string(),
+                source,
+            }
+        }
+    }
+
+    /// Writes `data` to a fresh durable temp file and returns its path.
+    fn write_temp(root: &Path, data: &[u8]) -> io::Result<PathBuf> {
+        let dir = root.join(TMP_DIR);
+        fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!("{}.tmp", silo_format::ObjectId::random().short()));
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let written = f.write_all(data).and_then(|_| f.sync_all());
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(tmp)
+    }
+
+    fn final_path(root: &Path, name: &str) -> io::Result<PathBuf> {
+        let path = root.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        Ok(path)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        name: &str,
+        f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
+    ) -> Result<T, BackendError> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| BackendError::Io {
+                name: name.to_string(),
+                source: io::Error::other(e.to_string()),
+            })?
+    }
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(parent) => File::open(parent)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
+        let (root, owned) = (self.root.clone(), name.to_string());
+        Self::blocking(name, move || {
+            let run = || -> io::Result<()> {
+                let tmp = Self::write_temp(&root, &data)?;
+                let path = Self::final_path(&root, &owned)?;
+                if let Err(e) = fs::rename(&tmp, &path) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(e);
+                }
+                sync_dir(&path)
+            };
+            run().map_err(|e| Self::io(&owned, e))
+        })
+        .await
+    }
+
+    async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
+        let (root, owned) = (self.root.clone(), name.to_string());
+        Self::blocking(name, move || {
+            let run = || -> io::Result<bool> {
+                let tmp = Self::write_temp(&root, &data)?;
+                let path = Self::final_path(&root, &owned)?;
+                // link(2) fails with EEXIST instead of replacing: an atomic create-if-absent.
+                let linked = fs::hard_link(&tmp, &path);
+                let _ = fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => sync_dir(&path).map(|_| true),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) => Err(e),
+                }
+            };
+            run().map_err(|e| Self::io(&owned, e))
+        })
+        .await
+    }
+
+    async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
+        let (path, owned) = (self.path(name), name.to_string());
+        Self::blocking(name, move || {
+            fs::read(&path).map_err(|e| Self::io(&owned, e))
+        })
+        .await
+    }
+
+    async fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError> {
+        let (path, owned) = (self.path(name), name.to_string());
+        Self::blocking(name, move || {
+            let mut f = File::open(&path).map_err(|e| Self::io(&owned, e))?;
+            f.seek(SeekFrom::Start(offset))
+                .map_err(|e| Self::io(&owned, e))?;
+            let mut buf = vec![0u8; len as usize];
+            match f.read_exact(&mut buf) {
+                Ok(()) => Ok(buf),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    Err(BackendError::ShortRead {
+                        name: owned,
+                        offset,
+                        wanted: len,
+                    })
+                }
+                Err(e) => Err(Self::io(&owned, e)),
+            }
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        let (root, owned) = (self.root.clone(), prefix.to_string());
+        Self::blocking(prefix, move || {
+            let mut out = Vec::new();
+            let start = root.join(&owned);
+            walk(&root, &start, &mut out).map_err(|e| BackendError::Io {
+                name: owned.clone(),
+                source: e,
+            })?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), BackendError> {
+        let (path, owned) = (self.path(name), name.to_string());
+        Self::blocking(name, move || {
+            fs::remove_file(&path).map_err(|e| Self::io(&owned, e))?;
+            sync_dir(&path).map_err(|e| Self::io(&owned, e))
+        })
+        .await
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let path = entry.path();
+        if meta.is_dir() {
+            walk(root, &path, out)?;
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            out.push(ObjectInfo {
+                name: rel.to_string_lossy().replace('\\', "/"),
+                size: meta.len(),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! The local index cache: a RocksDB database per repository mapping chunk id → locations, plus which index
+//! segments it has absorbed and which packs gc marked deleted. It is only a cache: it is filled solely from
+//! durable index segments, may be deleted at any time, and is rebuilt from `index/` when missing, corrupt,
+//! or locked by another silo process (then a private temporary copy is built for this run).
+//!
+//! Keys: `c` chunk(32) pack(32) → offset u32 | stored_len u32 | raw_len u32 (LE);
+//!       `s` segment(32) → empty; `d` pack(32) → marked_at i64 (LE); `repo` → repository id.
+
+use crate::{Error, Result};
+use rocksdb::{Direction, IteratorMode, Options, ReadOptions, WriteBatch, DB};
+use silo_format::index::IndexSegment;
+use silo_format::{ObjectId, RepoId};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Where one copy of a chunk lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub pack: ObjectId,
+    pub offset: u32,
+    pub stored_len: u32,
+    pub raw_len: u32,
+}
+
+pub struct IndexCache {
+    db: DB,
+    path: PathBuf,
+    /// Set when the shared cache was locked and this run uses a private copy (removed on drop).
+    _private: Option<tempfile::TempDir>,
+}
+
+fn options() -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    // Bounded memory: small memtables; the cache is rebuilt from the repository anyway.
+    o.set_write_buffer_size(8 << 20);
+    o.set_max_write_buffer_number(2);
+    o.set_max_open_files(256);
+    o
+}
+
+impl IndexCache {
+    /// Opens (or creates) the cache at `path` for repository `repo`. A corrupt cache or one of another
+    /// repository is wiped and recreated; a cache locked by another process is replaced, for this run, by a
+    /// private one in a temporary directory.
+    pub fn open(path: &Path, repo: RepoId) -> Result<Self> {
+        std::fs::create_dir_all(path).map_err(|e| Error::Cache {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        match DB::open(&options(), path) {
+            Ok(db) => Self::adopt(db, path.to_path_buf(), repo, None),
+            Err(e) if e.to_string().contains("lock") => {
+                tracing::info!(
+                    "index cache {} is in use by another silo process; using a private copy",
+                    path.display()
+                );
+                let dir = tempfile::Builder::new()
+                    .prefix("silo-cache-")
+                    .tempdir()
+                    .map_err(|e| Error::Cache {
+                        path: "temporary directory".into(),
+                        reason: e.to_string(),
+                    })?;
+                let db = DB::open(&options(), dir.path()).map_err(|e| Error::Cache {
+                    path: dir.path().display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                let p = dir.path().to_path_buf();
+                Self::adopt(db, p, repo, Some(dir))
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "index cache {} is unreadable ({e}); rebuilding it",
+                    path.display()
+                );
+                let _ = DB::destroy(&options(), path);
+                let _ = std::fs::remove_dir_all(path);
+                let db = DB::open(&options(), path).map_err(|e| Error::Cache {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                Self::adopt(db, path.to_path_buf(), repo, None)
+            }
+        }
+    }
+
+    fn adopt(
+        db: DB,
+        path: PathBuf,
+        repo: RepoId,
+        private: Option<tempfile::TempDir>,
+    ) -> Result<Self> {
+        let cache = IndexCache {
+            db,
+            path,
+            _private: private,
+        };
+        match cache.db.get(b"repo").map_err(|e| cache.err(e))? {
+            Some(v) if v == repo.0 => {}
+            Some(_) => {
+                tracing::warn!(
+                    "index cache {} belongs to another repository; clearing it",
+                    cache.path.display()
+                );
+                cache.clear()?;
+                cache.db.put(b"repo", repo.0).map_err(|e| cache.err(e))?;
+            }
+            None => cache.db.put(b"repo", repo.0).map_err(|e| cache.err(e))?,
+        }
+        Ok(cache)
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::Cache {
+            path: self.path.display().to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn keys_with_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>)>> + '_ {
+        let mut upper = prefix.to_vec();
+        // Every prefix used here ends in a byte < 0xff or is followed by one, so incrementing the last byte
+        // gives the exclusive upper bound.
+        if let Some(last) = upper.last_mut() {
+            *last = last.wrapping_add(1);
+        }
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(upper);
+        let owned = prefix.to_vec();
+        self.db
+            .iterator_opt(IteratorMode::From(prefix, Direction::Forward), ro)
+            .take_while(move |r| {
+                r.as_ref()
+                    .map(|(k, _)| k.starts_with(&owned))
+                    .unwrap_or(true)
+            })
+            .map(|r| {
+                r.map_err(|e| Error::Cache {
+                    path: String::new(),
+                    reason: e.to_string(),
+                })
+            })
+    }
+
+    /// Every known location of `chunk`.
+    pub fn locations(&self, chunk: &ObjectId) -> Result<Vec<Location>> {
+        let mut prefix = Vec::with_capacity(33);
+        prefix.push(b'c');
+        prefix.extend_from_slice(&chunk.0);
+        let mut out = Vec::new();
+        for item in self.keys_with_prefix(&prefix) {
+            let (k, v) = item?;
+            if k.len() != 65 || v.len() != 12 {
+                return Err(self.err("malformed chunk entry"));
+            }
+            let mut pack = [0u8; 32];
+            pack.copy_from_slice(&k[33..65]);
+            let u = |i: usize| u32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
+            out.push(Location {
+                pack: ObjectId(pack),
+                offset: u(0),
+                stored_len: u(4),
+                raw_len: u(8),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A location of `chunk` in a pack gc has not marked deleted: what a writer may deduplicate against.
+    pub fn live_location(&self, chunk: &ObjectId) -> Result<Option<Location>> {
+        for loc in self.locations(chunk)? {
+            if !self.is_marked_deleted(&loc.pack)? {
+                return Ok(Some(loc));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Any location, preferring live packs: what a reader uses.
+    pub fn any_location(&self, chunk: &ObjectId) -> Result<Option<Location>> {
+        let all = self.locations(chunk)?;
+        for loc in &all {
+            if !self.is_marked_deleted(&loc.pack)? {
+                return Ok(Some(*loc));
+            }
+        }
+        Ok(all.first().copied())
+    }
+
+    pub fn is_marked_deleted(&self, pack: &ObjectId) -> Result<bool> {
+        let mut k = [0u8; 33];
+        k[0] = b'd';
+        k[1..].copy_from_slice(&pack.0);
+        Ok(self.db.get_pinned(k).map_err(|e| self.err(e))?.is_some())
+    }
+
+    pub fn absorbed_segments(&self) -> Result<HashSet<ObjectId>> {
+        let mut out = HashSet::new();
+        for item in self.keys_with_prefix(b"s") {
+            let (k, _) = item?;
+            let id: [u8; 32] = k[1..]
+                .try_into()
+                .map_err(|_| self.err("malformed segment entry"))?;
+            out.insert(ObjectId(id));
+        }
+        Ok(out)
+    }
+
+    /// Records every entry of one durable index segment, atomically with the mark that it was absorbed.
+    pub fn absorb(&self, segment_id: &ObjectId, segment: &IndexSegment) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for p in &segment.packs {
+            for e in &p.entries {
+                let mut k = [0u8; 65];
+                k[0] = b'c';
+                k[1..33].copy_from_slice(&e.chunk.0);
+                k[33..].copy_from_slice(&p.pack.0);
+                let mut v = [0u8; 12];
+                v[..4].copy_from_slice(&e.offset.to_le_bytes());
+                v[4..8].copy_from_slice(&e.stored_len.to_le_bytes());
+                v[8..].copy_from_slice(&e.raw_len.to_le_bytes());
+                batch.put(k, v);
+            }
+        }
+        for d in &segment.deleted {
+            let mut k = [0u8; 33];
+            k[0] = b'd';
+            k[1..].copy_from_slice(&d.pack.0);
+            batch.put(k, d.marked_at.to_le_bytes());
+        }
+        let mut s = [0u8; 33];
+        s[0] = b's';
+        s[1..].copy_from_slice(&segment_id.0);
+        batch.put(s, []);
+        self.db.write(batch).map_err(|e| self.err(e))
+    }
+
+    /// Forgets everything but the repository id.
+    pub fn clear(&self) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for prefix in [b"c", b"d", b"s"] {
+            let upper = [prefix[0] + 1];
+            batch.delete_range(prefix, &upper);
+        }
+        self.db.write(batch).map_err(|e| self.err(e))
+    }
+
+    /// Calls `f` for every (chunk, location) entry, in chunk-id order.
+    pub fn for_each_location(&self, mut f: impl FnMut(&ObjectId, &Location)) -> Result<()> {
+        for item in self.keys_with_prefix(b"c") {
+            let (k, v) = item?;
+            if k.len() != 65 || v.len() != 12 {
+                return Err(self.err("malformed chunk entry"));
+            }
+            let chunk = ObjectId(k[1..33].try_into().map_err(|_| self.err("malformed key"))?);
+            let pack = ObjectId(
+                k[33..65]
+                    .try_into()
+                    .map_err(|_| self.err("malformed key"))?,
+            );
+            let u = |i: usize| u32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
+            f(
+                &chunk,
+                &Location {
+                    pack,
+                    offset: u(0),
+                    stored_len: u(4),
+                    raw_len: u(8),
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The default cache directory of a repository: `$SILO_CACHE_DIR`, else `$XDG_CACHE_HOME/silo`, else
+/// `~/.cache/silo`, with the repository id appended.
+pub fn default_dir(repo: RepoId) -> PathBuf {
+    let base = std::env::var_os("SILO_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("silo")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/silo")))
+        .unwrap_or_else(|| std::env::temp_dir().join("silo-cache"));
+    base.join(repo.to_hex())
+}

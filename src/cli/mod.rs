@@ -1,0 +1,367 @@
+//! The command line: parses, calls the library, prints. Human output on stdout only when it is the answer
+//! (or the data, for restore); `--json` gives every listing and report as one JSON document.
+
+mod output;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use silo::backend::local::LocalBackend;
+use silo::backend::Backend;
+use silo::format::chunker::ChunkerParams;
+use silo::format::keyfile::KdfParams;
+use silo::repo::snapshots::{validate_name, SnapshotSpec};
+use silo::repo::write::{CreateOptions, Source, StreamSpec};
+use silo::repo::{hostname, InitOptions, Repository};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::runtime::Runtime;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "silo",
+    version,
+    about = "Deduplicating, encrypted backups of database dumps and other streams"
+)]
+pub struct Cli {
+    /// Repository location: a local directory.
+    #[arg(long, global = true, env = "SILO_REPO")]
+    repo: Option<PathBuf>,
+    /// Read the password from this file (first line).
+    #[arg(long, global = true, env = "SILO_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+    /// Index cache directory (default: $SILO_CACHE_DIR, $XDG_CACHE_HOME/silo or ~/.cache/silo).
+    #[arg(long, global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Print listings and reports as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new repository.
+    Init(InitArgs),
+    /// Create, list, show and restore snapshots.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Logical and stored sizes, dedup and compression.
+    Stats,
+}
+
+#[derive(Args, Debug)]
+struct InitArgs {
+    /// argon2id memory in KiB.
+    #[arg(long, default_value_t = KdfParams::DEFAULT.memory_kib)]
+    kdf_memory: u32,
+    /// argon2id passes.
+    #[arg(long, default_value_t = KdfParams::DEFAULT.iterations)]
+    kdf_iterations: u32,
+    /// Minimum chunk size in bytes.
+    #[arg(long, default_value_t = ChunkerParams::DEFAULT.min_size)]
+    chunk_min: u32,
+    /// Average chunk size in bytes.
+    #[arg(long, default_value_t = ChunkerParams::DEFAULT.avg_size)]
+    chunk_avg: u32,
+    /// Maximum chunk size in bytes.
+    #[arg(long, default_value_t = ChunkerParams::DEFAULT.max_size)]
+    chunk_max: u32,
+    /// Pack size a writer aims for, in bytes.
+    #[arg(long, default_value_t = 8 << 20)]
+    pack_size: u32,
+    /// zstd level for chunks (1-22).
+    #[arg(long, default_value_t = 3)]
+    compression: i32,
+}
+
+#[derive(Subcommand, Debug)]
+enum SnapshotCommand {
+    /// Store standard input (or the output of the command after `--`) as a new snapshot.
+    Create(CreateArgs),
+    /// List snapshots, oldest first.
+    List {
+        /// Only snapshots of this name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Show one snapshot: times, command, streams, sizes, hashes.
+    Show { snapshot: String },
+    /// Write a snapshot's stream to stdout (or --output), verifying every byte.
+    Restore {
+        /// ID, ID prefix, NAME:latest or NAME:latest~N, optionally followed by :STREAM.
+        snapshot: String,
+        /// Write to this file instead of stdout (created atomically: complete or not at all).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct CreateArgs {
+    /// Snapshot name, e.g. the database name.
+    #[arg(long)]
+    name: String,
+    /// Tag (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Host recorded in the snapshot (default: this machine's hostname).
+    #[arg(long)]
+    host: Option<String>,
+    /// Command whose standard output is stored; the snapshot is committed only if it exits 0.
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+/// Documented exit codes (README "Exit codes").
+pub mod exit {
+    pub const FAILURE: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const UNREACHABLE: u8 = 3;
+    pub const AUTH: u8 = 4;
+    pub const DAMAGED: u8 = 5;
+    pub const COMMAND_FAILED: u8 = 7;
+}
+
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    use silo::Error as E;
+    match err.downcast_ref::<silo::Error>() {
+        Some(E::NotARepository { .. } | E::UnsupportedFormat { .. } | E::Backend(_)) => {
+            exit::UNREACHABLE
+        }
+        Some(E::WrongPassword | E::NoPassword) => exit::AUTH,
+        Some(E::Damaged { .. } | E::Inconsistent { .. }) => exit::DAMAGED,
+        Some(E::CommandFailed { .. }) => exit::COMMAND_FAILED,
+        Some(E::Input { .. } | E::SnapshotNotFound { .. } | E::AmbiguousSnapshot { .. }) => {
+            exit::USAGE
+        }
+        _ => exit::FAILURE,
+    }
+}
+
+struct Context_ {
+    cli: Cli,
+    rt: Runtime,
+}
+
+impl Context_ {
+    fn backend(&self) -> Result<Arc<dyn Backend>> {
+        let repo = self
+            .cli
+            .repo
+            .clone()
+            .context("no repository given: pass --repo DIR or set SILO_REPO")?;
+        Ok(Arc::new(LocalBackend::new(repo)))
+    }
+
+    fn password(&self, confirm: bool) -> Result<Vec<u8>> {
+        if let Some(file) = &self.cli.password_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading password file {}", file.display()))?;
+            return Ok(text.lines().next().unwrap_or_default().as_bytes().to_vec());
+        }
+        if let Ok(p) = std::env::var("SILO_PASSWORD") {
+            return Ok(p.into_bytes());
+        }
+        if std::io::stderr().is_terminal() {
+            let p = rpassword::prompt_password("repository password: ")
+                .context("reading password from the terminal")?;
+            if confirm
+                && rpassword::prompt_password("repeat password: ").context("reading password")? != p
+            {
+                anyhow::bail!("passwords do not match");
+            }
+            return Ok(p.into_bytes());
+        }
+        Err(silo::Error::NoPassword.into())
+    }
+
+    fn open(&self) -> Result<Repository> {
+        let backend = self.backend()?;
+        let password = self.password(false)?;
+        Ok(self.rt.block_on(Repository::open(
+            backend,
+            &password,
+            self.cli.cache_dir.clone(),
+        ))?)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let ctx = Context_ { cli, rt };
+    match &ctx.cli.command {
+        Command::Init(a) => init(&ctx, a),
+        Command::Snapshot(SnapshotCommand::Create(a)) => create(&ctx, a),
+        Command::Snapshot(SnapshotCommand::List { name }) => {
+            let repo = ctx.open()?;
+            let mut snaps = ctx.rt.block_on(repo.list_snapshots())?;
+            if let Some(n) = name {
+                snaps.retain(|s| &s.manifest.name == n);
+            }
+            output::snapshot_list(&snaps, ctx.cli.json)
+        }
+        Command::Snapshot(SnapshotCommand::Show { snapshot }) => {
+            let repo = ctx.open()?;
+            let spec = SnapshotSpec::parse(snapshot)?;
+            let snap = ctx.rt.block_on(repo.resolve(&spec))?;
+            output::snapshot_show(&snap, ctx.cli.json)
+        }
+        Command::Snapshot(SnapshotCommand::Restore { snapshot, output }) => {
+            restore(&ctx, snapshot, output.as_deref())
+        }
+        Command::Stats => {
+            let repo = ctx.open()?;
+            let stats = ctx.rt.block_on(silo::repo::stats::collect(&repo))?;
+            output::stats(&stats, ctx.cli.json)
+        }
+    }
+}
+
+fn init(ctx: &Context_, a: &InitArgs) -> Result<()> {
+    let backend = ctx.backend()?;
+    let password = ctx.password(true)?;
+    if password.is_empty() {
+        anyhow::bail!("refusing an empty password");
+    }
+    let options = InitOptions {
+        kdf: KdfParams {
+            memory_kib: a.kdf_memory,
+            iterations: a.kdf_iterations,
+            parallelism: 1,
+        },
+        chunker: ChunkerParams {
+            min_size: a.chunk_min,
+            avg_size: a.chunk_avg,
+            max_size: a.chunk_max,
+        },
+        pack_target_size: a.pack_size,
+        compression_level: a.compression,
+    };
+    let id = ctx
+        .rt
+        .block_on(Repository::init(backend.clone(), &password, &options))?;
+    output::init(&backend.location(), &id.to_hex(), ctx.cli.json)
+}
+
+fn create(ctx: &Context_, a: &CreateArgs) -> Result<()> {
+    validate_name("snapshot name", &a.name)?;
+    for t in &a.tags {
+        validate_name("tag", t)?;
+    }
+    let source = if a.command.is_empty() {
+        if std::io::stdin().is_terminal() {
+            anyhow::bail!("standard input is a terminal: pipe a dump into silo, or give the command after `--`");
+        }
+        Source::Stdin
+    } else {
+        Source::Command(a.command.clone())
+    };
+    let repo = ctx.open()?;
+    let options = CreateOptions {
+        name: a.name.clone(),
+        host: a.host.clone().unwrap_or_else(hostname),
+        tags: a.tags.clone(),
+        streams: vec![StreamSpec {
+            name: "data".into(),
+            source,
+        }],
+    };
+    let report = repo.create_snapshot(ctx.rt.handle(), &options)?;
+    output::create(&report, ctx.cli.json)
+}
+
+fn restore(ctx: &Context_, snapshot: &str, output: Option<&std::path::Path>) -> Result<()> {
+    let repo = ctx.open()?;
+    let spec = SnapshotSpec::parse(snapshot)?;
+    let snap = ctx.rt.block_on(repo.resolve(&spec))?;
+    let stream = match &spec.stream {
+        Some(name) => snap
+            .manifest
+            .streams
+            .iter()
+            .find(|s| &s.name == name)
+            .ok_or_else(|| silo::Error::Input {
+                what: format!("snapshot {}", snap.id.short()),
+                message: format!(
+                    "has no stream {name:?} (streams: {})",
+                    snap.manifest
+                        .streams
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?,
+        None if snap.manifest.streams.len() == 1 => &snap.manifest.streams[0],
+        None => anyhow::bail!(
+            "snapshot {} has several streams ({}); pick one with SNAP:STREAM",
+            snap.id.short(),
+            snap.manifest
+                .streams
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let report = match output {
+        None => {
+            let stdout = std::io::stdout();
+            {
+                use std::os::fd::AsRawFd;
+                // SAFETY: fcntl on our stdout; F_SETPIPE_SZ fails harmlessly when it is not a pipe.
+                unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+            }
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            repo.restore_stream(ctx.rt.handle(), &snap, stream, &mut out)?
+        }
+        Some(path) => restore_to_file(ctx, &repo, &snap, stream, path)?,
+    };
+    tracing::info!(
+        "restored {} bytes in {} chunks with {} reads in {:?}",
+        report.bytes,
+        report.chunks,
+        report.requests,
+        report.duration
+    );
+    Ok(())
+}
+
+/// Restores into `path.partial`, fsyncs, then renames: the file is complete or absent.
+fn restore_to_file(
+    ctx: &Context_,
+    repo: &Repository,
+    snap: &silo::repo::snapshots::Snapshot,
+    stream: &silo::format::manifest::StreamManifest,
+    path: &std::path::Path,
+) -> Result<silo::repo::read::RestoreReport> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let file = std::fs::File::create(&partial)
+        .with_context(|| format!("creating {}", partial.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let result = repo.restore_stream(ctx.rt.handle(), snap, stream, &mut out);
+    let finished = result.map_err(anyhow::Error::from).and_then(|r| {
+        let file = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context("writing restored data")?;
+        file.sync_all().context("syncing restored file")?;
+        std::fs::rename(&partial, path)
+            .with_context(|| format!("renaming {} to {}", partial.display(), path.display()))?;
+        Ok(r)
+    });
+    if finished.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    finished
+}

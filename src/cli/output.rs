@@ -1,0 +1,174 @@
+//! Rendering answers: a table or lines for people, one JSON document with `--json`.
+
+use anyhow::Result;
+use serde_json::json;
+use silo::repo::snapshots::Snapshot;
+use silo::repo::stats::RepoStats;
+use silo::repo::write::CreateReport;
+use silo::time::format_micros;
+
+fn print_json(v: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+pub fn init(location: &str, id: &str, json: bool) -> Result<()> {
+    if json {
+        return print_json(&json!({ "location": location, "repository_id": id }));
+    }
+    println!("created repository {id} at {location}");
+    Ok(())
+}
+
+pub fn create(r: &CreateReport, json: bool) -> Result<()> {
+    if json {
+        return print_json(&json!({
+            "id": r.id.to_hex(),
+            "short_id": r.id.short(),
+            "bytes": r.bytes,
+            "new_bytes_stored": r.new_bytes_stored,
+            "chunks": r.chunks,
+            "new_chunks": r.new_chunks,
+            "packs": r.packs,
+            "duration_seconds": r.duration.as_secs_f64(),
+            "streams": r.streams.iter().map(|(n, s)| json!({"name": n, "bytes": s})).collect::<Vec<_>>(),
+        }));
+    }
+    eprintln!(
+        "snapshot {}: {} read, {} new chunks of {}, {} stored, {:.2} s",
+        r.id.short(),
+        human_bytes(r.bytes),
+        r.new_chunks,
+        r.chunks,
+        human_bytes(r.new_bytes_stored),
+        r.duration.as_secs_f64()
+    );
+    println!("{}", r.id.to_hex());
+    Ok(())
+}
+
+fn snapshot_json(s: &Snapshot) -> serde_json::Value {
+    let m = &s.manifest;
+    json!({
+        "id": s.id.to_hex(),
+        "short_id": s.id.short(),
+        "name": m.name,
+        "host": m.host,
+        "tags": m.tags,
+        "started": format_micros(m.started),
+        "finished": format_micros(m.finished),
+        "bytes": m.total_size(),
+        "silo_version": m.silo_version,
+        "streams": m.streams.iter().map(|st| json!({
+            "name": st.name,
+            "bytes": st.size,
+            "chunks": st.chunks.len(),
+            "blake3": hex::encode(st.blake3),
+            "command": st.command,
+            "exit_status": st.exit_status,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn snapshot_list(snaps: &[Snapshot], json: bool) -> Result<()> {
+    if json {
+        return print_json(&serde_json::Value::Array(
+            snaps.iter().map(snapshot_json).collect(),
+        ));
+    }
+    println!(
+        "{:<8}  {:<20}  {:<24}  {:<16}  {:>10}  tags",
+        "id", "time", "name", "host", "size"
+    );
+    for s in snaps {
+        let m = &s.manifest;
+        println!(
+            "{:<8}  {:<20}  {:<24}  {:<16}  {:>10}  {}",
+            s.id.short(),
+            format_micros(m.finished),
+            m.name,
+            m.host,
+            human_bytes(m.total_size()),
+            m.tags.join(",")
+        );
+    }
+    println!("{} snapshots", snaps.len());
+    Ok(())
+}
+
+pub fn snapshot_show(s: &Snapshot, json: bool) -> Result<()> {
+    if json {
+        return print_json(&snapshot_json(s));
+    }
+    let m = &s.manifest;
+    println!("snapshot {}", s.id.to_hex());
+    println!("  name      {}", m.name);
+    println!("  host      {}", m.host);
+    println!("  tags      {}", m.tags.join(", "));
+    println!("  started   {}", format_micros(m.started));
+    println!("  finished  {}", format_micros(m.finished));
+    println!(
+        "  size      {} ({} bytes)",
+        human_bytes(m.total_size()),
+        m.total_size()
+    );
+    for st in &m.streams {
+        println!("  stream {}", st.name);
+        println!("    bytes    {}", st.size);
+        println!("    chunks   {}", st.chunks.len());
+        println!("    blake3   {}", hex::encode(st.blake3));
+        match &st.command {
+            Some(c) => println!(
+                "    command  {} (exit status {})",
+                c.join(" "),
+                st.exit_status.map_or("?".into(), |c| c.to_string())
+            ),
+            None => println!("    command  (standard input)"),
+        }
+    }
+    Ok(())
+}
+
+pub fn stats(s: &RepoStats, json: bool) -> Result<()> {
+    if json {
+        return print_json(&serde_json::to_value(s)?);
+    }
+    println!("snapshots          {}", s.snapshots);
+    println!(
+        "logical bytes      {} ({})",
+        human_bytes(s.logical_bytes),
+        s.logical_bytes
+    );
+    println!(
+        "unique bytes       {} ({})",
+        human_bytes(s.unique_bytes),
+        s.unique_bytes
+    );
+    println!(
+        "stored bytes       {} ({})",
+        human_bytes(s.stored_bytes),
+        s.stored_bytes
+    );
+    println!("dedup ratio        {:.2}x", s.dedup_ratio);
+    println!("compression ratio  {:.2}x", s.compression_ratio);
+    println!("total ratio        {:.2}x", s.total_ratio);
+    println!("chunks             {}", s.chunks);
+    println!("packs              {}", s.packs);
+    println!("index segments     {}", s.index_segments);
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! silo: a content-addressed, deduplicating, encrypted backup repository for streams (database dumps first).
+//! Layers, top to bottom: `cli` → `repo` → `cache` / `backend` → `silo_format` (pure codecs and crypto).
+
+pub mod backend;
+pub mod cache;
+pub mod error;
+pub mod repo;
+pub mod time;
+
+pub use error::{Error, Result};
+pub use silo_format as format;

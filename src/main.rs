@@ -1,0 +1,45 @@
+//! The `silo` binary: logging setup, argument parsing, and the mapping of errors to one stderr line and a
+//! documented exit code.
+
+mod cli;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let parsed = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { cli::exit::USAGE } else { 0 });
+        }
+    };
+    let default = match std::env::args()
+        .filter(|a| a.starts_with("-v"))
+        .map(|a| a.len() - 1)
+        .sum::<usize>()
+    {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SILO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    match cli::run(parsed) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                msg.push_str(": ");
+                msg.push_str(&cause.to_string());
+            }
+            eprintln!("silo: error: {msg}");
+            ExitCode::from(cli::exit_code(&e))
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! `snapshot create`: streams → FastCDC → workers (id, dedup, zstd, AES-GCM) → pack collector → bounded
+//! parallel uploads → index segments → snapshot manifest.
+//!
+//! Invariants upheld here:
+//! - Write order: a pack is durable before an index segment names it; every segment is durable before the
+//!   manifest. A crash at any point leaves only unreferenced objects.
+//! - All-or-nothing: the manifest is written only after every stream reached EOF, every command exited 0 and
+//!   every pack and segment is durable.
+//! - The cache only learns chunks from durable segments; until then, chunks of this session are deduplicated
+//!   through `claims`, which is emptied as segments are flushed, so memory does not grow with the stream.
+//! - Memory is bounded by channel capacities × chunk size plus (uploads in flight + 2) × pack size.
+
+use super::Repository;
+use crate::backend::{names, Backend};
+use crate::cache::IndexCache;
+use crate::{Error, Result};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use silo_format::envelope::random_nonce;
+use silo_format::index::{IndexPack, IndexSegment};
+use silo_format::manifest::{SnapshotManifest, StreamManifest, MANIFEST_VERSION};
+use silo_format::pack::{self, PackEntry, PackWriter};
+use silo_format::{Keys, ObjectId, RepoId};
+use std::collections::{HashSet, VecDeque};
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
+
+/// Chunks per index segment before it is flushed mid-session.
+const SEGMENT_FLUSH_CHUNKS: usize = 16_384;
+/// Pack uploads in flight at once.
+const UPLOADS_IN_FLIGHT: usize = 2;
+
+#[derive(Clone, Debug)]
+pub enum Source {
+    Stdin,
+    /// argv of a command whose standard output is the stream.
+    Command(Vec<String>),
+}
+
+#[derive(Clone, Debug)]
+pub struct StreamSpec {
+    pub name: String,
+    pub source: Source,
+}
+
+#[derive(Clone, Debug)]
+pub struct CreateOptions {
+    pub name: String,
+    pub host: String,
+    pub tags: Vec<String>,
+    pub streams: Vec<StreamSpec>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CreateReport {
+    pub id: ObjectId,
+    pub bytes: u64,
+    pub chunks: u64,
+    pub new_chunks: u64,
+    /// Bytes of new chunk envelopes written to packs (after compression and encryption).
+    pub new_bytes_stored: u64,
+    pub packs: u64,
+    pub duration: Duration,
+    pub streams: Vec<(String, u64)>,
+}
+
+struct Job {
+    stream: usize,
+    seq: usize,
+    data: Vec<u8>,
+}
+
+struct Done {
+    stream: usize,
+    seq: usize,
+    id: ObjectId,
+    raw_len: u32,
+    sealed: Option<Vec<u8>>,
+}
+
+struct FinishedPack {
+    id: ObjectId,
+    bytes: Vec<u8>,
+    entries: Vec<PackEntry>,
+}
+
+struct StreamResult {
+    size: u64,
+    blake3: [u8; 32],
+    exit_status: Option<i32>,
+}
+
+#[derive(Default)]
+struct Collected {
+    ids: Vec<Vec<ObjectId>>,
+    new_chunks: u64,
+    new_bytes: u64,
+    error: Option<Error>,
+}
+
+/// Chunk ids this session stores whose index segment is not durable yet.
+type Claims = Arc<Mutex<HashSet<ObjectId>>>;
+
+fn lock(claims: &Claims) -> std::sync::MutexGuard<'_, HashSet<ObjectId>> {
+    claims
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Repository {
+    /// Runs the whole create pipeline. Call from a thread outside the runtime `rt` belongs to.
+    pub fn create_snapshot(&self, rt: &Handle, options: &CreateOptions) -> Result<CreateReport> {
+        let started = crate::time::now_micros();
+        let clock = Instant::now();
+        rt.block_on(self.sync_cache())?;
+        let cache = self.cache()?;
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(1);
+        let claims: Claims = Arc::default();
+        let abort = Arc::new(AtomicBool::new(false));
+        let (job_tx, job_rx) = bounded::<Job>(workers * 2);
+        let (done_tx, done_rx) = bounded::<Result<Done>>(workers * 2);
+        let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(1);
+        let uploader = rt.spawn(upload_loop(
+            self.backend.clone(),
+            self.keys.clone(),
+            self.repo_id,
+            cache.clone(),
+            claims.clone(),
+            pack_rx,
+        ));
+        let level = self.config.compression_level;
+        let target = self.config.pack_target_size as usize;
+        let params = self.config.chunker;
+        let seed = self.keys.chunker_seed();
+        let nstreams = options.streams.len();
+
+        let (stream_results, collected) = std::thread::scope(|s| {
+            for _ in 0..workers {
+                let (jobs, done) = (job_rx.clone(), done_tx.clone());
+                let (keys, cache, claims) = (self.keys.clone(), cache.clone(), claims.clone());
+                let repo = self.repo_id;
+                s.spawn(move || worker(jobs, done, &keys, repo, &cache, &claims, level));
+            }
+            drop((job_rx, done_tx));
+            let collector = {
+                let (keys, repo, abort) = (self.keys.clone(), self.repo_id, abort.clone());
+                s.spawn(move || collect(done_rx, pack_tx, &keys, repo, target, nstreams, &abort))
+            };
+            let producers: Vec<_> = options
+                .streams
+                .iter()
+                .enumerate()
+                .map(|(i, spec)| {
+                    let (jobs, abort) = (job_tx.clone(), abort.clone());
+                    s.spawn(move || {
+                        let r = produce(i, spec, &jobs, &params, seed, &abort);
+                        if r.is_err() {
+                            abort.store(true, Ordering::SeqCst);
+                        }
+                        r
+                    })
+                })
+                .collect();
+            drop(job_tx);
+            let results: Vec<Result<StreamResult>> = producers
+                .into_iter()
+                .map(|p| {
+                    p.join().unwrap_or_else(|_| {
+                        Err(Error::Invalid("a stream reader thread panicked".into()))
+                    })
+                })
+                .collect();
+            let collected = collector.join().unwrap_or_else(|_| Collected {
+                error: Some(Error::Invalid("the pack collector panicked".into())),
+                ..Default::default()
+            });
+            (results, collected)
+        });
+        let uploaded = rt
+            .block_on(uploader)
+            .map_err(|e| Error::Invalid(format!("upload task failed: {e}")));
+
+        // The most specific error wins: a failed command explains everything after it.
+        let mut streams_done = Vec::with_capacity(nstreams);
+        let mut first_error = None;
+        for r in stream_results {
+            match r {
+                Ok(sr) => streams_done.push(sr),
+                Err(Error::Aborted) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error.or(collected.error) {
+            return Err(e);
+        }
+        let packs = uploaded??;
+
+        let mut streams = Vec::with_capacity(nstreams);
+        let mut chunks = 0u64;
+        for ((spec, result), ids) in options.streams.iter().zip(streams_done).zip(collected.ids) {
+            chunks += ids.len() as u64;
+            streams.push(StreamManifest {
+                name: spec.name.clone(),
+                command: match &spec.source {
+                    Source::Stdin => None,
+                    Source::Command(argv) => Some(argv.clone()),
+                },
+                exit_status: result.exit_status,
+                size: result.size,
+                blake3: result.blake3,
+                chunks: ids,
+            });
+        }
+        let manifest = SnapshotManifest {
+            version: MANIFEST_VERSION,
+            name: options.name.clone(),
+            host: options.host.clone(),
+            tags: options.tags.clone(),
+            started,
+            finished: crate::time::now_micros(),
+            silo_version: env!("CARGO_PKG_VERSION").to_string(),
+            streams,
+        };
+        let id = ObjectId::random();
+        let sealed = manifest.seal(&self.keys, self.repo_id, id, random_nonce());
+        rt.block_on(self.backend.put(&names::snapshot(&id), sealed))?;
+        Ok(CreateReport {
+            id,
+            bytes: manifest.total_size(),
+            chunks,
+            new_chunks: collected.new_chunks,
+            new_bytes_stored: collected.new_bytes,
+            packs,
+            duration: clock.elapsed(),
+            streams: manifest
+                .streams
+                .iter()
+                .map(|s| (s.name.clone(), s.size))
+                .collect(),
+        })
+    }
+}
+
+fn worker(
+    jobs: Receiver<Job>,
+    done: Sender<Result<Done>>,
+    keys: &Keys,
+    repo: RepoId,
+    cache: &IndexCache,
+    claims: &Claims,
+    level: i32,
+) {
+    for job in jobs {
+        let id = keys.chunk_id(&job.data);
+        let known = match cache.live_location(&id) {
+            Ok(found) => found.is_some() || !lock(claims).insert(id),
+            Err(e) => {
+                let _ = done.send(Err(e));
+                continue;
+            }
+        };
+        let sealed = (!known)
+            .then(|| pack::seal_chunk(keys, repo, id, &job.data, Some(level), random_nonce()));
+        let msg = Done {
+            stream: job.stream,
+            seq: job.seq,
+            id,
+            raw_len: job.data.len() as u32,
+            sealed,
+        };
+        if done.send(Ok(msg)).is_err() {
+            return;
+        }
+    }
+}
+
+fn collect(
+    done: Receiver<Result<Done>>,
+    packs: tokio::sync::mpsc::Sender<FinishedPack>,
+    keys: &Keys,
+    repo: RepoId,
+    target: usize,
+    nstreams: usize,
+    abort: &AtomicBool,
+) -> Collected {
+    let mut out = Collected {
+        ids: vec![Vec::new(); nstreams],
+        ..Default::default()
+    };
+    let capacity = target + (1 << 20) + 4096;
+    let mut writer = PackWriter::with_capacity(capacity);
+    let ship = |writer: PackWriter, out: &mut Collected| {
+        let id = ObjectId::random();
+        let (bytes, entries) = writer.finish(keys, repo, id, random_nonce());
+        if packs
+            .blocking_send(FinishedPack { id, bytes, entries })
+            .is_err()
+            && out.error.is_none()
+        {
+            out.error = Some(Error::Invalid("the uploader stopped early".into()));
+            abort.store(true, Ordering::SeqCst);
+        }
+    };
+    for msg in done {
+        let d = match msg {
+            Ok(d) => d,
+            Err(e) => {
+                out.error.get_or_insert(e);
+                abort.store(true, Ordering::SeqCst);
+                continue;
+            }
+        };
+        let ids = &mut out.ids[d.stream];
+        if ids.len() <= d.seq {
+            ids.resize(d.seq + 1, ObjectId::ZERO);
+        }
+        ids[d.seq] = d.id;
+        if let Some(sealed) = d.sealed {
+            out.new_chunks += 1;
+            out.new_bytes += sealed.len() as u64;
+            writer.push(d.id, &sealed, d.raw_len);
+            if writer.len() >= target {
+                let full = std::mem::replace(&mut writer, PackWriter::with_capacity(capacity));
+                ship(full, &mut out);
+            }
+        }
+    }
+    if !writer.is_empty() {
+        ship(writer, &mut out);
+    }
+    out
+}
+
+/// Uploads packs with bounded concurrency; as packs become durable, records them in index segments,
+/// flushing a segment every `SEGMENT_FLUSH_CHUNKS` chunks and at the end. Returns the number of packs.
+async fn upload_loop(
+    backend: Arc<dyn Backend>,
+    keys: Arc<Keys>,
+    repo: RepoId,
+    cache: Arc<IndexCache>,
+    claims: Claims,
+    mut rx: tokio::sync::mpsc::Receiver<FinishedPack>,
+) -> Result<u64> {
+    let mut inflight = tokio::task::JoinSet::new();
+    let mut segment = IndexSegment::new();
+    let mut pending_chunks = 0usize;
+    let mut first_error: Option<Error> = None;
+    let mut packs = 0u64;
+    let mut finish_one = |r: std::result::Result<Result<IndexPack>, tokio::task::JoinError>,
+                          segment: &mut IndexSegment,
+                          pending: &mut usize,
+                          first_error: &mut Option<Error>| {
+        match r {
+            Ok(Ok(p)) => {
+                *pending += p.entries.len();
+                packs += 1;
+                segment.packs.push(p);
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(Error::Invalid(format!("upload task failed: {e}")));
+            }
+        }
+    };
+    while let Some(p) = rx.recv().await {
+        if first_error.is_some() {
+            continue; // keep draining so the collector never blocks; the snapshot will not be committed
+        }
+        while inflight.len() >= UPLOADS_IN_FLIGHT {
+            if let Some(r) = inflight.join_next().await {
+                finish_one(r, &mut segment, &mut pending_chunks, &mut first_error);
+            }
+        }
+        let uploader = backend.clone();
+        inflight.spawn(async move {
+            let size = p.bytes.len() as u64;
+            uploader.put(&names::pack(&p.id), p.bytes).await?;
+            Ok(IndexPack {
+                pack: p.id,
+                pack_size: size,
+                entries: p.entries,
+            })
+        });
+        if pending_chunks >= SEGMENT_FLUSH_CHUNKS {
+            let full = std::mem::replace(&mut segment, IndexSegment::new());
+            pending_chunks = 0;
+            if let Err(e) =
+                flush_segment(backend.as_ref(), &keys, repo, &cache, &claims, full).await
+            {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    while let Some(r) = inflight.join_next().await {
+        finish_one(r, &mut segment, &mut pending_chunks, &mut first_error);
+    }
+    // Durable packs are indexed even when the snapshot fails: a retry then deduplicates against them.
+    if !segment.packs.is_empty() {
+        flush_segment(backend.as_ref(), &keys, repo, &cache, &claims, segment).await?;
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(packs),
+    }
+}
+
+async fn flush_segment(
+    backend: &dyn Backend,
+    keys: &Keys,
+    repo: RepoId,
+    cache: &IndexCache,
+    claims: &Claims,
+    segment: IndexSegment,
+) -> Result<()> {
+    let id = ObjectId::random();
+    backend
+        .put(
+            &names::index(&id),
+            segment.seal(keys, repo, id, random_nonce()),
+        )
+        .await?;
+    cache.absorb(&id, &segment)?;
+    let mut claimed = lock(claims);
+    for p in &segment.packs {
+        for e in &p.entries {
+            claimed.remove(&e.chunk);
+        }
+    }
+    Ok(())
+}
+
+fn produce(
+    index: usize,
+    spec: &StreamSpec,
+    jobs: &Sender<Job>,
+    params: &silo_format::chunker::ChunkerParams,
+    seed: u64,
+    abort: &AtomicBool,
+) -> Result<StreamResult> {
+    match &spec.source {
+        Source::Stdin => {
+            let stdin = std::io::stdin();
+            enlarge_pipe(0);
+            let (size, blake3) =
+                chunk_stream(index, &spec.name, stdin.lock(), jobs, params, seed, abort)?;
+            Ok(StreamResult {
+                size,
+                blake3,
+                exit_status: None,
+            })
+        }
+        Source::Command(argv) => run_command(index, spec, argv, jobs, params, seed, abort),
+    }
+}
+
+fn chunk_stream(
+    index: usize,
+    name: &str,
+    reader: impl Read,
+    jobs: &Sender<Job>,
+    params: &silo_format::chunker::ChunkerParams,
+    seed: u64,
+    abort: &AtomicBool,
+) -> Result<(u64, [u8; 32])> {
+    let mut hasher = blake3::Hasher::new();
+    let mut size = 0u64;
+    for (seq, chunk) in params.stream(reader, seed).enumerate() {
+        let chunk = chunk.map_err(|e| Error::Input {
+            what: format!("stream {name}"),
+            message: format!("read failed: {e:?}; no snapshot was written"),
+        })?;
+        if abort.load(Ordering::SeqCst) {
+            return Err(Error::Aborted);
+        }
+        hasher.update(&chunk.data);
+        size += chunk.data.len() as u64;
+        if jobs
+            .send(Job {
+                stream: index,
+                seq,
+                data: chunk.data,
+            })
+            .is_err()
+        {
+            return Err(Error::Aborted);
+        }
+    }
+    Ok((size, *hasher.finalize().as_bytes()))
+}
+
+fn run_command(
+    index: usize,
+    spec: &StreamSpec,
+    argv: &[String],
+    jobs: &Sender<Job>,
+    params: &silo_format::chunker::ChunkerParams,
+    seed: u64,
+    abort: &AtomicBool,
+) -> Result<StreamResult> {
+    let shown = argv.join(" ");
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| Error::Invalid("empty command".into()))?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(format!("starting command `{shown}`"), e))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Invalid("child has no stdout".into()))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| Error::Invalid("child has no stderr".into()))?;
+    {
+        use std::os::fd::AsRawFd;
+        enlarge_pipe(stdout.as_raw_fd());
+    }
+    let tail = std::thread::spawn(move || forward_stderr(stderr));
+    let chunked = chunk_stream(index, &spec.name, stdout, jobs, params, seed, abort);
+    if chunked.is_err() {
+        let _ = child.kill();
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::io(format!("waiting for command `{shown}`"), e))?;
+    let tail = tail.join().unwrap_or_default();
+    let (size, blake3) = chunked?;
+    if !status.success() {
+        use std::os::unix::process::ExitStatusExt;
+        let status_text = match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(sig)) => format!("was killed by signal {sig}"),
+            _ => "failed".to_string(),
+        };
+        let stderr_tail = if tail.trim().is_empty() {
+            String::new()
+        } else {
+            format!("; its stderr ended with: {}", tail.trim())
+        };
+        return Err(Error::CommandFailed {
+            command: shown,
+            status: status_text,
+            stderr_tail,
+        });
+    }
+    Ok(StreamResult {
+        size,
+        blake3,
+        exit_status: status.code(),
+    })
+}
+
+/// Copies the child's stderr to ours as it arrives and returns its last ~2 KiB, for the error message.
+fn forward_stderr(mut stderr: impl Read) -> String {
+    use std::io::Write;
+    const KEEP: usize = 2048;
+    let mut tail: VecDeque<u8> = VecDeque::with_capacity(KEEP);
+    let mut buf = [0u8; 8192];
+    loop {
+        match stderr.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let _ = std::io::stderr().write_all(&buf[..n]);
+                tail.extend(&buf[..n]);
+                while tail.len() > KEEP {
+                    tail.pop_front();
+                }
+            }
+        }
+    }
+    let bytes: Vec<u8> = tail.into_iter().collect();
+    let text = String::from_utf8_lossy(&bytes);
+    text.lines()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Asks for a 1 MiB pipe buffer (F_SETPIPE_SZ), so the producer is not throttled to 64 KiB per wake-up.
+/// Best effort: not a pipe, or an unprivileged limit, just leaves the default.
+fn enlarge_pipe(fd: i32) {
+    // SAFETY: fcntl on a descriptor we own (or stdin); F_SETPIPE_SZ fails harmlessly on non-pipes.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
+    }
+}

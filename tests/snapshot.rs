@@ -1,0 +1,286 @@
+//! `snapshot create` / `restore` / `list` / `show` through the real binary: byte-exact round trips, dedup,
+//! all-or-nothing commits, selectors.
+
+mod util;
+
+use std::process::Stdio;
+use util::*;
+
+#[test]
+fn stdin_round_trips_are_byte_exact_at_every_size() {
+    let repo = TestRepo::init();
+    // Default chunker: min 64 KiB, max 1 MiB. Sizes: empty, one byte, one chunk, exactly max, many chunks.
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("one-byte", vec![0x42]),
+        ("one-chunk", dump(10_000, 1)),
+        ("max-chunk", vec![7u8; 1 << 20]),
+        ("many-chunks", dump(6 << 20, 2)),
+    ];
+    for (name, data) in &cases {
+        let report = repo.create_json(name, data);
+        assert_eq!(report["bytes"].as_u64(), Some(data.len() as u64), "{name}");
+        let restored = repo.restore(&format!("{name}:latest"));
+        assert!(
+            restored == *data,
+            "{name}: restored {} bytes, stored {}",
+            restored.len(),
+            data.len()
+        );
+    }
+    let report = repo.create_json("many-again", &cases[4].1);
+    assert!(
+        report["chunks"].as_u64().unwrap() > 5,
+        "6 MiB should cut into several chunks: {report}"
+    );
+    let show = repo.json(&["snapshot", "show", "one-byte:latest"]);
+    assert_eq!(
+        show["streams"][0]["blake3"].as_str(),
+        Some(blake3::hash(&[0x42]).to_hex().as_str())
+    );
+    assert_eq!(show["streams"][0]["command"], serde_json::Value::Null);
+}
+
+#[test]
+fn command_output_round_trips_and_records_the_command() {
+    let repo = TestRepo::init();
+    let data = dump(3 << 20, 3);
+    let file = repo.dir.path().join("dump.sql");
+    std::fs::write(&file, &data).unwrap();
+    let file = file.to_str().unwrap();
+    let out = repo.ok(
+        &[
+            "snapshot", "create", "--name", "shop", "--tag", "nightly", "--host", "db1", "--",
+            "cat", file,
+        ],
+        b"",
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(id.len(), 64);
+    assert_eq!(repo.restore(&id[..10]), data);
+    let show = repo.json(&["snapshot", "show", &id]);
+    assert_eq!(show["name"], "shop");
+    assert_eq!(show["host"], "db1");
+    assert_eq!(show["tags"][0], "nightly");
+    assert_eq!(show["streams"][0]["command"][0], "cat");
+    assert_eq!(show["streams"][0]["exit_status"], 0);
+    assert_eq!(show["bytes"].as_u64(), Some(data.len() as u64));
+}
+
+#[test]
+fn identical_input_stores_no_new_chunks() {
+    let repo = TestRepo::init();
+    let data = dump(8 << 20, 4);
+    let first = repo.create_json("db", &data);
+    assert!(first["new_chunks"].as_u64().unwrap() > 0);
+    let stored_before = repo.json(&["stats"])["stored_bytes"].as_u64().unwrap();
+    let second = repo.create_json("db", &data);
+    assert_eq!(second["new_chunks"].as_u64(), Some(0), "{second}");
+    assert_eq!(second["new_bytes_stored"].as_u64(), Some(0), "{second}");
+    assert_eq!(second["chunks"], first["chunks"]);
+    let stats = repo.json(&["stats"]);
+    assert_eq!(
+        stats["stored_bytes"].as_u64(),
+        Some(stored_before),
+        "no pack may be added for identical input"
+    );
+    assert_eq!(stats["snapshots"].as_u64(), Some(2));
+    assert_eq!(stats["logical_bytes"].as_u64(), Some(2 * data.len() as u64));
+    assert!(stats["dedup_ratio"].as_f64().unwrap() > 1.9, "{stats}");
+    assert_eq!(repo.restore("db:latest"), data);
+    assert_eq!(repo.restore("db:latest~1"), data);
+}
+
+#[test]
+fn shifted_input_reuses_most_chunks() {
+    let repo = TestRepo::init();
+    let data = dump(16 << 20, 5);
+    repo.create_json("db", &data);
+    let mut shifted = b"-- a new header line inserted at the very front of the dump\n".to_vec();
+    shifted.extend_from_slice(&data);
+    let report = repo.create_json("db", &shifted);
+    let (chunks, new) = (
+        report["chunks"].as_u64().unwrap(),
+        report["new_chunks"].as_u64().unwrap(),
+    );
+    assert!(chunks >= 20, "{report}");
+    assert!(
+        new <= 2,
+        "inserting at the front must only change the first chunk(s): {new} of {chunks} new"
+    );
+    assert_eq!(repo.restore("db:latest"), shifted);
+}
+
+#[test]
+fn failing_command_commits_nothing_and_shows_its_stderr() {
+    let repo = TestRepo::init();
+    let before = repo.objects("snapshots");
+    let out = repo.run(
+        &[
+            "snapshot",
+            "create",
+            "--name",
+            "shop",
+            "--",
+            "sh",
+            "-c",
+            "head -c 3000000 /dev/zero; echo 'pg_dump: connection lost' >&2; exit 3",
+        ],
+        b"",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_COMMAND_FAILED),
+        "{}",
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("exited with status 3"), "{err}");
+    assert!(err.contains("connection lost"), "{err}");
+    assert!(err.contains("no snapshot was written"), "{err}");
+    assert_eq!(repo.objects("snapshots"), before);
+
+    let killed = repo.run(
+        &[
+            "snapshot",
+            "create",
+            "--name",
+            "shop",
+            "--",
+            "sh",
+            "-c",
+            "echo partial; kill -9 $$",
+        ],
+        b"",
+    );
+    assert_eq!(killed.status.code(), Some(EXIT_COMMAND_FAILED));
+    assert!(
+        stderr(&killed).contains("killed by signal 9"),
+        "{}",
+        stderr(&killed)
+    );
+
+    let missing = repo.run(
+        &[
+            "snapshot",
+            "create",
+            "--name",
+            "shop",
+            "--",
+            "/nonexistent/pg_dump",
+        ],
+        b"",
+    );
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("/nonexistent/pg_dump"),
+        "{}",
+        stderr(&missing)
+    );
+    assert_eq!(repo.snapshot_count(), 0);
+}
+
+#[test]
+fn one_gib_stream_round_trips() {
+    let repo = TestRepo::init();
+    const LEN: u64 = 1 << 30;
+    let mut child = repo
+        .cmd(&["--json", "snapshot", "create", "--name", "big"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sent = feed_generated(&mut child, LEN, 6).join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut restore = repo
+        .cmd(&["snapshot", "restore", "big:latest"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (len, hash) = hash_reader(restore.stdout.take().unwrap());
+    let status = restore.wait().unwrap();
+    assert!(status.success());
+    assert_eq!(len, LEN);
+    assert_eq!(hash, sent);
+    let show = repo.json(&["snapshot", "show", "big:latest"]);
+    assert_eq!(
+        show["streams"][0]["blake3"].as_str(),
+        Some(hex::encode(sent).as_str())
+    );
+}
+
+#[test]
+fn selectors_resolve_and_bad_ones_fail_clearly() {
+    let repo = TestRepo::init();
+    let a = repo.create("shop", b"monday");
+    let _b = repo.create("shop", b"tuesday");
+    repo.create("crm", b"other");
+    assert_eq!(repo.restore("shop:latest"), b"tuesday");
+    assert_eq!(repo.restore("shop:latest~1"), b"monday");
+    assert_eq!(repo.restore(&a), b"monday");
+    assert_eq!(repo.restore(&format!("{}:data", &a[..12])), b"monday");
+    let list = repo.json(&["snapshot", "list", "--name", "shop"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+
+    for (spec, needle) in [
+        ("shop:latest~2", "no snapshot matches"),
+        ("nope:latest", "no snapshot matches"),
+        ("shop", "hexadecimal"),
+        ("ffffffffff", "no snapshot matches"),
+    ] {
+        let out = repo.run(&["snapshot", "restore", spec], b"");
+        assert_eq!(
+            out.status.code(),
+            Some(EXIT_USAGE),
+            "{spec}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains(needle), "{spec}: {}", stderr(&out));
+        assert!(out.stdout.is_empty());
+    }
+    let out = repo.run(&["snapshot", "restore", &format!("{a}:nostream")], b"");
+    assert!(stderr(&out).contains("has no stream"), "{}", stderr(&out));
+    let bad_name = repo.run(&["snapshot", "create", "--name", "a:b"], b"x");
+    assert_eq!(bad_name.status.code(), Some(EXIT_USAGE));
+}
+
+#[test]
+fn restore_to_file_is_atomic() {
+    let repo = TestRepo::init();
+    let data = dump(2 << 20, 7);
+    repo.create("db", &data);
+    let target = repo.dir.path().join("out.sql");
+    repo.ok(
+        &[
+            "snapshot",
+            "restore",
+            "db:latest",
+            "--output",
+            target.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+    assert!(!repo.dir.path().join("out.sql.partial").exists());
+}
+
+#[test]
+fn human_list_and_show_name_the_snapshot() {
+    let repo = TestRepo::init();
+    let id = repo.create("shop", b"data");
+    let list = String::from_utf8(repo.ok(&["snapshot", "list"], b"").stdout).unwrap();
+    assert!(
+        list.contains(&id[..8]) && list.contains("shop") && list.contains("1 snapshots"),
+        "{list}"
+    );
+    let show = String::from_utf8(repo.ok(&["snapshot", "show", &id], b"").stdout).unwrap();
+    assert!(
+        show.contains(&id) && show.contains(&blake3::hash(b"data").to_hex().to_string()),
+        "{show}"
+    );
+    let stats = String::from_utf8(repo.ok(&["stats"], b"").stdout).unwrap();
+    assert!(stats.contains("dedup ratio"), "{stats}");
+}
