@@ -122,14 +122,10 @@ impl IndexCache {
         &self,
         prefix: &[u8],
     ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>)>> + '_ {
-        let mut upper = prefix.to_vec();
-        // Every prefix used here ends in a byte < 0xff or is followed by one, so incrementing the last byte
-        // gives the exclusive upper bound.
-        if let Some(last) = upper.last_mut() {
-            *last = last.wrapping_add(1);
-        }
         let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(upper);
+        if let Some(upper) = prefix_upper_bound(prefix) {
+            ro.set_iterate_upper_bound(upper);
+        }
         let owned = prefix.to_vec();
         self.db
             .iterator_opt(IteratorMode::From(prefix, Direction::Forward), ro)
@@ -277,6 +273,19 @@ impl IndexCache {
     }
 }
 
+/// The smallest key greater than every key starting with `prefix` (increment with carry), or None when the
+/// prefix is all 0xff and no such key exists.
+fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut upper = prefix.to_vec();
+    while let Some(last) = upper.pop() {
+        if last < 0xff {
+            upper.push(last + 1);
+            return Some(upper);
+        }
+    }
+    None
+}
+
 /// The default cache directory of a repository: `$SILO_CACHE_DIR`, else `$XDG_CACHE_HOME/silo`, else
 /// `~/.cache/silo`, with the repository id appended.
 pub fn default_dir(repo: RepoId) -> PathBuf {
@@ -286,4 +295,67 @@ pub fn default_dir(repo: RepoId) -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/silo")))
         .unwrap_or_else(|| std::env::temp_dir().join("silo-cache"));
     base.join(repo.to_hex())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use silo_format::index::IndexPack;
+    use silo_format::pack::PackEntry;
+
+    #[test]
+    fn upper_bound_carries() {
+        assert_eq!(prefix_upper_bound(b"c\x01"), Some(b"c\x02".to_vec()));
+        assert_eq!(prefix_upper_bound(b"c\xff"), Some(b"d".to_vec()));
+        assert_eq!(prefix_upper_bound(b"\xff\xff"), None);
+    }
+
+    #[test]
+    fn finds_chunks_whose_ids_end_in_ff_and_prefers_live_packs() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = IndexCache::open(dir.path(), RepoId([1; 16])).unwrap();
+        let mut seg = IndexSegment::new();
+        let ids = [
+            ObjectId([0xff; 32]),
+            ObjectId([0; 32]),
+            ObjectId([0x7f; 32]),
+        ];
+        for (i, pack) in [ObjectId([1; 32]), ObjectId([2; 32])]
+            .into_iter()
+            .enumerate()
+        {
+            let entries = ids
+                .iter()
+                .enumerate()
+                .map(|(j, id)| PackEntry {
+                    chunk: *id,
+                    offset: 12 + 100 * j as u32,
+                    stored_len: 100,
+                    raw_len: 70 + i as u32,
+                })
+                .collect();
+            seg.packs.push(IndexPack {
+                pack,
+                pack_size: 1000,
+                entries,
+            });
+        }
+        seg.deleted.push(silo_format::index::DeletedPack {
+            pack: ObjectId([1; 32]),
+            marked_at: 5,
+        });
+        cache.absorb(&ObjectId([9; 32]), &seg).unwrap();
+        for id in &ids {
+            assert_eq!(cache.locations(id).unwrap().len(), 2, "{id:?}");
+            assert_eq!(
+                cache.live_location(id).unwrap().unwrap().pack,
+                ObjectId([2; 32])
+            );
+        }
+        assert!(cache.locations(&ObjectId([0xfe; 32])).unwrap().is_empty());
+        assert_eq!(cache.absorbed_segments().unwrap().len(), 1);
+        cache.clear().unwrap();
+        assert!(cache.locations(&ids[0]).unwrap().is_empty());
+        assert!(cache.absorbed_segments().unwrap().is_empty());
+    }
 }

@@ -148,7 +148,7 @@ fn truncated_and_missing_objects_are_reported() {
     let repo = TestRepo::init();
     let data = dump(2 << 20, 12);
     let id = repo.create("db", &data);
-    let keep = repo.create("other", b"intact");
+    assert_eq!(repo.objects("packs").len(), 1);
 
     // Truncated pack: restore of the affected snapshot fails with the damage code.
     let pack = repo.objects("packs")[0].clone();
@@ -161,6 +161,8 @@ fn truncated_and_missing_objects_are_reported() {
     let out = repo.run(&["snapshot", "restore", &id], b"");
     assert_eq!(out.status.code(), Some(EXIT_DAMAGED), "{}", stderr(&out));
     std::fs::write(&pack, &original).unwrap();
+    assert_eq!(repo.restore(&id), data, "the restored pack is whole again");
+    let keep = repo.create("other", b"intact");
 
     // Truncated manifest: listing skips it with a warning, restoring it by id fails; the other one is fine.
     let manifest = repo.path().join("snapshots").join(&id);
