@@ -7,6 +7,7 @@ have_libclang() { ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu
 have_libclang || need+=(libclang-dev)
 command -v g++ >/dev/null || need+=(g++)
 command -v /usr/bin/time >/dev/null || need+=(time)
+command -v bc >/dev/null || need+=(bc)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

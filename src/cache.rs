@@ -44,10 +44,8 @@ impl IndexCache {
     /// repository is wiped and recreated; a cache locked by another process is replaced, for this run, by a
     /// private one in a temporary directory.
     pub fn open(path: &Path, repo: RepoId) -> Result<Self> {
-        std::fs::create_dir_all(path).map_err(|e| Error::Cache {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        std::fs::create_dir_all(path)
+            .map_err(|e| Error::Cache { path: path.display().to_string(), reason: e.to_string() })?;
         match DB::open(&options(), path) {
             Ok(db) => Self::adopt(db, path.to_path_buf(), repo, None),
             Err(e) if e.to_string().contains("lock") => {
@@ -58,51 +56,29 @@ impl IndexCache {
                 let dir = tempfile::Builder::new()
                     .prefix("silo-cache-")
                     .tempdir()
-                    .map_err(|e| Error::Cache {
-                        path: "temporary directory".into(),
-                        reason: e.to_string(),
-                    })?;
-                let db = DB::open(&options(), dir.path()).map_err(|e| Error::Cache {
-                    path: dir.path().display().to_string(),
-                    reason: e.to_string(),
-                })?;
+                    .map_err(|e| Error::Cache { path: "temporary directory".into(), reason: e.to_string() })?;
+                let db = DB::open(&options(), dir.path())
+                    .map_err(|e| Error::Cache { path: dir.path().display().to_string(), reason: e.to_string() })?;
                 let p = dir.path().to_path_buf();
                 Self::adopt(db, p, repo, Some(dir))
             }
             Err(e) => {
-                tracing::warn!(
-                    "index cache {} is unreadable ({e}); rebuilding it",
-                    path.display()
-                );
+                tracing::warn!("index cache {} is unreadable ({e}); rebuilding it", path.display());
                 let _ = DB::destroy(&options(), path);
                 let _ = std::fs::remove_dir_all(path);
-                let db = DB::open(&options(), path).map_err(|e| Error::Cache {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?;
+                let db = DB::open(&options(), path)
+                    .map_err(|e| Error::Cache { path: path.display().to_string(), reason: e.to_string() })?;
                 Self::adopt(db, path.to_path_buf(), repo, None)
             }
         }
     }
 
-    fn adopt(
-        db: DB,
-        path: PathBuf,
-        repo: RepoId,
-        private: Option<tempfile::TempDir>,
-    ) -> Result<Self> {
-        let cache = IndexCache {
-            db,
-            path,
-            _private: private,
-        };
+    fn adopt(db: DB, path: PathBuf, repo: RepoId, private: Option<tempfile::TempDir>) -> Result<Self> {
+        let cache = IndexCache { db, path, _private: private };
         match cache.db.get(b"repo").map_err(|e| cache.err(e))? {
             Some(v) if v == repo.0 => {}
             Some(_) => {
-                tracing::warn!(
-                    "index cache {} belongs to another repository; clearing it",
-                    cache.path.display()
-                );
+                tracing::warn!("index cache {} belongs to another repository; clearing it", cache.path.display());
                 cache.clear()?;
                 cache.db.put(b"repo", repo.0).map_err(|e| cache.err(e))?;
             }
@@ -112,16 +88,10 @@ impl IndexCache {
     }
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
-        Error::Cache {
-            path: self.path.display().to_string(),
-            reason: e.to_string(),
-        }
+        Error::Cache { path: self.path.display().to_string(), reason: e.to_string() }
     }
 
-    fn keys_with_prefix(
-        &self,
-        prefix: &[u8],
-    ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>)>> + '_ {
+    fn keys_with_prefix(&self, prefix: &[u8]) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>)>> + '_ {
         let mut ro = ReadOptions::default();
         if let Some(upper) = prefix_upper_bound(prefix) {
             ro.set_iterate_upper_bound(upper);
@@ -129,17 +99,8 @@ impl IndexCache {
         let owned = prefix.to_vec();
         self.db
             .iterator_opt(IteratorMode::From(prefix, Direction::Forward), ro)
-            .take_while(move |r| {
-                r.as_ref()
-                    .map(|(k, _)| k.starts_with(&owned))
-                    .unwrap_or(true)
-            })
-            .map(|r| {
-                r.map_err(|e| Error::Cache {
-                    path: String::new(),
-                    reason: e.to_string(),
-                })
-            })
+            .take_while(move |r| r.as_ref().map(|(k, _)| k.starts_with(&owned)).unwrap_or(true))
+            .map(|r| r.map_err(|e| Error::Cache { path: String::new(), reason: e.to_string() }))
     }
 
     /// Every known location of `chunk`.
@@ -156,12 +117,7 @@ impl IndexCache {
             let mut pack = [0u8; 32];
             pack.copy_from_slice(&k[33..65]);
             let u = |i: usize| u32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
-            out.push(Location {
-                pack: ObjectId(pack),
-                offset: u(0),
-                stored_len: u(4),
-                raw_len: u(8),
-            });
+            out.push(Location { pack: ObjectId(pack), offset: u(0), stored_len: u(4), raw_len: u(8) });
         }
         Ok(out)
     }
@@ -198,9 +154,7 @@ impl IndexCache {
         let mut out = HashSet::new();
         for item in self.keys_with_prefix(b"s") {
             let (k, _) = item?;
-            let id: [u8; 32] = k[1..]
-                .try_into()
-                .map_err(|_| self.err("malformed segment entry"))?;
+            let id: [u8; 32] = k[1..].try_into().map_err(|_| self.err("malformed segment entry"))?;
             out.insert(ObjectId(id));
         }
         Ok(out)
@@ -253,21 +207,9 @@ impl IndexCache {
                 return Err(self.err("malformed chunk entry"));
             }
             let chunk = ObjectId(k[1..33].try_into().map_err(|_| self.err("malformed key"))?);
-            let pack = ObjectId(
-                k[33..65]
-                    .try_into()
-                    .map_err(|_| self.err("malformed key"))?,
-            );
+            let pack = ObjectId(k[33..65].try_into().map_err(|_| self.err("malformed key"))?);
             let u = |i: usize| u32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
-            f(
-                &chunk,
-                &Location {
-                    pack,
-                    offset: u(0),
-                    stored_len: u(4),
-                    raw_len: u(8),
-                },
-            );
+            f(&chunk, &Location { pack, offset: u(0), stored_len: u(4), raw_len: u(8) });
         }
         Ok(())
     }
@@ -315,15 +257,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = IndexCache::open(dir.path(), RepoId([1; 16])).unwrap();
         let mut seg = IndexSegment::new();
-        let ids = [
-            ObjectId([0xff; 32]),
-            ObjectId([0; 32]),
-            ObjectId([0x7f; 32]),
-        ];
-        for (i, pack) in [ObjectId([1; 32]), ObjectId([2; 32])]
-            .into_iter()
-            .enumerate()
-        {
+        let ids = [ObjectId([0xff; 32]), ObjectId([0; 32]), ObjectId([0x7f; 32])];
+        for (i, pack) in [ObjectId([1; 32]), ObjectId([2; 32])].into_iter().enumerate() {
             let entries = ids
                 .iter()
                 .enumerate()
@@ -334,23 +269,13 @@ mod tests {
                     raw_len: 70 + i as u32,
                 })
                 .collect();
-            seg.packs.push(IndexPack {
-                pack,
-                pack_size: 1000,
-                entries,
-            });
+            seg.packs.push(IndexPack { pack, pack_size: 1000, entries });
         }
-        seg.deleted.push(silo_format::index::DeletedPack {
-            pack: ObjectId([1; 32]),
-            marked_at: 5,
-        });
+        seg.deleted.push(silo_format::index::DeletedPack { pack: ObjectId([1; 32]), marked_at: 5 });
         cache.absorb(&ObjectId([9; 32]), &seg).unwrap();
         for id in &ids {
             assert_eq!(cache.locations(id).unwrap().len(), 2, "{id:?}");
-            assert_eq!(
-                cache.live_location(id).unwrap().unwrap().pack,
-                ObjectId([2; 32])
-            );
+            assert_eq!(cache.live_location(id).unwrap().unwrap().pack, ObjectId([2; 32]));
         }
         assert!(cache.locations(&ObjectId([0xfe; 32])).unwrap().is_empty());
         assert_eq!(cache.absorbed_segments().unwrap().len(), 1);

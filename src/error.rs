@@ -11,9 +11,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("{location} is not a silo repository (no config object); create one with `silo init`")]
     NotARepository { location: String },
-    #[error(
-        "{location} already contains a repository or other files; choose an empty or new directory"
-    )]
+    #[error("{location} already contains a repository or other files; choose an empty or new directory")]
     AlreadyExists { location: String },
     #[error("repository format {found} is not supported by this silo (supports {supported}); upgrade silo")]
     UnsupportedFormat { found: u32, supported: u32 },
@@ -36,16 +34,9 @@ pub enum Error {
     #[error("{what}: {message}")]
     Input { what: String, message: String },
     #[error("command `{command}` {status}; no snapshot was written{stderr_tail}")]
-    CommandFailed {
-        command: String,
-        status: String,
-        stderr_tail: String,
-    },
+    CommandFailed { command: String, status: String, stderr_tail: String },
     #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
     #[error("{0}")]
     Invalid(String),
     /// Another part of the pipeline failed first; that error is the one reported.
@@ -55,16 +46,10 @@ pub enum Error {
 
 impl Error {
     pub fn damaged(object: impl Into<String>, source: FormatError) -> Self {
-        Error::Damaged {
-            object: object.into(),
-            source,
-        }
+        Error::Damaged { object: object.into(), source }
     }
 
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            what: what.into(),
-            source,
-        }
+        Error::Io { what: what.into(), source }
     }
 }

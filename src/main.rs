@@ -14,22 +14,14 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { cli::exit::USAGE } else { 0 });
         }
     };
-    let default = match std::env::args()
-        .filter(|a| a.starts_with("-v"))
-        .map(|a| a.len() - 1)
-        .sum::<usize>()
-    {
+    let default = match std::env::args().filter(|a| a.starts_with("-v")).map(|a| a.len() - 1).sum::<usize>() {
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SILO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     match cli::run(parsed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -13,11 +13,9 @@ fn wrong_password_fails_and_changes_nothing() {
     let repo = TestRepo::init();
     repo.create("db", b"secret rows");
     let before = repo.files();
-    for args in [
-        vec!["snapshot", "list"],
-        vec!["snapshot", "restore", "db:latest"],
-        vec!["snapshot", "create", "--name", "db"],
-    ] {
+    for args in
+        [vec!["snapshot", "list"], vec!["snapshot", "restore", "db:latest"], vec!["snapshot", "create", "--name", "db"]]
+    {
         let out = util::run_with_input(
             {
                 let mut c = repo.cmd(&args);
@@ -26,20 +24,11 @@ fn wrong_password_fails_and_changes_nothing() {
             },
             b"more rows",
         );
-        assert_eq!(
-            out.status.code(),
-            Some(EXIT_AUTH),
-            "{args:?}: {}",
-            stderr(&out)
-        );
+        assert_eq!(out.status.code(), Some(EXIT_AUTH), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("wrong password"), "{}", stderr(&out));
         assert!(out.stdout.is_empty());
     }
-    assert_eq!(
-        repo.files(),
-        before,
-        "a failed unlock must not touch the repository"
-    );
+    assert_eq!(repo.files(), before, "a failed unlock must not touch the repository");
     let no_password = util::run_with_input(
         {
             let mut c = repo.cmd(&["snapshot", "list"]);
@@ -49,11 +38,7 @@ fn wrong_password_fails_and_changes_nothing() {
         b"",
     );
     assert_eq!(no_password.status.code(), Some(EXIT_AUTH));
-    assert!(
-        stderr(&no_password).contains("SILO_PASSWORD"),
-        "{}",
-        stderr(&no_password)
-    );
+    assert!(stderr(&no_password).contains("SILO_PASSWORD"), "{}", stderr(&no_password));
 }
 
 #[test]
@@ -62,8 +47,7 @@ fn password_file_is_accepted() {
     let file = repo.dir.path().join("pw");
     std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
     let mut c = repo.cmd(&["snapshot", "list"]);
-    c.env_remove("SILO_PASSWORD")
-        .env("SILO_PASSWORD_FILE", &file);
+    c.env_remove("SILO_PASSWORD").env("SILO_PASSWORD_FILE", &file);
     let out = util::run_with_input(c, b"");
     assert!(out.status.success(), "{}", stderr(&out));
 }
@@ -77,27 +61,12 @@ fn a_directory_that_is_not_a_repository_is_refused() {
     c.env("SILO_REPO", &empty);
     let out = util::run_with_input(c, b"");
     assert_eq!(out.status.code(), Some(EXIT_UNREACHABLE));
-    assert!(
-        stderr(&out).contains("is not a silo repository"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(
-        std::fs::read_dir(&empty).unwrap().count(),
-        0,
-        "nothing may be created in it"
-    );
+    assert!(stderr(&out).contains("is not a silo repository"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "nothing may be created in it");
 
-    let again = repo.run(
-        &["init", "--kdf-memory", "64", "--kdf-iterations", "1"],
-        b"",
-    );
+    let again = repo.run(&["init", "--kdf-memory", "64", "--kdf-iterations", "1"], b"");
     assert!(!again.status.success());
-    assert!(
-        stderr(&again).contains("already contains"),
-        "{}",
-        stderr(&again)
-    );
+    assert!(stderr(&again).contains("already contains"), "{}", stderr(&again));
 }
 
 #[test]
@@ -111,11 +80,7 @@ fn unknown_format_version_is_refused_before_the_password() {
     c.env("SILO_PASSWORD", "irrelevant");
     let out = util::run_with_input(c, b"");
     assert_eq!(out.status.code(), Some(EXIT_UNREACHABLE));
-    assert!(
-        stderr(&out).contains("format 2 is not supported"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("format 2 is not supported"), "{}", stderr(&out));
 }
 
 #[test]
@@ -137,10 +102,7 @@ fn a_flipped_pack_byte_fails_restore_naming_the_pack() {
     assert!(err.contains(&format!("pack {}", &pack_name[..8])), "{err}");
     assert!(err.contains("authentication failed"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    assert!(
-        out.stdout.len() < data.len(),
-        "the damaged chunk must not be emitted"
-    );
+    assert!(out.stdout.len() < data.len(), "the damaged chunk must not be emitted");
 }
 
 #[test]
@@ -170,11 +132,7 @@ fn truncated_and_missing_objects_are_reported() {
     std::fs::write(&manifest, &m[..m.len() - 5]).unwrap();
     let list = repo.run(&["--json", "snapshot", "list"], b"");
     assert!(list.status.success());
-    assert!(
-        stderr(&list).contains(&id),
-        "the skipped manifest is named: {}",
-        stderr(&list)
-    );
+    assert!(stderr(&list).contains(&id), "the skipped manifest is named: {}", stderr(&list));
     let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);
     let out = repo.run(&["snapshot", "restore", &id], b"");
@@ -218,11 +176,7 @@ fn sigkill_mid_create_leaves_existing_snapshots_restorable() {
     child.wait().unwrap();
     let _ = feeder.join();
 
-    assert_eq!(
-        repo.snapshot_count(),
-        1,
-        "the killed create must not leave a snapshot"
-    );
+    assert_eq!(repo.snapshot_count(), 1, "the killed create must not leave a snapshot");
     assert_eq!(repo.restore(&old_id), old);
     let new = repo.create("db", b"after the crash");
     assert_eq!(repo.restore(&new), b"after the crash");
@@ -235,11 +189,7 @@ fn deleted_or_corrupt_cache_is_rebuilt() {
     repo.create("db", &data);
     std::fs::remove_dir_all(repo.cache()).unwrap();
     assert_eq!(repo.restore("db:latest"), data);
-    assert_eq!(
-        repo.create_json("db", &data)["new_chunks"].as_u64(),
-        Some(0),
-        "dedup works from the rebuilt cache"
-    );
+    assert_eq!(repo.create_json("db", &data)["new_chunks"].as_u64(), Some(0), "dedup works from the rebuilt cache");
 
     // Scribble over every file of the cache.
     let mut files = Vec::new();

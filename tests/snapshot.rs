@@ -21,23 +21,12 @@ fn stdin_round_trips_are_byte_exact_at_every_size() {
         let report = repo.create_json(name, data);
         assert_eq!(report["bytes"].as_u64(), Some(data.len() as u64), "{name}");
         let restored = repo.restore(&format!("{name}:latest"));
-        assert!(
-            restored == *data,
-            "{name}: restored {} bytes, stored {}",
-            restored.len(),
-            data.len()
-        );
+        assert!(restored == *data, "{name}: restored {} bytes, stored {}", restored.len(), data.len());
     }
     let report = repo.create_json("many-again", &cases[4].1);
-    assert!(
-        report["chunks"].as_u64().unwrap() > 5,
-        "6 MiB should cut into several chunks: {report}"
-    );
+    assert!(report["chunks"].as_u64().unwrap() > 5, "6 MiB should cut into several chunks: {report}");
     let show = repo.json(&["snapshot", "show", "one-byte:latest"]);
-    assert_eq!(
-        show["streams"][0]["blake3"].as_str(),
-        Some(blake3::hash(&[0x42]).to_hex().as_str())
-    );
+    assert_eq!(show["streams"][0]["blake3"].as_str(), Some(blake3::hash(&[0x42]).to_hex().as_str()));
     assert_eq!(show["streams"][0]["command"], serde_json::Value::Null);
 }
 
@@ -48,13 +37,8 @@ fn command_output_round_trips_and_records_the_command() {
     let file = repo.dir.path().join("dump.sql");
     std::fs::write(&file, &data).unwrap();
     let file = file.to_str().unwrap();
-    let out = repo.ok(
-        &[
-            "snapshot", "create", "--name", "shop", "--tag", "nightly", "--host", "db1", "--",
-            "cat", file,
-        ],
-        b"",
-    );
+    let out =
+        repo.ok(&["snapshot", "create", "--name", "shop", "--tag", "nightly", "--host", "db1", "--", "cat", file], b"");
     let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert_eq!(id.len(), 64);
     assert_eq!(repo.restore(&id[..10]), data);
@@ -79,11 +63,7 @@ fn identical_input_stores_no_new_chunks() {
     assert_eq!(second["new_bytes_stored"].as_u64(), Some(0), "{second}");
     assert_eq!(second["chunks"], first["chunks"]);
     let stats = repo.json(&["stats"]);
-    assert_eq!(
-        stats["stored_bytes"].as_u64(),
-        Some(stored_before),
-        "no pack may be added for identical input"
-    );
+    assert_eq!(stats["stored_bytes"].as_u64(), Some(stored_before), "no pack may be added for identical input");
     assert_eq!(stats["snapshots"].as_u64(), Some(2));
     assert_eq!(stats["logical_bytes"].as_u64(), Some(2 * data.len() as u64));
     assert!(stats["dedup_ratio"].as_f64().unwrap() > 1.9, "{stats}");
@@ -99,15 +79,9 @@ fn shifted_input_reuses_most_chunks() {
     let mut shifted = b"-- a new header line inserted at the very front of the dump\n".to_vec();
     shifted.extend_from_slice(&data);
     let report = repo.create_json("db", &shifted);
-    let (chunks, new) = (
-        report["chunks"].as_u64().unwrap(),
-        report["new_chunks"].as_u64().unwrap(),
-    );
+    let (chunks, new) = (report["chunks"].as_u64().unwrap(), report["new_chunks"].as_u64().unwrap());
     assert!(chunks >= 20, "{report}");
-    assert!(
-        new <= 2,
-        "inserting at the front must only change the first chunk(s): {new} of {chunks} new"
-    );
+    assert!(new <= 2, "inserting at the front must only change the first chunk(s): {new} of {chunks} new");
     assert_eq!(repo.restore("db:latest"), shifted);
 }
 
@@ -128,55 +102,20 @@ fn failing_command_commits_nothing_and_shows_its_stderr() {
         ],
         b"",
     );
-    assert_eq!(
-        out.status.code(),
-        Some(EXIT_COMMAND_FAILED),
-        "{}",
-        stderr(&out)
-    );
+    assert_eq!(out.status.code(), Some(EXIT_COMMAND_FAILED), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("exited with status 3"), "{err}");
     assert!(err.contains("connection lost"), "{err}");
     assert!(err.contains("no snapshot was written"), "{err}");
     assert_eq!(repo.objects("snapshots"), before);
 
-    let killed = repo.run(
-        &[
-            "snapshot",
-            "create",
-            "--name",
-            "shop",
-            "--",
-            "sh",
-            "-c",
-            "echo partial; kill -9 $$",
-        ],
-        b"",
-    );
+    let killed = repo.run(&["snapshot", "create", "--name", "shop", "--", "sh", "-c", "echo partial; kill -9 $$"], b"");
     assert_eq!(killed.status.code(), Some(EXIT_COMMAND_FAILED));
-    assert!(
-        stderr(&killed).contains("killed by signal 9"),
-        "{}",
-        stderr(&killed)
-    );
+    assert!(stderr(&killed).contains("killed by signal 9"), "{}", stderr(&killed));
 
-    let missing = repo.run(
-        &[
-            "snapshot",
-            "create",
-            "--name",
-            "shop",
-            "--",
-            "/nonexistent/pg_dump",
-        ],
-        b"",
-    );
+    let missing = repo.run(&["snapshot", "create", "--name", "shop", "--", "/nonexistent/pg_dump"], b"");
     assert!(!missing.status.success());
-    assert!(
-        stderr(&missing).contains("/nonexistent/pg_dump"),
-        "{}",
-        stderr(&missing)
-    );
+    assert!(stderr(&missing).contains("/nonexistent/pg_dump"), "{}", stderr(&missing));
     assert_eq!(repo.snapshot_count(), 0);
 }
 
@@ -194,22 +133,15 @@ fn one_gib_stream_round_trips() {
     let sent = feed_generated(&mut child, LEN, 6).join().unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut restore = repo
-        .cmd(&["snapshot", "restore", "big:latest"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut restore =
+        repo.cmd(&["snapshot", "restore", "big:latest"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let (len, hash) = hash_reader(restore.stdout.take().unwrap());
     let status = restore.wait().unwrap();
     assert!(status.success());
     assert_eq!(len, LEN);
     assert_eq!(hash, sent);
     let show = repo.json(&["snapshot", "show", "big:latest"]);
-    assert_eq!(
-        show["streams"][0]["blake3"].as_str(),
-        Some(hex::encode(sent).as_str())
-    );
+    assert_eq!(show["streams"][0]["blake3"].as_str(), Some(hex::encode(sent).as_str()));
 }
 
 #[test]
@@ -232,12 +164,7 @@ fn selectors_resolve_and_bad_ones_fail_clearly() {
         ("ffffffffff", "no snapshot matches"),
     ] {
         let out = repo.run(&["snapshot", "restore", spec], b"");
-        assert_eq!(
-            out.status.code(),
-            Some(EXIT_USAGE),
-            "{spec}: {}",
-            stderr(&out)
-        );
+        assert_eq!(out.status.code(), Some(EXIT_USAGE), "{spec}: {}", stderr(&out));
         assert!(stderr(&out).contains(needle), "{spec}: {}", stderr(&out));
         assert!(out.stdout.is_empty());
     }
@@ -253,16 +180,7 @@ fn restore_to_file_is_atomic() {
     let data = dump(2 << 20, 7);
     repo.create("db", &data);
     let target = repo.dir.path().join("out.sql");
-    repo.ok(
-        &[
-            "snapshot",
-            "restore",
-            "db:latest",
-            "--output",
-            target.to_str().unwrap(),
-        ],
-        b"",
-    );
+    repo.ok(&["snapshot", "restore", "db:latest", "--output", target.to_str().unwrap()], b"");
     assert_eq!(std::fs::read(&target).unwrap(), data);
     assert!(!repo.dir.path().join("out.sql.partial").exists());
 }
@@ -272,15 +190,9 @@ fn human_list_and_show_name_the_snapshot() {
     let repo = TestRepo::init();
     let id = repo.create("shop", b"data");
     let list = String::from_utf8(repo.ok(&["snapshot", "list"], b"").stdout).unwrap();
-    assert!(
-        list.contains(&id[..8]) && list.contains("shop") && list.contains("1 snapshots"),
-        "{list}"
-    );
+    assert!(list.contains(&id[..8]) && list.contains("shop") && list.contains("1 snapshots"), "{list}");
     let show = String::from_utf8(repo.ok(&["snapshot", "show", &id], b"").stdout).unwrap();
-    assert!(
-        show.contains(&id) && show.contains(&blake3::hash(b"data").to_hex().to_string()),
-        "{show}"
-    );
+    assert!(show.contains(&id) && show.contains(&blake3::hash(b"data").to_hex().to_string()), "{show}");
     let stats = String::from_utf8(repo.ok(&["stats"], b"").stdout).unwrap();
     assert!(stats.contains("dedup ratio"), "{stats}");
 }

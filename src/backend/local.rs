@@ -18,9 +18,7 @@ pub struct LocalBackend {
 
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend {
-            root: Arc::new(root.into()),
-        }
+        LocalBackend { root: Arc::new(root.into()) }
     }
 
     pub fn root(&self) -> &Path {
@@ -33,14 +31,9 @@ impl LocalBackend {
 
     fn io(name: &str, source: io::Error) -> BackendError {
         if source.kind() == io::ErrorKind::NotFound {
-            BackendError::NotFound {
-                name: name.to_string(),
-            }
+            BackendError::NotFound { name: name.to_string() }
         } else {
-            BackendError::Io {
-                name: name.to_string(),
-                source,
-            }
+            BackendError::Io { name: name.to_string(), source }
         }
     }
 
@@ -72,10 +65,7 @@ impl LocalBackend {
     ) -> Result<T, BackendError> {
         tokio::task::spawn_blocking(f)
             .await
-            .map_err(|e| BackendError::Io {
-                name: name.to_string(),
-                source: io::Error::other(e.to_string()),
-            })?
+            .map_err(|e| BackendError::Io { name: name.to_string(), source: io::Error::other(e.to_string()) })?
     }
 }
 
@@ -131,27 +121,19 @@ impl Backend for LocalBackend {
 
     async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
         let (path, owned) = (self.path(name), name.to_string());
-        Self::blocking(name, move || {
-            fs::read(&path).map_err(|e| Self::io(&owned, e))
-        })
-        .await
+        Self::blocking(name, move || fs::read(&path).map_err(|e| Self::io(&owned, e))).await
     }
 
     async fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError> {
         let (path, owned) = (self.path(name), name.to_string());
         Self::blocking(name, move || {
             let mut f = File::open(&path).map_err(|e| Self::io(&owned, e))?;
-            f.seek(SeekFrom::Start(offset))
-                .map_err(|e| Self::io(&owned, e))?;
+            f.seek(SeekFrom::Start(offset)).map_err(|e| Self::io(&owned, e))?;
             let mut buf = vec![0u8; len as usize];
             match f.read_exact(&mut buf) {
                 Ok(()) => Ok(buf),
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    Err(BackendError::ShortRead {
-                        name: owned,
-                        offset,
-                        wanted: len,
-                    })
+                    Err(BackendError::ShortRead { name: owned, offset, wanted: len })
                 }
                 Err(e) => Err(Self::io(&owned, e)),
             }
@@ -164,10 +146,7 @@ impl Backend for LocalBackend {
         Self::blocking(prefix, move || {
             let mut out = Vec::new();
             let start = root.join(&owned);
-            walk(&root, &start, &mut out).map_err(|e| BackendError::Io {
-                name: owned.clone(),
-                source: e,
-            })?;
+            walk(&root, &start, &mut out).map_err(|e| BackendError::Io { name: owned.clone(), source: e })?;
             Ok(out)
         })
         .await
@@ -196,10 +175,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
         if meta.is_dir() {
             walk(root, &path, out)?;
         } else if let Ok(rel) = path.strip_prefix(root) {
-            out.push(ObjectInfo {
-                name: rel.to_string_lossy().replace('\\', "/"),
-                size: meta.len(),
-            });
+            out.push(ObjectInfo { name: rel.to_string_lossy().replace('\\', "/"), size: meta.len() });
         }
     }
     Ok(())

@@ -12,16 +12,9 @@ pub enum BackendError {
     #[error("object {name} not found")]
     NotFound { name: String },
     #[error("object {name}: {source}")]
-    Io {
-        name: String,
-        source: std::io::Error,
-    },
+    Io { name: String, source: std::io::Error },
     #[error("object {name}: wanted {wanted} bytes at offset {offset}, object ends earlier")]
-    ShortRead {
-        name: String,
-        offset: u64,
-        wanted: u64,
-    },
+    ShortRead { name: String, offset: u64, wanted: u64 },
 }
 
 impl BackendError {

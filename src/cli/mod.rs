@@ -2,6 +2,7 @@
 //! (or the data, for restore); `--json` gives every listing and report as one JSON document.
 
 mod output;
+mod progress;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -18,11 +19,7 @@ use std::sync::Arc;
 use tokio::runtime::Runtime;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "silo",
-    version,
-    about = "Deduplicating, encrypted backups of database dumps and other streams"
-)]
+#[command(name = "silo", version, about = "Deduplicating, encrypted backups of database dumps and other streams")]
 pub struct Cli {
     /// Repository location: a local directory.
     #[arg(long, global = true, env = "SILO_REPO")]
@@ -130,15 +127,11 @@ pub mod exit {
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     use silo::Error as E;
     match err.downcast_ref::<silo::Error>() {
-        Some(E::NotARepository { .. } | E::UnsupportedFormat { .. } | E::Backend(_)) => {
-            exit::UNREACHABLE
-        }
+        Some(E::NotARepository { .. } | E::UnsupportedFormat { .. } | E::Backend(_)) => exit::UNREACHABLE,
         Some(E::WrongPassword | E::NoPassword) => exit::AUTH,
         Some(E::Damaged { .. } | E::Inconsistent { .. }) => exit::DAMAGED,
         Some(E::CommandFailed { .. }) => exit::COMMAND_FAILED,
-        Some(E::Input { .. } | E::SnapshotNotFound { .. } | E::AmbiguousSnapshot { .. }) => {
-            exit::USAGE
-        }
+        Some(E::Input { .. } | E::SnapshotNotFound { .. } | E::AmbiguousSnapshot { .. }) => exit::USAGE,
         _ => exit::FAILURE,
     }
 }
@@ -150,29 +143,23 @@ struct Context_ {
 
 impl Context_ {
     fn backend(&self) -> Result<Arc<dyn Backend>> {
-        let repo = self
-            .cli
-            .repo
-            .clone()
-            .context("no repository given: pass --repo DIR or set SILO_REPO")?;
+        let repo = self.cli.repo.clone().context("no repository given: pass --repo DIR or set SILO_REPO")?;
         Ok(Arc::new(LocalBackend::new(repo)))
     }
 
     fn password(&self, confirm: bool) -> Result<Vec<u8>> {
         if let Some(file) = &self.cli.password_file {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("reading password file {}", file.display()))?;
+            let text =
+                std::fs::read_to_string(file).with_context(|| format!("reading password file {}", file.display()))?;
             return Ok(text.lines().next().unwrap_or_default().as_bytes().to_vec());
         }
         if let Ok(p) = std::env::var("SILO_PASSWORD") {
             return Ok(p.into_bytes());
         }
         if std::io::stderr().is_terminal() {
-            let p = rpassword::prompt_password("repository password: ")
-                .context("reading password from the terminal")?;
-            if confirm
-                && rpassword::prompt_password("repeat password: ").context("reading password")? != p
-            {
+            let p =
+                rpassword::prompt_password("repository password: ").context("reading password from the terminal")?;
+            if confirm && rpassword::prompt_password("repeat password: ").context("reading password")? != p {
                 anyhow::bail!("passwords do not match");
             }
             return Ok(p.into_bytes());
@@ -183,19 +170,12 @@ impl Context_ {
     fn open(&self) -> Result<Repository> {
         let backend = self.backend()?;
         let password = self.password(false)?;
-        Ok(self.rt.block_on(Repository::open(
-            backend,
-            &password,
-            self.cli.cache_dir.clone(),
-        ))?)
+        Ok(self.rt.block_on(Repository::open(backend, &password, self.cli.cache_dir.clone()))?)
     }
 }
 
 pub fn run(cli: Cli) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let ctx = Context_ { cli, rt };
     match &ctx.cli.command {
         Command::Init(a) => init(&ctx, a),
@@ -214,9 +194,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let snap = ctx.rt.block_on(repo.resolve(&spec))?;
             output::snapshot_show(&snap, ctx.cli.json)
         }
-        Command::Snapshot(SnapshotCommand::Restore { snapshot, output }) => {
-            restore(&ctx, snapshot, output.as_deref())
-        }
+        Command::Snapshot(SnapshotCommand::Restore { snapshot, output }) => restore(&ctx, snapshot, output.as_deref()),
         Command::Stats => {
             let repo = ctx.open()?;
             let stats = ctx.rt.block_on(silo::repo::stats::collect(&repo))?;
@@ -232,22 +210,12 @@ fn init(ctx: &Context_, a: &InitArgs) -> Result<()> {
         anyhow::bail!("refusing an empty password");
     }
     let options = InitOptions {
-        kdf: KdfParams {
-            memory_kib: a.kdf_memory,
-            iterations: a.kdf_iterations,
-            parallelism: 1,
-        },
-        chunker: ChunkerParams {
-            min_size: a.chunk_min,
-            avg_size: a.chunk_avg,
-            max_size: a.chunk_max,
-        },
+        kdf: KdfParams { memory_kib: a.kdf_memory, iterations: a.kdf_iterations, parallelism: 1 },
+        chunker: ChunkerParams { min_size: a.chunk_min, avg_size: a.chunk_avg, max_size: a.chunk_max },
         pack_target_size: a.pack_size,
         compression_level: a.compression,
     };
-    let id = ctx
-        .rt
-        .block_on(Repository::init(backend.clone(), &password, &options))?;
+    let id = ctx.rt.block_on(Repository::init(backend.clone(), &password, &options))?;
     output::init(&backend.location(), &id.to_hex(), ctx.cli.json)
 }
 
@@ -269,11 +237,10 @@ fn create(ctx: &Context_, a: &CreateArgs) -> Result<()> {
         name: a.name.clone(),
         host: a.host.clone().unwrap_or_else(hostname),
         tags: a.tags.clone(),
-        streams: vec![StreamSpec {
-            name: "data".into(),
-            source,
-        }],
+        streams: vec![StreamSpec { name: "data".into(), source }],
+        progress: Default::default(),
     };
+    let _shown = progress::Progress::start("read", options.progress.clone(), None);
     let report = repo.create_snapshot(ctx.rt.handle(), &options)?;
     output::create(&report, ctx.cli.json)
 }
@@ -283,35 +250,22 @@ fn restore(ctx: &Context_, snapshot: &str, output: Option<&std::path::Path>) -> 
     let spec = SnapshotSpec::parse(snapshot)?;
     let snap = ctx.rt.block_on(repo.resolve(&spec))?;
     let stream = match &spec.stream {
-        Some(name) => snap
-            .manifest
-            .streams
-            .iter()
-            .find(|s| &s.name == name)
-            .ok_or_else(|| silo::Error::Input {
-                what: format!("snapshot {}", snap.id.short()),
-                message: format!(
-                    "has no stream {name:?} (streams: {})",
-                    snap.manifest
-                        .streams
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            })?,
+        Some(name) => snap.manifest.streams.iter().find(|s| &s.name == name).ok_or_else(|| silo::Error::Input {
+            what: format!("snapshot {}", snap.id.short()),
+            message: format!(
+                "has no stream {name:?} (streams: {})",
+                snap.manifest.streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        })?,
         None if snap.manifest.streams.len() == 1 => &snap.manifest.streams[0],
         None => anyhow::bail!(
             "snapshot {} has several streams ({}); pick one with SNAP:STREAM",
             snap.id.short(),
-            snap.manifest
-                .streams
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            snap.manifest.streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
         ),
     };
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let _shown = progress::Progress::start("restored", counter.clone(), Some(stream.size));
     let report = match output {
         None => {
             let stdout = std::io::stdout();
@@ -321,9 +275,9 @@ fn restore(ctx: &Context_, snapshot: &str, output: Option<&std::path::Path>) -> 
                 unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
             }
             let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-            repo.restore_stream(ctx.rt.handle(), &snap, stream, &mut out)?
+            repo.restore_stream(ctx.rt.handle(), &snap, stream, &mut out, &counter)?
         }
-        Some(path) => restore_to_file(ctx, &repo, &snap, stream, path)?,
+        Some(path) => restore_to_file(ctx, &repo, &snap, stream, path, &counter)?,
     };
     tracing::info!(
         "restored {} bytes in {} chunks with {} reads in {:?}",
@@ -342,19 +296,16 @@ fn restore_to_file(
     snap: &silo::repo::snapshots::Snapshot,
     stream: &silo::format::manifest::StreamManifest,
     path: &std::path::Path,
+    counter: &std::sync::atomic::AtomicU64,
 ) -> Result<silo::repo::read::RestoreReport> {
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
-    let file = std::fs::File::create(&partial)
-        .with_context(|| format!("creating {}", partial.display()))?;
+    let file = std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let result = repo.restore_stream(ctx.rt.handle(), snap, stream, &mut out);
+    let result = repo.restore_stream(ctx.rt.handle(), snap, stream, &mut out, counter);
     let finished = result.map_err(anyhow::Error::from).and_then(|r| {
-        let file = out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .context("writing restored data")?;
+        let file = out.into_inner().map_err(|e| e.into_error()).context("writing restored data")?;
         file.sync_all().context("syncing restored file")?;
         std::fs::rename(&partial, path)
             .with_context(|| format!("renaming {} to {}", partial.display(), path.display()))?;

@@ -87,14 +87,9 @@ fn snapshot_json(s: &Snapshot) -> serde_json::Value {
 
 pub fn snapshot_list(snaps: &[Snapshot], json: bool) -> Result<()> {
     if json {
-        return print_json(&serde_json::Value::Array(
-            snaps.iter().map(snapshot_json).collect(),
-        ));
+        return print_json(&serde_json::Value::Array(snaps.iter().map(snapshot_json).collect()));
     }
-    println!(
-        "{:<8}  {:<20}  {:<24}  {:<16}  {:>10}  tags",
-        "id", "time", "name", "host", "size"
-    );
+    println!("{:<8}  {:<20}  {:<24}  {:<16}  {:>10}  tags", "id", "time", "name", "host", "size");
     for s in snaps {
         let m = &s.manifest;
         println!(
@@ -122,11 +117,7 @@ pub fn snapshot_show(s: &Snapshot, json: bool) -> Result<()> {
     println!("  tags      {}", m.tags.join(", "));
     println!("  started   {}", format_micros(m.started));
     println!("  finished  {}", format_micros(m.finished));
-    println!(
-        "  size      {} ({} bytes)",
-        human_bytes(m.total_size()),
-        m.total_size()
-    );
+    println!("  size      {} ({} bytes)", human_bytes(m.total_size()), m.total_size());
     for st in &m.streams {
         println!("  stream {}", st.name);
         println!("    bytes    {}", st.size);
@@ -149,21 +140,9 @@ pub fn stats(s: &RepoStats, json: bool) -> Result<()> {
         return print_json(&serde_json::to_value(s)?);
     }
     println!("snapshots          {}", s.snapshots);
-    println!(
-        "logical bytes      {} ({})",
-        human_bytes(s.logical_bytes),
-        s.logical_bytes
-    );
-    println!(
-        "unique bytes       {} ({})",
-        human_bytes(s.unique_bytes),
-        s.unique_bytes
-    );
-    println!(
-        "stored bytes       {} ({})",
-        human_bytes(s.stored_bytes),
-        s.stored_bytes
-    );
+    println!("logical bytes      {} ({})", human_bytes(s.logical_bytes), s.logical_bytes);
+    println!("unique bytes       {} ({})", human_bytes(s.unique_bytes), s.unique_bytes);
+    println!("stored bytes       {} ({})", human_bytes(s.stored_bytes), s.stored_bytes);
     println!("dedup ratio        {:.2}x", s.dedup_ratio);
     println!("compression ratio  {:.2}x", s.compression_ratio);
     println!("total ratio        {:.2}x", s.total_ratio);

@@ -15,23 +15,15 @@ const PARALLEL_FETCHES: usize = 8;
 impl Repository {
     pub async fn sync_cache(&self) -> Result<()> {
         let cache = self.cache()?;
-        let listed: HashSet<ObjectId> = self
-            .backend
-            .list(names::INDEX)
-            .await?
-            .iter()
-            .filter_map(|o| names::id_of(&o.name))
-            .collect();
+        let listed: HashSet<ObjectId> =
+            self.backend.list(names::INDEX).await?.iter().filter_map(|o| names::id_of(&o.name)).collect();
         let mut absorbed = cache.absorbed_segments()?;
         if absorbed.iter().any(|id| !listed.contains(id)) {
             tracing::info!("index segments were removed since the cache was built; rebuilding it");
             cache.clear()?;
             absorbed.clear();
         }
-        let missing: Vec<ObjectId> = listed
-            .into_iter()
-            .filter(|id| !absorbed.contains(id))
-            .collect();
+        let missing: Vec<ObjectId> = listed.into_iter().filter(|id| !absorbed.contains(id)).collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -49,7 +41,6 @@ impl Repository {
     pub async fn load_segment(&self, id: &ObjectId) -> Result<IndexSegment> {
         let name = names::index(id);
         let bytes = self.backend.get(&name).await?;
-        IndexSegment::open(&self.keys, self.repo_id, *id, &bytes)
-            .map_err(|e| Error::damaged(name, e))
+        IndexSegment::open(&self.keys, self.repo_id, *id, &bytes).map_err(|e| Error::damaged(name, e))
     }
 }

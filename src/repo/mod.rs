@@ -61,11 +61,7 @@ pub fn hostname() -> String {
 impl Repository {
     /// Creates a repository: the key file first, then `config` with create-if-absent, so two racing inits
     /// cannot both succeed and a crash leaves no half-made repository that `open` would accept.
-    pub async fn init(
-        backend: Arc<dyn Backend>,
-        password: &[u8],
-        options: &InitOptions,
-    ) -> Result<RepoId> {
+    pub async fn init(backend: Arc<dyn Backend>, password: &[u8], options: &InitOptions) -> Result<RepoId> {
         let cfg = RepoConfig {
             version: CONFIG_BODY_VERSION,
             chunker: options.chunker,
@@ -75,12 +71,9 @@ impl Repository {
             gc_grace_period: 24 * 3600,
             created: crate::time::now_micros(),
         };
-        cfg.validate()
-            .map_err(|e| Error::Invalid(format!("init: {e}")))?;
+        cfg.validate().map_err(|e| Error::Invalid(format!("init: {e}")))?;
         if !backend.list("").await?.is_empty() {
-            return Err(Error::AlreadyExists {
-                location: backend.location(),
-            });
+            return Err(Error::AlreadyExists { location: backend.location() });
         }
         let repo = RepoId::random();
         let master = MasterSecret::random();
@@ -104,33 +97,23 @@ impl Repository {
         let body = config::encode(&cfg, &keys, repo, random_nonce());
         if !backend.put_if_absent(names::CONFIG, body).await? {
             backend.delete(&names::key(&key_id)).await?;
-            return Err(Error::AlreadyExists {
-                location: backend.location(),
-            });
+            return Err(Error::AlreadyExists { location: backend.location() });
         }
         Ok(repo)
     }
 
     /// Unlocks a repository with `password`. Reads only; writes nothing to the repository.
-    pub async fn open(
-        backend: Arc<dyn Backend>,
-        password: &[u8],
-        cache_dir: Option<PathBuf>,
-    ) -> Result<Self> {
+    pub async fn open(backend: Arc<dyn Backend>, password: &[u8], cache_dir: Option<PathBuf>) -> Result<Self> {
         let raw = match backend.get(names::CONFIG).await {
             Ok(b) => b,
-            Err(e) if e.is_not_found() => {
-                return Err(Error::NotARepository {
-                    location: backend.location(),
-                })
-            }
+            Err(e) if e.is_not_found() => return Err(Error::NotARepository { location: backend.location() }),
             Err(e) => return Err(e.into()),
         };
         let header = match config::parse_header(&raw) {
             Ok(h) => h,
-            Err(FormatError::UnsupportedVersion {
-                found, supported, ..
-            }) => return Err(Error::UnsupportedFormat { found, supported }),
+            Err(FormatError::UnsupportedVersion { found, supported, .. }) => {
+                return Err(Error::UnsupportedFormat { found, supported })
+            }
             Err(e) => return Err(Error::damaged("config", e)),
         };
         let master = unlock(backend.as_ref(), header.repo, password).await?;
@@ -151,10 +134,7 @@ impl Repository {
         if let Some(c) = self.cache.get() {
             return Ok(c.clone());
         }
-        let dir = self
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| cache::default_dir(self.repo_id));
+        let dir = self.cache_dir.clone().unwrap_or_else(|| cache::default_dir(self.repo_id));
         let opened = Arc::new(IndexCache::open(&dir, self.repo_id)?);
         Ok(self.cache.get_or_init(|| opened).clone())
     }
@@ -163,10 +143,7 @@ impl Repository {
 async fn unlock(backend: &dyn Backend, repo: RepoId, password: &[u8]) -> Result<MasterSecret> {
     let listed = backend.list(names::KEYS).await?;
     if listed.is_empty() {
-        return Err(Error::Inconsistent {
-            object: "keys/".into(),
-            reason: "no key files".into(),
-        });
+        return Err(Error::Inconsistent { object: "keys/".into(), reason: "no key files".into() });
     }
     let mut damaged = None;
     let mut intact = 0usize;

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use silo_format::manifest::StreamManifest;
 use silo_format::{pack, ObjectId};
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
@@ -37,47 +38,40 @@ struct ReadRun {
 
 impl Repository {
     /// Writes stream `stream` of `snapshot` to `out`, verifying every chunk and the whole stream.
+    /// `progress` is incremented with every byte written.
     pub fn restore_stream(
         &self,
         rt: &Handle,
         snapshot: &Snapshot,
         stream: &StreamManifest,
         out: &mut dyn Write,
+        progress: &AtomicU64,
     ) -> Result<RestoreReport> {
         let clock = Instant::now();
         rt.block_on(self.sync_cache())?;
         let plan = self.plan(snapshot, stream)?;
         let requests = plan.len() as u64;
-        let prefetch = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            + 2;
+        let prefetch = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) + 2;
         let mut hasher = blake3::Hasher::new();
         let mut written = 0u64;
         rt.block_on(async {
-            let mut results = futures::stream::iter(plan)
-                .map(|run| self.fetch_run(run))
-                .buffered(prefetch);
+            let mut results = futures::stream::iter(plan).map(|run| self.fetch_run(run)).buffered(prefetch);
             while let Some(chunks) = results.next().await {
                 for chunk in chunks? {
                     hasher.update(&chunk);
                     written += chunk.len() as u64;
-                    out.write_all(&chunk)
-                        .map_err(|e| Error::io("writing restored data", e))?;
+                    progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    out.write_all(&chunk).map_err(|e| Error::io("writing restored data", e))?;
                 }
             }
             Ok::<_, Error>(())
         })?;
-        out.flush()
-            .map_err(|e| Error::io("writing restored data", e))?;
+        out.flush().map_err(|e| Error::io("writing restored data", e))?;
         let object = format!("snapshot {} stream {}", snapshot.id.short(), stream.name);
         if written != stream.size {
             return Err(Error::Inconsistent {
                 object,
-                reason: format!(
-                    "restored {written} bytes, the manifest says {}",
-                    stream.size
-                ),
+                reason: format!("restored {written} bytes, the manifest says {}", stream.size),
             });
         }
         if *hasher.finalize().as_bytes() != stream.blake3 {
@@ -86,24 +80,17 @@ impl Repository {
                 reason: "restored data does not match the recorded BLAKE3".into(),
             });
         }
-        Ok(RestoreReport {
-            bytes: written,
-            chunks: stream.chunks.len() as u64,
-            requests,
-            duration: clock.elapsed(),
-        })
+        Ok(RestoreReport { bytes: written, chunks: stream.chunks.len() as u64, requests, duration: clock.elapsed() })
     }
 
     fn plan(&self, snapshot: &Snapshot, stream: &StreamManifest) -> Result<Vec<ReadRun>> {
         let cache = self.cache()?;
         let mut runs: Vec<ReadRun> = Vec::new();
         for chunk in &stream.chunks {
-            let loc = cache
-                .any_location(chunk)?
-                .ok_or_else(|| Error::Inconsistent {
-                    object: format!("snapshot {}", snapshot.id.short()),
-                    reason: format!("chunk {} is in no index segment", chunk.short()),
-                })?;
+            let loc = cache.any_location(chunk)?.ok_or_else(|| Error::Inconsistent {
+                object: format!("snapshot {}", snapshot.id.short()),
+                reason: format!("chunk {} is in no index segment", chunk.short()),
+            })?;
             let (offset, len) = (u64::from(loc.offset), u64::from(loc.stored_len));
             match runs.last_mut() {
                 Some(r)
@@ -132,10 +119,7 @@ impl Repository {
         let bytes = match self.backend.get_range(&name, run.offset, run.len).await {
             Ok(b) => b,
             Err(e @ (BackendError::NotFound { .. } | BackendError::ShortRead { .. })) => {
-                return Err(Error::Inconsistent {
-                    object: format!("pack {}", run.pack.short()),
-                    reason: e.to_string(),
-                })
+                return Err(Error::Inconsistent { object: format!("pack {}", run.pack.short()), reason: e.to_string() })
             }
             Err(e) => return Err(e.into()),
         };
@@ -148,12 +132,7 @@ impl Repository {
                     let sealed = &bytes[start..start + loc.stored_len as usize];
                     pack::open_chunk(&keys, repo, *id, sealed, loc.raw_len).map_err(|e| {
                         Error::damaged(
-                            format!(
-                                "pack {} chunk {} at offset {}",
-                                run.pack.short(),
-                                id.short(),
-                                loc.offset
-                            ),
+                            format!("pack {} chunk {} at offset {}", run.pack.short(), id.short(), loc.offset),
                             e,
                         )
                     })

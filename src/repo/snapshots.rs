@@ -33,9 +33,7 @@ pub struct SnapshotSpec {
 pub fn validate_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'));
     if ok {
         Ok(())
     } else {
@@ -48,10 +46,7 @@ pub fn validate_name(what: &str, name: &str) -> Result<()> {
 
 impl SnapshotSpec {
     pub fn parse(spec: &str) -> Result<Self> {
-        let bad = |m: &str| Error::Input {
-            what: format!("snapshot {spec:?}"),
-            message: m.to_string(),
-        };
+        let bad = |m: &str| Error::Input { what: format!("snapshot {spec:?}"), message: m.to_string() };
         let parts: Vec<&str> = spec.split(':').collect();
         let (selector, stream) = match parts.as_slice() {
             [id] => (Selector::IdPrefix(id.to_string()), None),
@@ -68,26 +63,14 @@ impl SnapshotSpec {
                     [s] => Some(s.to_string()),
                     _ => return Err(bad("too many ':'")),
                 };
-                (
-                    Selector::Latest {
-                        name: first.to_string(),
-                        back,
-                    },
-                    stream,
-                )
+                (Selector::Latest { name: first.to_string(), back }, stream)
             }
             [id, stream] => (Selector::IdPrefix(id.to_string()), Some(stream.to_string())),
-            _ => {
-                return Err(bad(
-                    "expected ID, ID:STREAM, NAME:latest[~N] or NAME:latest[~N]:STREAM",
-                ))
-            }
+            _ => return Err(bad("expected ID, ID:STREAM, NAME:latest[~N] or NAME:latest[~N]:STREAM")),
         };
         if let Selector::IdPrefix(p) = &selector {
             if p.is_empty() || !p.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(bad(
-                    "an id is hexadecimal; to pick by name write NAME:latest",
-                ));
+                return Err(bad("an id is hexadecimal; to pick by name write NAME:latest"));
             }
         }
         Ok(SnapshotSpec { selector, stream })
@@ -99,15 +82,9 @@ impl Repository {
     /// skipped, so one damaged object does not hide the others.
     pub async fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
         let listed = self.backend.list(names::SNAPSHOTS).await?;
-        let ids: Vec<ObjectId> = listed
-            .iter()
-            .filter_map(|o| names::id_of(&o.name))
-            .collect();
-        let results: Vec<Result<Snapshot>> = futures::stream::iter(ids)
-            .map(|id| self.load_snapshot(id))
-            .buffer_unordered(16)
-            .collect()
-            .await;
+        let ids: Vec<ObjectId> = listed.iter().filter_map(|o| names::id_of(&o.name)).collect();
+        let results: Vec<Result<Snapshot>> =
+            futures::stream::iter(ids).map(|id| self.load_snapshot(id)).buffer_unordered(16).collect().await;
         let mut out = Vec::new();
         for r in results {
             match r {
@@ -126,8 +103,8 @@ impl Repository {
     pub async fn load_snapshot(&self, id: ObjectId) -> Result<Snapshot> {
         let name = names::snapshot(&id);
         let bytes = self.backend.get(&name).await?;
-        let manifest = SnapshotManifest::open(&self.keys, self.repo_id, id, &bytes)
-            .map_err(|e| Error::damaged(name, e))?;
+        let manifest =
+            SnapshotManifest::open(&self.keys, self.repo_id, id, &bytes).map_err(|e| Error::damaged(name, e))?;
         Ok(Snapshot { id, manifest })
     }
 
@@ -149,24 +126,14 @@ impl Repository {
                 match matches.as_slice() {
                     [id] => self.load_snapshot(*id).await,
                     [] => Err(Error::SnapshotNotFound { spec: spec_text() }),
-                    many => Err(Error::AmbiguousSnapshot {
-                        spec: spec_text(),
-                        count: many.len(),
-                    }),
+                    many => Err(Error::AmbiguousSnapshot { spec: spec_text(), count: many.len() }),
                 }
             }
             Selector::Latest { name, back } => {
-                let mut of_name: Vec<Snapshot> = self
-                    .list_snapshots()
-                    .await?
-                    .into_iter()
-                    .filter(|s| &s.manifest.name == name)
-                    .collect();
+                let mut of_name: Vec<Snapshot> =
+                    self.list_snapshots().await?.into_iter().filter(|s| &s.manifest.name == name).collect();
                 of_name.reverse();
-                of_name
-                    .into_iter()
-                    .nth(*back)
-                    .ok_or_else(|| Error::SnapshotNotFound { spec: spec_text() })
+                of_name.into_iter().nth(*back).ok_or_else(|| Error::SnapshotNotFound { spec: spec_text() })
             }
         }
     }
@@ -180,20 +147,8 @@ mod tests {
     fn parses_selectors() {
         let p = |s: &str| SnapshotSpec::parse(s).unwrap();
         assert_eq!(p("3fa2").selector, Selector::IdPrefix("3fa2".into()));
-        assert_eq!(
-            p("shop:latest").selector,
-            Selector::Latest {
-                name: "shop".into(),
-                back: 0
-            }
-        );
-        assert_eq!(
-            p("shop:latest~2").selector,
-            Selector::Latest {
-                name: "shop".into(),
-                back: 2
-            }
-        );
+        assert_eq!(p("shop:latest").selector, Selector::Latest { name: "shop".into(), back: 0 });
+        assert_eq!(p("shop:latest~2").selector, Selector::Latest { name: "shop".into(), back: 2 });
         assert_eq!(p("nightly:latest:shop").stream.as_deref(), Some("shop"));
         assert_eq!(p("3fa2:globals").stream.as_deref(), Some("globals"));
         assert!(SnapshotSpec::parse("shop").is_err());

@@ -23,7 +23,7 @@ use silo_format::{Keys, ObjectId, RepoId};
 use std::collections::{HashSet, VecDeque};
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
@@ -52,6 +52,8 @@ pub struct CreateOptions {
     pub host: String,
     pub tags: Vec<String>,
     pub streams: Vec<StreamSpec>,
+    /// Incremented with every byte read from the streams, for a progress display.
+    pub progress: Arc<AtomicU64>,
 }
 
 #[derive(Clone, Debug)]
@@ -105,9 +107,7 @@ struct Collected {
 type Claims = Arc<Mutex<HashSet<ObjectId>>>;
 
 fn lock(claims: &Claims) -> std::sync::MutexGuard<'_, HashSet<ObjectId>> {
-    claims
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    claims.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Repository {
@@ -117,10 +117,7 @@ impl Repository {
         let clock = Instant::now();
         rt.block_on(self.sync_cache())?;
         let cache = self.cache()?;
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .max(1);
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
         let claims: Claims = Arc::default();
         let abort = Arc::new(AtomicBool::new(false));
         let (job_tx, job_rx) = bounded::<Job>(workers * 2);
@@ -157,9 +154,9 @@ impl Repository {
                 .iter()
                 .enumerate()
                 .map(|(i, spec)| {
-                    let (jobs, abort) = (job_tx.clone(), abort.clone());
+                    let (jobs, abort, progress) = (job_tx.clone(), abort.clone(), options.progress.clone());
                     s.spawn(move || {
-                        let r = produce(i, spec, &jobs, &params, seed, &abort);
+                        let r = produce(i, spec, &jobs, &params, seed, &abort, &progress);
                         if r.is_err() {
                             abort.store(true, Ordering::SeqCst);
                         }
@@ -170,11 +167,7 @@ impl Repository {
             drop(job_tx);
             let results: Vec<Result<StreamResult>> = producers
                 .into_iter()
-                .map(|p| {
-                    p.join().unwrap_or_else(|_| {
-                        Err(Error::Invalid("a stream reader thread panicked".into()))
-                    })
-                })
+                .map(|p| p.join().unwrap_or_else(|_| Err(Error::Invalid("a stream reader thread panicked".into()))))
                 .collect();
             let collected = collector.join().unwrap_or_else(|_| Collected {
                 error: Some(Error::Invalid("the pack collector panicked".into())),
@@ -182,9 +175,7 @@ impl Repository {
             });
             (results, collected)
         });
-        let uploaded = rt
-            .block_on(uploader)
-            .map_err(|e| Error::Invalid(format!("upload task failed: {e}")));
+        let uploaded = rt.block_on(uploader).map_err(|e| Error::Invalid(format!("upload task failed: {e}")));
 
         // The most specific error wins: a failed command explains everything after it.
         let mut streams_done = Vec::with_capacity(nstreams);
@@ -240,11 +231,7 @@ impl Repository {
             new_bytes_stored: collected.new_bytes,
             packs,
             duration: clock.elapsed(),
-            streams: manifest
-                .streams
-                .iter()
-                .map(|s| (s.name.clone(), s.size))
-                .collect(),
+            streams: manifest.streams.iter().map(|s| (s.name.clone(), s.size)).collect(),
         })
     }
 }
@@ -267,15 +254,8 @@ fn worker(
                 continue;
             }
         };
-        let sealed = (!known)
-            .then(|| pack::seal_chunk(keys, repo, id, &job.data, Some(level), random_nonce()));
-        let msg = Done {
-            stream: job.stream,
-            seq: job.seq,
-            id,
-            raw_len: job.data.len() as u32,
-            sealed,
-        };
+        let sealed = (!known).then(|| pack::seal_chunk(keys, repo, id, &job.data, Some(level), random_nonce()));
+        let msg = Done { stream: job.stream, seq: job.seq, id, raw_len: job.data.len() as u32, sealed };
         if done.send(Ok(msg)).is_err() {
             return;
         }
@@ -291,20 +271,13 @@ fn collect(
     nstreams: usize,
     abort: &AtomicBool,
 ) -> Collected {
-    let mut out = Collected {
-        ids: vec![Vec::new(); nstreams],
-        ..Default::default()
-    };
+    let mut out = Collected { ids: vec![Vec::new(); nstreams], ..Default::default() };
     let capacity = target + (1 << 20) + 4096;
     let mut writer = PackWriter::with_capacity(capacity);
     let ship = |writer: PackWriter, out: &mut Collected| {
         let id = ObjectId::random();
         let (bytes, entries) = writer.finish(keys, repo, id, random_nonce());
-        if packs
-            .blocking_send(FinishedPack { id, bytes, entries })
-            .is_err()
-            && out.error.is_none()
-        {
+        if packs.blocking_send(FinishedPack { id, bytes, entries }).is_err() && out.error.is_none() {
             out.error = Some(Error::Invalid("the uploader stopped early".into()));
             abort.store(true, Ordering::SeqCst);
         }
@@ -385,18 +358,12 @@ async fn upload_loop(
         inflight.spawn(async move {
             let size = p.bytes.len() as u64;
             uploader.put(&names::pack(&p.id), p.bytes).await?;
-            Ok(IndexPack {
-                pack: p.id,
-                pack_size: size,
-                entries: p.entries,
-            })
+            Ok(IndexPack { pack: p.id, pack_size: size, entries: p.entries })
         });
         if pending_chunks >= SEGMENT_FLUSH_CHUNKS {
             let full = std::mem::replace(&mut segment, IndexSegment::new());
             pending_chunks = 0;
-            if let Err(e) =
-                flush_segment(backend.as_ref(), &keys, repo, &cache, &claims, full).await
-            {
+            if let Err(e) = flush_segment(backend.as_ref(), &keys, repo, &cache, &claims, full).await {
                 first_error.get_or_insert(e);
             }
         }
@@ -423,12 +390,7 @@ async fn flush_segment(
     segment: IndexSegment,
 ) -> Result<()> {
     let id = ObjectId::random();
-    backend
-        .put(
-            &names::index(&id),
-            segment.seal(keys, repo, id, random_nonce()),
-        )
-        .await?;
+    backend.put(&names::index(&id), segment.seal(keys, repo, id, random_nonce())).await?;
     cache.absorb(&id, &segment)?;
     let mut claimed = lock(claims);
     for p in &segment.packs {
@@ -439,6 +401,15 @@ async fn flush_segment(
     Ok(())
 }
 
+/// What every stream reader shares: where chunks go, how to cut, when to stop, what to count.
+struct Feed<'a> {
+    jobs: &'a Sender<Job>,
+    params: &'a silo_format::chunker::ChunkerParams,
+    seed: u64,
+    abort: &'a AtomicBool,
+    progress: &'a AtomicU64,
+}
+
 fn produce(
     index: usize,
     spec: &StreamSpec,
@@ -446,71 +417,44 @@ fn produce(
     params: &silo_format::chunker::ChunkerParams,
     seed: u64,
     abort: &AtomicBool,
+    progress: &AtomicU64,
 ) -> Result<StreamResult> {
+    let feed = Feed { jobs, params, seed, abort, progress };
     match &spec.source {
         Source::Stdin => {
             let stdin = std::io::stdin();
             enlarge_pipe(0);
-            let (size, blake3) =
-                chunk_stream(index, &spec.name, stdin.lock(), jobs, params, seed, abort)?;
-            Ok(StreamResult {
-                size,
-                blake3,
-                exit_status: None,
-            })
+            let (size, blake3) = chunk_stream(index, &spec.name, stdin.lock(), &feed)?;
+            Ok(StreamResult { size, blake3, exit_status: None })
         }
-        Source::Command(argv) => run_command(index, spec, argv, jobs, params, seed, abort),
+        Source::Command(argv) => run_command(index, spec, argv, &feed),
     }
 }
 
-fn chunk_stream(
-    index: usize,
-    name: &str,
-    reader: impl Read,
-    jobs: &Sender<Job>,
-    params: &silo_format::chunker::ChunkerParams,
-    seed: u64,
-    abort: &AtomicBool,
-) -> Result<(u64, [u8; 32])> {
+fn chunk_stream(index: usize, name: &str, reader: impl Read, feed: &Feed) -> Result<(u64, [u8; 32])> {
     let mut hasher = blake3::Hasher::new();
     let mut size = 0u64;
-    for (seq, chunk) in params.stream(reader, seed).enumerate() {
+    for (seq, chunk) in feed.params.stream(reader, feed.seed).enumerate() {
         let chunk = chunk.map_err(|e| Error::Input {
             what: format!("stream {name}"),
             message: format!("read failed: {e:?}; no snapshot was written"),
         })?;
-        if abort.load(Ordering::SeqCst) {
+        if feed.abort.load(Ordering::SeqCst) {
             return Err(Error::Aborted);
         }
         hasher.update(&chunk.data);
         size += chunk.data.len() as u64;
-        if jobs
-            .send(Job {
-                stream: index,
-                seq,
-                data: chunk.data,
-            })
-            .is_err()
-        {
+        feed.progress.fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+        if feed.jobs.send(Job { stream: index, seq, data: chunk.data }).is_err() {
             return Err(Error::Aborted);
         }
     }
     Ok((size, *hasher.finalize().as_bytes()))
 }
 
-fn run_command(
-    index: usize,
-    spec: &StreamSpec,
-    argv: &[String],
-    jobs: &Sender<Job>,
-    params: &silo_format::chunker::ChunkerParams,
-    seed: u64,
-    abort: &AtomicBool,
-) -> Result<StreamResult> {
+fn run_command(index: usize, spec: &StreamSpec, argv: &[String], feed: &Feed) -> Result<StreamResult> {
     let shown = argv.join(" ");
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| Error::Invalid("empty command".into()))?;
+    let (program, args) = argv.split_first().ok_or_else(|| Error::Invalid("empty command".into()))?;
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -518,26 +462,18 @@ fn run_command(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::io(format!("starting command `{shown}`"), e))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| Error::Invalid("child has no stdout".into()))?;
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| Error::Invalid("child has no stderr".into()))?;
+    let stdout = child.stdout.take().ok_or_else(|| Error::Invalid("child has no stdout".into()))?;
+    let stderr = child.stderr.take().ok_or_else(|| Error::Invalid("child has no stderr".into()))?;
     {
         use std::os::fd::AsRawFd;
         enlarge_pipe(stdout.as_raw_fd());
     }
     let tail = std::thread::spawn(move || forward_stderr(stderr));
-    let chunked = chunk_stream(index, &spec.name, stdout, jobs, params, seed, abort);
+    let chunked = chunk_stream(index, &spec.name, stdout, feed);
     if chunked.is_err() {
         let _ = child.kill();
     }
-    let status = child
-        .wait()
-        .map_err(|e| Error::io(format!("waiting for command `{shown}`"), e))?;
+    let status = child.wait().map_err(|e| Error::io(format!("waiting for command `{shown}`"), e))?;
     let tail = tail.join().unwrap_or_default();
     let (size, blake3) = chunked?;
     if !status.success() {
@@ -547,22 +483,11 @@ fn run_command(
             (None, Some(sig)) => format!("was killed by signal {sig}"),
             _ => "failed".to_string(),
         };
-        let stderr_tail = if tail.trim().is_empty() {
-            String::new()
-        } else {
-            format!("; its stderr ended with: {}", tail.trim())
-        };
-        return Err(Error::CommandFailed {
-            command: shown,
-            status: status_text,
-            stderr_tail,
-        });
+        let stderr_tail =
+            if tail.trim().is_empty() { String::new() } else { format!("; its stderr ended with: {}", tail.trim()) };
+        return Err(Error::CommandFailed { command: shown, status: status_text, stderr_tail });
     }
-    Ok(StreamResult {
-        size,
-        blake3,
-        exit_status: status.code(),
-    })
+    Ok(StreamResult { size, blake3, exit_status: status.code() })
 }
 
 /// Copies the child's stderr to ours as it arrives and returns its last ~2 KiB, for the error message.
@@ -585,14 +510,7 @@ fn forward_stderr(mut stderr: impl Read) -> String {
     }
     let bytes: Vec<u8> = tail.into_iter().collect();
     let text = String::from_utf8_lossy(&bytes);
-    text.lines()
-        .rev()
-        .take(5)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
-        .join(" | ")
+    text.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
 }
 
 /// Asks for a 1 MiB pipe buffer (F_SETPIPE_SZ), so the producer is not throttled to 64 KiB per wake-up.

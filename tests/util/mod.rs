@@ -2,6 +2,9 @@
 //! repository, password and cache set, and deterministic data generators.
 #![allow(dead_code)]
 
+mod dumpgen;
+
+pub use dumpgen::DumpGen;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -28,9 +31,7 @@ impl TestRepo {
     }
 
     pub fn init_with(extra: &[&str]) -> Self {
-        let repo = TestRepo {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
+        let repo = TestRepo { dir: tempfile::tempdir().expect("tempdir") };
         let mut args = vec!["init", "--kdf-memory", "64", "--kdf-iterations", "1"];
         args.extend_from_slice(extra);
         repo.ok(&args, b"");
@@ -64,22 +65,14 @@ impl TestRepo {
     /// Like `run`, but the command must succeed.
     pub fn ok(&self, args: &[&str], stdin: &[u8]) -> Output {
         let out = self.run(args, stdin);
-        assert!(
-            out.status.success(),
-            "silo {args:?} failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "silo {args:?} failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
         out
     }
 
     /// Stores `data` as a snapshot named `name`; returns the full snapshot id.
     pub fn create(&self, name: &str, data: &[u8]) -> String {
         let out = self.ok(&["snapshot", "create", "--name", name], data);
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_string()
+        String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
     }
 
     /// `snapshot create --json` report.
@@ -99,10 +92,7 @@ impl TestRepo {
     }
 
     pub fn snapshot_count(&self) -> usize {
-        self.json(&["snapshot", "list"])
-            .as_array()
-            .expect("array")
-            .len()
+        self.json(&["snapshot", "list"]).as_array().expect("array").len()
     }
 
     /// Every file of the repository with its content, to prove a command changed nothing.
@@ -152,12 +142,8 @@ fn collect(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
 }
 
 pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn silo");
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn silo");
     let mut input = child.stdin.take().expect("stdin");
     let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
@@ -170,58 +156,6 @@ pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Deterministic SQL-dump-like bytes: compressible text with pseudo-random values, so chunking, dedup and
-/// compression behave as on a real dump.
-pub struct DumpGen {
-    state: u64,
-    row: u64,
-}
-
-impl DumpGen {
-    pub fn new(seed: u64) -> Self {
-        DumpGen {
-            state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
-            row: 0,
-        }
-    }
-
-    fn next(&mut self) -> u64 {
-        self.state ^= self.state >> 12;
-        self.state ^= self.state << 25;
-        self.state ^= self.state >> 27;
-        self.state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Appends one line of dump.
-    pub fn line(&mut self, out: &mut Vec<u8>) {
-        self.row += 1;
-        let (a, b, c) = (self.next(), self.next(), self.next());
-        let _ = writeln!(
-            out,
-            "{}\tcustomer-{:08x}\t{}.{:02}\t2026-{:02}-{:02} {:02}:{:02}:00\t{{\"sku\": \"{:016x}\", \"qty\": {}}}",
-            self.row,
-            a >> 32,
-            b % 100_000,
-            b % 100,
-            1 + c % 12,
-            1 + c % 28,
-            c % 24,
-            a % 60,
-            c,
-            a % 17
-        );
-    }
-
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len + 256);
-        while out.len() < len {
-            self.line(&mut out);
-        }
-        out.truncate(len);
-        out
-    }
 }
 
 pub fn dump(len: usize, seed: u64) -> Vec<u8> {

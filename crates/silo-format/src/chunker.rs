@@ -17,11 +17,7 @@ pub struct ChunkerParams {
 impl ChunkerParams {
     /// Defaults: 64 KiB / 256 KiB / 1 MiB. Smaller than restic's 1 MiB average because database dumps change
     /// in small scattered places; the RocksDB index cache keeps the larger chunk count off the heap.
-    pub const DEFAULT: ChunkerParams = ChunkerParams {
-        min_size: 64 << 10,
-        avg_size: 256 << 10,
-        max_size: 1 << 20,
-    };
+    pub const DEFAULT: ChunkerParams = ChunkerParams { min_size: 64 << 10, avg_size: 256 << 10, max_size: 1 << 20 };
 
     pub fn validate(&self) -> Result<(), FormatError> {
         let ok = (v2020::MINIMUM_MIN..=v2020::MINIMUM_MAX).contains(&self.min_size)
@@ -32,23 +28,13 @@ impl ChunkerParams {
         if ok {
             Ok(())
         } else {
-            Err(FormatError::malformed(
-                "chunker parameters",
-                format!("{self:?} outside FastCDC's limits"),
-            ))
+            Err(FormatError::malformed("chunker parameters", format!("{self:?} outside FastCDC's limits")))
         }
     }
 
     /// A streaming chunker over `source`. Call only with validated parameters.
     pub fn stream<R: Read>(&self, source: R, seed: u64) -> StreamCDC<R> {
-        StreamCDC::with_level_and_seed(
-            source,
-            self.min_size,
-            self.avg_size,
-            self.max_size,
-            Normalization::Level1,
-            seed,
-        )
+        StreamCDC::with_level_and_seed(source, self.min_size, self.avg_size, self.max_size, Normalization::Level1, seed)
     }
 
     /// Cut points (chunk end offsets) of an in-memory buffer; used by the test vectors.

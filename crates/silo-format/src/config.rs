@@ -3,9 +3,7 @@
 //! (format-spec/config.md).
 
 use crate::chunker::ChunkerParams;
-use crate::{
-    encoding, envelope, Aad, FormatError, Keys, ObjectId, ObjectKind, RepoId, FORMAT_VERSION,
-};
+use crate::{encoding, envelope, Aad, FormatError, Keys, ObjectId, ObjectKind, RepoId, FORMAT_VERSION};
 use bincode::{Decode, Encode};
 
 pub const CONFIG_MAGIC: &[u8; 8] = b"SILOREPO";
@@ -39,16 +37,10 @@ impl RepoConfig {
         }
         self.chunker.validate()?;
         if !(1 << 20..=1 << 30).contains(&self.pack_target_size) {
-            return Err(FormatError::malformed(
-                "config",
-                "pack target size outside 1 MiB..1 GiB",
-            ));
+            return Err(FormatError::malformed("config", "pack target size outside 1 MiB..1 GiB"));
         }
         if !(1..=22).contains(&self.compression_level) {
-            return Err(FormatError::malformed(
-                "config",
-                "compression level outside 1..22",
-            ));
+            return Err(FormatError::malformed("config", "compression level outside 1..22"));
         }
         Ok(())
     }
@@ -64,15 +56,10 @@ pub struct ConfigHeader {
 /// Reads only the header: magic and version are checked, the repository id is returned.
 pub fn parse_header(bytes: &[u8]) -> Result<ConfigHeader, FormatError> {
     if bytes.len() < HEADER_LEN {
-        return Err(FormatError::Truncated {
-            needed: HEADER_LEN,
-            have: bytes.len(),
-        });
+        return Err(FormatError::Truncated { needed: HEADER_LEN, have: bytes.len() });
     }
     if &bytes[..8] != CONFIG_MAGIC {
-        return Err(FormatError::BadMagic {
-            what: "repository config",
-        });
+        return Err(FormatError::BadMagic { what: "repository config" });
     }
     let format_version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if format_version != FORMAT_VERSION {
@@ -84,10 +71,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<ConfigHeader, FormatError> {
     }
     let mut repo = [0u8; 16];
     repo.copy_from_slice(&bytes[12..28]);
-    Ok(ConfigHeader {
-        format_version,
-        repo: RepoId(repo),
-    })
+    Ok(ConfigHeader { format_version, repo: RepoId(repo) })
 }
 
 pub fn encode(config: &RepoConfig, keys: &Keys, repo: RepoId, nonce: [u8; 12]) -> Vec<u8> {

@@ -38,11 +38,7 @@ impl Keys {
         seed.copy_from_slice(&seed_bytes[..8]);
         // fastcdc treats seed 0 as "unseeded"; a repository must never fall back to the public gear table.
         let chunker_seed = u64::from_le_bytes(seed).max(1);
-        Keys {
-            chunk_id_key,
-            encryption_key,
-            chunker_seed,
-        }
+        Keys { chunk_id_key, encryption_key, chunker_seed }
     }
 
     /// Chunk id: BLAKE3 keyed with the chunk-id key over the chunk's plaintext. Keyed, so that holding the

@@ -62,16 +62,8 @@ pub fn random_nonce() -> [u8; NONCE_LEN] {
 
 /// Compresses `payload` with zstd at `level` when that makes it smaller, then seals it.
 /// `level = None` stores the payload as is (already-compressed data, key files).
-pub fn seal(
-    key: &[u8; 32],
-    aad: &Aad,
-    payload: &[u8],
-    level: Option<i32>,
-    nonce: [u8; NONCE_LEN],
-) -> Vec<u8> {
-    let compressed = level
-        .and_then(|l| zstd::bulk::compress(payload, l).ok())
-        .filter(|c| c.len() < payload.len());
+pub fn seal(key: &[u8; 32], aad: &Aad, payload: &[u8], level: Option<i32>, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
+    let compressed = level.and_then(|l| zstd::bulk::compress(payload, l).ok()).filter(|c| c.len() < payload.len());
     let (codec, body) = match &compressed {
         Some(c) => (CODEC_ZSTD, c.as_slice()),
         None => (CODEC_STORED, payload),
@@ -83,11 +75,7 @@ pub fn seal(
     out.extend_from_slice(body);
     let cipher = Aes256Gcm::new(key.into());
     let tag = cipher
-        .encrypt_in_place_detached(
-            Nonce::from_slice(&nonce),
-            &aad.to_bytes(),
-            &mut out[1 + NONCE_LEN..],
-        )
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad.to_bytes(), &mut out[1 + NONCE_LEN..])
         .expect("AES-GCM encryption only fails for messages over 64 GiB");
     out.extend_from_slice(&tag);
     out
@@ -95,17 +83,9 @@ pub fn seal(
 
 /// Authenticates and decrypts an envelope, then decompresses its payload. `max_len` bounds the payload size
 /// after decompression (a hostile zstd frame must not exhaust memory).
-pub fn open(
-    key: &[u8; 32],
-    aad: &Aad,
-    envelope: &[u8],
-    max_len: usize,
-) -> Result<Vec<u8>, FormatError> {
+pub fn open(key: &[u8; 32], aad: &Aad, envelope: &[u8], max_len: usize) -> Result<Vec<u8>, FormatError> {
     if envelope.len() < OVERHEAD {
-        return Err(FormatError::Truncated {
-            needed: OVERHEAD,
-            have: envelope.len(),
-        });
+        return Err(FormatError::Truncated { needed: OVERHEAD, have: envelope.len() });
     }
     if envelope[0] != ENVELOPE_VERSION {
         return Err(FormatError::UnsupportedVersion {
@@ -135,10 +115,7 @@ pub fn open(
             Ok(plain)
         }
         CODEC_ZSTD => decompress_bounded(&plain[1..], max_len),
-        other => Err(FormatError::malformed(
-            "envelope",
-            format!("unknown codec {other}"),
-        )),
+        other => Err(FormatError::malformed("envelope", format!("unknown codec {other}"))),
     }
 }
 
@@ -146,20 +123,13 @@ fn decompress_bounded(data: &[u8], max_len: usize) -> Result<Vec<u8>, FormatErro
     // Small bounds (every chunk): one-shot into a buffer of exactly the bound. Large bounds (manifests):
     // streaming, so a small body does not reserve the whole bound.
     if max_len <= 16 << 20 {
-        return zstd::bulk::decompress(data, max_len)
-            .map_err(|e| FormatError::Decompress(e.to_string()));
+        return zstd::bulk::decompress(data, max_len).map_err(|e| FormatError::Decompress(e.to_string()));
     }
-    let decoder = zstd::stream::read::Decoder::with_buffer(data)
-        .map_err(|e| FormatError::Decompress(e.to_string()))?;
+    let decoder = zstd::stream::read::Decoder::with_buffer(data).map_err(|e| FormatError::Decompress(e.to_string()))?;
     let mut out = Vec::new();
-    decoder
-        .take(max_len as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| FormatError::Decompress(e.to_string()))?;
+    decoder.take(max_len as u64 + 1).read_to_end(&mut out).map_err(|e| FormatError::Decompress(e.to_string()))?;
     if out.len() > max_len {
-        return Err(FormatError::Decompress(format!(
-            "payload exceeds {max_len} bytes"
-        )));
+        return Err(FormatError::Decompress(format!("payload exceeds {max_len} bytes")));
     }
     Ok(out)
 }

@@ -12,11 +12,7 @@ pub enum FormatError {
     #[error("bad magic bytes (not a silo {what})")]
     BadMagic { what: &'static str },
     #[error("unsupported {what} version {found} (this build supports {supported})")]
-    UnsupportedVersion {
-        what: &'static str,
-        found: u32,
-        supported: u32,
-    },
+    UnsupportedVersion { what: &'static str, found: u32, supported: u32 },
     #[error("malformed {what}: {reason}")]
     Malformed { what: &'static str, reason: String },
     #[error("decompression failed: {0}")]
@@ -27,9 +23,6 @@ pub enum FormatError {
 
 impl FormatError {
     pub fn malformed(what: &'static str, reason: impl Into<String>) -> Self {
-        FormatError::Malformed {
-            what,
-            reason: reason.into(),
-        }
+        FormatError::Malformed { what, reason: reason.into() }
     }
 }

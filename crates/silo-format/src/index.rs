@@ -35,36 +35,17 @@ pub struct IndexSegment {
 
 impl IndexSegment {
     pub fn new() -> Self {
-        IndexSegment {
-            version: INDEX_VERSION,
-            ..Default::default()
-        }
+        IndexSegment { version: INDEX_VERSION, ..Default::default() }
     }
 
     pub fn seal(&self, keys: &Keys, repo: RepoId, id: ObjectId, nonce: [u8; 12]) -> Vec<u8> {
         let key = keys.object_key(ObjectKind::IndexSegment, &id);
-        envelope::seal(
-            &key,
-            &Aad::new(repo, ObjectKind::IndexSegment, id),
-            &encoding::encode(self),
-            Some(3),
-            nonce,
-        )
+        envelope::seal(&key, &Aad::new(repo, ObjectKind::IndexSegment, id), &encoding::encode(self), Some(3), nonce)
     }
 
-    pub fn open(
-        keys: &Keys,
-        repo: RepoId,
-        id: ObjectId,
-        sealed: &[u8],
-    ) -> Result<Self, FormatError> {
+    pub fn open(keys: &Keys, repo: RepoId, id: ObjectId, sealed: &[u8]) -> Result<Self, FormatError> {
         let key = keys.object_key(ObjectKind::IndexSegment, &id);
-        let body = envelope::open(
-            &key,
-            &Aad::new(repo, ObjectKind::IndexSegment, id),
-            sealed,
-            encoding::MAX_BODY,
-        )?;
+        let body = envelope::open(&key, &Aad::new(repo, ObjectKind::IndexSegment, id), sealed, encoding::MAX_BODY)?;
         Self::decode_body(&body)
     }
 

@@ -19,11 +19,7 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// 64 MiB, 3 passes, 1 lane: above OWASP's argon2id floor (19 MiB, 2 passes) and ~0.2 s here.
-    pub const DEFAULT: KdfParams = KdfParams {
-        memory_kib: 64 << 10,
-        iterations: 3,
-        parallelism: 1,
-    };
+    pub const DEFAULT: KdfParams = KdfParams { memory_kib: 64 << 10, iterations: 3, parallelism: 1 };
 
     pub fn validate(&self) -> Result<(), FormatError> {
         // Upper bounds keep a hostile key file from making silo allocate or spin without limit.
@@ -34,10 +30,7 @@ impl KdfParams {
         if ok {
             Ok(())
         } else {
-            Err(FormatError::malformed(
-                "key file",
-                format!("argon2id parameters {self:?} out of range"),
-            ))
+            Err(FormatError::malformed("key file", format!("argon2id parameters {self:?} out of range")))
         }
     }
 }
@@ -64,18 +57,11 @@ pub fn derive_wrapping_key(
     params: &KdfParams,
 ) -> Result<Zeroizing<[u8; 32]>, FormatError> {
     params.validate()?;
-    let p = argon2::Params::new(
-        params.memory_kib,
-        params.iterations,
-        params.parallelism,
-        Some(32),
-    )
-    .map_err(|e| FormatError::Kdf(e.to_string()))?;
+    let p = argon2::Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
+        .map_err(|e| FormatError::Kdf(e.to_string()))?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
     let mut out = Zeroizing::new([0u8; 32]);
-    argon
-        .hash_password_into(password, salt, out.as_mut())
-        .map_err(|e| FormatError::Kdf(e.to_string()))?;
+    argon.hash_password_into(password, salt, out.as_mut()).map_err(|e| FormatError::Kdf(e.to_string()))?;
     Ok(out)
 }
 
@@ -93,13 +79,7 @@ impl KeyFile {
         nonce: [u8; 12],
     ) -> Result<Self, FormatError> {
         let key = derive_wrapping_key(password, &salt, &params)?;
-        let wrapped = envelope::seal(
-            &key,
-            &Aad::new(repo, ObjectKind::KeyFile, id),
-            &master.0,
-            None,
-            nonce,
-        );
+        let wrapped = envelope::seal(&key, &Aad::new(repo, ObjectKind::KeyFile, id), &master.0, None, nonce);
         Ok(KeyFile {
             magic: *KEYFILE_MAGIC,
             version: KEYFILE_VERSION,
@@ -116,12 +96,8 @@ impl KeyFile {
     /// Returns the master secret, or `FormatError::Authentication` for a wrong password.
     pub fn unwrap(&self, password: &[u8], id: ObjectId) -> Result<MasterSecret, FormatError> {
         let key = derive_wrapping_key(password, &self.salt, &self.params)?;
-        let plain = Zeroizing::new(envelope::open(
-            &key,
-            &Aad::new(self.repo, ObjectKind::KeyFile, id),
-            &self.wrapped,
-            32,
-        )?);
+        let plain =
+            Zeroizing::new(envelope::open(&key, &Aad::new(self.repo, ObjectKind::KeyFile, id), &self.wrapped, 32)?);
         let secret: [u8; 32] = plain
             .as_slice()
             .try_into()
@@ -135,10 +111,7 @@ impl KeyFile {
 
     pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
         if bytes.len() < 12 {
-            return Err(FormatError::Truncated {
-                needed: 12,
-                have: bytes.len(),
-            });
+            return Err(FormatError::Truncated { needed: 12, have: bytes.len() });
         }
         if &bytes[..8] != KEYFILE_MAGIC {
             return Err(FormatError::BadMagic { what: "key file" });
@@ -152,10 +125,7 @@ impl KeyFile {
             });
         }
         if kf.kdf != KDF_ARGON2ID_V19 {
-            return Err(FormatError::malformed(
-                "key file",
-                format!("unknown key derivation function {}", kf.kdf),
-            ));
+            return Err(FormatError::malformed("key file", format!("unknown key derivation function {}", kf.kdf)));
         }
         kf.params.validate()?;
         Ok(kf)

@@ -35,28 +35,12 @@ pub struct SnapshotManifest {
 impl SnapshotManifest {
     pub fn seal(&self, keys: &Keys, repo: RepoId, id: ObjectId, nonce: [u8; 12]) -> Vec<u8> {
         let key = keys.object_key(ObjectKind::Snapshot, &id);
-        envelope::seal(
-            &key,
-            &Aad::new(repo, ObjectKind::Snapshot, id),
-            &encoding::encode(self),
-            Some(3),
-            nonce,
-        )
+        envelope::seal(&key, &Aad::new(repo, ObjectKind::Snapshot, id), &encoding::encode(self), Some(3), nonce)
     }
 
-    pub fn open(
-        keys: &Keys,
-        repo: RepoId,
-        id: ObjectId,
-        sealed: &[u8],
-    ) -> Result<Self, FormatError> {
+    pub fn open(keys: &Keys, repo: RepoId, id: ObjectId, sealed: &[u8]) -> Result<Self, FormatError> {
         let key = keys.object_key(ObjectKind::Snapshot, &id);
-        let body = envelope::open(
-            &key,
-            &Aad::new(repo, ObjectKind::Snapshot, id),
-            sealed,
-            encoding::MAX_BODY,
-        )?;
+        let body = envelope::open(&key, &Aad::new(repo, ObjectKind::Snapshot, id), sealed, encoding::MAX_BODY)?;
         Self::decode_body(&body)
     }
 

@@ -54,22 +54,14 @@ impl PackWriter {
         let mut buf = Vec::with_capacity(capacity.max(HEADER_LEN));
         buf.extend_from_slice(PACK_MAGIC);
         buf.extend_from_slice(&PACK_VERSION.to_le_bytes());
-        PackWriter {
-            buf,
-            entries: Vec::new(),
-        }
+        PackWriter { buf, entries: Vec::new() }
     }
 
     /// Appends one sealed chunk. The caller closes the pack before it reaches `MAX_PACK_LEN`.
     pub fn push(&mut self, chunk: ObjectId, sealed: &[u8], raw_len: u32) {
         let offset = self.buf.len() as u32;
         self.buf.extend_from_slice(sealed);
-        self.entries.push(PackEntry {
-            chunk,
-            offset,
-            stored_len: sealed.len() as u32,
-            raw_len,
-        });
+        self.entries.push(PackEntry { chunk, offset, stored_len: sealed.len() as u32, raw_len });
     }
 
     pub fn len(&self) -> usize {
@@ -85,27 +77,12 @@ impl PackWriter {
     }
 
     /// Seals the trailer and returns the whole pack file plus its entries.
-    pub fn finish(
-        self,
-        keys: &Keys,
-        repo: RepoId,
-        pack: ObjectId,
-        nonce: [u8; 12],
-    ) -> (Vec<u8>, Vec<PackEntry>) {
+    pub fn finish(self, keys: &Keys, repo: RepoId, pack: ObjectId, nonce: [u8; 12]) -> (Vec<u8>, Vec<PackEntry>) {
         let PackWriter { mut buf, entries } = self;
-        let trailer = PackTrailer {
-            version: TRAILER_VERSION,
-            entries,
-        };
+        let trailer = PackTrailer { version: TRAILER_VERSION, entries };
         let body = encoding::encode(&trailer);
         let key = keys.object_key(ObjectKind::PackTrailer, &pack);
-        let sealed = envelope::seal(
-            &key,
-            &Aad::new(repo, ObjectKind::PackTrailer, pack),
-            &body,
-            Some(3),
-            nonce,
-        );
+        let sealed = envelope::seal(&key, &Aad::new(repo, ObjectKind::PackTrailer, pack), &body, Some(3), nonce);
         buf.extend_from_slice(&sealed);
         buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         buf.extend_from_slice(FOOTER_MAGIC);
@@ -116,38 +93,24 @@ impl PackWriter {
 /// Parses the 8-byte footer (the last bytes of a pack) into the trailer envelope's length.
 pub fn parse_footer(footer: &[u8]) -> Result<u32, FormatError> {
     if footer.len() != FOOTER_LEN {
-        return Err(FormatError::Truncated {
-            needed: FOOTER_LEN,
-            have: footer.len(),
-        });
+        return Err(FormatError::Truncated { needed: FOOTER_LEN, have: footer.len() });
     }
     if &footer[4..] != FOOTER_MAGIC {
-        return Err(FormatError::BadMagic {
-            what: "pack footer",
-        });
+        return Err(FormatError::BadMagic { what: "pack footer" });
     }
-    Ok(u32::from_le_bytes([
-        footer[0], footer[1], footer[2], footer[3],
-    ]))
+    Ok(u32::from_le_bytes([footer[0], footer[1], footer[2], footer[3]]))
 }
 
 pub fn check_header(header: &[u8]) -> Result<(), FormatError> {
     if header.len() < HEADER_LEN {
-        return Err(FormatError::Truncated {
-            needed: HEADER_LEN,
-            have: header.len(),
-        });
+        return Err(FormatError::Truncated { needed: HEADER_LEN, have: header.len() });
     }
     if &header[..8] != PACK_MAGIC {
         return Err(FormatError::BadMagic { what: "pack" });
     }
     let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
     if version != PACK_VERSION {
-        return Err(FormatError::UnsupportedVersion {
-            what: "pack",
-            found: version,
-            supported: PACK_VERSION,
-        });
+        return Err(FormatError::UnsupportedVersion { what: "pack", found: version, supported: PACK_VERSION });
     }
     Ok(())
 }
@@ -168,22 +131,15 @@ pub fn decode_trailer_body(body: &[u8], trailer_start: u64) -> Result<PackTraile
 }
 
 /// Entries must be sorted by offset, start after the header, not overlap, and end by `end`.
-pub fn validate_entries(
-    what: &'static str,
-    entries: &[PackEntry],
-    end: u64,
-) -> Result<(), FormatError> {
+pub fn validate_entries(what: &'static str, entries: &[PackEntry], end: u64) -> Result<(), FormatError> {
     let mut next_free = HEADER_LEN as u64;
     for e in entries {
         let start = u64::from(e.offset);
         let stop = start + u64::from(e.stored_len);
-        if start < next_free || stop > end || (e.stored_len as usize) < envelope::OVERHEAD {
+        if start < next_free || stop > end || stop > MAX_PACK_LEN || (e.stored_len as usize) < envelope::OVERHEAD {
             return Err(FormatError::malformed(
                 what,
-                format!(
-                    "chunk {} has an impossible range {start}..{stop}",
-                    e.chunk.short()
-                ),
+                format!("chunk {} has an impossible range {start}..{stop}", e.chunk.short()),
             ));
         }
         next_free = stop;
@@ -193,45 +149,24 @@ pub fn validate_entries(
 
 /// Opens a whole pack file: header, footer and trailer. Used by `repair index` and by tests; restore reads
 /// ranges instead.
-pub fn open_pack(
-    keys: &Keys,
-    repo: RepoId,
-    pack: ObjectId,
-    bytes: &[u8],
-) -> Result<PackTrailer, FormatError> {
+pub fn open_pack(keys: &Keys, repo: RepoId, pack: ObjectId, bytes: &[u8]) -> Result<PackTrailer, FormatError> {
     check_header(bytes)?;
     if bytes.len() < HEADER_LEN + FOOTER_LEN {
-        return Err(FormatError::Truncated {
-            needed: HEADER_LEN + FOOTER_LEN,
-            have: bytes.len(),
-        });
+        return Err(FormatError::Truncated { needed: HEADER_LEN + FOOTER_LEN, have: bytes.len() });
     }
     let trailer_len = parse_footer(&bytes[bytes.len() - FOOTER_LEN..])? as usize;
     let trailer_end = bytes.len() - FOOTER_LEN;
     if trailer_len > trailer_end - HEADER_LEN {
-        return Err(FormatError::malformed(
-            "pack footer",
-            "trailer length exceeds the pack",
-        ));
+        return Err(FormatError::malformed("pack footer", "trailer length exceeds the pack"));
     }
     let trailer_start = trailer_end - trailer_len;
     let body = open_trailer(keys, repo, pack, &bytes[trailer_start..trailer_end])?;
     decode_trailer_body(&body, trailer_start as u64)
 }
 
-pub fn open_trailer(
-    keys: &Keys,
-    repo: RepoId,
-    pack: ObjectId,
-    sealed: &[u8],
-) -> Result<Vec<u8>, FormatError> {
+pub fn open_trailer(keys: &Keys, repo: RepoId, pack: ObjectId, sealed: &[u8]) -> Result<Vec<u8>, FormatError> {
     let key = keys.object_key(ObjectKind::PackTrailer, &pack);
-    envelope::open(
-        &key,
-        &Aad::new(repo, ObjectKind::PackTrailer, pack),
-        sealed,
-        encoding::MAX_BODY,
-    )
+    envelope::open(&key, &Aad::new(repo, ObjectKind::PackTrailer, pack), sealed, encoding::MAX_BODY)
 }
 
 /// Seals one chunk (compressing it at `level` when that helps).
@@ -244,13 +179,7 @@ pub fn seal_chunk(
     nonce: [u8; 12],
 ) -> Vec<u8> {
     let key = keys.object_key(ObjectKind::Chunk, &id);
-    envelope::seal(
-        &key,
-        &Aad::new(repo, ObjectKind::Chunk, id),
-        plaintext,
-        level,
-        nonce,
-    )
+    envelope::seal(&key, &Aad::new(repo, ObjectKind::Chunk, id), plaintext, level, nonce)
 }
 
 /// Opens one chunk envelope and re-hashes the plaintext: the result is exactly the bytes that were stored
@@ -263,23 +192,12 @@ pub fn open_chunk(
     raw_len: u32,
 ) -> Result<Vec<u8>, FormatError> {
     let key = keys.object_key(ObjectKind::Chunk, &id);
-    let plain = envelope::open(
-        &key,
-        &Aad::new(repo, ObjectKind::Chunk, id),
-        sealed,
-        raw_len as usize,
-    )?;
+    let plain = envelope::open(&key, &Aad::new(repo, ObjectKind::Chunk, id), sealed, raw_len as usize)?;
     if plain.len() != raw_len as usize {
-        return Err(FormatError::malformed(
-            "chunk",
-            format!("{} bytes where the index says {raw_len}", plain.len()),
-        ));
+        return Err(FormatError::malformed("chunk", format!("{} bytes where the index says {raw_len}", plain.len())));
     }
     if keys.chunk_id(&plain) != id {
-        return Err(FormatError::malformed(
-            "chunk",
-            "content does not hash to its id",
-        ));
+        return Err(FormatError::malformed("chunk", "content does not hash to its id"));
     }
     Ok(plain)
 }

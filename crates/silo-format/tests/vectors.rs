@@ -11,10 +11,7 @@ use silo_format::manifest::{SnapshotManifest, StreamManifest};
 use silo_format::pack::{self, PackWriter};
 use silo_format::{envelope, Aad, Keys, MasterSecret, ObjectId, ObjectKind, RepoId};
 
-const PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../format-spec/vectors.json"
-);
+const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../format-spec/vectors.json");
 
 fn seq<const N: usize>(start: u8) -> [u8; N] {
     let mut b = [0u8; N];
@@ -45,17 +42,12 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let master = MasterSecret(seq(0));
-    Fixture {
-        keys: Keys::derive(&master),
-        master,
-        repo: RepoId(seq(0x10)),
-    }
+    Fixture { keys: Keys::derive(&master), master, repo: RepoId(seq(0x10)) }
 }
 
 fn compute() -> Value {
     let f = fixture();
-    let text =
-        b"INSERT INTO orders VALUES (1, 'silo'); INSERT INTO orders VALUES (2, 'silo');".repeat(4);
+    let text = b"INSERT INTO orders VALUES (1, 'silo'); INSERT INTO orders VALUES (2, 'silo');".repeat(4);
     let chunk_a = f.keys.chunk_id(&text);
     let chunk_b = f.keys.chunk_id(b"hello silo");
 
@@ -66,30 +58,15 @@ fn compute() -> Value {
 
     let pack_id = ObjectId(seq(0x40));
     let mut writer = PackWriter::new();
-    writer.push(
-        chunk_a,
-        &pack::seal_chunk(&f.keys, f.repo, chunk_a, &text, Some(3), seq(0x21)),
-        text.len() as u32,
-    );
-    writer.push(
-        chunk_b,
-        &pack::seal_chunk(&f.keys, f.repo, chunk_b, b"hello silo", Some(3), seq(0x22)),
-        10,
-    );
+    writer.push(chunk_a, &pack::seal_chunk(&f.keys, f.repo, chunk_a, &text, Some(3), seq(0x21)), text.len() as u32);
+    writer.push(chunk_b, &pack::seal_chunk(&f.keys, f.repo, chunk_b, b"hello silo", Some(3), seq(0x22)), 10);
     let (pack_bytes, entries) = writer.finish(&f.keys, f.repo, pack_id, seq(0x23));
 
     let segment_id = ObjectId(seq(0x60));
     let segment = IndexSegment {
         version: 1,
-        packs: vec![IndexPack {
-            pack: pack_id,
-            pack_size: pack_bytes.len() as u64,
-            entries: entries.clone(),
-        }],
-        deleted: vec![DeletedPack {
-            pack: ObjectId(seq(0x80)),
-            marked_at: 1_795_372_226_000_000,
-        }],
+        packs: vec![IndexPack { pack: pack_id, pack_size: pack_bytes.len() as u64, entries: entries.clone() }],
+        deleted: vec![DeletedPack { pack: ObjectId(seq(0x80)), marked_at: 1_795_372_226_000_000 }],
         supersedes: vec![ObjectId(seq(0xa0))],
     };
     let segment_bytes = segment.seal(&f.keys, f.repo, segment_id, seq(0x24));
@@ -126,11 +103,7 @@ fn compute() -> Value {
     let config_bytes = config::encode(&cfg, &f.keys, f.repo, seq(0x26));
 
     let key_id = ObjectId(seq(0xe0));
-    let kdf = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
+    let kdf = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
     let keyfile = KeyFile::wrap(
         &f.master,
         b"correct horse",
@@ -144,11 +117,7 @@ fn compute() -> Value {
     )
     .expect("wrap");
 
-    let small = ChunkerParams {
-        min_size: 4096,
-        avg_size: 16384,
-        max_size: 65536,
-    };
+    let small = ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 65536 };
     let cuts = small.cut_points(&pseudo_random(1 << 20, 0x5110), f.keys.chunker_seed());
 
     json!({
@@ -188,16 +157,11 @@ fn compute() -> Value {
 fn code_matches_recorded_vectors() {
     let computed = compute();
     if std::env::var_os("SILO_WRITE_VECTORS").is_some() {
-        std::fs::write(
-            PATH,
-            serde_json::to_string_pretty(&computed).unwrap() + "\n",
-        )
-        .unwrap();
+        std::fs::write(PATH, serde_json::to_string_pretty(&computed).unwrap() + "\n").unwrap();
         return;
     }
     let recorded: Value =
-        serde_json::from_str(&std::fs::read_to_string(PATH).expect("format-spec/vectors.json"))
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(PATH).expect("format-spec/vectors.json")).unwrap();
     for key in [
         "keys",
         "envelope_zstd",
@@ -209,10 +173,7 @@ fn code_matches_recorded_vectors() {
         "key_file",
         "chunker",
     ] {
-        assert_eq!(
-            computed[key], recorded[key],
-            "format-spec/vectors.json: {key} differs from what the code produces"
-        );
+        assert_eq!(computed[key], recorded[key], "format-spec/vectors.json: {key} differs from what the code produces");
     }
 }
 
@@ -230,10 +191,7 @@ fn recorded_vectors_decode() {
     let key = f.keys.object_key(ObjectKind::Chunk, &chunk_a);
     let aad = Aad::new(f.repo, ObjectKind::Chunk, chunk_a);
     for which in ["envelope_zstd", "envelope_stored"] {
-        assert_eq!(
-            envelope::open(&key, &aad, &unhex(&recorded[which]), 1 << 20).unwrap(),
-            text
-        );
+        assert_eq!(envelope::open(&key, &aad, &unhex(&recorded[which]), 1 << 20).unwrap(), text);
     }
 
     let pack_id = ObjectId(seq(0x40));
@@ -242,35 +200,18 @@ fn recorded_vectors_decode() {
     assert_eq!(trailer.entries.len(), 2);
     let e = trailer.entries[0];
     let sealed = &pack_bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
-    assert_eq!(
-        pack::open_chunk(&f.keys, f.repo, e.chunk, sealed, e.raw_len).unwrap(),
-        text
-    );
+    assert_eq!(pack::open_chunk(&f.keys, f.repo, e.chunk, sealed, e.raw_len).unwrap(), text);
 
-    let seg = IndexSegment::open(
-        &f.keys,
-        f.repo,
-        ObjectId(seq(0x60)),
-        &unhex(&recorded["index_segment"]),
-    )
-    .unwrap();
+    let seg = IndexSegment::open(&f.keys, f.repo, ObjectId(seq(0x60)), &unhex(&recorded["index_segment"])).unwrap();
     assert_eq!(seg.packs[0].entries, trailer.entries);
-    let m = SnapshotManifest::open(
-        &f.keys,
-        f.repo,
-        ObjectId(seq(0xc0)),
-        &unhex(&recorded["snapshot_manifest"]),
-    )
-    .unwrap();
+    let m =
+        SnapshotManifest::open(&f.keys, f.repo, ObjectId(seq(0xc0)), &unhex(&recorded["snapshot_manifest"])).unwrap();
     assert_eq!(m.name, "shop");
     assert_eq!(m.streams[0].chunks[0], chunk_a);
     let cfg = config::decode(&unhex(&recorded["config"]), &f.keys).unwrap();
     assert_eq!(cfg.chunker, ChunkerParams::DEFAULT);
     let kf = KeyFile::decode(&unhex(&recorded["key_file"])).unwrap();
-    assert_eq!(
-        kf.unwrap(b"correct horse", ObjectId(seq(0xe0))).unwrap().0,
-        f.master.0
-    );
+    assert_eq!(kf.unwrap(b"correct horse", ObjectId(seq(0xe0))).unwrap().0, f.master.0);
     assert!(kf.unwrap(b"wrong", ObjectId(seq(0xe0))).is_err());
 }
 
@@ -285,29 +226,11 @@ fn tampering_any_byte_of_an_envelope_is_detected() {
         let mut bad = good.clone();
         bad[i] ^= 0x01;
         assert!(
-            envelope::open(
-                &key,
-                &Aad::new(f.repo, ObjectKind::Chunk, chunk_a),
-                &bad,
-                1 << 20
-            )
-            .is_err(),
+            envelope::open(&key, &Aad::new(f.repo, ObjectKind::Chunk, chunk_a), &bad, 1 << 20).is_err(),
             "flip at {i} undetected"
         );
     }
     // The same bytes under another kind, id or repository fail too: objects cannot be swapped.
-    assert!(envelope::open(
-        &key,
-        &Aad::new(f.repo, ObjectKind::Snapshot, chunk_a),
-        &good,
-        1 << 20
-    )
-    .is_err());
-    assert!(envelope::open(
-        &key,
-        &Aad::new(RepoId([9; 16]), ObjectKind::Chunk, chunk_a),
-        &good,
-        1 << 20
-    )
-    .is_err());
+    assert!(envelope::open(&key, &Aad::new(f.repo, ObjectKind::Snapshot, chunk_a), &good, 1 << 20).is_err());
+    assert!(envelope::open(&key, &Aad::new(RepoId([9; 16]), ObjectKind::Chunk, chunk_a), &good, 1 << 20).is_err());
 }
