@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 size="${1:-10G}"
 scripts/setup.sh
-cargo build --release --quiet --bin silo --example gendump
-silo=target/release/silo gen=target/release/examples/gendump
+# SILO_BENCH_PROFILE=dev measures the test build (dependencies at opt-level 3) when release is not built.
+profile="${SILO_BENCH_PROFILE:-release}"
+if [ "$profile" = release ]; then dir=release; else dir=debug; fi
+cargo build --profile "$profile" --quiet --bin silo --example gendump
+silo=target/$dir/silo gen=target/$dir/examples/gendump
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 export SILO_REPO="$work/repo" SILO_PASSWORD=bench SILO_CACHE_DIR="$work/cache"
 $silo init --kdf-memory 65536 >/dev/null

@@ -2,6 +2,7 @@
 //! `cargo run --release --example gendump -- 10G [SEED]`. Nothing is stored in git.
 
 #[path = "../tests/util/dumpgen.rs"]
+#[allow(dead_code)]
 mod dumpgen;
 
 use std::io::Write;

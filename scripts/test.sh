@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit + integration tests (through the real binary),
-# and a short run of every fuzz target. Release profile throughout, so RocksDB's C++ is compiled once.
+# and a short run of every fuzz target. One profile (dev, with dependencies at opt-level 3) throughout, so
+# RocksDB's C++ is compiled once.
 # Quick mode for a development loop: SILO_QUICK=1 skips clippy and fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,9 +9,9 @@ scripts/setup.sh
 export CARGO_TERM_COLOR=never
 cargo fmt --all --check
 if [ -z "${SILO_QUICK:-}" ]; then
-  cargo clippy --release --workspace --all-targets -- -D warnings
+  cargo clippy --workspace --all-targets -- -D warnings
 fi
-cargo test --release --workspace
+cargo test --workspace
 if [ -z "${SILO_QUICK:-}" ]; then
   scripts/fuzz.sh "${SILO_FUZZ_SECONDS:-10}"
 fi

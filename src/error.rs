@@ -39,6 +39,14 @@ pub enum Error {
     Io { what: String, source: std::io::Error },
     #[error("{0}")]
     Invalid(String),
+    #[error("gc is already running on {host} (pid {pid}); its lease expires at {until}. Wait, or if that gc is dead, retry after then")]
+    GcBusy { host: String, pid: u32, until: String },
+    #[error(
+        "gc lost its lease (it was paused or ran past {until}); stopped before deleting anything more. Run gc again"
+    )]
+    LeaseLost { until: String },
+    #[error("clock skew: this machine's clock differs from the repository's by {seconds} s; gc refuses to run. Fix the clock (NTP)")]
+    ClockSkew { seconds: i64 },
     /// Another part of the pipeline failed first; that error is the one reported.
     #[error("aborted")]
     Aborted,

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod cache;
 pub mod error;
 pub mod repo;
+pub mod retention;
 pub mod time;
 
 pub use error::{Error, Result};

@@ -152,6 +152,22 @@ impl Backend for LocalBackend {
         .await
     }
 
+    /// The file system's clock: the modification time of a freshly written probe file (differs from ours
+    /// on a network file system whose server clock is off).
+    async fn server_time(&self) -> Result<Option<i64>, BackendError> {
+        let root = self.root.clone();
+        Self::blocking("tmp/clock probe", move || {
+            let run = || -> io::Result<i64> {
+                let tmp = Self::write_temp(&root, b"clock")?;
+                let t = micros(&fs::metadata(&tmp)?);
+                let _ = fs::remove_file(&tmp);
+                Ok(t)
+            };
+            run().map(Some).map_err(|e| Self::io("tmp/clock probe", e))
+        })
+        .await
+    }
+
     async fn delete(&self, name: &str) -> Result<(), BackendError> {
         let (path, owned) = (self.path(name), name.to_string());
         Self::blocking(name, move || {
@@ -160,6 +176,14 @@ impl Backend for LocalBackend {
         })
         .await
     }
+}
+
+fn micros(meta: &fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
@@ -175,7 +199,11 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
         if meta.is_dir() {
             walk(root, &path, out)?;
         } else if let Ok(rel) = path.strip_prefix(root) {
-            out.push(ObjectInfo { name: rel.to_string_lossy().replace('\\', "/"), size: meta.len() });
+            out.push(ObjectInfo {
+                name: rel.to_string_lossy().replace('\\', "/"),
+                size: meta.len(),
+                modified: micros(&meta),
+            });
         }
     }
     Ok(())

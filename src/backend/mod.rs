@@ -27,6 +27,8 @@ impl BackendError {
 pub struct ObjectInfo {
     pub name: String,
     pub size: u64,
+    /// Last modification, µs since the epoch, by the backend's clock.
+    pub modified: i64,
 }
 
 #[async_trait]
@@ -43,6 +45,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Every object whose name starts with `prefix` (a directory such as `index/`), in no particular order.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError>;
     async fn delete(&self, name: &str) -> Result<(), BackendError>;
+    /// The backend's own clock (µs since the epoch), for gc's skew check; `None` if it has none to offer.
+    async fn server_time(&self) -> Result<Option<i64>, BackendError> {
+        Ok(None)
+    }
 }
 
 /// Object names (format-spec/objects.md).
@@ -54,6 +60,9 @@ pub mod names {
     pub const PACKS: &str = "packs/";
     pub const INDEX: &str = "index/";
     pub const SNAPSHOTS: &str = "snapshots/";
+    pub const SESSIONS: &str = "sessions/";
+    pub const POLICIES: &str = "policies/";
+    pub const LEASE: &str = "gc/lease";
 
     pub fn pack(id: &ObjectId) -> String {
         let hex = id.to_hex();
@@ -66,6 +75,10 @@ pub mod names {
 
     pub fn snapshot(id: &ObjectId) -> String {
         format!("snapshots/{}", id.to_hex())
+    }
+
+    pub fn session(id: &ObjectId) -> String {
+        format!("sessions/{}", id.to_hex())
     }
 
     pub fn key(id: &ObjectId) -> String {

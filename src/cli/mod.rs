@@ -49,6 +49,119 @@ enum Command {
     Snapshot(SnapshotCommand),
     /// Logical and stored sizes, dedup and compression.
     Stats,
+    /// Remove snapshots by retention policy (flags, or each name's stored policy). Data is reclaimed by gc.
+    Forget(ForgetArgs),
+    /// Store, show or clear a snapshot name's retention policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Reclaim the space of data no snapshot references (safe while other clients write).
+    Gc(GcArgs),
+    /// forget by the stored policies, then gc.
+    Prune(GcArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct KeepArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long)]
+    keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest hours that have one.
+    #[arg(long)]
+    keep_hourly: Option<u32>,
+    /// ... of each of the N newest days (UTC).
+    #[arg(long)]
+    keep_daily: Option<u32>,
+    /// ... of each of the N newest ISO weeks.
+    #[arg(long)]
+    keep_weekly: Option<u32>,
+    /// ... of each of the N newest months.
+    #[arg(long)]
+    keep_monthly: Option<u32>,
+    /// ... of each of the N newest years.
+    #[arg(long)]
+    keep_yearly: Option<u32>,
+    /// Keep every snapshot within this long of the newest one, e.g. 7d, 36h, 1y6m.
+    #[arg(long)]
+    keep_within: Option<String>,
+}
+
+impl KeepArgs {
+    fn policy(&self) -> Result<silo::retention::Policy> {
+        let within = match &self.keep_within {
+            Some(t) => Some(silo::retention::parse_duration(t).ok_or_else(|| silo::Error::Input {
+                what: format!("--keep-within {t:?}"),
+                message: "expected a duration like 7d, 36h or 1y6m (units y m w d h)".into(),
+            })?),
+            None => None,
+        };
+        Ok(silo::retention::Policy {
+            last: self.keep_last,
+            hourly: self.keep_hourly,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+            yearly: self.keep_yearly,
+            within,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+struct ForgetArgs {
+    /// Only snapshots of this name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Only snapshots from this host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Only snapshots with this tag.
+    #[arg(long)]
+    tag: Option<String>,
+    #[command(flatten)]
+    keep: KeepArgs,
+    /// Show what would be removed; remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Store the policy `forget` (without flags) and `prune` apply to NAME; no flags clears it.
+    Set {
+        name: String,
+        #[command(flatten)]
+        keep: KeepArgs,
+    },
+    /// Show the stored policies.
+    Show,
+}
+
+#[derive(Args, Debug)]
+struct GcArgs {
+    /// Report what would be reclaimed; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// `full`: safety age and grace period from the config (safe with concurrent writers). `none`: reclaim at
+    /// once — only safe when nothing else uses the repository.
+    #[arg(long, default_value = "full", value_parser = ["full", "none"])]
+    safety: String,
+    /// Seconds the gc lease is valid; gc stops before deleting anything once it has passed.
+    #[arg(long, default_value_t = 3600)]
+    lease_seconds: u64,
+    /// Repack packs with at least this fraction of dead bytes.
+    #[arg(long, default_value_t = 0.2)]
+    repack_threshold: f64,
+}
+
+impl GcArgs {
+    fn options(&self) -> silo::repo::gc::GcOptions {
+        silo::repo::gc::GcOptions {
+            dry_run: self.dry_run,
+            safety: if self.safety == "none" { silo::repo::gc::Safety::None } else { silo::repo::gc::Safety::Full },
+            lease_seconds: self.lease_seconds,
+            repack_threshold: self.repack_threshold,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -74,6 +187,12 @@ struct InitArgs {
     /// zstd level for chunks (1-22).
     #[arg(long, default_value_t = 3)]
     compression: i32,
+    /// gc never touches a pack younger than this many seconds.
+    #[arg(long, default_value_t = 86_400)]
+    gc_safety_age: u64,
+    /// Seconds between gc marking a pack deleted and deleting it.
+    #[arg(long, default_value_t = 86_400)]
+    gc_grace_period: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -121,6 +240,7 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 3;
     pub const AUTH: u8 = 4;
     pub const DAMAGED: u8 = 5;
+    pub const BUSY: u8 = 6;
     pub const COMMAND_FAILED: u8 = 7;
 }
 
@@ -132,6 +252,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         Some(E::Damaged { .. } | E::Inconsistent { .. }) => exit::DAMAGED,
         Some(E::CommandFailed { .. }) => exit::COMMAND_FAILED,
         Some(E::Input { .. } | E::SnapshotNotFound { .. } | E::AmbiguousSnapshot { .. }) => exit::USAGE,
+        Some(E::GcBusy { .. } | E::LeaseLost { .. } | E::ClockSkew { .. }) => exit::BUSY,
         _ => exit::FAILURE,
     }
 }
@@ -195,6 +316,41 @@ pub fn run(cli: Cli) -> Result<()> {
             output::snapshot_show(&snap, ctx.cli.json)
         }
         Command::Snapshot(SnapshotCommand::Restore { snapshot, output }) => restore(&ctx, snapshot, output.as_deref()),
+        Command::Forget(a) => {
+            let repo = ctx.open()?;
+            let policy = a.keep.policy()?;
+            let filter = silo::repo::forget::Filter { name: a.name.clone(), host: a.host.clone(), tag: a.tag.clone() };
+            use silo::retention::Evaluate;
+            let plan = ctx.rt.block_on(repo.plan_forget(&filter, (!policy.is_empty()).then_some(&policy)))?;
+            if !a.dry_run {
+                ctx.rt.block_on(repo.forget(&plan))?;
+            }
+            output::forget(&plan, a.dry_run, ctx.cli.json)
+        }
+        Command::Policy(PolicyCommand::Set { name, keep }) => {
+            validate_name("snapshot name", name)?;
+            let repo = ctx.open()?;
+            ctx.rt.block_on(repo.set_policy(name, keep.policy()?))?;
+            output::policies(&ctx.rt.block_on(repo.policies())?, ctx.cli.json)
+        }
+        Command::Policy(PolicyCommand::Show) => {
+            let repo = ctx.open()?;
+            output::policies(&ctx.rt.block_on(repo.policies())?, ctx.cli.json)
+        }
+        Command::Gc(a) => {
+            let repo = ctx.open()?;
+            let report = ctx.rt.block_on(repo.gc(&a.options()))?;
+            output::gc(&report, ctx.cli.json)
+        }
+        Command::Prune(a) => {
+            let repo = ctx.open()?;
+            let plan = ctx.rt.block_on(repo.plan_forget(&Default::default(), None))?;
+            if !a.dry_run {
+                ctx.rt.block_on(repo.forget(&plan))?;
+            }
+            let report = ctx.rt.block_on(repo.gc(&a.options()))?;
+            output::prune(&plan, &report, ctx.cli.json)
+        }
         Command::Stats => {
             let repo = ctx.open()?;
             let stats = ctx.rt.block_on(silo::repo::stats::collect(&repo))?;
@@ -214,6 +370,8 @@ fn init(ctx: &Context_, a: &InitArgs) -> Result<()> {
         chunker: ChunkerParams { min_size: a.chunk_min, avg_size: a.chunk_avg, max_size: a.chunk_max },
         pack_target_size: a.pack_size,
         compression_level: a.compression,
+        gc_safety_age: a.gc_safety_age,
+        gc_grace_period: a.gc_grace_period,
     };
     let id = ctx.rt.block_on(Repository::init(backend.clone(), &password, &options))?;
     output::init(&backend.location(), &id.to_hex(), ctx.cli.json)

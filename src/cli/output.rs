@@ -151,3 +151,101 @@ pub fn stats(s: &RepoStats, json: bool) -> Result<()> {
     println!("index segments     {}", s.index_segments);
     Ok(())
 }
+
+pub fn forget(plan: &[silo::repo::forget::ForgetGroup], dry_run: bool, json: bool) -> Result<()> {
+    if json {
+        let groups: Vec<serde_json::Value> = plan
+            .iter()
+            .map(|g| {
+                json!({
+                    "name": g.name,
+                    "host": g.host,
+                    "policy": g.policy.as_ref().map(|p| format!("{p:?}")),
+                    "snapshots": g.decisions.iter().map(|d| json!({
+                        "id": d.item.id.to_hex(),
+                        "time": format_micros(d.time),
+                        "keep": d.keep,
+                        "reasons": d.reasons,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        return print_json(&json!({ "dry_run": dry_run, "groups": groups }));
+    }
+    for g in plan {
+        println!("{} on {}:", g.name, g.host);
+        for d in &g.decisions {
+            let verdict = if d.keep {
+                "keep  "
+            } else if dry_run {
+                "would remove"
+            } else {
+                "remove"
+            };
+            println!("  {verdict}  {}  {}  {}", d.item.id.short(), format_micros(d.time), d.reasons.join(","));
+        }
+    }
+    let removed = plan.iter().flat_map(|g| &g.decisions).filter(|d| !d.keep).count();
+    println!("{} snapshots {}", removed, if dry_run { "would be removed" } else { "removed" });
+    Ok(())
+}
+
+pub fn policies(
+    p: &std::collections::BTreeMap<String, silo::format::maintenance::StoredPolicy>,
+    json: bool,
+) -> Result<()> {
+    if json {
+        let v: Vec<serde_json::Value> = p
+            .values()
+            .map(|s| {
+                let q = &s.policy;
+                json!({"name": s.name, "set_at": format_micros(s.set_at), "keep_last": q.last, "keep_hourly": q.hourly,
+                       "keep_daily": q.daily, "keep_weekly": q.weekly, "keep_monthly": q.monthly,
+                       "keep_yearly": q.yearly, "keep_within_seconds": q.within})
+            })
+            .collect();
+        return print_json(&serde_json::Value::Array(v));
+    }
+    for s in p.values() {
+        println!("{}: {:?} (set {})", s.name, s.policy, format_micros(s.set_at));
+    }
+    println!("{} policies", p.len());
+    Ok(())
+}
+
+pub fn gc(r: &silo::repo::gc::GcReport, json: bool) -> Result<()> {
+    if json {
+        return print_json(&serde_json::to_value(r)?);
+    }
+    let verb = if r.dry_run { "would be" } else { "were" };
+    println!("snapshots {}, packs {}, live chunks {}", r.snapshots, r.packs, r.marked_chunks);
+    println!("reclaimed now: {} packs {verb} deleted ({})", r.packs_deleted, human_bytes(r.bytes_deleted));
+    println!(
+        "marked: {} packs ({}), {} packs {verb} repacked",
+        r.packs_marked,
+        human_bytes(r.bytes_marked),
+        r.packs_repacked
+    );
+    if r.packs_pending > 0 {
+        println!(
+            "pending: {} packs ({}) reclaimable by a gc run after {}",
+            r.packs_pending,
+            human_bytes(r.bytes_pending),
+            r.pending_reclaimable_at.as_deref().unwrap_or("?")
+        );
+    }
+    if r.packs_too_young > 0 {
+        println!("{} unreferenced packs are younger than the safety age and were left alone", r.packs_too_young);
+    }
+    Ok(())
+}
+
+pub fn prune(plan: &[silo::repo::forget::ForgetGroup], report: &silo::repo::gc::GcReport, json: bool) -> Result<()> {
+    if json {
+        let removed: Vec<String> =
+            plan.iter().flat_map(|g| &g.decisions).filter(|d| !d.keep).map(|d| d.item.id.to_hex()).collect();
+        return print_json(&json!({ "forgotten": removed, "gc": serde_json::to_value(report)? }));
+    }
+    forget(plan, report.dry_run, false)?;
+    gc(report, false)
+}

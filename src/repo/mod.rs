@@ -1,8 +1,11 @@
 //! A repository handle: backend + unlocked keys + config + (lazily) the index cache. `init` creates one,
 //! `open` unlocks one; writing lives in `write`, reading in `read`, snapshot selection in `snapshots`.
 
+pub mod forget;
+pub mod gc;
 pub mod index;
 pub mod read;
+pub mod session;
 pub mod snapshots;
 pub mod stats;
 pub mod write;
@@ -25,6 +28,8 @@ pub struct InitOptions {
     pub chunker: ChunkerParams,
     pub pack_target_size: u32,
     pub compression_level: i32,
+    pub gc_safety_age: u64,
+    pub gc_grace_period: u64,
 }
 
 impl Default for InitOptions {
@@ -34,6 +39,8 @@ impl Default for InitOptions {
             chunker: ChunkerParams::DEFAULT,
             pack_target_size: 8 << 20,
             compression_level: 3,
+            gc_safety_age: 24 * 3600,
+            gc_grace_period: 24 * 3600,
         }
     }
 }
@@ -67,8 +74,8 @@ impl Repository {
             chunker: options.chunker,
             pack_target_size: options.pack_target_size,
             compression_level: options.compression_level,
-            gc_safety_age: 24 * 3600,
-            gc_grace_period: 24 * 3600,
+            gc_safety_age: options.gc_safety_age,
+            gc_grace_period: options.gc_grace_period,
             created: crate::time::now_micros(),
         };
         cfg.validate().map_err(|e| Error::Invalid(format!("init: {e}")))?;

@@ -115,6 +115,19 @@ impl Repository {
     pub fn create_snapshot(&self, rt: &Handle, options: &CreateOptions) -> Result<CreateReport> {
         let started = crate::time::now_micros();
         let clock = Instant::now();
+        let session = rt.block_on(self.start_session(started))?;
+        let result = self.create_in_session(rt, options, started, clock);
+        rt.block_on(session.end(self.backend.as_ref()));
+        result
+    }
+
+    fn create_in_session(
+        &self,
+        rt: &Handle,
+        options: &CreateOptions,
+        started: i64,
+        clock: Instant,
+    ) -> Result<CreateReport> {
         rt.block_on(self.sync_cache())?;
         let cache = self.cache()?;
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
@@ -192,7 +205,8 @@ impl Repository {
         if let Some(e) = first_error.or(collected.error) {
             return Err(e);
         }
-        let packs = uploaded??;
+        let mut packs = uploaded??;
+        packs += rt.block_on(self.rescue_marked_chunks(collected.ids.iter().flatten()))?;
 
         let mut streams = Vec::with_capacity(nstreams);
         let mut chunks = 0u64;

@@ -28,6 +28,9 @@ pub enum ObjectKind {
     Snapshot = 4,
     Config = 5,
     KeyFile = 6,
+    Policy = 7,
+    Lease = 8,
+    Session = 9,
 }
 
 /// Associated data: `"silo" || envelope version || repo id(16) || kind(1) || object id(32)`, 54 bytes.

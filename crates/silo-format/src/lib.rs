@@ -11,6 +11,7 @@ pub mod error;
 pub mod id;
 pub mod index;
 pub mod keyfile;
+pub mod maintenance;
 pub mod manifest;
 pub mod pack;
 

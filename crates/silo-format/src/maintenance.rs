@@ -1,0 +1,104 @@
+//! Small objects that coordinate maintenance (format-spec/maintenance.md): stored retention policies
+//! (`policies/<id>`), the gc lease (`gc/lease`) and writer sessions (`sessions/<id>`).
+
+use crate::{encoding, envelope, Aad, FormatError, Keys, ObjectId, ObjectKind, RepoId};
+use bincode::{Decode, Encode};
+
+pub const MAINTENANCE_VERSION: u32 = 1;
+
+/// Counts of periods to keep; `None` means the rule is not used.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Policy {
+    pub last: Option<u32>,
+    pub hourly: Option<u32>,
+    pub daily: Option<u32>,
+    pub weekly: Option<u32>,
+    pub monthly: Option<u32>,
+    pub yearly: Option<u32>,
+    /// Seconds before the newest snapshot of the group.
+    pub within: Option<u64>,
+}
+
+/// The retention policy of one snapshot name; the newest `set_at` per name wins.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct StoredPolicy {
+    pub version: u32,
+    pub name: String,
+    pub policy: Policy,
+    pub set_at: i64,
+}
+
+/// Held by the one gc allowed to run; valid until `expires_at`.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Lease {
+    pub version: u32,
+    pub holder: ObjectId,
+    pub host: String,
+    pub pid: u32,
+    pub acquired_at: i64,
+    pub expires_at: i64,
+}
+
+/// A writer session in progress; `heartbeat_at` is refreshed while it runs.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Session {
+    pub version: u32,
+    pub host: String,
+    pub pid: u32,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+}
+
+/// A body type stored in its own envelope kind.
+pub trait Sealed: Encode + Decode<()> + Sized {
+    const KIND: ObjectKind;
+    const WHAT: &'static str;
+    fn version(&self) -> u32;
+
+    fn seal(&self, keys: &Keys, repo: RepoId, id: ObjectId, nonce: [u8; 12]) -> Vec<u8> {
+        let key = keys.object_key(Self::KIND, &id);
+        envelope::seal(&key, &Aad::new(repo, Self::KIND, id), &encoding::encode(self), None, nonce)
+    }
+
+    fn open(keys: &Keys, repo: RepoId, id: ObjectId, sealed: &[u8]) -> Result<Self, FormatError> {
+        let key = keys.object_key(Self::KIND, &id);
+        let body = envelope::open(&key, &Aad::new(repo, Self::KIND, id), sealed, 1 << 16)?;
+        Self::decode_body(&body)
+    }
+
+    fn decode_body(body: &[u8]) -> Result<Self, FormatError> {
+        let v: Self = encoding::decode(Self::WHAT, body)?;
+        if v.version() != MAINTENANCE_VERSION {
+            return Err(FormatError::UnsupportedVersion {
+                what: Self::WHAT,
+                found: v.version(),
+                supported: MAINTENANCE_VERSION,
+            });
+        }
+        Ok(v)
+    }
+}
+
+impl Sealed for StoredPolicy {
+    const KIND: ObjectKind = ObjectKind::Policy;
+    const WHAT: &'static str = "policy";
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+impl Sealed for Lease {
+    const KIND: ObjectKind = ObjectKind::Lease;
+    const WHAT: &'static str = "gc lease";
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+impl Sealed for Session {
+    const KIND: ObjectKind = ObjectKind::Session;
+    const WHAT: &'static str = "session";
+    fn version(&self) -> u32 {
+        self.version
+    }
+}

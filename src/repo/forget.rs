@@ -1,0 +1,143 @@
+//! Stored retention policies and `forget`: deciding, per (name, host) group, which snapshot manifests to
+//! remove, and removing them. Only manifests are deleted here; their data is reclaimed by gc.
+
+use super::snapshots::Snapshot;
+use super::Repository;
+use crate::backend::names;
+use crate::retention::{Decision, Evaluate, Policy};
+use crate::{Error, Result};
+use silo_format::envelope::random_nonce;
+use silo_format::maintenance::{Sealed, StoredPolicy, MAINTENANCE_VERSION};
+use silo_format::ObjectId;
+use std::collections::BTreeMap;
+
+use crate::backend::names::POLICIES;
+
+/// Which snapshots `forget` considers.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub name: Option<String>,
+    pub host: Option<String>,
+    pub tag: Option<String>,
+}
+
+impl Filter {
+    fn matches(&self, s: &Snapshot) -> bool {
+        let m = &s.manifest;
+        self.name.as_ref().is_none_or(|n| &m.name == n)
+            && self.host.as_ref().is_none_or(|h| &m.host == h)
+            && self.tag.as_ref().is_none_or(|t| m.tags.contains(t))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ForgetGroup {
+    pub name: String,
+    pub host: String,
+    /// The policy applied; `None` when the group had no stored policy (everything kept).
+    pub policy: Option<Policy>,
+    pub decisions: Vec<Decision<Snapshot>>,
+}
+
+impl Repository {
+    /// Every stored policy, the newest per name.
+    pub async fn policies(&self) -> Result<BTreeMap<String, StoredPolicy>> {
+        Ok(self.policy_objects().await?.into_iter().map(|(name, (_, p))| (name, p)).collect())
+    }
+
+    async fn policy_objects(&self) -> Result<BTreeMap<String, (ObjectId, StoredPolicy)>> {
+        let mut out: BTreeMap<String, (ObjectId, StoredPolicy)> = BTreeMap::new();
+        for info in self.backend.list(POLICIES).await? {
+            let Some(id) = names::id_of(&info.name) else { continue };
+            let bytes = self.backend.get(&info.name).await?;
+            let p = StoredPolicy::open(&self.keys, self.repo_id, id, &bytes)
+                .map_err(|e| Error::damaged(info.name.clone(), e))?;
+            let newer = out.get(&p.name).is_none_or(|(old_id, old)| (p.set_at, id) > (old.set_at, *old_id));
+            if newer {
+                out.insert(p.name.clone(), (id, p));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores `policy` for `name`, then removes the policies it replaces. An empty policy removes the entry.
+    pub async fn set_policy(&self, name: &str, policy: Policy) -> Result<()> {
+        let old: Vec<String> = self
+            .backend
+            .list(POLICIES)
+            .await?
+            .into_iter()
+            .filter_map(|info| names::id_of(&info.name).map(|id| (id, info.name)))
+            .map(|(_, n)| n)
+            .collect();
+        let mut replaced = Vec::new();
+        for name_of_obj in old {
+            let Some(id) = names::id_of(&name_of_obj) else { continue };
+            let bytes = self.backend.get(&name_of_obj).await?;
+            let p = StoredPolicy::open(&self.keys, self.repo_id, id, &bytes)
+                .map_err(|e| Error::damaged(name_of_obj.clone(), e))?;
+            if p.name == name {
+                replaced.push(name_of_obj);
+            }
+        }
+        if !policy.is_empty() {
+            let id = ObjectId::random();
+            let stored = StoredPolicy {
+                version: MAINTENANCE_VERSION,
+                name: name.to_string(),
+                policy,
+                set_at: crate::time::now_micros(),
+            };
+            self.backend
+                .put(&format!("{POLICIES}{}", id.to_hex()), stored.seal(&self.keys, self.repo_id, id, random_nonce()))
+                .await?;
+        }
+        for obj in replaced {
+            self.backend.delete(&obj).await?;
+        }
+        Ok(())
+    }
+
+    /// Decides which snapshots to forget: `policy` for every group if given, else each name's stored
+    /// policy (groups without one keep everything). Deletes nothing.
+    pub async fn plan_forget(&self, filter: &Filter, policy: Option<&Policy>) -> Result<Vec<ForgetGroup>> {
+        let stored = if policy.is_none() { self.policies().await? } else { BTreeMap::new() };
+        let mut groups: BTreeMap<(String, String), Vec<(Snapshot, i64)>> = BTreeMap::new();
+        for s in self.list_snapshots().await?.into_iter().filter(|s| filter.matches(s)) {
+            let key = (s.manifest.name.clone(), s.manifest.host.clone());
+            let t = s.manifest.finished;
+            groups.entry(key).or_default().push((s, t));
+        }
+        Ok(groups
+            .into_iter()
+            .map(|((name, host), items)| {
+                let chosen = policy.cloned().or_else(|| stored.get(&name).map(|p| p.policy.clone()));
+                let decisions = match &chosen {
+                    Some(p) => p.apply(&items),
+                    None => {
+                        let mut all: Vec<Decision<Snapshot>> = items
+                            .into_iter()
+                            .map(|(item, time)| Decision { item, time, keep: true, reasons: vec!["no policy"] })
+                            .collect();
+                        all.sort_by(|a, b| b.time.cmp(&a.time));
+                        all
+                    }
+                };
+                ForgetGroup { name, host, policy: chosen, decisions }
+            })
+            .collect())
+    }
+
+    /// Deletes the manifests `plan` decided to remove.
+    pub async fn forget(&self, plan: &[ForgetGroup]) -> Result<usize> {
+        let mut removed = 0;
+        for d in plan.iter().flat_map(|g| &g.decisions).filter(|d| !d.keep) {
+            match self.backend.delete(&names::snapshot(&d.item.id)).await {
+                Ok(()) => removed += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(removed)
+    }
+}

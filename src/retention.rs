@@ -1,0 +1,233 @@
+//! Retention policy evaluation (pure: no I/O, no clock). restic's semantics: within one group (snapshots of
+//! one name and host), newest first, each `keep-<period> N` rule keeps the newest snapshot of each of the N
+//! newest periods that have one; `keep-last N` keeps the N newest; `keep-within D` keeps everything within D
+//! of the newest snapshot. A snapshot is kept if any rule keeps it. Periods are UTC calendar buckets (no DST).
+
+pub use silo_format::maintenance::Policy;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision<T> {
+    pub item: T,
+    pub time: i64,
+    pub keep: bool,
+    /// The rules that kept it (`last`, `hourly`, ..., `within`), empty when removed.
+    pub reasons: Vec<&'static str>,
+}
+
+/// Evaluation of a policy over one group.
+pub trait Evaluate {
+    fn is_empty(&self) -> bool;
+    fn apply<T: Clone>(&self, items: &[(T, i64)]) -> Vec<Decision<T>>;
+}
+
+impl Evaluate for Policy {
+    fn is_empty(&self) -> bool {
+        *self == Policy::default()
+    }
+
+    /// Decides for one group. `items` are (item, time in µs since the epoch) in any order; the result is
+    /// newest first. Ties in time keep input order (stable), so equal timestamps are deterministic.
+    fn apply<T: Clone>(&self, items: &[(T, i64)]) -> Vec<Decision<T>> {
+        let mut sorted: Vec<(T, i64)> = items.to_vec();
+        sorted.sort_by(|a, b| b.1.cmp(&a.1));
+        let newest = sorted.first().map(|x| x.1).unwrap_or(0);
+        type Bucket = fn(i64) -> i64;
+        let rules: [(&'static str, Option<u32>, Bucket); 6] = [
+            ("last", self.last, |_| i64::MIN), // placeholder bucket; handled below
+            ("hourly", self.hourly, |t| t.div_euclid(3_600_000_000)),
+            ("daily", self.daily, |t| t.div_euclid(86_400_000_000)),
+            ("weekly", self.weekly, iso_week),
+            ("monthly", self.monthly, |t| month(t)),
+            ("yearly", self.yearly, |t| month(t).div_euclid(12)),
+        ];
+        let mut remaining: Vec<u32> = rules.iter().map(|r| r.1.unwrap_or(0)).collect();
+        let mut last_bucket: Vec<Option<i64>> = vec![None; rules.len()];
+        sorted
+            .into_iter()
+            .map(|(item, time)| {
+                let mut reasons = Vec::new();
+                for (i, (name, count, bucket)) in rules.iter().enumerate() {
+                    if count.is_none() || remaining[i] == 0 {
+                        continue;
+                    }
+                    if i == 0 {
+                        remaining[0] -= 1;
+                        reasons.push(*name);
+                        continue;
+                    }
+                    let b = bucket(time);
+                    if last_bucket[i] != Some(b) {
+                        last_bucket[i] = Some(b);
+                        remaining[i] -= 1;
+                        reasons.push(*name);
+                    }
+                }
+                if let Some(within) = self.within {
+                    if newest - time <= within as i64 * 1_000_000 {
+                        reasons.push("within");
+                    }
+                }
+                Decision { item, time, keep: !reasons.is_empty(), reasons }
+            })
+            .collect()
+    }
+}
+
+/// Months since January 1970 (UTC).
+fn month(micros: i64) -> i64 {
+    let (y, m, _) = crate::time::civil_from_days(micros.div_euclid(86_400_000_000));
+    y * 12 + i64::from(m) - 1
+}
+
+/// ISO-8601 week, numbered from an arbitrary origin: weeks start on Monday, UTC.
+fn iso_week(micros: i64) -> i64 {
+    let days = micros.div_euclid(86_400_000_000);
+    // 1970-01-01 was a Thursday; shifting by 3 makes Monday the first day of each 7-day bucket.
+    (days + 3).div_euclid(7)
+}
+
+/// Parses `1y2m3w4d5h` (years of 365 days, months of 30 days, weeks, days, hours) into seconds.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: u64 = digits.parse().ok()?;
+        digits.clear();
+        let unit = match c {
+            'y' => 365 * 86_400,
+            'm' => 30 * 86_400,
+            'w' => 7 * 86_400,
+            'd' => 86_400,
+            'h' => 3_600,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    if !digits.is_empty() || text.is_empty() {
+        return None;
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3_600_000_000;
+    const DAY: i64 = 24 * HOUR;
+    /// 2026-11-02T00:00:00Z, a Monday.
+    const MONDAY: i64 = 1_793_577_600_000_000;
+
+    fn kept(policy: &Policy, times: &[i64]) -> Vec<i64> {
+        let items: Vec<(usize, i64)> = times.iter().copied().enumerate().collect();
+        policy.apply(&items).into_iter().filter(|d| d.keep).map(|d| d.time).collect()
+    }
+
+    #[test]
+    fn empty_group_and_empty_policy() {
+        assert!(Policy { daily: Some(3), ..Default::default() }.apply::<u8>(&[]).is_empty());
+        assert!(Policy::default().is_empty());
+        assert!(kept(&Policy::default(), &[MONDAY, MONDAY + HOUR]).is_empty(), "no rule keeps nothing");
+    }
+
+    #[test]
+    fn keep_last_keeps_the_newest_n() {
+        let times: Vec<i64> = (0..5).map(|i| MONDAY + i * HOUR).collect();
+        assert_eq!(
+            kept(&Policy { last: Some(2), ..Default::default() }, &times),
+            vec![MONDAY + 4 * HOUR, MONDAY + 3 * HOUR]
+        );
+        assert_eq!(kept(&Policy { last: Some(9), ..Default::default() }, &times).len(), 5);
+    }
+
+    #[test]
+    fn hourly_keeps_the_newest_of_each_hour() {
+        let times = [MONDAY, MONDAY + 10, MONDAY + HOUR + 5, MONDAY + HOUR + 9, MONDAY + 3 * HOUR];
+        let p = Policy { hourly: Some(2), ..Default::default() };
+        assert_eq!(kept(&p, &times), vec![MONDAY + 3 * HOUR, MONDAY + HOUR + 9]);
+    }
+
+    #[test]
+    fn daily_buckets_are_utc_days_and_skip_empty_days() {
+        // Snapshots every 8 hours over 4 days, but none on day 2: daily 3 keeps days 3, 1 and 0.
+        let mut times = Vec::new();
+        for day in [0, 1, 3] {
+            for h in [0, 8, 16] {
+                times.push(MONDAY + day * DAY + h * HOUR);
+            }
+        }
+        let p = Policy { daily: Some(3), ..Default::default() };
+        assert_eq!(kept(&p, &times), vec![MONDAY + 3 * DAY + 16 * HOUR, MONDAY + DAY + 16 * HOUR, MONDAY + 16 * HOUR]);
+        // 23:59:59 and 00:00:00 UTC are different days.
+        let edge = [MONDAY - 1_000_000, MONDAY];
+        assert_eq!(kept(&p, &edge).len(), 2);
+    }
+
+    #[test]
+    fn weekly_weeks_start_on_monday() {
+        let sunday = MONDAY - DAY;
+        let p = Policy { weekly: Some(5), ..Default::default() };
+        assert_eq!(kept(&p, &[sunday, MONDAY, MONDAY + 6 * DAY]), vec![MONDAY + 6 * DAY, sunday]);
+    }
+
+    #[test]
+    fn monthly_and_yearly_use_calendar_months() {
+        // 2026-10-31 and 2026-11-01 are different months; 2025-12-31 and 2026-01-01 different years.
+        let oct31 = MONDAY - 2 * DAY;
+        let nov1 = MONDAY - DAY;
+        let p = Policy { monthly: Some(12), ..Default::default() };
+        assert_eq!(kept(&p, &[oct31, nov1, MONDAY]), vec![MONDAY, oct31]);
+        let dec31_2025 = 1_767_139_200_000_000; // 2025-12-31T00:00:00Z
+        let y = Policy { yearly: Some(3), ..Default::default() };
+        assert_eq!(kept(&y, &[dec31_2025, dec31_2025 + DAY, MONDAY]), vec![MONDAY, dec31_2025]);
+    }
+
+    #[test]
+    fn within_is_relative_to_the_newest_snapshot() {
+        let times = [MONDAY - 10 * DAY, MONDAY - 2 * DAY, MONDAY];
+        let p = Policy { within: Some(3 * 86_400), ..Default::default() };
+        assert_eq!(kept(&p, &times), vec![MONDAY, MONDAY - 2 * DAY]);
+    }
+
+    #[test]
+    fn rules_combine_and_report_every_reason() {
+        let times: Vec<i64> = (0..30).map(|d| MONDAY + d * DAY).collect();
+        let p = Policy { last: Some(1), daily: Some(7), weekly: Some(4), monthly: Some(2), ..Default::default() };
+        let items: Vec<(usize, i64)> = times.iter().copied().enumerate().collect();
+        let decisions = p.apply(&items);
+        assert_eq!(decisions[0].reasons, vec!["last", "daily", "weekly", "monthly"]);
+        let kept: Vec<&Decision<usize>> = decisions.iter().filter(|d| d.keep).collect();
+        // Series Nov 2 .. Dec 1 2026 (Dec 1 is a Tuesday). daily: Dec 1 .. Nov 25 (7). weekly: Dec 1, Nov 29
+        // (both already kept), Nov 22, Nov 15. monthly: Dec 1, Nov 30 (both already kept). Total 9.
+        assert_eq!(kept.len(), 9, "{kept:?}");
+        assert_eq!(kept[7].time, MONDAY + 20 * DAY);
+        assert_eq!(kept[8].time, MONDAY + 13 * DAY);
+        assert!(decisions.iter().filter(|d| !d.keep).all(|d| d.reasons.is_empty()));
+    }
+
+    #[test]
+    fn ties_are_deterministic() {
+        let items = [("a", MONDAY), ("b", MONDAY), ("c", MONDAY)];
+        let p = Policy { last: Some(1), ..Default::default() };
+        let d = p.apply(&items);
+        assert_eq!(d.iter().filter(|d| d.keep).map(|d| d.item).collect::<Vec<_>>(), vec!["a"]);
+        let p = Policy { daily: Some(1), ..Default::default() };
+        assert_eq!(p.apply(&items).iter().filter(|d| d.keep).count(), 1, "one bucket keeps one snapshot");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("2d"), Some(172_800));
+        assert_eq!(
+            parse_duration("1y2m3w4d5h"),
+            Some(365 * 86_400 + 60 * 86_400 + 21 * 86_400 + 4 * 86_400 + 5 * 3_600)
+        );
+        for bad in ["", "5", "d", "3x", "-1d"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}
