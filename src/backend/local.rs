@@ -190,11 +190,28 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        // A prefix naming one object lists that object, as on an object store.
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+            let meta = fs::metadata(dir)?;
+            if let Ok(rel) = dir.strip_prefix(root) {
+                out.push(ObjectInfo {
+                    name: rel.to_string_lossy().replace('\\', "/"),
+                    size: meta.len(),
+                    modified: micros(&meta),
+                });
+            }
+            return Ok(());
+        }
         Err(e) => return Err(e),
     };
     for entry in entries {
         let entry = entry?;
-        let meta = entry.metadata()?;
+        // An object deleted while we list is simply not listed.
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         let path = entry.path();
         if meta.is_dir() {
             walk(root, &path, out)?;

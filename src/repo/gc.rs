@@ -119,8 +119,9 @@ impl Repository {
     pub async fn gc(&self, options: &GcOptions) -> Result<GcReport> {
         let now = crate::time::now_micros();
         if let Some(server) = self.backend.server_time().await? {
-            if (server - now).abs() > MAX_SKEW {
-                return Err(Error::ClockSkew { seconds: (server - now) / SECOND });
+            let ours = now - crate::time::test_offset_micros();
+            if (server - ours).abs() > MAX_SKEW {
+                return Err(Error::ClockSkew { seconds: (server - ours) / SECOND });
             }
         }
         if options.dry_run {
@@ -261,6 +262,7 @@ impl Repository {
         }
         let protect_from = self.oldest_live_session(now, safety_age).await?;
 
+        self.sync_cache().await?;
         // 2. Read the index: per pack, how much is live; and which packs are marked deleted.
         let segment_ids: Vec<ObjectId> =
             self.backend.list(names::INDEX).await?.iter().filter_map(|o| names::id_of(&o.name)).collect();
@@ -313,7 +315,20 @@ impl Repository {
                     report.bytes_pending += info.size;
                     earliest_pending = Some(earliest_pending.map_or(t + grace, |e: i64| e.min(t + grace)));
                 }
-                (Some(_), false) => to_repack.push(id), // live again: rescue its chunks
+                // Referenced again since it was marked: rescue the chunks that have no live copy elsewhere
+                // (a writer may have stored them anew); with none left, it is dead after all.
+                (Some(&t), false) => {
+                    if self.rescue_candidates(&id, &marks).await?.is_empty() {
+                        if now - t >= grace {
+                            to_delete.push(id);
+                        } else {
+                            report.packs_pending += 1;
+                            report.bytes_pending += info.size;
+                        }
+                    } else {
+                        to_repack.push(id);
+                    }
+                }
                 (None, true) => to_mark.push(id),
                 (None, false) => {
                     if u.is_some_and(|u| u.dead_bytes as f64 >= options.repack_threshold * info.size as f64) {
@@ -394,8 +409,9 @@ impl Repository {
         let target = self.config.pack_target_size as usize;
         let mut out = Vec::new();
         let mut writer = PackWriter::with_capacity(target + (1 << 20));
+        let cache = self.cache()?;
         for e in trailer.entries.iter() {
-            if !marks.contains(&e.chunk)? {
+            if !marks.contains(&e.chunk)? || has_copy_elsewhere(&cache, &e.chunk, pack_id)? {
                 continue;
             }
             let sealed = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
@@ -407,6 +423,33 @@ impl Repository {
         }
         if !writer.is_empty() {
             out.push(self.store_pack(writer).await?);
+        }
+        Ok(out)
+    }
+
+    /// The referenced chunks of `pack_id` that have no copy in another, unmarked pack.
+    async fn rescue_candidates(&self, pack_id: &ObjectId, marks: &MarkSet) -> Result<Vec<ObjectId>> {
+        let name = names::pack(pack_id);
+        let size = self.backend.list(&name).await?.first().map(|o| o.size).unwrap_or(0);
+        if size < (pack::HEADER_LEN + pack::FOOTER_LEN) as u64 {
+            return Err(Error::Inconsistent { object: name, reason: "missing or truncated".into() });
+        }
+        let footer = self.backend.get_range(&name, size - pack::FOOTER_LEN as u64, pack::FOOTER_LEN as u64).await?;
+        let trailer_len = u64::from(pack::parse_footer(&footer).map_err(|e| Error::damaged(name.clone(), e))?);
+        let start = (size - pack::FOOTER_LEN as u64).checked_sub(trailer_len).ok_or_else(|| Error::Inconsistent {
+            object: name.clone(),
+            reason: "trailer longer than the pack".into(),
+        })?;
+        let sealed = self.backend.get_range(&name, start, trailer_len).await?;
+        let body = pack::open_trailer(&self.keys, self.repo_id, *pack_id, &sealed)
+            .map_err(|e| Error::damaged(name.clone(), e))?;
+        let trailer = pack::decode_trailer_body(&body, start).map_err(|e| Error::damaged(name.clone(), e))?;
+        let cache = self.cache()?;
+        let mut out = Vec::new();
+        for e in &trailer.entries {
+            if marks.contains(&e.chunk)? && !has_copy_elsewhere(&cache, &e.chunk, pack_id)? {
+                out.push(e.chunk);
+            }
         }
         Ok(out)
     }
@@ -463,6 +506,10 @@ impl Repository {
         }
         Ok(inputs.len() as u64)
     }
+}
+
+fn has_copy_elsewhere(cache: &crate::cache::IndexCache, chunk: &ObjectId, pack: &ObjectId) -> Result<bool> {
+    Ok(cache.live_location(chunk)?.is_some_and(|l| l.pack != *pack))
 }
 
 fn marks_count(marks: &MarkSet) -> u64 {

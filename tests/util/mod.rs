@@ -53,7 +53,7 @@ impl TestRepo {
             .env("SILO_PASSWORD", PASSWORD)
             .env("SILO_CACHE_DIR", self.cache())
             .env_remove("SILO_PASSWORD_FILE")
-            .env_remove("SILO_LOG");
+            .env("SILO_LOG", std::env::var("SILO_TEST_LOG").unwrap_or_else(|_| "warn".into()));
         c
     }
 

@@ -7,6 +7,7 @@ use silo_format::chunker::ChunkerParams;
 use silo_format::config::{self, RepoConfig};
 use silo_format::index::{DeletedPack, IndexPack, IndexSegment};
 use silo_format::keyfile::{KdfParams, KeyFile};
+use silo_format::maintenance::{Lease, Policy, Sealed, Session, StoredPolicy};
 use silo_format::manifest::{SnapshotManifest, StreamManifest};
 use silo_format::pack::{self, PackWriter};
 use silo_format::{envelope, Aad, Keys, MasterSecret, ObjectId, ObjectKind, RepoId};
@@ -117,6 +118,19 @@ fn compute() -> Value {
     )
     .expect("wrap");
 
+    let policy = StoredPolicy {
+        version: 1,
+        name: "shop".into(),
+        policy: Policy { last: Some(3), daily: Some(7), within: Some(86_400), ..Default::default() },
+        set_at: 1_795_372_226_000_000,
+    };
+    let policy_bytes = policy.seal(&f.keys, f.repo, ObjectId(seq(0x11)), seq(0x28));
+    let lease =
+        Lease { version: 1, holder: ObjectId(seq(0x12)), host: "db1".into(), pid: 4242, acquired_at: 1, expires_at: 2 };
+    let lease_bytes = lease.seal(&f.keys, f.repo, ObjectId::ZERO, seq(0x29));
+    let session = Session { version: 1, host: "db1".into(), pid: 4243, started_at: 3, heartbeat_at: 4 };
+    let session_bytes = session.seal(&f.keys, f.repo, ObjectId(seq(0x13)), seq(0x2a));
+
     let small = ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 65536 };
     let cuts = small.cut_points(&pseudo_random(1 << 20, 0x5110), f.keys.chunker_seed());
 
@@ -127,8 +141,8 @@ fn compute() -> Value {
             "repo_id": f.repo.to_hex(),
             "chunk_a_plaintext": hex::encode(&text),
             "chunk_b_plaintext": hex::encode(b"hello silo"),
-            "nonces": "envelope nonces are 12 consecutive bytes starting at 0x20 (chunk_a envelope), 0x21, 0x22 (pack chunks), 0x23 (trailer), 0x24 (segment), 0x25 (manifest), 0x26 (config), 0x27 (key file)",
-            "ids": "pack id = 32 consecutive bytes from 0x40, segment 0x60, deleted pack 0x80, superseded segment 0xa0, snapshot 0xc0, key file 0xe0; key file salt 16 bytes from 0x30",
+            "nonces": "envelope nonces are 12 consecutive bytes starting at 0x20 (chunk_a envelope), 0x21, 0x22 (pack chunks), 0x23 (trailer), 0x24 (segment), 0x25 (manifest), 0x26 (config), 0x27 (key file), 0x28 (policy), 0x29 (lease), 0x2a (session)",
+            "ids": "pack id = 32 consecutive bytes from 0x40, segment 0x60, deleted pack 0x80, superseded segment 0xa0, snapshot 0xc0, key file 0xe0, policy 0x11, lease holder 0x12, session 0x13; the lease's AAD id is zero; key file salt 16 bytes from 0x30",
             "password": "correct horse",
         },
         "keys": {
@@ -145,6 +159,9 @@ fn compute() -> Value {
         "snapshot_manifest": hex::encode(&manifest_bytes),
         "config": hex::encode(&config_bytes),
         "key_file": hex::encode(keyfile.encode()),
+        "policy": hex::encode(&policy_bytes),
+        "lease": hex::encode(&lease_bytes),
+        "session": hex::encode(&session_bytes),
         "chunker": {
             "params": "min 4096, avg 16384, max 65536, normalization level 1, seed = chunker_seed",
             "input": "1 MiB of xorshift64* output, state 0x5110, little-endian words",
@@ -213,6 +230,10 @@ fn recorded_vectors_decode() {
     let kf = KeyFile::decode(&unhex(&recorded["key_file"])).unwrap();
     assert_eq!(kf.unwrap(b"correct horse", ObjectId(seq(0xe0))).unwrap().0, f.master.0);
     assert!(kf.unwrap(b"wrong", ObjectId(seq(0xe0))).is_err());
+    let p = StoredPolicy::open(&f.keys, f.repo, ObjectId(seq(0x11)), &unhex(&recorded["policy"])).unwrap();
+    assert_eq!((p.name.as_str(), p.policy.daily), ("shop", Some(7)));
+    assert_eq!(Lease::open(&f.keys, f.repo, ObjectId::ZERO, &unhex(&recorded["lease"])).unwrap().pid, 4242);
+    assert_eq!(Session::open(&f.keys, f.repo, ObjectId(seq(0x13)), &unhex(&recorded["session"])).unwrap().pid, 4243);
 }
 
 #[test]

@@ -1,0 +1,316 @@
+//! Retention and garbage collection through the real binary, with several processes: forget by policy,
+//! reclaiming space, the two-phase sweep, concurrent writers during gc, a gc paused past its lease, and gc
+//! killed at random points.
+
+mod util;
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use util::*;
+
+const HOUR: i64 = 3600;
+
+fn with_clock(mut c: std::process::Command, offset_seconds: i64) -> std::process::Command {
+    c.env("SILO_TEST_CLOCK_OFFSET", offset_seconds.to_string());
+    c
+}
+
+fn gc_json(repo: &TestRepo, args: &[&str], offset: i64) -> serde_json::Value {
+    let mut a = vec!["--json", "gc"];
+    a.extend_from_slice(args);
+    let out = run_with_input(with_clock(repo.cmd(&a), offset), b"");
+    assert!(out.status.success(), "gc {args:?}: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("gc report")
+}
+
+fn stored(repo: &TestRepo) -> u64 {
+    repo.json(&["stats"])["stored_bytes"].as_u64().unwrap()
+}
+
+#[test]
+fn forget_applies_keep_rules_and_dry_run_changes_nothing() {
+    let repo = TestRepo::init();
+    let ids: Vec<String> = (0..5).map(|i| repo.create("db", format!("day {i}").as_bytes())).collect();
+    repo.create("other", b"x");
+    let dry = repo.json(&["forget", "--name", "db", "--keep-last", "2", "--dry-run"]);
+    assert_eq!(dry["dry_run"], true);
+    let decisions = dry["groups"][0]["snapshots"].as_array().unwrap();
+    assert_eq!(decisions.len(), 5);
+    assert_eq!(decisions.iter().filter(|d| d["keep"] == true).count(), 2);
+    assert_eq!(decisions[0]["reasons"][0], "last");
+    assert_eq!(repo.snapshot_count(), 6, "dry run removes nothing");
+
+    repo.json(&["forget", "--name", "db", "--keep-last", "2"]);
+    let left: Vec<String> = repo
+        .json(&["snapshot", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left.len(), 3);
+    assert!(left.contains(&ids[4]) && left.contains(&ids[3]) && !left.contains(&ids[0]));
+    assert_eq!(repo.restore("db:latest"), b"day 4");
+
+    let bad = repo.run(&["forget", "--keep-within", "3x"], b"");
+    assert_eq!(bad.status.code(), Some(EXIT_USAGE), "{}", stderr(&bad));
+}
+
+#[test]
+fn stored_policies_drive_forget_and_prune() {
+    let repo = TestRepo::init();
+    repo.ok(&["policy", "set", "db", "--keep-last", "1"], b"");
+    let shown = repo.json(&["policy", "show"]);
+    assert_eq!(shown[0]["name"], "db");
+    assert_eq!(shown[0]["keep_last"], 1);
+    for i in 0..3 {
+        repo.create("db", &dump(1 << 20, 100 + i));
+        repo.create("crm", &dump(1 << 20, 200 + i));
+    }
+    let report = repo.json(&["prune", "--safety", "none"]);
+    assert_eq!(report["forgotten"].as_array().unwrap().len(), 2, "only db has a policy: {report}");
+    assert!(report["gc"]["packs_deleted"].as_u64().unwrap() >= 2, "{report}");
+    let list = repo.json(&["snapshot", "list"]);
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names.iter().filter(|n| **n == "db").count(), 1);
+    assert_eq!(names.iter().filter(|n| **n == "crm").count(), 3, "no policy keeps everything");
+    assert_eq!(repo.restore("db:latest"), dump(1 << 20, 102));
+    for back in 0..3 {
+        assert_eq!(repo.restore(&format!("crm:latest~{back}")), dump(1 << 20, 202 - back));
+    }
+    // Replacing a policy leaves one stored object; clearing removes it.
+    repo.ok(&["policy", "set", "db", "--keep-daily", "7"], b"");
+    assert_eq!(repo.objects("policies").len(), 1);
+    repo.ok(&["policy", "set", "db"], b"");
+    assert_eq!(repo.objects("policies").len(), 0);
+}
+
+#[test]
+fn forgetting_all_but_one_stream_and_gc_none_reclaims_the_rest() {
+    let repo = TestRepo::init();
+    let streams: Vec<Vec<u8>> = (0..5).map(|i| dump(4 << 20, 300 + i)).collect();
+    for s in &streams {
+        repo.create("db", s);
+    }
+    let before = stored(&repo);
+    repo.json(&["forget", "--keep-last", "1"]);
+    let report = gc_json(&repo, &["--safety", "none"], 0);
+    assert_eq!(report["packs_pending"], 0);
+    let after = stored(&repo);
+    assert!(after * 4 < before, "stored bytes must drop to about one stream's: {before} -> {after}");
+    assert!(after as f64 > before as f64 / 5.0 * 0.8, "the kept stream's data must remain: {before} -> {after}");
+    assert_eq!(repo.restore("db:latest"), streams[4]);
+    assert_eq!(repo.objects("index").len(), 1, "the index was compacted");
+    assert_eq!(repo.create_json("db", &streams[4])["new_chunks"], 0, "dedup still works after compaction");
+}
+
+#[test]
+fn two_phase_sweep_waits_for_safety_age_and_grace_period() {
+    let repo = TestRepo::init(); // defaults: safety age 24 h, grace 24 h
+    let keep = dump(2 << 20, 400);
+    repo.create("db", &dump(2 << 20, 401));
+    repo.create("db", &keep);
+    repo.json(&["forget", "--keep-last", "1"]);
+    let before = stored(&repo);
+
+    let young = gc_json(&repo, &[], 0);
+    assert_eq!(young["packs_marked"], 0, "packs younger than the safety age are left alone: {young}");
+    assert!(young["packs_too_young"].as_u64().unwrap() >= 1);
+
+    let mark = gc_json(&repo, &[], 25 * HOUR);
+    assert!(mark["packs_marked"].as_u64().unwrap() >= 1, "{mark}");
+    assert_eq!(mark["packs_deleted"], 0);
+    assert!(mark["pending_reclaimable_at"].is_string(), "{mark}");
+    assert_eq!(stored(&repo), before, "marking deletes nothing");
+
+    let within_grace = gc_json(&repo, &[], 26 * HOUR);
+    assert_eq!(within_grace["packs_deleted"], 0, "{within_grace}");
+    assert!(within_grace["packs_pending"].as_u64().unwrap() >= 1);
+
+    let dry = gc_json(&repo, &["--dry-run"], 50 * HOUR);
+    assert!(dry["packs_deleted"].as_u64().unwrap() >= 1, "{dry}");
+    assert_eq!(stored(&repo), before, "dry run deletes nothing");
+
+    let sweep = gc_json(&repo, &[], 50 * HOUR);
+    assert!(sweep["packs_deleted"].as_u64().unwrap() >= 1, "{sweep}");
+    assert!(stored(&repo) < before);
+    assert_eq!(repo.restore("db:latest"), keep);
+}
+
+#[test]
+fn a_pack_that_became_live_again_is_rescued_not_deleted() {
+    let repo = TestRepo::init();
+    let data = dump(2 << 20, 500);
+    repo.create("db", &data);
+    repo.json(&["forget", "--name", "db", "--keep-last", "0"]);
+    assert_eq!(repo.snapshot_count(), 0);
+    let mark = gc_json(&repo, &[], 25 * HOUR);
+    assert!(mark["packs_marked"].as_u64().unwrap() >= 1, "{mark}");
+    // A writer stores the same data: it must not deduplicate against the marked pack.
+    let again = repo.create_json("db", &data);
+    assert!(again["new_chunks"].as_u64().unwrap() > 0, "marked chunks are not dedup targets: {again}");
+    let sweep = gc_json(&repo, &[], 50 * HOUR);
+    assert!(sweep["packs_deleted"].as_u64().unwrap() >= 1, "{sweep}");
+    assert_eq!(repo.restore("db:latest"), data);
+}
+
+#[test]
+fn concurrent_writers_during_repeated_gc_lose_nothing() {
+    // Aggressive settings: no safety age, 1 s grace, in real time.
+    let repo =
+        Arc::new(TestRepo::init_with(&["--gc-safety-age", "0", "--gc-grace-period", "1", "--pack-size", "1048576"]));
+    let base = Arc::new(dump(3 << 20, 600));
+    let done = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let (repo, base) = (repo.clone(), base.clone());
+            std::thread::spawn(move || {
+                let mut committed = HashMap::new();
+                for i in 0..25u64 {
+                    // Shared prefix (dedups across writers and rounds) + a part unique to this round.
+                    let mut data = base[..(1 << 20) * (1 + (i as usize % 3))].to_vec();
+                    data.extend_from_slice(&dump(512 << 10, 1000 + w * 100 + i));
+                    let id = repo.create(&format!("w{w}"), &data);
+                    committed.insert(id, blake3::hash(&data));
+                }
+                committed
+            })
+        })
+        .collect();
+    let gc_loop = {
+        let (repo, done) = (repo.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut runs = 0i64;
+            let mut deleted = 0;
+            while !done.load(Ordering::SeqCst) || runs < 3 {
+                for w in 0..4 {
+                    repo.ok(&["forget", "--name", &format!("w{w}"), "--keep-last", "2"], b"");
+                }
+                // Each run's clock is 2 s later than the last: past the 1 s grace, so every run deletes what
+                // the previous one marked, while the writers keep going.
+                let r = gc_json(&repo, &["--repack-threshold", "0.3"], 2 * runs);
+                deleted += r["packs_deleted"].as_u64().unwrap();
+                runs += 1;
+            }
+            (runs, deleted)
+        })
+    };
+    let mut committed = HashMap::new();
+    for w in writers {
+        committed.extend(w.join().expect("writer"));
+    }
+    done.store(true, Ordering::SeqCst);
+    let (runs, deleted) = gc_loop.join().expect("gc loop");
+    assert!(runs >= 3);
+    for w in 0..4 {
+        repo.ok(&["forget", "--name", &format!("w{w}"), "--keep-last", "2"], b"");
+    }
+    // Let the grace period of the last marks pass, then sweep for real once more.
+    assert!(deleted > 0, "gc must have deleted packs while the writers ran");
+    let last = gc_json(&repo, &[], 2 * runs + 10);
+    eprintln!(
+        "gc runs during writes: {runs}, packs deleted then: {deleted}, in the last run: {}",
+        last["packs_deleted"]
+    );
+    let list = repo.json(&["snapshot", "list"]);
+    let snaps = list.as_array().unwrap();
+    assert_eq!(snaps.len(), 8, "keep-last 2 of 4 writers");
+    for s in snaps {
+        let id = s["id"].as_str().unwrap();
+        let restored = repo.restore(id);
+        assert_eq!(Some(&blake3::hash(&restored)), committed.get(id), "snapshot {id} must restore byte-exact");
+    }
+}
+
+#[test]
+fn a_gc_paused_past_its_lease_deletes_nothing_when_resumed() {
+    let repo = TestRepo::init();
+    repo.create("db", &dump(2 << 20, 700));
+    let keep = dump(2 << 20, 701);
+    repo.create("db", &keep);
+    repo.json(&["forget", "--keep-last", "1"]);
+    gc_json(&repo, &[], 25 * HOUR); // marks
+
+    // This gc would delete the marked packs; it stops itself right before deleting.
+    let mut paused = with_clock(repo.cmd(&["gc", "--lease-seconds", "60"]), 50 * HOUR);
+    let child = paused
+        .env("SILO_TEST_PAUSE_AT", "gc-before-delete")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.split_whitespace().nth(2) == Some("T") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "gc never reached the pause point");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Hours later (clock +2 h past the paused lease), another gc breaks the expired lease and sweeps.
+    let other = gc_json(&repo, &[], 52 * HOUR);
+    assert!(other["packs_deleted"].as_u64().unwrap() >= 1, "{other}");
+    let before_resume = repo.files();
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("lost its lease"), "{}", stderr(&out));
+    assert_eq!(repo.files(), before_resume, "the resumed gc changed nothing");
+    assert_eq!(repo.restore("db:latest"), keep);
+}
+
+#[test]
+fn gc_killed_at_random_points_leaves_a_consistent_repository() {
+    let repo = TestRepo::init_with(&["--pack-size", "1048576"]);
+    let mut kept = Vec::new();
+    for i in 0..8u64 {
+        let data = dump(3 << 20, 800 + i);
+        let id = repo.create(&format!("db{}", i % 2), &data);
+        kept.push((id, data));
+    }
+    repo.json(&["forget", "--name", "db0", "--keep-last", "1"]);
+    let alive: Vec<String> = repo
+        .json(&["snapshot", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    kept.retain(|(id, _)| alive.contains(id));
+    let mut seed = 0x9e37_79b9u64;
+    let mut kills = 0;
+    for round in 0..12i64 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = std::time::Duration::from_millis(seed % 120);
+        // Each round's clock is an hour later, so the lease the previous killed gc left has expired.
+        let mut child = with_clock(repo.cmd(&["gc", "--lease-seconds", "60", "--safety", "none"]), round * HOUR)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay); // chooses the kill point; nothing below depends on it
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        for (id, data) in &kept {
+            assert!(repo.restore(id) == *data, "round {round}: snapshot {id} damaged after a killed gc");
+        }
+    }
+    eprintln!("gc killed mid-run {kills} of 12 times");
+    let finish = gc_json(&repo, &["--safety", "none"], 13 * HOUR);
+    assert_eq!(finish["dry_run"], false);
+    let check = gc_json(&repo, &["--safety", "none", "--dry-run"], 14 * HOUR);
+    assert_eq!(check["packs_deleted"], 0, "a finished gc leaves nothing dead behind: {check}");
+    for (id, data) in &kept {
+        assert!(repo.restore(id) == *data);
+    }
+}
