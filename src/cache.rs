@@ -22,6 +22,8 @@ pub struct Location {
     pub raw_len: u32,
 }
 
+type KeyValue = (Box<[u8]>, Box<[u8]>);
+
 pub struct IndexCache {
     db: DB,
     path: PathBuf,
@@ -91,7 +93,7 @@ impl IndexCache {
         Error::Cache { path: self.path.display().to_string(), reason: e.to_string() }
     }
 
-    fn keys_with_prefix(&self, prefix: &[u8]) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>)>> + '_ {
+    fn keys_with_prefix(&self, prefix: &[u8]) -> impl Iterator<Item = Result<KeyValue>> + '_ {
         let mut ro = ReadOptions::default();
         if let Some(upper) = prefix_upper_bound(prefix) {
             ro.set_iterate_upper_bound(upper);

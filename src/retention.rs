@@ -29,7 +29,7 @@ impl Evaluate for Policy {
     /// newest first. Ties in time keep input order (stable), so equal timestamps are deterministic.
     fn apply<T: Clone>(&self, items: &[(T, i64)]) -> Vec<Decision<T>> {
         let mut sorted: Vec<(T, i64)> = items.to_vec();
-        sorted.sort_by(|a, b| b.1.cmp(&a.1));
+        sorted.sort_by_key(|item| std::cmp::Reverse(item.1));
         let newest = sorted.first().map(|x| x.1).unwrap_or(0);
         type Bucket = fn(i64) -> i64;
         let rules: [(&'static str, Option<u32>, Bucket); 6] = [

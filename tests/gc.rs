@@ -43,13 +43,7 @@ fn forget_applies_keep_rules_and_dry_run_changes_nothing() {
     assert_eq!(repo.snapshot_count(), 6, "dry run removes nothing");
 
     repo.json(&["forget", "--name", "db", "--keep-last", "2"]);
-    let left: Vec<String> = repo
-        .json(&["snapshot", "list"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect();
+    let left = repo.snapshot_ids();
     assert_eq!(left.len(), 3);
     assert!(left.contains(&ids[4]) && left.contains(&ids[3]) && !left.contains(&ids[0]));
     assert_eq!(repo.restore("db:latest"), b"day 4");
@@ -274,13 +268,7 @@ fn gc_killed_at_random_points_leaves_a_consistent_repository() {
         kept.push((id, data));
     }
     repo.json(&["forget", "--name", "db0", "--keep-last", "1"]);
-    let alive: Vec<String> = repo
-        .json(&["snapshot", "list"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect();
+    let alive = repo.snapshot_ids();
     kept.retain(|(id, _)| alive.contains(id));
     let mut seed = 0x9e37_79b9u64;
     let mut kills = 0;

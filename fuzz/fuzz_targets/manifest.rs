@@ -1,5 +1,6 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+use silo_format::Sealed;
 use silo_format::manifest::SnapshotManifest;
 use silo_format::{Keys, MasterSecret, ObjectId, RepoId};
 

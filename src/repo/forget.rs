@@ -119,7 +119,7 @@ impl Repository {
                             .into_iter()
                             .map(|(item, time)| Decision { item, time, keep: true, reasons: vec!["no policy"] })
                             .collect();
-                        all.sort_by(|a, b| b.time.cmp(&a.time));
+                        all.sort_by_key(|d| std::cmp::Reverse(d.time));
                         all
                     }
                 };

@@ -471,6 +471,7 @@ impl Repository {
         let mut marks: HashMap<ObjectId, i64> = HashMap::new();
         let mut current = IndexSegment::new();
         let mut entries = 0usize;
+        let mut outputs = Vec::new();
         for id in &inputs {
             let seg = self.load_segment(id).await?;
             for p in seg.packs {
@@ -491,12 +492,25 @@ impl Repository {
                 entries = 0;
                 let out = ObjectId::random();
                 self.backend.put(&names::index(&out), full.seal(&self.keys, self.repo_id, out, random_nonce())).await?;
+                outputs.push(out);
             }
         }
         current.deleted = marks.into_iter().map(|(pack, marked_at)| DeletedPack { pack, marked_at }).collect();
         current.supersedes = inputs.clone();
         let out = ObjectId::random();
         self.backend.put(&names::index(&out), current.seal(&self.keys, self.repo_id, out, random_nonce())).await?;
+        outputs.push(out);
+        // Read the outputs back: every pack of the inputs (but the deleted) must be there before any input goes.
+        let mut covered: HashSet<ObjectId> = HashSet::new();
+        for id in &outputs {
+            covered.extend(self.load_segment(id).await?.packs.iter().map(|p| p.pack));
+        }
+        if let Some(missing) = seen.iter().find(|p| !covered.contains(p)) {
+            return Err(Error::Inconsistent {
+                object: "index compaction".into(),
+                reason: format!("output does not cover pack {}; inputs kept", missing.short()),
+            });
+        }
         self.before_delete(lease).await?;
         for id in &inputs {
             match self.backend.delete(&names::index(id)).await {

@@ -8,6 +8,7 @@ use crate::{Error, Result};
 use futures::{StreamExt, TryStreamExt};
 use silo_format::index::IndexSegment;
 use silo_format::ObjectId;
+use silo_format::Sealed;
 use std::collections::HashSet;
 
 const PARALLEL_FETCHES: usize = 8;

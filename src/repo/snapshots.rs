@@ -7,6 +7,7 @@ use crate::{Error, Result};
 use futures::StreamExt;
 use silo_format::manifest::SnapshotManifest;
 use silo_format::ObjectId;
+use silo_format::Sealed;
 
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -96,7 +97,7 @@ impl Repository {
                 Err(e) => return Err(e),
             }
         }
-        out.sort_by(|a, b| (a.manifest.finished, a.id).cmp(&(b.manifest.finished, b.id)));
+        out.sort_by_key(|s| (s.manifest.finished, s.id));
         Ok(out)
     }
 

@@ -19,6 +19,7 @@ use silo_format::envelope::random_nonce;
 use silo_format::index::{IndexPack, IndexSegment};
 use silo_format::manifest::{SnapshotManifest, StreamManifest, MANIFEST_VERSION};
 use silo_format::pack::{self, PackEntry, PackWriter};
+use silo_format::Sealed;
 use silo_format::{Keys, ObjectId, RepoId};
 use std::collections::{HashSet, VecDeque};
 use std::io::Read;

@@ -91,6 +91,16 @@ impl TestRepo {
         serde_json::from_slice(&self.ok(&a, b"").stdout).expect("json output")
     }
 
+    /// Full ids of the snapshots `snapshot list` shows, oldest first.
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        self.json(&["snapshot", "list"])
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|s| s["id"].as_str().expect("id").to_string())
+            .collect()
+    }
+
     pub fn snapshot_count(&self) -> usize {
         self.json(&["snapshot", "list"]).as_array().expect("array").len()
     }

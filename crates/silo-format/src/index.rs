@@ -2,7 +2,7 @@
 //! produced, plus gc's deletion marks (format-spec/index.md). The union of all segments is the index.
 
 use crate::pack::{validate_entries, PackEntry, MAX_PACK_LEN};
-use crate::{encoding, envelope, Aad, FormatError, Keys, ObjectId, ObjectKind, RepoId};
+use crate::{encoding, FormatError, ObjectId, ObjectKind, Sealed};
 use bincode::{Decode, Encode};
 
 pub const INDEX_VERSION: u32 = 1;
@@ -37,28 +37,21 @@ impl IndexSegment {
     pub fn new() -> Self {
         IndexSegment { version: INDEX_VERSION, ..Default::default() }
     }
+}
 
-    pub fn seal(&self, keys: &Keys, repo: RepoId, id: ObjectId, nonce: [u8; 12]) -> Vec<u8> {
-        let key = keys.object_key(ObjectKind::IndexSegment, &id);
-        envelope::seal(&key, &Aad::new(repo, ObjectKind::IndexSegment, id), &encoding::encode(self), Some(3), nonce)
+impl Sealed for IndexSegment {
+    const KIND: ObjectKind = ObjectKind::IndexSegment;
+    const WHAT: &'static str = "index segment";
+    const VERSION: u32 = INDEX_VERSION;
+    const COMPRESSION: Option<i32> = Some(3);
+    const MAX_BODY: usize = encoding::MAX_BODY;
+
+    fn version(&self) -> u32 {
+        self.version
     }
 
-    pub fn open(keys: &Keys, repo: RepoId, id: ObjectId, sealed: &[u8]) -> Result<Self, FormatError> {
-        let key = keys.object_key(ObjectKind::IndexSegment, &id);
-        let body = envelope::open(&key, &Aad::new(repo, ObjectKind::IndexSegment, id), sealed, encoding::MAX_BODY)?;
-        Self::decode_body(&body)
-    }
-
-    pub fn decode_body(body: &[u8]) -> Result<Self, FormatError> {
-        let seg: IndexSegment = encoding::decode("index segment", body)?;
-        if seg.version != INDEX_VERSION {
-            return Err(FormatError::UnsupportedVersion {
-                what: "index segment",
-                found: seg.version,
-                supported: INDEX_VERSION,
-            });
-        }
-        for p in &seg.packs {
+    fn validate(&self) -> Result<(), FormatError> {
+        for p in &self.packs {
             if p.pack_size > MAX_PACK_LEN {
                 return Err(FormatError::malformed(
                     "index segment",
@@ -67,6 +60,6 @@ impl IndexSegment {
             }
             validate_entries("index segment", &p.entries, p.pack_size)?;
         }
-        Ok(seg)
+        Ok(())
     }
 }

@@ -14,11 +14,13 @@ pub mod keyfile;
 pub mod maintenance;
 pub mod manifest;
 pub mod pack;
+pub mod sealed;
 
 pub use crypto::{Keys, MasterSecret};
 pub use envelope::{Aad, ObjectKind};
 pub use error::FormatError;
 pub use id::{ObjectId, RepoId};
+pub use sealed::Sealed;
 
 /// The repository format version this build reads and writes (`config` header field `format_version`).
 pub const FORMAT_VERSION: u32 = 1;

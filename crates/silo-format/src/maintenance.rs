@@ -1,7 +1,8 @@
 //! Small objects that coordinate maintenance (format-spec/maintenance.md): stored retention policies
 //! (`policies/<id>`), the gc lease (`gc/lease`) and writer sessions (`sessions/<id>`).
 
-use crate::{encoding, envelope, Aad, FormatError, Keys, ObjectId, ObjectKind, RepoId};
+pub use crate::sealed::Sealed;
+use crate::{ObjectId, ObjectKind};
 use bincode::{Decode, Encode};
 
 pub const MAINTENANCE_VERSION: u32 = 1;
@@ -49,39 +50,10 @@ pub struct Session {
     pub heartbeat_at: i64,
 }
 
-/// A body type stored in its own envelope kind.
-pub trait Sealed: Encode + Decode<()> + Sized {
-    const KIND: ObjectKind;
-    const WHAT: &'static str;
-    fn version(&self) -> u32;
-
-    fn seal(&self, keys: &Keys, repo: RepoId, id: ObjectId, nonce: [u8; 12]) -> Vec<u8> {
-        let key = keys.object_key(Self::KIND, &id);
-        envelope::seal(&key, &Aad::new(repo, Self::KIND, id), &encoding::encode(self), None, nonce)
-    }
-
-    fn open(keys: &Keys, repo: RepoId, id: ObjectId, sealed: &[u8]) -> Result<Self, FormatError> {
-        let key = keys.object_key(Self::KIND, &id);
-        let body = envelope::open(&key, &Aad::new(repo, Self::KIND, id), sealed, 1 << 16)?;
-        Self::decode_body(&body)
-    }
-
-    fn decode_body(body: &[u8]) -> Result<Self, FormatError> {
-        let v: Self = encoding::decode(Self::WHAT, body)?;
-        if v.version() != MAINTENANCE_VERSION {
-            return Err(FormatError::UnsupportedVersion {
-                what: Self::WHAT,
-                found: v.version(),
-                supported: MAINTENANCE_VERSION,
-            });
-        }
-        Ok(v)
-    }
-}
-
 impl Sealed for StoredPolicy {
     const KIND: ObjectKind = ObjectKind::Policy;
     const WHAT: &'static str = "policy";
+    const VERSION: u32 = MAINTENANCE_VERSION;
     fn version(&self) -> u32 {
         self.version
     }
@@ -90,6 +62,7 @@ impl Sealed for StoredPolicy {
 impl Sealed for Lease {
     const KIND: ObjectKind = ObjectKind::Lease;
     const WHAT: &'static str = "gc lease";
+    const VERSION: u32 = MAINTENANCE_VERSION;
     fn version(&self) -> u32 {
         self.version
     }
@@ -98,6 +71,7 @@ impl Sealed for Lease {
 impl Sealed for Session {
     const KIND: ObjectKind = ObjectKind::Session;
     const WHAT: &'static str = "session";
+    const VERSION: u32 = MAINTENANCE_VERSION;
     fn version(&self) -> u32 {
         self.version
     }

@@ -1,7 +1,7 @@
 //! Snapshot manifests: what a snapshot is (name, host, tags, times) and, per stream, the ordered chunk list,
 //! byte count, whole-stream BLAKE3 and the producing command with its exit status (format-spec/manifest.md).
 
-use crate::{encoding, envelope, Aad, FormatError, Keys, ObjectId, ObjectKind, RepoId};
+use crate::{encoding, FormatError, ObjectId, ObjectKind, Sealed};
 use bincode::{Decode, Encode};
 
 pub const MANIFEST_VERSION: u32 = 1;
@@ -33,33 +33,26 @@ pub struct SnapshotManifest {
 }
 
 impl SnapshotManifest {
-    pub fn seal(&self, keys: &Keys, repo: RepoId, id: ObjectId, nonce: [u8; 12]) -> Vec<u8> {
-        let key = keys.object_key(ObjectKind::Snapshot, &id);
-        envelope::seal(&key, &Aad::new(repo, ObjectKind::Snapshot, id), &encoding::encode(self), Some(3), nonce)
-    }
-
-    pub fn open(keys: &Keys, repo: RepoId, id: ObjectId, sealed: &[u8]) -> Result<Self, FormatError> {
-        let key = keys.object_key(ObjectKind::Snapshot, &id);
-        let body = envelope::open(&key, &Aad::new(repo, ObjectKind::Snapshot, id), sealed, encoding::MAX_BODY)?;
-        Self::decode_body(&body)
-    }
-
-    pub fn decode_body(body: &[u8]) -> Result<Self, FormatError> {
-        let m: SnapshotManifest = encoding::decode("snapshot manifest", body)?;
-        if m.version != MANIFEST_VERSION {
-            return Err(FormatError::UnsupportedVersion {
-                what: "snapshot manifest",
-                found: m.version,
-                supported: MANIFEST_VERSION,
-            });
-        }
-        if m.streams.is_empty() {
-            return Err(FormatError::malformed("snapshot manifest", "no streams"));
-        }
-        Ok(m)
-    }
-
     pub fn total_size(&self) -> u64 {
         self.streams.iter().map(|s| s.size).sum()
+    }
+}
+
+impl Sealed for SnapshotManifest {
+    const KIND: ObjectKind = ObjectKind::Snapshot;
+    const WHAT: &'static str = "snapshot manifest";
+    const VERSION: u32 = MANIFEST_VERSION;
+    const COMPRESSION: Option<i32> = Some(3);
+    const MAX_BODY: usize = encoding::MAX_BODY;
+
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn validate(&self) -> Result<(), FormatError> {
+        if self.streams.is_empty() {
+            return Err(FormatError::malformed("snapshot manifest", "no streams"));
+        }
+        Ok(())
     }
 }

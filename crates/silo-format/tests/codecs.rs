@@ -7,6 +7,7 @@ use silo_format::index::{IndexPack, IndexSegment};
 use silo_format::keyfile::{KdfParams, KeyFile};
 use silo_format::manifest::{SnapshotManifest, StreamManifest};
 use silo_format::pack::{self, PackEntry, PackWriter};
+use silo_format::Sealed;
 use silo_format::{encoding, envelope, Aad, FormatError, Keys, MasterSecret, ObjectId, ObjectKind, RepoId};
 
 fn keys() -> Keys {
