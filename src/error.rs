@@ -47,6 +47,10 @@ pub enum Error {
     LeaseLost { until: String },
     #[error("clock skew: this machine's clock differs from the repository's by {seconds} s; gc refuses to run. Fix the clock (NTP)")]
     ClockSkew { seconds: i64 },
+    #[error("check found {objects} damaged objects; {snapshots} snapshots cannot be fully restored (details above)")]
+    CheckDamaged { objects: usize, snapshots: usize },
+    #[error("stale: {what}")]
+    Stale { what: String },
     /// Another part of the pipeline failed first; that error is the one reported.
     #[error("aborted")]
     Aborted,

@@ -58,6 +58,27 @@ enum Command {
     Gc(GcArgs),
     /// forget by the stored policies, then gc.
     Prune(GcArgs),
+    /// Verify the repository: structure, optionally data, optionally freshness.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// Decrypt, decompress and re-hash every chunk of every pack.
+    #[arg(long, conflicts_with = "read_data_subset")]
+    read_data: bool,
+    /// Verify the data of a sample of packs: `5%` (random) or `N/M` (slice N of M, by pack id).
+    #[arg(long)]
+    read_data_subset: Option<String>,
+    /// Check only this snapshot's data path.
+    #[arg(long)]
+    snapshot: Option<String>,
+    /// Exit 8 when the newest snapshot (of --name) is older than this (e.g. 26h).
+    #[arg(long)]
+    max_age: Option<String>,
+    /// With --max-age: the snapshot name to watch.
+    #[arg(long, requires = "max_age")]
+    name: Option<String>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -242,6 +263,7 @@ pub mod exit {
     pub const DAMAGED: u8 = 5;
     pub const BUSY: u8 = 6;
     pub const COMMAND_FAILED: u8 = 7;
+    pub const STALE: u8 = 8;
 }
 
 pub fn exit_code(err: &anyhow::Error) -> u8 {
@@ -251,6 +273,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         Some(E::WrongPassword | E::NoPassword) => exit::AUTH,
         Some(E::Damaged { .. } | E::Inconsistent { .. }) => exit::DAMAGED,
         Some(E::CommandFailed { .. }) => exit::COMMAND_FAILED,
+        Some(E::CheckDamaged { .. }) => exit::DAMAGED,
+        Some(E::Stale { .. }) => exit::STALE,
         Some(E::Input { .. } | E::SnapshotNotFound { .. } | E::AmbiguousSnapshot { .. }) => exit::USAGE,
         Some(E::GcBusy { .. } | E::LeaseLost { .. } | E::ClockSkew { .. }) => exit::BUSY,
         _ => exit::FAILURE,
@@ -351,12 +375,48 @@ pub fn run(cli: Cli) -> Result<()> {
             let report = ctx.rt.block_on(repo.gc(&a.options()))?;
             output::prune(&plan, &report, ctx.cli.json)
         }
+        Command::Check(a) => check(&ctx, a),
         Command::Stats => {
             let repo = ctx.open()?;
             let stats = ctx.rt.block_on(silo::repo::stats::collect(&repo))?;
             output::stats(&stats, ctx.cli.json)
         }
     }
+}
+
+fn check(ctx: &Context_, a: &CheckArgs) -> Result<()> {
+    use silo::repo::check::{CheckOptions, DataCheck};
+    let data = match (&a.read_data_subset, a.read_data) {
+        (Some(t), _) => DataCheck::parse_subset(t).ok_or_else(|| silo::Error::Input {
+            what: format!("--read-data-subset {t:?}"),
+            message: "expected a percentage like 5% or a slice like 2/7".into(),
+        })?,
+        (None, true) => DataCheck::All,
+        (None, false) => DataCheck::None,
+    };
+    let max_age = match &a.max_age {
+        Some(t) => Some(silo::retention::parse_duration(t).ok_or_else(|| silo::Error::Input {
+            what: format!("--max-age {t:?}"),
+            message: "expected a duration like 26h or 7d".into(),
+        })?),
+        None => None,
+    };
+    let snapshot = a.snapshot.as_deref().map(SnapshotSpec::parse).transpose()?;
+    let repo = ctx.open()?;
+    let options = CheckOptions { data, snapshot, max_age, max_age_name: a.name.clone() };
+    let report = ctx.rt.block_on(repo.check(&options))?;
+    output::check(&report, ctx.cli.json)?;
+    if report.is_damaged() {
+        return Err(silo::Error::CheckDamaged {
+            objects: report.damaged.len(),
+            snapshots: report.affected_snapshots.len(),
+        }
+        .into());
+    }
+    if let Some(what) = report.stale {
+        return Err(silo::Error::Stale { what }.into());
+    }
+    Ok(())
 }
 
 fn init(ctx: &Context_, a: &InitArgs) -> Result<()> {

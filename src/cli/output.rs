@@ -249,3 +249,36 @@ pub fn prune(plan: &[silo::repo::forget::ForgetGroup], report: &silo::repo::gc::
     forget(plan, report.dry_run, false)?;
     gc(report, false)
 }
+
+pub fn check(r: &silo::repo::check::CheckReport, json: bool) -> Result<()> {
+    if json {
+        return print_json(&serde_json::to_value(r)?);
+    }
+    println!(
+        "{} snapshots, {} index segments, {} packs ({} read, {} chunks / {} verified)",
+        r.snapshots,
+        r.index_segments,
+        r.packs,
+        r.packs_read,
+        r.chunks_verified,
+        human_bytes(r.bytes_verified)
+    );
+    for p in &r.damaged {
+        let affects = if p.snapshots.is_empty() {
+            String::new()
+        } else {
+            format!(" (affects {})", p.snapshots.iter().map(|s| &s[..8]).collect::<Vec<_>>().join(", "))
+        };
+        println!("damaged: {}: {}{affects}", p.object, p.problem);
+    }
+    for o in &r.orphans {
+        println!("orphan: {o} (no index names it; gc reclaims it)");
+    }
+    if let Some(s) = &r.stale {
+        println!("stale: {s}");
+    }
+    if !r.is_damaged() && r.stale.is_none() {
+        println!("no errors found");
+    }
+    Ok(())
+}

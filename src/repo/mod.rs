@@ -1,6 +1,7 @@
 //! A repository handle: backend + unlocked keys + config + (lazily) the index cache. `init` creates one,
 //! `open` unlocks one; writing lives in `write`, reading in `read`, snapshot selection in `snapshots`.
 
+pub mod check;
 pub mod forget;
 pub mod gc;
 pub mod index;

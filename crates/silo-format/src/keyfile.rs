@@ -47,7 +47,8 @@ pub struct KeyFile {
     pub created: i64,
     /// Host that created the key, for `key list`.
     pub host: String,
-    /// Envelope (kind KeyFile, id = this key file's id) of the 32-byte master secret.
+    /// Envelope (kind KeyFile, id = this key file's id) of the master secret (32 bytes) followed by the
+    /// BLAKE3 of this key file encoded with `wrapped` empty (32 bytes).
     pub wrapped: Vec<u8>,
 }
 
@@ -79,8 +80,7 @@ impl KeyFile {
         nonce: [u8; 12],
     ) -> Result<Self, FormatError> {
         let key = derive_wrapping_key(password, &salt, &params)?;
-        let wrapped = envelope::seal(&key, &Aad::new(repo, ObjectKind::KeyFile, id), &master.0, None, nonce);
-        Ok(KeyFile {
+        let mut kf = KeyFile {
             magic: *KEYFILE_MAGIC,
             version: KEYFILE_VERSION,
             repo,
@@ -89,20 +89,39 @@ impl KeyFile {
             salt,
             created,
             host,
-            wrapped,
-        })
+            wrapped: Vec::new(),
+        };
+        let mut payload = Zeroizing::new(Vec::with_capacity(64));
+        payload.extend_from_slice(&master.0);
+        payload.extend_from_slice(&kf.header_hash());
+        kf.wrapped = envelope::seal(&key, &Aad::new(repo, ObjectKind::KeyFile, id), &payload, None, nonce);
+        Ok(kf)
     }
 
     /// Returns the master secret, or `FormatError::Authentication` for a wrong password.
     pub fn unwrap(&self, password: &[u8], id: ObjectId) -> Result<MasterSecret, FormatError> {
         let key = derive_wrapping_key(password, &self.salt, &self.params)?;
         let plain =
-            Zeroizing::new(envelope::open(&key, &Aad::new(self.repo, ObjectKind::KeyFile, id), &self.wrapped, 32)?);
-        let secret: [u8; 32] = plain
-            .as_slice()
-            .try_into()
-            .map_err(|_| FormatError::malformed("key file", "wrapped secret is not 32 bytes"))?;
+            Zeroizing::new(envelope::open(&key, &Aad::new(self.repo, ObjectKind::KeyFile, id), &self.wrapped, 64)?);
+        if plain.len() != 64 {
+            return Err(FormatError::malformed("key file", "wrapped payload is not 64 bytes"));
+        }
+        if plain[32..] != self.header_hash() {
+            return Err(FormatError::malformed(
+                "key file",
+                "fields were changed after the key was wrapped (tampered?)",
+            ));
+        }
+        let mut secret = [0u8; 32];
+        secret.copy_from_slice(&plain[..32]);
         Ok(MasterSecret(secret))
+    }
+
+    /// BLAKE3 of this key file encoded with `wrapped` empty: sealed next to the master secret, so every
+    /// plaintext field (not only those that feed argon2) is authenticated.
+    fn header_hash(&self) -> [u8; 32] {
+        let bare = KeyFile { wrapped: Vec::new(), ..self.clone() };
+        *blake3::hash(&encoding::encode(&bare)).as_bytes()
     }
 
     pub fn encode(&self) -> Vec<u8> {

@@ -195,6 +195,9 @@ fn config_and_key_files_round_trip() {
     assert_eq!(decoded.unwrap(b"pw", ObjectId([2; 32])).unwrap().0, master.0);
     assert!(matches!(decoded.unwrap(b"pW", ObjectId([2; 32])), Err(FormatError::Authentication)));
     assert!(decoded.unwrap(b"pw", ObjectId([3; 32])).is_err(), "a renamed key file does not open");
+    let mut edited = decoded.clone();
+    edited.host = "elsewhere".into();
+    assert!(edited.unwrap(b"pw", ObjectId([2; 32])).is_err(), "every plaintext field is authenticated");
     let mut greedy = kf.clone();
     greedy.params.memory_kib = u32::MAX;
     assert!(KeyFile::decode(&greedy.encode()).is_err(), "absurd argon2 memory is refused before running it");

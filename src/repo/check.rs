@@ -1,0 +1,302 @@
+//! `silo check`: structure (every snapshot's chunks indexed; every indexed pack present, of the indexed size,
+//! with a trailer that matches the index; unindexed packs reported as orphans), optional data verification of
+//! all or a sample of packs (decrypt, decompress, re-hash every chunk), and freshness. Reads only; never uses
+//! the local cache, so damage hidden from a warm cache is still found.
+
+use super::snapshots::SnapshotSpec;
+use super::Repository;
+use crate::backend::names;
+use crate::{Error, Result};
+use serde::Serialize;
+use silo_format::index::IndexSegment;
+use silo_format::keyfile::KeyFile;
+use silo_format::manifest::SnapshotManifest;
+use silo_format::pack::{self, PackEntry};
+use silo_format::{ObjectId, Sealed};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum DataCheck {
+    None,
+    All,
+    /// A fraction of the packs, chosen at random.
+    Percent(f64),
+    /// Part `n` (1-based) of `m` deterministic slices of the packs, by id: `1/7` on Monday, `2/7` on Tuesday...
+    Slice(u32, u32),
+}
+
+impl DataCheck {
+    /// Parses `--read-data-subset` values: `5%` or `2/7`.
+    pub fn parse_subset(text: &str) -> Option<Self> {
+        if let Some(p) = text.strip_suffix('%') {
+            let v: f64 = p.parse().ok()?;
+            return (v > 0.0 && v <= 100.0).then_some(DataCheck::Percent(v / 100.0));
+        }
+        let (n, m) = text.split_once('/')?;
+        let (n, m): (u32, u32) = (n.parse().ok()?, m.parse().ok()?);
+        (n >= 1 && n <= m).then_some(DataCheck::Slice(n, m))
+    }
+
+    fn selects(&self, pack: &ObjectId) -> bool {
+        match self {
+            DataCheck::None => false,
+            DataCheck::All => true,
+            DataCheck::Percent(f) => rand::random::<f64>() < *f,
+            DataCheck::Slice(n, m) => slice_of(pack, *m) == *n,
+        }
+    }
+}
+
+fn slice_of(pack: &ObjectId, m: u32) -> u32 {
+    (u32::from_le_bytes([pack.0[0], pack.0[1], pack.0[2], pack.0[3]]) % m) + 1
+}
+
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    pub data: DataCheck,
+    pub snapshot: Option<SnapshotSpec>,
+    /// Seconds; stale when the newest snapshot (of `max_age_name`, if given) is older.
+    pub max_age: Option<u64>,
+    pub max_age_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Problem {
+    pub object: String,
+    pub problem: String,
+    /// Snapshots (full ids) whose data this problem makes unrestorable.
+    pub snapshots: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CheckReport {
+    pub snapshots: u64,
+    pub index_segments: u64,
+    pub packs: u64,
+    pub packs_read: u64,
+    pub chunks_verified: u64,
+    pub bytes_verified: u64,
+    /// Damage: objects that are missing, unreadable or do not match.
+    pub damaged: Vec<Problem>,
+    /// Harmless leftovers (e.g. packs no index names, from an interrupted create): gc reclaims them.
+    pub orphans: Vec<String>,
+    pub affected_snapshots: Vec<String>,
+    pub stale: Option<String>,
+}
+
+impl CheckReport {
+    pub fn is_damaged(&self) -> bool {
+        !self.damaged.is_empty()
+    }
+}
+
+impl Repository {
+    pub async fn check(&self, options: &CheckOptions) -> Result<CheckReport> {
+        let mut report = CheckReport::default();
+        let mut damaged: Vec<(String, String, HashSet<ObjectId>)> = Vec::new(); // object, problem, bad chunks
+
+        for info in self.backend.list(names::KEYS).await? {
+            if let Err(e) = self
+                .backend
+                .get(&info.name)
+                .await
+                .map_err(Error::from)
+                .and_then(|b| KeyFile::decode(&b).map_err(|e| Error::damaged(info.name.clone(), e)))
+            {
+                damaged.push((info.name.clone(), e.to_string(), HashSet::new()));
+            }
+        }
+
+        // Snapshots: all, or the one asked for.
+        let mut snapshots: Vec<(ObjectId, SnapshotManifest)> = Vec::new();
+        match &options.snapshot {
+            Some(spec) => {
+                let s = self.resolve(spec).await?;
+                snapshots.push((s.id, s.manifest));
+            }
+            None => {
+                for info in self.backend.list(names::SNAPSHOTS).await? {
+                    let Some(id) = names::id_of(&info.name) else { continue };
+                    match self.backend.get(&info.name).await {
+                        Ok(b) => match SnapshotManifest::open(&self.keys, self.repo_id, id, &b) {
+                            Ok(m) => snapshots.push((id, m)),
+                            Err(e) => {
+                                report.affected_snapshots.push(id.to_hex());
+                                damaged.push((info.name.clone(), e.to_string(), HashSet::new()));
+                            }
+                        },
+                        Err(e) if e.is_not_found() => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        report.snapshots = snapshots.len() as u64;
+
+        // Index: pack -> entries, chunk -> indexed.
+        let mut packs: HashMap<ObjectId, (u64, Vec<PackEntry>)> = HashMap::new();
+        for info in self.backend.list(names::INDEX).await? {
+            let Some(id) = names::id_of(&info.name) else { continue };
+            report.index_segments += 1;
+            let seg = match self.backend.get(&info.name).await {
+                Ok(b) => IndexSegment::open(&self.keys, self.repo_id, id, &b),
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            match seg {
+                Ok(seg) => {
+                    for p in seg.packs {
+                        packs.entry(p.pack).or_insert((p.pack_size, p.entries));
+                    }
+                }
+                Err(e) => damaged.push((info.name.clone(), e.to_string(), HashSet::new())),
+            }
+        }
+
+        // Packs: present, right size, trailer matches; data if selected.
+        let listed: HashMap<ObjectId, u64> = self
+            .backend
+            .list(names::PACKS)
+            .await?
+            .iter()
+            .filter_map(|o| names::id_of(&o.name).map(|id| (id, o.size)))
+            .collect();
+        report.packs = listed.len() as u64;
+        let mut good_chunks: HashSet<ObjectId> = HashSet::new();
+        for (pack_id, (size, entries)) in &packs {
+            let name = names::pack(pack_id);
+            let all: HashSet<ObjectId> = entries.iter().map(|e| e.chunk).collect();
+            let Some(&actual) = listed.get(pack_id) else {
+                damaged.push((name, "missing".into(), all));
+                continue;
+            };
+            if actual != *size {
+                damaged.push((name, format!("{actual} bytes where the index says {size}"), all));
+                continue;
+            }
+            let read_data = options.data.selects(pack_id);
+            let bytes = if read_data {
+                self.backend.get(&name).await?
+            } else {
+                // Footer and trailer only.
+                let footer = self
+                    .backend
+                    .get_range(&name, size.saturating_sub(pack::FOOTER_LEN as u64), pack::FOOTER_LEN as u64)
+                    .await?;
+                match pack::parse_footer(&footer) {
+                    Ok(len) => {
+                        let start = size.saturating_sub(pack::FOOTER_LEN as u64 + u64::from(len));
+                        let mut head = vec![0u8; start as usize];
+                        let header = self.backend.get_range(&name, 0, pack::HEADER_LEN as u64).await?;
+                        head[..header.len().min(start as usize)]
+                            .copy_from_slice(&header[..header.len().min(start as usize)]);
+                        let tail = self.backend.get_range(&name, start, size - start).await?;
+                        head.extend_from_slice(&tail);
+                        head
+                    }
+                    Err(e) => {
+                        damaged.push((name, e.to_string(), all));
+                        continue;
+                    }
+                }
+            };
+            let trailer = match pack::open_pack(&self.keys, self.repo_id, *pack_id, &bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    damaged.push((name, e.to_string(), all));
+                    continue;
+                }
+            };
+            if trailer.entries != *entries {
+                damaged.push((name, "trailer does not match the index".into(), all));
+                continue;
+            }
+            if read_data {
+                report.packs_read += 1;
+                let mut bad = HashSet::new();
+                let mut first_error = None;
+                for e in entries {
+                    let sealed = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
+                    match pack::open_chunk(&self.keys, self.repo_id, e.chunk, sealed, e.raw_len) {
+                        Ok(_) => {
+                            report.chunks_verified += 1;
+                            report.bytes_verified += u64::from(e.raw_len);
+                        }
+                        Err(err) => {
+                            first_error.get_or_insert(format!(
+                                "chunk {} at offset {}: {err}",
+                                e.chunk.short(),
+                                e.offset
+                            ));
+                            bad.insert(e.chunk);
+                        }
+                    }
+                }
+                if let Some(problem) = first_error {
+                    good_chunks.extend(all.difference(&bad));
+                    damaged.push((name, problem, bad));
+                    continue;
+                }
+            }
+            good_chunks.extend(all);
+        }
+        for (id, _) in listed.iter().filter(|(id, _)| !packs.contains_key(id)) {
+            report.orphans.push(names::pack(id));
+        }
+
+        // Which snapshots can no longer be restored, and why.
+        let mut affected: BTreeSet<String> = report.affected_snapshots.drain(..).collect();
+        let mut per_problem: Vec<BTreeSet<String>> = vec![BTreeSet::new(); damaged.len()];
+        for (id, m) in &snapshots {
+            let mut unindexed = 0u64;
+            for c in m.streams.iter().flat_map(|s| &s.chunks) {
+                if good_chunks.contains(c) {
+                    continue;
+                }
+                affected.insert(id.to_hex());
+                let mut explained = false;
+                for (i, (_, _, chunks)) in damaged.iter().enumerate() {
+                    if chunks.contains(c) {
+                        per_problem[i].insert(id.to_hex());
+                        explained = true;
+                    }
+                }
+                if !explained {
+                    unindexed += 1;
+                }
+            }
+            if unindexed > 0 {
+                damaged.push((
+                    names::snapshot(id),
+                    format!("{unindexed} chunks are in no intact indexed pack"),
+                    HashSet::new(),
+                ));
+                per_problem.push([id.to_hex()].into_iter().collect());
+            }
+        }
+        report.damaged = damaged
+            .into_iter()
+            .zip(per_problem)
+            .map(|((object, problem, _), snaps)| Problem { object, problem, snapshots: snaps.into_iter().collect() })
+            .collect();
+        report.affected_snapshots = affected.into_iter().collect();
+
+        if let Some(max_age) = options.max_age {
+            let newest = snapshots
+                .iter()
+                .filter(|(_, m)| options.max_age_name.as_ref().is_none_or(|n| &m.name == n))
+                .map(|(_, m)| m.finished)
+                .max();
+            let limit = crate::time::now_micros() - max_age as i64 * 1_000_000;
+            let what = options.max_age_name.as_deref().unwrap_or("any name");
+            report.stale = match newest {
+                None => Some(format!("no snapshot of {what}")),
+                Some(t) if t < limit => {
+                    Some(format!("newest snapshot of {what} is from {}", crate::time::format_micros(t)))
+                }
+                Some(_) => None,
+            };
+        }
+        Ok(report)
+    }
+}
