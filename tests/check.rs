@@ -92,7 +92,7 @@ fn every_single_byte_flip_is_detected_and_nothing_panics() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let offset = (seed as usize) % len;
-        let bit = 1u8 << (seed >> 32) % 8;
+        let bit = 1u8 << ((seed >> 32) % 8);
 
         let copy = TestRepo { dir: tempfile::tempdir().unwrap() };
         copy_dir(&pristine.path(), &copy.path());
