@@ -161,3 +161,75 @@ fn the_report_names_the_damaged_pack_and_exactly_the_snapshots_it_affects() {
     // Without --read-data the structure is intact: the damage is inside a chunk.
     assert!(repo.run(&["check"], b"").status.success());
 }
+
+#[test]
+fn repair_index_rebuilds_a_lost_or_damaged_index_from_pack_trailers() {
+    let repo = TestRepo::init_with(&["--pack-size", "1048576"]);
+    let a = dump(3 << 20, 940);
+    let b = dump(2 << 20, 941);
+    repo.create("db", &a);
+    repo.create("db", &b);
+
+    // Damaged segment: check reports it; repair replaces it; everything restores from a cold cache.
+    let seg = repo.objects("index")[0].clone();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[40] ^= 0x01;
+    std::fs::write(&seg, &bytes).unwrap();
+    assert_eq!(repo.run(&["check"], b"").status.code(), Some(EXIT_DAMAGED));
+    let dry = repo.json(&["repair", "index", "--dry-run"]);
+    assert_eq!(dry["segments_replaced"].as_array().unwrap().len(), 1, "{dry}");
+    assert!(seg.exists(), "dry run changes nothing");
+    let report = repo.json(&["repair", "index"]);
+    assert!(report["packs_indexed"].as_u64().unwrap() >= 1, "{report}");
+    assert!(!seg.exists(), "the damaged segment is replaced");
+    assert!(repo.run(&["check", "--read-data"], b"").status.success());
+    std::fs::remove_dir_all(repo.cache()).unwrap();
+    assert_eq!(repo.restore("db:latest~1"), a);
+
+    // Whole index lost: restore fails clearly, repair rebuilds it, restore works again.
+    for s in repo.objects("index") {
+        std::fs::remove_file(s).unwrap();
+    }
+    std::fs::remove_dir_all(repo.cache()).unwrap();
+    let out = repo.run(&["snapshot", "restore", "db:latest"], b"");
+    assert_eq!(out.status.code(), Some(EXIT_DAMAGED));
+    assert!(stderr(&out).contains("in no index segment"), "{}", stderr(&out));
+    let report = repo.json(&["repair", "index"]);
+    assert_eq!(report["packs_indexed"].as_u64(), Some(repo.objects("packs").len() as u64), "{report}");
+    assert_eq!(repo.restore("db:latest"), b);
+    assert_eq!(repo.restore("db:latest~1"), a);
+    assert!(!repo.path().join("gc/lease").exists(), "repair releases the lease");
+}
+
+#[test]
+fn restore_fallback_walks_back_to_the_newest_intact_snapshot() {
+    let repo = TestRepo::init();
+    let days: Vec<Vec<u8>> = (0..3).map(|i| dump(1 << 20, 950 + i)).collect();
+    let mut packs = Vec::new();
+    for d in &days {
+        let before = repo.objects("packs");
+        repo.create("shop", d);
+        packs.push(repo.objects("packs").into_iter().find(|p| !before.contains(p)).unwrap());
+    }
+    let flip = |p: &std::path::Path| {
+        let mut b = std::fs::read(p).unwrap();
+        let m = b.len() / 2;
+        b[m] ^= 0x08;
+        std::fs::write(p, &b).unwrap();
+    };
+    flip(&packs[2]);
+    assert_eq!(repo.run(&["snapshot", "restore", "shop:latest"], b"").status.code(), Some(EXIT_DAMAGED));
+    let out = repo.run(&["snapshot", "restore", "shop:latest", "--fallback"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout == days[1], "the newest intact snapshot, and only its bytes");
+    assert!(stderr(&out).contains("restoring shop:latest~1"), "{}", stderr(&out));
+
+    flip(&packs[1]);
+    flip(&packs[0]);
+    let none = repo.run(&["snapshot", "restore", "shop:latest", "--fallback"], b"");
+    assert_eq!(none.status.code(), Some(EXIT_DAMAGED), "{}", stderr(&none));
+    assert!(none.stdout.is_empty(), "nothing is written when no snapshot is intact");
+    assert!(stderr(&none).contains("none can be restored intact"), "{}", stderr(&none));
+    let by_id = repo.run(&["snapshot", "restore", "ffff", "--fallback"], b"");
+    assert!(!by_id.status.success());
+}

@@ -60,6 +60,19 @@ enum Command {
     Prune(GcArgs),
     /// Verify the repository: structure, optionally data, optionally freshness.
     Check(CheckArgs),
+    /// Rebuild what can be rebuilt.
+    #[command(subcommand)]
+    Repair(RepairCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum RepairCommand {
+    /// Rebuild index segments from the packs' own trailers (unindexed packs, damaged segments).
+    Index {
+        /// Report what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -235,6 +248,10 @@ enum SnapshotCommand {
         /// Write to this file instead of stdout (created atomically: complete or not at all).
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// With NAME:latest[~N]: if that snapshot cannot be restored intact, fall back to the next older one
+        /// of the same name (each candidate is verified before a byte is written; says which on stderr).
+        #[arg(long)]
+        fallback: bool,
     },
 }
 
@@ -339,7 +356,9 @@ pub fn run(cli: Cli) -> Result<()> {
             let snap = ctx.rt.block_on(repo.resolve(&spec))?;
             output::snapshot_show(&snap, ctx.cli.json)
         }
-        Command::Snapshot(SnapshotCommand::Restore { snapshot, output }) => restore(&ctx, snapshot, output.as_deref()),
+        Command::Snapshot(SnapshotCommand::Restore { snapshot, output, fallback }) => {
+            restore(&ctx, snapshot, output.as_deref(), *fallback)
+        }
         Command::Forget(a) => {
             let repo = ctx.open()?;
             let policy = a.keep.policy()?;
@@ -376,6 +395,11 @@ pub fn run(cli: Cli) -> Result<()> {
             output::prune(&plan, &report, ctx.cli.json)
         }
         Command::Check(a) => check(&ctx, a),
+        Command::Repair(RepairCommand::Index { dry_run }) => {
+            let repo = ctx.open()?;
+            let report = ctx.rt.block_on(repo.repair_index(*dry_run))?;
+            output::repair(&report, ctx.cli.json)
+        }
         Command::Stats => {
             let repo = ctx.open()?;
             let stats = ctx.rt.block_on(silo::repo::stats::collect(&repo))?;
@@ -463,25 +487,63 @@ fn create(ctx: &Context_, a: &CreateArgs) -> Result<()> {
     output::create(&report, ctx.cli.json)
 }
 
-fn restore(ctx: &Context_, snapshot: &str, output: Option<&std::path::Path>) -> Result<()> {
-    let repo = ctx.open()?;
-    let spec = SnapshotSpec::parse(snapshot)?;
-    let snap = ctx.rt.block_on(repo.resolve(&spec))?;
-    let stream = match &spec.stream {
+/// With --fallback: the newest snapshot at or after `spec` (NAME:latest~N, N, N+1, ...) whose selected stream
+/// restores intact, verified by a full read into nothing.
+fn choose_intact(ctx: &Context_, repo: &Repository, spec: &SnapshotSpec) -> Result<silo::repo::snapshots::Snapshot> {
+    use silo::repo::snapshots::Selector;
+    let Selector::Latest { name, back } = &spec.selector else {
+        anyhow::bail!("--fallback needs a NAME:latest[~N] selector (an id names exactly one snapshot)");
+    };
+    for n in *back.. {
+        let candidate_spec = SnapshotSpec { selector: Selector::Latest { name: name.clone(), back: n }, stream: spec.stream.clone() };
+        let snap = match ctx.rt.block_on(repo.resolve(&candidate_spec)) {
+            Ok(s) => s,
+            Err(silo::Error::SnapshotNotFound { .. }) if n > *back => {
+                return Err(silo::Error::Inconsistent {
+                    object: format!("{name}:latest~{back} and every older snapshot of {name}"),
+                    reason: "none can be restored intact".into(),
+                }
+                .into())
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let verified = select_stream(&snap, &spec.stream).map_err(anyhow::Error::from).and_then(|stream| {
+            let none = std::sync::atomic::AtomicU64::new(0);
+            Ok(repo.restore_stream(ctx.rt.handle(), &snap, stream, &mut std::io::sink(), &none)?)
+        });
+        match verified {
+            Ok(_) => {
+                if n != *back {
+                    eprintln!("silo: restoring {name}:latest~{n} ({}) instead: the newer ones are damaged", snap.id.short());
+                }
+                return Ok(snap);
+            }
+            Err(e) => eprintln!("silo: {name}:latest~{n} ({}) cannot be restored intact: {e:#}; trying an older one", snap.id.short()),
+        }
+    }
+    unreachable!("resolve fails with SnapshotNotFound once the snapshots of the name run out")
+}
+
+fn select_stream<'a>(snap: &'a silo::repo::snapshots::Snapshot, name: &Option<String>) -> Result<&'a silo::format::manifest::StreamManifest, silo::Error> {
+    let names = || snap.manifest.streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+    match name {
         Some(name) => snap.manifest.streams.iter().find(|s| &s.name == name).ok_or_else(|| silo::Error::Input {
             what: format!("snapshot {}", snap.id.short()),
-            message: format!(
-                "has no stream {name:?} (streams: {})",
-                snap.manifest.streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        })?,
-        None if snap.manifest.streams.len() == 1 => &snap.manifest.streams[0],
-        None => anyhow::bail!(
-            "snapshot {} has several streams ({}); pick one with SNAP:STREAM",
-            snap.id.short(),
-            snap.manifest.streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
-        ),
-    };
+            message: format!("has no stream {name:?} (streams: {})", names()),
+        }),
+        None if snap.manifest.streams.len() == 1 => Ok(&snap.manifest.streams[0]),
+        None => Err(silo::Error::Input {
+            what: format!("snapshot {}", snap.id.short()),
+            message: format!("has several streams ({}); pick one with SNAP:STREAM", names()),
+        }),
+    }
+}
+
+fn restore(ctx: &Context_, snapshot: &str, output: Option<&std::path::Path>, fallback: bool) -> Result<()> {
+    let repo = ctx.open()?;
+    let spec = SnapshotSpec::parse(snapshot)?;
+    let snap = if fallback { choose_intact(ctx, &repo, &spec)? } else { ctx.rt.block_on(repo.resolve(&spec))? };
+    let stream = select_stream(&snap, &spec.stream)?;
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let _shown = progress::Progress::start("restored", counter.clone(), Some(stream.size));
     let report = match output {

@@ -282,3 +282,18 @@ pub fn check(r: &silo::repo::check::CheckReport, json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+pub fn repair(r: &silo::repo::repair::RepairReport, json: bool) -> Result<()> {
+    if json {
+        return print_json(&serde_json::to_value(r)?);
+    }
+    let verb = if r.dry_run { "would index" } else { "indexed" };
+    println!("{} packs scanned; {verb} {} packs ({} chunks) from their trailers", r.packs, r.packs_indexed, r.chunks_indexed);
+    for s in &r.segments_replaced {
+        println!("damaged segment {s} {}", if r.dry_run { "would be replaced" } else { "replaced" });
+    }
+    for p in &r.unreadable_packs {
+        println!("unreadable pack: {p}");
+    }
+    Ok(())
+}

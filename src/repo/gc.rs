@@ -110,7 +110,7 @@ struct PackUse {
     dead_bytes: u64,
 }
 
-struct HeldLease {
+pub(crate) struct HeldLease {
     holder: ObjectId,
     expires_at: i64,
 }
@@ -136,7 +136,7 @@ impl Repository {
         result
     }
 
-    async fn acquire_lease(&self, now: i64, seconds: u64) -> Result<HeldLease> {
+    pub(crate) async fn acquire_lease(&self, now: i64, seconds: u64) -> Result<HeldLease> {
         let holder = ObjectId::random();
         let lease = Lease {
             version: MAINTENANCE_VERSION,
@@ -184,7 +184,7 @@ impl Repository {
     }
 
     /// Ok only while the lease is ours and unexpired (by a margin covering the next deletion batch).
-    async fn check_lease(&self, held: &HeldLease) -> Result<()> {
+    pub(crate) async fn check_lease(&self, held: &HeldLease) -> Result<()> {
         let lost = || Error::LeaseLost { until: crate::time::format_micros(held.expires_at) };
         if crate::time::now_micros() + 5 * SECOND >= held.expires_at {
             return Err(lost());

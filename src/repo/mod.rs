@@ -6,6 +6,7 @@ pub mod forget;
 pub mod gc;
 pub mod index;
 pub mod read;
+pub mod repair;
 pub mod session;
 pub mod snapshots;
 pub mod stats;
