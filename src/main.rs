@@ -7,6 +7,12 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Past a file-size limit (ulimit -f) a write should fail with EFBIG and be reported like a full disk,
+    // not kill silo with SIGXFSZ before it can say what happened.
+    // SAFETY: setting a signal disposition to SIG_IGN at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let parsed = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -26,9 +32,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let mut msg = e.to_string();
+            // Library errors already include their cause in their text; add only what is new.
             for cause in e.chain().skip(1) {
-                msg.push_str(": ");
-                msg.push_str(&cause.to_string());
+                let text = cause.to_string();
+                if !msg.contains(&text) {
+                    msg.push_str(": ");
+                    msg.push_str(&text);
+                }
             }
             eprintln!("silo: error: {msg}");
             ExitCode::from(cli::exit_code(&e))

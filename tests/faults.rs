@@ -215,3 +215,28 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_full_disk_mid_create_is_a_clear_error_and_loses_nothing() {
+    let repo = TestRepo::init_with(&["--pack-size", "1048576"]);
+    let old = dump(2 << 20, 16);
+    let old_id = repo.create("db", &old);
+    let snapshots_before = repo.objects("snapshots");
+    // A 512 KiB file-size limit: the first 1 MiB pack of the new snapshot cannot be written (EFBIG, as a full
+    // disk would give ENOSPC).
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", &format!("ulimit -f 512; exec {} snapshot create --name db", silo_bin())])
+        .env("SILO_REPO", repo.path())
+        .env("SILO_PASSWORD", PASSWORD)
+        .env("SILO_CACHE_DIR", repo.cache());
+    let out = run_with_input(cmd, &dump(6 << 20, 17));
+    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1), "an I/O failure, not a signal: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("File too large") && err.contains("packs/"), "names the object and the cause: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(repo.objects("snapshots"), snapshots_before, "no partial snapshot");
+    assert_eq!(repo.restore(&old_id), old);
+    assert!(repo.run(&["check", "--read-data"], b"").status.success(), "the repository is still valid");
+    assert_eq!(repo.restore(&repo.create("db", b"after")), b"after");
+}

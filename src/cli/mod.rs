@@ -286,7 +286,7 @@ pub mod exit {
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     use silo::Error as E;
     match err.downcast_ref::<silo::Error>() {
-        Some(E::NotARepository { .. } | E::UnsupportedFormat { .. } | E::Backend(_)) => exit::UNREACHABLE,
+        Some(E::NotARepository { .. } | E::UnsupportedFormat { .. }) => exit::UNREACHABLE,
         Some(E::WrongPassword | E::NoPassword) => exit::AUTH,
         Some(E::Damaged { .. } | E::Inconsistent { .. }) => exit::DAMAGED,
         Some(E::CommandFailed { .. }) => exit::COMMAND_FAILED,
@@ -495,7 +495,8 @@ fn choose_intact(ctx: &Context_, repo: &Repository, spec: &SnapshotSpec) -> Resu
         anyhow::bail!("--fallback needs a NAME:latest[~N] selector (an id names exactly one snapshot)");
     };
     for n in *back.. {
-        let candidate_spec = SnapshotSpec { selector: Selector::Latest { name: name.clone(), back: n }, stream: spec.stream.clone() };
+        let candidate_spec =
+            SnapshotSpec { selector: Selector::Latest { name: name.clone(), back: n }, stream: spec.stream.clone() };
         let snap = match ctx.rt.block_on(repo.resolve(&candidate_spec)) {
             Ok(s) => s,
             Err(silo::Error::SnapshotNotFound { .. }) if n > *back => {
@@ -514,17 +515,26 @@ fn choose_intact(ctx: &Context_, repo: &Repository, spec: &SnapshotSpec) -> Resu
         match verified {
             Ok(_) => {
                 if n != *back {
-                    eprintln!("silo: restoring {name}:latest~{n} ({}) instead: the newer ones are damaged", snap.id.short());
+                    eprintln!(
+                        "silo: restoring {name}:latest~{n} ({}) instead: the newer ones are damaged",
+                        snap.id.short()
+                    );
                 }
                 return Ok(snap);
             }
-            Err(e) => eprintln!("silo: {name}:latest~{n} ({}) cannot be restored intact: {e:#}; trying an older one", snap.id.short()),
+            Err(e) => eprintln!(
+                "silo: {name}:latest~{n} ({}) cannot be restored intact: {e:#}; trying an older one",
+                snap.id.short()
+            ),
         }
     }
     unreachable!("resolve fails with SnapshotNotFound once the snapshots of the name run out")
 }
 
-fn select_stream<'a>(snap: &'a silo::repo::snapshots::Snapshot, name: &Option<String>) -> Result<&'a silo::format::manifest::StreamManifest, silo::Error> {
+fn select_stream<'a>(
+    snap: &'a silo::repo::snapshots::Snapshot,
+    name: &Option<String>,
+) -> Result<&'a silo::format::manifest::StreamManifest, silo::Error> {
     let names = || snap.manifest.streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
     match name {
         Some(name) => snap.manifest.streams.iter().find(|s| &s.name == name).ok_or_else(|| silo::Error::Input {

@@ -288,7 +288,10 @@ pub fn repair(r: &silo::repo::repair::RepairReport, json: bool) -> Result<()> {
         return print_json(&serde_json::to_value(r)?);
     }
     let verb = if r.dry_run { "would index" } else { "indexed" };
-    println!("{} packs scanned; {verb} {} packs ({} chunks) from their trailers", r.packs, r.packs_indexed, r.chunks_indexed);
+    println!(
+        "{} packs scanned; {verb} {} packs ({} chunks) from their trailers",
+        r.packs, r.packs_indexed, r.chunks_indexed
+    );
     for s in &r.segments_replaced {
         println!("damaged segment {s} {}", if r.dry_run { "would be replaced" } else { "replaced" });
     }

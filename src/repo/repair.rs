@@ -62,7 +62,9 @@ impl Repository {
                     segment.packs.push(IndexPack { pack: pack_id, pack_size: info.size, entries });
                 }
                 Err(Error::Damaged { object, source }) => report.unreadable_packs.push(format!("{object}: {source}")),
-                Err(Error::Inconsistent { object, reason }) => report.unreadable_packs.push(format!("{object}: {reason}")),
+                Err(Error::Inconsistent { object, reason }) => {
+                    report.unreadable_packs.push(format!("{object}: {reason}"))
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -92,9 +94,13 @@ impl Repository {
         }
         let footer = self.backend.get_range(&name, size - pack::FOOTER_LEN as u64, pack::FOOTER_LEN as u64).await?;
         let len = u64::from(pack::parse_footer(&footer).map_err(|e| Error::damaged(name.clone(), e))?);
-        let start = (size - pack::FOOTER_LEN as u64).checked_sub(len).filter(|s| *s >= pack::HEADER_LEN as u64).ok_or_else(too_small)?;
+        let start = (size - pack::FOOTER_LEN as u64)
+            .checked_sub(len)
+            .filter(|s| *s >= pack::HEADER_LEN as u64)
+            .ok_or_else(too_small)?;
         let sealed = self.backend.get_range(&name, start, len).await?;
-        let body = pack::open_trailer(&self.keys, self.repo_id, *pack_id, &sealed).map_err(|e| Error::damaged(name.clone(), e))?;
+        let body = pack::open_trailer(&self.keys, self.repo_id, *pack_id, &sealed)
+            .map_err(|e| Error::damaged(name.clone(), e))?;
         Ok(pack::decode_trailer_body(&body, start).map_err(|e| Error::damaged(name.clone(), e))?.entries)
     }
 }
