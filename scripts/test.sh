@@ -11,7 +11,10 @@ cargo fmt --all --check
 if [ -z "${SILO_QUICK:-}" ]; then
   cargo clippy --workspace --all-targets -- -D warnings
 fi
-cargo test --workspace
+# The fault-injection tests print their counts (flips per object kind, kills): run them visibly, once.
+cargo test --workspace -- --skip every_single_byte_flip --skip at_random_points --skip truncated_or_deleted
+cargo test --test check --test faults --test gc -- --nocapture every_single_byte_flip at_random_points truncated_or_deleted 2>&1 \
+  | grep -E '^(test |running|test result)|flips|fault injection|killed'
 if [ -z "${SILO_QUICK:-}" ]; then
   scripts/fuzz.sh "${SILO_FUZZ_SECONDS:-10}"
 fi

@@ -63,6 +63,8 @@ pub mod names {
     pub const SESSIONS: &str = "sessions/";
     pub const POLICIES: &str = "policies/";
     pub const LEASE: &str = "gc/lease";
+    pub const DAMAGED: &str = "damaged/";
+    pub const DRILLS: &str = "drills/";
 
     pub fn pack(id: &ObjectId) -> String {
         let hex = id.to_hex();

@@ -63,6 +63,14 @@ enum Command {
     /// Rebuild what can be rebuilt.
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Restore a snapshot into a command (e.g. `psql -d scratch`), timed and recorded in the repository.
+    Drill {
+        /// ID, ID prefix, NAME:latest or NAME:latest~N, optionally followed by :STREAM.
+        snapshot: String,
+        /// The command that consumes the restored stream on its standard input.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -70,6 +78,15 @@ enum RepairCommand {
     /// Rebuild index segments from the packs' own trailers (unindexed packs, damaged segments).
     Index {
         /// Report what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Mark snapshots whose data is gone (they are never deleted; `forget` them if you wish).
+    Snapshots {
+        /// Also verify every chunk's data, not only the structure.
+        #[arg(long)]
+        read_data: bool,
+        /// Report what would be marked; change nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -348,13 +365,16 @@ pub fn run(cli: Cli) -> Result<()> {
             if let Some(n) = name {
                 snaps.retain(|s| &s.manifest.name == n);
             }
-            output::snapshot_list(&snaps, ctx.cli.json)
+            let damaged = ctx.rt.block_on(repo.damage_marks())?;
+            output::snapshot_list(&snaps, &damaged, ctx.cli.json)
         }
         Command::Snapshot(SnapshotCommand::Show { snapshot }) => {
             let repo = ctx.open()?;
             let spec = SnapshotSpec::parse(snapshot)?;
             let snap = ctx.rt.block_on(repo.resolve(&spec))?;
-            output::snapshot_show(&snap, ctx.cli.json)
+            let damage = ctx.rt.block_on(repo.damage_marks())?.remove(&snap.id);
+            let drills = ctx.rt.block_on(repo.drills(&snap.id))?;
+            output::snapshot_show(&snap, damage.as_ref(), &drills, ctx.cli.json)
         }
         Command::Snapshot(SnapshotCommand::Restore { snapshot, output, fallback }) => {
             restore(&ctx, snapshot, output.as_deref(), *fallback)
@@ -395,6 +415,29 @@ pub fn run(cli: Cli) -> Result<()> {
             output::prune(&plan, &report, ctx.cli.json)
         }
         Command::Check(a) => check(&ctx, a),
+        Command::Repair(RepairCommand::Snapshots { read_data, dry_run }) => {
+            let repo = ctx.open()?;
+            let marks = ctx.rt.block_on(repo.repair_snapshots(*read_data, *dry_run))?;
+            output::damage_marks(&marks, *dry_run, ctx.cli.json)
+        }
+        Command::Drill { snapshot, command } => {
+            let repo = ctx.open()?;
+            let spec = SnapshotSpec::parse(snapshot)?;
+            let snap = ctx.rt.block_on(repo.resolve(&spec))?;
+            let stream = select_stream(&snap, &spec.stream)?;
+            let (record, restore_error) = repo.drill(ctx.rt.handle(), &snap, stream, command)?;
+            output::drill(&record, ctx.cli.json)?;
+            match restore_error {
+                Some(e) => Err(e.into()),
+                None if !record.ok => Err(silo::Error::CommandFailed {
+                    command: command.join(" "),
+                    status: format!("exited with status {}", record.exit_status.map_or("?".into(), |c| c.to_string())),
+                    stderr_tail: "; the drill failed and was recorded".into(),
+                }
+                .into()),
+                None => Ok(()),
+            }
+        }
         Command::Repair(RepairCommand::Index { dry_run }) => {
             let repo = ctx.open()?;
             let report = ctx.rt.block_on(repo.repair_index(*dry_run))?;

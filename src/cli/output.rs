@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use serde_json::json;
+use silo::format::maintenance::{DamageMark, DrillRecord};
 use silo::repo::snapshots::Snapshot;
 use silo::repo::stats::RepoStats;
 use silo::repo::write::CreateReport;
@@ -85,9 +86,19 @@ fn snapshot_json(s: &Snapshot) -> serde_json::Value {
     })
 }
 
-pub fn snapshot_list(snaps: &[Snapshot], json: bool) -> Result<()> {
+type Marks = std::collections::HashMap<silo::format::ObjectId, DamageMark>;
+
+pub fn snapshot_list(snaps: &[Snapshot], damaged: &Marks, json: bool) -> Result<()> {
     if json {
-        return print_json(&serde_json::Value::Array(snaps.iter().map(snapshot_json).collect()));
+        let items = snaps
+            .iter()
+            .map(|s| {
+                let mut v = snapshot_json(s);
+                v["damaged"] = json!(damaged.contains_key(&s.id));
+                v
+            })
+            .collect();
+        return print_json(&serde_json::Value::Array(items));
     }
     println!("{:<8}  {:<20}  {:<24}  {:<16}  {:>10}  tags", "id", "time", "name", "host", "size");
     for s in snaps {
@@ -101,14 +112,34 @@ pub fn snapshot_list(snaps: &[Snapshot], json: bool) -> Result<()> {
             human_bytes(m.total_size()),
             m.tags.join(",")
         );
+        if damaged.contains_key(&s.id) {
+            println!("          ^ damaged: see `silo snapshot show {}`", s.id.short());
+        }
     }
     println!("{} snapshots", snaps.len());
     Ok(())
 }
 
-pub fn snapshot_show(s: &Snapshot, json: bool) -> Result<()> {
+fn drill_json(d: &DrillRecord) -> serde_json::Value {
+    json!({
+        "stream": d.stream,
+        "command": d.command,
+        "host": d.host,
+        "started": format_micros(d.started),
+        "duration_seconds": (d.finished - d.started) as f64 / 1e6,
+        "bytes": d.bytes,
+        "exit_status": d.exit_status,
+        "ok": d.ok,
+        "error": d.error,
+    })
+}
+
+pub fn snapshot_show(s: &Snapshot, damage: Option<&DamageMark>, drills: &[DrillRecord], json: bool) -> Result<()> {
     if json {
-        return print_json(&snapshot_json(s));
+        let mut v = snapshot_json(s);
+        v["damaged"] = json!(damage.map(|d| json!({"found_at": format_micros(d.found_at), "reason": d.reason})));
+        v["drills"] = serde_json::Value::Array(drills.iter().map(drill_json).collect());
+        return print_json(&v);
     }
     let m = &s.manifest;
     println!("snapshot {}", s.id.to_hex());
@@ -132,6 +163,45 @@ pub fn snapshot_show(s: &Snapshot, json: bool) -> Result<()> {
             None => println!("    command  (standard input)"),
         }
     }
+    if let Some(d) = damage {
+        println!("  DAMAGED (found {}): {}", format_micros(d.found_at), d.reason);
+    }
+    for d in drills {
+        println!(
+            "  drill {}  {}  {:.1} s  {}  `{}`",
+            format_micros(d.started),
+            if d.ok { "ok    " } else { "FAILED" },
+            (d.finished - d.started) as f64 / 1e6,
+            human_bytes(d.bytes),
+            d.command.join(" ")
+        );
+    }
+    Ok(())
+}
+
+pub fn damage_marks(marks: &[DamageMark], dry_run: bool, json: bool) -> Result<()> {
+    if json {
+        let v: Vec<_> = marks.iter().map(|m| json!({"snapshot": m.snapshot.to_hex(), "reason": m.reason})).collect();
+        return print_json(&json!({"dry_run": dry_run, "marked": v}));
+    }
+    for m in marks {
+        println!("{} {}: {}", if dry_run { "would mark" } else { "marked" }, m.snapshot.short(), m.reason);
+    }
+    println!("{} snapshots {}marked damaged (none deleted)", marks.len(), if dry_run { "would be " } else { "" });
+    Ok(())
+}
+
+pub fn drill(d: &DrillRecord, json: bool) -> Result<()> {
+    if json {
+        return print_json(&drill_json(d));
+    }
+    eprintln!(
+        "drill {}: restored {} into `{}` in {:.2} s (recorded)",
+        if d.ok { "ok" } else { "FAILED" },
+        human_bytes(d.bytes),
+        d.command.join(" "),
+        (d.finished - d.started) as f64 / 1e6
+    );
     Ok(())
 }
 

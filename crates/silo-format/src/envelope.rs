@@ -31,6 +31,8 @@ pub enum ObjectKind {
     Policy = 7,
     Lease = 8,
     Session = 9,
+    DamageMark = 10,
+    Drill = 11,
 }
 
 /// Associated data: `"silo" || envelope version || repo id(16) || kind(1) || object id(32)`, 54 bytes.

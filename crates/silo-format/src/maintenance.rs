@@ -76,3 +76,47 @@ impl Sealed for Session {
         self.version
     }
 }
+
+/// `repair snapshots` found that this snapshot's data is (partly) gone. The manifest itself is kept.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct DamageMark {
+    pub version: u32,
+    pub snapshot: ObjectId,
+    pub found_at: i64,
+    pub reason: String,
+}
+
+impl Sealed for DamageMark {
+    const KIND: ObjectKind = ObjectKind::DamageMark;
+    const WHAT: &'static str = "damage mark";
+    const VERSION: u32 = MAINTENANCE_VERSION;
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+/// One restore drill: a snapshot's stream restored into a command, timed.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct DrillRecord {
+    pub version: u32,
+    pub snapshot: ObjectId,
+    pub stream: String,
+    pub command: Vec<String>,
+    pub host: String,
+    pub started: i64,
+    pub finished: i64,
+    pub bytes: u64,
+    pub exit_status: Option<i32>,
+    pub ok: bool,
+    /// Empty when `ok`.
+    pub error: String,
+}
+
+impl Sealed for DrillRecord {
+    const KIND: ObjectKind = ObjectKind::Drill;
+    const WHAT: &'static str = "drill record";
+    const VERSION: u32 = MAINTENANCE_VERSION;
+    fn version(&self) -> u32 {
+        self.version
+    }
+}

@@ -7,7 +7,7 @@ use silo_format::chunker::ChunkerParams;
 use silo_format::config::{self, RepoConfig};
 use silo_format::index::{DeletedPack, IndexPack, IndexSegment};
 use silo_format::keyfile::{KdfParams, KeyFile};
-use silo_format::maintenance::{Lease, Policy, Sealed, Session, StoredPolicy};
+use silo_format::maintenance::{DamageMark, DrillRecord, Lease, Policy, Sealed, Session, StoredPolicy};
 use silo_format::manifest::{SnapshotManifest, StreamManifest};
 use silo_format::pack::{self, PackWriter};
 use silo_format::{envelope, Aad, Keys, MasterSecret, ObjectId, ObjectKind, RepoId};
@@ -131,6 +131,24 @@ fn compute() -> Value {
     let session = Session { version: 1, host: "db1".into(), pid: 4243, started_at: 3, heartbeat_at: 4 };
     let session_bytes = session.seal(&f.keys, f.repo, ObjectId(seq(0x13)), seq(0x2a));
 
+    let mark =
+        DamageMark { version: 1, snapshot: ObjectId(seq(0xc0)), found_at: 5, reason: "packs/40/…: missing".into() };
+    let mark_bytes = mark.seal(&f.keys, f.repo, ObjectId(seq(0xc0)), seq(0x2b));
+    let drill = DrillRecord {
+        version: 1,
+        snapshot: ObjectId(seq(0xc0)),
+        stream: "data".into(),
+        command: vec!["psql".into(), "-d".into(), "scratch".into()],
+        host: "db1".into(),
+        started: 6,
+        finished: 7,
+        bytes: 8,
+        exit_status: Some(0),
+        ok: true,
+        error: String::new(),
+    };
+    let drill_bytes = drill.seal(&f.keys, f.repo, ObjectId(seq(0x14)), seq(0x2c));
+
     let small = ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 65536 };
     let cuts = small.cut_points(&pseudo_random(1 << 20, 0x5110), f.keys.chunker_seed());
 
@@ -141,8 +159,8 @@ fn compute() -> Value {
             "repo_id": f.repo.to_hex(),
             "chunk_a_plaintext": hex::encode(&text),
             "chunk_b_plaintext": hex::encode(b"hello silo"),
-            "nonces": "envelope nonces are 12 consecutive bytes starting at 0x20 (chunk_a envelope), 0x21, 0x22 (pack chunks), 0x23 (trailer), 0x24 (segment), 0x25 (manifest), 0x26 (config), 0x27 (key file), 0x28 (policy), 0x29 (lease), 0x2a (session)",
-            "ids": "pack id = 32 consecutive bytes from 0x40, segment 0x60, deleted pack 0x80, superseded segment 0xa0, snapshot 0xc0, key file 0xe0, policy 0x11, lease holder 0x12, session 0x13; the lease's AAD id is zero; key file salt 16 bytes from 0x30",
+            "nonces": "envelope nonces are 12 consecutive bytes starting at 0x20 (chunk_a envelope), 0x21, 0x22 (pack chunks), 0x23 (trailer), 0x24 (segment), 0x25 (manifest), 0x26 (config), 0x27 (key file), 0x28 (policy), 0x29 (lease), 0x2a (session), 0x2b (damage mark), 0x2c (drill)",
+            "ids": "pack id = 32 consecutive bytes from 0x40, segment 0x60, deleted pack 0x80, superseded segment 0xa0, snapshot 0xc0, key file 0xe0, policy 0x11, lease holder 0x12, session 0x13, drill 0x14; the damage mark's id is the snapshot id; the lease's AAD id is zero; key file salt 16 bytes from 0x30",
             "password": "correct horse",
         },
         "keys": {
@@ -162,6 +180,8 @@ fn compute() -> Value {
         "policy": hex::encode(&policy_bytes),
         "lease": hex::encode(&lease_bytes),
         "session": hex::encode(&session_bytes),
+        "damage_mark": hex::encode(&mark_bytes),
+        "drill": hex::encode(&drill_bytes),
         "chunker": {
             "params": "min 4096, avg 16384, max 65536, normalization level 1, seed = chunker_seed",
             "input": "1 MiB of xorshift64* output, state 0x5110, little-endian words",
@@ -234,6 +254,10 @@ fn recorded_vectors_decode() {
     assert_eq!((p.name.as_str(), p.policy.daily), ("shop", Some(7)));
     assert_eq!(Lease::open(&f.keys, f.repo, ObjectId::ZERO, &unhex(&recorded["lease"])).unwrap().pid, 4242);
     assert_eq!(Session::open(&f.keys, f.repo, ObjectId(seq(0x13)), &unhex(&recorded["session"])).unwrap().pid, 4243);
+    let mark = DamageMark::open(&f.keys, f.repo, ObjectId(seq(0xc0)), &unhex(&recorded["damage_mark"])).unwrap();
+    assert_eq!(mark.snapshot, ObjectId(seq(0xc0)));
+    let drill = DrillRecord::open(&f.keys, f.repo, ObjectId(seq(0x14)), &unhex(&recorded["drill"])).unwrap();
+    assert_eq!((drill.command[0].as_str(), drill.ok), ("psql", true));
 }
 
 #[test]

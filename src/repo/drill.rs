@@ -1,0 +1,133 @@
+//! Records about snapshots, kept in the repository: damage marks (`repair snapshots`: a snapshot whose data
+//! is gone is marked, never deleted) and restore drills (`drill`: restore into a command, timed, recorded).
+
+use super::check::{CheckOptions, DataCheck};
+use super::snapshots::Snapshot;
+use super::Repository;
+use crate::backend::names;
+use crate::{Error, Result};
+use silo_format::envelope::random_nonce;
+use silo_format::maintenance::{DamageMark, DrillRecord, MAINTENANCE_VERSION};
+use silo_format::manifest::StreamManifest;
+use silo_format::{ObjectId, Sealed};
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+impl Repository {
+    /// Every damage mark, by snapshot.
+    pub async fn damage_marks(&self) -> Result<HashMap<ObjectId, DamageMark>> {
+        let mut out = HashMap::new();
+        for info in self.backend.list(names::DAMAGED).await? {
+            let Some(id) = names::id_of(&info.name) else { continue };
+            let bytes = self.backend.get(&info.name).await?;
+            let mark = DamageMark::open(&self.keys, self.repo_id, id, &bytes)
+                .map_err(|e| Error::damaged(info.name.clone(), e))?;
+            out.insert(mark.snapshot, mark);
+        }
+        Ok(out)
+    }
+
+    /// Runs check and marks every snapshot it finds damaged. Returns the marks written now.
+    pub async fn repair_snapshots(&self, read_data: bool, dry_run: bool) -> Result<Vec<DamageMark>> {
+        let options = CheckOptions {
+            data: if read_data { DataCheck::All } else { DataCheck::None },
+            snapshot: None,
+            max_age: None,
+            max_age_name: None,
+        };
+        let report = self.check(&options).await?;
+        let existing = self.damage_marks().await?;
+        let mut written = Vec::new();
+        for snap in &report.affected_snapshots {
+            let Some(id) = ObjectId::from_hex(snap) else { continue };
+            if existing.contains_key(&id) {
+                continue;
+            }
+            let reason = report
+                .damaged
+                .iter()
+                .filter(|p| p.snapshots.contains(snap))
+                .map(|p| format!("{}: {}", p.object, p.problem))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mark =
+                DamageMark { version: MAINTENANCE_VERSION, snapshot: id, found_at: crate::time::now_micros(), reason };
+            if !dry_run {
+                let name = format!("{}{}", names::DAMAGED, id.to_hex());
+                self.backend.put_if_absent(&name, mark.seal(&self.keys, self.repo_id, id, random_nonce())).await?;
+            }
+            written.push(mark);
+        }
+        Ok(written)
+    }
+
+    pub async fn drills(&self, snapshot: &ObjectId) -> Result<Vec<DrillRecord>> {
+        let mut out = Vec::new();
+        for info in self.backend.list(names::DRILLS).await? {
+            let Some(id) = names::id_of(&info.name) else { continue };
+            let bytes = self.backend.get(&info.name).await?;
+            let d = DrillRecord::open(&self.keys, self.repo_id, id, &bytes)
+                .map_err(|e| Error::damaged(info.name.clone(), e))?;
+            if d.snapshot == *snapshot {
+                out.push(d);
+            }
+        }
+        out.sort_by_key(|d| d.started);
+        Ok(out)
+    }
+
+    /// Restores `stream` of `snap` into the standard input of `argv`, times it, and records the result in
+    /// the repository. Returns the record (also when the drill failed) and the restore's own error, if any.
+    pub fn drill(
+        &self,
+        rt: &tokio::runtime::Handle,
+        snap: &Snapshot,
+        stream: &StreamManifest,
+        argv: &[String],
+    ) -> Result<(DrillRecord, Option<Error>)> {
+        let (program, args) =
+            argv.split_first().ok_or_else(|| Error::Invalid("drill needs a command after --".into()))?;
+        let shown = argv.join(" ");
+        let started = crate::time::now_micros();
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io(format!("starting drill command `{shown}`"), e))?;
+        let progress = std::sync::atomic::AtomicU64::new(0);
+        let restored = {
+            let stdin = child.stdin.take().ok_or_else(|| Error::Invalid("drill command has no stdin".into()))?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdin);
+            let r = self.restore_stream(rt, snap, stream, &mut out, &progress);
+            let flushed = out.flush();
+            r.and_then(|r| flushed.map(|_| r).map_err(|e| Error::io(format!("writing to `{shown}`"), e)))
+        };
+        let status = child.wait().map_err(|e| Error::io(format!("waiting for `{shown}`"), e))?;
+        let finished = crate::time::now_micros();
+        let (ok, error) = match (&restored, status.success()) {
+            (Ok(_), true) => (true, String::new()),
+            (Err(e), _) => (false, e.to_string()),
+            (Ok(_), false) => (false, format!("`{shown}` exited with {status}")),
+        };
+        let record = DrillRecord {
+            version: MAINTENANCE_VERSION,
+            snapshot: snap.id,
+            stream: stream.name.clone(),
+            command: argv.to_vec(),
+            host: super::hostname(),
+            started,
+            finished,
+            bytes: restored.as_ref().map(|r| r.bytes).unwrap_or(0),
+            exit_status: status.code(),
+            ok,
+            error,
+        };
+        let id = ObjectId::random();
+        rt.block_on(self.backend.put(
+            &format!("{}{}", names::DRILLS, id.to_hex()),
+            record.seal(&self.keys, self.repo_id, id, random_nonce()),
+        ))?;
+        Ok((record, restored.err()))
+    }
+}
