@@ -88,9 +88,7 @@ fn every_single_byte_flip_is_detected_and_nothing_panics() {
     for case in 0..cases {
         let (kind, original) = &objects[case % objects.len()];
         let len = std::fs::metadata(original).unwrap().len() as usize;
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        xorshift(&mut seed);
         let offset = (seed as usize) % len;
         let bit = 1u8 << ((seed >> 32) % 8);
 

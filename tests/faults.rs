@@ -252,9 +252,7 @@ fn sigkill_at_random_points_of_create_never_harms_committed_snapshots() {
     let mut seed = 0x0dd_ba11_u64;
     let mut kills = 0;
     for round in 0..12u64 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        xorshift(&mut seed);
         let mut child = repo
             .cmd(&["snapshot", "create", "--name", "db"])
             .stdin(Stdio::piped())

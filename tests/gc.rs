@@ -273,9 +273,7 @@ fn gc_killed_at_random_points_leaves_a_consistent_repository() {
     let mut seed = 0x9e37_79b9u64;
     let mut kills = 0;
     for round in 0..12i64 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        xorshift(&mut seed);
         let delay = std::time::Duration::from_millis(seed % 120);
         // Each round's clock is an hour later, so the lease the previous killed gc left has expired.
         let mut child = with_clock(repo.cmd(&["gc", "--lease-seconds", "60", "--safety", "none"]), round * HOUR)

@@ -17,15 +17,7 @@ use std::process::{Command, Stdio};
 impl Repository {
     /// Every damage mark, by snapshot.
     pub async fn damage_marks(&self) -> Result<HashMap<ObjectId, DamageMark>> {
-        let mut out = HashMap::new();
-        for info in self.backend.list(names::DAMAGED).await? {
-            let Some(id) = names::id_of(&info.name) else { continue };
-            let bytes = self.backend.get(&info.name).await?;
-            let mark = DamageMark::open(&self.keys, self.repo_id, id, &bytes)
-                .map_err(|e| Error::damaged(info.name.clone(), e))?;
-            out.insert(mark.snapshot, mark);
-        }
-        Ok(out)
+        Ok(self.load_all::<DamageMark>(names::DAMAGED).await?.into_iter().map(|(_, _, m)| (m.snapshot, m)).collect())
     }
 
     /// Runs check and marks every snapshot it finds damaged. Returns the marks written now.
@@ -63,16 +55,13 @@ impl Repository {
     }
 
     pub async fn drills(&self, snapshot: &ObjectId) -> Result<Vec<DrillRecord>> {
-        let mut out = Vec::new();
-        for info in self.backend.list(names::DRILLS).await? {
-            let Some(id) = names::id_of(&info.name) else { continue };
-            let bytes = self.backend.get(&info.name).await?;
-            let d = DrillRecord::open(&self.keys, self.repo_id, id, &bytes)
-                .map_err(|e| Error::damaged(info.name.clone(), e))?;
-            if d.snapshot == *snapshot {
-                out.push(d);
-            }
-        }
+        let mut out: Vec<DrillRecord> = self
+            .load_all::<DrillRecord>(names::DRILLS)
+            .await?
+            .into_iter()
+            .map(|(_, _, d)| d)
+            .filter(|d| d.snapshot == *snapshot)
+            .collect();
         out.sort_by_key(|d| d.started);
         Ok(out)
     }

@@ -5,7 +5,7 @@ use super::snapshots::Snapshot;
 use super::Repository;
 use crate::backend::names;
 use crate::retention::{Decision, Evaluate, Policy};
-use crate::{Error, Result};
+use crate::Result;
 use silo_format::envelope::random_nonce;
 use silo_format::maintenance::{Sealed, StoredPolicy, MAINTENANCE_VERSION};
 use silo_format::ObjectId;
@@ -47,11 +47,7 @@ impl Repository {
 
     async fn policy_objects(&self) -> Result<BTreeMap<String, (ObjectId, StoredPolicy)>> {
         let mut out: BTreeMap<String, (ObjectId, StoredPolicy)> = BTreeMap::new();
-        for info in self.backend.list(POLICIES).await? {
-            let Some(id) = names::id_of(&info.name) else { continue };
-            let bytes = self.backend.get(&info.name).await?;
-            let p = StoredPolicy::open(&self.keys, self.repo_id, id, &bytes)
-                .map_err(|e| Error::damaged(info.name.clone(), e))?;
+        for (id, _, p) in self.load_all::<StoredPolicy>(POLICIES).await? {
             let newer = out.get(&p.name).is_none_or(|(old_id, old)| (p.set_at, id) > (old.set_at, *old_id));
             if newer {
                 out.insert(p.name.clone(), (id, p));
@@ -62,24 +58,13 @@ impl Repository {
 
     /// Stores `policy` for `name`, then removes the policies it replaces. An empty policy removes the entry.
     pub async fn set_policy(&self, name: &str, policy: Policy) -> Result<()> {
-        let old: Vec<String> = self
-            .backend
-            .list(POLICIES)
+        let replaced: Vec<String> = self
+            .load_all::<StoredPolicy>(POLICIES)
             .await?
             .into_iter()
-            .filter_map(|info| names::id_of(&info.name).map(|id| (id, info.name)))
-            .map(|(_, n)| n)
+            .filter(|(_, _, p)| p.name == name)
+            .map(|(_, object, _)| object)
             .collect();
-        let mut replaced = Vec::new();
-        for name_of_obj in old {
-            let Some(id) = names::id_of(&name_of_obj) else { continue };
-            let bytes = self.backend.get(&name_of_obj).await?;
-            let p = StoredPolicy::open(&self.keys, self.repo_id, id, &bytes)
-                .map_err(|e| Error::damaged(name_of_obj.clone(), e))?;
-            if p.name == name {
-                replaced.push(name_of_obj);
-            }
-        }
         if !policy.is_empty() {
             let id = ObjectId::random();
             let stored = StoredPolicy {

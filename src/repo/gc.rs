@@ -227,15 +227,7 @@ impl Repository {
         let mut oldest: Option<i64> = None;
         // A session heartbeats every 60 s; one silent for 10 minutes (or the safety age, if longer) is dead.
         let alive_within = safety_age.max(600 * SECOND);
-        for info in self.backend.list(names::SESSIONS).await? {
-            let Some(id) = names::id_of(&info.name) else { continue };
-            let bytes = match self.backend.get(&info.name).await {
-                Ok(b) => b,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let s = Session::open(&self.keys, self.repo_id, id, &bytes)
-                .map_err(|e| Error::damaged(info.name.clone(), e))?;
+        for (_, _, s) in self.load_all::<Session>(names::SESSIONS).await? {
             if now - s.heartbeat_at <= alive_within {
                 oldest = Some(oldest.map_or(s.started_at, |o| o.min(s.started_at)));
             }

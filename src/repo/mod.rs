@@ -150,6 +150,26 @@ impl Repository {
     }
 }
 
+impl Repository {
+    /// Every object of sealed type `T` under `prefix`, with its id. Objects removed while listing are
+    /// skipped; an object that does not open is damage, named.
+    pub async fn load_all<T: silo_format::Sealed>(&self, prefix: &str) -> Result<Vec<(ObjectId, String, T)>> {
+        let mut out = Vec::new();
+        for info in self.backend.list(prefix).await? {
+            let Some(id) = names::id_of(&info.name) else { continue };
+            let bytes = match self.backend.get(&info.name).await {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let value =
+                T::open(&self.keys, self.repo_id, id, &bytes).map_err(|e| Error::damaged(info.name.clone(), e))?;
+            out.push((id, info.name, value));
+        }
+        Ok(out)
+    }
+}
+
 async fn unlock(backend: &dyn Backend, repo: RepoId, password: &[u8]) -> Result<MasterSecret> {
     let listed = backend.list(names::KEYS).await?;
     if listed.is_empty() {

@@ -151,6 +151,14 @@ fn collect(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
     }
 }
 
+/// One xorshift64 step: deterministic pseudo-random choices (kill points, byte offsets) for the tests.
+pub fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
     let mut child =
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn silo");
