@@ -175,39 +175,32 @@ impl Repository {
                 continue;
             }
             let read_data = options.data.selects(pack_id);
-            let bytes = if read_data {
-                self.backend.get(&name).await?
-            } else {
-                // Footer and trailer only.
-                let footer = self
-                    .backend
-                    .get_range(&name, size.saturating_sub(pack::FOOTER_LEN as u64), pack::FOOTER_LEN as u64)
-                    .await?;
-                match pack::parse_footer(&footer) {
-                    Ok(len) => {
-                        let start = size.saturating_sub(pack::FOOTER_LEN as u64 + u64::from(len));
-                        let mut head = vec![0u8; start as usize];
-                        let header = self.backend.get_range(&name, 0, pack::HEADER_LEN as u64).await?;
-                        head[..header.len().min(start as usize)]
-                            .copy_from_slice(&header[..header.len().min(start as usize)]);
-                        let tail = self.backend.get_range(&name, start, size - start).await?;
-                        head.extend_from_slice(&tail);
-                        head
-                    }
+            // With data: the whole pack (header, chunks, trailer). Without: its header and trailer only.
+            let (bytes, trailer_entries) = if read_data {
+                let bytes = self.backend.get(&name).await?;
+                match pack::open_pack(&self.keys, self.repo_id, *pack_id, &bytes) {
+                    Ok(t) => (bytes, t.entries),
                     Err(e) => {
                         damaged.push((name, e.to_string(), all));
                         continue;
                     }
                 }
-            };
-            let trailer = match pack::open_pack(&self.keys, self.repo_id, *pack_id, &bytes) {
-                Ok(t) => t,
-                Err(e) => {
-                    damaged.push((name, e.to_string(), all));
-                    continue;
+            } else {
+                let header = self.backend.get_range(&name, 0, pack::HEADER_LEN.min(*size as usize) as u64).await?;
+                let read = match pack::check_header(&header) {
+                    Ok(()) => self.read_trailer(pack_id, *size).await,
+                    Err(e) => Err(Error::damaged(name.clone(), e)),
+                };
+                match read {
+                    Ok(entries) => (Vec::new(), entries),
+                    Err(e @ (Error::Damaged { .. } | Error::Inconsistent { .. })) => {
+                        damaged.push((name, e.to_string(), all));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
                 }
             };
-            if trailer.entries != *entries {
+            if trailer_entries != *entries {
                 damaged.push((name, "trailer does not match the index".into(), all));
                 continue;
             }

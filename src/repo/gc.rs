@@ -423,22 +423,10 @@ impl Repository {
     async fn rescue_candidates(&self, pack_id: &ObjectId, marks: &MarkSet) -> Result<Vec<ObjectId>> {
         let name = names::pack(pack_id);
         let size = self.backend.list(&name).await?.first().map(|o| o.size).unwrap_or(0);
-        if size < (pack::HEADER_LEN + pack::FOOTER_LEN) as u64 {
-            return Err(Error::Inconsistent { object: name, reason: "missing or truncated".into() });
-        }
-        let footer = self.backend.get_range(&name, size - pack::FOOTER_LEN as u64, pack::FOOTER_LEN as u64).await?;
-        let trailer_len = u64::from(pack::parse_footer(&footer).map_err(|e| Error::damaged(name.clone(), e))?);
-        let start = (size - pack::FOOTER_LEN as u64).checked_sub(trailer_len).ok_or_else(|| Error::Inconsistent {
-            object: name.clone(),
-            reason: "trailer longer than the pack".into(),
-        })?;
-        let sealed = self.backend.get_range(&name, start, trailer_len).await?;
-        let body = pack::open_trailer(&self.keys, self.repo_id, *pack_id, &sealed)
-            .map_err(|e| Error::damaged(name.clone(), e))?;
-        let trailer = pack::decode_trailer_body(&body, start).map_err(|e| Error::damaged(name.clone(), e))?;
+        let entries = self.read_trailer(pack_id, size).await?;
         let cache = self.cache()?;
         let mut out = Vec::new();
-        for e in &trailer.entries {
+        for e in &entries {
             if marks.contains(&e.chunk)? && !has_copy_elsewhere(&cache, &e.chunk, pack_id)? {
                 out.push(e.chunk);
             }
