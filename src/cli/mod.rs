@@ -136,15 +136,17 @@ struct KeepArgs {
     keep_within: Option<String>,
 }
 
+/// Seconds from a duration flag such as `7d`, `36h` or `1y6m`.
+fn duration_arg(flag: &str, text: &str) -> Result<u64, silo::Error> {
+    silo::retention::parse_duration(text).ok_or_else(|| silo::Error::Input {
+        what: format!("{flag} {text:?}"),
+        message: "expected a duration like 7d, 36h or 1y6m (units y m w d h)".into(),
+    })
+}
+
 impl KeepArgs {
     fn policy(&self) -> Result<silo::retention::Policy> {
-        let within = match &self.keep_within {
-            Some(t) => Some(silo::retention::parse_duration(t).ok_or_else(|| silo::Error::Input {
-                what: format!("--keep-within {t:?}"),
-                message: "expected a duration like 7d, 36h or 1y6m (units y m w d h)".into(),
-            })?),
-            None => None,
-        };
+        let within = self.keep_within.as_deref().map(|t| duration_arg("--keep-within", t)).transpose()?;
         Ok(silo::retention::Policy {
             last: self.keep_last,
             hourly: self.keep_hourly,
@@ -315,12 +317,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
-struct Context_ {
+struct Invocation {
     cli: Cli,
     rt: Runtime,
 }
 
-impl Context_ {
+impl Invocation {
     fn backend(&self) -> Result<Arc<dyn Backend>> {
         let repo = self.cli.repo.clone().context("no repository given: pass --repo DIR or set SILO_REPO")?;
         Ok(Arc::new(LocalBackend::new(repo)))
@@ -355,7 +357,7 @@ impl Context_ {
 
 pub fn run(cli: Cli) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
-    let ctx = Context_ { cli, rt };
+    let ctx = Invocation { cli, rt };
     match &ctx.cli.command {
         Command::Init(a) => init(&ctx, a),
         Command::Snapshot(SnapshotCommand::Create(a)) => create(&ctx, a),
@@ -451,7 +453,7 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn check(ctx: &Context_, a: &CheckArgs) -> Result<()> {
+fn check(ctx: &Invocation, a: &CheckArgs) -> Result<()> {
     use silo::repo::check::{CheckOptions, DataCheck};
     let data = match (&a.read_data_subset, a.read_data) {
         (Some(t), _) => DataCheck::parse_subset(t).ok_or_else(|| silo::Error::Input {
@@ -461,13 +463,7 @@ fn check(ctx: &Context_, a: &CheckArgs) -> Result<()> {
         (None, true) => DataCheck::All,
         (None, false) => DataCheck::None,
     };
-    let max_age = match &a.max_age {
-        Some(t) => Some(silo::retention::parse_duration(t).ok_or_else(|| silo::Error::Input {
-            what: format!("--max-age {t:?}"),
-            message: "expected a duration like 26h or 7d".into(),
-        })?),
-        None => None,
-    };
+    let max_age = a.max_age.as_deref().map(|t| duration_arg("--max-age", t)).transpose()?;
     let snapshot = a.snapshot.as_deref().map(SnapshotSpec::parse).transpose()?;
     let repo = ctx.open()?;
     let options = CheckOptions { data, snapshot, max_age, max_age_name: a.name.clone() };
@@ -486,7 +482,7 @@ fn check(ctx: &Context_, a: &CheckArgs) -> Result<()> {
     Ok(())
 }
 
-fn init(ctx: &Context_, a: &InitArgs) -> Result<()> {
+fn init(ctx: &Invocation, a: &InitArgs) -> Result<()> {
     let backend = ctx.backend()?;
     let password = ctx.password(true)?;
     if password.is_empty() {
@@ -504,7 +500,7 @@ fn init(ctx: &Context_, a: &InitArgs) -> Result<()> {
     output::init(&backend.location(), &id.to_hex(), ctx.cli.json)
 }
 
-fn create(ctx: &Context_, a: &CreateArgs) -> Result<()> {
+fn create(ctx: &Invocation, a: &CreateArgs) -> Result<()> {
     validate_name("snapshot name", &a.name)?;
     for t in &a.tags {
         validate_name("tag", t)?;
@@ -532,7 +528,7 @@ fn create(ctx: &Context_, a: &CreateArgs) -> Result<()> {
 
 /// With --fallback: the newest snapshot at or after `spec` (NAME:latest~N, N, N+1, ...) whose selected stream
 /// restores intact, verified by a full read into nothing.
-fn choose_intact(ctx: &Context_, repo: &Repository, spec: &SnapshotSpec) -> Result<silo::repo::snapshots::Snapshot> {
+fn choose_intact(ctx: &Invocation, repo: &Repository, spec: &SnapshotSpec) -> Result<silo::repo::snapshots::Snapshot> {
     use silo::repo::snapshots::Selector;
     let Selector::Latest { name, back } = &spec.selector else {
         anyhow::bail!("--fallback needs a NAME:latest[~N] selector (an id names exactly one snapshot)");
@@ -592,7 +588,7 @@ fn select_stream<'a>(
     }
 }
 
-fn restore(ctx: &Context_, snapshot: &str, output: Option<&std::path::Path>, fallback: bool) -> Result<()> {
+fn restore(ctx: &Invocation, snapshot: &str, output: Option<&std::path::Path>, fallback: bool) -> Result<()> {
     let repo = ctx.open()?;
     let spec = SnapshotSpec::parse(snapshot)?;
     let snap = if fallback { choose_intact(ctx, &repo, &spec)? } else { ctx.rt.block_on(repo.resolve(&spec))? };
@@ -624,7 +620,7 @@ fn restore(ctx: &Context_, snapshot: &str, output: Option<&std::path::Path>, fal
 
 /// Restores into `path.partial`, fsyncs, then renames: the file is complete or absent.
 fn restore_to_file(
-    ctx: &Context_,
+    ctx: &Invocation,
     repo: &Repository,
     snap: &silo::repo::snapshots::Snapshot,
     stream: &silo::format::manifest::StreamManifest,

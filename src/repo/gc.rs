@@ -310,7 +310,7 @@ impl Repository {
                 // Referenced again since it was marked: rescue the chunks that have no live copy elsewhere
                 // (a writer may have stored them anew); with none left, it is dead after all.
                 (Some(&t), false) => {
-                    if self.rescue_candidates(&id, &marks).await?.is_empty() {
+                    if self.rescue_candidates(&id, info.size, &marks).await?.is_empty() {
                         if now - t >= grace {
                             to_delete.push(id);
                         } else {
@@ -420,9 +420,7 @@ impl Repository {
     }
 
     /// The referenced chunks of `pack_id` that have no copy in another, unmarked pack.
-    async fn rescue_candidates(&self, pack_id: &ObjectId, marks: &MarkSet) -> Result<Vec<ObjectId>> {
-        let name = names::pack(pack_id);
-        let size = self.backend.list(&name).await?.first().map(|o| o.size).unwrap_or(0);
+    async fn rescue_candidates(&self, pack_id: &ObjectId, size: u64, marks: &MarkSet) -> Result<Vec<ObjectId>> {
         let entries = self.read_trailer(pack_id, size).await?;
         let cache = self.cache()?;
         let mut out = Vec::new();
