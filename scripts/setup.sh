@@ -3,11 +3,15 @@
 # libclang (bindgen for RocksDB), a C++ compiler, and the database clients the pipeline tests drive.
 set -euo pipefail
 need=()
-have_libclang() { ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; }
+have_libclang() { ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so* >/dev/null 2>&1; }
 have_libclang || need+=(libclang-dev)
 command -v g++ >/dev/null || need+=(g++)
 command -v /usr/bin/time >/dev/null || need+=(time)
 command -v bc >/dev/null || need+=(bc)
+# Database clients for the pipeline tests and docs/recipes.md.
+command -v pg_dump >/dev/null || need+=(postgresql-client)
+command -v mysqldump >/dev/null || need+=(mariadb-client)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

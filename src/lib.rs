@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod cache;
+pub mod entropy;
 pub mod error;
 pub mod repo;
 pub mod retention;

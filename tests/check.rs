@@ -92,7 +92,7 @@ fn every_single_byte_flip_is_detected_and_nothing_panics() {
         let offset = (seed as usize) % len;
         let bit = 1u8 << ((seed >> 32) % 8);
 
-        let copy = TestRepo { dir: tempfile::tempdir().unwrap() };
+        let copy = TestRepo::local_in(tempfile::tempdir().unwrap());
         copy_dir(&pristine.path(), &copy.path());
         let target = copy.path().join(original.strip_prefix(pristine.path()).unwrap());
         let mut bytes = std::fs::read(&target).unwrap();
@@ -305,7 +305,7 @@ fn truncated_or_deleted_objects_of_every_kind_are_detected() {
     for original in &objects {
         let len = std::fs::metadata(original).unwrap().len() as usize;
         for keep in [None, Some(0), Some(1), Some(len / 2), Some(len - 1)] {
-            let copy = TestRepo { dir: tempfile::tempdir().unwrap() };
+            let copy = TestRepo::local_in(tempfile::tempdir().unwrap());
             copy_dir(&pristine.path(), &copy.path());
             let target = copy.path().join(original.strip_prefix(pristine.path()).unwrap());
             match keep {

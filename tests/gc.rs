@@ -221,6 +221,9 @@ fn concurrent_writers_during_repeated_gc_lose_nothing() {
 #[test]
 fn a_gc_paused_past_its_lease_deletes_nothing_when_resumed() {
     let repo = TestRepo::init();
+    if repo.skip_unless_local("compares the repository's files byte for byte; tests/s3.rs pauses a gc on S3") {
+        return;
+    }
     repo.create("db", &dump(2 << 20, 700));
     let keep = dump(2 << 20, 701);
     repo.create("db", &keep);

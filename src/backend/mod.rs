@@ -3,6 +3,8 @@
 //! The trait is shaped for object stores: whole-object puts, ranged reads, listing by prefix, create-if-absent.
 
 pub mod local;
+pub mod metered;
+pub mod s3;
 
 use async_trait::async_trait;
 use thiserror::Error;
@@ -49,6 +51,20 @@ pub trait Backend: Send + Sync + 'static {
     async fn server_time(&self) -> Result<Option<i64>, BackendError> {
         Ok(None)
     }
+    /// Requests made so far through this handle (object stores charge per request); zero if not metered.
+    fn requests(&self) -> metered::RequestCounts {
+        metered::RequestCounts::default()
+    }
+}
+
+/// The backend for a repository location: `s3:http[s]://…` or a local directory; metered either way.
+pub fn open(location: &str) -> Result<std::sync::Arc<dyn Backend>, BackendError> {
+    let inner: std::sync::Arc<dyn Backend> = if location.starts_with("s3:") {
+        s3::open(location)?
+    } else {
+        std::sync::Arc::new(local::LocalBackend::new(location))
+    };
+    Ok(std::sync::Arc::new(metered::Metered::new(inner)))
 }
 
 /// Object names (format-spec/objects.md).

@@ -6,7 +6,6 @@ mod progress;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use silo::backend::local::LocalBackend;
 use silo::backend::Backend;
 use silo::format::chunker::ChunkerParams;
 use silo::format::keyfile::KdfParams;
@@ -21,9 +20,10 @@ use tokio::runtime::Runtime;
 #[derive(Parser, Debug)]
 #[command(name = "silo", version, about = "Deduplicating, encrypted backups of database dumps and other streams")]
 pub struct Cli {
-    /// Repository location: a local directory.
+    /// Repository location: a local directory, or s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX] (credentials from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION).
     #[arg(long, global = true, env = "SILO_REPO")]
-    repo: Option<PathBuf>,
+    repo: Option<String>,
     /// Read the password from this file (first line).
     #[arg(long, global = true, env = "SILO_PASSWORD_FILE")]
     password_file: Option<PathBuf>,
@@ -63,6 +63,8 @@ enum Command {
     /// Rebuild what can be rebuilt.
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Copy snapshots into another repository (other keys), uploading only chunks it does not have.
+    Copy(CopyArgs),
     /// Restore a snapshot into a command (e.g. `psql -d scratch`), timed and recorded in the repository.
     Drill {
         /// ID, ID prefix, NAME:latest or NAME:latest~N, optionally followed by :STREAM.
@@ -71,6 +73,27 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+}
+
+#[derive(Args, Debug)]
+struct CopyArgs {
+    /// Source repository (default: --repo / SILO_REPO).
+    #[arg(long)]
+    from: Option<String>,
+    /// Target repository.
+    #[arg(long)]
+    to: String,
+    /// Password file of the source (default: --password-file / SILO_FROM_PASSWORD[_FILE] / SILO_PASSWORD[_FILE]).
+    #[arg(long, env = "SILO_FROM_PASSWORD_FILE")]
+    from_password_file: Option<PathBuf>,
+    /// Password file of the target (default: SILO_TO_PASSWORD, else the source's password).
+    #[arg(long, env = "SILO_TO_PASSWORD_FILE")]
+    to_password_file: Option<PathBuf>,
+    /// Only snapshots of this name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Snapshots to copy (ID, ID prefix, NAME:latest[~N]); default: every snapshot (of --name).
+    snapshots: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -285,9 +308,34 @@ struct CreateArgs {
     /// Host recorded in the snapshot (default: this machine's hostname).
     #[arg(long)]
     host: Option<String>,
+    /// A named stream: the output of a shell command, e.g. `--stream shop='pg_dump shop'`. Repeatable: the
+    /// commands run in parallel and the snapshot is committed only if every one exits 0. Restore one stream
+    /// with `silo snapshot restore NAME:latest:STREAM`.
+    #[arg(long = "stream", value_name = "NAME=COMMAND", conflicts_with = "command")]
+    streams: Vec<String>,
     /// Command whose standard output is stored; the snapshot is committed only if it exits 0.
     #[arg(last = true)]
     command: Vec<String>,
+}
+
+/// `--stream NAME=COMMAND` values as stream specs (names valid and distinct; commands run by `sh -c`).
+fn named_streams(values: &[String]) -> Result<Vec<StreamSpec>, silo::Error> {
+    let mut specs: Vec<StreamSpec> = Vec::with_capacity(values.len());
+    for v in values {
+        let bad = |message: &str| silo::Error::Input { what: format!("--stream {v:?}"), message: message.into() };
+        let (name, command) =
+            v.split_once('=').ok_or_else(|| bad("expected NAME=COMMAND, e.g. shop='pg_dump shop'"))?;
+        validate_name("stream name", name)?;
+        if command.trim().is_empty() {
+            return Err(bad("the command is empty"));
+        }
+        if specs.iter().any(|s| s.name == name) {
+            return Err(bad("two streams have this name"));
+        }
+        let argv = vec!["sh".to_string(), "-c".to_string(), command.to_string()];
+        specs.push(StreamSpec { name: name.to_string(), source: Source::Command(argv) });
+    }
+    Ok(specs)
 }
 
 /// Documented exit codes (README "Exit codes").
@@ -324,15 +372,13 @@ struct Invocation {
 
 impl Invocation {
     fn backend(&self) -> Result<Arc<dyn Backend>> {
-        let repo = self.cli.repo.clone().context("no repository given: pass --repo DIR or set SILO_REPO")?;
-        Ok(Arc::new(LocalBackend::new(repo)))
+        let repo = self.cli.repo.as_deref().context("no repository given: pass --repo DIR or set SILO_REPO")?;
+        Ok(silo::backend::open(repo)?)
     }
 
     fn password(&self, confirm: bool) -> Result<Vec<u8>> {
         if let Some(file) = &self.cli.password_file {
-            let text =
-                std::fs::read_to_string(file).with_context(|| format!("reading password file {}", file.display()))?;
-            return Ok(text.lines().next().unwrap_or_default().as_bytes().to_vec());
+            return read_password_file(file);
         }
         if let Ok(p) = std::env::var("SILO_PASSWORD") {
             return Ok(p.into_bytes());
@@ -353,6 +399,61 @@ impl Invocation {
         let password = self.password(false)?;
         Ok(self.rt.block_on(Repository::open(backend, &password, self.cli.cache_dir.clone()))?)
     }
+
+    fn open_at(&self, location: &str, password: &[u8]) -> Result<Repository> {
+        let backend = silo::backend::open(location)?;
+        Ok(self.rt.block_on(Repository::open(backend, password, self.cli.cache_dir.clone()))?)
+    }
+}
+
+fn read_password_file(file: &std::path::Path) -> Result<Vec<u8>> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading password file {}", file.display()))?;
+    Ok(text.lines().next().unwrap_or_default().as_bytes().to_vec())
+}
+
+fn copy(ctx: &Invocation, a: &CopyArgs) -> Result<()> {
+    use silo::repo::copy::CopyOutcome;
+    let from = a.from.as_deref().or(ctx.cli.repo.as_deref()).context("no source: pass --from or --repo")?;
+    let from_password = match (&a.from_password_file, std::env::var("SILO_FROM_PASSWORD")) {
+        (Some(f), _) => read_password_file(f)?,
+        (None, Ok(p)) => p.into_bytes(),
+        (None, Err(_)) => ctx.password(false)?,
+    };
+    let to_password = match (&a.to_password_file, std::env::var("SILO_TO_PASSWORD")) {
+        (Some(f), _) => read_password_file(f)?,
+        (None, Ok(p)) => p.into_bytes(),
+        (None, Err(_)) => from_password.clone(),
+    };
+    let source = ctx.open_at(from, &from_password).with_context(|| format!("source {from}"))?;
+    let target = ctx.open_at(&a.to, &to_password).with_context(|| format!("target {}", a.to))?;
+    if source.repo_id == target.repo_id {
+        anyhow::bail!("--from and --to are the same repository ({})", a.to);
+    }
+    let mut chosen = if a.snapshots.is_empty() {
+        ctx.rt.block_on(source.list_snapshots())?
+    } else {
+        let mut v = Vec::new();
+        for spec in &a.snapshots {
+            v.push(ctx.rt.block_on(source.resolve(&SnapshotSpec::parse(spec)?))?);
+        }
+        v.sort_by_key(|s| (s.manifest.finished, s.id));
+        v.dedup_by_key(|s| s.id);
+        v
+    };
+    if let Some(n) = &a.name {
+        chosen.retain(|s| &s.manifest.name == n);
+    }
+    let mut existing = ctx.rt.block_on(target.list_snapshots())?;
+    let mut results = Vec::with_capacity(chosen.len());
+    for snap in &chosen {
+        let outcome = target.copy_from(ctx.rt.handle(), &source, snap, &existing)?;
+        if let CopyOutcome::Copied { report, .. } = &outcome {
+            existing.push(ctx.rt.block_on(target.load_snapshot(report.id))?);
+        }
+        output::copied(snap, &outcome, ctx.cli.json);
+        results.push((snap, outcome));
+    }
+    output::copy_summary(&results, ctx.cli.json)
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -417,6 +518,7 @@ pub fn run(cli: Cli) -> Result<()> {
             output::prune(&plan, &report, ctx.cli.json)
         }
         Command::Check(a) => check(&ctx, a),
+        Command::Copy(a) => copy(&ctx, a),
         Command::Repair(RepairCommand::Snapshots { read_data, dry_run }) => {
             let repo = ctx.open()?;
             let marks = ctx.rt.block_on(repo.repair_snapshots(*read_data, *dry_run))?;
@@ -505,21 +607,24 @@ fn create(ctx: &Invocation, a: &CreateArgs) -> Result<()> {
     for t in &a.tags {
         validate_name("tag", t)?;
     }
-    let source = if a.command.is_empty() {
-        if std::io::stdin().is_terminal() {
-            anyhow::bail!("standard input is a terminal: pipe a dump into silo, or give the command after `--`");
-        }
-        Source::Stdin
+    let streams = if !a.streams.is_empty() {
+        named_streams(&a.streams)?
+    } else if !a.command.is_empty() {
+        vec![StreamSpec { name: "data".into(), source: Source::Command(a.command.clone()) }]
+    } else if std::io::stdin().is_terminal() {
+        anyhow::bail!("standard input is a terminal: pipe a dump into silo, give the command after `--`, or --stream");
     } else {
-        Source::Command(a.command.clone())
+        vec![StreamSpec { name: "data".into(), source: Source::Stdin }]
     };
     let repo = ctx.open()?;
     let options = CreateOptions {
         name: a.name.clone(),
         host: a.host.clone().unwrap_or_else(hostname),
         tags: a.tags.clone(),
-        streams: vec![StreamSpec { name: "data".into(), source }],
+        streams,
         progress: Default::default(),
+        warn: |text| eprintln!("silo: warning: {text}"),
+        times: None,
     };
     let _shown = progress::Progress::start("read", options.progress.clone(), None);
     let report = repo.create_snapshot(ctx.rt.handle(), &options)?;
@@ -608,14 +713,7 @@ fn restore(ctx: &Invocation, snapshot: &str, output: Option<&std::path::Path>, f
         }
         Some(path) => restore_to_file(ctx, &repo, &snap, stream, path, &counter)?,
     };
-    tracing::info!(
-        "restored {} bytes in {} chunks with {} reads in {:?}",
-        report.bytes,
-        report.chunks,
-        report.requests,
-        report.duration
-    );
-    Ok(())
+    output::restored(&snap, stream, &report, output.is_none(), ctx.cli.json)
 }
 
 /// Restores into `path.partial`, fsyncs, then renames: the file is complete or absent.

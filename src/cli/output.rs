@@ -48,6 +48,8 @@ pub fn create(r: &CreateReport, json: bool) -> Result<()> {
             "packs": r.packs,
             "duration_seconds": r.duration.as_secs_f64(),
             "streams": r.streams.iter().map(|(n, s)| json!({"name": n, "bytes": s})).collect::<Vec<_>>(),
+            "warnings": r.warnings,
+            "requests": r.requests,
         }));
     }
     eprintln!(
@@ -112,6 +114,11 @@ pub fn snapshot_list(snaps: &[Snapshot], damaged: &Marks, json: bool) -> Result<
             human_bytes(m.total_size()),
             m.tags.join(",")
         );
+        if m.streams.len() > 1 {
+            let list: Vec<String> =
+                m.streams.iter().map(|st| format!("{} ({})", st.name, human_bytes(st.size))).collect();
+            println!("          streams: {}", list.join(", "));
+        }
         if damaged.contains_key(&s.id) {
             println!("          ^ damaged: see `silo snapshot show {}`", s.id.short());
         }
@@ -157,7 +164,7 @@ pub fn snapshot_show(s: &Snapshot, damage: Option<&DamageMark>, drills: &[DrillR
         match &st.command {
             Some(c) => println!(
                 "    command  {} (exit status {})",
-                c.join(" "),
+                command_text(c),
                 st.exit_status.map_or("?".into(), |c| c.to_string())
             ),
             None => println!("    command  (standard input)"),
@@ -369,4 +376,101 @@ pub fn repair(r: &silo::repo::repair::RepairReport, json: bool) -> Result<()> {
         println!("unreadable pack: {p}");
     }
     Ok(())
+}
+
+/// A recorded command as the user typed it (`--stream NAME=CMD` is stored as `sh -c CMD`).
+fn command_text(argv: &[String]) -> String {
+    match argv {
+        [sh, c, cmd] if sh == "sh" && c == "-c" => cmd.clone(),
+        _ => argv.join(" "),
+    }
+}
+
+/// One line per copied snapshot as it happens (stderr; the summary is the answer).
+pub fn copied(snap: &Snapshot, outcome: &silo::repo::copy::CopyOutcome, json: bool) {
+    use silo::repo::copy::CopyOutcome;
+    if json {
+        return;
+    }
+    let m = &snap.manifest;
+    match outcome {
+        CopyOutcome::Present(id) => {
+            eprintln!(
+                "{} {} {}: already in the target as {}",
+                snap.id.short(),
+                m.name,
+                format_micros(m.finished),
+                id.short()
+            )
+        }
+        CopyOutcome::Copied { report, .. } => eprintln!(
+            "{} {} {}: copied as {}, {} read, {} new chunks of {}, {} uploaded",
+            snap.id.short(),
+            m.name,
+            format_micros(m.finished),
+            report.id.short(),
+            human_bytes(report.bytes),
+            report.new_chunks,
+            report.chunks,
+            human_bytes(report.new_bytes_stored)
+        ),
+    }
+}
+
+pub fn copy_summary(results: &[(&Snapshot, silo::repo::copy::CopyOutcome)], json: bool) -> Result<()> {
+    use silo::repo::copy::CopyOutcome;
+    if json {
+        let items: Vec<_> = results
+            .iter()
+            .map(|(snap, outcome)| match outcome {
+                CopyOutcome::Present(id) => json!({
+                    "source": snap.id.to_hex(), "name": snap.manifest.name, "copied": false, "target": id.to_hex(),
+                }),
+                CopyOutcome::Copied { report, source_requests } => json!({
+                    "source": snap.id.to_hex(), "name": snap.manifest.name, "copied": true,
+                    "target": report.id.to_hex(), "bytes": report.bytes, "chunks": report.chunks,
+                    "new_chunks": report.new_chunks, "new_bytes_stored": report.new_bytes_stored,
+                    "source_requests": source_requests, "target_requests": report.requests.total(),
+                }),
+            })
+            .collect();
+        return print_json(&serde_json::Value::Array(items));
+    }
+    let copied = results.iter().filter(|(_, o)| matches!(o, CopyOutcome::Copied { .. })).count();
+    println!("{copied} snapshots copied, {} already present", results.len() - copied);
+    Ok(())
+}
+
+/// The restore report: with --json, a JSON document on stdout, or on stderr when stdout carries the data.
+pub fn restored(
+    snap: &Snapshot,
+    stream: &silo::format::manifest::StreamManifest,
+    r: &silo::repo::read::RestoreReport,
+    data_on_stdout: bool,
+    json: bool,
+) -> Result<()> {
+    if !json {
+        tracing::info!(
+            "restored {} bytes in {} chunks with {} requests in {:?}",
+            r.bytes,
+            r.chunks,
+            r.requests.total(),
+            r.duration
+        );
+        return Ok(());
+    }
+    let v = json!({
+        "snapshot": snap.id.to_hex(),
+        "stream": stream.name,
+        "bytes": r.bytes,
+        "chunks": r.chunks,
+        "duration_seconds": r.duration.as_secs_f64(),
+        "requests": r.requests,
+    });
+    if data_on_stdout {
+        eprintln!("{}", serde_json::to_string(&v)?);
+        Ok(())
+    } else {
+        print_json(&v)
+    }
 }

@@ -2,6 +2,7 @@
 //! `open` unlocks one; writing lives in `write`, reading in `read`, snapshot selection in `snapshots`.
 
 pub mod check;
+pub mod copy;
 pub mod drill;
 pub mod forget;
 pub mod gc;

@@ -23,7 +23,8 @@ const MAX_RUN_BYTES: u64 = 4 << 20;
 pub struct RestoreReport {
     pub bytes: u64,
     pub chunks: u64,
-    pub requests: u64,
+    /// Backend requests of this restore (index sync and ranged reads).
+    pub requests: crate::backend::metered::RequestCounts,
     pub duration: Duration,
 }
 
@@ -48,9 +49,9 @@ impl Repository {
         progress: &AtomicU64,
     ) -> Result<RestoreReport> {
         let clock = Instant::now();
+        let before = self.backend.requests();
         rt.block_on(self.sync_cache())?;
         let plan = self.plan(snapshot, stream)?;
-        let requests = plan.len() as u64;
         let prefetch = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) + 2;
         let mut hasher = blake3::Hasher::new();
         let mut written = 0u64;
@@ -80,6 +81,7 @@ impl Repository {
                 reason: "restored data does not match the recorded BLAKE3".into(),
             });
         }
+        let requests = self.backend.requests().since(&before);
         Ok(RestoreReport { bytes: written, chunks: stream.chunks.len() as u64, requests, duration: clock.elapsed() })
     }
 

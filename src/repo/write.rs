@@ -39,6 +39,32 @@ pub enum Source {
     Stdin,
     /// argv of a command whose standard output is the stream.
     Command(Vec<String>),
+    /// A stream copied from another repository: its bytes, and the command and exit status recorded there.
+    Copy {
+        reader: SharedReader,
+        command: Option<Vec<String>>,
+        exit_status: Option<i32>,
+    },
+}
+
+/// A reader handed to exactly one stream of a create (taken on first use).
+#[derive(Clone)]
+pub struct SharedReader(Arc<Mutex<Option<Box<dyn Read + Send>>>>);
+
+impl SharedReader {
+    pub fn new(reader: impl Read + Send + 'static) -> Self {
+        SharedReader(Arc::new(Mutex::new(Some(Box::new(reader)))))
+    }
+
+    fn take(&self) -> Option<Box<dyn Read + Send>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+}
+
+impl std::fmt::Debug for SharedReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedReader")
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -55,6 +81,10 @@ pub struct CreateOptions {
     pub streams: Vec<StreamSpec>,
     /// Incremented with every byte read from the streams, for a progress display.
     pub progress: Arc<AtomicU64>,
+    /// Called (from a stream's reader thread) as soon as a warning arises, e.g. a compressed stream.
+    pub warn: fn(&str),
+    /// Start and finish times to record instead of now (a copy keeps the original's, for retention).
+    pub times: Option<(i64, i64)>,
 }
 
 #[derive(Clone, Debug)]
@@ -68,6 +98,10 @@ pub struct CreateReport {
     pub packs: u64,
     pub duration: Duration,
     pub streams: Vec<(String, u64)>,
+    /// Everything `warn` was called with, in stream order.
+    pub warnings: Vec<String>,
+    /// Backend requests this snapshot took (session, sync, packs, segments, manifest).
+    pub requests: crate::backend::metered::RequestCounts,
 }
 
 struct Job {
@@ -94,6 +128,14 @@ struct StreamResult {
     size: u64,
     blake3: [u8; 32],
     exit_status: Option<i32>,
+    warning: Option<String>,
+}
+
+/// What `chunk_stream` learned about a stream.
+struct Chunked {
+    size: u64,
+    blake3: [u8; 32],
+    warning: Option<String>,
 }
 
 #[derive(Default)]
@@ -116,10 +158,14 @@ impl Repository {
     pub fn create_snapshot(&self, rt: &Handle, options: &CreateOptions) -> Result<CreateReport> {
         let started = crate::time::now_micros();
         let clock = Instant::now();
+        let before = self.backend.requests();
         let session = rt.block_on(self.start_session(started))?;
         let result = self.create_in_session(rt, options, started, clock);
         rt.block_on(session.end(self.backend.as_ref()));
-        result
+        result.map(|mut r| {
+            r.requests = self.backend.requests().since(&before);
+            r
+        })
     }
 
     fn create_in_session(
@@ -170,7 +216,15 @@ impl Repository {
                 .map(|(i, spec)| {
                     let (jobs, abort, progress) = (job_tx.clone(), abort.clone(), options.progress.clone());
                     s.spawn(move || {
-                        let r = produce(i, spec, &jobs, &params, seed, &abort, &progress);
+                        let feed = Feed {
+                            jobs: &jobs,
+                            params: &params,
+                            seed,
+                            abort: &abort,
+                            progress: &progress,
+                            warn: options.warn,
+                        };
+                        let r = produce(i, spec, &feed);
                         if r.is_err() {
                             abort.store(true, Ordering::SeqCst);
                         }
@@ -211,13 +265,16 @@ impl Repository {
 
         let mut streams = Vec::with_capacity(nstreams);
         let mut chunks = 0u64;
+        let mut warnings = Vec::new();
         for ((spec, result), ids) in options.streams.iter().zip(streams_done).zip(collected.ids) {
             chunks += ids.len() as u64;
+            warnings.extend(result.warning);
             streams.push(StreamManifest {
                 name: spec.name.clone(),
                 command: match &spec.source {
                     Source::Stdin => None,
                     Source::Command(argv) => Some(argv.clone()),
+                    Source::Copy { command, .. } => command.clone(),
                 },
                 exit_status: result.exit_status,
                 size: result.size,
@@ -230,8 +287,8 @@ impl Repository {
             name: options.name.clone(),
             host: options.host.clone(),
             tags: options.tags.clone(),
-            started,
-            finished: crate::time::now_micros(),
+            started: options.times.map_or(started, |t| t.0),
+            finished: options.times.map_or_else(crate::time::now_micros, |t| t.1),
             silo_version: env!("CARGO_PKG_VERSION").to_string(),
             streams,
         };
@@ -247,6 +304,8 @@ impl Repository {
             packs,
             duration: clock.elapsed(),
             streams: manifest.streams.iter().map(|s| (s.name.clone(), s.size)).collect(),
+            warnings,
+            requests: Default::default(),
         })
     }
 }
@@ -423,32 +482,42 @@ struct Feed<'a> {
     seed: u64,
     abort: &'a AtomicBool,
     progress: &'a AtomicU64,
+    warn: fn(&str),
 }
 
-fn produce(
-    index: usize,
-    spec: &StreamSpec,
-    jobs: &Sender<Job>,
-    params: &silo_format::chunker::ChunkerParams,
-    seed: u64,
-    abort: &AtomicBool,
-    progress: &AtomicU64,
-) -> Result<StreamResult> {
-    let feed = Feed { jobs, params, seed, abort, progress };
+fn produce(index: usize, spec: &StreamSpec, feed: &Feed) -> Result<StreamResult> {
     match &spec.source {
         Source::Stdin => {
             let stdin = std::io::stdin();
             enlarge_pipe(0);
-            let (size, blake3) = chunk_stream(index, &spec.name, stdin.lock(), &feed)?;
-            Ok(StreamResult { size, blake3, exit_status: None })
+            let c = chunk_stream(index, &spec.name, stdin.lock(), feed)?;
+            Ok(StreamResult { size: c.size, blake3: c.blake3, exit_status: None, warning: c.warning })
         }
-        Source::Command(argv) => run_command(index, spec, argv, &feed),
+        Source::Command(argv) => run_command(index, spec, argv, feed),
+        Source::Copy { reader, exit_status, .. } => {
+            let reader = reader.take().ok_or_else(|| Error::Invalid(format!("stream {} read twice", spec.name)))?;
+            let c = chunk_stream(index, &spec.name, reader, feed)?;
+            Ok(StreamResult { size: c.size, blake3: c.blake3, exit_status: *exit_status, warning: c.warning })
+        }
     }
 }
 
-fn chunk_stream(index: usize, name: &str, reader: impl Read, feed: &Feed) -> Result<(u64, [u8; 32])> {
+fn chunk_stream(index: usize, name: &str, reader: impl Read, feed: &Feed) -> Result<Chunked> {
     let mut hasher = blake3::Hasher::new();
     let mut size = 0u64;
+    let mut probe = crate::entropy::EntropyProbe::default();
+    let mut warning = None;
+    let mut judge = |verdict: Option<f64>| {
+        if let Some(bits) = verdict {
+            let text = format!(
+                "stream {name} looks already compressed or encrypted ({bits:.2} bits/byte): it will not \
+                 deduplicate, so every snapshot stores it in full; dump it uncompressed and let silo compress \
+                 (plain pg_dump or pg_dump -Fc -Z0, no gzip in the pipe)"
+            );
+            (feed.warn)(&text);
+            warning = Some(text);
+        }
+    };
     for (seq, chunk) in feed.params.stream(reader, feed.seed).enumerate() {
         let chunk = chunk.map_err(|e| Error::Input {
             what: format!("stream {name}"),
@@ -458,13 +527,15 @@ fn chunk_stream(index: usize, name: &str, reader: impl Read, feed: &Feed) -> Res
             return Err(Error::Aborted);
         }
         hasher.update(&chunk.data);
+        judge(probe.observe(&chunk.data));
         size += chunk.data.len() as u64;
         feed.progress.fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
         if feed.jobs.send(Job { stream: index, seq, data: chunk.data }).is_err() {
             return Err(Error::Aborted);
         }
     }
-    Ok((size, *hasher.finalize().as_bytes()))
+    judge(probe.finish());
+    Ok(Chunked { size, blake3: *hasher.finalize().as_bytes(), warning })
 }
 
 fn run_command(index: usize, spec: &StreamSpec, argv: &[String], feed: &Feed) -> Result<StreamResult> {
@@ -490,7 +561,7 @@ fn run_command(index: usize, spec: &StreamSpec, argv: &[String], feed: &Feed) ->
     }
     let status = child.wait().map_err(|e| Error::io(format!("waiting for command `{shown}`"), e))?;
     let tail = tail.join().unwrap_or_default();
-    let (size, blake3) = chunked?;
+    let chunked = chunked?;
     if !status.success() {
         use std::os::unix::process::ExitStatusExt;
         let status_text = match (status.code(), status.signal()) {
@@ -502,7 +573,12 @@ fn run_command(index: usize, spec: &StreamSpec, argv: &[String], feed: &Feed) ->
             if tail.trim().is_empty() { String::new() } else { format!("; its stderr ended with: {}", tail.trim()) };
         return Err(Error::CommandFailed { command: shown, status: status_text, stderr_tail });
     }
-    Ok(StreamResult { size, blake3, exit_status: status.code() })
+    Ok(StreamResult {
+        size: chunked.size,
+        blake3: chunked.blake3,
+        exit_status: status.code(),
+        warning: chunked.warning,
+    })
 }
 
 /// Copies the child's stderr to ours as it arrives and returns its last ~2 KiB, for the error message.

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 mod dumpgen;
+pub mod garage;
+pub mod services;
 
 pub use dumpgen::DumpGen;
 use std::io::{Read, Write};
@@ -22,6 +24,25 @@ pub fn silo_bin() -> &'static str {
 
 pub struct TestRepo {
     pub dir: tempfile::TempDir,
+    /// The repository's location: `path()`, or an `s3:` prefix when SILO_TEST_BACKEND=s3.
+    pub location: String,
+}
+
+/// The Garage node the whole test process shares when SILO_TEST_BACKEND=s3 (the same suites then run
+/// against S3 instead of a local directory).
+pub fn shared_s3() -> Option<&'static garage::Garage> {
+    static GARAGE: std::sync::OnceLock<garage::Garage> = std::sync::OnceLock::new();
+    if std::env::var("SILO_TEST_BACKEND").as_deref() != Ok("s3") {
+        return None;
+    }
+    Some(GARAGE.get_or_init(|| {
+        garage::Garage::start(1, 1).unwrap_or_else(|e| panic!("SILO_TEST_BACKEND=s3 but Garage did not start: {e}"))
+    }))
+}
+
+/// A random hex name (S3 prefixes, database names).
+pub fn random_name() -> String {
+    (0..8).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
 }
 
 impl TestRepo {
@@ -31,7 +52,12 @@ impl TestRepo {
     }
 
     pub fn init_with(extra: &[&str]) -> Self {
-        let repo = TestRepo { dir: tempfile::tempdir().expect("tempdir") };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = match shared_s3() {
+            Some(g) => g.location(0, &random_name()),
+            None => dir.path().join("repo").display().to_string(),
+        };
+        let repo = TestRepo { dir, location };
         let mut args = vec!["init", "--kdf-memory", "64", "--kdf-iterations", "1"];
         args.extend_from_slice(extra);
         repo.ok(&args, b"");
@@ -46,10 +72,31 @@ impl TestRepo {
         self.dir.path().join("cache")
     }
 
+    /// A local repository (not yet initialised) in `dir/repo`, whatever SILO_TEST_BACKEND says.
+    pub fn local_in(dir: tempfile::TempDir) -> Self {
+        let location = dir.path().join("repo").display().to_string();
+        TestRepo { dir, location }
+    }
+
+    pub fn is_s3(&self) -> bool {
+        self.location.starts_with("s3:")
+    }
+
+    /// For tests that edit the repository's files: true (and a printed reason) when running on S3.
+    pub fn skip_unless_local(&self, why: &str) -> bool {
+        if self.is_s3() {
+            eprintln!("SKIPPED on S3: {why}");
+        }
+        self.is_s3()
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(silo_bin());
+        if let Some(g) = shared_s3() {
+            c.envs(g.env());
+        }
         c.args(args)
-            .env("SILO_REPO", self.path())
+            .env("SILO_REPO", &self.location)
             .env("SILO_PASSWORD", PASSWORD)
             .env("SILO_CACHE_DIR", self.cache())
             .env_remove("SILO_PASSWORD_FILE")
@@ -79,6 +126,18 @@ impl TestRepo {
     pub fn create_json(&self, name: &str, data: &[u8]) -> serde_json::Value {
         let out = self.ok(&["--json", "snapshot", "create", "--name", name], data);
         serde_json::from_slice(&out.stdout).expect("json report")
+    }
+
+    /// `silo snapshot restore SPEC | consumer`: both must succeed; returns the consumer's output.
+    pub fn restore_into(&self, spec: &str, mut consumer: Command) -> Output {
+        let mut silo = self.cmd(&["snapshot", "restore", spec]);
+        let mut restore = silo.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn silo");
+        let pipe = restore.stdout.take().expect("stdout");
+        let out = consumer.stdin(pipe).stdout(Stdio::piped()).stderr(Stdio::piped()).output().expect("consumer");
+        let restored = restore.wait_with_output().expect("wait silo");
+        assert!(restored.status.success(), "silo restore {spec} failed: {}", stderr(&restored));
+        assert!(out.status.success(), "{:?} failed: {}", consumer.get_program(), stderr(&out));
+        out
     }
 
     pub fn restore(&self, spec: &str) -> Vec<u8> {
@@ -113,10 +172,20 @@ impl TestRepo {
         out
     }
 
-    /// Paths of the objects below `dir` (e.g. `packs`), sorted.
+    /// Paths of the objects below `dir` (e.g. `packs`), sorted: files of a local repository, object names
+    /// on S3.
     pub fn objects(&self, dir: &str) -> Vec<PathBuf> {
         let mut paths = Vec::new();
-        list(&self.path().join(dir), &mut paths);
+        if self.is_s3() {
+            let creds = shared_s3().expect("s3").credentials();
+            let backend = silo::backend::s3::S3Backend::connect(&self.location, &creds).expect("backend");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            use silo::backend::Backend;
+            let found = rt.block_on(backend.list(&format!("{dir}/"))).expect("list");
+            paths.extend(found.into_iter().map(|o| PathBuf::from(o.name)));
+        } else {
+            list(&self.path().join(dir), &mut paths);
+        }
         paths.sort();
         paths
     }

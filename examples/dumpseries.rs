@@ -1,0 +1,118 @@
+//! A deterministic series of daily SQL dumps without a database, for the end-to-end comparison
+//! (benches/compare.sh): `dumpseries SIZE DAY [churn|append]` writes day DAY of a table that dumps to about
+//! SIZE bytes on day 0.
+//!
+//! - churn: every day 1% of the rows are updated (scattered), 0.2% deleted, 0.5% appended;
+//! - append: every day 2% new rows are appended and 0.01% of the rows updated (logs, orders, events).
+//!
+//! Row content is a pure function of (row id, number of updates so far), so any day can be generated alone.
+
+use std::io::Write;
+
+fn mix(mut x: u64) -> u64 {
+    // splitmix64 finaliser: a good hash of one 64-bit word.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Whether event `kind` happens to `row` on `day`, with probability `per_10k` / 10000.
+fn happens(row: u64, day: u64, kind: u64, per_10k: u64) -> bool {
+    mix(row ^ day.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ kind.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)) % 10_000 < per_10k
+}
+
+struct Rates {
+    update: u64,
+    delete: u64,
+    /// New rows a day, per 10000 rows of day 0.
+    append: u64,
+}
+
+fn row(out: &mut Vec<u8>, id: u64, version: u64) {
+    let a = mix(id.wrapping_mul(31).wrapping_add(version));
+    let b = mix(a);
+    let c = mix(b);
+    let _ = writeln!(
+        out,
+        "{id}\tcustomer-{:08x}\t{}.{:02}\t2026-{:02}-{:02} {:02}:{:02}:{:02}\t{{\"sku\": \"{:016x}\", \"qty\": {}, \"v\": {version}}}\t{}",
+        (id * 2_654_435_761) >> 8 & 0xffff_ffff,
+        b % 100_000,
+        b % 100,
+        1 + c % 12,
+        1 + c % 28,
+        c % 24,
+        a % 60,
+        b % 60,
+        c,
+        a % 17,
+        if a.is_multiple_of(5) { "shipped" } else { "open" }
+    );
+}
+
+fn parse_size(s: &str) -> Option<u64> {
+    let (num, mult) = match s.chars().last()? {
+        'K' | 'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'M' | 'm' => (&s[..s.len() - 1], 1 << 20),
+        'G' | 'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>().ok().map(|n| n * mult)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(size), Some(day)) =
+        (args.first().and_then(|s| parse_size(s)), args.get(1).and_then(|d| d.parse::<u64>().ok()))
+    else {
+        eprintln!("usage: dumpseries SIZE[K|M|G] DAY [churn|append]");
+        std::process::exit(2);
+    };
+    let rates = match args.get(2).map(String::as_str).unwrap_or("churn") {
+        "churn" => Rates { update: 100, delete: 20, append: 50 },
+        "append" => Rates { update: 1, delete: 0, append: 200 },
+        other => {
+            eprintln!("dumpseries: unknown variant {other:?} (churn or append)");
+            std::process::exit(2);
+        }
+    };
+    let base_rows = (size / 125).max(1);
+    let appended_per_day = base_rows * rates.append / 10_000;
+    let rows = base_rows + day * appended_per_day;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut buf = Vec::with_capacity(1 << 20);
+    let _ = writeln!(
+        buf,
+        "--\n-- PostgreSQL database dump (generated: silo dumpseries, day {day})\n--\n\n\
+         CREATE TABLE public.orders (id bigint PRIMARY KEY, customer text, amount numeric, placed_at timestamp,\n    \
+         item jsonb, state text);\n\nCOPY public.orders (id, customer, amount, placed_at, item, state) FROM stdin;"
+    );
+    for id in 1..=rows {
+        // The day the row was born (day 0 for the original rows), then its history up to `day`.
+        let born = if id <= base_rows { 0 } else { (id - base_rows - 1) / appended_per_day.max(1) + 1 };
+        let mut version = 0;
+        let mut deleted = false;
+        for d in born + 1..=day {
+            if happens(id, d, 2, rates.delete) {
+                deleted = true;
+                break;
+            }
+            if happens(id, d, 1, rates.update) {
+                version += 1;
+            }
+        }
+        if !deleted {
+            row(&mut buf, id, version);
+        }
+        if buf.len() >= 1 << 20 {
+            if out.write_all(&buf).is_err() {
+                std::process::exit(1);
+            }
+            buf.clear();
+        }
+    }
+    buf.extend_from_slice(b"\\.\n\n--\n-- PostgreSQL database dump complete\n--\n");
+    if out.write_all(&buf).is_err() {
+        std::process::exit(1);
+    }
+}
