@@ -3,7 +3,7 @@
 # days (examples/dumpseries.rs) is ingested from stdin by each tool, RUNS times in fresh repositories, and the
 # medians are printed with silo/peer ratios.
 #
-#   benches/compare.sh [SIZE] [RUNS] [VARIANT]     defaults: 562M 3 churn   (VARIANT: churn | append)
+#   benches/compare.sh [SIZE] [RUNS] [VARIANT]     defaults: 536M (a 562 MB dump) 3 churn   (VARIANT: churn | append)
 #
 # Per tool and run: ingest day 0 into an empty repository; the same dump again (unchanged re-run); day 1
 # (a day of churn); restore the newest snapshot to stdout (piped into cmp against day 1); repository bytes after day 0 and
@@ -13,7 +13,7 @@
 # Debian's packages when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-size="${1:-562M}" runs="${2:-3}" variant="${3:-churn}"
+size="${1:-536M}" runs="${2:-3}" variant="${3:-churn}"
 scripts/setup.sh
 need=()
 command -v restic >/dev/null || need+=(restic)
@@ -81,6 +81,7 @@ for run in $(seq "$runs"); do
   echo "# run $run of $runs done" >&2
 done
 
+cp "$results" "${TMPDIR:-/tmp}/silo-compare-raw.txt"  # every measurement, for a closer look
 python3 - "$results" "$size" "$runs" "$variant" <<'EOF'
 import collections, statistics, sys
 path, size, runs, variant = sys.argv[1:]

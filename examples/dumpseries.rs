@@ -1,9 +1,13 @@
 //! A deterministic series of daily SQL dumps without a database, for the end-to-end comparison
 //! (benches/compare.sh): `dumpseries SIZE DAY [churn|append]` writes day DAY of a table that dumps to about
-//! SIZE bytes on day 0.
+//! SIZE bytes on day 0 (e.g. 536M: the 562 MB of issue 7's measurements).
 //!
-//! - churn: every day 1% of the rows are updated (scattered), 0.2% deleted, 0.5% appended;
-//! - append: every day 2% new rows are appended and 0.01% of the rows updated (logs, orders, events).
+//! - churn: every day 0.01% of all rows are updated (scattered corrections), the newest 2% of the rows are
+//!   updated (recent orders being processed), the oldest 0.2% deleted (purged) and 0.5% appended;
+//! - append: every day 2% new rows are appended and nothing else changes (logs, orders, events).
+//!
+//! Scattered updates of a fixed fraction of all rows would change every chunk of any size at 1% (a
+//! 256 KiB chunk holds ~2000 rows), which is not how databases churn and would measure nothing.
 //!
 //! Row content is a pure function of (row id, number of updates so far), so any day can be generated alone.
 
@@ -21,10 +25,14 @@ fn happens(row: u64, day: u64, kind: u64, per_10k: u64) -> bool {
     mix(row ^ day.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ kind.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)) % 10_000 < per_10k
 }
 
+/// Per 10000 rows (of day 0) a day.
 struct Rates {
+    /// Scattered updates.
     update: u64,
-    delete: u64,
-    /// New rows a day, per 10000 rows of day 0.
+    /// The newest rows updated each day.
+    hot: u64,
+    /// The oldest rows deleted each day.
+    purge: u64,
     append: u64,
 }
 
@@ -68,16 +76,20 @@ fn main() {
         std::process::exit(2);
     };
     let rates = match args.get(2).map(String::as_str).unwrap_or("churn") {
-        "churn" => Rates { update: 100, delete: 20, append: 50 },
-        "append" => Rates { update: 1, delete: 0, append: 200 },
+        "churn" => Rates { update: 1, hot: 200, purge: 20, append: 50 },
+        "append" => Rates { update: 0, hot: 0, purge: 0, append: 200 },
         other => {
             eprintln!("dumpseries: unknown variant {other:?} (churn or append)");
             std::process::exit(2);
         }
     };
-    let base_rows = (size / 125).max(1);
+    let base_rows = (size / 107).max(1); // a row dumps to ~107 bytes
     let appended_per_day = base_rows * rates.append / 10_000;
+    let purged_per_day = base_rows * rates.purge / 10_000;
+    let hot_rows = base_rows * rates.hot / 10_000;
     let rows = base_rows + day * appended_per_day;
+    // Rows alive at the end of day d: (purged(d), total(d)]; the hot ones are the newest `hot_rows` of them.
+    let total = |d: u64| base_rows + d * appended_per_day;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut buf = Vec::with_capacity(1 << 20);
@@ -87,23 +99,17 @@ fn main() {
          CREATE TABLE public.orders (id bigint PRIMARY KEY, customer text, amount numeric, placed_at timestamp,\n    \
          item jsonb, state text);\n\nCOPY public.orders (id, customer, amount, placed_at, item, state) FROM stdin;"
     );
-    for id in 1..=rows {
+    for id in day * purged_per_day + 1..=rows {
         // The day the row was born (day 0 for the original rows), then its history up to `day`.
         let born = if id <= base_rows { 0 } else { (id - base_rows - 1) / appended_per_day.max(1) + 1 };
         let mut version = 0;
-        let mut deleted = false;
         for d in born + 1..=day {
-            if happens(id, d, 2, rates.delete) {
-                deleted = true;
-                break;
-            }
-            if happens(id, d, 1, rates.update) {
+            let hot = id + hot_rows > total(d);
+            if hot || (rates.update > 0 && happens(id, d, 1, rates.update)) {
                 version += 1;
             }
         }
-        if !deleted {
-            row(&mut buf, id, version);
-        }
+        row(&mut buf, id, version);
         if buf.len() >= 1 << 20 {
             if out.write_all(&buf).is_err() {
                 std::process::exit(1);

@@ -125,6 +125,8 @@ fn create_if_absent_holds_with_and_without_conditional_put() {
     let s3 = S3Repo::init(g, 0);
     let backend = s3.backend();
     let rt = rt();
+    let conditional = rt.block_on(backend.probe_conditional()).unwrap();
+    println!("Garage honours PUT If-None-Match: {conditional}");
     assert!(rt.block_on(backend.put_if_absent("gc/test-lease", b"first".to_vec())).unwrap());
     assert!(!rt.block_on(backend.put_if_absent("gc/test-lease", b"second".to_vec())).unwrap());
     assert_eq!(rt.block_on(backend.get("gc/test-lease")).unwrap(), b"first");

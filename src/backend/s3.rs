@@ -186,7 +186,7 @@ impl S3Backend {
 
     /// Does the store refuse a second conditional create of one key? Some S3-compatible stores ignore
     /// `If-None-Match` on PUT and overwrite; silo must know before trusting it for the gc lease.
-    async fn probe_conditional(&self) -> Result<bool, BackendError> {
+    pub async fn probe_conditional(&self) -> Result<bool, BackendError> {
         let name = format!("tmp/conditional-probe-{}", silo_format::ObjectId::random().to_hex());
         let first = self.create(&name, b"1".to_vec()).await;
         let second = match first {

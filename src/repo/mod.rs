@@ -42,7 +42,7 @@ impl Default for InitOptions {
             kdf: KdfParams::DEFAULT,
             chunker: ChunkerParams::DEFAULT,
             pack_target_size: 8 << 20,
-            compression_level: 3,
+            compression_level: 1,
             gc_safety_age: 24 * 3600,
             gc_grace_period: 24 * 3600,
         }

@@ -107,7 +107,7 @@ pub struct CreateReport {
 struct Job {
     stream: usize,
     seq: usize,
-    data: Vec<u8>,
+    data: silo_format::chunker::SharedChunk,
 }
 
 struct Done {
@@ -502,8 +502,33 @@ fn produce(index: usize, spec: &StreamSpec, feed: &Feed) -> Result<StreamResult>
     }
 }
 
+/// Cuts `reader` into chunks for the workers. The whole-stream BLAKE3 runs on its own thread, off the
+/// chunker's critical path (the chunker is the one sequential stage of the pipeline).
 fn chunk_stream(index: usize, name: &str, reader: impl Read, feed: &Feed) -> Result<Chunked> {
-    let mut hasher = blake3::Hasher::new();
+    let (to_hasher, hasher_rx) = bounded::<silo_format::chunker::SharedChunk>(64);
+    std::thread::scope(|s| {
+        let hasher = s.spawn(move || {
+            let mut hasher = blake3::Hasher::new();
+            for chunk in hasher_rx {
+                hasher.update(&chunk);
+            }
+            *hasher.finalize().as_bytes()
+        });
+        let cut = cut_stream(index, name, reader, feed, &to_hasher);
+        drop(to_hasher);
+        let blake3 = hasher.join().map_err(|_| Error::Invalid("the stream hasher panicked".into()))?;
+        let (size, warning) = cut?;
+        Ok(Chunked { size, blake3, warning })
+    })
+}
+
+fn cut_stream(
+    index: usize,
+    name: &str,
+    reader: impl Read,
+    feed: &Feed,
+    hasher: &Sender<silo_format::chunker::SharedChunk>,
+) -> Result<(u64, Option<String>)> {
     let mut size = 0u64;
     let mut probe = crate::entropy::EntropyProbe::default();
     let mut warning = None;
@@ -521,21 +546,20 @@ fn chunk_stream(index: usize, name: &str, reader: impl Read, feed: &Feed) -> Res
     for (seq, chunk) in feed.params.stream(reader, feed.seed).enumerate() {
         let chunk = chunk.map_err(|e| Error::Input {
             what: format!("stream {name}"),
-            message: format!("read failed: {e:?}; no snapshot was written"),
+            message: format!("read failed: {e}; no snapshot was written"),
         })?;
         if feed.abort.load(Ordering::SeqCst) {
             return Err(Error::Aborted);
         }
-        hasher.update(&chunk.data);
-        judge(probe.observe(&chunk.data));
-        size += chunk.data.len() as u64;
-        feed.progress.fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
-        if feed.jobs.send(Job { stream: index, seq, data: chunk.data }).is_err() {
+        judge(probe.observe(&chunk));
+        size += chunk.len() as u64;
+        feed.progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        if hasher.send(chunk.clone()).is_err() || feed.jobs.send(Job { stream: index, seq, data: chunk }).is_err() {
             return Err(Error::Aborted);
         }
     }
     judge(probe.finish());
-    Ok(Chunked { size, blake3: *hasher.finalize().as_bytes(), warning })
+    Ok((size, warning))
 }
 
 fn run_command(index: usize, spec: &StreamSpec, argv: &[String], feed: &Feed) -> Result<StreamResult> {

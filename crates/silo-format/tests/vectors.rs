@@ -4,6 +4,9 @@
 
 use serde_json::{json, Value};
 use silo_format::chunker::ChunkerParams;
+
+/// The chunker parameters in the config vector (silo's defaults when the vectors were made).
+const VECTOR_CHUNKER: ChunkerParams = ChunkerParams { min_size: 64 << 10, avg_size: 256 << 10, max_size: 1 << 20 };
 use silo_format::config::{self, RepoConfig};
 use silo_format::index::{DeletedPack, IndexPack, IndexSegment};
 use silo_format::keyfile::{KdfParams, KeyFile};
@@ -94,7 +97,7 @@ fn compute() -> Value {
 
     let cfg = RepoConfig {
         version: 1,
-        chunker: ChunkerParams::DEFAULT,
+        chunker: VECTOR_CHUNKER,
         pack_target_size: 8 << 20,
         compression_level: 3,
         gc_safety_age: 86_400,
@@ -246,7 +249,7 @@ fn recorded_vectors_decode() {
     assert_eq!(m.name, "shop");
     assert_eq!(m.streams[0].chunks[0], chunk_a);
     let cfg = config::decode(&unhex(&recorded["config"]), &f.keys).unwrap();
-    assert_eq!(cfg.chunker, ChunkerParams::DEFAULT);
+    assert_eq!(cfg.chunker, VECTOR_CHUNKER);
     let kf = KeyFile::decode(&unhex(&recorded["key_file"])).unwrap();
     assert_eq!(kf.unwrap(b"correct horse", ObjectId(seq(0xe0))).unwrap().0, f.master.0);
     assert!(kf.unwrap(b"wrong", ObjectId(seq(0xe0))).is_err());
