@@ -42,8 +42,8 @@ fn chunker(c: &mut Criterion) {
     let data = input();
     let mut g = c.benchmark_group("chunker");
     g.throughput(Throughput::Bytes(data.len() as u64));
-    g.bench_function("fastcdc-256k", |b| b.iter(|| ChunkerParams::DEFAULT.cut_points(black_box(&data), 1).len()));
-    g.bench_function("fastcdc-256k-stream", |b| {
+    g.bench_function("fastcdc-default", |b| b.iter(|| ChunkerParams::DEFAULT.cut_points(black_box(&data), 1).len()));
+    g.bench_function("fastcdc-default-stream", |b| {
         b.iter(|| ChunkerParams::DEFAULT.stream(black_box(&data[..]), 1).count())
     });
     g.finish();

@@ -52,21 +52,33 @@ impl Repository {
         let before = self.backend.requests();
         rt.block_on(self.sync_cache())?;
         let plan = self.plan(snapshot, stream)?;
-        let prefetch = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) + 2;
-        let mut hasher = blake3::Hasher::new();
+        // Enough ranged reads in flight to keep every core decrypting while the output is written in order.
+        let prefetch = 2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) + 2;
         let mut written = 0u64;
-        rt.block_on(async {
+        // The whole-stream BLAKE3 runs beside the writer, off the ordered output's critical path.
+        let (to_hasher, hasher_rx) = crossbeam_channel::bounded::<Vec<u8>>(64);
+        let hasher = std::thread::spawn(move || {
+            let mut hasher = blake3::Hasher::new();
+            for chunk in hasher_rx {
+                hasher.update(&chunk);
+            }
+            *hasher.finalize().as_bytes()
+        });
+        let streamed = rt.block_on(async {
             let mut results = futures::stream::iter(plan).map(|run| self.fetch_run(run)).buffered(prefetch);
             while let Some(chunks) = results.next().await {
                 for chunk in chunks? {
-                    hasher.update(&chunk);
                     written += chunk.len() as u64;
                     progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     out.write_all(&chunk).map_err(|e| Error::io("writing restored data", e))?;
+                    let _ = to_hasher.send(chunk);
                 }
             }
             Ok::<_, Error>(())
-        })?;
+        });
+        drop(to_hasher);
+        let digest = hasher.join().map_err(|_| Error::Invalid("the stream hasher panicked".into()))?;
+        streamed?;
         out.flush().map_err(|e| Error::io("writing restored data", e))?;
         let object = format!("snapshot {} stream {}", snapshot.id.short(), stream.name);
         if written != stream.size {
@@ -75,7 +87,7 @@ impl Repository {
                 reason: format!("restored {written} bytes, the manifest says {}", stream.size),
             });
         }
-        if *hasher.finalize().as_bytes() != stream.blake3 {
+        if digest != stream.blake3 {
             return Err(Error::Inconsistent {
                 object,
                 reason: "restored data does not match the recorded BLAKE3".into(),

@@ -106,19 +106,11 @@ impl<R: Read> BlockChunker<R> {
         let block = BLOCK.max(2 * self.params.max_size as usize);
         let mut next = Vec::with_capacity(block);
         next.extend_from_slice(&self.buf[self.pos..]);
-        while next.len() < block {
-            let filled = next.len();
-            next.resize(block, 0);
-            match self.source.read(&mut next[filled..]) {
-                Ok(0) => {
-                    next.truncate(filled);
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => next.truncate(filled + n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => next.truncate(filled),
-                Err(e) => return Err(e),
-            }
+        // read_to_end on a Take: fills the block (or reaches EOF) without zeroing the buffer first.
+        let want = (block - next.len()) as u64;
+        let got = (&mut self.source).take(want).read_to_end(&mut next)?;
+        if (got as u64) < want {
+            self.eof = true;
         }
         self.buf = Arc::new(next);
         self.pos = 0;
