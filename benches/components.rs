@@ -4,6 +4,7 @@
 //! dependencies are compiled at opt-level 3). Input: the same SQL-dump-like generator as the tests.
 
 #[path = "../tests/util/dumpgen.rs"]
+#[allow(dead_code)]
 mod dumpgen;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};

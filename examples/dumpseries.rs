@@ -11,6 +11,10 @@
 //!
 //! Row content is a pure function of (row id, number of updates so far), so any day can be generated alone.
 
+#[path = "../tests/util/dumpgen.rs"]
+#[allow(dead_code)]
+mod dumpgen;
+
 use std::io::Write;
 
 fn mix(mut x: u64) -> u64 {
@@ -57,20 +61,10 @@ fn row(out: &mut Vec<u8>, id: u64, version: u64) {
     );
 }
 
-fn parse_size(s: &str) -> Option<u64> {
-    let (num, mult) = match s.chars().last()? {
-        'K' | 'k' => (&s[..s.len() - 1], 1u64 << 10),
-        'M' | 'm' => (&s[..s.len() - 1], 1 << 20),
-        'G' | 'g' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    num.parse::<u64>().ok().map(|n| n * mult)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(size), Some(day)) =
-        (args.first().and_then(|s| parse_size(s)), args.get(1).and_then(|d| d.parse::<u64>().ok()))
+        (args.first().and_then(|s| dumpgen::parse_size(s)), args.get(1).and_then(|d| d.parse::<u64>().ok()))
     else {
         eprintln!("usage: dumpseries SIZE[K|M|G] DAY [churn|append]");
         std::process::exit(2);

@@ -7,19 +7,9 @@ mod dumpgen;
 
 use std::io::Write;
 
-fn parse_size(s: &str) -> Option<u64> {
-    let (num, mult) = match s.chars().last()? {
-        'K' | 'k' => (&s[..s.len() - 1], 1u64 << 10),
-        'M' | 'm' => (&s[..s.len() - 1], 1 << 20),
-        'G' | 'g' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    num.parse::<u64>().ok().map(|n| n * mult)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(size) = args.first().and_then(|s| parse_size(s)) else {
+    let Some(size) = args.first().and_then(|s| dumpgen::parse_size(s)) else {
         eprintln!("usage: gendump SIZE[K|M|G] [SEED]");
         std::process::exit(2);
     };

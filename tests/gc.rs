@@ -231,23 +231,8 @@ fn a_gc_paused_past_its_lease_deletes_nothing_when_resumed() {
     gc_json(&repo, &[], 25 * HOUR); // marks
 
     // This gc would delete the marked packs; it stops itself right before deleting.
-    let mut paused = with_clock(repo.cmd(&["gc", "--lease-seconds", "60"]), 50 * HOUR);
-    let child = paused
-        .env("SILO_TEST_PAUSE_AT", "gc-before-delete")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_paused_before_delete(with_clock(repo.cmd(&["gc", "--lease-seconds", "60"]), 50 * HOUR));
     let pid = child.id();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat.split_whitespace().nth(2) == Some("T") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "gc never reached the pause point");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
     // Hours later (clock +2 h past the paused lease), another gc breaks the expired lease and sweeps.
     let other = gc_json(&repo, &[], 52 * HOUR);
     assert!(other["packs_deleted"].as_u64().unwrap() >= 1, "{other}");

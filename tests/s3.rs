@@ -140,23 +140,9 @@ fn create_if_absent_holds_with_and_without_conditional_put() {
     s3.ok(&["snapshot", "create", "--name", "a"], &dump(1 << 20, 21));
     s3.ok(&["snapshot", "create", "--name", "b"], &dump(1 << 20, 22));
     s3.ok(&["forget", "--name", "a", "--keep-last", "0"], b"");
-    let mut first = s3.cmd(&["gc", "--safety", "none", "--lease-seconds", "120"]);
-    let child = first
-        .env("SILO_TEST_PAUSE_AT", "gc-before-delete")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_paused_before_delete(s3.cmd(&["gc", "--safety", "none", "--lease-seconds", "120"]));
     let pid = child.id();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat.split_whitespace().nth(2) == Some("T") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "gc never reached the pause point");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
     let second = s3.run(&["gc", "--safety", "none"], b"");
     assert_eq!(second.status.code(), Some(6), "{}", stderr(&second));
     assert!(stderr(&second).contains(&format!("pid {pid}")), "{}", stderr(&second));
@@ -166,12 +152,11 @@ fn create_if_absent_holds_with_and_without_conditional_put() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat.split_whitespace().nth(2) == Some("T") {
+        if is_stopped(pid) {
             // SAFETY: signalling our own child process.
             unsafe { libc::kill(pid as i32, libc::SIGCONT) };
         }
-        assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(60), "gc never finished");
+        assert!(std::time::Instant::now() < deadline, "gc never finished");
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
     let out = child.wait_with_output().unwrap();
