@@ -30,12 +30,7 @@ fn target(repo: &TestRepo, args: &[&str], stdin: &[u8]) -> std::process::Output 
 }
 
 fn init_target() -> TestRepo {
-    let repo = TestRepo { dir: tempfile::tempdir().expect("tempdir"), location: String::new() };
-    let location = match shared_s3() {
-        Some(g) => g.location(0, &random_name()),
-        None => repo.dir.path().join("repo").display().to_string(),
-    };
-    let repo = TestRepo { location, ..repo };
+    let repo = TestRepo::uninitialised();
     let out = target(&repo, &["init", "--kdf-memory", "64", "--kdf-iterations", "1"], b"");
     assert!(out.status.success(), "{}", stderr(&out));
     repo

@@ -60,7 +60,7 @@ pub trait Backend: Send + Sync + 'static {
 /// The backend for a repository location: `s3:http[s]://…` or a local directory; metered either way.
 pub fn open(location: &str) -> Result<std::sync::Arc<dyn Backend>, BackendError> {
     let inner: std::sync::Arc<dyn Backend> = if location.starts_with("s3:") {
-        s3::open(location)?
+        std::sync::Arc::new(s3::S3Backend::open(location)?)
     } else {
         std::sync::Arc::new(local::LocalBackend::new(location))
     };

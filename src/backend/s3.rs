@@ -15,7 +15,6 @@ use object_store::limit::LimitStore;
 use object_store::path::Path;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Requests in flight at once per process (uploads, ranged reads, listings), unless SILO_S3_CONNECTIONS says.
@@ -310,11 +309,6 @@ impl Backend for S3Backend {
         let half = before.elapsed().as_micros() as i64 / 2;
         Ok(Some(meta.last_modified.timestamp_micros() + half.min(1_000_000)))
     }
-}
-
-/// Shared handle type for the CLI.
-pub fn open(location: &str) -> Result<Arc<dyn Backend>, BackendError> {
-    Ok(Arc::new(S3Backend::open(location)?))
 }
 
 #[cfg(test)]

@@ -371,6 +371,7 @@ struct Invocation {
 }
 
 impl Invocation {
+    /// For `init`, which creates the repository rather than opening it.
     fn backend(&self) -> Result<Arc<dyn Backend>> {
         let repo = self.cli.repo.as_deref().context("no repository given: pass --repo DIR or set SILO_REPO")?;
         Ok(silo::backend::open(repo)?)
@@ -395,9 +396,8 @@ impl Invocation {
     }
 
     fn open(&self) -> Result<Repository> {
-        let backend = self.backend()?;
-        let password = self.password(false)?;
-        Ok(self.rt.block_on(Repository::open(backend, &password, self.cli.cache_dir.clone()))?)
+        let location = self.cli.repo.as_deref().context("no repository given: pass --repo DIR or set SILO_REPO")?;
+        self.open_at(location, &self.password(false)?)
     }
 
     fn open_at(&self, location: &str, password: &[u8]) -> Result<Repository> {

@@ -51,13 +51,18 @@ impl TestRepo {
         Self::init_with(&[])
     }
 
-    pub fn init_with(extra: &[&str]) -> Self {
+    /// A place for a repository, not initialised: `dir/repo`, or a fresh S3 prefix when SILO_TEST_BACKEND=s3.
+    pub fn uninitialised() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let location = match shared_s3() {
             Some(g) => g.location(0, &random_name()),
             None => dir.path().join("repo").display().to_string(),
         };
-        let repo = TestRepo { dir, location };
+        TestRepo { dir, location }
+    }
+
+    pub fn init_with(extra: &[&str]) -> Self {
+        let repo = Self::uninitialised();
         let mut args = vec!["init", "--kdf-memory", "64", "--kdf-iterations", "1"];
         args.extend_from_slice(extra);
         repo.ok(&args, b"");
