@@ -248,6 +248,9 @@ struct InitArgs {
     /// argon2id passes.
     #[arg(long, default_value_t = KdfParams::DEFAULT.iterations)]
     kdf_iterations: u32,
+    /// argon2id lanes (computed in parallel on the machine's cores).
+    #[arg(long, default_value_t = KdfParams::DEFAULT.parallelism)]
+    kdf_parallelism: u32,
     /// Minimum chunk size in bytes.
     #[arg(long, default_value_t = ChunkerParams::DEFAULT.min_size)]
     chunk_min: u32,
@@ -591,7 +594,7 @@ fn init(ctx: &Invocation, a: &InitArgs) -> Result<()> {
         anyhow::bail!("refusing an empty password");
     }
     let options = InitOptions {
-        kdf: KdfParams { memory_kib: a.kdf_memory, iterations: a.kdf_iterations, parallelism: 1 },
+        kdf: KdfParams { memory_kib: a.kdf_memory, iterations: a.kdf_iterations, parallelism: a.kdf_parallelism },
         chunker: ChunkerParams { min_size: a.chunk_min, avg_size: a.chunk_avg, max_size: a.chunk_max },
         pack_target_size: a.pack_size,
         compression_level: a.compression,

@@ -12,6 +12,9 @@ use std::sync::Arc;
 
 /// Bytes read from a stream at a time (at least twice the maximum chunk size).
 const BLOCK: usize = 8 << 20;
+/// Read buffers a chunker keeps for reuse. A fresh 8 MiB buffer costs ~2000 page faults on first touch,
+/// which halved the chunker's throughput; a buffer whose chunks have all been dropped is filled again.
+const POOL: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct ChunkerParams {
@@ -50,6 +53,7 @@ impl ChunkerParams {
             params: *self,
             seed,
             buf: Arc::new(Vec::new()),
+            pool: Vec::new(),
             pos: 0,
             eof: false,
             ready: VecDeque::new(),
@@ -95,6 +99,8 @@ pub struct BlockChunker<R> {
     params: ChunkerParams,
     seed: u64,
     buf: Arc<Vec<u8>>,
+    /// Buffers for reuse (each also held by the chunks cut from it until they are dropped).
+    pool: Vec<Arc<Vec<u8>>>,
     pos: usize,
     eof: bool,
     ready: VecDeque<SharedChunk>,
@@ -104,15 +110,25 @@ impl<R: Read> BlockChunker<R> {
     /// Starts a new buffer with the unconsumed tail of the current one and fills it (or reaches EOF).
     fn refill(&mut self) -> std::io::Result<()> {
         let block = BLOCK.max(2 * self.params.max_size as usize);
-        let mut next = Vec::with_capacity(block);
-        next.extend_from_slice(&self.buf[self.pos..]);
+        let mut next = match self.pool.iter_mut().position(|b| Arc::strong_count(b) == 1) {
+            Some(i) => self.pool.swap_remove(i),
+            None => Arc::new(Vec::with_capacity(block)),
+        };
+        let Some(fill) = Arc::get_mut(&mut next) else {
+            unreachable!("a buffer is filled only when nothing else holds it")
+        };
+        fill.clear();
+        fill.extend_from_slice(&self.buf[self.pos..]);
         // read_to_end on a Take: fills the block (or reaches EOF) without zeroing the buffer first.
-        let want = (block - next.len()) as u64;
-        let got = (&mut self.source).take(want).read_to_end(&mut next)?;
+        let want = (block - fill.len()) as u64;
+        let got = (&mut self.source).take(want).read_to_end(fill)?;
         if (got as u64) < want {
             self.eof = true;
         }
-        self.buf = Arc::new(next);
+        let done = std::mem::replace(&mut self.buf, next);
+        if self.pool.len() < POOL && done.capacity() >= block {
+            self.pool.push(done);
+        }
         self.pos = 0;
         Ok(())
     }

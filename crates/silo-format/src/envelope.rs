@@ -16,6 +16,7 @@ pub const OVERHEAD: usize = 1 + NONCE_LEN + 1 + TAG_LEN;
 
 pub const CODEC_STORED: u8 = 0;
 pub const CODEC_ZSTD: u8 = 1;
+pub const CODEC_COLUMNS: u8 = 2;
 
 /// What an encrypted object is; part of the associated data and of the per-object key derivation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,12 +71,19 @@ pub fn random_nonce() -> [u8; NONCE_LEN] {
     n
 }
 
-/// Compresses `payload` with zstd at `level` when that makes it smaller, then seals it.
-/// `level = None` stores the payload as is (already-compressed data, key files).
+/// Compresses `payload` at zstd `level` — column by column when it is tab-separated lines (columns.rs),
+/// as one frame otherwise — when that makes it smaller, then seals it. `level = None` stores the payload
+/// as is (already-compressed data, key files).
 pub fn seal(key: &[u8; 32], aad: &Aad, payload: &[u8], level: Option<i32>, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
-    let compressed = level.and_then(|l| compress(payload, l)).filter(|c| c.len() < payload.len());
+    let smaller = |c: &Vec<u8>| c.len() < payload.len();
+    let compressed = level.and_then(|l| {
+        crate::columns::encode(payload, l)
+            .filter(smaller)
+            .map(|c| (CODEC_COLUMNS, c))
+            .or_else(|| compress(payload, l).filter(smaller).map(|c| (CODEC_ZSTD, c)))
+    });
     let (codec, body) = match &compressed {
-        Some(c) => (CODEC_ZSTD, c.as_slice()),
+        Some((codec, c)) => (*codec, c.as_slice()),
         None => (CODEC_STORED, payload),
     };
     let mut out = Vec::with_capacity(body.len() + OVERHEAD);
@@ -129,6 +137,7 @@ pub fn open(key: &[u8; 32], aad: &Aad, envelope: &[u8], max_len: usize) -> Resul
             Ok(plain)
         }
         CODEC_ZSTD => decompress_bounded(&plain[1..], max_len),
+        CODEC_COLUMNS => crate::columns::decode(&plain[1..], max_len),
         other => Err(FormatError::malformed("envelope", format!("unknown codec {other}"))),
     }
 }
@@ -141,7 +150,7 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-fn compress(payload: &[u8], level: i32) -> Option<Vec<u8>> {
+pub(crate) fn compress(payload: &[u8], level: i32) -> Option<Vec<u8>> {
     COMPRESSOR.with(|slot| {
         let mut slot = slot.borrow_mut();
         if slot.as_ref().map(|(l, _)| *l) != Some(level) {
@@ -149,6 +158,15 @@ fn compress(payload: &[u8], level: i32) -> Option<Vec<u8>> {
         }
         slot.as_mut()?.1.compress(payload).ok()
     })
+}
+
+/// One zstd frame that must decompress to exactly `len` bytes (a columns stream).
+pub(crate) fn decompress_exact(data: &[u8], len: usize) -> Result<Vec<u8>, FormatError> {
+    let out = decompress_bounded(data, len)?;
+    if out.len() != len {
+        return Err(FormatError::Decompress(format!("{} bytes where {len} were recorded", out.len())));
+    }
+    Ok(out)
 }
 
 fn decompress_bounded(data: &[u8], max_len: usize) -> Result<Vec<u8>, FormatError> {

@@ -3,6 +3,7 @@
 //! and every encoder checked against the test vectors in `format-spec/`.
 
 pub mod chunker;
+pub mod columns;
 pub mod config;
 pub mod crypto;
 pub mod encoding;

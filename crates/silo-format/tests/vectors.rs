@@ -49,6 +49,26 @@ fn fixture() -> Fixture {
     Fixture { keys: Keys::derive(&master), master, repo: RepoId(seq(0x10)) }
 }
 
+/// A chunk from the middle of a plain pg_dump: the end of one row, 40 COPY rows (one with an empty field),
+/// the end of the block and the next statement's start.
+fn copy_block() -> Vec<u8> {
+    let mut s = String::from("pped\n");
+    for i in 1..=40u32 {
+        let note = if i == 7 { String::new() } else { format!("gift {}", i % 3) };
+        s += &format!(
+            "{i}\tcustomer-{:08x}\t{}.{:02}\t2026-11-{:02} 0{}:{:02}:00\t{note}\n",
+            i.wrapping_mul(2_654_435_761),
+            i * 37 % 1000,
+            i % 100,
+            1 + i % 28,
+            i % 10,
+            i % 60
+        );
+    }
+    s += "\\.\n\nCREATE INDEX orders_customer ON public.orders USING btree (cust";
+    s.into_bytes()
+}
+
 fn compute() -> Value {
     let f = fixture();
     let text = b"INSERT INTO orders VALUES (1, 'silo'); INSERT INTO orders VALUES (2, 'silo');".repeat(4);
@@ -59,6 +79,16 @@ fn compute() -> Value {
     let aad = Aad::new(f.repo, ObjectKind::Chunk, chunk_a);
     let sealed_zstd = envelope::seal(&env_key, &aad, &text, Some(3), seq(0x20));
     let sealed_stored = envelope::seal(&env_key, &aad, &text, None, seq(0x20));
+    let copy_block = copy_block();
+    let chunk_c = f.keys.chunk_id(&copy_block);
+    let columns_payload = silo_format::columns::encode(&copy_block, 1).expect("a COPY block takes the columns codec");
+    let sealed_columns = envelope::seal(
+        &f.keys.object_key(ObjectKind::Chunk, &chunk_c),
+        &Aad::new(f.repo, ObjectKind::Chunk, chunk_c),
+        &copy_block,
+        Some(1),
+        seq(0x2d),
+    );
 
     let pack_id = ObjectId(seq(0x40));
     let mut writer = PackWriter::new();
@@ -162,7 +192,8 @@ fn compute() -> Value {
             "repo_id": f.repo.to_hex(),
             "chunk_a_plaintext": hex::encode(&text),
             "chunk_b_plaintext": hex::encode(b"hello silo"),
-            "nonces": "envelope nonces are 12 consecutive bytes starting at 0x20 (chunk_a envelope), 0x21, 0x22 (pack chunks), 0x23 (trailer), 0x24 (segment), 0x25 (manifest), 0x26 (config), 0x27 (key file), 0x28 (policy), 0x29 (lease), 0x2a (session), 0x2b (damage mark), 0x2c (drill)",
+            "chunk_c_plaintext": hex::encode(&copy_block),
+            "nonces": "envelope nonces are 12 consecutive bytes starting at 0x20 (chunk_a envelope), 0x21, 0x22 (pack chunks), 0x23 (trailer), 0x24 (segment), 0x25 (manifest), 0x26 (config), 0x27 (key file), 0x28 (policy), 0x29 (lease), 0x2a (session), 0x2b (damage mark), 0x2c (drill), 0x2d (chunk_c envelope, codec columns)",
             "ids": "pack id = 32 consecutive bytes from 0x40, segment 0x60, deleted pack 0x80, superseded segment 0xa0, snapshot 0xc0, key file 0xe0, policy 0x11, lease holder 0x12, session 0x13, drill 0x14; the damage mark's id is the snapshot id; the lease's AAD id is zero; key file salt 16 bytes from 0x30",
             "password": "correct horse",
         },
@@ -170,11 +201,14 @@ fn compute() -> Value {
             "chunker_seed": f.keys.chunker_seed().to_string(),
             "chunk_a_id": chunk_a.to_hex(),
             "chunk_b_id": chunk_b.to_hex(),
+            "chunk_c_id": chunk_c.to_hex(),
             "chunk_a_object_key": hex::encode(env_key),
             "aad_chunk_a": hex::encode(aad.to_bytes()),
         },
         "envelope_zstd": hex::encode(&sealed_zstd),
         "envelope_stored": hex::encode(&sealed_stored),
+        "envelope_columns": hex::encode(&sealed_columns),
+        "columns_payload": hex::encode(&columns_payload),
         "pack": hex::encode(&pack_bytes),
         "index_segment": hex::encode(&segment_bytes),
         "snapshot_manifest": hex::encode(&manifest_bytes),
@@ -206,6 +240,8 @@ fn code_matches_recorded_vectors() {
         "keys",
         "envelope_zstd",
         "envelope_stored",
+        "envelope_columns",
+        "columns_payload",
         "pack",
         "index_segment",
         "snapshot_manifest",
@@ -233,6 +269,15 @@ fn recorded_vectors_decode() {
     for which in ["envelope_zstd", "envelope_stored"] {
         assert_eq!(envelope::open(&key, &aad, &unhex(&recorded[which]), 1 << 20).unwrap(), text);
     }
+    let copy_block = unhex(&recorded["inputs"]["chunk_c_plaintext"]);
+    let chunk_c = ObjectId::from_hex(recorded["keys"]["chunk_c_id"].as_str().unwrap()).unwrap();
+    assert_eq!(f.keys.chunk_id(&copy_block), chunk_c);
+    let sealed = unhex(&recorded["envelope_columns"]);
+    let len = copy_block.len() as u32;
+    assert_eq!(pack::open_chunk(&f.keys, f.repo, chunk_c, &sealed, len).unwrap(), copy_block);
+    let payload = unhex(&recorded["columns_payload"]);
+    assert_eq!(payload[0], silo_format::columns::COLUMNS_VERSION);
+    assert_eq!(silo_format::columns::decode(&payload, copy_block.len()).unwrap(), copy_block);
 
     let pack_id = ObjectId(seq(0x40));
     let pack_bytes = unhex(&recorded["pack"]);

