@@ -1,5 +1,5 @@
 //! Component throughput, one criterion group per stage of the pipeline: chunking, chunk id (keyed BLAKE3),
-//! zstd, AES-256-GCM, pack encode/decode and index lookups in the RocksDB cache (hit and miss).
+//! zstd, the columns codec, AES-256-GCM, pack encode/decode and index lookups in the RocksDB cache (hit and miss).
 //! Run: `cargo bench --profile dev --bench components` (the profile the binary is built in; its
 //! dependencies are compiled at opt-level 3). Input: the same SQL-dump-like generator as the tests.
 
@@ -10,6 +10,7 @@ mod dumpgen;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use silo::cache::IndexCache;
 use silo::format::chunker::ChunkerParams;
+use silo::format::columns;
 use silo::format::envelope::random_nonce;
 use silo::format::index::{IndexPack, IndexSegment};
 use silo::format::pack::{self, PackWriter};
@@ -84,6 +85,31 @@ fn compression(c: &mut Criterion) {
                 .sum::<usize>()
         })
     });
+    g.finish();
+
+    // Envelope codec 0x02 (format-spec/columns.md): the same chunks split into columns, one frame each.
+    let mut g = c.benchmark_group("columns");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("encode-level-1", |b| {
+        b.iter(|| chunks.iter().map(|c| columns::encode(black_box(c), 1).map_or(0, |v| v.len())).sum::<usize>())
+    });
+    let payloads: Vec<Option<Vec<u8>>> = chunks.iter().map(|c| columns::encode(c, 1)).collect();
+    g.bench_function("decode", |b| {
+        b.iter(|| {
+            payloads
+                .iter()
+                .zip(&chunks)
+                .filter_map(|(p, c)| p.as_ref().and_then(|p| columns::decode(black_box(p), c.len()).ok()))
+                .map(|v| v.len())
+                .sum::<usize>()
+        })
+    });
+    let plain: usize = chunks.iter().filter_map(|c| zstd::bulk::compress(c, 1).ok()).map(|v| v.len()).sum();
+    let split: usize = chunks
+        .iter()
+        .map(|c| columns::encode(c, 1).map_or_else(|| zstd::bulk::compress(c, 1).map_or(0, |v| v.len()), |v| v.len()))
+        .sum();
+    println!("columns: {split} bytes vs {plain} as one zstd frame per chunk ({:.3}x)", split as f64 / plain as f64);
     g.finish();
 }
 

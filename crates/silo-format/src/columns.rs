@@ -64,11 +64,14 @@ fn split_and_pack(
     columns: &mut Vec<Vec<u8>>,
 ) -> Option<Vec<u8>> {
     let body = &data[first + 1..=last];
-    // Each column holds at most the body's bytes; 16 more let fields be copied in 16-byte blocks.
+    // Start each column at twice its fair share of the body (grown below when a wide column needs more), so
+    // a table of many columns does not touch fields × chunk size of memory; 16 bytes of slack let fields be
+    // copied in 16-byte blocks.
     columns.resize_with(fields.max(columns.len()), Vec::new);
+    let share = (2 * body.len() / fields).min(body.len()) + 16;
     for c in columns.iter_mut().take(fields) {
-        if c.len() < body.len() + 16 {
-            c.resize(body.len() + 16, 0);
+        if c.len() < share {
+            c.resize(share, 0);
         }
     }
     let mut lens = [0usize; MAX_FIELDS];
@@ -89,6 +92,10 @@ fn split_and_pack(
             let mut start = line_start;
             for (j, column) in columns.iter_mut().take(fields).enumerate() {
                 let end = if j < ntabs { tabs[j] } else { pos };
+                if lens[j] + (end - start) + 17 > column.len() {
+                    let grown = (2 * column.len()).max(lens[j] + (end - start) + 17);
+                    column.resize(grown, 0);
+                }
                 let at = copy_short(column, lens[j], body, start, end);
                 column[at] = b'\n';
                 lens[j] = at + 1;
