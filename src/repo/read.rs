@@ -48,23 +48,29 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    fn locate(&mut self, chunk: &ObjectId) -> Result<Location> {
-        let all = self.cache.locations(chunk)?;
+    /// A live location of `chunk` if it has one, else any (the read then reports the pack's state).
+    fn locate(
+        cache: &crate::cache::IndexCache,
+        deleted: &mut std::collections::HashMap<ObjectId, bool>,
+        snapshot: ObjectId,
+        chunk: &ObjectId,
+    ) -> Result<Location> {
+        let all = cache.locations(chunk)?;
         for loc in &all {
-            let deleted = match self.deleted.get(&loc.pack) {
+            let dead = match deleted.get(&loc.pack) {
                 Some(d) => *d,
                 None => {
-                    let d = self.cache.is_marked_deleted(&loc.pack)?;
-                    self.deleted.insert(loc.pack, d);
+                    let d = cache.is_marked_deleted(&loc.pack)?;
+                    deleted.insert(loc.pack, d);
                     d
                 }
             };
-            if !deleted {
+            if !dead {
                 return Ok(*loc);
             }
         }
         all.first().copied().ok_or_else(|| Error::Inconsistent {
-            object: format!("snapshot {}", self.snapshot.short()),
+            object: format!("snapshot {}", snapshot.short()),
             reason: format!("chunk {} is in no index segment", chunk.short()),
         })
     }
@@ -74,8 +80,8 @@ impl Iterator for Planner<'_> {
     type Item = Result<ReadRun>;
 
     fn next(&mut self) -> Option<Result<ReadRun>> {
-        while let Some(chunk) = self.chunks.next() {
-            let loc = match self.locate(chunk) {
+        for chunk in self.chunks.by_ref() {
+            let loc = match Self::locate(&self.cache, &mut self.deleted, self.snapshot, chunk) {
                 Ok(loc) => loc,
                 Err(e) => return Some(Err(e)),
             };
