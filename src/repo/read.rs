@@ -47,42 +47,19 @@ struct Planner<'a> {
     deleted: std::collections::HashMap<ObjectId, bool>,
 }
 
-impl Planner<'_> {
-    /// A live location of `chunk` if it has one, else any (the read then reports the pack's state).
-    fn locate(
-        cache: &crate::cache::IndexCache,
-        deleted: &mut std::collections::HashMap<ObjectId, bool>,
-        snapshot: ObjectId,
-        chunk: &ObjectId,
-    ) -> Result<Location> {
-        let all = cache.locations(chunk)?;
-        for loc in &all {
-            let dead = match deleted.get(&loc.pack) {
-                Some(d) => *d,
-                None => {
-                    let d = cache.is_marked_deleted(&loc.pack)?;
-                    deleted.insert(loc.pack, d);
-                    d
-                }
-            };
-            if !dead {
-                return Ok(*loc);
-            }
-        }
-        all.first().copied().ok_or_else(|| Error::Inconsistent {
-            object: format!("snapshot {}", snapshot.short()),
-            reason: format!("chunk {} is in no index segment", chunk.short()),
-        })
-    }
-}
-
 impl Iterator for Planner<'_> {
     type Item = Result<ReadRun>;
 
     fn next(&mut self) -> Option<Result<ReadRun>> {
         for chunk in self.chunks.by_ref() {
-            let loc = match Self::locate(&self.cache, &mut self.deleted, self.snapshot, chunk) {
-                Ok(loc) => loc,
+            let loc = match self.cache.any_location_memo(chunk, &mut self.deleted) {
+                Ok(Some(loc)) => loc,
+                Ok(None) => {
+                    return Some(Err(Error::Inconsistent {
+                        object: format!("snapshot {}", self.snapshot.short()),
+                        reason: format!("chunk {} is in no index segment", chunk.short()),
+                    }))
+                }
                 Err(e) => return Some(Err(e)),
             };
             let (offset, len) = (u64::from(loc.offset), u64::from(loc.stored_len));

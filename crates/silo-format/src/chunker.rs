@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 /// Bytes read from a stream at a time (at least twice the maximum chunk size).
 const BLOCK: usize = 8 << 20;
-/// Read buffers a chunker keeps for reuse. A fresh 8 MiB buffer costs ~2000 page faults on first touch,
-/// which halved the chunker's throughput; a buffer whose chunks have all been dropped is filled again.
+/// Read buffers a chunker keeps for reuse: a fresh 8 MiB buffer costs ~2000 page faults on first touch, so
+/// a buffer whose chunks have all been dropped is filled again instead.
 const POOL: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
