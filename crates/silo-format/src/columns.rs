@@ -151,7 +151,6 @@ fn copy_short(dst: &mut [u8], at: usize, src: &[u8], start: usize, end: usize) -
 /// once (SWAR: a byte equal to the separator becomes zero, and a zero byte sets its high bit) and walks the
 /// candidates. The zero test can flag a byte just above a true zero, so each candidate is checked.
 fn separators(data: &[u8], mut f: impl FnMut(usize, u8)) {
-    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
     let mut words = data.chunks_exact(8);
     let mut base = 0;
     for word in &mut words {
@@ -271,13 +270,19 @@ fn field_len(data: &[u8]) -> Option<usize> {
     for w in 0..words {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(&data[w * 8..w * 8 + 8]);
-        let x = u64::from_le_bytes(bytes) ^ (ONES * u64::from(b'\n'));
-        let mask = x.wrapping_sub(ONES) & !x & HIGHS;
+        let mask = zero_bytes(u64::from_le_bytes(bytes) ^ (ONES * u64::from(b'\n')));
         if mask != 0 {
             return Some(w * 8 + (mask.trailing_zeros() / 8) as usize);
         }
     }
     memchr(b'\n', &data[words * 8..]).map(|i| i + words * 8)
+}
+
+/// The high bit of every zero byte of `v` (and possibly of a byte just above a zero byte: the lowest
+/// flagged byte is always a true zero).
+#[inline(always)]
+fn zero_bytes(v: u64) -> u64 {
+    v.wrapping_sub(ONES) & !v & HIGHS
 }
 
 fn bad(reason: impl Into<String>) -> FormatError {
