@@ -711,7 +711,10 @@ fn restore(ctx: &Invocation, snapshot: &str, output: Option<&std::path::Path>, f
                 // SAFETY: fcntl on our stdout; F_SETPIPE_SZ fails harmlessly when it is not a pipe.
                 unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
             }
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            // Chunks go straight to the descriptor, one write each: a buffer in between copied every byte.
+            let lock = stdout.lock();
+            let fd = std::os::fd::AsFd::as_fd(&lock).try_clone_to_owned().context("duplicating stdout")?;
+            let mut out = std::fs::File::from(fd);
             repo.restore_stream(ctx.rt.handle(), &snap, stream, &mut out, &counter)?
         }
         Some(path) => restore_to_file(ctx, &repo, &snap, stream, path, &counter)?,

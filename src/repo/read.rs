@@ -5,19 +5,23 @@
 
 use super::snapshots::Snapshot;
 use super::Repository;
-use crate::backend::{names, BackendError};
+use crate::backend::{names, Backend, BackendError};
 use crate::cache::Location;
 use crate::{Error, Result};
 use futures::StreamExt;
 use silo_format::manifest::StreamManifest;
-use silo_format::{pack, ObjectId};
+use silo_format::{pack, Keys, ObjectId, RepoId};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
 /// Largest ranged read (raw bytes of the chunks it carries), bounding memory per read ahead.
 const MAX_RUN_BYTES: u64 = 4 << 20;
+/// Bytes of a pack a ranged read may carry that the stream does not need there, to join chunks that are
+/// not stored back to back.
+const MAX_RUN_GAP: u64 = 256 << 10;
 
 #[derive(Clone, Debug)]
 pub struct RestoreReport {
@@ -28,7 +32,8 @@ pub struct RestoreReport {
     pub duration: Duration,
 }
 
-/// One ranged read of consecutive chunk envelopes in one pack.
+/// One ranged read of a span of one pack holding consecutive chunks of the stream (in stream order; a
+/// chunk may appear twice, and the span may hold envelopes the stream does not need there).
 struct ReadRun {
     pack: ObjectId,
     offset: u64,
@@ -37,7 +42,8 @@ struct ReadRun {
     chunks: Vec<(ObjectId, Location)>,
 }
 
-/// Groups a stream's chunks into ranged reads: consecutive envelopes of one pack, up to `MAX_RUN_BYTES`.
+/// Groups a stream's chunks into ranged reads: consecutive chunks of the stream stored near each other in
+/// one pack, up to `MAX_RUN_BYTES` read.
 struct Planner<'a> {
     cache: std::sync::Arc<crate::cache::IndexCache>,
     snapshot: ObjectId,
@@ -64,8 +70,16 @@ impl Iterator for Planner<'_> {
             };
             let (offset, len) = (u64::from(loc.offset), u64::from(loc.stored_len));
             if let Some(r) = self.pending.as_mut() {
-                if r.pack == loc.pack && r.offset + r.len == offset && r.raw + u64::from(loc.raw_len) <= MAX_RUN_BYTES {
-                    r.len += len;
+                // Packs hold chunks nearly in stream order (neighbours may be swapped, or a chunk stored
+                // earlier sits between them): a run covers any span of its pack that stays small.
+                let (start, end) = (offset.min(r.offset), (offset + len).max(r.offset + r.len));
+                if r.pack == loc.pack
+                    && offset + len + MAX_RUN_GAP >= r.offset
+                    && offset <= r.offset + r.len + MAX_RUN_GAP
+                    && end - start <= MAX_RUN_BYTES
+                    && r.raw + u64::from(loc.raw_len) <= MAX_RUN_BYTES
+                {
+                    (r.offset, r.len) = (start, end - start);
                     r.raw += u64::from(loc.raw_len);
                     r.chunks.push((*chunk, loc));
                     continue;
@@ -95,34 +109,37 @@ impl Repository {
         let before = self.backend.requests();
         rt.block_on(self.sync_cache())?;
         let plan = self.plan(snapshot, stream)?;
-        // Enough ranged reads in flight to keep every core decrypting while the output is written in order.
-        let prefetch = 2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) + 2;
+        // Enough ranged reads in flight to keep every core decrypting while the output is written in order
+        // (at most 8 of up to 4 MiB each, bounding memory on many cores).
+        let prefetch = (2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) + 2).min(8);
         let mut written = 0u64;
         // The whole-stream BLAKE3 runs beside the writer, off the ordered output's critical path.
-        let (to_hasher, hasher_rx) = crossbeam_channel::bounded::<Vec<u8>>(64);
+        // It takes a ranged read's chunks at a time: a message per chunk cost more in wake-ups than hashing.
+        let (to_hasher, hasher_rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(2);
         let hasher = std::thread::spawn(move || {
             let mut hasher = blake3::Hasher::new();
-            for chunk in hasher_rx {
+            for chunk in hasher_rx.iter().flatten() {
                 hasher.update(&chunk);
             }
             *hasher.finalize().as_bytes()
         });
         let streamed = rt.block_on(async {
+            // Each read runs as its own task, so it goes on from fetching to decrypting while this loop
+            // is busy writing (polled from here, a finished fetch waited for the writer).
             let mut results = futures::stream::iter(plan)
-                .map(|run| async move {
-                    match run {
-                        Ok(run) => self.fetch_run(run).await,
-                        Err(e) => Err(e),
-                    }
+                .map(|run| {
+                    let (backend, keys, repo) = (self.backend.clone(), self.keys.clone(), self.repo_id);
+                    tokio::spawn(async move { fetch_run(backend, keys, repo, run?).await })
                 })
                 .buffered(prefetch);
             while let Some(chunks) = results.next().await {
-                for chunk in chunks? {
+                let chunks = chunks.map_err(|e| Error::Invalid(format!("restore task failed: {e}")))??;
+                for chunk in &chunks {
                     written += chunk.len() as u64;
                     progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    out.write_all(&chunk).map_err(|e| Error::io("writing restored data", e))?;
-                    let _ = to_hasher.send(chunk);
+                    out.write_all(chunk).map_err(|e| Error::io("writing restored data", e))?;
                 }
+                let _ = to_hasher.send(chunks);
             }
             Ok::<_, Error>(())
         });
@@ -159,33 +176,32 @@ impl Repository {
             deleted: std::collections::HashMap::new(),
         })
     }
+}
 
-    async fn fetch_run(&self, run: ReadRun) -> Result<Vec<Vec<u8>>> {
-        let name = names::pack(&run.pack);
-        let bytes = match self.backend.get_range(&name, run.offset, run.len).await {
-            Ok(b) => b,
-            Err(e @ (BackendError::NotFound { .. } | BackendError::ShortRead { .. })) => {
-                return Err(Error::Inconsistent { object: format!("pack {}", run.pack.short()), reason: e.to_string() })
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let (keys, repo) = (self.keys.clone(), self.repo_id);
-        tokio::task::spawn_blocking(move || {
-            run.chunks
-                .iter()
-                .map(|(id, loc)| {
-                    let start = (u64::from(loc.offset) - run.offset) as usize;
-                    let sealed = &bytes[start..start + loc.stored_len as usize];
-                    pack::open_chunk(&keys, repo, *id, sealed, loc.raw_len).map_err(|e| {
-                        Error::damaged(
-                            format!("pack {} chunk {} at offset {}", run.pack.short(), id.short(), loc.offset),
-                            e,
-                        )
-                    })
+async fn fetch_run(backend: Arc<dyn Backend>, keys: Arc<Keys>, repo: RepoId, run: ReadRun) -> Result<Vec<Vec<u8>>> {
+    let name = names::pack(&run.pack);
+    let bytes = match backend.get_range(&name, run.offset, run.len).await {
+        Ok(b) => b,
+        Err(e @ (BackendError::NotFound { .. } | BackendError::ShortRead { .. })) => {
+            return Err(Error::Inconsistent { object: format!("pack {}", run.pack.short()), reason: e.to_string() })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tokio::task::spawn_blocking(move || {
+        run.chunks
+            .iter()
+            .map(|(id, loc)| {
+                let start = (u64::from(loc.offset) - run.offset) as usize;
+                let sealed = &bytes[start..start + loc.stored_len as usize];
+                pack::open_chunk(&keys, repo, *id, sealed, loc.raw_len).map_err(|e| {
+                    Error::damaged(
+                        format!("pack {} chunk {} at offset {}", run.pack.short(), id.short(), loc.offset),
+                        e,
+                    )
                 })
-                .collect::<Result<Vec<_>>>()
-        })
-        .await
-        .map_err(|e| Error::Invalid(format!("decryption task failed: {e}")))?
-    }
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("decryption task failed: {e}")))?
 }
