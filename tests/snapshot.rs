@@ -30,6 +30,39 @@ fn stdin_round_trips_are_byte_exact_at_every_size() {
     assert_eq!(show["streams"][0]["command"], serde_json::Value::Null);
 }
 
+/// Standard input redirected from a file is cut through memory mappings (src/mapped.rs): the same chunks
+/// as through a pipe, starting at the descriptor's offset, and leaving it at the end as read(2) would.
+#[test]
+fn stdin_from_a_file_cuts_like_a_pipe_from_its_offset() {
+    use std::io::{Seek, SeekFrom, Write};
+    let repo = TestRepo::init();
+    let data = dump(20 << 20, 7);
+    let piped = repo.create_json("piped", &data);
+    let mut file = tempfile::tempfile().expect("temp file");
+    file.write_all(b"skipped prefix\n").expect("write");
+    file.write_all(&data).expect("write");
+    for skip in [0u64, 15] {
+        file.seek(SeekFrom::Start(skip)).expect("seek");
+        let out = repo
+            .cmd(&["--json", "snapshot", "create", "--name", "mapped"])
+            .stdin(Stdio::from(file.try_clone().expect("clone")))
+            .output()
+            .expect("run silo");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+        let position = file.stream_position().expect("offset");
+        assert_eq!(position, 15 + data.len() as u64, "silo leaves the shared offset at the end");
+        let restored = repo.restore("mapped:latest");
+        if skip == 0 {
+            assert!(restored.starts_with(b"skipped prefix\n") && restored[15..] == data[..], "whole file restored");
+        } else {
+            assert!(restored == data, "read from the offset on: restored {} bytes", restored.len());
+            assert_eq!(report["chunks"], piped["chunks"], "same cuts as through a pipe");
+            assert_eq!(report["new_chunks"].as_u64(), Some(0), "a file and a pipe of the same bytes deduplicate");
+        }
+    }
+}
+
 #[test]
 fn command_output_round_trips_and_records_the_command() {
     let repo = TestRepo::init();

@@ -67,12 +67,17 @@ impl ChunkerParams {
     /// A streaming chunker over `source`: cuts exactly where `cut_points` cuts the whole stream, and hands
     /// out chunks as ranges of large shared read buffers (no copy per chunk). Call only with validated
     /// parameters.
-    pub fn stream<R: Read>(&self, source: R, seed: u64) -> BlockChunker<R> {
+    pub fn stream<R: Read>(&self, source: R, seed: u64) -> BlockChunker<ReadWindows<R>> {
+        self.windows(ReadWindows::new(source), seed)
+    }
+
+    /// A streaming chunker over the windows `windows` hands out (see `stream`).
+    pub fn windows<W: Windows>(&self, windows: W, seed: u64) -> BlockChunker<W> {
         BlockChunker {
-            source,
+            windows,
             cutter: self.cutter(seed),
             buf: Arc::new(Vec::new()),
-            pool: Vec::new(),
+            at: 0,
             pos: 0,
             eof: false,
             ready: VecDeque::new(),
@@ -191,40 +196,32 @@ fn first_hit(s: &[u8], hash: &mut u64, mask: u64, gear: &[u64; 256]) -> Option<u
     None
 }
 
-/// One chunk: a range of a shared read buffer.
-#[derive(Clone, Debug)]
-pub struct SharedChunk {
-    buf: Arc<Vec<u8>>,
-    start: usize,
-    end: usize,
+/// Bytes of the stream a chunker cuts from: a read buffer, or a window of a file the caller mapped.
+pub type Window = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// Where a chunker's windows come from.
+pub trait Windows {
+    /// The next window of the stream: the bytes from stream offset `at` on, of which the first are `tail`
+    /// (the bytes of the previous window after its last cut), up to `block` bytes in all; and whether the
+    /// stream ends within it. A window that holds only `tail` must end the stream.
+    fn next_window(&mut self, tail: &[u8], at: u64, block: usize) -> std::io::Result<(Window, bool)>;
 }
 
-impl Deref for SharedChunk {
-    type Target = [u8];
+/// Windows read from a `Read` into reused buffers: `tail` is copied to the front of each.
+pub struct ReadWindows<R> {
+    source: R,
+    /// Buffers for reuse (each also held by the chunks cut from it until they are dropped).
+    pool: Vec<Arc<Vec<u8>>>,
+}
 
-    fn deref(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+impl<R: Read> ReadWindows<R> {
+    pub fn new(source: R) -> Self {
+        ReadWindows { source, pool: Vec::new() }
     }
 }
 
-/// See `ChunkerParams::stream`. A FastCDC cut depends only on the chunk's start and the bytes up to the cut,
-/// so every cut found inside a buffer is final; only a chunk that runs into the end of the buffer before
-/// the stream ends (and is shorter than the maximum) waits for the next read.
-pub struct BlockChunker<R> {
-    source: R,
-    cutter: Cutter,
-    buf: Arc<Vec<u8>>,
-    /// Buffers for reuse (each also held by the chunks cut from it until they are dropped).
-    pool: Vec<Arc<Vec<u8>>>,
-    pos: usize,
-    eof: bool,
-    ready: VecDeque<SharedChunk>,
-}
-
-impl<R: Read> BlockChunker<R> {
-    /// Starts a new buffer with the unconsumed tail of the current one and fills it (or reaches EOF).
-    fn refill(&mut self) -> std::io::Result<()> {
-        let block = BLOCK.max(2 * self.cutter.max);
+impl<R: Read> Windows for ReadWindows<R> {
+    fn next_window(&mut self, tail: &[u8], _at: u64, block: usize) -> std::io::Result<(Window, bool)> {
         let mut next = match self.pool.iter_mut().position(|b| Arc::strong_count(b) == 1) {
             Some(i) => self.pool.swap_remove(i),
             None => Arc::new(Vec::with_capacity(block)),
@@ -233,28 +230,79 @@ impl<R: Read> BlockChunker<R> {
             unreachable!("a buffer is filled only when nothing else holds it")
         };
         fill.clear();
-        fill.extend_from_slice(&self.buf[self.pos..]);
+        fill.extend_from_slice(tail);
         // read_to_end on a Take: fills the block (or reaches EOF) without zeroing the buffer first.
         let want = (block - fill.len()) as u64;
         let got = (&mut self.source).take(want).read_to_end(fill)?;
-        if (got as u64) < want {
-            self.eof = true;
+        if self.pool.len() < POOL && next.capacity() >= block {
+            self.pool.push(next.clone());
         }
-        let done = std::mem::replace(&mut self.buf, next);
-        if self.pool.len() < POOL && done.capacity() >= block {
-            self.pool.push(done);
-        }
+        Ok((next, (got as u64) < want))
+    }
+}
+
+/// One chunk: a range of a shared window.
+#[derive(Clone)]
+pub struct SharedChunk {
+    buf: Window,
+    start: usize,
+    end: usize,
+}
+
+impl std::fmt::Debug for SharedChunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedChunk({}..{})", self.start, self.end)
+    }
+}
+
+impl Deref for SharedChunk {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &(*self.buf).as_ref()[self.start..self.end]
+    }
+}
+
+/// See `ChunkerParams::stream`. A FastCDC cut depends only on the chunk's start and the bytes up to the cut,
+/// so every cut found inside a window is final; only a chunk that runs into the end of the window before
+/// the stream ends (and is shorter than the maximum) waits for the next window.
+pub struct BlockChunker<W> {
+    windows: W,
+    cutter: Cutter,
+    buf: Window,
+    /// Stream offset of `buf`'s first byte.
+    at: u64,
+    pos: usize,
+    eof: bool,
+    ready: VecDeque<SharedChunk>,
+}
+
+impl<W: Windows> BlockChunker<W> {
+    fn bytes(&self) -> &[u8] {
+        (*self.buf).as_ref()
+    }
+
+    /// Moves on to the next window, which starts with the unconsumed tail of the current one.
+    fn refill(&mut self) -> std::io::Result<()> {
+        let block = BLOCK.max(2 * self.cutter.max);
+        let at = self.at + self.pos as u64;
+        let tail = &(*self.buf).as_ref()[self.pos..];
+        let (next, eof) = self.windows.next_window(tail, at, block)?;
+        self.buf = next;
+        self.at = at;
         self.pos = 0;
+        self.eof = eof;
         Ok(())
     }
 
-    /// Queues every final cut of the current buffer.
+    /// Queues every final cut of the current window.
     fn cut(&mut self) {
         let mut start = self.pos;
-        while start < self.buf.len() {
-            let len = self.cutter.cut(&self.buf[start..]);
-            let end = start + len;
-            if end == self.buf.len() && !self.eof && len < self.cutter.max {
+        let len = self.bytes().len();
+        while start < len {
+            let cut = self.cutter.cut(&self.bytes()[start..]);
+            let end = start + cut;
+            if end == len && !self.eof && cut < self.cutter.max {
                 break; // more bytes may move this cut: wait for them
             }
             self.ready.push_back(SharedChunk { buf: self.buf.clone(), start, end });
@@ -264,7 +312,7 @@ impl<R: Read> BlockChunker<R> {
     }
 }
 
-impl<R: Read> Iterator for BlockChunker<R> {
+impl<W: Windows> Iterator for BlockChunker<W> {
     type Item = std::io::Result<SharedChunk>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -272,7 +320,7 @@ impl<R: Read> Iterator for BlockChunker<R> {
             if let Some(c) = self.ready.pop_front() {
                 return Some(Ok(c));
             }
-            if self.eof && self.pos == self.buf.len() {
+            if self.eof && self.pos == self.bytes().len() {
                 return None;
             }
             if let Err(e) = self.refill() {
@@ -361,6 +409,34 @@ mod tests {
                     assert_eq!(p.cut_points(d, seed), reference, "{p:?} seed {seed} len {}", d.len());
                 }
             }
+        }
+    }
+
+    /// Windows cut from the stream at the offset asked for, ignoring `tail`, as a mapped file's are.
+    struct Mapped(Vec<u8>);
+
+    impl Windows for Mapped {
+        fn next_window(&mut self, tail: &[u8], at: u64, block: usize) -> std::io::Result<(Window, bool)> {
+            let at = at as usize;
+            let end = (at + block).min(self.0.len());
+            assert_eq!(tail, &self.0[at..at + tail.len()], "the tail is the stream's bytes at `at`");
+            Ok((Arc::new(self.0[at..end].to_vec()), end == self.0.len()))
+        }
+    }
+
+    #[test]
+    fn windows_at_stream_offsets_cut_like_the_whole_buffer() {
+        let p = ChunkerParams::DEFAULT;
+        for len in [0, 1, 1 << 20, (17 << 20) + 12_345] {
+            let d = data(len);
+            let cuts: Vec<usize> = p
+                .windows(Mapped(d.clone()), 9)
+                .scan(0, |end, c| {
+                    *end += c.expect("window").len();
+                    Some(*end)
+                })
+                .collect();
+            assert_eq!(cuts, p.cut_points(&d, 9), "len {len}");
         }
     }
 
