@@ -207,6 +207,28 @@ fn selectors_resolve_and_bad_ones_fail_clearly() {
     assert_eq!(bad_name.status.code(), Some(EXIT_USAGE));
 }
 
+/// A day's dump keeps most chunks in the previous day's packs, its changes in new ones: restore reads
+/// both in groups (one ranged read per stretch of a pack) instead of a read per unchanged run.
+#[test]
+fn restore_of_a_changed_stream_takes_few_ranged_reads() {
+    let repo = TestRepo::init();
+    let day0 = dump(16 << 20, 3);
+    let mut day1 = day0.clone();
+    for i in 0..40 {
+        let at = i * (day1.len() / 40) + 12_345;
+        day1[at..at + 8].copy_from_slice(b"CHANGED!");
+    }
+    repo.create("db", &day0);
+    let changed = repo.create_json("db", &day1);
+    assert!(changed["new_chunks"].as_u64().unwrap() >= 30, "the changes land in many chunks: {changed}");
+    let target = repo.dir.path().join("day1.sql");
+    let report = repo.json(&["snapshot", "restore", "db:latest", "--output", target.to_str().unwrap()]);
+    assert!(std::fs::read(&target).unwrap() == day1);
+    let ranged = report["requests"]["get_range"].as_u64().unwrap();
+    // 16 MiB in groups of 4 MiB, each reading a stretch of day 0's pack and one of day 1's.
+    assert!(ranged <= 12, "{ranged} ranged reads for 40 scattered changes: {report}");
+}
+
 #[test]
 fn restore_to_file_is_atomic() {
     let repo = TestRepo::init();

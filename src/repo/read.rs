@@ -1,6 +1,7 @@
-//! Restore: the mirror of create. Chunk locations come from the cache (synced first); adjacent chunks of a
-//! pack are fetched with one ranged read; fetches run ahead in parallel, decryption + decompression +
-//! re-hashing run on the blocking pool, and output is written strictly in order. The whole-stream BLAKE3 and
+//! Restore: the mirror of create. Chunk locations come from the cache (synced first); consecutive chunks
+//! are fetched in groups of up to 4 MiB, one ranged read per stretch of a pack they lie in; groups are
+//! fetched ahead in parallel, decryption + decompression + re-hashing run on the blocking pool, and output
+//! is written strictly in order. The whole-stream BLAKE3 and
 //! size are checked at the end, so a consumer of the pipe sees a non-zero exit if anything was wrong.
 
 use super::snapshots::Snapshot;
@@ -17,11 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
-/// Largest ranged read (raw bytes of the chunks it carries), bounding memory per read ahead.
-const MAX_RUN_BYTES: u64 = 4 << 20;
+/// Most raw bytes a read group carries (and most bytes one ranged read spans), bounding memory per read
+/// ahead.
+const MAX_GROUP_BYTES: u64 = 4 << 20;
 /// Bytes of a pack a ranged read may carry that the stream does not need there, to join chunks that are
 /// not stored back to back.
-const MAX_RUN_GAP: u64 = 256 << 10;
+const MAX_SPAN_GAP: u64 = 256 << 10;
 
 #[derive(Clone, Debug)]
 pub struct RestoreReport {
@@ -32,31 +34,75 @@ pub struct RestoreReport {
     pub duration: Duration,
 }
 
-/// One ranged read of a span of one pack holding consecutive chunks of the stream (in stream order; a
-/// chunk may appear twice, and the span may hold envelopes the stream does not need there).
-struct ReadRun {
+/// One ranged read: a span of one pack.
+struct Span {
     pack: ObjectId,
     offset: u64,
     len: u64,
-    raw: u64,
-    chunks: Vec<(ObjectId, Location)>,
 }
 
-/// Groups a stream's chunks into ranged reads: consecutive chunks of the stream stored near each other in
-/// one pack, up to `MAX_RUN_BYTES` read.
+/// Consecutive chunks of the stream (up to `MAX_GROUP_BYTES` raw), fetched together: one ranged read per
+/// span of a pack they are stored in. A later snapshot's chunks sit mostly in the packs of an earlier one
+/// with its changes in new packs; a group reads both spans instead of breaking at every change.
+struct ReadGroup {
+    spans: Vec<Span>,
+    raw: u64,
+    /// In stream order, each with the index of the span that holds it (a chunk may appear twice, and a
+    /// span may hold envelopes the stream does not need there).
+    chunks: Vec<(ObjectId, Location, usize)>,
+}
+
+impl ReadGroup {
+    /// Adds `chunk` if the group has room: to a span of its pack it lies near, or as a new span.
+    fn add(&mut self, chunk: ObjectId, loc: Location) -> bool {
+        if self.raw + u64::from(loc.raw_len) > MAX_GROUP_BYTES && !self.chunks.is_empty() {
+            return false;
+        }
+        let (offset, len) = (u64::from(loc.offset), u64::from(loc.stored_len));
+        // Packs hold chunks nearly in stream order: a span covers any stretch of its pack that stays small.
+        let near = self.spans.iter().position(|s| {
+            s.pack == loc.pack
+                && offset + len + MAX_SPAN_GAP >= s.offset
+                && offset <= s.offset + s.len + MAX_SPAN_GAP
+                && (offset + len).max(s.offset + s.len) - offset.min(s.offset) <= MAX_GROUP_BYTES
+        });
+        let index = match near {
+            Some(i) => {
+                let s = &mut self.spans[i];
+                let (start, end) = (offset.min(s.offset), (offset + len).max(s.offset + s.len));
+                (s.offset, s.len) = (start, end - start);
+                i
+            }
+            None => {
+                self.spans.push(Span { pack: loc.pack, offset, len });
+                self.spans.len() - 1
+            }
+        };
+        self.raw += u64::from(loc.raw_len);
+        self.chunks.push((chunk, loc, index));
+        true
+    }
+}
+
+/// Groups a stream's chunks into read groups, looking each up in the cache as the restore consumes them.
 struct Planner<'a> {
     cache: std::sync::Arc<crate::cache::IndexCache>,
     snapshot: ObjectId,
     chunks: std::slice::Iter<'a, ObjectId>,
-    pending: Option<ReadRun>,
     /// Whether each pack seen so far is marked deleted (one lookup per pack, not per chunk).
     deleted: std::collections::HashMap<ObjectId, bool>,
+    /// The location of the chunk that did not fit the previous group.
+    carried: Option<(ObjectId, Location)>,
 }
 
 impl Iterator for Planner<'_> {
-    type Item = Result<ReadRun>;
+    type Item = Result<ReadGroup>;
 
-    fn next(&mut self) -> Option<Result<ReadRun>> {
+    fn next(&mut self) -> Option<Result<ReadGroup>> {
+        let mut group = ReadGroup { spans: Vec::new(), raw: 0, chunks: Vec::new() };
+        if let Some((chunk, loc)) = self.carried.take() {
+            group.add(chunk, loc);
+        }
         for chunk in self.chunks.by_ref() {
             let loc = match self.cache.any_location_memo(chunk, &mut self.deleted) {
                 Ok(Some(loc)) => loc,
@@ -68,29 +114,12 @@ impl Iterator for Planner<'_> {
                 }
                 Err(e) => return Some(Err(e)),
             };
-            let (offset, len) = (u64::from(loc.offset), u64::from(loc.stored_len));
-            if let Some(r) = self.pending.as_mut() {
-                // Packs hold chunks nearly in stream order (neighbours may be swapped, or a chunk stored
-                // earlier sits between them): a run covers any span of its pack that stays small.
-                let (start, end) = (offset.min(r.offset), (offset + len).max(r.offset + r.len));
-                if r.pack == loc.pack
-                    && offset + len + MAX_RUN_GAP >= r.offset
-                    && offset <= r.offset + r.len + MAX_RUN_GAP
-                    && end - start <= MAX_RUN_BYTES
-                    && r.raw + u64::from(loc.raw_len) <= MAX_RUN_BYTES
-                {
-                    (r.offset, r.len) = (start, end - start);
-                    r.raw += u64::from(loc.raw_len);
-                    r.chunks.push((*chunk, loc));
-                    continue;
-                }
-            }
-            let run = ReadRun { pack: loc.pack, offset, len, raw: u64::from(loc.raw_len), chunks: vec![(*chunk, loc)] };
-            if let Some(done) = self.pending.replace(run) {
-                return Some(Ok(done));
+            if !group.add(*chunk, loc) {
+                self.carried = Some((*chunk, loc));
+                return Some(Ok(group));
             }
         }
-        self.pending.take().map(Ok)
+        (!group.chunks.is_empty()).then_some(Ok(group))
     }
 }
 
@@ -109,7 +138,7 @@ impl Repository {
         let before = self.backend.requests();
         rt.block_on(self.sync_cache())?;
         let plan = self.plan(snapshot, stream)?;
-        // Enough ranged reads in flight to keep every core decrypting while the output is written in order
+        // Enough groups in flight to keep every core decrypting while the output is written in order
         // (at most 8 of up to 4 MiB each, bounding memory on many cores).
         let prefetch = (2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) + 2).min(8);
         let mut written = 0u64;
@@ -124,12 +153,12 @@ impl Repository {
             *hasher.finalize().as_bytes()
         });
         let streamed = rt.block_on(async {
-            // Each read runs as its own task, so it goes on from fetching to decrypting while this loop
+            // Each group runs as its own task, so it goes on from fetching to decrypting while this loop
             // is busy writing (polled from here, a finished fetch waited for the writer).
             let mut results = futures::stream::iter(plan)
-                .map(|run| {
+                .map(|group| {
                     let (backend, keys, repo) = (self.backend.clone(), self.keys.clone(), self.repo_id);
-                    tokio::spawn(async move { fetch_run(backend, keys, repo, run?).await })
+                    tokio::spawn(async move { fetch_group(backend, keys, repo, group?).await })
                 })
                 .buffered(prefetch);
             while let Some(chunks) = results.next().await {
@@ -172,30 +201,42 @@ impl Repository {
             cache: self.cache()?,
             snapshot: snapshot.id,
             chunks: stream.chunks.iter(),
-            pending: None,
             deleted: std::collections::HashMap::new(),
+            carried: None,
         })
     }
 }
 
-async fn fetch_run(backend: Arc<dyn Backend>, keys: Arc<Keys>, repo: RepoId, run: ReadRun) -> Result<Vec<Vec<u8>>> {
-    let name = names::pack(&run.pack);
-    let bytes = match backend.get_range(&name, run.offset, run.len).await {
-        Ok(b) => b,
-        Err(e @ (BackendError::NotFound { .. } | BackendError::ShortRead { .. })) => {
-            return Err(Error::Inconsistent { object: format!("pack {}", run.pack.short()), reason: e.to_string() })
+async fn fetch_group(
+    backend: Arc<dyn Backend>,
+    keys: Arc<Keys>,
+    repo: RepoId,
+    group: ReadGroup,
+) -> Result<Vec<Vec<u8>>> {
+    let reads = group.spans.iter().map(|span| {
+        let backend = backend.clone();
+        async move {
+            match backend.get_range(&names::pack(&span.pack), span.offset, span.len).await {
+                Ok(b) => Ok(b),
+                Err(e @ (BackendError::NotFound { .. } | BackendError::ShortRead { .. })) => {
+                    Err(Error::Inconsistent { object: format!("pack {}", span.pack.short()), reason: e.to_string() })
+                }
+                Err(e) => Err(e.into()),
+            }
         }
-        Err(e) => return Err(e.into()),
-    };
+    });
+    let spans = futures::future::try_join_all(reads).await?;
     tokio::task::spawn_blocking(move || {
-        run.chunks
+        group
+            .chunks
             .iter()
-            .map(|(id, loc)| {
-                let start = (u64::from(loc.offset) - run.offset) as usize;
+            .map(|(id, loc, i)| {
+                let (span, bytes) = (&group.spans[*i], &spans[*i]);
+                let start = (u64::from(loc.offset) - span.offset) as usize;
                 let sealed = &bytes[start..start + loc.stored_len as usize];
                 pack::open_chunk(&keys, repo, *id, sealed, loc.raw_len).map_err(|e| {
                     Error::damaged(
-                        format!("pack {} chunk {} at offset {}", run.pack.short(), id.short(), loc.offset),
+                        format!("pack {} chunk {} at offset {}", span.pack.short(), id.short(), loc.offset),
                         e,
                     )
                 })
