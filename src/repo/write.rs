@@ -191,7 +191,9 @@ impl Repository {
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
         let claims: Claims = Arc::default();
         let abort = Arc::new(AtomicBool::new(false));
-        let (job_tx, job_rx) = bounded::<Job>(workers * 2);
+        // 8 batches (~8 MiB) queued: the workers keep hashing while the chunker maps or reads its next
+        // window (with 4 they ran dry; 0.36-0.44 s -> 0.34-0.36 s re-run), whatever the core count.
+        let (job_tx, job_rx) = bounded::<Job>(8);
         let (done_tx, done_rx) = bounded::<Result<Done>>(workers * 2);
         let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(1);
         let uploader = rt.spawn(upload_loop(
