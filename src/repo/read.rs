@@ -143,7 +143,7 @@ impl Repository {
         let prefetch = (2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) + 2).min(8);
         let mut written = 0u64;
         // The whole-stream BLAKE3 runs beside the writer, off the ordered output's critical path.
-        // It takes a ranged read's chunks at a time: a message per chunk cost more in wake-ups than hashing.
+        // It takes a group's chunks at a time: a message per chunk cost more in wake-ups than hashing.
         let (to_hasher, hasher_rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(2);
         let hasher = std::thread::spawn(move || {
             let mut hasher = blake3::Hasher::new();
@@ -193,7 +193,7 @@ impl Repository {
         Ok(RestoreReport { bytes: written, chunks: stream.chunks.len() as u64, requests, duration: clock.elapsed() })
     }
 
-    /// The stream's ranged reads, looked up in the cache as the restore consumes them, so the first bytes
+    /// The stream's read groups, looked up in the cache as the restore consumes them, so the first bytes
     /// go out before the last chunk is looked up (planning a 560 MB stream up front took ~0.05 s, a fifth
     /// of the time to its first byte).
     fn plan<'a>(&self, snapshot: &Snapshot, stream: &'a StreamManifest) -> Result<Planner<'a>> {
