@@ -14,12 +14,16 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     // glibc gives each thread that allocates its own arena (up to 8 per core); chunk buffers freed on
-    // other threads then fragment them, and peak RSS crept from 97 MiB (2 GiB restored) to 134 MiB
-    // (10 GiB). Two arenas keep it flat (benches/memory.sh).
+    // other threads then fragment them, and restore's peak RSS crept from 97 MiB (2 GiB restored) to
+    // 134 MiB (10 GiB). And once a large block is freed, glibc raises its mmap threshold to that size, so
+    // later read buffers and packs (MiBs each) come from the heap and stay resident: create's peak RSS
+    // crept from 83 MiB (2 GiB) to 106 MiB (10 GiB). Two arenas and a fixed 1 MiB threshold keep both
+    // flat (benches/memory.sh).
     // SAFETY: mallopt at start-up, before any thread exists.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
     let parsed = match cli::Cli::try_parse() {
         Ok(c) => c,
