@@ -522,12 +522,13 @@ struct Feed<'a> {
 fn produce(index: usize, spec: &StreamSpec, feed: &Feed) -> Result<StreamResult> {
     match &spec.source {
         Source::Stdin => {
-            let stdin = std::io::stdin();
-            enlarge_pipe(0);
-            let stdin = stdin.lock();
+            let stdin = std::io::stdin().lock();
             let c = match crate::mapped::MappedFile::open(std::os::fd::AsFd::as_fd(&stdin)) {
                 Some(file) => chunk_stream(index, &spec.name, file, feed)?,
-                None => chunk_stream(index, &spec.name, ReadWindows::new(stdin), feed)?,
+                None => {
+                    enlarge_pipe(0);
+                    chunk_stream(index, &spec.name, ReadWindows::new(stdin), feed)?
+                }
             };
             Ok(StreamResult { size: c.size, blake3: c.blake3, exit_status: None, warning: c.warning })
         }
