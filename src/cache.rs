@@ -41,36 +41,74 @@ fn options() -> Options {
     o
 }
 
+/// The marker that makes a directory silo's to rebuild: the Cache Directory Tagging standard's file (so
+/// backup tools skip it), with silo's line. silo deletes or rebuilds nothing in a directory without it.
+pub const MARKER: &str = "CACHEDIR.TAG";
+const MARKER_TEXT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file marks a silo index cache (https://bford.info/cachedir/).\n\
+# silo may delete and rebuild this directory; it holds nothing that is not in the repository.\n";
+
 impl IndexCache {
-    /// Opens (or creates) the cache at `path` for repository `repo`. A corrupt cache or one of another
-    /// repository is wiped and recreated; a cache locked by another process is replaced, for this run, by a
-    /// private one in a temporary directory.
+    /// Opens (or creates) the cache at `path` (a per-repository directory) for repository `repo`. A corrupt
+    /// cache, or one of another repository, is rebuilt — only in a directory with silo's marker. A cache
+    /// that is locked by another process, unwritable, or a directory silo did not create is left alone and
+    /// replaced, for this run, by a private one in a temporary directory.
     pub fn open(path: &Path, repo: RepoId) -> Result<Self> {
-        std::fs::create_dir_all(path)
-            .map_err(|e| Error::Cache { path: path.display().to_string(), reason: e.to_string() })?;
-        match DB::open(&options(), path) {
-            Ok(db) => Self::adopt(db, path.to_path_buf(), repo, None),
-            Err(e) if e.to_string().contains("lock") => {
+        match Self::open_shared(path, repo) {
+            Ok(cache) => Ok(cache),
+            Err(reason) => {
                 tracing::info!(
-                    "index cache {} is in use by another silo process; using a private copy",
+                    "index cache {}: {reason}; using a private temporary cache for this run",
                     path.display()
                 );
-                let dir = tempfile::Builder::new()
-                    .prefix("silo-cache-")
-                    .tempdir()
-                    .map_err(|e| Error::Cache { path: "temporary directory".into(), reason: e.to_string() })?;
-                let db = DB::open(&options(), dir.path())
-                    .map_err(|e| Error::Cache { path: dir.path().display().to_string(), reason: e.to_string() })?;
-                let p = dir.path().to_path_buf();
-                Self::adopt(db, p, repo, Some(dir))
+                Self::open_private(repo)
             }
+        }
+    }
+
+    pub fn open_private(repo: RepoId) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("silo-cache-")
+            .tempdir()
+            .map_err(|e| Error::Cache { path: "temporary directory".into(), reason: e.to_string() })?;
+        let db = DB::open(&options(), dir.path())
+            .map_err(|e| Error::Cache { path: dir.path().display().to_string(), reason: e.to_string() })?;
+        let p = dir.path().to_path_buf();
+        Self::adopt(db, p, repo, Some(dir))
+    }
+
+    /// The shared cache, or why it cannot be used.
+    fn open_shared(path: &Path, repo: RepoId) -> std::result::Result<Self, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(|e| e.to_string())?;
+        let marker = path.join(MARKER);
+        if !marker.is_file() {
+            let mut entries = std::fs::read_dir(path).map_err(|e| e.to_string())?;
+            // An empty directory becomes ours; so does a cache an older silo made (a RocksDB, no marker).
+            let ours = entries.next().is_none() || path.join("CURRENT").is_file() && path.join("IDENTITY").is_file();
+            if !ours {
+                return Err(
+                    "the directory holds files silo did not create (no CACHEDIR.TAG); silo leaves them alone".into()
+                );
+            }
+            std::fs::write(&marker, MARKER_TEXT).map_err(|e| e.to_string())?;
+        }
+        match DB::open(&options(), path) {
+            Ok(db) => Self::adopt(db, path.to_path_buf(), repo, None).map_err(|e| e.to_string()),
+            Err(e) if e.to_string().contains("lock") => Err("in use by another silo process".into()),
             Err(e) => {
                 tracing::warn!("index cache {} is unreadable ({e}); rebuilding it", path.display());
+                // The marker says this directory is silo's: its contents may go.
                 let _ = DB::destroy(&options(), path);
-                let _ = std::fs::remove_dir_all(path);
-                let db = DB::open(&options(), path)
-                    .map_err(|e| Error::Cache { path: path.display().to_string(), reason: e.to_string() })?;
-                Self::adopt(db, path.to_path_buf(), repo, None)
+                let entries = std::fs::read_dir(path).map_err(|e| e.to_string())?;
+                for entry in entries.flatten() {
+                    if entry.file_name() != MARKER {
+                        let p = entry.path();
+                        let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                    }
+                }
+                let db = DB::open(&options(), path).map_err(|e| e.to_string())?;
+                Self::adopt(db, path.to_path_buf(), repo, None).map_err(|e| e.to_string())
             }
         }
     }
@@ -248,15 +286,17 @@ fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// The default cache directory of a repository: `$SILO_CACHE_DIR`, else `$XDG_CACHE_HOME/silo`, else
-/// `~/.cache/silo`, with the repository id appended.
-pub fn default_dir(repo: RepoId) -> PathBuf {
-    let base = std::env::var_os("SILO_CACHE_DIR")
-        .map(PathBuf::from)
+/// The cache directory of a repository: below `base` (`--cache-dir`) if given, else `$SILO_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/silo`, else `~/.cache/silo`, always in a subdirectory named by the repository id — so a
+/// directory the user names is never itself the database. `None` when no base is known (then a private
+/// temporary cache is used).
+pub fn dir_for(base: Option<&Path>, repo: RepoId) -> Option<PathBuf> {
+    let base = base
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("SILO_CACHE_DIR").map(PathBuf::from))
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("silo")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/silo")))
-        .unwrap_or_else(|| std::env::temp_dir().join("silo-cache"));
-    base.join(repo.to_hex())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/silo")))?;
+    Some(base.join(repo.to_hex()))
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("{location} is not a silo repository (no config object); create one with `silo init`")]
     NotARepository { location: String },
+    #[error("{location} holds a `config` that is not silo's (a restic or borg repository?); point --repo at a silo repository, or `silo init` an empty directory")]
+    ForeignRepository { location: String },
     #[error("{location} already contains a repository or other files; choose an empty or new directory")]
     AlreadyExists { location: String },
     #[error("repository format {found} is not supported by this silo (supports {supported}); upgrade silo")]
@@ -27,14 +29,16 @@ pub enum Error {
     Backend(#[from] BackendError),
     #[error("index cache {path}: {reason}")]
     Cache { path: String, reason: String },
-    #[error("no snapshot matches {spec:?}; list them with `silo snapshot list`")]
-    SnapshotNotFound { spec: String },
+    #[error("{spec}: manifest {object} is unreadable ({reason}) and may be a newer snapshot of that name; nothing was restored. Restore an older one by id, or pass --fallback to take the newest readable one (repository damaged? run `silo check`)")]
+    NewerManifestUnreadable { spec: String, object: String, reason: String },
+    #[error("no snapshot matches {spec:?}{hint}; list them with `silo snapshot list`")]
+    SnapshotNotFound { spec: String, hint: String },
     #[error("{spec:?} matches {count} snapshots; give more characters of the id")]
     AmbiguousSnapshot { spec: String, count: usize },
     #[error("{what}: {message}")]
     Input { what: String, message: String },
-    #[error("command `{command}` {status}; no snapshot was written{stderr_tail}")]
-    CommandFailed { command: String, status: String, stderr_tail: String },
+    #[error("command `{command}` {status}; {outcome}{stderr_tail}")]
+    CommandFailed { command: String, status: String, outcome: &'static str, stderr_tail: String },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
     #[error("{0}")]
@@ -47,6 +51,10 @@ pub enum Error {
     LeaseLost { until: String },
     #[error("clock skew: this machine's clock differs from the repository's by {seconds} s; gc refuses to run. Fix the clock (NTP)")]
     ClockSkew { seconds: i64 },
+    #[error("{reason}; nothing was committed and nothing stored was lost: run it again")]
+    SessionExpired { reason: String },
+    #[error("stream {stream} is empty (0 bytes read): nothing was committed. A dump that failed inside a pipe looks like this; check the command, or pass --allow-empty if an empty stream is expected")]
+    EmptyStream { stream: String },
     #[error("check found {objects} damaged objects; {snapshots} snapshots cannot be fully restored (details above)")]
     CheckDamaged { objects: usize, snapshots: usize },
     #[error("stale: {what}")]

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod cache;
 pub mod entropy;
 pub mod error;
+pub mod interrupt;
 pub mod mapped;
 pub mod repo;
 pub mod retention;

@@ -17,12 +17,30 @@ pub struct Decision<T> {
 /// Evaluation of a policy over one group.
 pub trait Evaluate {
     fn is_empty(&self) -> bool;
+    /// A rule with a count of 0 keeps nothing: refused (restic treats it as "no policy"; silo says so
+    /// rather than deleting every snapshot). Returns the offending rule's flag.
+    fn zero_rule(&self) -> Option<&'static str>;
     fn apply<T: Clone>(&self, items: &[(T, i64)]) -> Vec<Decision<T>>;
 }
 
 impl Evaluate for Policy {
     fn is_empty(&self) -> bool {
         *self == Policy::default()
+    }
+
+    fn zero_rule(&self) -> Option<&'static str> {
+        [
+            ("--keep-last", self.last),
+            ("--keep-hourly", self.hourly),
+            ("--keep-daily", self.daily),
+            ("--keep-weekly", self.weekly),
+            ("--keep-monthly", self.monthly),
+            ("--keep-yearly", self.yearly),
+        ]
+        .into_iter()
+        .find(|(_, n)| *n == Some(0))
+        .map(|(flag, _)| flag)
+        .or_else(|| (self.within == Some(0)).then_some("--keep-within"))
     }
 
     /// Decides for one group. `items` are (item, time in µs since the epoch) in any order; the result is
@@ -73,6 +91,17 @@ impl Evaluate for Policy {
     }
 }
 
+/// Whatever the policy says, the newest snapshot that holds data (`is_real`) stays: empty or failed runs
+/// can never push the last real backup out of retention. `decisions` is newest first.
+pub fn keep_newest_real<T>(decisions: &mut [Decision<T>], is_real: impl Fn(&T) -> bool) {
+    if let Some(d) = decisions.iter_mut().find(|d| is_real(&d.item)) {
+        if !d.keep {
+            d.keep = true;
+            d.reasons.push("newest-with-data");
+        }
+    }
+}
+
 /// Months since January 1970 (UTC).
 fn month(micros: i64) -> i64 {
     let (y, m, _) = crate::time::civil_from_days(micros.div_euclid(86_400_000_000));
@@ -86,31 +115,38 @@ fn iso_week(micros: i64) -> i64 {
     (days + 3).div_euclid(7)
 }
 
-/// Parses `1y2m3w4d5h` (years of 365 days, months of 30 days, weeks, days, hours) into seconds.
-pub fn parse_duration(text: &str) -> Option<u64> {
+/// Parses `1y6mo2w3d4h30min` (years of 365 days, months of 30 days, weeks, days, hours, minutes, seconds)
+/// into seconds. A bare `m` is refused as ambiguous (minutes or months?): write `min` or `mo`.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
     let mut total = 0u64;
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err("empty".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("expected a number at {rest:?}"));
         }
-        let n: u64 = digits.parse().ok()?;
-        digits.clear();
-        let unit = match c {
-            'y' => 365 * 86_400,
-            'm' => 30 * 86_400,
-            'w' => 7 * 86_400,
-            'd' => 86_400,
-            'h' => 3_600,
-            _ => return None,
+        let n: u64 = rest[..digits].parse().map_err(|_| "number too large".to_string())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "y" => 365 * 86_400,
+            "mo" => 30 * 86_400,
+            "w" => 7 * 86_400,
+            "d" => 86_400,
+            "h" => 3_600,
+            "min" => 60,
+            "s" => 1,
+            "m" => return Err("`m` is ambiguous: write `min` for minutes or `mo` for months".into()),
+            "" => return Err(format!("{n} has no unit")),
+            other => return Err(format!("unknown unit {other:?}")),
         };
-        total = total.checked_add(n.checked_mul(unit)?)?;
+        rest = &rest[unit_len..];
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or("duration too long")?;
     }
-    if !digits.is_empty() || text.is_empty() {
-        return None;
-    }
-    Some(total)
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -220,14 +256,47 @@ mod tests {
     }
 
     #[test]
+    fn zero_counts_are_named() {
+        assert_eq!(Policy { last: Some(0), ..Default::default() }.zero_rule(), Some("--keep-last"));
+        assert_eq!(Policy { last: Some(3), daily: Some(0), ..Default::default() }.zero_rule(), Some("--keep-daily"));
+        assert_eq!(Policy { within: Some(0), ..Default::default() }.zero_rule(), Some("--keep-within"));
+        assert_eq!(Policy { last: Some(1), ..Default::default() }.zero_rule(), None);
+    }
+
+    #[test]
+    fn the_newest_snapshot_with_data_is_always_kept() {
+        // Newest first: three empty runs, then the one real dump, then an older real one.
+        let items = [
+            (0u64, MONDAY + 4 * HOUR),
+            (0, MONDAY + 3 * HOUR),
+            (0, MONDAY + 2 * HOUR),
+            (9, MONDAY + HOUR),
+            (7, MONDAY),
+        ];
+        let mut d = Policy { last: Some(3), ..Default::default() }.apply(&items);
+        keep_newest_real(&mut d, |size| *size > 0);
+        let kept: Vec<i64> = d.iter().filter(|d| d.keep).map(|d| d.time).collect();
+        assert_eq!(kept, vec![MONDAY + 4 * HOUR, MONDAY + 3 * HOUR, MONDAY + 2 * HOUR, MONDAY + HOUR]);
+        assert_eq!(d[3].reasons, vec!["newest-with-data"]);
+        // Already kept by the policy: no second reason.
+        let mut d = Policy { last: Some(1), ..Default::default() }.apply(&items[3..]);
+        keep_newest_real(&mut d, |size| *size > 0);
+        assert_eq!(d[0].reasons, vec!["last"]);
+        assert!(!d[1].keep);
+    }
+
+    #[test]
     fn durations_parse() {
-        assert_eq!(parse_duration("2d"), Some(172_800));
+        assert_eq!(parse_duration("2d"), Ok(172_800));
         assert_eq!(
-            parse_duration("1y2m3w4d5h"),
-            Some(365 * 86_400 + 60 * 86_400 + 21 * 86_400 + 4 * 86_400 + 5 * 3_600)
+            parse_duration("1y2mo3w4d5h"),
+            Ok(365 * 86_400 + 60 * 86_400 + 21 * 86_400 + 4 * 86_400 + 5 * 3_600)
         );
-        for bad in ["", "5", "d", "3x", "-1d"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
+        assert_eq!(parse_duration("30min"), Ok(1800));
+        assert_eq!(parse_duration("1h30min15s"), Ok(5415));
+        for bad in ["", "5", "d", "3x", "-1d", "1d2", "99999999999999999999d", "999999999999y"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
         }
+        assert!(parse_duration("30m").unwrap_err().contains("ambiguous"));
     }
 }

@@ -138,8 +138,9 @@ fn a_pack_that_became_live_again_is_rescued_not_deleted() {
     let repo = TestRepo::init();
     let data = dump(2 << 20, 500);
     repo.create("db", &data);
-    repo.json(&["forget", "--name", "db", "--keep-last", "0"]);
-    assert_eq!(repo.snapshot_count(), 0);
+    repo.create("db", &dump(2 << 20, 501));
+    repo.json(&["forget", "--name", "db", "--keep-last", "1"]);
+    assert_eq!(repo.snapshot_count(), 1);
     let mark = gc_json(&repo, &[], 25 * HOUR);
     assert!(mark["packs_marked"].as_u64().unwrap() >= 1, "{mark}");
     // A writer stores the same data: it must not deduplicate against the marked pack.

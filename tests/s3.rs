@@ -137,9 +137,9 @@ fn create_if_absent_holds_with_and_without_conditional_put() {
     assert_eq!(rt.block_on(fallback.get("gc/other")).unwrap(), b"one");
     // Two gc runs at once: the first holds the lease (paused right before deleting), the second is refused
     // with the holder named, and the first then finishes.
-    s3.ok(&["snapshot", "create", "--name", "a"], &dump(1 << 20, 21));
+    let a = s3.ok(&["snapshot", "create", "--name", "a"], &dump(1 << 20, 21)).stdout;
     s3.ok(&["snapshot", "create", "--name", "b"], &dump(1 << 20, 22));
-    s3.ok(&["forget", "--name", "a", "--keep-last", "0"], b"");
+    s3.ok(&["forget", String::from_utf8_lossy(&a).trim()], b"");
     let child = spawn_paused_before_delete(s3.cmd(&["gc", "--safety", "none", "--lease-seconds", "120"]));
     let pid = child.id();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -30,7 +30,8 @@ impl LocalBackend {
     }
 
     fn io(name: &str, source: io::Error) -> BackendError {
-        if source.kind() == io::ErrorKind::NotFound {
+        // ENOTDIR: the repository path (or a directory in it) is a file, so the object is not there.
+        if source.kind() == io::ErrorKind::NotFound || source.kind() == io::ErrorKind::NotADirectory {
             BackendError::NotFound { name: name.to_string() }
         } else {
             BackendError::Io { name: name.to_string(), source }
@@ -153,7 +154,8 @@ impl Backend for LocalBackend {
     }
 
     /// The file system's clock: the modification time of a freshly written probe file (differs from ours
-    /// on a network file system whose server clock is off).
+    /// on a network file system whose server clock is off). A repository that cannot be written (read-only,
+    /// full disk) has no clock to offer: gc must still be able to run there, to free space or to plan.
     async fn server_time(&self) -> Result<Option<i64>, BackendError> {
         let root = self.root.clone();
         Self::blocking("tmp/clock probe", move || {
@@ -163,7 +165,13 @@ impl Backend for LocalBackend {
                 let _ = fs::remove_file(&tmp);
                 Ok(t)
             };
-            run().map(Some).map_err(|e| Self::io("tmp/clock probe", e))
+            match run() {
+                Ok(t) => Ok(Some(t)),
+                Err(e) => {
+                    tracing::debug!("no clock probe in {} ({e}); using this machine's clock", root.display());
+                    Ok(None)
+                }
+            }
         })
         .await
     }
@@ -206,6 +214,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
     };
     for entry in entries {
         let entry = entry?;
+        // A mount point's lost+found belongs to fsck, not to the repository.
+        if dir == root && entry.file_name() == "lost+found" {
+            continue;
+        }
         // An object deleted while we list is simply not listed.
         let meta = match entry.metadata() {
             Ok(m) => m,

@@ -20,11 +20,19 @@ pub struct RequestCounts {
     /// Bytes sent in puts and received in gets.
     pub bytes_up: u64,
     pub bytes_down: u64,
+    /// Attempts beyond the first, over all kinds: object stores bill each one (retry.rs).
+    pub retries: u64,
 }
 
 impl RequestCounts {
+    /// Logical requests (each counted once, however often it was retried).
     pub fn total(&self) -> u64 {
         self.put + self.get + self.get_range + self.list + self.delete
+    }
+
+    /// Requests as the store saw (and bills) them: logical requests plus retries.
+    pub fn attempts(&self) -> u64 {
+        self.total() + self.retries
     }
 
     /// What happened between `earlier` and `self`.
@@ -37,6 +45,7 @@ impl RequestCounts {
             delete: self.delete - earlier.delete,
             bytes_up: self.bytes_up - earlier.bytes_up,
             bytes_down: self.bytes_down - earlier.bytes_down,
+            retries: self.retries.saturating_sub(earlier.retries),
         }
     }
 }
@@ -125,6 +134,7 @@ impl Backend for Metered {
             delete: get(&c.delete),
             bytes_up: get(&c.bytes_up),
             bytes_down: get(&c.bytes_down),
+            retries: self.inner.requests().retries,
         }
     }
 }

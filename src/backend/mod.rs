@@ -4,6 +4,7 @@
 
 pub mod local;
 pub mod metered;
+pub mod retry;
 pub mod s3;
 
 use async_trait::async_trait;
@@ -13,15 +14,52 @@ use thiserror::Error;
 pub enum BackendError {
     #[error("object {name} not found")]
     NotFound { name: String },
-    #[error("object {name}: {source}")]
+    #[error("{}: {source}", subject(name))]
     Io { name: String, source: std::io::Error },
     #[error("object {name}: wanted {wanted} bytes at offset {offset}, object ends earlier")]
     ShortRead { name: String, offset: u64, wanted: u64 },
+    #[error("object {name}: gave up after {attempts} failed attempts in {seconds} s (last: {last}); the store is unreachable or failing — nothing committed was harmed, run the command again later")]
+    GaveUp { name: String, attempts: u32, seconds: u64, last: String },
+    #[error("repository location {location:?}: {reason}")]
+    Location { location: String, reason: String },
+}
+
+/// What an I/O error is about: an object, a listing of a prefix, or the repository itself.
+fn subject(name: &str) -> String {
+    if name.is_empty() {
+        "the repository".to_string()
+    } else if name.ends_with('/') {
+        format!("listing {name}")
+    } else {
+        format!("object {name}")
+    }
 }
 
 impl BackendError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, BackendError::NotFound { .. })
+    }
+
+    /// A fault that may pass (a 5xx answer, a timeout, a connection refused or cut): worth retrying.
+    /// Not-found, permission and malformed-request answers are final.
+    pub fn is_transient(&self) -> bool {
+        use std::io::ErrorKind as K;
+        match self {
+            BackendError::Io { source, .. } => matches!(
+                source.kind(),
+                K::Other
+                    | K::TimedOut
+                    | K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::ConnectionRefused
+                    | K::NotConnected
+                    | K::BrokenPipe
+                    | K::UnexpectedEof
+                    | K::Interrupted
+                    | K::WouldBlock
+            ),
+            _ => false,
+        }
     }
 }
 
@@ -57,14 +95,47 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
-/// The backend for a repository location: `s3:http[s]://…` or a local directory; metered either way.
+/// The backend for a repository location: `s3:http[s]://…` (retried, retry.rs) or a local directory;
+/// metered either way. A location that looks like a URL of another kind is refused, never taken for a
+/// local directory named `http:` (backups would silently land on the local disk).
 pub fn open(location: &str) -> Result<std::sync::Arc<dyn Backend>, BackendError> {
     let inner: std::sync::Arc<dyn Backend> = if location.starts_with("s3:") {
-        std::sync::Arc::new(s3::S3Backend::open(location)?)
+        let s3: std::sync::Arc<dyn Backend> = std::sync::Arc::new(s3::S3Backend::open(location)?);
+        let mut policy = retry::RetryPolicy::DEFAULT;
+        // SILO_RETRY_SECONDS: how long one request may keep failing before silo gives up (default 180).
+        if let Some(secs) = std::env::var("SILO_RETRY_SECONDS").ok().and_then(|v| v.parse::<u64>().ok()) {
+            policy.budget = std::time::Duration::from_secs(secs.clamp(1, 86_400));
+        }
+        std::sync::Arc::new(retry::Retrying::new(s3, policy))
     } else {
+        check_local_location(location)?;
         std::sync::Arc::new(local::LocalBackend::new(location))
     };
     Ok(std::sync::Arc::new(metered::Metered::new(inner)))
+}
+
+/// A local location must not look like a URL (`http://…`, `s3://…`, `sftp:…`): say what to write instead.
+fn check_local_location(location: &str) -> Result<(), BackendError> {
+    let refuse = |reason: String| Err(BackendError::Location { location: location.to_string(), reason });
+    if location.is_empty() {
+        return refuse("is empty".into());
+    }
+    if let Some((scheme, rest)) = location.split_once(':') {
+        let scheme_like = !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+        if scheme_like && !location.starts_with('.') && !location.starts_with('/') {
+            let hint = if rest.starts_with("//") && matches!(scheme, "http" | "https") {
+                format!("for S3 write s3:{location}")
+            } else if scheme == "s3" {
+                "write s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX]".into()
+            } else {
+                format!(
+                    "silo supports local directories and s3:http[s]://…; for a directory named so, write ./{location}"
+                )
+            };
+            return refuse(format!("is not a local directory or a known scheme; {hint}"));
+        }
+    }
+    Ok(())
 }
 
 /// Object names (format-spec/objects.md).
@@ -81,6 +152,8 @@ pub mod names {
     pub const LEASE: &str = "gc/lease";
     pub const DAMAGED: &str = "damaged/";
     pub const DRILLS: &str = "drills/";
+    /// Temporary objects: the local backend's files being written, S3 clock probes.
+    pub const TMP: &str = "tmp/";
 
     pub fn pack(id: &ObjectId) -> String {
         let hex = id.to_hex();

@@ -87,10 +87,7 @@ impl Credentials {
 }
 
 fn invalid(location: &str, reason: &str) -> BackendError {
-    BackendError::Io {
-        name: location.to_string(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, reason.to_string()),
-    }
+    BackendError::Location { location: location.to_string(), reason: reason.to_string() }
 }
 
 impl S3Backend {
@@ -110,13 +107,19 @@ impl S3Backend {
                 max_backoff: Duration::from_secs(20),
                 base: 2.0,
             },
-            max_retries: 10,
-            retry_timeout: Duration::from_secs(180),
+            // silo retries every request itself (retry.rs): backoff that grows, a 3-minute budget, body
+            // errors of every request kind, and a word on stderr while it waits.
+            max_retries: 0,
+            retry_timeout: Duration::from_secs(1),
         };
+        // Per attempt: a connection within 10 s, the first byte of an answer and every later one within
+        // 30 s of the last (a stalled store), and a whole request within 10 minutes (an 8 MiB pack at
+        // 15 KB/s).
         let client = ClientOptions::new()
             .with_allow_http(at.endpoint.starts_with("http://"))
             .with_connect_timeout(Duration::from_secs(10))
-            .with_timeout(Duration::from_secs(120));
+            .with_read_timeout(Duration::from_secs(30))
+            .with_timeout(Duration::from_secs(600));
         let mut builder = AmazonS3Builder::new()
             .with_endpoint(&at.endpoint)
             .with_bucket_name(&at.bucket)
@@ -167,10 +170,40 @@ impl S3Backend {
         }
     }
 
+    /// Maps the client's errors onto what retry.rs decides by: not found; final answers (permission,
+    /// malformed request: kinds that are not transient); everything else (5xx, timeouts, connections
+    /// refused or cut, bodies cut short) transient.
     fn error(name: &str, e: object_store::Error) -> BackendError {
+        use std::io::ErrorKind as K;
+        let io = |kind: K, e: object_store::Error| BackendError::Io {
+            name: name.to_string(),
+            source: std::io::Error::new(kind, e),
+        };
+        if e.to_string().contains("NoSuchBucket") {
+            return BackendError::Location {
+                location: name.to_string(),
+                reason: "the bucket does not exist; create it first (silo does not create buckets)".into(),
+            };
+        }
         match e {
             object_store::Error::NotFound { .. } => BackendError::NotFound { name: name.to_string() },
-            other => BackendError::Io { name: name.to_string(), source: std::io::Error::other(other) },
+            e @ (object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }) => {
+                io(K::PermissionDenied, e)
+            }
+            e @ (object_store::Error::Precondition { .. }
+            | object_store::Error::NotModified { .. }
+            | object_store::Error::AlreadyExists { .. }
+            | object_store::Error::NotSupported { .. }
+            | object_store::Error::NotImplemented { .. }
+            | object_store::Error::InvalidPath { .. }) => io(K::InvalidInput, e),
+            other => {
+                let text = other.to_string();
+                // A 4xx answer other than timeout / too many requests is the store's final word.
+                let final_answer = (400..500)
+                    .filter(|c| *c != 408 && *c != 429)
+                    .any(|c| text.contains(&format!("status code: {c}")) || text.contains(&format!("status {c}")));
+                io(if final_answer { K::InvalidInput } else { K::Other }, other)
+            }
         }
     }
 
@@ -208,7 +241,7 @@ impl S3Backend {
             }
         };
         if !supported {
-            tracing::warn!(
+            tracing::info!(
                 "{}: the store does not support conditional create (PUT If-None-Match); \
                  using write-then-verify for the gc lease",
                 self.location
@@ -300,14 +333,13 @@ impl Backend for S3Backend {
     /// The store's clock: the modification time it gives a probe object (second precision at best).
     async fn server_time(&self) -> Result<Option<i64>, BackendError> {
         let name = format!("tmp/clock-probe-{}", silo_format::ObjectId::random().to_hex());
-        let before = std::time::Instant::now();
         self.put(&name, Vec::new()).await?;
-        let meta = self.store.head(&self.path(&name)).await.map_err(|e| Self::error(&name, e));
+        // The stamp as a listing gives it: the same precision as the stamps of the packs gc ages by it (a
+        // HEAD's Last-Modified has whole seconds only, and packs written in that second would look younger
+        // than "now").
+        let listed = self.list(&name).await;
         let _ = self.store.delete(&self.path(&name)).await;
-        let meta = meta?;
-        // The stamp is taken somewhere during the PUT; half its duration is the best estimate of when.
-        let half = before.elapsed().as_micros() as i64 / 2;
-        Ok(Some(meta.last_modified.timestamp_micros() + half.min(1_000_000)))
+        Ok(listed?.into_iter().find(|o| o.name == name).map(|o| o.modified))
     }
 }
 

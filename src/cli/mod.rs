@@ -1,7 +1,17 @@
 //! The command line: parses, calls the library, prints. Human output on stdout only when it is the answer
 //! (or the data, for restore); `--json` gives every listing and report as one JSON document.
 
-mod output;
+/// A line of the answer on stdout; `?`s an `OutputFailed` out of the calling function.
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::cli::output::say_line(format_args!($($arg)*))? };
+}
+
+/// A line on stderr (messages, never the answer); errors writing it are ignored.
+macro_rules! note {
+    ($($arg:tt)*) => { $crate::cli::output::note_line(format_args!($($arg)*)) };
+}
+
+pub mod output;
 mod progress;
 
 use anyhow::{Context, Result};
@@ -22,19 +32,21 @@ use tokio::runtime::Runtime;
 pub struct Cli {
     /// Repository location: a local directory, or s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX] (credentials from
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION).
-    #[arg(long, global = true, env = "SILO_REPO")]
+    #[arg(long, global = true, env = "SILO_REPO", help_heading = "Global options")]
     repo: Option<String>,
-    /// Read the password from this file (first line).
-    #[arg(long, global = true, env = "SILO_PASSWORD_FILE")]
+    /// Read the password from this file (first line; must not be empty). Or set SILO_PASSWORD; without
+    /// either, silo asks on the terminal.
+    #[arg(long, global = true, env = "SILO_PASSWORD_FILE", help_heading = "Global options")]
     password_file: Option<PathBuf>,
-    /// Index cache directory (default: $SILO_CACHE_DIR, $XDG_CACHE_HOME/silo or ~/.cache/silo).
-    #[arg(long, global = true)]
+    /// Index cache directory (default: $SILO_CACHE_DIR, $XDG_CACHE_HOME/silo or ~/.cache/silo). silo keeps
+    /// each repository's cache in a subdirectory it marks with CACHEDIR.TAG, and touches nothing else there.
+    #[arg(long, global = true, help_heading = "Global options")]
     cache_dir: Option<PathBuf>,
     /// Print listings and reports as JSON.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
     /// More log output on stderr (-v info, -vv debug).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     verbose: u8,
     #[command(subcommand)]
     command: Command,
@@ -154,16 +166,16 @@ struct KeepArgs {
     /// ... of each of the N newest years.
     #[arg(long)]
     keep_yearly: Option<u32>,
-    /// Keep every snapshot within this long of the newest one, e.g. 7d, 36h, 1y6m.
+    /// Keep every snapshot within this long of the newest one, e.g. 7d, 36h, 1y6mo.
     #[arg(long)]
     keep_within: Option<String>,
 }
 
 /// Seconds from a duration flag such as `7d`, `36h` or `1y6m`.
 fn duration_arg(flag: &str, text: &str) -> Result<u64, silo::Error> {
-    silo::retention::parse_duration(text).ok_or_else(|| silo::Error::Input {
+    silo::retention::parse_duration(text).map_err(|why| silo::Error::Input {
         what: format!("{flag} {text:?}"),
-        message: "expected a duration like 7d, 36h or 1y6m (units y m w d h)".into(),
+        message: format!("{why}; expected a duration like 7d, 36h, 30min or 1y6mo (units y mo w d h min s)"),
     })
 }
 
@@ -184,6 +196,9 @@ impl KeepArgs {
 
 #[derive(Args, Debug)]
 struct ForgetArgs {
+    /// Forget exactly these snapshots (ID, ID prefix, NAME:latest[~N]) instead of applying a policy.
+    #[arg(conflicts_with_all = ["name", "host", "tag", "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within"])]
+    snapshots: Vec<String>,
     /// Only snapshots of this name.
     #[arg(long)]
     name: Option<String>,
@@ -204,6 +219,7 @@ struct ForgetArgs {
 enum PolicyCommand {
     /// Store the policy `forget` (without flags) and `prune` apply to NAME; no flags clears it.
     Set {
+        /// The snapshot name the policy applies to.
         name: String,
         #[command(flatten)]
         keep: KeepArgs,
@@ -285,12 +301,16 @@ enum SnapshotCommand {
         name: Option<String>,
     },
     /// Show one snapshot: times, command, streams, sizes, hashes.
-    Show { snapshot: String },
+    Show {
+        /// ID, ID prefix, NAME:latest or NAME:latest~N.
+        snapshot: String,
+    },
     /// Write a snapshot's stream to stdout (or --output), verifying every byte.
     Restore {
         /// ID, ID prefix, NAME:latest or NAME:latest~N, optionally followed by :STREAM.
         snapshot: String,
-        /// Write to this file instead of stdout (created atomically: complete or not at all).
+        /// Write to this file instead of stdout: a regular file is written under a temporary name and renamed
+        /// (complete or absent, 0600 or the existing file's mode); a device or FIFO is written through.
         #[arg(long, short)]
         output: Option<PathBuf>,
         /// With NAME:latest[~N]: if that snapshot cannot be restored intact, fall back to the next older one
@@ -316,6 +336,9 @@ struct CreateArgs {
     /// with `silo snapshot restore NAME:latest:STREAM`.
     #[arg(long = "stream", value_name = "NAME=COMMAND", conflicts_with = "command")]
     streams: Vec<String>,
+    /// Commit a stream of zero bytes (refused by default: it is what a dump that failed inside a pipe gives).
+    #[arg(long)]
+    allow_empty: bool,
     /// Command whose standard output is stored; the snapshot is committed only if it exits 0.
     #[arg(last = true)]
     command: Vec<String>,
@@ -351,19 +374,40 @@ pub mod exit {
     pub const BUSY: u8 = 6;
     pub const COMMAND_FAILED: u8 = 7;
     pub const STALE: u8 = 8;
+    /// The work is done (a snapshot committed, a report made) but the answer could not be written to stdout.
+    pub const OUTPUT_FAILED: u8 = 9;
+    /// The reader of stdout went away (`| head`): silo stopped quietly, as a process killed by SIGPIPE.
+    pub const BROKEN_PIPE: u8 = 141;
 }
 
+/// Bit `fd` is set when standard descriptor `fd` was closed when silo started (main.rs).
+pub static CLOSED_AT_START: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    use silo::backend::BackendError as B;
     use silo::Error as E;
+    if err.downcast_ref::<output::OutputFailed>().is_some() {
+        return exit::OUTPUT_FAILED;
+    }
+    let backend = err.downcast_ref::<B>().or(match err.downcast_ref::<silo::Error>() {
+        Some(E::Backend(b)) => Some(b),
+        _ => None,
+    });
+    match backend {
+        Some(B::Location { .. }) => return exit::USAGE,
+        Some(B::GaveUp { .. }) => return exit::UNREACHABLE,
+        _ => {}
+    }
     match err.downcast_ref::<silo::Error>() {
-        Some(E::NotARepository { .. } | E::UnsupportedFormat { .. }) => exit::UNREACHABLE,
+        Some(E::NotARepository { .. } | E::ForeignRepository { .. } | E::UnsupportedFormat { .. }) => exit::UNREACHABLE,
         Some(E::WrongPassword | E::NoPassword) => exit::AUTH,
-        Some(E::Damaged { .. } | E::Inconsistent { .. }) => exit::DAMAGED,
+        Some(E::Damaged { .. } | E::Inconsistent { .. } | E::NewerManifestUnreadable { .. }) => exit::DAMAGED,
         Some(E::CommandFailed { .. }) => exit::COMMAND_FAILED,
         Some(E::CheckDamaged { .. }) => exit::DAMAGED,
         Some(E::Stale { .. }) => exit::STALE,
         Some(E::Input { .. } | E::SnapshotNotFound { .. } | E::AmbiguousSnapshot { .. }) => exit::USAGE,
-        Some(E::GcBusy { .. } | E::LeaseLost { .. } | E::ClockSkew { .. }) => exit::BUSY,
+        Some(E::EmptyStream { .. }) => exit::COMMAND_FAILED,
+        Some(E::GcBusy { .. } | E::LeaseLost { .. } | E::ClockSkew { .. } | E::SessionExpired { .. }) => exit::BUSY,
         _ => exit::FAILURE,
     }
 }
@@ -376,16 +420,15 @@ struct Invocation {
 impl Invocation {
     /// For `init`, which creates the repository rather than opening it.
     fn backend(&self) -> Result<Arc<dyn Backend>> {
-        let repo = self.cli.repo.as_deref().context("no repository given: pass --repo DIR or set SILO_REPO")?;
-        Ok(silo::backend::open(repo)?)
+        Ok(silo::backend::open(self.location()?)?)
     }
 
     fn password(&self, confirm: bool) -> Result<Vec<u8>> {
         if let Some(file) = &self.cli.password_file {
             return read_password_file(file);
         }
-        if let Ok(p) = std::env::var("SILO_PASSWORD") {
-            return Ok(p.into_bytes());
+        if let Some(p) = env_bytes("SILO_PASSWORD") {
+            return Ok(p);
         }
         if std::io::stderr().is_terminal() {
             let p =
@@ -399,8 +442,15 @@ impl Invocation {
     }
 
     fn open(&self) -> Result<Repository> {
-        let location = self.cli.repo.as_deref().context("no repository given: pass --repo DIR or set SILO_REPO")?;
+        let location = self.location()?;
         self.open_at(location, &self.password(false)?)
+    }
+
+    fn location(&self) -> Result<&str, silo::Error> {
+        self.cli.repo.as_deref().ok_or_else(|| silo::Error::Input {
+            what: "no repository given".into(),
+            message: "pass --repo DIR (or s3:http[s]://HOST/BUCKET) or set SILO_REPO".into(),
+        })
     }
 
     fn open_at(&self, location: &str, password: &[u8]) -> Result<Repository> {
@@ -409,23 +459,39 @@ impl Invocation {
     }
 }
 
+/// An environment variable's bytes as they are (a password need not be UTF-8).
+fn env_bytes(name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStringExt;
+    std::env::var_os(name).map(OsStringExt::into_vec)
+}
+
+/// The first line of a password file, without its line ending (LF or CRLF); bytes as they are.
 fn read_password_file(file: &std::path::Path) -> Result<Vec<u8>> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading password file {}", file.display()))?;
-    Ok(text.lines().next().unwrap_or_default().as_bytes().to_vec())
+    let bytes = std::fs::read(file).with_context(|| format!("reading password file {}", file.display()))?;
+    let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return Err(silo::Error::Input {
+            what: format!("password file {}", file.display()),
+            message: "its first line is empty; put the password on the first line".into(),
+        }
+        .into());
+    }
+    Ok(line.to_vec())
 }
 
 fn copy(ctx: &Invocation, a: &CopyArgs) -> Result<()> {
     use silo::repo::copy::CopyOutcome;
     let from = a.from.as_deref().or(ctx.cli.repo.as_deref()).context("no source: pass --from or --repo")?;
-    let from_password = match (&a.from_password_file, std::env::var("SILO_FROM_PASSWORD")) {
+    let from_password = match (&a.from_password_file, env_bytes("SILO_FROM_PASSWORD")) {
         (Some(f), _) => read_password_file(f)?,
-        (None, Ok(p)) => p.into_bytes(),
-        (None, Err(_)) => ctx.password(false)?,
+        (None, Some(p)) => p,
+        (None, None) => ctx.password(false)?,
     };
-    let to_password = match (&a.to_password_file, std::env::var("SILO_TO_PASSWORD")) {
+    let to_password = match (&a.to_password_file, env_bytes("SILO_TO_PASSWORD")) {
         (Some(f), _) => read_password_file(f)?,
-        (None, Ok(p)) => p.into_bytes(),
-        (None, Err(_)) => from_password.clone(),
+        (None, Some(p)) => p,
+        (None, None) => from_password.clone(),
     };
     let source = ctx.open_at(from, &from_password).with_context(|| format!("source {from}"))?;
     let target = ctx.open_at(&a.to, &to_password).with_context(|| format!("target {}", a.to))?;
@@ -467,12 +533,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Snapshot(SnapshotCommand::Create(a)) => create(&ctx, a),
         Command::Snapshot(SnapshotCommand::List { name }) => {
             let repo = ctx.open()?;
-            let mut snaps = ctx.rt.block_on(repo.list_snapshots())?;
+            let mut scan = ctx.rt.block_on(repo.scan_snapshots())?;
             if let Some(n) = name {
-                snaps.retain(|s| &s.manifest.name == n);
+                scan.snapshots.retain(|s| &s.manifest.name == n);
             }
             let damaged = ctx.rt.block_on(repo.damage_marks())?;
-            output::snapshot_list(&snaps, &damaged, ctx.cli.json)
+            output::snapshot_list(&scan.snapshots, &scan.unreadable, &damaged, ctx.cli.json)
         }
         Command::Snapshot(SnapshotCommand::Show { snapshot }) => {
             let repo = ctx.open()?;
@@ -486,11 +552,17 @@ pub fn run(cli: Cli) -> Result<()> {
             restore(&ctx, snapshot, output.as_deref(), *fallback)
         }
         Command::Forget(a) => {
-            let repo = ctx.open()?;
+            let specs = a.snapshots.iter().map(|s| SnapshotSpec::parse(s)).collect::<Result<Vec<_>, _>>()?;
             let policy = a.keep.policy()?;
-            let filter = silo::repo::forget::Filter { name: a.name.clone(), host: a.host.clone(), tag: a.tag.clone() };
-            use silo::retention::Evaluate;
-            let plan = ctx.rt.block_on(repo.plan_forget(&filter, (!policy.is_empty()).then_some(&policy)))?;
+            let repo = ctx.open()?;
+            let plan = if specs.is_empty() {
+                let filter =
+                    silo::repo::forget::Filter { name: a.name.clone(), host: a.host.clone(), tag: a.tag.clone() };
+                use silo::retention::Evaluate;
+                ctx.rt.block_on(repo.plan_forget(&filter, (!policy.is_empty()).then_some(&policy)))?
+            } else {
+                ctx.rt.block_on(repo.plan_forget_ids(&specs))?
+            };
             if !a.dry_run {
                 ctx.rt.block_on(repo.forget(&plan))?;
             }
@@ -539,7 +611,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 None if !record.ok => Err(silo::Error::CommandFailed {
                     command: command.join(" "),
                     status: format!("exited with status {}", record.exit_status.map_or("?".into(), |c| c.to_string())),
-                    stderr_tail: "; the drill failed and was recorded".into(),
+                    outcome: "the drill failed and was recorded",
+                    stderr_tail: String::new(),
                 }
                 .into()),
                 None => Ok(()),
@@ -610,12 +683,19 @@ fn create(ctx: &Invocation, a: &CreateArgs) -> Result<()> {
     for t in &a.tags {
         validate_name("tag", t)?;
     }
+    if let Some(h) = &a.host {
+        validate_name("host", h)?;
+    }
     let streams = if !a.streams.is_empty() {
         named_streams(&a.streams)?
     } else if !a.command.is_empty() {
         vec![StreamSpec { name: "data".into(), source: Source::Command(a.command.clone()) }]
     } else if std::io::stdin().is_terminal() {
-        anyhow::bail!("standard input is a terminal: pipe a dump into silo, give the command after `--`, or --stream");
+        return Err(silo::Error::Input {
+            what: "standard input".into(),
+            message: "is a terminal: pipe a dump into silo, give the command after `--`, or --stream".into(),
+        }
+        .into());
     } else {
         vec![StreamSpec { name: "data".into(), source: Source::Stdin }]
     };
@@ -626,27 +706,54 @@ fn create(ctx: &Invocation, a: &CreateArgs) -> Result<()> {
         tags: a.tags.clone(),
         streams,
         progress: Default::default(),
-        warn: |text| eprintln!("silo: warning: {text}"),
+        warn: |text| note!("silo: warning: {text}"),
         times: None,
+        allow_empty: a.allow_empty,
     };
-    let _shown = progress::Progress::start("read", options.progress.clone(), None);
+    let total = match &options.streams[..] {
+        [StreamSpec { source: Source::Stdin, .. }] => stdin_remaining(),
+        _ => None,
+    };
+    let _shown = progress::Progress::start("read", options.progress.clone(), total);
     let report = repo.create_snapshot(ctx.rt.handle(), &options)?;
+    drop(_shown);
     output::create(&report, ctx.cli.json)
+        .and_then(|()| Ok(output::flush()?))
+        .with_context(|| format!("snapshot {} was committed (do not run create again for it)", report.id.to_hex()))
+}
+
+/// Bytes left to read when standard input is a regular file (its size past the current offset).
+fn stdin_remaining() -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let stdin = std::io::stdin();
+    let fd = stdin.as_raw_fd();
+    let file = std::mem::ManuallyDrop::new(
+        // SAFETY: a File view of our stdin that is never dropped (ManuallyDrop), so the descriptor stays open.
+        unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) },
+    );
+    let meta = file.metadata().ok().filter(|m| m.is_file())?;
+    // SAFETY: lseek on our stdin without moving it (SEEK_CUR by 0).
+    let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+    Some(meta.len().saturating_sub(at.max(0) as u64))
 }
 
 /// With --fallback: the newest snapshot at or after `spec` (NAME:latest~N, N, N+1, ...) whose selected stream
-/// restores intact, verified by a full read into nothing.
+/// restores intact, verified by a full read into nothing. Says on stderr what it passed over and why.
 fn choose_intact(ctx: &Invocation, repo: &Repository, spec: &SnapshotSpec) -> Result<silo::repo::snapshots::Snapshot> {
     use silo::repo::snapshots::Selector;
     let Selector::Latest { name, back } = &spec.selector else {
-        anyhow::bail!("--fallback needs a NAME:latest[~N] selector (an id names exactly one snapshot)");
+        return Err(silo::Error::Input {
+            what: "--fallback".into(),
+            message: "needs a NAME:latest[~N] selector (an id names exactly one snapshot)".into(),
+        }
+        .into());
     };
     for n in *back.. {
         let candidate_spec =
             SnapshotSpec { selector: Selector::Latest { name: name.clone(), back: n }, stream: spec.stream.clone() };
-        let snap = match ctx.rt.block_on(repo.resolve(&candidate_spec)) {
-            Ok(s) => s,
-            Err(silo::Error::SnapshotNotFound { .. }) if n > *back => {
+        let (snap, unreadable) = match ctx.rt.block_on(repo.resolve_past_damage(&candidate_spec)) {
+            Ok(found) => found,
+            Err(silo::Error::SnapshotNotFound { .. } | silo::Error::NewerManifestUnreadable { .. }) if n > *back => {
                 return Err(silo::Error::Inconsistent {
                     object: format!("{name}:latest~{back} and every older snapshot of {name}"),
                     reason: "none can be restored intact".into(),
@@ -655,21 +762,31 @@ fn choose_intact(ctx: &Invocation, repo: &Repository, spec: &SnapshotSpec) -> Re
             }
             Err(e) => return Err(e.into()),
         };
+        if n == *back {
+            for u in &unreadable {
+                note!(
+                    "silo: snapshots/{} is unreadable and may be a newer snapshot of {name}: {}",
+                    u.id.short(),
+                    u.reason
+                );
+            }
+        }
         let verified = select_stream(&snap, &spec.stream).map_err(anyhow::Error::from).and_then(|stream| {
             let none = std::sync::atomic::AtomicU64::new(0);
             Ok(repo.restore_stream(ctx.rt.handle(), &snap, stream, &mut std::io::sink(), &none)?)
         });
         match verified {
             Ok(_) => {
-                if n != *back {
-                    eprintln!(
-                        "silo: restoring {name}:latest~{n} ({}) instead: the newer ones are damaged",
-                        snap.id.short()
+                if n != *back || !unreadable.is_empty() {
+                    note!(
+                        "silo: falling back: restoring {name}:latest~{n} ({}, finished {}) instead",
+                        snap.id.short(),
+                        silo::time::format_micros(snap.manifest.finished)
                     );
                 }
                 return Ok(snap);
             }
-            Err(e) => eprintln!(
+            Err(e) => note!(
                 "silo: {name}:latest~{n} ({}) cannot be restored intact: {e:#}; trying an older one",
                 snap.id.short()
             ),
@@ -704,6 +821,15 @@ fn restore(ctx: &Invocation, snapshot: &str, output: Option<&std::path::Path>, f
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let _shown = progress::Progress::start("restored", counter.clone(), Some(stream.size));
     let report = match output {
+        None if CLOSED_AT_START.load(std::sync::atomic::Ordering::SeqCst) & 2 != 0 => {
+            return Err(silo::Error::Input {
+                what: "snapshot restore".into(),
+                message:
+                    "standard output is closed, so there is nowhere to restore to; redirect it or use --output FILE"
+                        .into(),
+            }
+            .into())
+        }
         None => {
             let stdout = std::io::stdout();
             {
@@ -719,10 +845,58 @@ fn restore(ctx: &Invocation, snapshot: &str, output: Option<&std::path::Path>, f
         }
         Some(path) => restore_to_file(ctx, &repo, &snap, stream, path, &counter)?,
     };
+    drop(_shown);
     output::restored(&snap, stream, &report, output.is_none(), ctx.cli.json)
 }
 
-/// Restores into `path.partial`, fsyncs, then renames: the file is complete or absent.
+/// Where `--output` writes.
+enum OutputTarget {
+    /// A regular file (existing or not): written under an unpredictable temporary name created with
+    /// O_EXCL (0600) beside it, fsynced, given the existing file's mode, and renamed over it — complete or
+    /// absent. A symbolic link is followed: the file it points to is replaced, the link stays.
+    Atomic { path: PathBuf, mode: Option<u32> },
+    /// A character device or FIFO (`/dev/null`, `/dev/stdout`, a named pipe): written through as it is.
+    Through(std::fs::File),
+}
+
+fn output_target(path: &std::path::Path) -> Result<OutputTarget> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let refuse = |why: &str| -> anyhow::Error {
+        silo::Error::Input { what: format!("--output {}", path.display()), message: why.into() }.into()
+    };
+    let through = || -> Result<OutputTarget> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(OutputTarget::Through(file))
+    };
+    // /dev/stdout and friends lead to whatever the descriptor is: write to it, never replace it.
+    if path.starts_with("/dev/fd")
+        || path.starts_with("/proc")
+        || ["/dev/stdout", "/dev/stderr"].iter().any(|p| path == std::path::Path::new(p))
+    {
+        return through();
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {
+            let real = std::fs::canonicalize(path).with_context(|| format!("resolving {}", path.display()))?;
+            Ok(OutputTarget::Atomic { path: real, mode: Some(m.permissions().mode() & 0o7777) })
+        }
+        Ok(m) if m.file_type().is_char_device() || m.file_type().is_fifo() => through(),
+        Ok(m) if m.is_dir() => Err(refuse("is a directory; name a file")),
+        Ok(_) => Err(refuse("is not a regular file, character device or FIFO; silo will not replace it")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(path).is_ok() {
+                return Err(refuse("is a symbolic link to nothing; name the file itself"));
+            }
+            Ok(OutputTarget::Atomic { path: path.to_path_buf(), mode: None })
+        }
+        Err(e) => Err(anyhow::Error::from(e).context(format!("--output {}", path.display()))),
+    }
+}
+
+/// Restores into `path` as `output_target` decides: a regular file is complete or absent.
 fn restore_to_file(
     ctx: &Invocation,
     repo: &Repository,
@@ -731,21 +905,43 @@ fn restore_to_file(
     path: &std::path::Path,
     counter: &std::sync::atomic::AtomicU64,
 ) -> Result<silo::repo::read::RestoreReport> {
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let file = std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    let (path, mode) = match output_target(path)? {
+        OutputTarget::Through(file) => {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            let report = repo.restore_stream(ctx.rt.handle(), snap, stream, &mut out, counter)?;
+            out.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", path.display()))?;
+            return Ok(report);
+        }
+        OutputTarget::Atomic { path, mode } => (path, mode),
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".silo-partial")
+        .tempfile_in(&dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let (file, temp_path) = temp.into_parts();
+    let _on_interrupt = {
+        let partial = temp_path.to_path_buf();
+        silo::interrupt::on_interrupt(move || {
+            let _ = std::fs::remove_file(&partial);
+        })
+    };
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let result = repo.restore_stream(ctx.rt.handle(), snap, stream, &mut out, counter);
-    let finished = result.map_err(anyhow::Error::from).and_then(|r| {
-        let file = out.into_inner().map_err(|e| e.into_error()).context("writing restored data")?;
-        file.sync_all().context("syncing restored file")?;
-        std::fs::rename(&partial, path)
-            .with_context(|| format!("renaming {} to {}", partial.display(), path.display()))?;
-        Ok(r)
-    });
-    if finished.is_err() {
-        let _ = std::fs::remove_file(&partial);
+    let report = repo.restore_stream(ctx.rt.handle(), snap, stream, &mut out, counter)?;
+    let file = out.into_inner().map_err(|e| e.into_error()).context("writing restored data")?;
+    if let Some(mode) = mode {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode)).context("keeping the file's mode")?;
     }
-    finished
+    file.sync_all().context("syncing restored file")?;
+    temp_path
+        .persist(&path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming the restored file to {}", path.display()))?;
+    Ok(report)
 }

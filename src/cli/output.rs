@@ -9,8 +9,41 @@ use silo::repo::write::CreateReport;
 use silo::time::format_micros;
 
 fn print_json(v: &serde_json::Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    say!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+/// Writing the answer to standard output failed: the work itself is done (main.rs says so and exits 9, or
+/// quietly 141 when the reader went away, as `| head` does).
+#[derive(Debug)]
+pub struct OutputFailed(pub std::io::Error);
+
+impl std::fmt::Display for OutputFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "writing the answer to standard output failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for OutputFailed {}
+
+/// One line of the answer on stdout, checked.
+pub fn say_line(args: std::fmt::Arguments) -> Result<(), OutputFailed> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args).and_then(|_| out.write_all(b"\n")).map_err(OutputFailed)
+}
+
+/// Flushes what `say_line` buffered, checked.
+pub fn flush() -> Result<(), OutputFailed> {
+    use std::io::Write;
+    std::io::stdout().lock().flush().map_err(OutputFailed)
+}
+
+/// One line on stderr; a failure to write it is ignored (there is nowhere left to say anything).
+pub fn note_line(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|_| err.write_all(b"\n"));
 }
 
 pub fn human_bytes(n: u64) -> String {
@@ -32,7 +65,7 @@ pub fn init(location: &str, id: &str, json: bool) -> Result<()> {
     if json {
         return print_json(&json!({ "location": location, "repository_id": id }));
     }
-    println!("created repository {id} at {location}");
+    say!("created repository {id} at {location}");
     Ok(())
 }
 
@@ -52,7 +85,7 @@ pub fn create(r: &CreateReport, json: bool) -> Result<()> {
             "requests": r.requests,
         }));
     }
-    eprintln!(
+    note!(
         "snapshot {}: {} read, {} new chunks of {}, {} stored, {:.2} s",
         r.id.short(),
         human_bytes(r.bytes),
@@ -61,7 +94,7 @@ pub fn create(r: &CreateReport, json: bool) -> Result<()> {
         human_bytes(r.new_bytes_stored),
         r.duration.as_secs_f64()
     );
-    println!("{}", r.id.to_hex());
+    say!("{}", r.id.to_hex());
     Ok(())
 }
 
@@ -90,7 +123,14 @@ fn snapshot_json(s: &Snapshot) -> serde_json::Value {
 
 type Marks = std::collections::HashMap<silo::format::ObjectId, DamageMark>;
 
-pub fn snapshot_list(snaps: &[Snapshot], damaged: &Marks, json: bool) -> Result<()> {
+/// Readable snapshots oldest first, then the manifests that cannot be read (their name is unknown: listed
+/// whatever `--name` says, so damage is never hidden).
+pub fn snapshot_list(
+    snaps: &[Snapshot],
+    unreadable: &[silo::repo::snapshots::UnreadableManifest],
+    damaged: &Marks,
+    json: bool,
+) -> Result<()> {
     if json {
         let items = snaps
             .iter()
@@ -99,13 +139,22 @@ pub fn snapshot_list(snaps: &[Snapshot], damaged: &Marks, json: bool) -> Result<
                 v["damaged"] = json!(damaged.contains_key(&s.id));
                 v
             })
+            .chain(unreadable.iter().map(|u| {
+                json!({
+                    "id": u.id.to_hex(),
+                    "short_id": u.id.short(),
+                    "stored": format_micros(u.stored_at),
+                    "damaged": true,
+                    "unreadable": u.reason,
+                })
+            }))
             .collect();
         return print_json(&serde_json::Value::Array(items));
     }
-    println!("{:<8}  {:<20}  {:<24}  {:<16}  {:>10}  tags", "id", "time", "name", "host", "size");
+    say!("{:<8}  {:<20}  {:<24}  {:<16}  {:>10}  tags", "id", "time", "name", "host", "size");
     for s in snaps {
         let m = &s.manifest;
-        println!(
+        say!(
             "{:<8}  {:<20}  {:<24}  {:<16}  {:>10}  {}",
             s.id.short(),
             format_micros(m.finished),
@@ -117,13 +166,20 @@ pub fn snapshot_list(snaps: &[Snapshot], damaged: &Marks, json: bool) -> Result<
         if m.streams.len() > 1 {
             let list: Vec<String> =
                 m.streams.iter().map(|st| format!("{} ({})", st.name, human_bytes(st.size))).collect();
-            println!("          streams: {}", list.join(", "));
+            say!("          streams: {}", list.join(", "));
         }
         if damaged.contains_key(&s.id) {
-            println!("          ^ damaged: see `silo snapshot show {}`", s.id.short());
+            say!("          ^ damaged: see `silo snapshot show {}`", s.id.short());
         }
     }
-    println!("{} snapshots", snaps.len());
+    for u in unreadable {
+        say!("{:<8}  {:<20}  UNREADABLE manifest: {}", u.id.short(), format_micros(u.stored_at), u.reason);
+    }
+    if unreadable.is_empty() {
+        say!("{} snapshots", snaps.len());
+    } else {
+        say!("{} snapshots, {} unreadable (run `silo check`)", snaps.len(), unreadable.len());
+    }
     Ok(())
 }
 
@@ -149,32 +205,32 @@ pub fn snapshot_show(s: &Snapshot, damage: Option<&DamageMark>, drills: &[DrillR
         return print_json(&v);
     }
     let m = &s.manifest;
-    println!("snapshot {}", s.id.to_hex());
-    println!("  name      {}", m.name);
-    println!("  host      {}", m.host);
-    println!("  tags      {}", m.tags.join(", "));
-    println!("  started   {}", format_micros(m.started));
-    println!("  finished  {}", format_micros(m.finished));
-    println!("  size      {} ({} bytes)", human_bytes(m.total_size()), m.total_size());
+    say!("snapshot {}", s.id.to_hex());
+    say!("  name      {}", m.name);
+    say!("  host      {}", m.host);
+    say!("  tags      {}", m.tags.join(", "));
+    say!("  started   {}", format_micros(m.started));
+    say!("  finished  {}", format_micros(m.finished));
+    say!("  size      {} ({} bytes)", human_bytes(m.total_size()), m.total_size());
     for st in &m.streams {
-        println!("  stream {}", st.name);
-        println!("    bytes    {}", st.size);
-        println!("    chunks   {}", st.chunks.len());
-        println!("    blake3   {}", hex::encode(st.blake3));
+        say!("  stream {}", st.name);
+        say!("    bytes    {}", st.size);
+        say!("    chunks   {}", st.chunks.len());
+        say!("    blake3   {}", hex::encode(st.blake3));
         match &st.command {
-            Some(c) => println!(
+            Some(c) => say!(
                 "    command  {} (exit status {})",
                 command_text(c),
                 st.exit_status.map_or("?".into(), |c| c.to_string())
             ),
-            None => println!("    command  (standard input)"),
+            None => say!("    command  (standard input)"),
         }
     }
     if let Some(d) = damage {
-        println!("  DAMAGED (found {}): {}", format_micros(d.found_at), d.reason);
+        say!("  DAMAGED (found {}): {}", format_micros(d.found_at), d.reason);
     }
     for d in drills {
-        println!(
+        say!(
             "  drill {}  {}  {:.1} s  {}  `{}`",
             format_micros(d.started),
             if d.ok { "ok    " } else { "FAILED" },
@@ -192,9 +248,9 @@ pub fn damage_marks(marks: &[DamageMark], dry_run: bool, json: bool) -> Result<(
         return print_json(&json!({"dry_run": dry_run, "marked": v}));
     }
     for m in marks {
-        println!("{} {}: {}", if dry_run { "would mark" } else { "marked" }, m.snapshot.short(), m.reason);
+        say!("{} {}: {}", if dry_run { "would mark" } else { "marked" }, m.snapshot.short(), m.reason);
     }
-    println!("{} snapshots {}marked damaged (none deleted)", marks.len(), if dry_run { "would be " } else { "" });
+    say!("{} snapshots {}marked damaged (none deleted)", marks.len(), if dry_run { "would be " } else { "" });
     Ok(())
 }
 
@@ -202,7 +258,7 @@ pub fn drill(d: &DrillRecord, json: bool) -> Result<()> {
     if json {
         return print_json(&drill_json(d));
     }
-    eprintln!(
+    note!(
         "drill {}: restored {} into `{}` in {:.2} s (recorded)",
         if d.ok { "ok" } else { "FAILED" },
         human_bytes(d.bytes),
@@ -216,16 +272,16 @@ pub fn stats(s: &RepoStats, json: bool) -> Result<()> {
     if json {
         return print_json(&serde_json::to_value(s)?);
     }
-    println!("snapshots          {}", s.snapshots);
-    println!("logical bytes      {} ({})", human_bytes(s.logical_bytes), s.logical_bytes);
-    println!("unique bytes       {} ({})", human_bytes(s.unique_bytes), s.unique_bytes);
-    println!("stored bytes       {} ({})", human_bytes(s.stored_bytes), s.stored_bytes);
-    println!("dedup ratio        {:.2}x", s.dedup_ratio);
-    println!("compression ratio  {:.2}x", s.compression_ratio);
-    println!("total ratio        {:.2}x", s.total_ratio);
-    println!("chunks             {}", s.chunks);
-    println!("packs              {}", s.packs);
-    println!("index segments     {}", s.index_segments);
+    say!("snapshots          {}", s.snapshots);
+    say!("logical bytes      {} ({})", human_bytes(s.logical_bytes), s.logical_bytes);
+    say!("unique bytes       {} ({})", human_bytes(s.unique_bytes), s.unique_bytes);
+    say!("stored bytes       {} ({})", human_bytes(s.stored_bytes), s.stored_bytes);
+    say!("dedup ratio        {:.2}x", s.dedup_ratio);
+    say!("compression ratio  {:.2}x", s.compression_ratio);
+    say!("total ratio        {:.2}x", s.total_ratio);
+    say!("chunks             {}", s.chunks);
+    say!("packs              {}", s.packs);
+    say!("index segments     {}", s.index_segments);
     Ok(())
 }
 
@@ -250,7 +306,7 @@ pub fn forget(plan: &[silo::repo::forget::ForgetGroup], dry_run: bool, json: boo
         return print_json(&json!({ "dry_run": dry_run, "groups": groups }));
     }
     for g in plan {
-        println!("{} on {}:", g.name, g.host);
+        say!("{} on {}:", g.name, g.host);
         for d in &g.decisions {
             let verdict = if d.keep {
                 "keep  "
@@ -259,11 +315,11 @@ pub fn forget(plan: &[silo::repo::forget::ForgetGroup], dry_run: bool, json: boo
             } else {
                 "remove"
             };
-            println!("  {verdict}  {}  {}  {}", d.item.id.short(), format_micros(d.time), d.reasons.join(","));
+            say!("  {verdict}  {}  {}  {}", d.item.id.short(), format_micros(d.time), d.reasons.join(","));
         }
     }
     let removed = plan.iter().flat_map(|g| &g.decisions).filter(|d| !d.keep).count();
-    println!("{} snapshots {}", removed, if dry_run { "would be removed" } else { "removed" });
+    say!("{} snapshots {}", removed, if dry_run { "would be removed" } else { "removed" });
     Ok(())
 }
 
@@ -284,9 +340,9 @@ pub fn policies(
         return print_json(&serde_json::Value::Array(v));
     }
     for s in p.values() {
-        println!("{}: {:?} (set {})", s.name, s.policy, format_micros(s.set_at));
+        say!("{}: {:?} (set {})", s.name, s.policy, format_micros(s.set_at));
     }
-    println!("{} policies", p.len());
+    say!("{} policies", p.len());
     Ok(())
 }
 
@@ -295,16 +351,16 @@ pub fn gc(r: &silo::repo::gc::GcReport, json: bool) -> Result<()> {
         return print_json(&serde_json::to_value(r)?);
     }
     let verb = if r.dry_run { "would be" } else { "were" };
-    println!("snapshots {}, packs {}, live chunks {}", r.snapshots, r.packs, r.marked_chunks);
-    println!("reclaimed now: {} packs {verb} deleted ({})", r.packs_deleted, human_bytes(r.bytes_deleted));
-    println!(
+    say!("snapshots {}, packs {}, live chunks {}", r.snapshots, r.packs, r.marked_chunks);
+    say!("reclaimed now: {} packs {verb} deleted ({})", r.packs_deleted, human_bytes(r.bytes_deleted));
+    say!(
         "marked: {} packs ({}), {} packs {verb} repacked",
         r.packs_marked,
         human_bytes(r.bytes_marked),
         r.packs_repacked
     );
     if r.packs_pending > 0 {
-        println!(
+        say!(
             "pending: {} packs ({}) reclaimable by a gc run after {}",
             r.packs_pending,
             human_bytes(r.bytes_pending),
@@ -312,7 +368,7 @@ pub fn gc(r: &silo::repo::gc::GcReport, json: bool) -> Result<()> {
         );
     }
     if r.packs_too_young > 0 {
-        println!("{} unreferenced packs are younger than the safety age and were left alone", r.packs_too_young);
+        say!("{} unreferenced packs are younger than the safety age and were left alone", r.packs_too_young);
     }
     Ok(())
 }
@@ -331,7 +387,7 @@ pub fn check(r: &silo::repo::check::CheckReport, json: bool) -> Result<()> {
     if json {
         return print_json(&serde_json::to_value(r)?);
     }
-    println!(
+    say!(
         "{} snapshots, {} index segments, {} packs ({} read, {} chunks / {} verified)",
         r.snapshots,
         r.index_segments,
@@ -346,16 +402,16 @@ pub fn check(r: &silo::repo::check::CheckReport, json: bool) -> Result<()> {
         } else {
             format!(" (affects {})", p.snapshots.iter().map(|s| &s[..8]).collect::<Vec<_>>().join(", "))
         };
-        println!("damaged: {}: {}{affects}", p.object, p.problem);
+        say!("damaged: {}: {}{affects}", p.object, p.problem);
     }
     for o in &r.orphans {
-        println!("orphan: {o} (no index names it; gc reclaims it)");
+        say!("orphan: {o} (no index names it; gc reclaims it)");
     }
     if let Some(s) = &r.stale {
-        println!("stale: {s}");
+        say!("stale: {s}");
     }
     if !r.is_damaged() && r.stale.is_none() {
-        println!("no errors found");
+        say!("no errors found");
     }
     Ok(())
 }
@@ -365,15 +421,17 @@ pub fn repair(r: &silo::repo::repair::RepairReport, json: bool) -> Result<()> {
         return print_json(&serde_json::to_value(r)?);
     }
     let verb = if r.dry_run { "would index" } else { "indexed" };
-    println!(
+    say!(
         "{} packs scanned; {verb} {} packs ({} chunks) from their trailers",
-        r.packs, r.packs_indexed, r.chunks_indexed
+        r.packs,
+        r.packs_indexed,
+        r.chunks_indexed
     );
     for s in &r.segments_replaced {
-        println!("damaged segment {s} {}", if r.dry_run { "would be replaced" } else { "replaced" });
+        say!("damaged segment {s} {}", if r.dry_run { "would be replaced" } else { "replaced" });
     }
     for p in &r.unreadable_packs {
-        println!("unreadable pack: {p}");
+        say!("unreadable pack: {p}");
     }
     Ok(())
 }
@@ -395,7 +453,7 @@ pub fn copied(snap: &Snapshot, outcome: &silo::repo::copy::CopyOutcome, json: bo
     let m = &snap.manifest;
     match outcome {
         CopyOutcome::Present(id) => {
-            eprintln!(
+            note!(
                 "{} {} {}: already in the target as {}",
                 snap.id.short(),
                 m.name,
@@ -403,7 +461,7 @@ pub fn copied(snap: &Snapshot, outcome: &silo::repo::copy::CopyOutcome, json: bo
                 id.short()
             )
         }
-        CopyOutcome::Copied { report, .. } => eprintln!(
+        CopyOutcome::Copied { report, .. } => note!(
             "{} {} {}: copied as {}, {} read, {} new chunks of {}, {} uploaded",
             snap.id.short(),
             m.name,
@@ -437,7 +495,7 @@ pub fn copy_summary(results: &[(&Snapshot, silo::repo::copy::CopyOutcome)], json
         return print_json(&serde_json::Value::Array(items));
     }
     let copied = results.iter().filter(|(_, o)| matches!(o, CopyOutcome::Copied { .. })).count();
-    println!("{copied} snapshots copied, {} already present", results.len() - copied);
+    say!("{copied} snapshots copied, {} already present", results.len() - copied);
     Ok(())
 }
 
@@ -468,7 +526,7 @@ pub fn restored(
         "requests": r.requests,
     });
     if data_on_stdout {
-        eprintln!("{}", serde_json::to_string(&v)?);
+        note!("{}", serde_json::to_string(&v)?);
         Ok(())
     } else {
         print_json(&v)

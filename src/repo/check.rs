@@ -135,6 +135,7 @@ impl Repository {
 
         // Index: pack -> entries, chunk -> indexed.
         let mut packs: HashMap<ObjectId, (u64, Vec<PackEntry>)> = HashMap::new();
+        let mut marked: HashSet<ObjectId> = HashSet::new();
         for info in self.backend.list(names::INDEX).await? {
             let Some(id) = names::id_of(&info.name) else { continue };
             report.index_segments += 1;
@@ -148,6 +149,7 @@ impl Repository {
                     for p in seg.packs {
                         packs.entry(p.pack).or_insert((p.pack_size, p.entries));
                     }
+                    marked.extend(seg.deleted.iter().map(|d| d.pack));
                 }
                 Err(e) => damaged.push((info.name.clone(), e.to_string(), HashSet::new())),
             }
@@ -163,11 +165,19 @@ impl Repository {
             .collect();
         report.packs = listed.len() as u64;
         let mut good_chunks: HashSet<ObjectId> = HashSet::new();
+        let mut deleted_by_gc: HashSet<usize> = HashSet::new();
         for (pack_id, (size, entries)) in &packs {
             let name = names::pack(pack_id);
             let all: HashSet<ObjectId> = entries.iter().map(|e| e.chunk).collect();
             let Some(&actual) = listed.get(pack_id) else {
-                damaged.push((name, "missing".into(), all));
+                // gc marked it and deleted it on purpose (a later gc drops its entries): damage only if a
+                // snapshot still needs a chunk that is nowhere else.
+                if marked.contains(pack_id) {
+                    deleted_by_gc.insert(damaged.len());
+                    damaged.push((name, "deleted by gc, but still needed".into(), all));
+                } else {
+                    damaged.push((name, "missing".into(), all));
+                }
                 continue;
             };
             if actual != *size {
@@ -270,7 +280,13 @@ impl Repository {
         report.damaged = damaged
             .into_iter()
             .zip(per_problem)
-            .map(|((object, problem, _), snaps)| Problem { object, problem, snapshots: snaps.into_iter().collect() })
+            .enumerate()
+            .filter(|(i, (_, snaps))| !(deleted_by_gc.contains(i) && snaps.is_empty()))
+            .map(|(_, ((object, problem, _), snaps))| Problem {
+                object,
+                problem,
+                snapshots: snaps.into_iter().collect(),
+            })
             .collect();
         report.affected_snapshots = affected.into_iter().collect();
 

@@ -109,6 +109,7 @@ impl Repository {
                 progress: Default::default(),
                 warn: |_| {},
                 times: Some((m.started, m.finished)),
+                allow_empty: true,
             };
             let created = self.create_snapshot(rt, &options);
             drop(options); // unread pipes close, so no restore thread waits for a reader that is gone

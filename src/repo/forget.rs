@@ -4,8 +4,8 @@
 use super::snapshots::Snapshot;
 use super::Repository;
 use crate::backend::names;
-use crate::retention::{Decision, Evaluate, Policy};
-use crate::Result;
+use crate::retention::{keep_newest_real, Decision, Evaluate, Policy};
+use crate::{Error, Result};
 use silo_format::envelope::random_nonce;
 use silo_format::maintenance::{Sealed, StoredPolicy, MAINTENANCE_VERSION};
 use silo_format::ObjectId;
@@ -58,6 +58,7 @@ impl Repository {
 
     /// Stores `policy` for `name`, then removes the policies it replaces. An empty policy removes the entry.
     pub async fn set_policy(&self, name: &str, policy: Policy) -> Result<()> {
+        refuse_zero_rules(&policy, &format!("policy for {name}"))?;
         let replaced: Vec<String> = self
             .load_all::<StoredPolicy>(POLICIES)
             .await?
@@ -86,7 +87,16 @@ impl Repository {
     /// Decides which snapshots to forget: `policy` for every group if given, else each name's stored
     /// policy (groups without one keep everything). Deletes nothing.
     pub async fn plan_forget(&self, filter: &Filter, policy: Option<&Policy>) -> Result<Vec<ForgetGroup>> {
+        if let Some(p) = policy {
+            refuse_zero_rules(p, "forget")?;
+        }
         let stored = if policy.is_none() { self.policies().await? } else { BTreeMap::new() };
+        for (name, p) in &stored {
+            refuse_zero_rules(
+                &p.policy,
+                &format!("the stored policy of {name} (fix it with `silo policy set {name}`)"),
+            )?;
+        }
         let mut groups: BTreeMap<(String, String), Vec<(Snapshot, i64)>> = BTreeMap::new();
         for s in self.list_snapshots().await?.into_iter().filter(|s| filter.matches(s)) {
             let key = (s.manifest.name.clone(), s.manifest.host.clone());
@@ -98,7 +108,11 @@ impl Repository {
             .map(|((name, host), items)| {
                 let chosen = policy.cloned().or_else(|| stored.get(&name).map(|p| p.policy.clone()));
                 let decisions = match &chosen {
-                    Some(p) => p.apply(&items),
+                    Some(p) => {
+                        let mut d = p.apply(&items);
+                        keep_newest_real(&mut d, |s: &Snapshot| s.manifest.total_size() > 0);
+                        d
+                    }
                     None => {
                         let mut all: Vec<Decision<Snapshot>> = items
                             .into_iter()
@@ -113,6 +127,21 @@ impl Repository {
             .collect())
     }
 
+    /// A plan that removes exactly the snapshots `specs` name (`forget ID...`), one group per snapshot.
+    pub async fn plan_forget_ids(&self, specs: &[super::snapshots::SnapshotSpec]) -> Result<Vec<ForgetGroup>> {
+        let mut groups: Vec<ForgetGroup> = Vec::new();
+        for spec in specs {
+            let s = self.resolve(spec).await?;
+            if groups.iter().any(|g| g.decisions.iter().any(|d| d.item.id == s.id)) {
+                continue;
+            }
+            let (name, host, time) = (s.manifest.name.clone(), s.manifest.host.clone(), s.manifest.finished);
+            let decisions = vec![Decision { item: s, time, keep: false, reasons: Vec::new() }];
+            groups.push(ForgetGroup { name, host, policy: None, decisions });
+        }
+        Ok(groups)
+    }
+
     /// Deletes the manifests `plan` decided to remove.
     pub async fn forget(&self, plan: &[ForgetGroup]) -> Result<usize> {
         let mut removed = 0;
@@ -124,5 +153,15 @@ impl Repository {
             }
         }
         Ok(removed)
+    }
+}
+
+fn refuse_zero_rules(policy: &Policy, what: &str) -> Result<()> {
+    match policy.zero_rule() {
+        Some(flag) => Err(Error::Input {
+            what: what.to_string(),
+            message: format!("{flag} 0 keeps nothing, so every snapshot would be removed; leave the rule out"),
+        }),
+        None => Ok(()),
     }
 }

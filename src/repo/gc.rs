@@ -1,4 +1,4 @@
-//! Garbage collection, lock-free with respect to writers (DESIGN.md §5, format-spec/maintenance.md).
+//! Garbage collection, lock-free with respect to writers (docs/design.md §5 "the gc protocol", I4, I6; format-spec/maintenance.md).
 //!
 //! One gc at a time holds `gc/lease`. A run: lists snapshots *before* loading the index and marks every chunk
 //! they reference (the mark set lives in a temporary RocksDB, so memory does not grow with the repository);
@@ -32,7 +32,15 @@ const COMPACT_ENTRIES: usize = 262_144;
 /// Compact when there are more segments than this even if nothing was deleted.
 const COMPACT_SEGMENTS: usize = 32;
 /// Largest clock difference gc tolerates between this machine and the backend.
-const MAX_SKEW: i64 = 300 * SECOND;
+const MAX_SKEW: i64 = super::session::MAX_SKEW.as_secs() as i64 * SECOND;
+/// How long the deletion mark of a deleted pack stays in the index: a writer that was frozen while gc
+/// deleted a pack it had written or deduplicated against sees the mark and refuses to commit (I6).
+const TOMBSTONE_RETENTION: i64 = super::session::TOMBSTONE_RETENTION.as_secs() as i64 * SECOND;
+/// Leftovers gc removes once they are this old: temporary files of killed writes (`tmp/`) and session
+/// objects of writers that died without ending them (also at least twice the liveness limit).
+const LEFTOVER_AGE: i64 = 86_400 * SECOND;
+/// Config times above this (a century) are treated as this, so no arithmetic on them overflows.
+const MAX_CONFIG_SECONDS: u64 = 100 * 365 * 86_400;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Safety {
@@ -69,6 +77,8 @@ pub struct GcReport {
     /// Dead packs too young to touch yet.
     pub packs_too_young: u64,
     pub segments_compacted: u64,
+    /// Session objects of long-dead writers and temporary files of killed writes that were removed.
+    pub leftovers_removed: u64,
 }
 
 /// Chunk ids referenced by the snapshots gc listed; on disk.
@@ -117,17 +127,21 @@ pub(crate) struct HeldLease {
 
 impl Repository {
     pub async fn gc(&self, options: &GcOptions) -> Result<GcReport> {
-        let now = crate::time::now_micros();
+        // Ages are judged on the backend's clock, the one that stamps packs and session heartbeats; ours
+        // only has to agree with it well enough for the lease.
+        let mut now = crate::time::now_micros();
         if let Some(server) = self.backend.server_time().await? {
             let ours = now - crate::time::test_offset_micros();
             if (server - ours).abs() > MAX_SKEW {
                 return Err(Error::ClockSkew { seconds: (server - ours) / SECOND });
             }
+            now = server + crate::time::test_offset_micros();
         }
         if options.dry_run {
             return self.gc_run(options, now, None).await;
         }
         let lease = self.acquire_lease(now, options.lease_seconds).await?;
+        let _on_interrupt = self.release_on_interrupt(&lease);
         let result = self.gc_run(options, now, Some(&lease)).await;
         // Release only a lease that is still ours; a lost one belongs to whoever broke it.
         if self.check_lease(&lease).await.is_ok() {
@@ -170,6 +184,20 @@ impl Repository {
             }
         }
         Err(Error::GcBusy { host: "another client".into(), pid: 0, until: "now (it was just taken)".into() })
+    }
+
+    /// On Ctrl-C / SIGTERM: remove the lease if it is still ours, so the next gc need not wait for it.
+    fn release_on_interrupt(&self, held: &HeldLease) -> crate::interrupt::Registration {
+        let (backend, keys, repo, holder) = (self.backend.clone(), self.keys.clone(), self.repo_id, held.holder);
+        let handle = tokio::runtime::Handle::current();
+        crate::interrupt::on_interrupt(move || {
+            handle.block_on(async {
+                let Ok(bytes) = backend.get(names::LEASE).await else { return };
+                if Lease::open(&keys, repo, ObjectId::ZERO, &bytes).is_ok_and(|l| l.holder == holder) {
+                    let _ = backend.delete(names::LEASE).await;
+                }
+            })
+        })
     }
 
     async fn read_lease(&self) -> Result<Option<Lease>> {
@@ -222,22 +250,38 @@ impl Repository {
         Ok(out)
     }
 
-    /// The earliest start of a writer session that is still alive (heartbeat within the safety age).
-    async fn oldest_live_session(&self, now: i64, safety_age: i64) -> Result<Option<i64>> {
+    /// The earliest start of a writer session that is still alive, and the session objects dead long enough
+    /// to remove. Alive means the backend saw the object rewritten within `alive_within` (the writer's own
+    /// `heartbeat_at` is not trusted: its clock may be off); `started_at` is on the backend's clock.
+    async fn sessions(&self, now: i64) -> Result<(Option<i64>, Vec<String>)> {
         let mut oldest: Option<i64> = None;
-        // A session heartbeats every 60 s; one silent for 10 minutes (or the safety age, if longer) is dead.
-        let alive_within = safety_age.max(600 * SECOND);
-        for (_, _, s) in self.load_all::<Session>(names::SESSIONS).await? {
-            if now - s.heartbeat_at <= alive_within {
-                oldest = Some(oldest.map_or(s.started_at, |o| o.min(s.started_at)));
+        let mut stale = Vec::new();
+        let alive_within = super::liveness::alive_within(self.config.gc_safety_age.min(MAX_CONFIG_SECONDS));
+        let alive_within = alive_within.as_secs() as i64 * SECOND;
+        for info in self.backend.list(names::SESSIONS).await? {
+            let Some(id) = names::id_of(&info.name) else { continue };
+            if now - info.modified > alive_within {
+                if now - info.modified > LEFTOVER_AGE.max(2 * alive_within) {
+                    stale.push(info.name);
+                }
+                continue;
             }
+            let bytes = match self.backend.get(&info.name).await {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let s = Session::open(&self.keys, self.repo_id, id, &bytes).map_err(|e| Error::damaged(info.name, e))?;
+            let start = s.started_at.min(info.modified);
+            oldest = Some(oldest.map_or(start, |o| o.min(start)));
         }
-        Ok(oldest)
+        Ok((oldest, stale))
     }
 
     async fn gc_run(&self, options: &GcOptions, now: i64, lease: Option<&HeldLease>) -> Result<GcReport> {
+        let seconds = |s: u64| s.min(MAX_CONFIG_SECONDS) as i64 * SECOND;
         let (safety_age, grace) = match options.safety {
-            Safety::Full => (self.config.gc_safety_age as i64 * SECOND, self.config.gc_grace_period as i64 * SECOND),
+            Safety::Full => (seconds(self.config.gc_safety_age), seconds(self.config.gc_grace_period)),
             Safety::None => (0, 0),
         };
         let mut report = GcReport { dry_run: options.dry_run, ..Default::default() };
@@ -252,7 +296,7 @@ impl Repository {
                 }
             }
         }
-        let protect_from = self.oldest_live_session(now, safety_age).await?;
+        let (protect_from, stale_sessions) = self.sessions(now).await?;
 
         self.sync_cache().await?;
         // 2. Read the index: per pack, how much is live; and which packs are marked deleted.
@@ -287,7 +331,13 @@ impl Repository {
         let (mut to_mark, mut to_delete, mut to_repack) = (Vec::new(), Vec::new(), Vec::new());
         let mut sizes: HashMap<ObjectId, u64> = HashMap::new();
         let mut earliest_pending: Option<i64> = None;
-        for info in self.backend.list(names::PACKS).await? {
+        // Listed after the index was read: a pack an index segment names was durable before the segment, so
+        // a marked pack missing here was deleted (by an earlier gc, maybe one killed before it compacted).
+        let listed = self.backend.list(names::PACKS).await?;
+        let existing: HashSet<ObjectId> = listed.iter().filter_map(|o| names::id_of(&o.name)).collect();
+        let gone: HashSet<ObjectId> =
+            marked_at.keys().filter(|p| !existing.contains(p) && usage.contains_key(p)).copied().collect();
+        for info in listed {
             let Some(id) = names::id_of(&info.name) else { continue };
             report.packs += 1;
             sizes.insert(id, info.size);
@@ -339,10 +389,18 @@ impl Repository {
             return Ok(report);
         }
 
-        // 4. Copy live chunks out of packs to repack; mark what is now dead.
+        // 4. Delete what was marked a grace period ago, under the lease — first, so a gc on a full disk
+        //    frees space before it needs any to write new marks.
+        self.delete_packs(&to_delete, lease, &sizes, &mut report).await?;
+
+        // 5. Copy live chunks out of packs to repack; mark what is now dead.
         let mut segment = IndexSegment::new();
+        // A live chunk may have copies in several packs this run takes away (a writer's rescue, an earlier
+        // repack): each is copied out once, and a copy only counts if its pack stays.
+        let leaving: HashSet<ObjectId> = to_repack.iter().chain(&to_mark).chain(&to_delete).copied().collect();
+        let mut copied: HashSet<ObjectId> = HashSet::new();
         for id in &to_repack {
-            segment.packs.extend(self.repack(id, &marks).await?);
+            segment.packs.extend(self.repack(id, &marks, &leaving, &mut copied).await?);
         }
         report.packs_repacked = to_repack.len() as u64;
         report.packs_written = segment.packs.len() as u64;
@@ -357,9 +415,12 @@ impl Repository {
                 .put(&names::index(&seg_id), segment.seal(&self.keys, self.repo_id, seg_id, random_nonce()))
                 .await?;
         }
+        let mut deleted: HashSet<ObjectId> = to_delete.into_iter().chain(gone).collect();
         if grace == 0 {
             // --safety none: what was just marked is deleted in the same run.
-            to_delete.extend(segment.deleted.iter().map(|d| d.pack));
+            let now_due: Vec<ObjectId> = segment.deleted.iter().map(|d| d.pack).collect();
+            self.delete_packs(&now_due, lease, &sizes, &mut report).await?;
+            deleted.extend(now_due);
             report.packs_pending = 0;
             report.bytes_pending = 0;
             report.pending_reclaimable_at = None;
@@ -370,30 +431,62 @@ impl Repository {
             report.pending_reclaimable_at.get_or_insert(at);
         }
 
-        // 5. Delete, under the lease.
-        if !to_delete.is_empty() {
-            self.before_delete(lease).await?;
-            for id in &to_delete {
-                match self.backend.delete(&names::pack(id)).await {
-                    Ok(()) | Err(crate::backend::BackendError::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                report.packs_deleted += 1;
-                report.bytes_deleted += sizes[id];
-            }
+        // 6. Compact the index when packs went away (their entries must go too, their marks stay) or
+        //    segments piled up.
+        if !deleted.is_empty() || segment_ids.len() > COMPACT_SEGMENTS {
+            report.segments_compacted = self.compact_index(&deleted, &existing, now, lease).await?;
         }
 
-        // 6. Compact the index when packs went away (their entries must go too) or segments piled up.
-        let deleted: HashSet<ObjectId> = to_delete.into_iter().collect();
-        if !deleted.is_empty() || segment_ids.len() > COMPACT_SEGMENTS {
-            report.segments_compacted = self.compact_index(&deleted, lease).await?;
+        // 7. Leftovers: session objects of writers long dead, temporary files of killed writes.
+        let mut leftovers = stale_sessions;
+        for info in self.backend.list(names::TMP).await? {
+            if now - info.modified > LEFTOVER_AGE {
+                leftovers.push(info.name);
+            }
+        }
+        if !leftovers.is_empty() {
+            self.before_delete(lease).await?;
+            for name in &leftovers {
+                match self.backend.delete(name).await {
+                    Ok(()) | Err(crate::backend::BackendError::NotFound { .. }) => report.leftovers_removed += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         Ok(report)
     }
 
+    async fn delete_packs(
+        &self,
+        packs: &[ObjectId],
+        lease: Option<&HeldLease>,
+        sizes: &HashMap<ObjectId, u64>,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        if packs.is_empty() {
+            return Ok(());
+        }
+        self.before_delete(lease).await?;
+        for id in packs {
+            match self.backend.delete(&names::pack(id)).await {
+                Ok(()) | Err(crate::backend::BackendError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            report.packs_deleted += 1;
+            report.bytes_deleted += sizes.get(id).copied().unwrap_or(0);
+        }
+        Ok(())
+    }
+
     /// Copies the live chunks of `pack` (still encrypted: a chunk envelope is bound to its chunk id, not to
     /// its pack) into new packs, and returns their index entries.
-    async fn repack(&self, pack_id: &ObjectId, marks: &MarkSet) -> Result<Vec<IndexPack>> {
+    async fn repack(
+        &self,
+        pack_id: &ObjectId,
+        marks: &MarkSet,
+        leaving: &HashSet<ObjectId>,
+        copied: &mut HashSet<ObjectId>,
+    ) -> Result<Vec<IndexPack>> {
         let name = names::pack(pack_id);
         let bytes = self.backend.get(&name).await?;
         let trailer =
@@ -403,9 +496,13 @@ impl Repository {
         let mut writer = PackWriter::with_capacity(target + (1 << 20));
         let cache = self.cache()?;
         for e in trailer.entries.iter() {
-            if !marks.contains(&e.chunk)? || has_copy_elsewhere(&cache, &e.chunk, pack_id)? {
+            if !marks.contains(&e.chunk)?
+                || copied.contains(&e.chunk)
+                || has_copy_elsewhere(&cache, &e.chunk, pack_id, leaving)?
+            {
                 continue;
             }
+            copied.insert(e.chunk);
             let sealed = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
             writer.push(e.chunk, sealed, e.raw_len);
             if writer.len() >= target {
@@ -425,7 +522,7 @@ impl Repository {
         let cache = self.cache()?;
         let mut out = Vec::new();
         for e in &entries {
-            if marks.contains(&e.chunk)? && !has_copy_elsewhere(&cache, &e.chunk, pack_id)? {
+            if marks.contains(&e.chunk)? && !has_copy_elsewhere(&cache, &e.chunk, pack_id, &HashSet::new())? {
                 out.push(e.chunk);
             }
         }
@@ -441,8 +538,16 @@ impl Repository {
     }
 
     /// Rewrites every current segment into a few large ones without the entries of `deleted` packs; the last
-    /// output names every input in `supersedes`, and inputs are deleted only after it is durable.
-    async fn compact_index(&self, deleted: &HashSet<ObjectId>, lease: Option<&HeldLease>) -> Result<u64> {
+    /// output names every input in `supersedes`, and inputs are deleted only after it is durable. The
+    /// deletion marks of deleted packs are kept for `TOMBSTONE_RETENTION` (I6): a writer frozen while its
+    /// pack was deleted may still index that pack, and the mark is what makes it refuse to commit.
+    async fn compact_index(
+        &self,
+        deleted: &HashSet<ObjectId>,
+        existing: &HashSet<ObjectId>,
+        now: i64,
+        lease: Option<&HeldLease>,
+    ) -> Result<u64> {
         let inputs: Vec<ObjectId> =
             self.backend.list(names::INDEX).await?.iter().filter_map(|o| names::id_of(&o.name)).collect();
         let mut seen: HashSet<ObjectId> = HashSet::new();
@@ -460,7 +565,8 @@ impl Repository {
                 current.packs.push(p);
             }
             for d in seg.deleted {
-                if !deleted.contains(&d.pack) {
+                let gone = deleted.contains(&d.pack) || !existing.contains(&d.pack);
+                if !(gone && now - d.marked_at > TOMBSTONE_RETENTION) {
                     let t = marks.entry(d.pack).or_insert(d.marked_at);
                     *t = (*t).min(d.marked_at);
                 }
@@ -500,8 +606,20 @@ impl Repository {
     }
 }
 
-fn has_copy_elsewhere(cache: &crate::cache::IndexCache, chunk: &ObjectId, pack: &ObjectId) -> Result<bool> {
-    Ok(cache.live_location(chunk)?.is_some_and(|l| l.pack != *pack))
+/// Whether `chunk` has a copy in a pack other than `pack` that gc has not marked and is not taking away in
+/// this run (`leaving`).
+fn has_copy_elsewhere(
+    cache: &crate::cache::IndexCache,
+    chunk: &ObjectId,
+    pack: &ObjectId,
+    leaving: &HashSet<ObjectId>,
+) -> Result<bool> {
+    for l in cache.locations(chunk)? {
+        if l.pack != *pack && !leaving.contains(&l.pack) && !cache.is_marked_deleted(&l.pack)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn marks_count(marks: &MarkSet) -> u64 {

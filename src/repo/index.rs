@@ -8,7 +8,6 @@ use crate::{Error, Result};
 use futures::{StreamExt, TryStreamExt};
 use silo_format::index::IndexSegment;
 use silo_format::ObjectId;
-use silo_format::Sealed;
 use std::collections::HashSet;
 
 const PARALLEL_FETCHES: usize = 8;
@@ -78,8 +77,6 @@ impl Repository {
     }
 
     pub async fn load_segment(&self, id: &ObjectId) -> Result<IndexSegment> {
-        let name = names::index(id);
-        let bytes = self.backend.get(&name).await?;
-        IndexSegment::open(&self.keys, self.repo_id, *id, &bytes).map_err(|e| Error::damaged(name, e))
+        self.load_sealed::<IndexSegment>(&names::index(id), *id).await
     }
 }

@@ -7,6 +7,7 @@ pub mod drill;
 pub mod forget;
 pub mod gc;
 pub mod index;
+pub mod liveness;
 pub mod read;
 pub mod repair;
 pub mod session;
@@ -49,6 +50,50 @@ impl Default for InitOptions {
     }
 }
 
+/// The longest gc safety age or grace period `init` accepts.
+pub const MAX_GC_SECONDS: u64 = 10 * 365 * 86_400;
+
+/// How old the leftovers of a killed `init` must be before another `init` removes them.
+const INIT_LEFTOVER_AGE: i64 = 60_000_000;
+
+/// Makes room for `init` where an earlier `init` was killed: with no `config`, the only objects there may be
+/// key files (`keys/`, which decode as silo key files) and temporary files (`tmp/`); those are removed.
+/// Anything else means the location holds something that is not ours, and nothing is touched.
+async fn clear_interrupted_init(backend: &dyn Backend) -> Result<()> {
+    let listed = backend.list("").await?;
+    let ours = |name: &str| name.starts_with(names::KEYS) || name.starts_with(names::TMP);
+    if listed.iter().any(|o| !ours(&o.name)) {
+        return Err(Error::AlreadyExists { location: backend.location() });
+    }
+    // A key file this young may belong to an init running right now (it writes `config` a moment later).
+    let now = crate::time::now_micros();
+    if listed.iter().any(|o| now - o.modified < INIT_LEFTOVER_AGE) {
+        return Err(Error::Input {
+            what: backend.location(),
+            message:
+                "another `silo init` is writing here (or one was killed less than a minute ago); try again in a minute"
+                    .into(),
+        });
+    }
+    for o in &listed {
+        if o.name.starts_with(names::KEYS) {
+            let bytes = backend.get(&o.name).await?;
+            if KeyFile::decode(&bytes).is_err() {
+                return Err(Error::AlreadyExists { location: backend.location() });
+            }
+        }
+    }
+    for o in listed {
+        tracing::info!("removing {} left by an interrupted init", o.name);
+        match backend.delete(&o.name).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 pub struct Repository {
     pub backend: Arc<dyn Backend>,
     pub repo_id: RepoId,
@@ -83,9 +128,17 @@ impl Repository {
             created: crate::time::now_micros(),
         };
         cfg.validate().map_err(|e| Error::Invalid(format!("init: {e}")))?;
-        if !backend.list("").await?.is_empty() {
-            return Err(Error::AlreadyExists { location: backend.location() });
+        for (what, value) in
+            [("--gc-safety-age", options.gc_safety_age), ("--gc-grace-period", options.gc_grace_period)]
+        {
+            if value > MAX_GC_SECONDS {
+                return Err(Error::Input {
+                    what: format!("{what} {value}"),
+                    message: format!("at most {MAX_GC_SECONDS} seconds (10 years)"),
+                });
+            }
         }
+        clear_interrupted_init(backend.as_ref()).await?;
         let repo = RepoId::random();
         let master = MasterSecret::random();
         let keys = Keys::derive(&master);
@@ -106,9 +159,19 @@ impl Repository {
         .map_err(|e| Error::Invalid(format!("init: {e}")))?;
         backend.put(&names::key(&key_id), kf.encode()).await?;
         let body = config::encode(&cfg, &keys, repo, random_nonce());
+        let key_name = names::key(&key_id);
+        let key_bytes = kf.encode();
         if !backend.put_if_absent(names::CONFIG, body).await? {
-            backend.delete(&names::key(&key_id)).await?;
+            match backend.delete(&key_name).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
             return Err(Error::AlreadyExists { location: backend.location() });
+        }
+        // A racing init that took our key file for a killed init's leftover may have removed it: restore it.
+        if matches!(backend.get(&key_name).await, Err(ref e) if e.is_not_found()) {
+            backend.put(&key_name, key_bytes).await?;
         }
         Ok(repo)
     }
@@ -122,6 +185,10 @@ impl Repository {
         };
         let header = match config::parse_header(&raw) {
             Ok(h) => h,
+            Err(FormatError::BadMagic { .. }) => return Err(Error::ForeignRepository { location: backend.location() }),
+            Err(FormatError::Truncated { .. }) if !config::CONFIG_MAGIC.starts_with(&raw[..raw.len().min(8)]) => {
+                return Err(Error::ForeignRepository { location: backend.location() })
+            }
             Err(FormatError::UnsupportedVersion { found, supported, .. }) => {
                 return Err(Error::UnsupportedFormat { found, supported })
             }
@@ -145,26 +212,40 @@ impl Repository {
         if let Some(c) = self.cache.get() {
             return Ok(c.clone());
         }
-        let dir = self.cache_dir.clone().unwrap_or_else(|| cache::default_dir(self.repo_id));
-        let opened = Arc::new(IndexCache::open(&dir, self.repo_id)?);
+        let opened = Arc::new(match cache::dir_for(self.cache_dir.as_deref(), self.repo_id) {
+            Some(dir) => IndexCache::open(&dir, self.repo_id)?,
+            None => IndexCache::open_private(self.repo_id)?,
+        });
         Ok(self.cache.get_or_init(|| opened).clone())
     }
 }
 
 impl Repository {
+    /// The sealed object `name` (id `id`), opened. One that fails to open is fetched once more before it
+    /// is called damaged: a byte flipped in transit is not damage in the repository.
+    pub async fn load_sealed<T: silo_format::Sealed>(&self, name: &str, id: ObjectId) -> Result<T> {
+        let bytes = self.backend.get(name).await?;
+        match T::open(&self.keys, self.repo_id, id, &bytes) {
+            Ok(v) => Ok(v),
+            Err(first) => {
+                tracing::info!("{name}: {first}; fetching it again");
+                let bytes = self.backend.get(name).await?;
+                T::open(&self.keys, self.repo_id, id, &bytes).map_err(|e| Error::damaged(name, e))
+            }
+        }
+    }
+
     /// Every object of sealed type `T` under `prefix`, with its id. Objects removed while listing are
     /// skipped; an object that does not open is damage, named.
     pub async fn load_all<T: silo_format::Sealed>(&self, prefix: &str) -> Result<Vec<(ObjectId, String, T)>> {
         let mut out = Vec::new();
         for info in self.backend.list(prefix).await? {
             let Some(id) = names::id_of(&info.name) else { continue };
-            let bytes = match self.backend.get(&info.name).await {
-                Ok(b) => b,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e.into()),
+            let value = match self.load_sealed::<T>(&info.name, id).await {
+                Ok(v) => v,
+                Err(Error::Backend(e)) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
             };
-            let value =
-                T::open(&self.keys, self.repo_id, id, &bytes).map_err(|e| Error::damaged(info.name.clone(), e))?;
             out.push((id, info.name, value));
         }
         Ok(out)

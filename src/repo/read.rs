@@ -207,11 +207,29 @@ impl Repository {
     }
 }
 
+/// Fetches and opens a group's chunks. A chunk that fails authentication is fetched once more (with its
+/// whole group) before it is called damaged: a byte flipped in transit is not damage in the repository.
 async fn fetch_group(
     backend: Arc<dyn Backend>,
     keys: Arc<Keys>,
     repo: RepoId,
     group: ReadGroup,
+) -> Result<Vec<Vec<u8>>> {
+    let group = Arc::new(group);
+    match fetch_group_once(backend.clone(), keys.clone(), repo, group.clone()).await {
+        Err(e @ Error::Damaged { .. }) => {
+            tracing::info!("{e}; fetching it again");
+            fetch_group_once(backend, keys, repo, group).await
+        }
+        other => other,
+    }
+}
+
+async fn fetch_group_once(
+    backend: Arc<dyn Backend>,
+    keys: Arc<Keys>,
+    repo: RepoId,
+    group: Arc<ReadGroup>,
 ) -> Result<Vec<Vec<u8>>> {
     let reads = group.spans.iter().map(|span| {
         let backend = backend.clone();

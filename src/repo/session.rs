@@ -1,6 +1,13 @@
-//! A writer's side of the gc protocol: a heartbeating session object that tells gc which packs are in use,
-//! and the pre-commit rescue of chunks whose packs gc marked deleted while the session ran.
+//! A writer's side of the gc protocol (docs/design.md "I4 gc grace", "I6 late writers"): a heartbeating
+//! session object that tells gc which packs are in use, the pre-commit rescue of chunks whose packs gc marked
+//! deleted while the session ran, and the pre-commit verification a session needs when gc may have judged it
+//! dead (frozen, cut off, or its clock moved: repo/liveness.rs decides).
+//!
+//! Times in the session object are on the backend's clock: `started_at` is the backend's time of the first
+//! write (never later), so a writer whose own clock runs fast or slow is still protected from its first pack
+//! on. gc judges liveness by when the backend last saw the object rewritten, not by what the writer claims.
 
+use super::liveness::{self, CommitCheck, SessionFacts, Tolerance};
 use super::Repository;
 use crate::backend::{names, Backend, BackendError};
 use crate::{Error, Result};
@@ -8,14 +15,64 @@ use silo_format::envelope::random_nonce;
 use silo_format::maintenance::{Sealed, Session, MAINTENANCE_VERSION};
 use silo_format::pack::PackWriter;
 use silo_format::ObjectId;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const HEARTBEAT: Duration = Duration::from_secs(60);
+/// How far our start may lie after the backend's stamp of the first write without restating it: a second
+/// covers stamps of whole seconds (S3) and the write's own duration, and gc protects packs from a second
+/// before a session's start on (gc.rs).
+const START_SLACK: i64 = 1_000_000;
+/// How long gc keeps the deletion mark of a pack it deleted (gc.rs compaction); shared so the writer knows.
+pub const TOMBSTONE_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+/// The largest clock disagreement gc accepts (gc.rs).
+pub const MAX_SKEW: Duration = Duration::from_secs(300);
+
+/// What the heartbeat task observed, on the boot clock.
+#[derive(Clone, Copy)]
+struct Beats {
+    started: Duration,
+    last_ok: Duration,
+    longest_gap: Duration,
+}
+
+impl Beats {
+    fn record(&mut self, at: Duration) {
+        self.longest_gap = self.longest_gap.max(at.saturating_sub(self.last_ok));
+        self.last_ok = at;
+    }
+}
 
 pub struct SessionGuard {
     id: ObjectId,
+    session: Session,
+    /// Backend clock minus ours at the start, µs.
+    offset: i64,
+    beats: Arc<Mutex<Beats>>,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// On Ctrl-C / SIGTERM the session object is removed (crate::interrupt).
+    _on_interrupt: crate::interrupt::Registration,
+}
+
+fn lock(beats: &Mutex<Beats>) -> std::sync::MutexGuard<'_, Beats> {
+    beats.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Writes `session` under `name` and returns the backend's time of that write (µs) and ours at its middle.
+async fn write_session(
+    backend: &dyn Backend,
+    keys: &silo_format::Keys,
+    repo: silo_format::RepoId,
+    id: ObjectId,
+    session: &Session,
+) -> Result<(Option<i64>, i64)> {
+    let name = names::session(&id);
+    let before = crate::time::now_micros();
+    backend.put(&name, session.seal(keys, repo, id, random_nonce())).await?;
+    let ours = before + (crate::time::now_micros() - before) / 2;
+    let theirs = backend.list(&name).await?.into_iter().find(|o| o.name == name).map(|o| o.modified);
+    Ok((theirs, ours))
 }
 
 impl SessionGuard {
@@ -27,33 +84,110 @@ impl SessionGuard {
             tracing::warn!("could not remove session object {}: {e}", self.id.short());
         }
     }
+
+    /// One heartbeat now, and what the session observed up to it.
+    async fn facts(&self, repo: &Repository) -> Result<SessionFacts> {
+        let now = liveness::boot_clock();
+        let beats = *lock(&self.beats);
+        let longest_gap = beats.longest_gap.max(now.saturating_sub(beats.last_ok));
+        let beat = Session { heartbeat_at: crate::time::now_micros() + self.offset, ..self.session.clone() };
+        let (theirs, ours) = write_session(repo.backend.as_ref(), &repo.keys, repo.repo_id, self.id, &beat).await?;
+        lock(&self.beats).record(liveness::boot_clock());
+        let drift = theirs.map_or(0, |t| ((t - ours) - self.offset).unsigned_abs());
+        Ok(SessionFacts {
+            longest_gap,
+            clock_drift: Duration::from_micros(drift),
+            age: now.saturating_sub(beats.started),
+        })
+    }
 }
 
 impl Repository {
-    pub async fn start_session(&self, started_at: i64) -> Result<SessionGuard> {
+    pub async fn start_session(&self) -> Result<SessionGuard> {
         let id = ObjectId::random();
-        let name = names::session(&id);
-        let session = Session {
+        // Registered before the object exists, so an interrupt at any point after it is written removes it.
+        let on_interrupt = {
+            let (backend, handle, name) =
+                (self.backend.clone(), tokio::runtime::Handle::current(), names::session(&id));
+            crate::interrupt::on_interrupt(move || {
+                let _ = handle.block_on(backend.delete(&name));
+            })
+        };
+        let ours = crate::time::now_micros();
+        let mut session = Session {
             version: MAINTENANCE_VERSION,
             host: super::hostname(),
             pid: std::process::id(),
-            started_at,
-            heartbeat_at: started_at,
+            started_at: ours,
+            heartbeat_at: ours,
         };
-        self.backend.put(&name, session.seal(&self.keys, self.repo_id, id, random_nonce())).await?;
-        let (backend, keys, repo) = (self.backend.clone(), self.keys.clone(), self.repo_id);
+        let (theirs, ours) = write_session(self.backend.as_ref(), &self.keys, self.repo_id, id, &session).await?;
+        let offset = theirs.map_or(0, |t| t - ours);
+        if offset.unsigned_abs() > MAX_SKEW.as_micros() as u64 {
+            tracing::warn!(
+                "this machine's clock differs from the repository's by {} s; the session uses the repository's",
+                offset / 1_000_000
+            );
+        }
+        // Our clock runs ahead of the backend's: restate the start on the backend's clock before any pack is
+        // written.
+        if let Some(t) = theirs.filter(|t| session.started_at > *t + START_SLACK) {
+            session.started_at = t;
+            session.heartbeat_at = t;
+            write_session(self.backend.as_ref(), &self.keys, self.repo_id, id, &session).await?;
+        }
+        let started = liveness::boot_clock();
+        let beats = Arc::new(Mutex::new(Beats { started, last_ok: started, longest_gap: Duration::ZERO }));
+        let (backend, keys, repo, shared, template) =
+            (self.backend.clone(), self.keys.clone(), self.repo_id, beats.clone(), session.clone());
         let heartbeat = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(HEARTBEAT);
             ticker.tick().await;
             loop {
                 ticker.tick().await;
-                let beat = Session { heartbeat_at: crate::time::now_micros(), ..session.clone() };
-                if let Err(e) = backend.put(&name, beat.seal(&keys, repo, id, random_nonce())).await {
-                    tracing::warn!("session heartbeat failed: {e}");
+                let beat = Session { heartbeat_at: crate::time::now_micros() + offset, ..template.clone() };
+                match backend.put(&names::session(&id), beat.seal(&keys, repo, id, random_nonce())).await {
+                    Ok(()) => lock(&shared).record(liveness::boot_clock()),
+                    Err(e) => tracing::warn!("session heartbeat failed: {e}"),
                 }
             }
         });
-        Ok(SessionGuard { id, heartbeat })
+        Ok(SessionGuard { id, session, offset, beats, heartbeat, _on_interrupt: on_interrupt })
+    }
+
+    /// The last step before a manifest naming `chunks` is committed: a heartbeat, then, if gc may have judged
+    /// this session dead meanwhile, a check that every chunk has a live location in a pack that exists now.
+    pub async fn verify_before_commit<'a>(
+        &self,
+        session: &SessionGuard,
+        chunks: impl Iterator<Item = &'a ObjectId>,
+    ) -> Result<()> {
+        let tolerance = Tolerance {
+            alive_within: liveness::alive_within(self.config.gc_safety_age),
+            tombstone_retention: TOMBSTONE_RETENTION,
+            max_skew: MAX_SKEW,
+        };
+        let facts = session.facts(self).await?;
+        let CommitCheck::VerifyFirst(reason) = liveness::commit_check(&facts, &tolerance) else {
+            return Ok(());
+        };
+        tracing::info!("{reason}; verifying every chunk against the repository before committing");
+        self.sync_cache().await?;
+        let packs: HashSet<ObjectId> =
+            self.backend.list(names::PACKS).await?.iter().filter_map(|o| names::id_of(&o.name)).collect();
+        let cache = self.cache()?;
+        let mut seen = HashSet::new();
+        for id in chunks {
+            if !seen.insert(*id) {
+                continue;
+            }
+            if !cache.live_location(id)?.is_some_and(|l| packs.contains(&l.pack)) {
+                return Err(Error::SessionExpired {
+                    reason: format!("{reason}, and chunk {} is no longer stored", id.short()),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Before a manifest naming `chunks` is committed: any chunk with no location in an unmarked pack (gc
@@ -67,9 +201,8 @@ impl Repository {
             if rescue.contains_key(id) || cache.live_location(id)?.is_some() {
                 continue;
             }
-            let loc = cache.any_location(id)?.ok_or_else(|| Error::Inconsistent {
-                object: format!("chunk {}", id.short()),
-                reason: "gc removed data this snapshot deduplicated against during the run; nothing was committed, run create again".into(),
+            let loc = cache.any_location(id)?.ok_or_else(|| Error::SessionExpired {
+                reason: format!("gc removed chunk {} while this run used it", id.short()),
             })?;
             rescue.insert(*id, loc);
         }
@@ -83,9 +216,12 @@ impl Repository {
             let sealed = match self.backend.get_range(&name, u64::from(loc.offset), u64::from(loc.stored_len)).await {
                 Ok(b) => b,
                 Err(BackendError::NotFound { .. }) => {
-                    return Err(Error::Inconsistent {
-                        object: format!("chunk {}", id.short()),
-                        reason: "gc deleted its pack during this run (longer than the grace period); nothing was committed, run create again".into(),
+                    return Err(Error::SessionExpired {
+                        reason: format!(
+                            "gc deleted pack {} (holding chunk {}) while this run used it",
+                            loc.pack.short(),
+                            id.short()
+                        ),
                     })
                 }
                 Err(e) => return Err(e.into()),

@@ -7,7 +7,6 @@ use crate::{Error, Result};
 use futures::StreamExt;
 use silo_format::manifest::SnapshotManifest;
 use silo_format::ObjectId;
-use silo_format::Sealed;
 
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -78,43 +77,85 @@ impl SnapshotSpec {
     }
 }
 
+/// A manifest listed in `snapshots/` that cannot be read (damaged, or another repository's): its name is
+/// inside the encryption, so it may be any name's newest snapshot.
+#[derive(Clone, Debug)]
+pub struct UnreadableManifest {
+    pub id: ObjectId,
+    /// When the backend stored it (its clock).
+    pub stored_at: i64,
+    pub reason: String,
+}
+
+/// Every manifest in `snapshots/`: the readable ones oldest first, when each was stored, and the unreadable.
+#[derive(Default)]
+pub struct SnapshotScan {
+    pub snapshots: Vec<Snapshot>,
+    pub stored_at: std::collections::HashMap<ObjectId, i64>,
+    pub unreadable: Vec<UnreadableManifest>,
+}
+
 impl Repository {
     /// Every readable snapshot, oldest first. A manifest that cannot be read is reported on stderr and
-    /// skipped, so one damaged object does not hide the others.
+    /// skipped, so one damaged object does not hide the others (`scan_snapshots` returns it).
     pub async fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
+        let scan = self.scan_snapshots().await?;
+        for u in &scan.unreadable {
+            tracing::warn!("skipping snapshots/{}: {}", u.id.to_hex(), u.reason);
+        }
+        Ok(scan.snapshots)
+    }
+
+    pub async fn scan_snapshots(&self) -> Result<SnapshotScan> {
         let listed = self.backend.list(names::SNAPSHOTS).await?;
-        let ids: Vec<ObjectId> = listed.iter().filter_map(|o| names::id_of(&o.name)).collect();
-        let results: Vec<Result<Snapshot>> =
-            futures::stream::iter(ids).map(|id| self.load_snapshot(id)).buffer_unordered(16).collect().await;
-        let mut out = Vec::new();
-        for r in results {
+        let stored: Vec<(ObjectId, i64)> =
+            listed.iter().filter_map(|o| names::id_of(&o.name).map(|id| (id, o.modified))).collect();
+        let results: Vec<(ObjectId, i64, Result<Snapshot>)> = futures::stream::iter(stored)
+            .map(|(id, at)| async move { (id, at, self.load_snapshot(id).await) })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut scan = SnapshotScan::default();
+        for (id, at, r) in results {
             match r {
-                Ok(s) => out.push(s),
+                Ok(s) => {
+                    scan.stored_at.insert(id, at);
+                    scan.snapshots.push(s);
+                }
                 Err(e @ (Error::Damaged { .. } | Error::Inconsistent { .. })) => {
-                    tracing::warn!("skipping {e}")
+                    scan.unreadable.push(UnreadableManifest { id, stored_at: at, reason: e.to_string() })
                 }
                 Err(Error::Backend(e)) if e.is_not_found() => {} // removed by forget while listing
                 Err(e) => return Err(e),
             }
         }
-        out.sort_by_key(|s| (s.manifest.finished, s.id));
-        Ok(out)
+        scan.snapshots.sort_by_key(|s| (s.manifest.finished, s.id));
+        scan.unreadable.sort_by_key(|u| (u.stored_at, u.id));
+        Ok(scan)
     }
 
     pub async fn load_snapshot(&self, id: ObjectId) -> Result<Snapshot> {
-        let name = names::snapshot(&id);
-        let bytes = self.backend.get(&name).await?;
-        let manifest =
-            SnapshotManifest::open(&self.keys, self.repo_id, id, &bytes).map_err(|e| Error::damaged(name, e))?;
+        let manifest = self.load_sealed::<SnapshotManifest>(&names::snapshot(&id), id).await?;
         Ok(Snapshot { id, manifest })
     }
 
+    /// The snapshot `spec` names. `NAME:latest[~N]` fails (damage, exit 5) when an unreadable manifest was
+    /// stored after the one it would pick: that may be the newest snapshot of NAME, and restoring an older
+    /// dump with exit 0 would mislead. `resolve_past_damage` is the `--fallback` form.
     pub async fn resolve(&self, spec: &SnapshotSpec) -> Result<Snapshot> {
-        let spec_text = || match &spec.selector {
-            Selector::IdPrefix(p) => p.clone(),
-            Selector::Latest { name, back: 0 } => format!("{name}:latest"),
-            Selector::Latest { name, back } => format!("{name}:latest~{back}"),
-        };
+        let (snap, newer) = self.resolve_past_damage(spec).await?;
+        match newer.last() {
+            Some(u) => Err(Error::NewerManifestUnreadable {
+                spec: spec_text(spec),
+                object: names::snapshot(&u.id),
+                reason: u.reason.clone(),
+            }),
+            None => Ok(snap),
+        }
+    }
+
+    /// Like `resolve`, but returns the pick with the unreadable manifests stored after it.
+    pub async fn resolve_past_damage(&self, spec: &SnapshotSpec) -> Result<(Snapshot, Vec<UnreadableManifest>)> {
         match &spec.selector {
             Selector::IdPrefix(prefix) => {
                 let prefix = prefix.to_ascii_lowercase();
@@ -125,18 +166,76 @@ impl Repository {
                     .filter(|id| id.to_hex().starts_with(&prefix))
                     .collect();
                 match matches.as_slice() {
-                    [id] => self.load_snapshot(*id).await,
-                    [] => Err(Error::SnapshotNotFound { spec: spec_text() }),
-                    many => Err(Error::AmbiguousSnapshot { spec: spec_text(), count: many.len() }),
+                    [id] => Ok((self.load_snapshot(*id).await?, Vec::new())),
+                    [] => Err(Error::SnapshotNotFound { spec: spec_text(spec), hint: String::new() }),
+                    many => Err(Error::AmbiguousSnapshot { spec: spec_text(spec), count: many.len() }),
                 }
             }
             Selector::Latest { name, back } => {
+                let scan = self.scan_snapshots().await?;
+                let hint = match of_name_hint(name, scan.snapshots.iter().map(|s| s.manifest.name.as_str())) {
+                    Some(n) => format!(" (did you mean {n}:latest?)"),
+                    None => String::new(),
+                };
                 let mut of_name: Vec<Snapshot> =
-                    self.list_snapshots().await?.into_iter().filter(|s| &s.manifest.name == name).collect();
+                    scan.snapshots.into_iter().filter(|s| &s.manifest.name == name).collect();
                 of_name.reverse();
-                of_name.into_iter().nth(*back).ok_or_else(|| Error::SnapshotNotFound { spec: spec_text() })
+                let chosen = of_name.into_iter().nth(*back);
+                let Some(chosen) = chosen else {
+                    return match scan.unreadable.last() {
+                        // The one asked for may be the unreadable one: that is damage, not a typo.
+                        Some(u) => Err(Error::NewerManifestUnreadable {
+                            spec: spec_text(spec),
+                            object: names::snapshot(&u.id),
+                            reason: u.reason.clone(),
+                        }),
+                        None => Err(Error::SnapshotNotFound { spec: spec_text(spec), hint }),
+                    };
+                };
+                let at = scan.stored_at.get(&chosen.id).copied().unwrap_or(i64::MIN);
+                let newer = scan.unreadable.into_iter().filter(|u| u.stored_at >= at).collect();
+                Ok((chosen, newer))
             }
         }
+    }
+}
+
+/// The known name closest to `wanted` (edit distance at most 2, or one contains the other), if `wanted`
+/// itself is not known.
+pub fn of_name_hint<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut best: Option<(usize, &str)> = None;
+    for name in known {
+        if name == wanted {
+            return None;
+        }
+        let d = if name.contains(wanted) || wanted.contains(name) { 1 } else { edit_distance(wanted, name) };
+        if d <= 2 && best.is_none_or(|(b, n)| (d, name) < (b, n)) {
+            best = Some((d, name));
+        }
+    }
+    best.map(|(_, n)| n.to_string())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+fn spec_text(spec: &SnapshotSpec) -> String {
+    match &spec.selector {
+        Selector::IdPrefix(p) => p.clone(),
+        Selector::Latest { name, back: 0 } => format!("{name}:latest"),
+        Selector::Latest { name, back } => format!("{name}:latest~{back}"),
     }
 }
 
@@ -156,6 +255,16 @@ mod tests {
         assert!(SnapshotSpec::parse("shop:latest~x").is_err());
         assert!(SnapshotSpec::parse("a:latest:b:c").is_err());
         assert!(SnapshotSpec::parse("").is_err());
+    }
+
+    #[test]
+    fn close_names_are_suggested() {
+        let known = ["shop", "crm", "shop-archive"];
+        assert_eq!(of_name_hint("shp", known.into_iter()), Some("shop".into()));
+        assert_eq!(of_name_hint("CRM", known.into_iter()), None);
+        assert_eq!(of_name_hint("shop", known.into_iter()), None);
+        assert_eq!(of_name_hint("archive", known.into_iter()), Some("shop-archive".into()));
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

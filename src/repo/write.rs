@@ -86,6 +86,8 @@ pub struct CreateOptions {
     pub warn: fn(&str),
     /// Start and finish times to record instead of now (a copy keeps the original's, for retention).
     pub times: Option<(i64, i64)>,
+    /// Commit streams of zero bytes (refused by default: a dump tool that failed inside a pipe yields one).
+    pub allow_empty: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -170,8 +172,8 @@ impl Repository {
         let started = crate::time::now_micros();
         let clock = Instant::now();
         let before = self.backend.requests();
-        let session = rt.block_on(self.start_session(started))?;
-        let result = self.create_in_session(rt, options, started, clock);
+        let session = rt.block_on(self.start_session())?;
+        let result = self.create_in_session(rt, options, &session, started, clock);
         rt.block_on(session.end(self.backend.as_ref()));
         result.map(|mut r| {
             r.requests = self.backend.requests().since(&before);
@@ -183,6 +185,7 @@ impl Repository {
         &self,
         rt: &Handle,
         options: &CreateOptions,
+        session: &super::session::SessionGuard,
         started: i64,
         clock: Instant,
     ) -> Result<CreateReport> {
@@ -190,7 +193,11 @@ impl Repository {
         let cache = self.cache()?;
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
         let claims: Claims = Arc::default();
-        let abort = Arc::new(AtomicBool::new(false));
+        let abort = Arc::new(Abort::default());
+        let _on_interrupt = {
+            let abort = abort.clone();
+            crate::interrupt::on_interrupt(move || abort.set())
+        };
         // 8 batches (~8 MiB) queued: the workers keep hashing while the chunker maps or reads its next
         // window (with 4 they ran dry; 0.36-0.44 s -> 0.34-0.36 s re-run), whatever the core count.
         let (job_tx, job_rx) = bounded::<Job>(8);
@@ -239,7 +246,7 @@ impl Repository {
                         };
                         let r = produce(i, spec, &feed);
                         if r.is_err() {
-                            abort.store(true, Ordering::SeqCst);
+                            abort.set();
                         }
                         r
                     })
@@ -274,7 +281,13 @@ impl Repository {
             return Err(e);
         }
         let mut packs = uploaded??;
+        if let Some(empty) =
+            streams_done.iter().zip(&options.streams).find(|(r, _)| r.size == 0 && !options.allow_empty)
+        {
+            return Err(Error::EmptyStream { stream: empty.1.name.clone() });
+        }
         packs += rt.block_on(self.rescue_marked_chunks(collected.ids.iter().flatten()))?;
+        rt.block_on(self.verify_before_commit(session, collected.ids.iter().flatten()))?;
 
         let mut streams = Vec::with_capacity(nstreams);
         let mut chunks = 0u64;
@@ -357,7 +370,7 @@ fn collect(
     repo: RepoId,
     target: usize,
     nstreams: usize,
-    abort: &AtomicBool,
+    abort: &Abort,
 ) -> Collected {
     let mut out = Collected { ids: vec![Vec::new(); nstreams], ..Default::default() };
     let capacity = target + (1 << 20) + 4096;
@@ -367,7 +380,7 @@ fn collect(
         let (bytes, entries) = writer.finish(keys, repo, id, random_nonce());
         if packs.blocking_send(FinishedPack { id, bytes, entries }).is_err() && out.error.is_none() {
             out.error = Some(Error::Invalid("the uploader stopped early".into()));
-            abort.store(true, Ordering::SeqCst);
+            abort.set();
         }
     };
     // Jobs finish out of order; packs take them in stream order, so a restore reads each pack front to back.
@@ -393,7 +406,7 @@ fn collect(
             Ok(d) => d,
             Err(e) => {
                 out.error.get_or_insert(e);
-                abort.store(true, Ordering::SeqCst);
+                abort.set();
                 continue;
             }
         };
@@ -509,12 +522,56 @@ async fn flush_segment(
     Ok(())
 }
 
+/// The create's stop switch: once any part fails, every other stream stops — readers at their next chunk,
+/// and the commands silo runs at once (their whole process group is killed, so `a | b` pipelines inside a
+/// `--stream` end too, and a blocked reader sees end of file).
+#[derive(Default)]
+pub(crate) struct Abort {
+    flag: AtomicBool,
+    /// Process group of each running stream command, by stream index.
+    groups: Mutex<BTreeMap<usize, i32>>,
+}
+
+impl Abort {
+    fn set(&self) {
+        if !self.flag.swap(true, Ordering::SeqCst) {
+            for pgid in self.groups().values() {
+                // SAFETY: kill(2) on a process group we created and have not reaped yet.
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            }
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    fn groups(&self) -> std::sync::MutexGuard<'_, BTreeMap<usize, i32>> {
+        self.groups.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a started command; if the create already failed, kills it at once.
+    fn register(&self, index: usize, pid: u32) {
+        let mut groups = self.groups();
+        groups.insert(index, pid as i32);
+        if self.is_set() {
+            // SAFETY: as in `set`.
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        }
+    }
+
+    /// Called before the command is reaped, so its process group id cannot be reused while registered.
+    fn unregister(&self, index: usize) {
+        self.groups().remove(&index);
+    }
+}
+
 /// What every stream reader shares: where chunks go, how to cut, when to stop, what to count.
 struct Feed<'a> {
     jobs: &'a Sender<Job>,
     params: &'a silo_format::chunker::ChunkerParams,
     seed: u64,
-    abort: &'a AtomicBool,
+    abort: &'a Abort,
     progress: &'a AtomicU64,
     warn: fn(&str),
 }
@@ -590,7 +647,7 @@ fn cut_stream(
             what: format!("stream {name}"),
             message: format!("read failed: {e}; no snapshot was written"),
         })?;
-        if feed.abort.load(Ordering::SeqCst) {
+        if feed.abort.is_set() {
             return Err(Error::Aborted);
         }
         judge(probe.observe(&chunk));
@@ -612,29 +669,37 @@ fn cut_stream(
 fn run_command(index: usize, spec: &StreamSpec, argv: &[String], feed: &Feed) -> Result<StreamResult> {
     let shown = argv.join(" ");
     let (program, args) = argv.split_first().ok_or_else(|| Error::Invalid("empty command".into()))?;
+    use std::os::unix::process::CommandExt;
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|e| Error::io(format!("starting command `{shown}`"), e))?;
+    feed.abort.register(index, child.id());
     let stdout = child.stdout.take().ok_or_else(|| Error::Invalid("child has no stdout".into()))?;
     let stderr = child.stderr.take().ok_or_else(|| Error::Invalid("child has no stderr".into()))?;
     {
         use std::os::fd::AsRawFd;
         enlarge_pipe(stdout.as_raw_fd());
     }
-    let tail = std::thread::spawn(move || forward_stderr(stderr));
+    let tail = StderrTail::forward(stderr);
     let chunked = chunk_stream(index, &spec.name, ReadWindows::new(stdout), feed);
     if chunked.is_err() {
-        let _ = child.kill();
+        // SAFETY: kill(2) on the process group of our child, not reaped yet.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     }
+    feed.abort.unregister(index);
     let status = child.wait().map_err(|e| Error::io(format!("waiting for command `{shown}`"), e))?;
-    let tail = tail.join().unwrap_or_default();
+    let tail = tail.finish();
     let chunked = chunked?;
+    use std::os::unix::process::ExitStatusExt;
+    if feed.abort.is_set() && status.signal() == Some(libc::SIGKILL) {
+        return Err(Error::Aborted); // we killed it: another stream's failure is the one to report
+    }
     if !status.success() {
-        use std::os::unix::process::ExitStatusExt;
         let status_text = match (status.code(), status.signal()) {
             (Some(code), _) => format!("exited with status {code}"),
             (None, Some(sig)) => format!("was killed by signal {sig}"),
@@ -642,7 +707,12 @@ fn run_command(index: usize, spec: &StreamSpec, argv: &[String], feed: &Feed) ->
         };
         let stderr_tail =
             if tail.trim().is_empty() { String::new() } else { format!("; its stderr ended with: {}", tail.trim()) };
-        return Err(Error::CommandFailed { command: shown, status: status_text, stderr_tail });
+        return Err(Error::CommandFailed {
+            command: shown,
+            status: status_text,
+            outcome: "no snapshot was written",
+            stderr_tail,
+        });
     }
     Ok(StreamResult {
         size: chunked.size,
@@ -652,27 +722,47 @@ fn run_command(index: usize, spec: &StreamSpec, argv: &[String], feed: &Feed) ->
     })
 }
 
-/// Copies the child's stderr to ours as it arrives and returns its last ~2 KiB, for the error message.
-fn forward_stderr(mut stderr: impl Read) -> String {
-    use std::io::Write;
+/// The child's stderr, copied to ours as it arrives; its last ~2 KiB are kept for the error message.
+struct StderrTail {
+    tail: Arc<Mutex<VecDeque<u8>>>,
+    done: Receiver<()>,
+}
+
+impl StderrTail {
     const KEEP: usize = 2048;
-    let mut tail: VecDeque<u8> = VecDeque::with_capacity(KEEP);
-    let mut buf = [0u8; 8192];
-    loop {
-        match stderr.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let _ = std::io::stderr().write_all(&buf[..n]);
-                tail.extend(&buf[..n]);
-                while tail.len() > KEEP {
-                    tail.pop_front();
+
+    fn forward(mut stderr: impl Read + Send + 'static) -> Self {
+        use std::io::Write;
+        let tail: Arc<Mutex<VecDeque<u8>>> = Arc::default();
+        let (done_tx, done) = bounded(1);
+        let kept = tail.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match stderr.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let _ = std::io::stderr().write_all(&buf[..n]);
+                        let mut t = kept.lock().unwrap_or_else(|p| p.into_inner());
+                        t.extend(&buf[..n]);
+                        let excess = t.len().saturating_sub(Self::KEEP);
+                        t.drain(..excess);
+                    }
                 }
             }
-        }
+            let _ = done_tx.send(());
+        });
+        StderrTail { tail, done }
     }
-    let bytes: Vec<u8> = tail.into_iter().collect();
-    let text = String::from_utf8_lossy(&bytes);
-    text.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
+
+    /// The last lines, once the pipe is closed — or after a second if a background process the command
+    /// left behind still holds it open (its output keeps being forwarded; silo does not wait for it).
+    fn finish(self) -> String {
+        let _ = self.done.recv_timeout(Duration::from_secs(1));
+        let bytes: Vec<u8> = self.tail.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
+    }
 }
 
 /// Asks for a 1 MiB pipe buffer (F_SETPIPE_SZ), so the producer is not throttled to 64 KiB per wake-up.

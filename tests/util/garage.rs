@@ -156,6 +156,14 @@ impl Garage {
         }
     }
 
+    /// Sends `sig` to node `i` (SIGSTOP freezes it, SIGCONT resumes it).
+    pub fn signal_node(&self, i: usize, sig: i32) {
+        if let Some(c) = &self.nodes[i].child {
+            // SAFETY: signalling a child process we started.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
     fn cli(&self, node: usize, args: &[&str]) -> Result<String, String> {
         let out = Command::new(&self.bin)
             .arg("-c")

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 mod dumpgen;
+pub mod faultproxy;
 pub mod garage;
 pub mod services;
 
@@ -233,13 +234,21 @@ pub fn is_stopped(pid: u32) -> bool {
 
 /// Spawns a gc that stops itself (SILO_TEST_PAUSE_AT) right before it would delete, and waits until it has.
 pub fn spawn_paused_before_delete(mut gc: Command) -> Child {
-    let child = gc
+    let mut child = gc
         .env("SILO_TEST_PAUSE_AT", "gc-before-delete")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn gc");
-    wait_until_stopped(child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !is_stopped(child.id()) {
+        if let Ok(Some(status)) = child.try_wait() {
+            let out = child.wait_with_output().expect("gc output");
+            panic!("gc ended ({status}) before reaching the pause point: {}", stderr(&out));
+        }
+        assert!(std::time::Instant::now() < deadline, "gc never reached the pause point");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     child
 }
 

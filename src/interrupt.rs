@@ -1,0 +1,104 @@
+//! Ctrl-C and SIGTERM (docs/design.md "I9 interrupted is clean"): silo stops, undoes what only it knew
+//! about — a writer's session object, gc's lease, a partial `--output` file, the commands it started — and
+//! exits 130 (SIGINT) or 143 (SIGTERM). Nothing committed is touched; what an interrupted create uploaded
+//! is unreferenced and reclaimed by gc.
+//!
+//! The signal handler only writes the signal number to a pipe; a watcher thread reads it and runs the
+//! registered clean-ups (each bounded in time), then exits. Code that owns something to undo registers a
+//! clean-up for as long as it owns it (`on_interrupt` returns a guard that unregisters on drop).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+type Cleanup = Box<dyn FnOnce() + Send>;
+
+fn registry() -> &'static Mutex<BTreeMap<u64, Cleanup>> {
+    static REGISTRY: OnceLock<Mutex<BTreeMap<u64, Cleanup>>> = OnceLock::new();
+    REGISTRY.get_or_init(Mutex::default)
+}
+
+fn lock() -> std::sync::MutexGuard<'static, BTreeMap<u64, Cleanup>> {
+    registry().lock().unwrap_or_else(|p| p.into_inner())
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+
+/// Unregisters its clean-up when dropped (the thing to undo is gone or committed).
+pub struct Registration(u64);
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        lock().remove(&self.0);
+    }
+}
+
+/// Runs `cleanup` if silo is interrupted while the returned guard lives. Clean-ups run newest first.
+pub fn on_interrupt(cleanup: impl FnOnce() + Send + 'static) -> Registration {
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    lock().insert(id, Box::new(cleanup));
+    Registration(id)
+}
+
+extern "C" fn handler(sig: libc::c_int) {
+    let fd = PIPE_WRITE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; one byte to our own pipe.
+        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    }
+}
+
+/// Installs the SIGINT/SIGTERM handlers and the watcher thread. Call once, early in main.
+pub fn install() {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills two descriptors we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return;
+    }
+    PIPE_WRITE.store(fds[1], Ordering::Relaxed);
+    let read_fd = fds[0];
+    std::thread::spawn(move || {
+        let mut byte = 0u8;
+        loop {
+            // SAFETY: read(2) of one byte from our own pipe into a local.
+            let n = unsafe { libc::read(read_fd, (&mut byte as *mut u8).cast(), 1) };
+            if n == 1 {
+                break;
+            }
+            if n == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                return;
+            }
+        }
+        let sig = i32::from(byte);
+        let cleanups: Vec<Cleanup> = std::mem::take(&mut *lock()).into_values().rev().collect();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for c in cleanups {
+                c();
+            }
+            let _ = done_tx.send(());
+        });
+        // Clean-ups that hang (a store that does not answer) must not keep silo from stopping.
+        let _ = done_rx.recv_timeout(Duration::from_secs(10));
+        let what = if sig == libc::SIGINT { "interrupted (SIGINT)" } else { "terminated (SIGTERM)" };
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("silo: {what}: stopped and cleaned up (a snapshot not yet committed stays uncommitted)\n")
+                .as_bytes(),
+        );
+        std::process::exit(128 + sig);
+    });
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installing a handler that only calls write(2).
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = handler as *const () as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}

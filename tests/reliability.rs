@@ -1,0 +1,693 @@
+//! The data-loss and misleading-outcome paths an adversarial pass found (issue 13), each through the real
+//! binary: a frozen or clock-skewed writer against gc, gc killed mid-delete, `--cache-dir` and `--output`
+//! targets silo did not create, empty dumps and policies that keep nothing, closed and full outputs, an
+//! unwritable cache, and the smaller ones (foreign repositories, killed init, durations, hosts, streams).
+
+mod util;
+
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use util::*;
+
+fn with_clock(mut c: Command, offset_seconds: i64) -> Command {
+    c.env("SILO_TEST_CLOCK_OFFSET", offset_seconds.to_string());
+    c
+}
+
+fn gc_at(repo: &TestRepo, offset: i64) -> serde_json::Value {
+    let out = run_with_input(with_clock(repo.cmd(&["--json", "gc"]), offset), b"");
+    assert!(out.status.success(), "gc at +{offset} s: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("gc report")
+}
+
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len / 8).flat_map(|_| xorshift(&mut state).to_le_bytes()).collect()
+}
+
+/// Waits until `dir` of the repository holds at least `n` objects.
+fn wait_for_objects(repo: &TestRepo, dir: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while repo.objects(dir).len() < n {
+        assert!(Instant::now() < deadline, "never saw {n} objects in {dir}/");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Either the writer committed a snapshot that restores byte for byte, or it failed, said that nothing was
+/// committed, and left no snapshot behind. Never a committed snapshot that cannot be restored.
+fn assert_committed_means_restorable(repo: &TestRepo, out: &std::process::Output, data: &[u8]) {
+    if out.status.success() {
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(repo.restore(&id) == data, "committed snapshot {id} does not restore");
+    } else {
+        assert_eq!(out.status.code(), Some(6), "{}", stderr(out));
+        assert!(stderr(out).contains("nothing was committed"), "{}", stderr(out));
+        assert_eq!(repo.snapshot_count(), 0, "a failed writer left a snapshot");
+    }
+    let check = repo.run(&["check"], b"");
+    assert!(check.status.success(), "check after the writer: {}", String::from_utf8_lossy(&check.stdout));
+}
+
+#[test]
+fn a_writer_frozen_while_gc_deletes_its_packs_never_commits_an_unrestorable_snapshot() {
+    let repo = TestRepo::init_with(&["--gc-safety-age", "1", "--gc-grace-period", "1", "--pack-size", "1048576"]);
+    // silo reads a pipe in 8 MiB windows: 12 MiB in, the first window is cut and its packs uploaded.
+    let data = random_bytes(20 << 20, 1);
+    let mut writer = repo
+        .cmd(&["snapshot", "create", "--name", "frozen"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn create");
+    let mut input = writer.stdin.take().expect("stdin");
+    input.write_all(&data[..12 << 20]).expect("first part");
+    wait_for_objects(&repo, "packs", 2);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(writer.id() as i32, libc::SIGSTOP) };
+    // Seen from gc, the writer has been silent for 1000 s (dead): its unindexed packs are garbage.
+    let mark = gc_at(&repo, 1000);
+    assert!(mark["packs_marked"].as_u64().unwrap() >= 2, "{mark}");
+    let sweep = gc_at(&repo, 1002);
+    assert!(sweep["packs_deleted"].as_u64().unwrap() >= 2, "{sweep}");
+    // SAFETY: as above.
+    unsafe { libc::kill(writer.id() as i32, libc::SIGCONT) };
+    input.write_all(&data[12 << 20..]).expect("rest");
+    drop(input);
+    let out = writer.wait_with_output().expect("wait");
+    assert!(!out.status.success(), "its packs are gone: committing would be a lie");
+    assert_committed_means_restorable(&repo, &out, &data);
+    // The next gc finishes the job: the late writer's index entries for deleted packs go, check stays clean.
+    gc_at(&repo, 3000);
+    let check = repo.run(&["check"], b"");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    // And the data can be stored again.
+    let again = repo.create("frozen", &data);
+    assert!(repo.restore(&again) == data);
+}
+
+#[test]
+fn writers_with_fast_or_slow_clocks_are_protected_by_the_repositorys_clock() {
+    for skew in [60i64, -900] {
+        let repo = TestRepo::init_with(&["--gc-safety-age", "1", "--gc-grace-period", "1", "--pack-size", "1048576"]);
+        let data = random_bytes(24 << 20, 2 + skew.unsigned_abs());
+        let mut writer = with_clock(repo.cmd(&["snapshot", "create", "--name", "skewed"]), skew)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn create");
+        let mut input = writer.stdin.take().expect("stdin");
+        // Feed in parts while gc runs at short times with a correct clock, each run past the last's grace.
+        let mut gc_runs = 0;
+        for part in data.chunks(1 << 20) {
+            input.write_all(part).expect("feed");
+            gc_at(&repo, 2 * gc_runs);
+            gc_runs += 1;
+        }
+        drop(input);
+        let out = writer.wait_with_output().expect("wait");
+        assert!(out.status.success(), "clock {skew:+} s: the writer's packs were in use: {}", stderr(&out));
+        assert_committed_means_restorable(&repo, &out, &data);
+        gc_at(&repo, 2 * gc_runs + 10);
+        assert!(repo.restore("skewed:latest") == data, "clock {skew:+} s: restorable after more gc");
+    }
+}
+
+#[test]
+fn concurrent_writers_and_gc_at_short_times_with_frozen_and_skewed_writers() {
+    // Many rounds: each a writer (clock -900 s, 0 or +60 s) whose stream repeats half of the previous
+    // round's (so it deduplicates against packs gc may be removing), fed in two parts with gc runs at 1 s
+    // times in between — in a quarter of the rounds with the writer stopped and gc's clock far ahead (a
+    // frozen writer whose session gc sees as dead).
+    let repo = TestRepo::init_with(&["--gc-safety-age", "1", "--gc-grace-period", "1", "--pack-size", "1048576"]);
+    let (mut committed, mut refused, mut frozen, mut frozen_refused) = (0, 0, 0, 0);
+    let mut seed = 0x5eed_u64;
+    let mut previous = random_bytes(14 << 20, 99);
+    const ROUNDS: u64 = 200;
+    for round in 0..ROUNDS {
+        let skew = [-900i64, 0, 60][(xorshift(&mut seed) % 3) as usize];
+        let freeze = xorshift(&mut seed).is_multiple_of(4);
+        // New data first: silo holds the last, partial batch of a window until the next window is read, so
+        // the first 8 MiB must hold more than a pack of new data for a pack to be uploaded before the freeze.
+        let fresh = random_bytes(8 << 20, 100 + round);
+        let mut data = fresh[..4 << 20].to_vec();
+        data.extend_from_slice(&previous[4 << 20..10 << 20]);
+        data.extend_from_slice(&fresh[4 << 20..]);
+        let packs_before = repo.objects("packs").len();
+        let mut writer = with_clock(repo.cmd(&["snapshot", "create", "--name", "w"]), skew)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn create");
+        let mut input = writer.stdin.take().expect("stdin");
+        input.write_all(&data[..10 << 20]).expect("feed");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while repo.objects("packs").len() <= packs_before {
+            if let Some(status) = writer.try_wait().unwrap() {
+                let out = writer.wait_with_output().unwrap();
+                panic!("round {round}: the writer ended early ({status}): {}", stderr(&out));
+            }
+            if Instant::now() > deadline {
+                writer.kill().unwrap();
+                let out = writer.wait_with_output().unwrap();
+                panic!(
+                    "round {round}: no pack uploaded ({packs_before} before, {} now): {}",
+                    repo.objects("packs").len(),
+                    stderr(&out)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The second gc run's clock is 2 s ahead of the first's (past its grace); for a frozen writer both are
+        // 1000 s ahead (as if it had been suspended for that long while gc ran).
+        let jump = if freeze {
+            frozen += 1;
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(writer.id() as i32, libc::SIGSTOP) };
+            1000
+        } else {
+            0
+        };
+        gc_at(&repo, jump);
+        gc_at(&repo, jump + 2);
+        if freeze {
+            // SAFETY: as above.
+            unsafe { libc::kill(writer.id() as i32, libc::SIGCONT) };
+        }
+        input.write_all(&data[10 << 20..]).expect("feed");
+        drop(input);
+        let out = writer.wait_with_output().expect("wait");
+        if out.status.success() {
+            committed += 1;
+            let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            assert!(
+                repo.restore(&id) == data,
+                "round {round} (clock {skew:+}, frozen {freeze}): {id} does not restore"
+            );
+        } else {
+            // A frozen writer's own packs were deleted: it must refuse. An unfrozen one may refuse too when
+            // a chunk it deduplicated against was dead and gc removed it: gc's clock passed the grace period
+            // during its session (2 s here; 24 h by default) — refusing is then the right answer.
+            refused += 1;
+            if freeze {
+                frozen_refused += 1;
+            }
+            assert_eq!(out.status.code(), Some(6), "round {round}: {}", stderr(&out));
+            assert!(stderr(&out).contains("nothing was committed"), "{}", stderr(&out));
+        }
+        repo.ok(&["forget", "--keep-last", "3"], b"");
+        previous = data;
+    }
+    eprintln!(
+        "{ROUNDS} writers with gc at 1 s times ({frozen} frozen): {committed} committed, all restorable; {refused} refused"
+    );
+    assert_eq!(frozen_refused, frozen, "every frozen writer whose packs gc deleted refuses to commit");
+    assert!(committed * 10 >= (ROUNDS as usize - frozen) * 9, "writers that were not frozen commit");
+    let check = repo.run(&["check", "--read-data"], b"");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+}
+
+#[test]
+fn gc_killed_mid_delete_is_finished_by_the_next_gc_and_check_does_not_cry_wolf() {
+    let repo = TestRepo::init_with(&["--pack-size", "1048576"]);
+    if repo.skip_unless_local("deletes pack files by hand, as a gc killed mid-delete leaves them") {
+        return;
+    }
+    repo.create("db", &random_bytes(3 << 20, 10));
+    let old_packs = repo.objects("packs");
+    let keep = random_bytes(3 << 20, 11);
+    repo.create("db", &keep);
+    repo.ok(&["forget", "--keep-last", "1"], b"");
+    let mark = gc_at(&repo, 25 * 3600);
+    assert_eq!(mark["packs_marked"].as_u64().unwrap() as usize, old_packs.len(), "{mark}");
+    // A gc past the grace period deleted some of the marked packs and was killed before it compacted.
+    for p in &old_packs[..old_packs.len() / 2] {
+        std::fs::remove_file(p).expect("remove pack");
+    }
+    let check = repo.run(&["check"], b"");
+    assert!(
+        check.status.success(),
+        "packs gc deleted on purpose are not damage: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let finish = gc_at(&repo, 50 * 3600);
+    assert!(finish["segments_compacted"].as_u64().unwrap() >= 1, "{finish}");
+    let check = repo.json(&["check"]);
+    assert!(check["damaged"].as_array().unwrap().is_empty(), "{check}");
+    assert!(repo.objects("packs").iter().all(|p| !old_packs.contains(p)), "the next gc deleted the rest");
+    assert!(repo.restore("db:latest") == keep);
+    // Real damage is still damage: a pack of the kept snapshot removed by hand.
+    let live: Vec<_> = repo.objects("packs").into_iter().filter(|p| !old_packs.contains(p)).collect();
+    std::fs::remove_file(&live[0]).expect("remove live pack");
+    let damaged = repo.run(&["check"], b"");
+    assert_eq!(damaged.status.code(), Some(EXIT_DAMAGED));
+}
+
+#[test]
+fn a_cache_dir_with_the_users_files_is_never_deleted() {
+    let repo = TestRepo::init();
+    let mine = repo.dir.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), b"precious").unwrap();
+    std::fs::write(mine.join("CURRENT"), b"not a rocksdb").unwrap();
+    let mine_s = mine.to_str().unwrap();
+    let data = dump(1 << 20, 20);
+    repo.ok(&["--cache-dir", mine_s, "snapshot", "create", "--name", "db"], &data);
+    assert!(repo.ok(&["--cache-dir", mine_s, "snapshot", "restore", "db:latest"], b"").stdout == data);
+    assert_eq!(std::fs::read(mine.join("notes.txt")).unwrap(), b"precious");
+    assert_eq!(std::fs::read(mine.join("CURRENT")).unwrap(), b"not a rocksdb");
+    // The cache itself lives in a per-repository subdirectory silo marked as its own.
+    let sub: Vec<_> = std::fs::read_dir(&mine).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
+    assert_eq!(sub.len(), 1);
+    assert!(sub[0].path().join("CACHEDIR.TAG").is_file());
+
+    // A per-repository directory silo did not mark, full of the user's files: left alone, a private
+    // cache is used for the run.
+    let theirs = repo.dir.path().join("theirs");
+    let sub_name = sub[0].file_name();
+    std::fs::create_dir_all(theirs.join(&sub_name)).unwrap();
+    std::fs::write(theirs.join(&sub_name).join("LOCK"), b"user data").unwrap();
+    std::fs::write(theirs.join(&sub_name).join("CURRENT"), b"user data").unwrap();
+    let theirs_s = theirs.to_str().unwrap();
+    assert!(repo.ok(&["--cache-dir", theirs_s, "snapshot", "restore", "db:latest"], b"").stdout == data);
+    assert_eq!(std::fs::read(theirs.join(&sub_name).join("LOCK")).unwrap(), b"user data");
+    assert!(!theirs.join(&sub_name).join("CACHEDIR.TAG").exists());
+
+    // A corrupt cache silo marked is rebuilt.
+    for e in std::fs::read_dir(sub[0].path()).unwrap().flatten() {
+        if e.file_name() != "CACHEDIR.TAG" && e.path().is_file() {
+            std::fs::write(e.path(), b"garbage").unwrap();
+        }
+    }
+    assert!(repo.ok(&["--cache-dir", mine_s, "snapshot", "restore", "db:latest"], b"").stdout == data);
+    assert_eq!(std::fs::read(mine.join("notes.txt")).unwrap(), b"precious");
+}
+
+#[test]
+fn an_unusable_cache_falls_back_to_a_private_one() {
+    let repo = TestRepo::init();
+    let data = dump(1 << 20, 21);
+    repo.create("db", &data);
+    let file = repo.dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = repo.ok(&["--cache-dir", file.to_str().unwrap(), "snapshot", "restore", "db:latest"], b"");
+    assert!(out.stdout == data);
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
+
+#[test]
+fn output_never_replaces_what_silo_did_not_create() {
+    let repo = TestRepo::init();
+    let data = dump(1 << 20, 30);
+    repo.create("db", &data);
+    let dir = repo.dir.path();
+    let restore_to =
+        |target: &std::path::Path| repo.run(&["snapshot", "restore", "db:latest", "-o", target.to_str().unwrap()], b"");
+
+    // keep.sql.partial of the user's is untouched; keep.sql is created 0600.
+    std::fs::write(dir.join("keep.sql.partial"), b"mine").unwrap();
+    assert!(restore_to(&dir.join("keep.sql")).status.success());
+    assert_eq!(std::fs::read(dir.join("keep.sql.partial")).unwrap(), b"mine");
+    assert!(std::fs::read(dir.join("keep.sql")).unwrap() == data);
+    assert_eq!(std::fs::metadata(dir.join("keep.sql")).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // An existing file keeps its mode (0600 stays 0600, 0640 stays 0640).
+    for mode in [0o600, 0o640] {
+        let f = dir.join(format!("mode-{mode:o}.sql"));
+        std::fs::write(&f, b"old").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+        assert!(restore_to(&f).status.success());
+        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, mode);
+        assert!(std::fs::read(&f).unwrap() == data);
+    }
+
+    // A symbolic link stays a link; the file it points to gets the data.
+    std::fs::write(dir.join("real.sql"), b"old").unwrap();
+    std::os::unix::fs::symlink(dir.join("real.sql"), dir.join("link.sql")).unwrap();
+    assert!(restore_to(&dir.join("link.sql")).status.success());
+    assert!(std::fs::symlink_metadata(dir.join("link.sql")).unwrap().file_type().is_symlink());
+    assert!(std::fs::read(dir.join("real.sql")).unwrap() == data);
+
+    // Character devices and FIFOs are written through, never replaced.
+    let null = std::path::Path::new("/dev/null");
+    assert!(restore_to(null).status.success());
+    assert!(std::fs::metadata(null).unwrap().file_type().is_char_device(), "/dev/null is still a device");
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    assert!(restore_to(&fifo).status.success());
+    assert!(reader.join().unwrap() == data);
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+
+    // A directory is refused with a usage error; no temporary file is left anywhere.
+    let refused = restore_to(dir);
+    assert_eq!(refused.status.code(), Some(EXIT_USAGE), "{}", stderr(&refused));
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("silo-partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn empty_streams_and_policies_that_keep_nothing_are_refused() {
+    let repo = TestRepo::init();
+    let real = dump(1 << 20, 40);
+    repo.create("shop", &real);
+    // `pg_dump shop | silo ...` against a server that is down: 0 bytes arrive.
+    let empty = repo.run(&["snapshot", "create", "--name", "shop"], b"");
+    assert_eq!(empty.status.code(), Some(EXIT_COMMAND_FAILED), "{}", stderr(&empty));
+    assert!(stderr(&empty).contains("empty") && stderr(&empty).contains("--allow-empty"), "{}", stderr(&empty));
+    let quiet = repo.run(&["snapshot", "create", "--name", "shop", "--", "true"], b"");
+    assert_eq!(quiet.status.code(), Some(EXIT_COMMAND_FAILED), "{}", stderr(&quiet));
+    assert_eq!(repo.snapshot_count(), 1);
+
+    // Even empty runs that are allowed never push the only real backup out of retention.
+    for _ in 0..3 {
+        repo.ok(&["snapshot", "create", "--name", "shop", "--allow-empty"], b"");
+    }
+    repo.ok(&["forget", "--name", "shop", "--keep-last", "3"], b"");
+    assert!(repo.restore("shop:latest~3") == real, "the real snapshot survives keep-last 3");
+    repo.ok(&["policy", "set", "shop", "--keep-last", "1"], b"");
+    repo.ok(&["prune", "--safety", "none"], b"");
+    let left = repo.json(&["snapshot", "list"]);
+    assert_eq!(left.as_array().unwrap().len(), 2, "{left}");
+    assert!(repo.restore("shop:latest~1") == real);
+
+    for args in [
+        vec!["forget", "--keep-last", "0"],
+        vec!["forget", "--name", "shop", "--keep-daily", "0"],
+        vec!["policy", "set", "shop", "--keep-daily", "0"],
+    ] {
+        let out = repo.run(&args, b"");
+        assert_eq!(out.status.code(), Some(EXIT_USAGE), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("keeps nothing"), "{}", stderr(&out));
+    }
+    assert_eq!(repo.snapshot_count(), 2);
+}
+
+#[test]
+fn closed_and_full_outputs_end_cleanly_without_panics() {
+    let repo = TestRepo::init();
+    for i in 0..3 {
+        repo.create("db", &dump(64 << 10, 50 + i));
+    }
+    // The reader is gone before silo writes its answer (`| head` that already exited).
+    for args in [vec!["snapshot", "list"], vec!["check"], vec!["stats"], vec!["--json", "snapshot", "list"]] {
+        let mut child = repo.cmd(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+    // A full disk under stdout after the commit: the snapshot exists, the error says so, and exit 9.
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let mut cmd = repo.cmd(&["snapshot", "create", "--name", "full"]);
+    cmd.stdin(Stdio::piped()).stdout(full).stderr(Stdio::piped());
+    let out = run_with_input_cmd(&mut cmd, &dump(64 << 10, 60));
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert!(stderr(&out).contains("was committed"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"));
+    assert!(repo.restore("full:latest") == dump(64 << 10, 60));
+    // Restore with stdout closed: refused, nothing written anywhere.
+    let mut closed = Command::new("sh");
+    for (k, v) in repo.cmd(&[]).get_envs() {
+        match v {
+            Some(v) => closed.env(k, v),
+            None => closed.env_remove(k),
+        };
+    }
+    closed.args(["-c", "exec \"$0\" snapshot restore db:latest >&-", silo_bin()]);
+    let out = closed.output().unwrap();
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{}", stderr(&out));
+    assert!(stderr(&out).contains("standard output is closed"), "{}", stderr(&out));
+}
+
+fn run_with_input_cmd(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn foreign_repositories_files_and_killed_inits_get_the_right_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |location: &std::path::Path, args: &[&str], offset: i64| {
+        let mut c = with_clock(Command::new(silo_bin()), offset);
+        c.args(args)
+            .env("SILO_REPO", location)
+            .env("SILO_PASSWORD", PASSWORD)
+            .env("SILO_CACHE_DIR", dir.path().join("cache"));
+        c.stdin(Stdio::null()).output().unwrap()
+    };
+    // A restic- or borg-like repository: a `config` that is not silo's.
+    let foreign = dir.path().join("restic");
+    std::fs::create_dir_all(foreign.join("data")).unwrap();
+    std::fs::write(foreign.join("config"), random_bytes(200, 7)).unwrap();
+    let out = run(&foreign, &["snapshot", "list"], 0);
+    assert_eq!(out.status.code(), Some(EXIT_UNREACHABLE), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not silo's"), "{}", stderr(&out));
+    let borg = dir.path().join("borg");
+    std::fs::create_dir_all(&borg).unwrap();
+    std::fs::write(borg.join("config"), b"[repository]\nversion = 1\n").unwrap();
+    assert_eq!(run(&borg, &["snapshot", "list"], 0).status.code(), Some(EXIT_UNREACHABLE));
+
+    // A regular file as the repository.
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = run(&file, &["snapshot", "list"], 0);
+    assert_eq!(out.status.code(), Some(EXIT_UNREACHABLE), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("object :"), "{}", stderr(&out));
+
+    // An init killed after its key file: refused for a minute (another init may be running), then redone.
+    let killed = dir.path().join("killed");
+    let init = ["init", "--kdf-memory", "64", "--kdf-iterations", "1"];
+    assert!(run(&killed, &init, 0).status.success());
+    std::fs::remove_file(killed.join("config")).unwrap();
+    let soon = run(&killed, &init, 0);
+    assert_eq!(soon.status.code(), Some(EXIT_USAGE), "{}", stderr(&soon));
+    assert!(stderr(&soon).contains("try again"), "{}", stderr(&soon));
+    assert_eq!(run(&killed, &["snapshot", "list"], 0).status.code(), Some(EXIT_UNREACHABLE));
+    let later = run(&killed, &init, 120);
+    assert!(later.status.success(), "{}", stderr(&later));
+    assert!(run(&killed, &["snapshot", "list"], 0).status.success());
+    // Other files of the user's in the directory: never removed, init refused.
+    let busy = dir.path().join("busy");
+    std::fs::create_dir_all(busy.join("keys")).unwrap();
+    std::fs::write(busy.join("keys").join("notes"), b"mine").unwrap();
+    assert_ne!(run(&busy, &init, 120).status.code(), Some(0));
+    assert_eq!(std::fs::read(busy.join("keys").join("notes")).unwrap(), b"mine");
+
+    // A mount point's lost+found is not the repository's business.
+    let mount = dir.path().join("mount");
+    std::fs::create_dir_all(mount.join("lost+found")).unwrap();
+    assert!(run(&mount, &init, 0).status.success(), "{}", stderr(&run(&mount, &init, 0)));
+
+    // gc planning on a repository it cannot write to (here: tmp/ is a file, so no clock probe fits).
+    std::fs::remove_dir_all(mount.join("tmp")).ok();
+    std::fs::write(mount.join("tmp"), b"").unwrap();
+    let dry = run(&mount, &["gc", "--dry-run"], 0);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+}
+
+#[test]
+fn passwords_durations_hosts_and_limits_are_checked_at_the_door() {
+    use std::os::unix::ffi::OsStringExt;
+    let repo = TestRepo::uninitialised();
+    let odd = std::ffi::OsString::from_vec(vec![0xff, b'p', b'w', 0xfe]);
+    let mut init = repo.cmd(&["init", "--kdf-memory", "64", "--kdf-iterations", "1"]);
+    init.env("SILO_PASSWORD", &odd);
+    let out = run_with_input(init, b"");
+    assert!(out.status.success(), "a non-UTF-8 password is a password: {}", stderr(&out));
+    let mut list = repo.cmd(&["snapshot", "list"]);
+    list.env("SILO_PASSWORD", &odd);
+    assert!(run_with_input(list, b"").status.success());
+    assert_eq!(repo.run(&["snapshot", "list"], b"").status.code(), Some(EXIT_AUTH), "another password is wrong");
+
+    let empty = repo.dir.path().join("empty-password");
+    std::fs::write(&empty, b"\n").unwrap();
+    let mut c = repo.cmd(&["--password-file", empty.to_str().unwrap(), "snapshot", "list"]);
+    c.env_remove("SILO_PASSWORD");
+    let out = run_with_input(c, b"");
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{}", stderr(&out));
+    assert!(stderr(&out).contains("empty"), "{}", stderr(&out));
+
+    let other = TestRepo::init();
+    let out = other.run(&["check", "--max-age", "30m"], b"");
+    assert_eq!(out.status.code(), Some(EXIT_USAGE));
+    assert!(stderr(&out).contains("ambiguous"), "{}", stderr(&out));
+    other.create("db", b"x");
+    assert!(other.run(&["check", "--max-age", "30min"], b"").status.success());
+    assert!(other.run(&["forget", "--keep-within", "1y6mo", "--dry-run"], b"").status.success());
+
+    for host in ["a\nb", "\x1b[31mred", &"h".repeat(10_000)] {
+        let out = other.run(&["snapshot", "create", "--name", "db", "--host", host], b"data");
+        assert_eq!(out.status.code(), Some(EXIT_USAGE), "{host:?}");
+    }
+    let big = TestRepo::uninitialised();
+    for value in ["10000000000000", "18446744073709551615"] {
+        let out = big.run(&["init", "--kdf-memory", "64", "--gc-safety-age", value], b"");
+        assert_eq!(out.status.code(), Some(EXIT_USAGE), "{value}: {}", stderr(&out));
+    }
+
+    // A failed drill is a failed drill, not a failed snapshot.
+    let drill = other.run(&["drill", "db:latest", "--", "sh", "-c", "cat >/dev/null; exit 3"], b"");
+    assert_eq!(drill.status.code(), Some(EXIT_COMMAND_FAILED));
+    assert!(!stderr(&drill).contains("no snapshot was written"), "{}", stderr(&drill));
+    assert!(stderr(&drill).contains("drill failed"), "{}", stderr(&drill));
+}
+
+#[test]
+fn a_failing_stream_stops_the_others_at_once_and_background_children_are_not_waited_for() {
+    let repo = TestRepo::init();
+    let started = Instant::now();
+    let out = repo.run(
+        &["snapshot", "create", "--name", "db", "--stream", "a=sleep 0.2; exit 1", "--stream", "b=sleep 300 | cat"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(EXIT_COMMAND_FAILED), "{}", stderr(&out));
+    assert!(stderr(&out).contains("sleep 0.2; exit 1"), "the failing stream is the one named: {}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(60), "stream b was not stopped: {:?}", started.elapsed());
+    assert_eq!(repo.snapshot_count(), 0);
+
+    let started = Instant::now();
+    let out =
+        repo.run(&["snapshot", "create", "--name", "db", "--", "sh", "-c", "echo d; sleep 120 >/dev/null &"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(60), "waited for a background child: {:?}", started.elapsed());
+    assert_eq!(repo.restore("db:latest"), b"d\n");
+}
+
+#[test]
+fn gc_removes_leftovers_of_killed_writers() {
+    let repo = TestRepo::init();
+    repo.create("db", &dump(1 << 20, 70));
+    // A writer killed mid-run leaves its session object (and, locally, maybe temporary files).
+    let mut child = repo
+        .cmd(&["snapshot", "create", "--name", "db"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(&dump(1 << 20, 71)).unwrap();
+    wait_for_objects(&repo, "sessions", 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(input);
+    if !repo.is_s3() {
+        std::fs::create_dir_all(repo.path().join("tmp")).unwrap();
+        std::fs::write(repo.path().join("tmp").join("0123456789abcdef.tmp"), vec![0u8; 4096]).unwrap();
+    }
+    let young = gc_at(&repo, 0);
+    assert_eq!(young["leftovers_removed"], 0, "a session may still be alive: {young}");
+    assert_eq!(repo.objects("sessions").len(), 1);
+    let old = gc_at(&repo, 3 * 86_400);
+    assert!(old["leftovers_removed"].as_u64().unwrap() >= 1, "{old}");
+    assert!(repo.objects("sessions").is_empty());
+    assert!(repo.objects("tmp").is_empty(), "{:?}", repo.objects("tmp"));
+    assert!(repo.restore("db:latest") == dump(1 << 20, 70));
+}
+
+#[test]
+fn a_damaged_newest_manifest_is_never_silently_replaced_by_an_older_snapshot() {
+    let repo = TestRepo::init();
+    if repo.skip_unless_local("flips a byte in a manifest file") {
+        return;
+    }
+    let old = dump(1 << 20, 80);
+    repo.create("shop", &old);
+    let newest = repo.create("shop", &dump(1 << 20, 81));
+    let file = repo.path().join("snapshots").join(&newest);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - 5;
+    bytes[at] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+
+    let out = repo.run(&["snapshot", "restore", "shop:latest"], b"");
+    assert_eq!(out.status.code(), Some(EXIT_DAMAGED), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "no bytes of the older dump");
+    assert!(stderr(&out).contains(&newest), "names the manifest: {}", stderr(&out));
+
+    let fell = repo.run(&["snapshot", "restore", "shop:latest", "--fallback"], b"");
+    assert!(fell.status.success(), "{}", stderr(&fell));
+    assert!(fell.stdout == old);
+    assert!(stderr(&fell).contains("falling back") && stderr(&fell).contains(&newest[..8]), "{}", stderr(&fell));
+
+    let list = String::from_utf8(repo.ok(&["snapshot", "list"], b"").stdout).unwrap();
+    assert!(list.contains("UNREADABLE") && list.contains(&newest[..8]), "{list}");
+    let json = repo.json(&["snapshot", "list"]);
+    assert!(
+        json.as_array().unwrap().iter().any(|s| s["id"] == newest.as_str() && s["unreadable"].is_string()),
+        "{json}"
+    );
+    // By id, the older one is still there to take.
+    let older = repo.json(&["snapshot", "list"])[0]["id"].as_str().unwrap().to_string();
+    assert!(repo.restore(&older) == old);
+}
+
+#[test]
+fn url_like_locations_without_a_known_scheme_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for location in
+        ["http://127.0.0.1:9/bucket/prefix", "https://s3.example.com/b", "s3://bucket/prefix", "sftp:host:/x"]
+    {
+        let out = Command::new(silo_bin())
+            .args(["init", "--kdf-memory", "64"])
+            .current_dir(dir.path())
+            .env("SILO_REPO", location)
+            .env("SILO_PASSWORD", PASSWORD)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(EXIT_USAGE), "{location}: {}", stderr(&out));
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "{location}: nothing created locally");
+        if location.starts_with("http") {
+            assert!(stderr(&out).contains(&format!("s3:{location}")), "{}", stderr(&out));
+        }
+    }
+    // A directory whose name has a colon is still reachable as ./name.
+    let out = Command::new(silo_bin())
+        .args(["init", "--kdf-memory", "64", "--kdf-iterations", "1"])
+        .current_dir(dir.path())
+        .env("SILO_REPO", "./backups:2026")
+        .env("SILO_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn ctrl_c_during_create_removes_the_session_and_commits_nothing() {
+    let repo = TestRepo::init();
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let mut child = repo
+            .cmd(&["snapshot", "create", "--name", "db", "--stream", "a=cat", "--stream", "b=sleep 300"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_objects(&repo, "sessions", 1);
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(128 + sig), "{}", stderr(&out));
+        assert!(repo.objects("sessions").is_empty(), "the session object is removed");
+        assert_eq!(repo.snapshot_count(), 0);
+    }
+}
