@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages silo's build and tests need, when missing (Debian/Ubuntu):
-# libclang (bindgen for RocksDB), a C++ compiler, and the database clients the pipeline tests drive.
+# libclang (bindgen for RocksDB), a C++ compiler, the database clients the pipeline tests drive, and tmux.
 set -euo pipefail
 need=()
 have_libclang() { ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so* >/dev/null 2>&1; }
@@ -12,6 +12,8 @@ command -v bc >/dev/null || need+=(bc)
 command -v pg_dump >/dev/null || need+=(postgresql-client)
 command -v mysqldump >/dev/null || need+=(mariadb-client)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+# A terminal for tests/terminal.rs (progress line, colour at a TTY).
+command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

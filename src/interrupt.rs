@@ -1,7 +1,7 @@
-//! Ctrl-C and SIGTERM (docs/design.md "I9 interrupted is clean"): silo stops, undoes what only it knew
-//! about — a writer's session object, gc's lease, a partial `--output` file, the commands it started — and
-//! exits 130 (SIGINT) or 143 (SIGTERM). Nothing committed is touched; what an interrupted create uploaded
-//! is unreferenced and reclaimed by gc.
+//! Ctrl-C, SIGTERM and `--deadline` (docs/design.md "I9 interrupted is clean", "I8 bounded waits"): silo
+//! stops, undoes what only it knew about — a writer's session object, gc's lease, a partial `--output` file,
+//! the commands it started — and exits 130 (SIGINT), 143 (SIGTERM) or 3 (deadline passed). Nothing committed
+//! is touched; what an interrupted create uploaded is unreferenced and reclaimed by gc.
 //!
 //! The signal handler only writes the signal number to a pipe; a watcher thread reads it and runs the
 //! registered clean-ups (each bounded in time), then exits. Code that owns something to undo registers a
@@ -24,6 +24,10 @@ fn lock() -> std::sync::MutexGuard<'static, BTreeMap<u64, Cleanup>> {
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
+/// What the watcher reads when the deadline passed (signal numbers are below 65).
+const DEADLINE: u8 = 255;
+/// Exit status when the deadline passed: as for a store that cannot be reached (README "Exit codes").
+const DEADLINE_EXIT: i32 = 3;
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 
 /// Unregisters its clean-up when dropped (the thing to undo is gone or committed).
@@ -83,13 +87,17 @@ pub fn install() {
         });
         // Clean-ups that hang (a store that does not answer) must not keep silo from stopping.
         let _ = done_rx.recv_timeout(Duration::from_secs(10));
-        let what = if sig == libc::SIGINT { "interrupted (SIGINT)" } else { "terminated (SIGTERM)" };
+        let what = match byte {
+            DEADLINE => "error: the --deadline passed",
+            _ if sig == libc::SIGINT => "interrupted (SIGINT)",
+            _ => "terminated (SIGTERM)",
+        };
         let _ = std::io::Write::write_all(
             &mut std::io::stderr(),
             format!("silo: {what}: stopped and cleaned up (a snapshot not yet committed stays uncommitted)\n")
                 .as_bytes(),
         );
-        std::process::exit(128 + sig);
+        std::process::exit(if byte == DEADLINE { DEADLINE_EXIT } else { 128 + sig });
     });
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: installing a handler that only calls write(2).
@@ -101,4 +109,17 @@ pub fn install() {
             libc::sigaction(sig, &action, std::ptr::null_mut());
         }
     }
+}
+
+/// Stops silo as on an interrupt once `after` has passed (the command's overall deadline).
+pub fn deadline(after: std::time::Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        let fd = PIPE_WRITE.load(Ordering::Relaxed);
+        if fd >= 0 {
+            let byte = DEADLINE;
+            // SAFETY: write(2) of one byte to our own pipe.
+            unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+        }
+    });
 }

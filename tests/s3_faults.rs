@@ -233,7 +233,8 @@ fn garage_killed_and_restarted_or_frozen_mid_command_is_survived() {
     let out = run_with_input(cmd(&g, &["init", "--kdf-memory", "64", "--kdf-iterations", "1"]), b"");
     assert!(out.status.success(), "{}", stderr(&out));
     let mut stored = Vec::new();
-    for (round, down) in [(0u64, 8u64), (1, 30)] {
+    // Killed for 8 s, killed for 30 s, frozen (SIGSTOP) for 30 s.
+    for (round, down) in [(0u64, 8u64), (1, 30), (2, 30)] {
         let data = dump(24 << 20, 40 + round);
         let mut child = cmd(&g, &["snapshot", "create", "--name", "db"]).spawn().unwrap();
         let feeder = {
@@ -248,7 +249,7 @@ fn garage_killed_and_restarted_or_frozen_mid_command_is_survived() {
             })
         };
         std::thread::sleep(Duration::from_millis(500)); // chooses when the store dies; nothing depends on it
-        if round == 0 {
+        if round < 2 {
             g.kill_node(0);
             std::thread::sleep(Duration::from_secs(down)); // the outage being survived
             g.start_node(0);
@@ -268,4 +269,18 @@ fn garage_killed_and_restarted_or_frozen_mid_command_is_survived() {
     }
     let check = run_with_input(cmd(&g, &["check", "--read-data"]), b"");
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+}
+
+#[test]
+fn the_overall_deadline_stops_a_command_waiting_on_a_frozen_store() {
+    let Some(g) = garage() else { return };
+    let f = Faulty::new(g);
+    f.ok(&["snapshot", "create", "--name", "shop"], &dump(1 << 20, 10));
+    f.proxy.add(Rule::for_time(Fault::Hold(Duration::from_secs(300)), Duration::from_secs(300)));
+    let started = Instant::now();
+    let out = f.run(&["--deadline", "5s", "snapshot", "restore", "shop:latest"], b"");
+    assert_eq!(out.status.code(), Some(EXIT_UNREACHABLE), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--deadline"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
 }

@@ -45,6 +45,9 @@ pub struct Cli {
     /// Print listings and reports as JSON.
     #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
+    /// Give up after this long overall (e.g. 2h, 30min): clean up as on Ctrl-C and exit 3.
+    #[arg(long, global = true, env = "SILO_DEADLINE", help_heading = "Global options")]
+    deadline: Option<String>,
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     verbose: u8,
@@ -252,6 +255,7 @@ impl GcArgs {
             safety: if self.safety == "none" { silo::repo::gc::Safety::None } else { silo::repo::gc::Safety::Full },
             lease_seconds: self.lease_seconds,
             repack_threshold: self.repack_threshold,
+            progress: Default::default(),
         }
     }
 }
@@ -515,7 +519,11 @@ fn copy(ctx: &Invocation, a: &CopyArgs) -> Result<()> {
     let mut existing = ctx.rt.block_on(target.list_snapshots())?;
     let mut results = Vec::with_capacity(chosen.len());
     for snap in &chosen {
-        let outcome = target.copy_from(ctx.rt.handle(), &source, snap, &existing)?;
+        let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let shown = progress::Progress::start("copied", counter.clone(), Some(snap.manifest.total_size()));
+        let outcome = target.copy_from(ctx.rt.handle(), &source, snap, &existing, counter);
+        drop(shown);
+        let outcome = outcome?;
         if let CopyOutcome::Copied { report, .. } = &outcome {
             existing.push(ctx.rt.block_on(target.load_snapshot(report.id))?);
         }
@@ -526,6 +534,9 @@ fn copy(ctx: &Invocation, a: &CopyArgs) -> Result<()> {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    if let Some(text) = &cli.deadline {
+        silo::interrupt::deadline(std::time::Duration::from_secs(duration_arg("--deadline", text)?));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let ctx = Invocation { cli, rt };
     match &ctx.cli.command {
@@ -580,8 +591,11 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Gc(a) => {
             let repo = ctx.open()?;
-            let report = ctx.rt.block_on(repo.gc(&a.options()))?;
-            output::gc(&report, ctx.cli.json)
+            let options = a.options();
+            let shown = progress::Progress::start("examined", options.progress.clone(), None);
+            let report = ctx.rt.block_on(repo.gc(&options));
+            drop(shown);
+            output::gc(&report?, ctx.cli.json)
         }
         Command::Prune(a) => {
             let repo = ctx.open()?;
@@ -644,8 +658,12 @@ fn check(ctx: &Invocation, a: &CheckArgs) -> Result<()> {
     let max_age = a.max_age.as_deref().map(|t| duration_arg("--max-age", t)).transpose()?;
     let snapshot = a.snapshot.as_deref().map(SnapshotSpec::parse).transpose()?;
     let repo = ctx.open()?;
-    let options = CheckOptions { data, snapshot, max_age, max_age_name: a.name.clone() };
-    let report = ctx.rt.block_on(repo.check(&options))?;
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let shown = (data != DataCheck::None).then(|| progress::Progress::start("verified", progress.clone(), None));
+    let options = CheckOptions { data, snapshot, max_age, max_age_name: a.name.clone(), progress };
+    let report = ctx.rt.block_on(repo.check(&options));
+    drop(shown);
+    let report = report?;
     output::check(&report, ctx.cli.json)?;
     if report.is_damaged() {
         return Err(silo::Error::CheckDamaged {

@@ -58,6 +58,8 @@ pub struct CheckOptions {
     /// Seconds; stale when the newest snapshot (of `max_age_name`, if given) is older.
     pub max_age: Option<u64>,
     pub max_age_name: Option<String>,
+    /// Bytes of pack data read and verified so far, for a progress display.
+    pub progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -216,6 +218,7 @@ impl Repository {
             }
             if read_data {
                 report.packs_read += 1;
+                options.progress.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 let mut bad = HashSet::new();
                 let mut first_error = None;
                 for e in entries {

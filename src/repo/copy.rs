@@ -65,13 +65,15 @@ pub fn same_snapshot(original: &Snapshot, candidate: &Snapshot) -> bool {
 
 impl Repository {
     /// Copies `snap` of `source` into this repository unless one of `existing` (this repository's snapshots)
-    /// already is a copy of it. Call from a thread outside the runtime `rt` belongs to.
+    /// already is a copy of it; `progress` counts the bytes copied. Call from a thread outside the runtime
+    /// `rt` belongs to.
     pub fn copy_from(
         &self,
         rt: &Handle,
         source: &Repository,
         snap: &Snapshot,
         existing: &[Snapshot],
+        progress: Arc<AtomicU64>,
     ) -> Result<CopyOutcome> {
         if let Some(present) = existing.iter().find(|t| same_snapshot(snap, t)) {
             return Ok(CopyOutcome::Present(present.id));
@@ -106,7 +108,7 @@ impl Repository {
                 host: m.host.clone(),
                 tags: m.tags.clone(),
                 streams: specs,
-                progress: Default::default(),
+                progress,
                 warn: |_| {},
                 times: Some((m.started, m.finished)),
                 allow_empty: true,

@@ -27,6 +27,7 @@ impl Repository {
             snapshot: None,
             max_age: None,
             max_age_name: None,
+            progress: Default::default(),
         };
         let report = self.check(&options).await?;
         let existing = self.damage_marks().await?;

@@ -55,6 +55,8 @@ pub struct GcOptions {
     pub lease_seconds: u64,
     /// Repack a pack when at least this fraction of its bytes is dead.
     pub repack_threshold: f64,
+    /// Bytes of packs examined, repacked or deleted so far, for a progress display.
+    pub progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -340,6 +342,7 @@ impl Repository {
         for info in listed {
             let Some(id) = names::id_of(&info.name) else { continue };
             report.packs += 1;
+            options.progress.fetch_add(info.size, std::sync::atomic::Ordering::Relaxed);
             sizes.insert(id, info.size);
             let u = usage.get(&id).copied();
             let dead = u.is_none_or(|u| u.live_chunks == 0);
