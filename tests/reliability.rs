@@ -36,6 +36,18 @@ fn wait_for_objects(repo: &TestRepo, dir: &str, n: usize) {
     }
 }
 
+/// `snapshot create --name NAME` with its clock `skew` seconds off, fed through a pipe the caller holds.
+fn spawn_writer(repo: &TestRepo, name: &str, skew: i64) -> (std::process::Child, std::process::ChildStdin) {
+    let mut writer = with_clock(repo.cmd(&["snapshot", "create", "--name", name]), skew)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn create");
+    let input = writer.stdin.take().expect("stdin");
+    (writer, input)
+}
+
 /// Either the writer committed a snapshot that restores byte for byte, or it failed, said that nothing was
 /// committed, and left no snapshot behind. Never a committed snapshot that cannot be restored.
 fn assert_committed_means_restorable(repo: &TestRepo, out: &std::process::Output, data: &[u8]) {
@@ -56,14 +68,7 @@ fn a_writer_frozen_while_gc_deletes_its_packs_never_commits_an_unrestorable_snap
     let repo = TestRepo::init_with(&["--gc-safety-age", "1", "--gc-grace-period", "1", "--pack-size", "1048576"]);
     // silo reads a pipe in 8 MiB windows: 12 MiB in, the first window is cut and its packs uploaded.
     let data = random_bytes(20 << 20, 1);
-    let mut writer = repo
-        .cmd(&["snapshot", "create", "--name", "frozen"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn create");
-    let mut input = writer.stdin.take().expect("stdin");
+    let (writer, mut input) = spawn_writer(&repo, "frozen", 0);
     input.write_all(&data[..12 << 20]).expect("first part");
     wait_for_objects(&repo, "packs", 2);
     // SAFETY: signalling our own child.
@@ -94,13 +99,7 @@ fn writers_with_fast_or_slow_clocks_are_protected_by_the_repositorys_clock() {
     for skew in [60i64, -900] {
         let repo = TestRepo::init_with(&["--gc-safety-age", "1", "--gc-grace-period", "1", "--pack-size", "1048576"]);
         let data = random_bytes(24 << 20, 2 + skew.unsigned_abs());
-        let mut writer = with_clock(repo.cmd(&["snapshot", "create", "--name", "skewed"]), skew)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn create");
-        let mut input = writer.stdin.take().expect("stdin");
+        let (writer, mut input) = spawn_writer(&repo, "skewed", skew);
         // Feed in parts while gc runs at short times with a correct clock, each run past the last's grace.
         let mut gc_runs = 0;
         for part in data.chunks(1 << 20) {
@@ -138,13 +137,7 @@ fn concurrent_writers_and_gc_at_short_times_with_frozen_and_skewed_writers() {
         data.extend_from_slice(&previous[4 << 20..10 << 20]);
         data.extend_from_slice(&fresh[4 << 20..]);
         let packs_before = repo.objects("packs").len();
-        let mut writer = with_clock(repo.cmd(&["snapshot", "create", "--name", "w"]), skew)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn create");
-        let mut input = writer.stdin.take().expect("stdin");
+        let (mut writer, mut input) = spawn_writer(&repo, "w", skew);
         input.write_all(&data[..10 << 20]).expect("feed");
         let deadline = Instant::now() + Duration::from_secs(60);
         while repo.objects("packs").len() <= packs_before {

@@ -8,22 +8,12 @@ mod util;
 use silo::backend::s3::S3Backend;
 use silo::backend::Backend;
 use std::process::Stdio;
-use std::sync::OnceLock;
 use util::garage::Garage;
 use util::services;
 use util::*;
 
-/// One single-node Garage for this file's tests, or None (skipped) when there is no garage binary.
 fn garage() -> Option<&'static Garage> {
-    static G: OnceLock<Result<Garage, String>> = OnceLock::new();
-    let started = G.get_or_init(|| util::garage::binary().and_then(|_| Garage::start(1, 1)));
-    match started {
-        Ok(g) => Some(g),
-        Err(e) => {
-            services::require("Garage (S3)", Err(e.clone()));
-            None
-        }
-    }
+    util::garage::shared()
 }
 
 struct S3Repo {

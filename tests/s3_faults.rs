@@ -6,22 +6,13 @@
 mod util;
 
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use util::faultproxy::{Fault, FaultProxy, Rule};
 use util::garage::Garage;
 use util::*;
 
 fn garage() -> Option<&'static Garage> {
-    static G: OnceLock<Result<Garage, String>> = OnceLock::new();
-    let started = G.get_or_init(|| util::garage::binary().and_then(|_| Garage::start(1, 1)));
-    match started {
-        Ok(g) => Some(g),
-        Err(e) => {
-            util::services::require("Garage (S3)", Err(e.clone()));
-            None
-        }
-    }
+    util::garage::shared()
 }
 
 /// A fresh repository on Garage, reached through its own fault proxy.

@@ -238,3 +238,17 @@ fn rand_byte() -> u8 {
     unsafe { libc::getrandom(b.as_mut_ptr().cast(), 1, 0) };
     b[0]
 }
+
+/// One single-node Garage for a test file, or None (skipped with the reason, or a failure under
+/// SILO_REQUIRE_SERVICES=1) when there is no garage binary or it does not start.
+pub fn shared() -> Option<&'static Garage> {
+    static G: std::sync::OnceLock<Result<Garage, String>> = std::sync::OnceLock::new();
+    let started = G.get_or_init(|| binary().and_then(|_| Garage::start(1, 1)));
+    match started {
+        Ok(g) => Some(g),
+        Err(e) => {
+            super::services::require("Garage (S3)", Err(e.clone()));
+            None
+        }
+    }
+}
