@@ -684,3 +684,22 @@ fn ctrl_c_during_create_removes_the_session_and_commits_nothing() {
         assert_eq!(repo.snapshot_count(), 0);
     }
 }
+
+#[test]
+fn commands_silo_starts_never_see_its_secrets() {
+    let repo = TestRepo::init();
+    let mut c = repo.cmd(&["snapshot", "create", "--name", "env", "--", "sh", "-c", "env; echo end"]);
+    c.env("SILO_TO_PASSWORD", "second secret").env("SILO_FROM_PASSWORD", "third secret");
+    let out = run_with_input(c, b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let seen = String::from_utf8(repo.restore("env:latest")).unwrap();
+    assert!(seen.contains("SILO_REPO="), "the rest of the environment is passed on: {seen}");
+    for secret in [PASSWORD, "second secret", "third secret"] {
+        assert!(!seen.contains(secret), "a child saw {secret:?}");
+    }
+    let drill = repo.run(
+        &["drill", "env:latest", "--", "sh", "-c", "cat >/dev/null; env | grep -c SILO_PASSWORD && exit 1 || exit 0"],
+        b"",
+    );
+    assert!(drill.status.success(), "{}", stderr(&drill));
+}

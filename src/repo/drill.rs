@@ -12,7 +12,7 @@ use silo_format::manifest::StreamManifest;
 use silo_format::{ObjectId, Sealed};
 use std::collections::HashMap;
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 impl Repository {
     /// Every damage mark, by snapshot.
@@ -80,7 +80,7 @@ impl Repository {
             argv.split_first().ok_or_else(|| Error::Invalid("drill needs a command after --".into()))?;
         let shown = argv.join(" ");
         let started = crate::time::now_micros();
-        let mut child = Command::new(program)
+        let mut child = crate::child::command(program)
             .args(args)
             .stdin(Stdio::piped())
             .spawn()

@@ -24,7 +24,7 @@ use silo_format::Sealed;
 use silo_format::{Keys, ObjectId, RepoId};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -670,7 +670,7 @@ fn run_command(index: usize, spec: &StreamSpec, argv: &[String], feed: &Feed) ->
     let shown = argv.join(" ");
     let (program, args) = argv.split_first().ok_or_else(|| Error::Invalid("empty command".into()))?;
     use std::os::unix::process::CommandExt;
-    let mut child = Command::new(program)
+    let mut child = crate::child::command(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
