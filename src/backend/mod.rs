@@ -176,8 +176,38 @@ pub mod names {
         format!("keys/{}", id.to_hex())
     }
 
+    /// Whether `name` is a temporary object silo writes: the local backend's `tmp/<8 hex>.tmp` files and the
+    /// S3 backend's `tmp/clock-probe-<64 hex>` / `tmp/conditional-probe-<64 hex>` probes. Only these are ever
+    /// removed as leftovers (by gc, or by an `init` redoing a killed one): a file of another name in `tmp/`
+    /// was not made by silo.
+    pub fn is_silo_temporary(name: &str) -> bool {
+        let Some(rest) = name.strip_prefix(TMP) else { return false };
+        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if let Some(stem) = rest.strip_suffix(".tmp") {
+            return hex(stem, 8);
+        }
+        ["clock-probe-", "conditional-probe-"].iter().any(|p| rest.strip_prefix(p).is_some_and(|h| hex(h, 64)))
+    }
+
     /// The id in an object name of the form `prefix/…/<64 hex>`, if it has one.
     pub fn id_of(name: &str) -> Option<ObjectId> {
         ObjectId::from_hex(name.rsplit('/').next()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names::is_silo_temporary;
+
+    #[test]
+    fn only_silo_temporary_names_count_as_leftovers() {
+        assert!(is_silo_temporary("tmp/0a1b2c3d.tmp"));
+        assert!(is_silo_temporary(&format!("tmp/clock-probe-{}", "a".repeat(64))));
+        assert!(is_silo_temporary(&format!("tmp/conditional-probe-{}", "0".repeat(64))));
+        for other in
+            ["tmp/notes.txt", "tmp/0a1b2c3d.tmp.bak", "tmp/xyz12345.tmp", "keys/0a1b2c3d.tmp", "tmp/sub/0a1b2c3d.tmp"]
+        {
+            assert!(!is_silo_temporary(other), "{other}");
+        }
     }
 }

@@ -443,7 +443,7 @@ impl Repository {
         // 7. Leftovers: session objects of writers long dead, temporary files of killed writes.
         let mut leftovers = stale_sessions;
         for info in self.backend.list(names::TMP).await? {
-            if now - info.modified > LEFTOVER_AGE {
+            if names::is_silo_temporary(&info.name) && now - info.modified > LEFTOVER_AGE {
                 leftovers.push(info.name);
             }
         }

@@ -57,11 +57,12 @@ pub const MAX_GC_SECONDS: u64 = 10 * 365 * 86_400;
 const INIT_LEFTOVER_AGE: i64 = 60_000_000;
 
 /// Makes room for `init` where an earlier `init` was killed: with no `config`, the only objects there may be
-/// key files (`keys/`, which decode as silo key files) and temporary files (`tmp/`); those are removed.
+/// key files (`keys/`, which decode as silo key files) and silo's temporary files (`tmp/<8 hex>.tmp`, probes);
+/// those are removed.
 /// Anything else means the location holds something that is not ours, and nothing is touched.
 async fn clear_interrupted_init(backend: &dyn Backend) -> Result<()> {
     let listed = backend.list("").await?;
-    let ours = |name: &str| name.starts_with(names::KEYS) || name.starts_with(names::TMP);
+    let ours = |name: &str| name.starts_with(names::KEYS) || names::is_silo_temporary(name);
     if listed.iter().any(|o| !ours(&o.name)) {
         return Err(Error::AlreadyExists { location: backend.location() });
     }
