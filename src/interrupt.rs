@@ -46,13 +46,18 @@ pub fn on_interrupt(cleanup: impl FnOnce() + Send + 'static) -> Registration {
     Registration(id)
 }
 
-extern "C" fn handler(sig: libc::c_int) {
+/// Wakes the watcher with `byte` (a signal number, or `DEADLINE`). Async-signal-safe: an atomic load and
+/// one write(2).
+fn wake(byte: u8) {
     let fd = PIPE_WRITE.load(Ordering::Relaxed);
     if fd >= 0 {
-        let byte = sig as u8;
         // SAFETY: write(2) is async-signal-safe; one byte to our own pipe.
         unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
     }
+}
+
+extern "C" fn handler(sig: libc::c_int) {
+    wake(sig as u8);
 }
 
 /// Installs the SIGINT/SIGTERM handlers and the watcher thread. Call once, early in main.
@@ -117,11 +122,6 @@ pub fn install() {
 pub fn deadline(after: std::time::Duration) {
     std::thread::spawn(move || {
         std::thread::sleep(after);
-        let fd = PIPE_WRITE.load(Ordering::Relaxed);
-        if fd >= 0 {
-            let byte = DEADLINE;
-            // SAFETY: write(2) of one byte to our own pipe.
-            unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
-        }
+        wake(DEADLINE);
     });
 }

@@ -742,17 +742,13 @@ fn create(ctx: &Invocation, a: &CreateArgs) -> Result<()> {
 
 /// Bytes left to read when standard input is a regular file (its size past the current offset).
 fn stdin_remaining() -> Option<u64> {
-    use std::os::fd::AsRawFd;
-    let stdin = std::io::stdin();
-    let fd = stdin.as_raw_fd();
-    let file = std::mem::ManuallyDrop::new(
-        // SAFETY: a File view of our stdin that is never dropped (ManuallyDrop), so the descriptor stays open.
-        unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) },
-    );
+    use std::io::Seek;
+    use std::os::fd::AsFd;
+    // A duplicate shares the offset: asking where it is moves nothing.
+    let mut file = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned().ok()?);
     let meta = file.metadata().ok().filter(|m| m.is_file())?;
-    // SAFETY: lseek on our stdin without moving it (SEEK_CUR by 0).
-    let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
-    Some(meta.len().saturating_sub(at.max(0) as u64))
+    let at = file.stream_position().ok()?;
+    Some(meta.len().saturating_sub(at))
 }
 
 /// With --fallback: the newest snapshot at or after `spec` (NAME:latest~N, N, N+1, ...) whose selected stream
