@@ -3,7 +3,7 @@
 //! and every encoder checked against the test vectors in `format-spec/`.
 
 pub mod chunker;
-pub mod columns;
+pub mod codec;
 pub mod config;
 pub mod crypto;
 pub mod encoding;
@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod pack;
 pub mod sealed;
 
+pub use codec::{columns, Codec};
 pub use crypto::{Keys, MasterSecret};
 pub use envelope::{Aad, ObjectKind};
 pub use error::FormatError;

@@ -6,7 +6,7 @@
 //! count, and the partial lines at either end of the chunk, are kept verbatim in a `rest` stream, so every
 //! input round-trips exactly.
 
-use crate::envelope::{compress, decompress_exact};
+use super::{zstd_compress as compress, zstd_decompress_exact as decompress_exact};
 use crate::FormatError;
 use memchr::{memchr, memrchr};
 
