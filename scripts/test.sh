@@ -1,24 +1,48 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit + integration tests (through the real binary,
-# against the local PostgreSQL, MariaDB and SQLite and a Garage S3 store the harness starts), the same
-# snapshot/gc/copy suites again with the repository on S3, and a short run of every fuzz target. One profile
-# (dev, with dependencies at opt-level 3) throughout, so RocksDB's C++ is compiled once.
+# against the local PostgreSQL, MariaDB and SQLite and a Garage S3 store the harness starts), the backend
+# conformance suite on every backend, the same snapshot/gc/copy suites again with the repository on S3, and
+# a short run of every fuzz target. Prints how long each stage took (and a summary at the end).
+#
+# RocksDB's C++ is compiled once: clippy runs with `--profile test`, and Cargo.toml gives build scripts the
+# same debug info as the code, so clippy's check build and the test build share RocksDB's build script.
 # Quick mode for a development loop: SILO_QUICK=1 skips clippy and fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-SILO_GARAGE_BIN="$(scripts/install-garage.sh)"
-export SILO_GARAGE_BIN CARGO_TERM_COLOR=never
-cargo fmt --all --check
-if [ -z "${SILO_QUICK:-}" ]; then
-  cargo clippy --workspace --all-targets -- -D warnings
-fi
+export CARGO_TERM_COLOR=never
+times=()
+stage() {
+  local name="$1" start=$SECONDS
+  shift
+  echo "== stage $name" >&2
+  "$@"
+  times+=("$(printf '%-26s %5d s' "$name" $((SECONDS - start)))")
+  echo "== stage $name: $((SECONDS - start)) s" >&2
+}
+summary() {
+  echo "== stage times" >&2
+  for t in "${times[@]}"; do echo "   $t" >&2; done
+  echo "   total                      $SECONDS s" >&2
+}
+trap summary EXIT
+garage() { SILO_GARAGE_BIN="$(scripts/install-garage.sh)"; export SILO_GARAGE_BIN; }
 # The fault-injection tests print their counts (flips per object kind, kills): run them visibly, once.
-cargo test --workspace -- --skip every_single_byte_flip --skip at_random_points --skip truncated_or_deleted
-cargo test --test check --test faults --test gc -- --nocapture every_single_byte_flip at_random_points truncated_or_deleted 2>&1 \
-  | grep -E '^(test |running|test result)|flips|fault injection|killed'
-# The repository-level suites once more with every repository on S3 (one Garage node, started by the harness).
-SILO_TEST_BACKEND=s3 cargo test --test snapshot --test gc --test copy
+faults() {
+  cargo test --test check --test faults --test gc -- --nocapture every_single_byte_flip at_random_points truncated_or_deleted 2>&1 \
+    | grep -E '^(test |running|test result)|flips|fault injection|killed'
+}
+
+stage setup scripts/setup.sh
+stage garage garage
+stage fmt cargo fmt --all --check
 if [ -z "${SILO_QUICK:-}" ]; then
-  scripts/fuzz.sh "${SILO_FUZZ_SECONDS:-10}"
+  stage clippy cargo clippy --workspace --all-targets --profile test -- -D warnings
+fi
+stage build cargo test --workspace --no-run
+stage tests cargo test --workspace -- --skip every_single_byte_flip --skip at_random_points --skip truncated_or_deleted
+stage fault-injection faults
+# The repository-level suites once more with every repository on S3 (one Garage node, started by the harness).
+stage s3-suites env SILO_TEST_BACKEND=s3 cargo test --test snapshot --test gc --test copy
+if [ -z "${SILO_QUICK:-}" ]; then
+  stage fuzz scripts/fuzz.sh "${SILO_FUZZ_SECONDS:-10}"
 fi
