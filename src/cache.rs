@@ -24,6 +24,100 @@ pub struct Location {
 
 type KeyValue = (Box<[u8]>, Box<[u8]>);
 
+/// The one place keys and values are encoded (the header above says the layout). gc's temporary mark set
+/// (`ChunkSet`) uses the same chunk-key prefix.
+mod key {
+    use super::Location;
+    use silo_format::ObjectId;
+
+    pub const CHUNK: u8 = b'c';
+    pub const SEGMENT: u8 = b's';
+    pub const DELETED: u8 = b'd';
+    pub const REPO: &[u8] = b"repo";
+    /// The per-kind prefixes `clear` removes.
+    pub const KINDS: [u8; 3] = [CHUNK, DELETED, SEGMENT];
+
+    /// `kind` followed by `id`.
+    pub fn of(kind: u8, id: &ObjectId) -> [u8; 33] {
+        let mut k = [0u8; 33];
+        k[0] = kind;
+        k[1..].copy_from_slice(&id.0);
+        k
+    }
+
+    pub fn chunk_location(chunk: &ObjectId, pack: &ObjectId) -> [u8; 65] {
+        let mut k = [0u8; 65];
+        k[..33].copy_from_slice(&of(CHUNK, chunk));
+        k[33..].copy_from_slice(&pack.0);
+        k
+    }
+
+    pub fn location_value(l: &Location) -> [u8; 12] {
+        let mut v = [0u8; 12];
+        v[..4].copy_from_slice(&l.offset.to_le_bytes());
+        v[4..8].copy_from_slice(&l.stored_len.to_le_bytes());
+        v[8..].copy_from_slice(&l.raw_len.to_le_bytes());
+        v
+    }
+
+    /// A chunk entry's (chunk, location), or `None` when it is malformed.
+    pub fn decode_location(k: &[u8], v: &[u8]) -> Option<(ObjectId, Location)> {
+        if k.len() != 65 || v.len() != 12 || k[0] != CHUNK {
+            return None;
+        }
+        let chunk = ObjectId(k[1..33].try_into().ok()?);
+        let pack = ObjectId(k[33..65].try_into().ok()?);
+        let u = |i: usize| u32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
+        Some((chunk, Location { pack, offset: u(0), stored_len: u(4), raw_len: u(8) }))
+    }
+
+    /// The id of a `kind` + id key, or `None` when it is malformed.
+    pub fn decode_id(k: &[u8]) -> Option<ObjectId> {
+        Some(ObjectId(k.get(1..)?.try_into().ok()?))
+    }
+}
+
+/// A set of chunk ids on disk (a temporary RocksDB, removed on drop): gc's mark set, so memory does not grow
+/// with the repository. Keys as the cache's chunk keys.
+pub struct ChunkSet {
+    db: DB,
+    dir: tempfile::TempDir,
+}
+
+impl ChunkSet {
+    pub fn new() -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("silo-gc-marks-")
+            .tempdir()
+            .map_err(|e| Error::io("creating gc's temporary mark set", e))?;
+        let mut o = options();
+        o.set_write_buffer_size(16 << 20);
+        let db = DB::open(&o, dir.path())
+            .map_err(|e| Error::Cache { path: dir.path().display().to_string(), reason: e.to_string() })?;
+        Ok(ChunkSet { db, dir })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::Cache { path: self.dir.path().display().to_string(), reason: e.to_string() }
+    }
+
+    pub fn insert(&self, id: &ObjectId) -> Result<()> {
+        self.db.put(key::of(key::CHUNK, id), []).map_err(|e| self.err(e))
+    }
+
+    pub fn contains(&self, id: &ObjectId) -> Result<bool> {
+        Ok(self.db.get_pinned(key::of(key::CHUNK, id)).map_err(|e| self.err(e))?.is_some())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.db.iterator(IteratorMode::Start).count() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 pub struct IndexCache {
     db: DB,
     path: PathBuf,
@@ -115,14 +209,14 @@ impl IndexCache {
 
     fn adopt(db: DB, path: PathBuf, repo: RepoId, private: Option<tempfile::TempDir>) -> Result<Self> {
         let cache = IndexCache { db, path, _private: private };
-        match cache.db.get(b"repo").map_err(|e| cache.err(e))? {
+        match cache.db.get(key::REPO).map_err(|e| cache.err(e))? {
             Some(v) if v == repo.0 => {}
             Some(_) => {
                 tracing::warn!("index cache {} belongs to another repository; clearing it", cache.path.display());
                 cache.clear()?;
-                cache.db.put(b"repo", repo.0).map_err(|e| cache.err(e))?;
+                cache.db.put(key::REPO, repo.0).map_err(|e| cache.err(e))?;
             }
-            None => cache.db.put(b"repo", repo.0).map_err(|e| cache.err(e))?,
+            None => cache.db.put(key::REPO, repo.0).map_err(|e| cache.err(e))?,
         }
         Ok(cache)
     }
@@ -145,19 +239,11 @@ impl IndexCache {
 
     /// Every known location of `chunk`.
     pub fn locations(&self, chunk: &ObjectId) -> Result<Vec<Location>> {
-        let mut prefix = Vec::with_capacity(33);
-        prefix.push(b'c');
-        prefix.extend_from_slice(&chunk.0);
         let mut out = Vec::new();
-        for item in self.keys_with_prefix(&prefix) {
+        for item in self.keys_with_prefix(&key::of(key::CHUNK, chunk)) {
             let (k, v) = item?;
-            if k.len() != 65 || v.len() != 12 {
-                return Err(self.err("malformed chunk entry"));
-            }
-            let mut pack = [0u8; 32];
-            pack.copy_from_slice(&k[33..65]);
-            let u = |i: usize| u32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
-            out.push(Location { pack: ObjectId(pack), offset: u(0), stored_len: u(4), raw_len: u(8) });
+            let (_, location) = key::decode_location(&k, &v).ok_or_else(|| self.err("malformed chunk entry"))?;
+            out.push(location);
         }
         Ok(out)
     }
@@ -202,18 +288,14 @@ impl IndexCache {
     }
 
     pub fn is_marked_deleted(&self, pack: &ObjectId) -> Result<bool> {
-        let mut k = [0u8; 33];
-        k[0] = b'd';
-        k[1..].copy_from_slice(&pack.0);
-        Ok(self.db.get_pinned(k).map_err(|e| self.err(e))?.is_some())
+        Ok(self.db.get_pinned(key::of(key::DELETED, pack)).map_err(|e| self.err(e))?.is_some())
     }
 
     pub fn absorbed_segments(&self) -> Result<HashSet<ObjectId>> {
         let mut out = HashSet::new();
-        for item in self.keys_with_prefix(b"s") {
+        for item in self.keys_with_prefix(&[key::SEGMENT]) {
             let (k, _) = item?;
-            let id: [u8; 32] = k[1..].try_into().map_err(|_| self.err("malformed segment entry"))?;
-            out.insert(ObjectId(id));
+            out.insert(key::decode_id(&k).ok_or_else(|| self.err("malformed segment entry"))?);
         }
         Ok(out)
     }
@@ -223,51 +305,33 @@ impl IndexCache {
         let mut batch = WriteBatch::default();
         for p in &segment.packs {
             for e in &p.entries {
-                let mut k = [0u8; 65];
-                k[0] = b'c';
-                k[1..33].copy_from_slice(&e.chunk.0);
-                k[33..].copy_from_slice(&p.pack.0);
-                let mut v = [0u8; 12];
-                v[..4].copy_from_slice(&e.offset.to_le_bytes());
-                v[4..8].copy_from_slice(&e.stored_len.to_le_bytes());
-                v[8..].copy_from_slice(&e.raw_len.to_le_bytes());
-                batch.put(k, v);
+                let location =
+                    Location { pack: p.pack, offset: e.offset, stored_len: e.stored_len, raw_len: e.raw_len };
+                batch.put(key::chunk_location(&e.chunk, &p.pack), key::location_value(&location));
             }
         }
         for d in &segment.deleted {
-            let mut k = [0u8; 33];
-            k[0] = b'd';
-            k[1..].copy_from_slice(&d.pack.0);
-            batch.put(k, d.marked_at.to_le_bytes());
+            batch.put(key::of(key::DELETED, &d.pack), d.marked_at.to_le_bytes());
         }
-        let mut s = [0u8; 33];
-        s[0] = b's';
-        s[1..].copy_from_slice(&segment_id.0);
-        batch.put(s, []);
+        batch.put(key::of(key::SEGMENT, segment_id), []);
         self.db.write(batch).map_err(|e| self.err(e))
     }
 
     /// Forgets everything but the repository id.
     pub fn clear(&self) -> Result<()> {
         let mut batch = WriteBatch::default();
-        for prefix in [b"c", b"d", b"s"] {
-            let upper = [prefix[0] + 1];
-            batch.delete_range(prefix, &upper);
+        for kind in key::KINDS {
+            batch.delete_range([kind], [kind + 1]);
         }
         self.db.write(batch).map_err(|e| self.err(e))
     }
 
     /// Calls `f` for every (chunk, location) entry, in chunk-id order.
     pub fn for_each_location(&self, mut f: impl FnMut(&ObjectId, &Location)) -> Result<()> {
-        for item in self.keys_with_prefix(b"c") {
+        for item in self.keys_with_prefix(&[key::CHUNK]) {
             let (k, v) = item?;
-            if k.len() != 65 || v.len() != 12 {
-                return Err(self.err("malformed chunk entry"));
-            }
-            let chunk = ObjectId(k[1..33].try_into().map_err(|_| self.err("malformed key"))?);
-            let pack = ObjectId(k[33..65].try_into().map_err(|_| self.err("malformed key"))?);
-            let u = |i: usize| u32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
-            f(&chunk, &Location { pack, offset: u(0), stored_len: u(4), raw_len: u(8) });
+            let (chunk, location) = key::decode_location(&k, &v).ok_or_else(|| self.err("malformed chunk entry"))?;
+            f(&chunk, &location);
         }
         Ok(())
     }

@@ -3,11 +3,11 @@
 
 pub mod backend;
 pub mod cache;
-pub mod child;
+pub mod clock;
 pub mod entropy;
 pub mod error;
+pub mod inputs;
 pub mod interrupt;
-pub mod mapped;
 pub mod repo;
 pub mod retention;
 pub mod time;

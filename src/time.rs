@@ -1,19 +1,10 @@
 //! Wall-clock helpers: silo stores times as microseconds since the Unix epoch (UTC).
 
-use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Test hook: `SILO_TEST_CLOCK_OFFSET=SECONDS` moves silo's clock forward, so tests of gc's safety age and
-/// grace period need not wait for them to pass. Unset (the only setting for real use) it is zero.
-pub fn test_offset_micros() -> i64 {
-    static OFFSET: OnceLock<i64> = OnceLock::new();
-    *OFFSET.get_or_init(|| {
-        std::env::var("SILO_TEST_CLOCK_OFFSET").ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0) * 1_000_000
-    })
-}
-
+/// This machine's time. A `Repository` reads the time through its injected `crate::clock::Clock` instead.
 pub fn now_micros() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0) + test_offset_micros()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 /// RFC 3339 in UTC with second precision, e.g. `2026-11-22T18:30:26Z`.

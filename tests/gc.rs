@@ -1,28 +1,33 @@
-//! Retention and garbage collection through the real binary, with several processes: forget by policy,
-//! reclaiming space, the two-phase sweep, concurrent writers during gc, a gc paused past its lease, and gc
-//! killed at random points.
+//! Retention and garbage collection: forget by policy and reclaiming space through the real binary; the
+//! time-dependent parts (the two-phase sweep over hours, a gc paused past its lease, rounds an hour apart)
+//! with gc run in-process against the library with its clock moved (tests/util/inproc.rs), while writers
+//! and killed gc runs are real processes.
 
 mod util;
 
+use silo::repo::gc::GcOptions;
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use util::inproc::{gc_at, gc_later};
 use util::*;
 
 const HOUR: i64 = 3600;
 
-fn with_clock(mut c: std::process::Command, offset_seconds: i64) -> std::process::Command {
-    c.env("SILO_TEST_CLOCK_OFFSET", offset_seconds.to_string());
-    c
-}
-
-fn gc_json(repo: &TestRepo, args: &[&str], offset: i64) -> serde_json::Value {
+/// `silo --json gc ARGS` through the binary (clock as it is).
+fn gc_json(repo: &TestRepo, args: &[&str]) -> serde_json::Value {
     let mut a = vec!["--json", "gc"];
     a.extend_from_slice(args);
-    let out = run_with_input(with_clock(repo.cmd(&a), offset), b"");
+    let out = run_with_input(repo.cmd(&a), b"");
     assert!(out.status.success(), "gc {args:?}: {}", stderr(&out));
     serde_json::from_slice(&out.stdout).expect("gc report")
+}
+
+fn options(f: impl FnOnce(&mut GcOptions)) -> GcOptions {
+    let mut o = GcOptions::default();
+    f(&mut o);
+    o
 }
 
 fn stored(repo: &TestRepo) -> u64 {
@@ -90,7 +95,7 @@ fn forgetting_all_but_one_stream_and_gc_none_reclaims_the_rest() {
     }
     let before = stored(&repo);
     repo.json(&["forget", "--keep-last", "1"]);
-    let report = gc_json(&repo, &["--safety", "none"], 0);
+    let report = gc_json(&repo, &["--safety", "none"]);
     assert_eq!(report["packs_pending"], 0);
     let after = stored(&repo);
     assert!(after * 4 < before, "stored bytes must drop to about one stream's: {before} -> {after}");
@@ -109,26 +114,29 @@ fn two_phase_sweep_waits_for_safety_age_and_grace_period() {
     repo.json(&["forget", "--keep-last", "1"]);
     let before = stored(&repo);
 
-    let young = gc_json(&repo, &[], 0);
+    let young = gc_json(&repo, &[]);
     assert_eq!(young["packs_marked"], 0, "packs younger than the safety age are left alone: {young}");
     assert!(young["packs_too_young"].as_u64().unwrap() >= 1);
 
-    let mark = gc_json(&repo, &[], 25 * HOUR);
+    let mark = gc_at(&repo, 25 * HOUR);
     assert!(mark["packs_marked"].as_u64().unwrap() >= 1, "{mark}");
     assert_eq!(mark["packs_deleted"], 0);
     assert!(mark["pending_reclaimable_at"].is_string(), "{mark}");
     assert_eq!(stored(&repo), before, "marking deletes nothing");
 
-    let within_grace = gc_json(&repo, &[], 26 * HOUR);
+    let within_grace = gc_at(&repo, 26 * HOUR);
     assert_eq!(within_grace["packs_deleted"], 0, "{within_grace}");
     assert!(within_grace["packs_pending"].as_u64().unwrap() >= 1);
 
-    let dry = gc_json(&repo, &["--dry-run"], 50 * HOUR);
+    let dry = gc_later(&repo, &options(|o| o.dry_run = true), 50 * HOUR);
     assert!(dry["packs_deleted"].as_u64().unwrap() >= 1, "{dry}");
+    let planned = dry["plan"].as_array().expect("a dry run prints its plan");
+    assert!(planned.iter().any(|p| p["action"] == "delete" && p["pack"].as_str().is_some_and(|id| id.len() == 64)));
     assert_eq!(stored(&repo), before, "dry run deletes nothing");
 
-    let sweep = gc_json(&repo, &[], 50 * HOUR);
+    let sweep = gc_at(&repo, 50 * HOUR);
     assert!(sweep["packs_deleted"].as_u64().unwrap() >= 1, "{sweep}");
+    assert!(sweep.get("plan").is_none(), "only a dry run lists its plan: {sweep}");
     assert!(stored(&repo) < before);
     assert_eq!(repo.restore("db:latest"), keep);
 }
@@ -141,12 +149,12 @@ fn a_pack_that_became_live_again_is_rescued_not_deleted() {
     repo.create("db", &dump(2 << 20, 501));
     repo.json(&["forget", "--name", "db", "--keep-last", "1"]);
     assert_eq!(repo.snapshot_count(), 1);
-    let mark = gc_json(&repo, &[], 25 * HOUR);
+    let mark = gc_at(&repo, 25 * HOUR);
     assert!(mark["packs_marked"].as_u64().unwrap() >= 1, "{mark}");
     // A writer stores the same data: it must not deduplicate against the marked pack.
     let again = repo.create_json("db", &data);
     assert!(again["new_chunks"].as_u64().unwrap() > 0, "marked chunks are not dedup targets: {again}");
-    let sweep = gc_json(&repo, &[], 50 * HOUR);
+    let sweep = gc_at(&repo, 50 * HOUR);
     assert!(sweep["packs_deleted"].as_u64().unwrap() >= 1, "{sweep}");
     assert_eq!(repo.restore("db:latest"), data);
 }
@@ -185,7 +193,7 @@ fn concurrent_writers_during_repeated_gc_lose_nothing() {
                 }
                 // Each run's clock is 2 s later than the last: past the 1 s grace, so every run deletes what
                 // the previous one marked, while the writers keep going.
-                let r = gc_json(&repo, &["--repack-threshold", "0.3"], 2 * runs);
+                let r = gc_later(&repo, &options(|o| o.repack_threshold = 0.3), 2 * runs);
                 deleted += r["packs_deleted"].as_u64().unwrap();
                 runs += 1;
             }
@@ -204,7 +212,7 @@ fn concurrent_writers_during_repeated_gc_lose_nothing() {
     }
     // Let the grace period of the last marks pass, then sweep for real once more.
     assert!(deleted > 0, "gc must have deleted packs while the writers ran");
-    let last = gc_json(&repo, &[], 2 * runs + 10);
+    let last = gc_at(&repo, 2 * runs + 10);
     eprintln!(
         "gc runs during writes: {runs}, packs deleted then: {deleted}, in the last run: {}",
         last["packs_deleted"]
@@ -222,28 +230,25 @@ fn concurrent_writers_during_repeated_gc_lose_nothing() {
 #[test]
 fn a_gc_paused_past_its_lease_deletes_nothing_when_resumed() {
     let repo = TestRepo::init();
-    if repo.skip_unless_local("compares the repository's files byte for byte; tests/s3.rs pauses a gc on S3") {
-        return;
-    }
     repo.create("db", &dump(2 << 20, 700));
     let keep = dump(2 << 20, 701);
     repo.create("db", &keep);
     repo.json(&["forget", "--keep-last", "1"]);
-    gc_json(&repo, &[], 25 * HOUR); // marks
+    gc_at(&repo, 25 * HOUR); // marks
 
-    // This gc would delete the marked packs; it stops itself right before deleting.
-    let child = spawn_paused_before_delete(with_clock(repo.cmd(&["gc", "--lease-seconds", "60"]), 50 * HOUR));
-    let pid = child.id();
-    // Hours later (clock +2 h past the paused lease), another gc breaks the expired lease and sweeps.
-    let other = gc_json(&repo, &[], 52 * HOUR);
+    // This gc plans to delete the marked packs under a 60 s lease, then stalls before executing...
+    let rt = util::inproc::runtime();
+    let paused = util::inproc::open_later(&rt, &repo, 50 * HOUR);
+    let lease = rt.block_on(paused.acquire_lease(60)).expect("lease");
+    let plan = rt.block_on(paused.gc_plan(&GcOptions::default())).expect("plan");
+    assert!(plan.report().packs_deleted >= 1, "the plan deletes: {:?}", plan.report());
+    // ...hours (clock +2 h past its lease): another gc breaks the expired lease and sweeps.
+    let other = gc_at(&repo, 52 * HOUR);
     assert!(other["packs_deleted"].as_u64().unwrap() >= 1, "{other}");
-    let before_resume = repo.files();
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
-    assert!(stderr(&out).contains("lost its lease"), "{}", stderr(&out));
-    assert_eq!(repo.files(), before_resume, "the resumed gc changed nothing");
+    let before_resume = repo.objects("");
+    let resumed = rt.block_on(paused.gc_execute(plan, &lease));
+    assert!(matches!(resumed, Err(silo::Error::LeaseLost { .. })), "{:?}", resumed.map(|_| ()));
+    assert_eq!(repo.objects(""), before_resume, "the resumed gc changed nothing");
     assert_eq!(repo.restore("db:latest"), keep);
 }
 
@@ -264,8 +269,10 @@ fn gc_killed_at_random_points_leaves_a_consistent_repository() {
     for round in 0..12i64 {
         xorshift(&mut seed);
         let delay = std::time::Duration::from_millis(seed % 120);
-        // Each round's clock is an hour later, so the lease the previous killed gc left has expired.
-        let mut child = with_clock(repo.cmd(&["gc", "--lease-seconds", "60", "--safety", "none"]), round * HOUR)
+        // The lease a killed gc left is gone once it expires: here at once.
+        util::inproc::expire_lease(&repo);
+        let mut child = repo
+            .cmd(&["gc", "--lease-seconds", "60", "--safety", "none"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -281,9 +288,10 @@ fn gc_killed_at_random_points_leaves_a_consistent_repository() {
         }
     }
     eprintln!("gc killed mid-run {kills} of 12 times");
-    let finish = gc_json(&repo, &["--safety", "none"], 13 * HOUR);
+    util::inproc::expire_lease(&repo);
+    let finish = gc_json(&repo, &["--safety", "none"]);
     assert_eq!(finish["dry_run"], false);
-    let check = gc_json(&repo, &["--safety", "none", "--dry-run"], 14 * HOUR);
+    let check = gc_json(&repo, &["--safety", "none", "--dry-run"]);
     assert_eq!(check["packs_deleted"], 0, "a finished gc leaves nothing dead behind: {check}");
     for (id, data) in &kept {
         assert!(repo.restore(id) == *data);

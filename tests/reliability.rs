@@ -2,6 +2,8 @@
 //! binary: a frozen or clock-skewed writer against gc, gc killed mid-delete, `--cache-dir` and `--output`
 //! targets silo did not create, empty dumps and policies that keep nothing, closed and full outputs, an
 //! unwritable cache, and the smaller ones (foreign repositories, killed init, durations, hosts, streams).
+//! Where time must move (gc hours later, a writer whose clock is off) that side runs in-process against the
+//! library with its clock moved (tests/util/inproc.rs); frozen writers are real processes (SIGSTOP).
 
 mod util;
 
@@ -11,16 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use util::*;
 
-fn with_clock(mut c: Command, offset_seconds: i64) -> Command {
-    c.env("SILO_TEST_CLOCK_OFFSET", offset_seconds.to_string());
-    c
-}
-
-fn gc_at(repo: &TestRepo, offset: i64) -> serde_json::Value {
-    let out = run_with_input(with_clock(repo.cmd(&["--json", "gc"]), offset), b"");
-    assert!(out.status.success(), "gc at +{offset} s: {}", stderr(&out));
-    serde_json::from_slice(&out.stdout).expect("gc report")
-}
+use util::inproc::gc_at;
 
 fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -36,9 +29,10 @@ fn wait_for_objects(repo: &TestRepo, dir: &str, n: usize) {
     }
 }
 
-/// `snapshot create --name NAME` with its clock `skew` seconds off, fed through a pipe the caller holds.
-fn spawn_writer(repo: &TestRepo, name: &str, skew: i64) -> (std::process::Child, std::process::ChildStdin) {
-    let mut writer = with_clock(repo.cmd(&["snapshot", "create", "--name", name]), skew)
+/// `snapshot create --name NAME` through the binary (its clock right), fed through a pipe the caller holds.
+fn spawn_writer(repo: &TestRepo, name: &str) -> (std::process::Child, std::process::ChildStdin) {
+    let mut writer = repo
+        .cmd(&["snapshot", "create", "--name", name])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -48,15 +42,74 @@ fn spawn_writer(repo: &TestRepo, name: &str, skew: i64) -> (std::process::Child,
     (writer, input)
 }
 
+/// A writer whose clock is `skew` seconds off (the repository's backend clock is right): the library's
+/// create in a thread of its own, fed through a pipe the caller holds.
+struct SkewedWriter {
+    thread: std::thread::JoinHandle<Result<String, silo::Error>>,
+}
+
+/// How a writer ended: the committed id, or the error it refused with and the exit code silo gives it.
+struct Outcome {
+    committed: Option<String>,
+    code: Option<i32>,
+    message: String,
+}
+
+impl SkewedWriter {
+    fn spawn(repo: &TestRepo, name: &str, skew: i64) -> (SkewedWriter, std::io::PipeWriter) {
+        use silo::inputs::{SharedReader, Source, StreamSpec};
+        let (reader, input) = std::io::pipe().expect("pipe");
+        let backend = util::inproc::backend_of(repo);
+        let (name, cache) = (name.to_string(), repo.cache());
+        let thread = std::thread::spawn(move || {
+            let rt = util::inproc::runtime();
+            let r = rt.block_on(silo::repo::Repository::open(backend, PASSWORD.as_bytes(), Some(cache)))?;
+            let r = r.with_clock(std::sync::Arc::new(silo::clock::OffsetClock(skew * 1_000_000)));
+            let source = Source::Reader { reader: SharedReader::new(reader), command: None, exit_status: None };
+            let options = silo::repo::write::CreateOptions {
+                name,
+                host: "test".into(),
+                tags: vec![],
+                streams: vec![StreamSpec { name: "data".into(), source }],
+                progress: Default::default(),
+                warn: |_| {},
+                times: None,
+                allow_empty: false,
+            };
+            Ok(r.create_snapshot(rt.handle(), &options)?.id.to_hex())
+        });
+        (SkewedWriter { thread }, input)
+    }
+
+    fn wait(self) -> Outcome {
+        match self.thread.join().expect("writer thread") {
+            Ok(id) => Outcome { committed: Some(id), code: Some(0), message: String::new() },
+            Err(e) => {
+                let code = match e {
+                    silo::Error::SessionExpired { .. } | silo::Error::GcBusy { .. } => Some(6),
+                    _ => Some(1),
+                };
+                Outcome { committed: None, code, message: e.to_string() }
+            }
+        }
+    }
+}
+
+impl From<std::process::Output> for Outcome {
+    fn from(out: std::process::Output) -> Self {
+        let committed = out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string());
+        Outcome { committed, code: out.status.code(), message: stderr(&out) }
+    }
+}
+
 /// Either the writer committed a snapshot that restores byte for byte, or it failed, said that nothing was
 /// committed, and left no snapshot behind. Never a committed snapshot that cannot be restored.
-fn assert_committed_means_restorable(repo: &TestRepo, out: &std::process::Output, data: &[u8]) {
-    if out.status.success() {
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(repo.restore(&id) == data, "committed snapshot {id} does not restore");
+fn assert_committed_means_restorable(repo: &TestRepo, out: &Outcome, data: &[u8]) {
+    if let Some(id) = &out.committed {
+        assert!(repo.restore(id) == data, "committed snapshot {id} does not restore");
     } else {
-        assert_eq!(out.status.code(), Some(6), "{}", stderr(out));
-        assert!(stderr(out).contains("nothing was committed"), "{}", stderr(out));
+        assert_eq!(out.code, Some(6), "{}", out.message);
+        assert!(out.message.contains("nothing was committed"), "{}", out.message);
         assert_eq!(repo.snapshot_count(), 0, "a failed writer left a snapshot");
     }
     let check = repo.run(&["check"], b"");
@@ -68,7 +121,7 @@ fn a_writer_frozen_while_gc_deletes_its_packs_never_commits_an_unrestorable_snap
     let repo = TestRepo::init_with(&["--gc-safety-age", "1", "--gc-grace-period", "1", "--pack-size", "1048576"]);
     // silo reads a pipe in 8 MiB windows: 12 MiB in, the first window is cut and its packs uploaded.
     let data = random_bytes(20 << 20, 1);
-    let (writer, mut input) = spawn_writer(&repo, "frozen", 0);
+    let (writer, mut input) = spawn_writer(&repo, "frozen");
     input.write_all(&data[..12 << 20]).expect("first part");
     wait_for_objects(&repo, "packs", 2);
     // SAFETY: signalling our own child.
@@ -82,8 +135,8 @@ fn a_writer_frozen_while_gc_deletes_its_packs_never_commits_an_unrestorable_snap
     unsafe { libc::kill(writer.id() as i32, libc::SIGCONT) };
     input.write_all(&data[12 << 20..]).expect("rest");
     drop(input);
-    let out = writer.wait_with_output().expect("wait");
-    assert!(!out.status.success(), "its packs are gone: committing would be a lie");
+    let out = Outcome::from(writer.wait_with_output().expect("wait"));
+    assert!(out.committed.is_none(), "its packs are gone: committing would be a lie");
     assert_committed_means_restorable(&repo, &out, &data);
     // The next gc finishes the job: the late writer's index entries for deleted packs go, check stays clean.
     gc_at(&repo, 3000);
@@ -99,7 +152,7 @@ fn writers_with_fast_or_slow_clocks_are_protected_by_the_repositorys_clock() {
     for skew in [60i64, -900] {
         let repo = TestRepo::init_with(&["--gc-safety-age", "1", "--gc-grace-period", "1", "--pack-size", "1048576"]);
         let data = random_bytes(24 << 20, 2 + skew.unsigned_abs());
-        let (writer, mut input) = spawn_writer(&repo, "skewed", skew);
+        let (writer, mut input) = SkewedWriter::spawn(&repo, "skewed", skew);
         // Feed in parts while gc runs at short times with a correct clock, each run past the last's grace.
         let mut gc_runs = 0;
         for part in data.chunks(1 << 20) {
@@ -108,8 +161,8 @@ fn writers_with_fast_or_slow_clocks_are_protected_by_the_repositorys_clock() {
             gc_runs += 1;
         }
         drop(input);
-        let out = writer.wait_with_output().expect("wait");
-        assert!(out.status.success(), "clock {skew:+} s: the writer's packs were in use: {}", stderr(&out));
+        let out = writer.wait();
+        assert!(out.committed.is_some(), "clock {skew:+} s: the writer's packs were in use: {}", out.message);
         assert_committed_means_restorable(&repo, &out, &data);
         gc_at(&repo, 2 * gc_runs + 10);
         assert!(repo.restore("skewed:latest") == data, "clock {skew:+} s: restorable after more gc");
@@ -121,15 +174,19 @@ fn concurrent_writers_and_gc_at_short_times_with_frozen_and_skewed_writers() {
     // Many rounds: each a writer (clock -900 s, 0 or +60 s) whose stream repeats half of the previous
     // round's (so it deduplicates against packs gc may be removing), fed in two parts with gc runs at 1 s
     // times in between — in a quarter of the rounds with the writer stopped and gc's clock far ahead (a
-    // frozen writer whose session gc sees as dead).
+    // frozen writer whose session gc sees as dead). Frozen writers and those with a right clock are real
+    // processes; a skewed one runs the library in-process with its clock moved.
     let repo = TestRepo::init_with(&["--gc-safety-age", "1", "--gc-grace-period", "1", "--pack-size", "1048576"]);
     let (mut committed, mut refused, mut frozen, mut frozen_refused) = (0, 0, 0, 0);
     let mut seed = 0x5eed_u64;
     let mut previous = random_bytes(14 << 20, 99);
     const ROUNDS: u64 = 200;
     for round in 0..ROUNDS {
-        let skew = [-900i64, 0, 60][(xorshift(&mut seed) % 3) as usize];
+        let mut skew = [-900i64, 0, 60][(xorshift(&mut seed) % 3) as usize];
         let freeze = xorshift(&mut seed).is_multiple_of(4);
+        if freeze {
+            skew = 0; // a process; its clock is irrelevant once gc's is 1000 s ahead
+        }
         // New data first: silo holds the last, partial batch of a window until the next window is read, so
         // the first 8 MiB must hold more than a pack of new data for a pack to be uploaded before the freeze.
         let fresh = random_bytes(8 << 20, 100 + round);
@@ -137,31 +194,32 @@ fn concurrent_writers_and_gc_at_short_times_with_frozen_and_skewed_writers() {
         data.extend_from_slice(&previous[4 << 20..10 << 20]);
         data.extend_from_slice(&fresh[4 << 20..]);
         let packs_before = repo.objects("packs").len();
-        let (mut writer, mut input) = spawn_writer(&repo, "w", skew);
+        let (mut writer, mut input): (RoundWriter, Box<dyn Write>) = if skew == 0 {
+            let (child, input) = spawn_writer(&repo, "w");
+            (RoundWriter::Process(child), Box::new(input))
+        } else {
+            let (thread, input) = SkewedWriter::spawn(&repo, "w", skew);
+            (RoundWriter::InProcess(thread), Box::new(input))
+        };
         input.write_all(&data[..10 << 20]).expect("feed");
         let deadline = Instant::now() + Duration::from_secs(60);
         while repo.objects("packs").len() <= packs_before {
-            if let Some(status) = writer.try_wait().unwrap() {
-                let out = writer.wait_with_output().unwrap();
-                panic!("round {round}: the writer ended early ({status}): {}", stderr(&out));
+            if writer.ended() {
+                drop(input);
+                panic!("round {round}: the writer ended early: {}", writer.wait().message);
             }
-            if Instant::now() > deadline {
-                writer.kill().unwrap();
-                let out = writer.wait_with_output().unwrap();
-                panic!(
-                    "round {round}: no pack uploaded ({packs_before} before, {} now): {}",
-                    repo.objects("packs").len(),
-                    stderr(&out)
-                );
-            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: no pack uploaded ({packs_before} before, {} now)",
+                repo.objects("packs").len()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         // The second gc run's clock is 2 s ahead of the first's (past its grace); for a frozen writer both are
         // 1000 s ahead (as if it had been suspended for that long while gc ran).
         let jump = if freeze {
             frozen += 1;
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(writer.id() as i32, libc::SIGSTOP) };
+            writer.signal(libc::SIGSTOP);
             1000
         } else {
             0
@@ -169,19 +227,14 @@ fn concurrent_writers_and_gc_at_short_times_with_frozen_and_skewed_writers() {
         gc_at(&repo, jump);
         gc_at(&repo, jump + 2);
         if freeze {
-            // SAFETY: as above.
-            unsafe { libc::kill(writer.id() as i32, libc::SIGCONT) };
+            writer.signal(libc::SIGCONT);
         }
         input.write_all(&data[10 << 20..]).expect("feed");
         drop(input);
-        let out = writer.wait_with_output().expect("wait");
-        if out.status.success() {
+        let out = writer.wait();
+        if let Some(id) = &out.committed {
             committed += 1;
-            let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            assert!(
-                repo.restore(&id) == data,
-                "round {round} (clock {skew:+}, frozen {freeze}): {id} does not restore"
-            );
+            assert!(repo.restore(id) == data, "round {round} (clock {skew:+}, frozen {freeze}): {id} does not restore");
         } else {
             // A frozen writer's own packs were deleted: it must refuse. An unfrozen one may refuse too when
             // a chunk it deduplicated against was dead and gc removed it: gc's clock passed the grace period
@@ -190,8 +243,8 @@ fn concurrent_writers_and_gc_at_short_times_with_frozen_and_skewed_writers() {
             if freeze {
                 frozen_refused += 1;
             }
-            assert_eq!(out.status.code(), Some(6), "round {round}: {}", stderr(&out));
-            assert!(stderr(&out).contains("nothing was committed"), "{}", stderr(&out));
+            assert_eq!(out.code, Some(6), "round {round}: {}", out.message);
+            assert!(out.message.contains("nothing was committed"), "{}", out.message);
         }
         repo.ok(&["forget", "--keep-last", "3"], b"");
         previous = data;
@@ -203,6 +256,35 @@ fn concurrent_writers_and_gc_at_short_times_with_frozen_and_skewed_writers() {
     assert!(committed * 10 >= (ROUNDS as usize - frozen) * 9, "writers that were not frozen commit");
     let check = repo.run(&["check", "--read-data"], b"");
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+}
+
+/// A round's writer: a process (which can be frozen) or a skewed in-process one.
+enum RoundWriter {
+    Process(std::process::Child),
+    InProcess(SkewedWriter),
+}
+
+impl RoundWriter {
+    fn ended(&mut self) -> bool {
+        match self {
+            RoundWriter::Process(c) => c.try_wait().expect("try_wait").is_some(),
+            RoundWriter::InProcess(w) => w.thread.is_finished(),
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        if let RoundWriter::Process(c) = self {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
+    fn wait(self) -> Outcome {
+        match self {
+            RoundWriter::Process(c) => Outcome::from(c.wait_with_output().expect("wait")),
+            RoundWriter::InProcess(w) => w.wait(),
+        }
+    }
 }
 
 #[test]
@@ -436,8 +518,8 @@ fn run_with_input_cmd(cmd: &mut Command, input: &[u8]) -> std::process::Output {
 #[test]
 fn foreign_repositories_files_and_killed_inits_get_the_right_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |location: &std::path::Path, args: &[&str], offset: i64| {
-        let mut c = with_clock(Command::new(silo_bin()), offset);
+    let run = |location: &std::path::Path, args: &[&str]| {
+        let mut c = Command::new(silo_bin());
         c.args(args)
             .env("SILO_REPO", location)
             .env("SILO_PASSWORD", PASSWORD)
@@ -448,55 +530,58 @@ fn foreign_repositories_files_and_killed_inits_get_the_right_answer() {
     let foreign = dir.path().join("restic");
     std::fs::create_dir_all(foreign.join("data")).unwrap();
     std::fs::write(foreign.join("config"), random_bytes(200, 7)).unwrap();
-    let out = run(&foreign, &["snapshot", "list"], 0);
+    let out = run(&foreign, &["snapshot", "list"]);
     assert_eq!(out.status.code(), Some(EXIT_UNREACHABLE), "{}", stderr(&out));
     assert!(stderr(&out).contains("not silo's"), "{}", stderr(&out));
     let borg = dir.path().join("borg");
     std::fs::create_dir_all(&borg).unwrap();
     std::fs::write(borg.join("config"), b"[repository]\nversion = 1\n").unwrap();
-    assert_eq!(run(&borg, &["snapshot", "list"], 0).status.code(), Some(EXIT_UNREACHABLE));
+    assert_eq!(run(&borg, &["snapshot", "list"]).status.code(), Some(EXIT_UNREACHABLE));
 
     // A regular file as the repository.
     let file = dir.path().join("file");
     std::fs::write(&file, b"x").unwrap();
-    let out = run(&file, &["snapshot", "list"], 0);
+    let out = run(&file, &["snapshot", "list"]);
     assert_eq!(out.status.code(), Some(EXIT_UNREACHABLE), "{}", stderr(&out));
     assert!(!stderr(&out).contains("object :"), "{}", stderr(&out));
 
     // An init killed after its key file: refused for a minute (another init may be running), then redone.
     let killed = dir.path().join("killed");
     let init = ["init", "--kdf-memory", "64", "--kdf-iterations", "1"];
-    assert!(run(&killed, &init, 0).status.success());
+    assert!(run(&killed, &init).status.success());
     std::fs::remove_file(killed.join("config")).unwrap();
-    let soon = run(&killed, &init, 0);
+    let soon = run(&killed, &init);
     assert_eq!(soon.status.code(), Some(EXIT_USAGE), "{}", stderr(&soon));
     assert!(stderr(&soon).contains("try again"), "{}", stderr(&soon));
-    assert_eq!(run(&killed, &["snapshot", "list"], 0).status.code(), Some(EXIT_UNREACHABLE));
-    let later = run(&killed, &init, 120);
+    assert_eq!(run(&killed, &["snapshot", "list"]).status.code(), Some(EXIT_UNREACHABLE));
+    age_files(&killed, 120); // as if killed two minutes ago
+    let later = run(&killed, &init);
     assert!(later.status.success(), "{}", stderr(&later));
-    assert!(run(&killed, &["snapshot", "list"], 0).status.success());
+    assert!(run(&killed, &["snapshot", "list"]).status.success());
     // A directory with only a tmp/ of the user's: never touched, init refused.
     let user_tmp = dir.path().join("user-tmp");
     std::fs::create_dir_all(user_tmp.join("tmp")).unwrap();
     std::fs::write(user_tmp.join("tmp").join("draft.txt"), b"mine").unwrap();
-    assert_ne!(run(&user_tmp, &init, 120).status.code(), Some(0));
+    age_files(&user_tmp, 120);
+    assert_ne!(run(&user_tmp, &init).status.code(), Some(0));
     assert_eq!(std::fs::read(user_tmp.join("tmp").join("draft.txt")).unwrap(), b"mine");
     // Other files of the user's in the directory: never removed, init refused.
     let busy = dir.path().join("busy");
     std::fs::create_dir_all(busy.join("keys")).unwrap();
     std::fs::write(busy.join("keys").join("notes"), b"mine").unwrap();
-    assert_ne!(run(&busy, &init, 120).status.code(), Some(0));
+    age_files(&busy, 120);
+    assert_ne!(run(&busy, &init).status.code(), Some(0));
     assert_eq!(std::fs::read(busy.join("keys").join("notes")).unwrap(), b"mine");
 
     // A mount point's lost+found is not the repository's business.
     let mount = dir.path().join("mount");
     std::fs::create_dir_all(mount.join("lost+found")).unwrap();
-    assert!(run(&mount, &init, 0).status.success(), "{}", stderr(&run(&mount, &init, 0)));
+    assert!(run(&mount, &init).status.success(), "{}", stderr(&run(&mount, &init)));
 
     // gc planning on a repository it cannot write to (here: tmp/ is a file, so no clock probe fits).
     std::fs::remove_dir_all(mount.join("tmp")).ok();
     std::fs::write(mount.join("tmp"), b"").unwrap();
-    let dry = run(&mount, &["gc", "--dry-run"], 0);
+    let dry = run(&mount, &["gc", "--dry-run"]);
     assert!(dry.status.success(), "{}", stderr(&dry));
 }
 
@@ -713,4 +798,18 @@ fn commands_silo_starts_never_see_its_secrets() {
         b"",
     );
     assert!(drill.status.success(), "{}", stderr(&drill));
+}
+
+/// Sets every file below `dir` back `seconds` in time (modification time), as if written that long ago.
+fn age_files(dir: &std::path::Path, seconds: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            age_files(&p, seconds);
+        } else {
+            let then = std::time::SystemTime::now() - Duration::from_secs(seconds);
+            std::fs::File::options().write(true).open(&p).and_then(|f| f.set_modified(then)).expect("set mtime");
+        }
+    }
 }

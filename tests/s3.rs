@@ -125,32 +125,23 @@ fn create_if_absent_holds_with_and_without_conditional_put() {
     assert!(rt.block_on(fallback.put_if_absent("gc/other", b"one".to_vec())).unwrap());
     assert!(!rt.block_on(fallback.put_if_absent("gc/other", b"two".to_vec())).unwrap());
     assert_eq!(rt.block_on(fallback.get("gc/other")).unwrap(), b"one");
-    // Two gc runs at once: the first holds the lease (paused right before deleting), the second is refused
-    // with the holder named, and the first then finishes.
+    // Two gc runs at once: the first (in-process) holds the lease, the second (the binary) is refused with
+    // the holder named, and the first then finishes and releases the lease.
     let a = s3.ok(&["snapshot", "create", "--name", "a"], &dump(1 << 20, 21)).stdout;
     s3.ok(&["snapshot", "create", "--name", "b"], &dump(1 << 20, 22));
     s3.ok(&["forget", String::from_utf8_lossy(&a).trim()], b"");
-    let child = spawn_paused_before_delete(s3.cmd(&["gc", "--safety", "none", "--lease-seconds", "120"]));
-    let pid = child.id();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let holder = rt
+        .block_on(silo::repo::Repository::open(std::sync::Arc::new(s3.backend()), PASSWORD.as_bytes(), None))
+        .expect("open");
+    let lease = rt.block_on(holder.acquire_lease(120)).expect("lease");
     let second = s3.run(&["gc", "--safety", "none"], b"");
     assert_eq!(second.status.code(), Some(6), "{}", stderr(&second));
-    assert!(stderr(&second).contains(&format!("pid {pid}")), "{}", stderr(&second));
-    // The hook stops gc before every deletion batch: keep resuming it until it exits.
-    let mut child = child;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if is_stopped(pid) {
-            // SAFETY: signalling our own child process.
-            unsafe { libc::kill(pid as i32, libc::SIGCONT) };
-        }
-        assert!(std::time::Instant::now() < deadline, "gc never finished");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
-    let out = child.wait_with_output().unwrap();
-    assert!(status.success(), "the lease holder finishes: {}", stderr(&out));
+    assert!(stderr(&second).contains(&format!("pid {}", std::process::id())), "{}", stderr(&second));
+    let options = silo::repo::gc::GcOptions { safety: silo::repo::gc::SafetyPreset::None, ..Default::default() };
+    let plan = rt.block_on(holder.gc_plan(&options)).expect("plan");
+    let report = rt.block_on(holder.gc_execute(plan, &lease)).expect("the lease holder finishes");
+    assert!(report.packs_deleted >= 1, "{report:?}");
+    rt.block_on(holder.release_lease(lease)).expect("release");
     assert!(rt.block_on(backend.get("gc/lease")).is_err(), "and releases the lease");
     assert!(s3.ok(&["snapshot", "restore", "b:latest"], b"").stdout == dump(1 << 20, 22));
 }

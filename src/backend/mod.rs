@@ -3,6 +3,7 @@
 //! The trait is shaped for object stores: whole-object puts, ranged reads, listing by prefix, create-if-absent.
 
 pub mod local;
+pub mod memory;
 pub mod metered;
 pub mod retry;
 pub mod s3;
@@ -176,6 +177,42 @@ pub mod names {
         format!("keys/{}", id.to_hex())
     }
 
+    pub fn policy(id: &ObjectId) -> String {
+        format!("{POLICIES}{}", id.to_hex())
+    }
+
+    pub fn damage_mark(id: &ObjectId) -> String {
+        format!("{DAMAGED}{}", id.to_hex())
+    }
+
+    pub fn drill(id: &ObjectId) -> String {
+        format!("{DRILLS}{}", id.to_hex())
+    }
+
+    /// A sealed object kind and where objects of it live: what `Repository::save` / `load` need.
+    pub trait Named: silo_format::Sealed {
+        /// The listing prefix of the kind (`snapshots/`).
+        const PREFIX: &'static str;
+        fn name(id: &ObjectId) -> String;
+    }
+
+    macro_rules! named {
+        ($t:ty, $prefix:expr, $name:path) => {
+            impl Named for $t {
+                const PREFIX: &'static str = $prefix;
+                fn name(id: &ObjectId) -> String {
+                    $name(id)
+                }
+            }
+        };
+    }
+    named!(silo_format::manifest::SnapshotManifest, SNAPSHOTS, snapshot);
+    named!(silo_format::index::IndexSegment, INDEX, index);
+    named!(silo_format::maintenance::Session, SESSIONS, session);
+    named!(silo_format::maintenance::StoredPolicy, POLICIES, policy);
+    named!(silo_format::maintenance::DamageMark, DAMAGED, damage_mark);
+    named!(silo_format::maintenance::DrillRecord, DRILLS, drill);
+
     /// Whether `name` is a temporary object silo writes: the local backend's `tmp/<8 hex>.tmp` files and the
     /// S3 backend's `tmp/clock-probe-<64 hex>` / `tmp/conditional-probe-<64 hex>` probes. Only these are ever
     /// removed as leftovers (by gc, or by an `init` redoing a killed one): a file of another name in `tmp/`
@@ -187,6 +224,15 @@ pub mod names {
             return hex(stem, 8);
         }
         ["clock-probe-", "conditional-probe-"].iter().any(|p| rest.strip_prefix(p).is_some_and(|h| hex(h, 64)))
+    }
+
+    /// S3 probe objects: of the store's clock, and of whether it honours conditional PUTs.
+    pub fn clock_probe() -> String {
+        format!("{TMP}clock-probe-{}", ObjectId::random().to_hex())
+    }
+
+    pub fn conditional_probe() -> String {
+        format!("{TMP}conditional-probe-{}", ObjectId::random().to_hex())
     }
 
     /// The id in an object name of the form `prefix/…/<64 hex>`, if it has one.

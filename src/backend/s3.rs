@@ -219,7 +219,7 @@ impl S3Backend {
     /// Does the store refuse a second conditional create of one key? Some S3-compatible stores ignore
     /// `If-None-Match` on PUT and overwrite; silo must know before trusting it for the gc lease.
     pub async fn probe_conditional(&self) -> Result<bool, BackendError> {
-        let name = format!("tmp/conditional-probe-{}", silo_format::ObjectId::random().to_hex());
+        let name = super::names::conditional_probe();
         let first = self.create(&name, b"1".to_vec()).await;
         let second = match first {
             Ok(true) => self.create(&name, b"2".to_vec()).await,
@@ -332,7 +332,7 @@ impl Backend for S3Backend {
 
     /// The store's clock: the modification time it gives a probe object (second precision at best).
     async fn server_time(&self) -> Result<Option<i64>, BackendError> {
-        let name = format!("tmp/clock-probe-{}", silo_format::ObjectId::random().to_hex());
+        let name = super::names::clock_probe();
         self.put(&name, Vec::new()).await?;
         // The stamp as a listing gives it: the same precision as the stamps of the packs gc ages by it (a
         // HEAD's Last-Modified has whole seconds only, and packs written in that second would look younger

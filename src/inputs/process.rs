@@ -1,5 +1,16 @@
-//! Commands silo starts (stream producers, drill consumers) get the caller's environment minus silo's own
-//! secrets: a `pg_dump` or a shell has no business reading the repository password.
+//! Commands silo starts (stream producers, drill consumers): without silo's secrets in their environment
+//! (a `pg_dump` or a shell has no business reading the repository password), in their own process group
+//! so a failing create stops a whole `a | b` pipeline at once (I9), their stderr forwarded with its tail
+//! kept for the error message, and their end described in one way (`describe_status`).
+
+use crate::{Error, Result};
+use crossbeam_channel::{bounded, Receiver};
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Read;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Environment variables that hold silo's secrets (README "Use"); removed from every child's environment.
 pub const SECRET_VARIABLES: [&str; 3] = ["SILO_PASSWORD", "SILO_FROM_PASSWORD", "SILO_TO_PASSWORD"];
@@ -11,4 +22,168 @@ pub fn command(program: &str) -> std::process::Command {
         c.env_remove(name);
     }
     c
+}
+
+/// How a command ended, as messages say it: "exited with status 2", "was killed by signal 9".
+pub fn describe_status(status: &ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        _ => "failed".to_string(),
+    }
+}
+
+/// A create's stop switch: once any part fails, every other stream stops — readers at their next chunk,
+/// and the commands silo runs at once (their whole process group is killed, so `a | b` pipelines inside a
+/// `--stream` end too, and a blocked reader sees end of file).
+#[derive(Default)]
+pub struct StopSwitch {
+    flag: AtomicBool,
+    /// Process group of each running stream command, by stream index.
+    groups: Mutex<BTreeMap<usize, i32>>,
+}
+
+impl StopSwitch {
+    pub fn set(&self) {
+        if !self.flag.swap(true, Ordering::SeqCst) {
+            for pgid in self.groups().values() {
+                // SAFETY: kill(2) on a process group we created and have not reaped yet.
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            }
+        }
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    fn groups(&self) -> std::sync::MutexGuard<'_, BTreeMap<usize, i32>> {
+        self.groups.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a started command; if the create already failed, kills it at once.
+    fn register(&self, index: usize, pid: u32) {
+        let mut groups = self.groups();
+        groups.insert(index, pid as i32);
+        if self.is_set() {
+            // SAFETY: as in `set`.
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        }
+    }
+
+    /// Called before the command is reaped, so its process group id cannot be reused while registered.
+    fn unregister(&self, index: usize) {
+        self.groups().remove(&index);
+    }
+}
+
+/// A stream's command, running.
+pub struct Running {
+    index: usize,
+    shown: String,
+    child: std::process::Child,
+    tail: StderrTail,
+}
+
+impl Running {
+    /// Starts `argv` with its stdout piped to silo, registered with `stop`; returns it and its stdout.
+    pub fn start(index: usize, argv: &[String], stop: &StopSwitch) -> Result<(Running, std::process::ChildStdout)> {
+        let shown = argv.join(" ");
+        let (program, args) = argv.split_first().ok_or_else(|| Error::Invalid("empty command".into()))?;
+        use std::os::unix::process::CommandExt;
+        let mut child = command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| Error::io(format!("starting command `{shown}`"), e))?;
+        stop.register(index, child.id());
+        let stdout = child.stdout.take().ok_or_else(|| Error::Invalid("child has no stdout".into()))?;
+        let stderr = child.stderr.take().ok_or_else(|| Error::Invalid("child has no stderr".into()))?;
+        {
+            use std::os::fd::AsRawFd;
+            super::enlarge_pipe(stdout.as_raw_fd());
+        }
+        let tail = StderrTail::forward(stderr);
+        Ok((Running { index, shown, child, tail }, stdout))
+    }
+
+    /// Waits for the command (killing it first when reading its output `failed`): its exit status, or
+    /// `CommandFailed` with the tail of its stderr, or `Aborted` when `stop` killed it for another stream.
+    pub fn finish(mut self, failed: bool, stop: &StopSwitch) -> Result<Option<i32>> {
+        if failed {
+            // SAFETY: kill(2) on the process group of our child, not reaped yet.
+            unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        }
+        stop.unregister(self.index);
+        let status = self.child.wait().map_err(|e| Error::io(format!("waiting for command `{}`", self.shown), e))?;
+        let tail = self.tail.finish();
+        use std::os::unix::process::ExitStatusExt;
+        if failed {
+            return Ok(status.code()); // the read's own error is the one to report
+        }
+        if stop.is_set() && status.signal() == Some(libc::SIGKILL) {
+            return Err(Error::Aborted); // we killed it: another stream's failure is the one to report
+        }
+        if !status.success() {
+            let stderr_tail = if tail.trim().is_empty() {
+                String::new()
+            } else {
+                format!("; its stderr ended with: {}", tail.trim())
+            };
+            return Err(Error::CommandFailed {
+                command: self.shown,
+                status: describe_status(&status),
+                outcome: "no snapshot was written",
+                stderr_tail,
+            });
+        }
+        Ok(status.code())
+    }
+}
+
+/// The child's stderr, copied to ours as it arrives; its last ~2 KiB are kept for the error message.
+struct StderrTail {
+    tail: Arc<Mutex<VecDeque<u8>>>,
+    done: Receiver<()>,
+}
+
+impl StderrTail {
+    const KEEP: usize = 2048;
+
+    fn forward(mut stderr: impl Read + Send + 'static) -> Self {
+        use std::io::Write;
+        let tail: Arc<Mutex<VecDeque<u8>>> = Arc::default();
+        let (done_tx, done) = bounded(1);
+        let kept = tail.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match stderr.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let _ = std::io::stderr().write_all(&buf[..n]);
+                        let mut t = kept.lock().unwrap_or_else(|p| p.into_inner());
+                        t.extend(&buf[..n]);
+                        let excess = t.len().saturating_sub(Self::KEEP);
+                        t.drain(..excess);
+                    }
+                }
+            }
+            let _ = done_tx.send(());
+        });
+        StderrTail { tail, done }
+    }
+
+    /// The last lines, once the pipe is closed — or after a second if a background process the command
+    /// left behind still holds it open (its output keeps being forwarded; silo does not wait for it).
+    fn finish(self) -> String {
+        let _ = self.done.recv_timeout(Duration::from_secs(1));
+        let bytes: Vec<u8> = self.tail.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
+    }
 }

@@ -9,8 +9,9 @@
 //! stream hashes) is skipped.
 
 use super::snapshots::Snapshot;
-use super::write::{CreateOptions, CreateReport, SharedReader, Source, StreamSpec};
+use super::write::{CreateOptions, CreateReport};
 use super::Repository;
+use crate::inputs::{SharedReader, Source, StreamSpec};
 use crate::{Error, Result};
 use std::io::Read;
 use std::sync::atomic::AtomicU64;
@@ -50,6 +51,32 @@ impl Read for CheckedPipe {
             }
         }
         Ok(n)
+    }
+}
+
+impl Repository {
+    /// The snapshots `copy` takes from this (source) repository: those `specs` name (every snapshot when
+    /// there are none), of `name` if given, oldest first, each once.
+    pub async fn select_for_copy(
+        &self,
+        specs: &[super::snapshots::SnapshotSpec],
+        name: Option<&str>,
+    ) -> Result<Vec<Snapshot>> {
+        let mut chosen = if specs.is_empty() {
+            self.list_snapshots().await?
+        } else {
+            let mut v = Vec::new();
+            for spec in specs {
+                v.push(self.resolve(spec).await?);
+            }
+            v.sort_by_key(|s| (s.manifest.finished, s.id));
+            v.dedup_by_key(|s| s.id);
+            v
+        };
+        if let Some(n) = name {
+            chosen.retain(|s| s.manifest.name == n);
+        }
+        Ok(chosen)
     }
 }
 
@@ -95,7 +122,7 @@ impl Repository {
                 }));
                 specs.push(StreamSpec {
                     name: stream.name.clone(),
-                    source: Source::Copy {
+                    source: Source::Reader {
                         reader: SharedReader::new(CheckedPipe { pipe: reader, finished }),
                         command: stream.command.clone(),
                         exit_status: stream.exit_status,

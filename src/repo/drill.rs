@@ -4,12 +4,10 @@
 use super::check::{CheckOptions, DataCheck};
 use super::snapshots::Snapshot;
 use super::Repository;
-use crate::backend::names;
 use crate::{Error, Result};
-use silo_format::envelope::random_nonce;
 use silo_format::maintenance::{DamageMark, DrillRecord, MAINTENANCE_VERSION};
 use silo_format::manifest::StreamManifest;
-use silo_format::{ObjectId, Sealed};
+use silo_format::ObjectId;
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::Stdio;
@@ -17,7 +15,7 @@ use std::process::Stdio;
 impl Repository {
     /// Every damage mark, by snapshot.
     pub async fn damage_marks(&self) -> Result<HashMap<ObjectId, DamageMark>> {
-        Ok(self.load_all::<DamageMark>(names::DAMAGED).await?.into_iter().map(|(_, _, m)| (m.snapshot, m)).collect())
+        Ok(self.load_all::<DamageMark>().await?.into_iter().map(|(_, _, m)| (m.snapshot, m)).collect())
     }
 
     /// Runs check and marks every snapshot it finds damaged. Returns the marks written now.
@@ -44,11 +42,9 @@ impl Repository {
                 .map(|p| format!("{}: {}", p.object, p.problem))
                 .collect::<Vec<_>>()
                 .join("; ");
-            let mark =
-                DamageMark { version: MAINTENANCE_VERSION, snapshot: id, found_at: crate::time::now_micros(), reason };
+            let mark = DamageMark { version: MAINTENANCE_VERSION, snapshot: id, found_at: self.now(), reason };
             if !dry_run {
-                let name = format!("{}{}", names::DAMAGED, id.to_hex());
-                self.backend.put_if_absent(&name, mark.seal(&self.keys, self.repo_id, id, random_nonce())).await?;
+                self.save_if_absent(id, &mark).await?;
             }
             written.push(mark);
         }
@@ -57,7 +53,7 @@ impl Repository {
 
     pub async fn drills(&self, snapshot: &ObjectId) -> Result<Vec<DrillRecord>> {
         let mut out: Vec<DrillRecord> = self
-            .load_all::<DrillRecord>(names::DRILLS)
+            .load_all::<DrillRecord>()
             .await?
             .into_iter()
             .map(|(_, _, d)| d)
@@ -68,7 +64,8 @@ impl Repository {
     }
 
     /// Restores `stream` of `snap` into the standard input of `argv`, times it, and records the result in
-    /// the repository. Returns the record (also when the drill failed) and the restore's own error, if any.
+    /// the repository. Returns the record (also when the drill failed) and, when it failed, why: the
+    /// restore's own error, or the command's (`CommandFailed`).
     pub fn drill(
         &self,
         rt: &tokio::runtime::Handle,
@@ -79,8 +76,8 @@ impl Repository {
         let (program, args) =
             argv.split_first().ok_or_else(|| Error::Invalid("drill needs a command after --".into()))?;
         let shown = argv.join(" ");
-        let started = crate::time::now_micros();
-        let mut child = crate::child::command(program)
+        let started = self.now();
+        let mut child = crate::inputs::process::command(program)
             .args(args)
             .stdin(Stdio::piped())
             .spawn()
@@ -94,11 +91,12 @@ impl Repository {
             r.and_then(|r| flushed.map(|_| r).map_err(|e| Error::io(format!("writing to `{shown}`"), e)))
         };
         let status = child.wait().map_err(|e| Error::io(format!("waiting for `{shown}`"), e))?;
-        let finished = crate::time::now_micros();
+        let finished = self.now();
+        let described = crate::inputs::process::describe_status(&status);
         let (ok, error) = match (&restored, status.success()) {
             (Ok(_), true) => (true, String::new()),
             (Err(e), _) => (false, e.to_string()),
-            (Ok(_), false) => (false, format!("`{shown}` exited with {status}")),
+            (Ok(_), false) => (false, format!("`{shown}` {described}")),
         };
         let record = DrillRecord {
             version: MAINTENANCE_VERSION,
@@ -114,10 +112,17 @@ impl Repository {
             error,
         };
         let id = ObjectId::random();
-        rt.block_on(self.backend.put(
-            &format!("{}{}", names::DRILLS, id.to_hex()),
-            record.seal(&self.keys, self.repo_id, id, random_nonce()),
-        ))?;
-        Ok((record, restored.err()))
+        rt.block_on(self.save(id, &record))?;
+        let failed = match restored {
+            Err(e) => Some(e),
+            Ok(_) if !status.success() => Some(Error::CommandFailed {
+                command: shown,
+                status: described,
+                outcome: "the drill failed and was recorded",
+                stderr_tail: String::new(),
+            }),
+            Ok(_) => None,
+        };
+        Ok((record, failed))
     }
 }

@@ -6,12 +6,9 @@ use super::Repository;
 use crate::backend::names;
 use crate::retention::{keep_newest_real, Decision, Evaluate, Policy};
 use crate::{Error, Result};
-use silo_format::envelope::random_nonce;
-use silo_format::maintenance::{Sealed, StoredPolicy, MAINTENANCE_VERSION};
+use silo_format::maintenance::{StoredPolicy, MAINTENANCE_VERSION};
 use silo_format::ObjectId;
 use std::collections::BTreeMap;
-
-use crate::backend::names::POLICIES;
 
 /// Which snapshots `forget` considers.
 #[derive(Clone, Debug, Default)]
@@ -47,7 +44,7 @@ impl Repository {
 
     async fn policy_objects(&self) -> Result<BTreeMap<String, (ObjectId, StoredPolicy)>> {
         let mut out: BTreeMap<String, (ObjectId, StoredPolicy)> = BTreeMap::new();
-        for (id, _, p) in self.load_all::<StoredPolicy>(POLICIES).await? {
+        for (id, _, p) in self.load_all::<StoredPolicy>().await? {
             let newer = out.get(&p.name).is_none_or(|(old_id, old)| (p.set_at, id) > (old.set_at, *old_id));
             if newer {
                 out.insert(p.name.clone(), (id, p));
@@ -60,7 +57,7 @@ impl Repository {
     pub async fn set_policy(&self, name: &str, policy: Policy) -> Result<()> {
         refuse_zero_rules(&policy, &format!("policy for {name}"))?;
         let replaced: Vec<String> = self
-            .load_all::<StoredPolicy>(POLICIES)
+            .load_all::<StoredPolicy>()
             .await?
             .into_iter()
             .filter(|(_, _, p)| p.name == name)
@@ -68,15 +65,9 @@ impl Repository {
             .collect();
         if !policy.is_empty() {
             let id = ObjectId::random();
-            let stored = StoredPolicy {
-                version: MAINTENANCE_VERSION,
-                name: name.to_string(),
-                policy,
-                set_at: crate::time::now_micros(),
-            };
-            self.backend
-                .put(&format!("{POLICIES}{}", id.to_hex()), stored.seal(&self.keys, self.repo_id, id, random_nonce()))
-                .await?;
+            let stored =
+                StoredPolicy { version: MAINTENANCE_VERSION, name: name.to_string(), policy, set_at: self.now() };
+            self.save(id, &stored).await?;
         }
         for obj in replaced {
             self.backend.delete(&obj).await?;

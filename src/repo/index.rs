@@ -28,7 +28,7 @@ impl Repository {
             tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(pass))).await;
         }
         Err(Error::Inconsistent {
-            object: "index/".into(),
+            object: names::INDEX.into(),
             reason: "segments kept disappearing while the cache was synced (is a gc running?); try again".into(),
         })
     }
@@ -77,6 +77,6 @@ impl Repository {
     }
 
     pub async fn load_segment(&self, id: &ObjectId) -> Result<IndexSegment> {
-        self.load_sealed::<IndexSegment>(&names::index(id), *id).await
+        self.load::<IndexSegment>(*id).await
     }
 }

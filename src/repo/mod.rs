@@ -4,9 +4,11 @@
 pub mod check;
 pub mod copy;
 pub mod drill;
+pub mod fallback;
 pub mod forget;
 pub mod gc;
 pub mod index;
+pub mod lease;
 pub mod liveness;
 pub mod read;
 pub mod repair;
@@ -17,6 +19,7 @@ pub mod write;
 
 use crate::backend::{names, Backend};
 use crate::cache::{self, IndexCache};
+use crate::clock::{Clock, SystemClock};
 use crate::{Error, Result};
 use silo_format::chunker::ChunkerParams;
 use silo_format::config::{self, RepoConfig, CONFIG_BODY_VERSION};
@@ -102,6 +105,9 @@ pub struct Repository {
     pub config: RepoConfig,
     cache_dir: Option<PathBuf>,
     cache: OnceLock<Arc<IndexCache>>,
+    /// Every time this handle reads or writes comes from here (crate::clock): the machine's clock in the
+    /// binary, a moved one in tests.
+    clock: Arc<dyn Clock>,
 }
 
 pub fn hostname() -> String {
@@ -205,7 +211,23 @@ impl Repository {
             config,
             cache_dir,
             cache: OnceLock::new(),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same handle reading time from `clock` (tests: hours of gc times in milliseconds, skewed writers).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by this handle's clock (µs since the epoch).
+    pub fn now(&self) -> i64 {
+        self.clock.now_micros()
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 
     /// The index cache, opened on first use (listing snapshots does not need it).
@@ -222,6 +244,23 @@ impl Repository {
 }
 
 impl Repository {
+    /// Seals `value` as object `id` of its kind and stores it under the kind's name (names.rs).
+    pub async fn save<T: names::Named>(&self, id: ObjectId, value: &T) -> Result<()> {
+        let sealed = value.seal(&self.keys, self.repo_id, id, random_nonce());
+        Ok(self.backend.put(&T::name(&id), sealed).await?)
+    }
+
+    /// Like `save`, but only if no object of that name exists; false (nothing written) if one does.
+    pub async fn save_if_absent<T: names::Named>(&self, id: ObjectId, value: &T) -> Result<bool> {
+        let sealed = value.seal(&self.keys, self.repo_id, id, random_nonce());
+        Ok(self.backend.put_if_absent(&T::name(&id), sealed).await?)
+    }
+
+    /// Object `id` of kind `T`, opened (`load_sealed`: refetched once before it is called damage).
+    pub async fn load<T: names::Named>(&self, id: ObjectId) -> Result<T> {
+        self.load_sealed::<T>(&T::name(&id), id).await
+    }
+
     /// The sealed object `name` (id `id`), opened. One that fails to open is fetched once more before it
     /// is called damaged: a byte flipped in transit is not damage in the repository.
     pub async fn load_sealed<T: silo_format::Sealed>(&self, name: &str, id: ObjectId) -> Result<T> {
@@ -236,11 +275,11 @@ impl Repository {
         }
     }
 
-    /// Every object of sealed type `T` under `prefix`, with its id. Objects removed while listing are
+    /// Every object of kind `T`, with its id and name. Objects removed while listing are
     /// skipped; an object that does not open is damage, named.
-    pub async fn load_all<T: silo_format::Sealed>(&self, prefix: &str) -> Result<Vec<(ObjectId, String, T)>> {
+    pub async fn load_all<T: names::Named>(&self) -> Result<Vec<(ObjectId, String, T)>> {
         let mut out = Vec::new();
-        for info in self.backend.list(prefix).await? {
+        for info in self.backend.list(T::PREFIX).await? {
             let Some(id) = names::id_of(&info.name) else { continue };
             let value = match self.load_sealed::<T>(&info.name, id).await {
                 Ok(v) => v,
@@ -256,7 +295,7 @@ impl Repository {
 async fn unlock(backend: &dyn Backend, repo: RepoId, password: &[u8]) -> Result<MasterSecret> {
     let listed = backend.list(names::KEYS).await?;
     if listed.is_empty() {
-        return Err(Error::Inconsistent { object: "keys/".into(), reason: "no key files".into() });
+        return Err(Error::Inconsistent { object: names::KEYS.into(), reason: "no key files".into() });
     }
     let mut damaged = None;
     let mut intact = 0usize;

@@ -2,13 +2,13 @@
 //! this. Packs no readable segment covers are indexed anew; unreadable segments are replaced (deleted only
 //! after the replacement is durable). Holds the gc lease, so no gc compacts or deletes meanwhile.
 
+use super::lease::HeldLease;
 use super::Repository;
 use crate::backend::names;
 use crate::{Error, Result};
 use serde::Serialize;
-use silo_format::envelope::random_nonce;
 use silo_format::index::{IndexPack, IndexSegment};
-use silo_format::{pack, ObjectId, Sealed};
+use silo_format::{pack, ObjectId};
 use std::collections::HashSet;
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -22,22 +22,34 @@ pub struct RepairReport {
     pub unreadable_packs: Vec<String>,
 }
 
+/// What `repair index` will write and remove, read from the repository; executed by `repair_index_execute`.
+pub struct RepairPlan {
+    /// The report of the plan (what `--dry-run` prints).
+    pub report: RepairReport,
+    /// A new segment for every pack no readable segment covers.
+    segment: IndexSegment,
+    /// Segments that do not open: removed once the new segment is durable.
+    damaged_segments: Vec<String>,
+}
+
 impl Repository {
+    /// The whole repair: the lease, the plan, its execution (with `dry_run`, only the plan's report).
     pub async fn repair_index(&self, dry_run: bool) -> Result<RepairReport> {
         if dry_run {
-            return self.repair_index_under(None).await;
+            return Ok(self.repair_index_plan().await?.report);
         }
-        let lease = self.acquire_lease(crate::time::now_micros(), 3600).await?;
-        let result = self.repair_index_under(Some(&lease)).await;
-        if self.check_lease(&lease).await.is_ok() {
-            self.backend.delete(names::LEASE).await?;
-        }
+        let lease = self.acquire_lease(3600).await?;
+        let result = match self.repair_index_plan().await {
+            Ok(plan) => self.repair_index_execute(plan, &lease).await,
+            Err(e) => Err(e),
+        };
+        self.release_lease(lease).await?;
         result
     }
 
-    async fn repair_index_under(&self, lease: Option<&super::gc::HeldLease>) -> Result<RepairReport> {
-        let dry_run = lease.is_none();
-        let mut report = RepairReport { dry_run, ..Default::default() };
+    /// Reads every segment and every pack no readable segment covers. Changes nothing.
+    pub async fn repair_index_plan(&self) -> Result<RepairPlan> {
+        let mut report = RepairReport { dry_run: true, ..Default::default() };
         let mut covered: HashSet<ObjectId> = HashSet::new();
         let mut damaged_segments = Vec::new();
         for info in self.backend.list(names::INDEX).await? {
@@ -69,20 +81,19 @@ impl Repository {
             }
         }
         report.segments_replaced = damaged_segments.clone();
-        if dry_run {
-            return Ok(report);
+        Ok(RepairPlan { report, segment, damaged_segments })
+    }
+
+    /// Writes the plan's segment, then (the lease still held) removes the damaged segments it replaces.
+    pub async fn repair_index_execute(&self, plan: RepairPlan, lease: &HeldLease) -> Result<RepairReport> {
+        if !plan.segment.packs.is_empty() {
+            self.save(ObjectId::random(), &plan.segment).await?;
         }
-        if !segment.packs.is_empty() {
-            let id = ObjectId::random();
-            self.backend.put(&names::index(&id), segment.seal(&self.keys, self.repo_id, id, random_nonce())).await?;
+        self.check_lease(lease).await?;
+        for name in &plan.damaged_segments {
+            self.backend.delete(name).await?;
         }
-        if let Some(lease) = lease {
-            self.check_lease(lease).await?;
-            for name in &damaged_segments {
-                self.backend.delete(name).await?;
-            }
-        }
-        Ok(report)
+        Ok(RepairReport { dry_run: false, ..plan.report })
     }
 
     /// A pack's entries from its own trailer (footer and trailer only, two ranged reads).

@@ -10,6 +10,7 @@
 use super::liveness::{self, CommitCheck, SessionFacts, Tolerance};
 use super::Repository;
 use crate::backend::{names, Backend, BackendError};
+use crate::clock::Clock;
 use crate::{Error, Result};
 use silo_format::envelope::random_nonce;
 use silo_format::maintenance::{Sealed, Session, MAINTENANCE_VERSION};
@@ -62,15 +63,16 @@ fn lock(beats: &Mutex<Beats>) -> std::sync::MutexGuard<'_, Beats> {
 /// Writes `session` under `name` and returns the backend's time of that write (µs) and ours at its middle.
 async fn write_session(
     backend: &dyn Backend,
+    clock: &dyn Clock,
     keys: &silo_format::Keys,
     repo: silo_format::RepoId,
     id: ObjectId,
     session: &Session,
 ) -> Result<(Option<i64>, i64)> {
     let name = names::session(&id);
-    let before = crate::time::now_micros();
+    let before = clock.now_micros();
     backend.put(&name, session.seal(keys, repo, id, random_nonce())).await?;
-    let ours = before + (crate::time::now_micros() - before) / 2;
+    let ours = before + (clock.now_micros() - before) / 2;
     let theirs = backend.list(&name).await?.into_iter().find(|o| o.name == name).map(|o| o.modified);
     Ok((theirs, ours))
 }
@@ -90,8 +92,10 @@ impl SessionGuard {
         let now = liveness::boot_clock();
         let beats = *lock(&self.beats);
         let longest_gap = beats.longest_gap.max(now.saturating_sub(beats.last_ok));
-        let beat = Session { heartbeat_at: crate::time::now_micros() + self.offset, ..self.session.clone() };
-        let (theirs, ours) = write_session(repo.backend.as_ref(), &repo.keys, repo.repo_id, self.id, &beat).await?;
+        let beat = Session { heartbeat_at: repo.now() + self.offset, ..self.session.clone() };
+        let clock = repo.clock();
+        let (theirs, ours) =
+            write_session(repo.backend.as_ref(), clock.as_ref(), &repo.keys, repo.repo_id, self.id, &beat).await?;
         lock(&self.beats).record(liveness::boot_clock());
         let drift = theirs.map_or(0, |t| ((t - ours) - self.offset).unsigned_abs());
         Ok(SessionFacts {
@@ -113,7 +117,8 @@ impl Repository {
                 let _ = handle.block_on(backend.delete(&name));
             })
         };
-        let ours = crate::time::now_micros();
+        let ours = self.now();
+        let clock = self.clock();
         let mut session = Session {
             version: MAINTENANCE_VERSION,
             host: super::hostname(),
@@ -121,7 +126,8 @@ impl Repository {
             started_at: ours,
             heartbeat_at: ours,
         };
-        let (theirs, ours) = write_session(self.backend.as_ref(), &self.keys, self.repo_id, id, &session).await?;
+        let (theirs, ours) =
+            write_session(self.backend.as_ref(), clock.as_ref(), &self.keys, self.repo_id, id, &session).await?;
         let offset = theirs.map_or(0, |t| t - ours);
         if offset.unsigned_abs() > MAX_SKEW.as_micros() as u64 {
             tracing::warn!(
@@ -134,18 +140,19 @@ impl Repository {
         if let Some(t) = theirs.filter(|t| session.started_at > *t + START_SLACK) {
             session.started_at = t;
             session.heartbeat_at = t;
-            write_session(self.backend.as_ref(), &self.keys, self.repo_id, id, &session).await?;
+            write_session(self.backend.as_ref(), clock.as_ref(), &self.keys, self.repo_id, id, &session).await?;
         }
         let started = liveness::boot_clock();
         let beats = Arc::new(Mutex::new(Beats { started, last_ok: started, longest_gap: Duration::ZERO }));
         let (backend, keys, repo, shared, template) =
             (self.backend.clone(), self.keys.clone(), self.repo_id, beats.clone(), session.clone());
+        let clock = self.clock();
         let heartbeat = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(HEARTBEAT);
             ticker.tick().await;
             loop {
                 ticker.tick().await;
-                let beat = Session { heartbeat_at: crate::time::now_micros() + offset, ..template.clone() };
+                let beat = Session { heartbeat_at: clock.now_micros() + offset, ..template.clone() };
                 match backend.put(&names::session(&id), beat.seal(&keys, repo, id, random_nonce())).await {
                     Ok(()) => lock(&shared).record(liveness::boot_clock()),
                     Err(e) => tracing::warn!("session heartbeat failed: {e}"),
@@ -234,9 +241,7 @@ impl Repository {
         let mut segment = silo_format::index::IndexSegment::new();
         segment.packs.push(pack);
         let seg_id = ObjectId::random();
-        self.backend
-            .put(&names::index(&seg_id), segment.seal(&self.keys, self.repo_id, seg_id, random_nonce()))
-            .await?;
+        self.save(seg_id, &segment).await?;
         cache.absorb(&seg_id, &segment)?;
         Ok(1)
     }

@@ -135,7 +135,7 @@ impl Repository {
     }
 
     pub async fn load_snapshot(&self, id: ObjectId) -> Result<Snapshot> {
-        let manifest = self.load_sealed::<SnapshotManifest>(&names::snapshot(&id), id).await?;
+        let manifest = self.load::<SnapshotManifest>(id).await?;
         Ok(Snapshot { id, manifest })
     }
 
@@ -236,6 +236,25 @@ fn spec_text(spec: &SnapshotSpec) -> String {
         Selector::IdPrefix(p) => p.clone(),
         Selector::Latest { name, back: 0 } => format!("{name}:latest"),
         Selector::Latest { name, back } => format!("{name}:latest~{back}"),
+    }
+}
+
+impl Snapshot {
+    /// The stream `name` names, or the only one when `name` is `None`.
+    pub fn stream(&self, name: &Option<String>) -> Result<&silo_format::manifest::StreamManifest> {
+        let streams = &self.manifest.streams;
+        let names = || streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+        match name {
+            Some(name) => streams.iter().find(|s| &s.name == name).ok_or_else(|| Error::Input {
+                what: format!("snapshot {}", self.id.short()),
+                message: format!("has no stream {name:?} (streams: {})", names()),
+            }),
+            None if streams.len() == 1 => Ok(&streams[0]),
+            None => Err(Error::Input {
+                what: format!("snapshot {}", self.id.short()),
+                message: format!("has several streams ({}); pick one with SNAP:STREAM", names()),
+            }),
+        }
     }
 }
 

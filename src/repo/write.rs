@@ -13,19 +13,19 @@
 use super::Repository;
 use crate::backend::{names, Backend};
 use crate::cache::IndexCache;
+use crate::inputs::process::StopSwitch;
+use crate::inputs::StreamSpec;
 use crate::{Error, Result};
 use crossbeam_channel::{bounded, Receiver, Sender};
-use silo_format::chunker::{ReadWindows, SharedChunk, Windows};
+use silo_format::chunker::{SharedChunk, Windows};
 use silo_format::envelope::random_nonce;
 use silo_format::index::{IndexPack, IndexSegment};
 use silo_format::manifest::{SnapshotManifest, StreamManifest, MANIFEST_VERSION};
 use silo_format::pack::{self, PackEntry, PackWriter};
 use silo_format::Sealed;
 use silo_format::{Keys, ObjectId, RepoId};
-use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::io::Read;
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
@@ -34,45 +34,6 @@ use tokio::runtime::Handle;
 const SEGMENT_FLUSH_CHUNKS: usize = 16_384;
 /// Pack uploads in flight at once.
 const UPLOADS_IN_FLIGHT: usize = 2;
-
-#[derive(Clone, Debug)]
-pub enum Source {
-    Stdin,
-    /// argv of a command whose standard output is the stream.
-    Command(Vec<String>),
-    /// A stream copied from another repository: its bytes, and the command and exit status recorded there.
-    Copy {
-        reader: SharedReader,
-        command: Option<Vec<String>>,
-        exit_status: Option<i32>,
-    },
-}
-
-/// A reader handed to exactly one stream of a create (taken on first use).
-#[derive(Clone)]
-pub struct SharedReader(Arc<Mutex<Option<Box<dyn Read + Send>>>>);
-
-impl SharedReader {
-    pub fn new(reader: impl Read + Send + 'static) -> Self {
-        SharedReader(Arc::new(Mutex::new(Some(Box::new(reader)))))
-    }
-
-    fn take(&self) -> Option<Box<dyn Read + Send>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
-    }
-}
-
-impl std::fmt::Debug for SharedReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SharedReader")
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct StreamSpec {
-    pub name: String,
-    pub source: Source,
-}
 
 #[derive(Clone, Debug)]
 pub struct CreateOptions {
@@ -112,26 +73,26 @@ pub struct CreateReport {
 const BATCH: usize = 16;
 
 /// Consecutive chunks of one stream, the first at position `seq`.
-struct Job {
+struct ChunkBatch {
     stream: usize,
     seq: usize,
     chunks: Vec<SharedChunk>,
 }
 
 /// A job's chunks, identified and (when new) sealed.
-struct Done {
+struct SealedBatch {
     stream: usize,
     seq: usize,
-    chunks: Vec<DoneChunk>,
+    chunks: Vec<SealedChunk>,
 }
 
-struct DoneChunk {
+struct SealedChunk {
     id: ObjectId,
     raw_len: u32,
     sealed: Option<Vec<u8>>,
 }
 
-struct FinishedPack {
+struct SealedPack {
     id: ObjectId,
     bytes: Vec<u8>,
     entries: Vec<PackEntry>,
@@ -152,7 +113,7 @@ struct Chunked {
 }
 
 #[derive(Default)]
-struct Collected {
+struct PackedStreams {
     ids: Vec<Vec<ObjectId>>,
     new_chunks: u64,
     new_bytes: u64,
@@ -169,7 +130,7 @@ fn lock(claims: &Claims) -> std::sync::MutexGuard<'_, HashSet<ObjectId>> {
 impl Repository {
     /// Runs the whole create pipeline. Call from a thread outside the runtime `rt` belongs to.
     pub fn create_snapshot(&self, rt: &Handle, options: &CreateOptions) -> Result<CreateReport> {
-        let started = crate::time::now_micros();
+        let started = self.now();
         let clock = Instant::now();
         let before = self.backend.requests();
         let session = rt.block_on(self.start_session())?;
@@ -193,17 +154,17 @@ impl Repository {
         let cache = self.cache()?;
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
         let claims: Claims = Arc::default();
-        let abort = Arc::new(Abort::default());
+        let stop = Arc::new(StopSwitch::default());
         let _on_interrupt = {
-            let abort = abort.clone();
-            crate::interrupt::on_interrupt(move || abort.set())
+            let stop = stop.clone();
+            crate::interrupt::on_interrupt(move || stop.set())
         };
         // 8 batches (~8 MiB) queued: the workers keep hashing while the chunker maps or reads its next
         // window (with 4 they ran dry; 0.36-0.44 s -> 0.34-0.36 s re-run), whatever the core count.
-        let (job_tx, job_rx) = bounded::<Job>(8);
-        let (done_tx, done_rx) = bounded::<Result<Done>>(workers * 2);
-        let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(1);
-        let uploader = rt.spawn(upload_loop(
+        let (job_tx, job_rx) = bounded::<ChunkBatch>(8);
+        let (done_tx, done_rx) = bounded::<Result<SealedBatch>>(workers * 2);
+        let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<SealedPack>(1);
+        let uploader = rt.spawn(upload_and_index(
             self.backend.clone(),
             self.keys.clone(),
             self.repo_id,
@@ -222,31 +183,31 @@ impl Repository {
                 let (jobs, done) = (job_rx.clone(), done_tx.clone());
                 let (keys, cache, claims) = (self.keys.clone(), cache.clone(), claims.clone());
                 let repo = self.repo_id;
-                s.spawn(move || worker(jobs, done, &keys, repo, &cache, &claims, level));
+                s.spawn(move || seal_worker(jobs, done, &keys, repo, &cache, &claims, level));
             }
             drop((job_rx, done_tx));
             let collector = {
-                let (keys, repo, abort) = (self.keys.clone(), self.repo_id, abort.clone());
-                s.spawn(move || collect(done_rx, pack_tx, &keys, repo, target, nstreams, &abort))
+                let (keys, repo, stop) = (self.keys.clone(), self.repo_id, stop.clone());
+                s.spawn(move || pack_in_stream_order(done_rx, pack_tx, &keys, repo, target, nstreams, &stop))
             };
             let producers: Vec<_> = options
                 .streams
                 .iter()
                 .enumerate()
                 .map(|(i, spec)| {
-                    let (jobs, abort, progress) = (job_tx.clone(), abort.clone(), options.progress.clone());
+                    let (jobs, stop, progress) = (job_tx.clone(), stop.clone(), options.progress.clone());
                     s.spawn(move || {
                         let feed = Feed {
                             jobs: &jobs,
                             params: &params,
                             seed,
-                            abort: &abort,
+                            stop: &stop,
                             progress: &progress,
                             warn: options.warn,
                         };
-                        let r = produce(i, spec, &feed);
+                        let r = read_stream(i, spec, &feed);
                         if r.is_err() {
-                            abort.set();
+                            stop.set();
                         }
                         r
                     })
@@ -257,7 +218,7 @@ impl Repository {
                 .into_iter()
                 .map(|p| p.join().unwrap_or_else(|_| Err(Error::Invalid("a stream reader thread panicked".into()))))
                 .collect();
-            let collected = collector.join().unwrap_or_else(|_| Collected {
+            let collected = collector.join().unwrap_or_else(|_| PackedStreams {
                 error: Some(Error::Invalid("the pack collector panicked".into())),
                 ..Default::default()
             });
@@ -297,11 +258,7 @@ impl Repository {
             warnings.extend(result.warning);
             streams.push(StreamManifest {
                 name: spec.name.clone(),
-                command: match &spec.source {
-                    Source::Stdin => None,
-                    Source::Command(argv) => Some(argv.clone()),
-                    Source::Copy { command, .. } => command.clone(),
-                },
+                command: spec.source.recorded_command(),
                 exit_status: result.exit_status,
                 size: result.size,
                 blake3: result.blake3,
@@ -314,13 +271,12 @@ impl Repository {
             host: options.host.clone(),
             tags: options.tags.clone(),
             started: options.times.map_or(started, |t| t.0),
-            finished: options.times.map_or_else(crate::time::now_micros, |t| t.1),
+            finished: options.times.map_or_else(|| self.now(), |t| t.1),
             silo_version: env!("CARGO_PKG_VERSION").to_string(),
             streams,
         };
         let id = ObjectId::random();
-        let sealed = manifest.seal(&self.keys, self.repo_id, id, random_nonce());
-        rt.block_on(self.backend.put(&names::snapshot(&id), sealed))?;
+        rt.block_on(self.save(id, &manifest))?;
         Ok(CreateReport {
             id,
             bytes: manifest.total_size(),
@@ -336,9 +292,9 @@ impl Repository {
     }
 }
 
-fn worker(
-    jobs: Receiver<Job>,
-    done: Sender<Result<Done>>,
+fn seal_worker(
+    jobs: Receiver<ChunkBatch>,
+    done: Sender<Result<SealedBatch>>,
     keys: &Keys,
     repo: RepoId,
     cache: &IndexCache,
@@ -353,39 +309,39 @@ fn worker(
                 let id = keys.chunk_id(data);
                 let known = cache.live_location(&id)?.is_some() || !lock(claims).insert(id);
                 let sealed = (!known).then(|| pack::seal_chunk(keys, repo, id, data, Some(level), random_nonce()));
-                Ok(DoneChunk { id, raw_len: data.len() as u32, sealed })
+                Ok(SealedChunk { id, raw_len: data.len() as u32, sealed })
             })
             .collect::<Result<Vec<_>>>();
-        let msg = chunks.map(|chunks| Done { stream: job.stream, seq: job.seq, chunks });
+        let msg = chunks.map(|chunks| SealedBatch { stream: job.stream, seq: job.seq, chunks });
         if done.send(msg).is_err() {
             return;
         }
     }
 }
 
-fn collect(
-    done: Receiver<Result<Done>>,
-    packs: tokio::sync::mpsc::Sender<FinishedPack>,
+fn pack_in_stream_order(
+    done: Receiver<Result<SealedBatch>>,
+    packs: tokio::sync::mpsc::Sender<SealedPack>,
     keys: &Keys,
     repo: RepoId,
     target: usize,
     nstreams: usize,
-    abort: &Abort,
-) -> Collected {
-    let mut out = Collected { ids: vec![Vec::new(); nstreams], ..Default::default() };
+    abort: &StopSwitch,
+) -> PackedStreams {
+    let mut out = PackedStreams { ids: vec![Vec::new(); nstreams], ..Default::default() };
     let capacity = target + (1 << 20) + 4096;
     let mut writer = PackWriter::with_capacity(capacity);
-    let ship = |writer: PackWriter, out: &mut Collected| {
+    let ship = |writer: PackWriter, out: &mut PackedStreams| {
         let id = ObjectId::random();
         let (bytes, entries) = writer.finish(keys, repo, id, random_nonce());
-        if packs.blocking_send(FinishedPack { id, bytes, entries }).is_err() && out.error.is_none() {
+        if packs.blocking_send(SealedPack { id, bytes, entries }).is_err() && out.error.is_none() {
             out.error = Some(Error::Invalid("the uploader stopped early".into()));
             abort.set();
         }
     };
     // Jobs finish out of order; packs take them in stream order, so a restore reads each pack front to back.
     let mut next = vec![0usize; nstreams];
-    let mut held: Vec<BTreeMap<usize, Done>> = (0..nstreams).map(|_| BTreeMap::new()).collect();
+    let mut held: Vec<BTreeMap<usize, SealedBatch>> = (0..nstreams).map(|_| BTreeMap::new()).collect();
     let in_order = done.into_iter().flat_map(|msg| {
         let mut ready = Vec::new();
         match msg {
@@ -435,13 +391,13 @@ fn collect(
 
 /// Uploads packs with bounded concurrency; as packs become durable, records them in index segments,
 /// flushing a segment every `SEGMENT_FLUSH_CHUNKS` chunks and at the end. Returns the number of packs.
-async fn upload_loop(
+async fn upload_and_index(
     backend: Arc<dyn Backend>,
     keys: Arc<Keys>,
     repo: RepoId,
     cache: Arc<IndexCache>,
     claims: Claims,
-    mut rx: tokio::sync::mpsc::Receiver<FinishedPack>,
+    mut rx: tokio::sync::mpsc::Receiver<SealedPack>,
 ) -> Result<u64> {
     let mut inflight = tokio::task::JoinSet::new();
     let mut segment = IndexSegment::new();
@@ -522,80 +478,24 @@ async fn flush_segment(
     Ok(())
 }
 
-/// The create's stop switch: once any part fails, every other stream stops — readers at their next chunk,
-/// and the commands silo runs at once (their whole process group is killed, so `a | b` pipelines inside a
-/// `--stream` end too, and a blocked reader sees end of file).
-#[derive(Default)]
-pub(crate) struct Abort {
-    flag: AtomicBool,
-    /// Process group of each running stream command, by stream index.
-    groups: Mutex<BTreeMap<usize, i32>>,
-}
-
-impl Abort {
-    fn set(&self) {
-        if !self.flag.swap(true, Ordering::SeqCst) {
-            for pgid in self.groups().values() {
-                // SAFETY: kill(2) on a process group we created and have not reaped yet.
-                unsafe { libc::kill(-pgid, libc::SIGKILL) };
-            }
-        }
-    }
-
-    fn is_set(&self) -> bool {
-        self.flag.load(Ordering::SeqCst)
-    }
-
-    fn groups(&self) -> std::sync::MutexGuard<'_, BTreeMap<usize, i32>> {
-        self.groups.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Registers a started command; if the create already failed, kills it at once.
-    fn register(&self, index: usize, pid: u32) {
-        let mut groups = self.groups();
-        groups.insert(index, pid as i32);
-        if self.is_set() {
-            // SAFETY: as in `set`.
-            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-        }
-    }
-
-    /// Called before the command is reaped, so its process group id cannot be reused while registered.
-    fn unregister(&self, index: usize) {
-        self.groups().remove(&index);
-    }
-}
-
 /// What every stream reader shares: where chunks go, how to cut, when to stop, what to count.
 struct Feed<'a> {
-    jobs: &'a Sender<Job>,
+    jobs: &'a Sender<ChunkBatch>,
     params: &'a silo_format::chunker::ChunkerParams,
     seed: u64,
-    abort: &'a Abort,
+    stop: &'a StopSwitch,
     progress: &'a AtomicU64,
     warn: fn(&str),
 }
 
-fn produce(index: usize, spec: &StreamSpec, feed: &Feed) -> Result<StreamResult> {
-    match &spec.source {
-        Source::Stdin => {
-            let stdin = std::io::stdin().lock();
-            let c = match crate::mapped::MappedFile::open(std::os::fd::AsFd::as_fd(&stdin)) {
-                Some(file) => chunk_stream(index, &spec.name, file, feed)?,
-                None => {
-                    enlarge_pipe(0);
-                    chunk_stream(index, &spec.name, ReadWindows::new(stdin), feed)?
-                }
-            };
-            Ok(StreamResult { size: c.size, blake3: c.blake3, exit_status: None, warning: c.warning })
-        }
-        Source::Command(argv) => run_command(index, spec, argv, feed),
-        Source::Copy { reader, exit_status, .. } => {
-            let reader = reader.take().ok_or_else(|| Error::Invalid(format!("stream {} read twice", spec.name)))?;
-            let c = chunk_stream(index, &spec.name, ReadWindows::new(reader), feed)?;
-            Ok(StreamResult { size: c.size, blake3: c.blake3, exit_status: *exit_status, warning: c.warning })
-        }
-    }
+/// Stage 1, one thread per stream: opens the input (inputs.rs), cuts it into chunk batches for the sealers,
+/// and, once it ends, learns whether it ended cleanly (a command's exit status).
+fn read_stream(index: usize, spec: &StreamSpec, feed: &Feed) -> Result<StreamResult> {
+    let (windows, ending) = crate::inputs::open(index, spec, feed.stop)?;
+    let chunked = chunk_stream(index, &spec.name, windows, feed);
+    let exit_status = ending.finish(chunked.is_err(), feed.stop)?;
+    let c = chunked?;
+    Ok(StreamResult { size: c.size, blake3: c.blake3, exit_status, warning: c.warning })
 }
 
 /// Cuts `reader` into chunks for the workers. The whole-stream BLAKE3 runs on its own thread, off the
@@ -647,7 +547,7 @@ fn cut_stream(
             what: format!("stream {name}"),
             message: format!("read failed: {e}; no snapshot was written"),
         })?;
-        if feed.abort.is_set() {
+        if feed.stop.is_set() {
             return Err(Error::Aborted);
         }
         judge(probe.observe(&chunk));
@@ -655,7 +555,8 @@ fn cut_stream(
         feed.progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         batch.push(chunk);
         if batch.len() == BATCH || chunks.peek().is_none() {
-            let job = Job { stream: index, seq, chunks: std::mem::replace(&mut batch, Vec::with_capacity(BATCH)) };
+            let job =
+                ChunkBatch { stream: index, seq, chunks: std::mem::replace(&mut batch, Vec::with_capacity(BATCH)) };
             seq += job.chunks.len();
             if hasher.send(job.chunks.clone()).is_err() || feed.jobs.send(job).is_err() {
                 return Err(Error::Aborted);
@@ -664,112 +565,4 @@ fn cut_stream(
     }
     judge(probe.finish());
     Ok((size, warning))
-}
-
-fn run_command(index: usize, spec: &StreamSpec, argv: &[String], feed: &Feed) -> Result<StreamResult> {
-    let shown = argv.join(" ");
-    let (program, args) = argv.split_first().ok_or_else(|| Error::Invalid("empty command".into()))?;
-    use std::os::unix::process::CommandExt;
-    let mut child = crate::child::command(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| Error::io(format!("starting command `{shown}`"), e))?;
-    feed.abort.register(index, child.id());
-    let stdout = child.stdout.take().ok_or_else(|| Error::Invalid("child has no stdout".into()))?;
-    let stderr = child.stderr.take().ok_or_else(|| Error::Invalid("child has no stderr".into()))?;
-    {
-        use std::os::fd::AsRawFd;
-        enlarge_pipe(stdout.as_raw_fd());
-    }
-    let tail = StderrTail::forward(stderr);
-    let chunked = chunk_stream(index, &spec.name, ReadWindows::new(stdout), feed);
-    if chunked.is_err() {
-        // SAFETY: kill(2) on the process group of our child, not reaped yet.
-        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-    }
-    feed.abort.unregister(index);
-    let status = child.wait().map_err(|e| Error::io(format!("waiting for command `{shown}`"), e))?;
-    let tail = tail.finish();
-    let chunked = chunked?;
-    use std::os::unix::process::ExitStatusExt;
-    if feed.abort.is_set() && status.signal() == Some(libc::SIGKILL) {
-        return Err(Error::Aborted); // we killed it: another stream's failure is the one to report
-    }
-    if !status.success() {
-        let status_text = match (status.code(), status.signal()) {
-            (Some(code), _) => format!("exited with status {code}"),
-            (None, Some(sig)) => format!("was killed by signal {sig}"),
-            _ => "failed".to_string(),
-        };
-        let stderr_tail =
-            if tail.trim().is_empty() { String::new() } else { format!("; its stderr ended with: {}", tail.trim()) };
-        return Err(Error::CommandFailed {
-            command: shown,
-            status: status_text,
-            outcome: "no snapshot was written",
-            stderr_tail,
-        });
-    }
-    Ok(StreamResult {
-        size: chunked.size,
-        blake3: chunked.blake3,
-        exit_status: status.code(),
-        warning: chunked.warning,
-    })
-}
-
-/// The child's stderr, copied to ours as it arrives; its last ~2 KiB are kept for the error message.
-struct StderrTail {
-    tail: Arc<Mutex<VecDeque<u8>>>,
-    done: Receiver<()>,
-}
-
-impl StderrTail {
-    const KEEP: usize = 2048;
-
-    fn forward(mut stderr: impl Read + Send + 'static) -> Self {
-        use std::io::Write;
-        let tail: Arc<Mutex<VecDeque<u8>>> = Arc::default();
-        let (done_tx, done) = bounded(1);
-        let kept = tail.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match stderr.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let _ = std::io::stderr().write_all(&buf[..n]);
-                        let mut t = kept.lock().unwrap_or_else(|p| p.into_inner());
-                        t.extend(&buf[..n]);
-                        let excess = t.len().saturating_sub(Self::KEEP);
-                        t.drain(..excess);
-                    }
-                }
-            }
-            let _ = done_tx.send(());
-        });
-        StderrTail { tail, done }
-    }
-
-    /// The last lines, once the pipe is closed — or after a second if a background process the command
-    /// left behind still holds it open (its output keeps being forwarded; silo does not wait for it).
-    fn finish(self) -> String {
-        let _ = self.done.recv_timeout(Duration::from_secs(1));
-        let bytes: Vec<u8> = self.tail.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
-        let text = String::from_utf8_lossy(&bytes);
-        text.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
-    }
-}
-
-/// Asks for a 1 MiB pipe buffer (F_SETPIPE_SZ), so the producer is not throttled to 64 KiB per wake-up.
-/// Best effort: not a pipe, or an unprivileged limit, just leaves the default.
-fn enlarge_pipe(fd: i32) {
-    // SAFETY: fcntl on a descriptor we own (or stdin); F_SETPIPE_SZ fails harmlessly on non-pipes.
-    unsafe {
-        libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
-    }
 }

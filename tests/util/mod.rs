@@ -5,6 +5,7 @@
 mod dumpgen;
 pub mod faultproxy;
 pub mod garage;
+pub mod inproc;
 pub mod services;
 
 pub use dumpgen::DumpGen;
@@ -230,35 +231,6 @@ fn collect(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
 pub fn is_stopped(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     stat.split_whitespace().nth(2) == Some("T")
-}
-
-/// Spawns a gc that stops itself (SILO_TEST_PAUSE_AT) right before it would delete, and waits until it has.
-pub fn spawn_paused_before_delete(mut gc: Command) -> Child {
-    let mut child = gc
-        .env("SILO_TEST_PAUSE_AT", "gc-before-delete")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn gc");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !is_stopped(child.id()) {
-        if let Ok(Some(status)) = child.try_wait() {
-            let out = child.wait_with_output().expect("gc output");
-            panic!("gc ended ({status}) before reaching the pause point: {}", stderr(&out));
-        }
-        assert!(std::time::Instant::now() < deadline, "gc never reached the pause point");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    child
-}
-
-/// Waits (up to a minute) until a process that runs with SILO_TEST_PAUSE_AT has stopped itself at the hook.
-pub fn wait_until_stopped(pid: u32) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !is_stopped(pid) {
-        assert!(std::time::Instant::now() < deadline, "process {pid} never reached the pause point");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
 }
 
 /// One xorshift64 step: deterministic pseudo-random choices (kill points, byte offsets) for the tests.

@@ -1,19 +1,26 @@
 //! `silo check`: structure (every snapshot's chunks indexed; every indexed pack present, of the indexed size,
 //! with a trailer that matches the index; unindexed packs reported as orphans), optional data verification of
 //! all or a sample of packs (decrypt, decompress, re-hash every chunk), and freshness. Reads only; never uses
-//! the local cache, so damage hidden from a warm cache is still found.
+//! the local cache, so damage hidden from a warm cache is still found (I3, I5).
+//!
+//! In phases (restic's checker as a model): load keys, snapshots and the index; plan each pack's check
+//! (`plan::plan_pack`, pure); read the packs as planned; assess which findings are damage and which
+//! snapshots they affect (`plan::assess`, pure); freshness.
+
+pub mod plan;
 
 use super::snapshots::SnapshotSpec;
 use super::Repository;
 use crate::backend::names;
 use crate::{Error, Result};
+use plan::{Finding, PackCheck};
 use serde::Serialize;
 use silo_format::index::IndexSegment;
 use silo_format::keyfile::KeyFile;
 use silo_format::manifest::SnapshotManifest;
 use silo_format::pack::{self, PackEntry};
 use silo_format::{ObjectId, Sealed};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum DataCheck {
@@ -95,7 +102,7 @@ impl CheckReport {
 impl Repository {
     pub async fn check(&self, options: &CheckOptions) -> Result<CheckReport> {
         let mut report = CheckReport::default();
-        let mut damaged: Vec<(String, String, HashSet<ObjectId>)> = Vec::new(); // object, problem, bad chunks
+        let mut damaged: Vec<Finding> = Vec::new();
 
         for info in self.backend.list(names::KEYS).await? {
             if let Err(e) = self
@@ -105,7 +112,7 @@ impl Repository {
                 .map_err(Error::from)
                 .and_then(|b| KeyFile::decode(&b).map_err(|e| Error::damaged(info.name.clone(), e)))
             {
-                damaged.push((info.name.clone(), e.to_string(), HashSet::new()));
+                damaged.push(Finding::new(info.name.clone(), e.to_string(), HashSet::new()));
             }
         }
 
@@ -124,7 +131,7 @@ impl Repository {
                             Ok(m) => snapshots.push((id, m)),
                             Err(e) => {
                                 report.affected_snapshots.push(id.to_hex());
-                                damaged.push((info.name.clone(), e.to_string(), HashSet::new()));
+                                damaged.push(Finding::new(info.name.clone(), e.to_string(), HashSet::new()));
                             }
                         },
                         Err(e) if e.is_not_found() => {}
@@ -153,7 +160,7 @@ impl Repository {
                     }
                     marked.extend(seg.deleted.iter().map(|d| d.pack));
                 }
-                Err(e) => damaged.push((info.name.clone(), e.to_string(), HashSet::new())),
+                Err(e) => damaged.push(Finding::new(info.name.clone(), e.to_string(), HashSet::new())),
             }
         }
 
@@ -167,33 +174,41 @@ impl Repository {
             .collect();
         report.packs = listed.len() as u64;
         let mut good_chunks: HashSet<ObjectId> = HashSet::new();
-        let mut deleted_by_gc: HashSet<usize> = HashSet::new();
         for (pack_id, (size, entries)) in &packs {
             let name = names::pack(pack_id);
             let all: HashSet<ObjectId> = entries.iter().map(|e| e.chunk).collect();
-            let Some(&actual) = listed.get(pack_id) else {
+            let check = plan::plan_pack(
+                *size,
+                listed.get(pack_id).copied(),
+                marked.contains(pack_id),
+                options.data.selects(pack_id),
+            );
+            match check {
+                PackCheck::Missing => {
+                    damaged.push(Finding::new(name, "missing", all));
+                    continue;
+                }
                 // gc marked it and deleted it on purpose (a later gc drops its entries): damage only if a
                 // snapshot still needs a chunk that is nowhere else.
-                if marked.contains(pack_id) {
-                    deleted_by_gc.insert(damaged.len());
-                    damaged.push((name, "deleted by gc, but still needed".into(), all));
-                } else {
-                    damaged.push((name, "missing".into(), all));
+                PackCheck::DeletedByGc => {
+                    let f = Finding::new(name, "deleted by gc, but still needed", all);
+                    damaged.push(Finding { only_if_needed: true, ..f });
+                    continue;
                 }
-                continue;
-            };
-            if actual != *size {
-                damaged.push((name, format!("{actual} bytes where the index says {size}"), all));
-                continue;
+                PackCheck::WrongSize { actual } => {
+                    damaged.push(Finding::new(name, format!("{actual} bytes where the index says {size}"), all));
+                    continue;
+                }
+                PackCheck::Structure | PackCheck::Data => {}
             }
-            let read_data = options.data.selects(pack_id);
+            let read_data = check == PackCheck::Data;
             // With data: the whole pack (header, chunks, trailer). Without: its header and trailer only.
             let (bytes, trailer_entries) = if read_data {
                 let bytes = self.backend.get(&name).await?;
                 match pack::open_pack(&self.keys, self.repo_id, *pack_id, &bytes) {
                     Ok(t) => (bytes, t.entries),
                     Err(e) => {
-                        damaged.push((name, e.to_string(), all));
+                        damaged.push(Finding::new(name, e.to_string(), all));
                         continue;
                     }
                 }
@@ -206,14 +221,14 @@ impl Repository {
                 match read {
                     Ok(entries) => (Vec::new(), entries),
                     Err(e @ (Error::Damaged { .. } | Error::Inconsistent { .. })) => {
-                        damaged.push((name, e.to_string(), all));
+                        damaged.push(Finding::new(name, e.to_string(), all));
                         continue;
                     }
                     Err(e) => return Err(e),
                 }
             };
             if trailer_entries != *entries {
-                damaged.push((name, "trailer does not match the index".into(), all));
+                damaged.push(Finding::new(name, "trailer does not match the index", all));
                 continue;
             }
             if read_data {
@@ -240,7 +255,7 @@ impl Repository {
                 }
                 if let Some(problem) = first_error {
                     good_chunks.extend(all.difference(&bad));
-                    damaged.push((name, problem, bad));
+                    damaged.push(Finding::new(name, problem, bad));
                     continue;
                 }
             }
@@ -251,47 +266,17 @@ impl Repository {
         }
 
         // Which snapshots can no longer be restored, and why.
-        let mut affected: BTreeSet<String> = report.affected_snapshots.drain(..).collect();
-        let mut per_problem: Vec<BTreeSet<String>> = vec![BTreeSet::new(); damaged.len()];
-        for (id, m) in &snapshots {
-            let mut unindexed = 0u64;
-            for c in m.streams.iter().flat_map(|s| &s.chunks) {
-                if good_chunks.contains(c) {
-                    continue;
-                }
-                affected.insert(id.to_hex());
-                let mut explained = false;
-                for (i, (_, _, chunks)) in damaged.iter().enumerate() {
-                    if chunks.contains(c) {
-                        per_problem[i].insert(id.to_hex());
-                        explained = true;
-                    }
-                }
-                if !explained {
-                    unindexed += 1;
-                }
-            }
-            if unindexed > 0 {
-                damaged.push((
-                    names::snapshot(id),
-                    format!("{unindexed} chunks are in no intact indexed pack"),
-                    HashSet::new(),
-                ));
-                per_problem.push([id.to_hex()].into_iter().collect());
-            }
-        }
-        report.damaged = damaged
-            .into_iter()
-            .zip(per_problem)
-            .enumerate()
-            .filter(|(i, (_, snaps))| !(deleted_by_gc.contains(i) && snaps.is_empty()))
-            .map(|(_, ((object, problem, _), snaps))| Problem {
-                object,
-                problem,
-                snapshots: snaps.into_iter().collect(),
-            })
+        let needs: Vec<(ObjectId, Vec<ObjectId>)> = snapshots
+            .iter()
+            .map(|(id, m)| (*id, m.streams.iter().flat_map(|s| s.chunks.iter().copied()).collect()))
             .collect();
-        report.affected_snapshots = affected.into_iter().collect();
+        let already = std::mem::take(&mut report.affected_snapshots);
+        let (assessed, affected) = plan::assess(damaged, &needs, &good_chunks, already, names::snapshot);
+        report.damaged = assessed
+            .into_iter()
+            .map(|a| Problem { object: a.object, problem: a.problem, snapshots: a.snapshots })
+            .collect();
+        report.affected_snapshots = affected;
 
         if let Some(max_age) = options.max_age {
             let newest = snapshots
@@ -299,7 +284,7 @@ impl Repository {
                 .filter(|(_, m)| options.max_age_name.as_ref().is_none_or(|n| &m.name == n))
                 .map(|(_, m)| m.finished)
                 .max();
-            let limit = crate::time::now_micros() - max_age as i64 * 1_000_000;
+            let limit = self.now() - max_age as i64 * 1_000_000;
             let what = options.max_age_name.as_deref().unwrap_or("any name");
             report.stale = match newest {
                 None => Some(format!("no snapshot of {what}")),

@@ -1,30 +1,33 @@
-//! Garbage collection, lock-free with respect to writers (docs/design.md §5 "the gc protocol", I4, I6; format-spec/maintenance.md).
+//! Garbage collection, lock-free with respect to writers (docs/design.md §5 "the gc protocol", I4 gc grace,
+//! I6 late writers; format-spec/maintenance.md). A run is a plan, then its execution:
 //!
-//! One gc at a time holds `gc/lease`. A run: lists snapshots *before* loading the index and marks every chunk
-//! they reference (the mark set lives in a temporary RocksDB, so memory does not grow with the repository);
-//! then classifies every pack older than the safety age and not written during a live writer session:
-//! - fully dead and not yet marked → marked deleted (in a new index segment);
-//! - marked at least a grace period ago and still dead → deleted;
-//! - marked but live again (a writer deduplicated against it meanwhile) → its live chunks are copied out;
-//! - partly dead beyond the repack threshold → live chunks copied verbatim (still encrypted) into new packs,
-//!   the old pack marked.
+//! - `gc_plan` gathers facts — snapshots listed *before* the index is read, every chunk they reference put
+//!   in a mark set (a temporary RocksDB, so memory does not grow with the repository), live writer
+//!   sessions, the index's usage and deletion marks per pack, the packs listed — and `plan::decide` (pure)
+//!   gives each pack its `PackAction`;
+//! - `gc_execute` carries the plan out under the lease: deletes first, then repacks and new marks in one
+//!   index segment, then index compaction, then leftovers. The lease is checked right before every
+//!   destructive step, so a gc paused past its lease deletes nothing.
 //!
-//! Deleting requires the lease to be ours and unexpired, checked right before each batch, so a gc paused
-//! past its lease deletes nothing. Writers never deduplicate against marked packs and, before committing,
-//! rescue any chunk whose pack was marked during their session (repo/write.rs). `--safety none` uses a
-//! safety age and grace period of zero: only safe when nothing else writes.
+//! `--dry-run` prints the plan and executes nothing. Writers never deduplicate against marked packs and,
+//! before committing, rescue any chunk whose pack was marked during their session (repo/session.rs).
 
+use super::lease::HeldLease;
 use super::Repository;
 use crate::backend::names;
+use crate::cache::ChunkSet;
 use crate::{Error, Result};
-use rocksdb::{Options, DB};
 use serde::Serialize;
 use silo_format::envelope::random_nonce;
 use silo_format::index::{DeletedPack, IndexPack, IndexSegment};
-use silo_format::maintenance::{Lease, Sealed, Session, MAINTENANCE_VERSION};
+use silo_format::maintenance::{Sealed, Session};
 use silo_format::pack::{self, PackWriter};
 use silo_format::ObjectId;
 use std::collections::{HashMap, HashSet};
+
+pub mod plan;
+pub use plan::{PackAction, PlannedPack, Safety, SafetyPreset};
+use plan::{PackFacts, PackUse, RunFacts};
 
 const SECOND: i64 = 1_000_000;
 /// Entries per compacted index segment (≈ 11 MiB encoded).
@@ -42,21 +45,27 @@ const LEFTOVER_AGE: i64 = 86_400 * SECOND;
 /// Config times above this (a century) are treated as this, so no arithmetic on them overflows.
 const MAX_CONFIG_SECONDS: u64 = 100 * 365 * 86_400;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Safety {
-    Full,
-    None,
-}
-
 #[derive(Clone, Debug)]
 pub struct GcOptions {
     pub dry_run: bool,
-    pub safety: Safety,
+    pub safety: SafetyPreset,
     pub lease_seconds: u64,
     /// Repack a pack when at least this fraction of its bytes is dead.
     pub repack_threshold: f64,
     /// Bytes of packs examined, repacked or deleted so far, for a progress display.
     pub progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            dry_run: false,
+            safety: SafetyPreset::Full,
+            lease_seconds: 3600,
+            repack_threshold: 0.2,
+            progress: Default::default(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -81,160 +90,261 @@ pub struct GcReport {
     pub segments_compacted: u64,
     /// Session objects of long-dead writers and temporary files of killed writes that were removed.
     pub leftovers_removed: u64,
+    /// With --dry-run: every pack the run would act on, and how.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<PlannedPack>,
 }
 
-/// Chunk ids referenced by the snapshots gc listed; on disk.
-struct MarkSet {
-    db: DB,
-    _dir: tempfile::TempDir,
+/// What a gc run will do, decided from the repository as it was read; executed by `gc_execute`.
+pub struct GcPlan {
+    /// The backend's time the plan was made at.
+    pub now: i64,
+    pub safety: Safety,
+    pub snapshots: u64,
+    /// Every listed pack (but those nothing happens to) with its action.
+    pub packs: Vec<PlannedPack>,
+    /// Packs the index names, marked deleted, and no longer listed: deleted by an earlier gc (maybe one
+    /// killed before it compacted); their entries go at the next compaction.
+    pub gone: HashSet<ObjectId>,
+    /// Session objects of long-dead writers and silo's old temporary objects.
+    pub leftovers: Vec<String>,
+    marks: ChunkSet,
+    existing: HashSet<ObjectId>,
+    segments: usize,
+    listed_packs: u64,
 }
 
-impl MarkSet {
-    fn new() -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("silo-gc-marks-")
-            .tempdir()
-            .map_err(|e| Error::io("creating gc's temporary mark set", e))?;
-        let mut o = Options::default();
-        o.create_if_missing(true);
-        o.set_write_buffer_size(16 << 20);
-        let db = DB::open(&o, dir.path())
-            .map_err(|e| Error::Cache { path: dir.path().display().to_string(), reason: e.to_string() })?;
-        Ok(MarkSet { db, _dir: dir })
+impl GcPlan {
+    fn with(&self, wanted: impl Fn(&PackAction) -> bool) -> impl Iterator<Item = &PlannedPack> {
+        self.packs.iter().filter(move |p| wanted(&p.action))
     }
 
-    fn insert(&self, id: &ObjectId) -> Result<()> {
-        self.db.put(id.0, []).map_err(|e| Error::Cache { path: "gc mark set".into(), reason: e.to_string() })
+    /// The report of the plan as it stands, before anything is executed (what `--dry-run` prints).
+    pub fn report(&self) -> GcReport {
+        let count = |f: &dyn Fn(&PackAction) -> bool| -> (u64, u64) {
+            self.with(f).fold((0, 0), |(n, b), p| (n + 1, b + p.size))
+        };
+        let (packs_marked, bytes_marked) = count(&|a| matches!(a, PackAction::Mark));
+        let (packs_deleted, bytes_deleted) = count(&|a| matches!(a, PackAction::Delete));
+        let (packs_pending, bytes_pending) = count(&|a| matches!(a, PackAction::Pending { .. }));
+        let earliest = self
+            .packs
+            .iter()
+            .filter_map(|p| match p.action {
+                PackAction::Pending { reclaimable_at } => Some(reclaimable_at),
+                _ => None,
+            })
+            .min();
+        GcReport {
+            dry_run: true,
+            snapshots: self.snapshots,
+            marked_chunks: self.marks.len(),
+            packs: self.listed_packs,
+            packs_marked,
+            bytes_marked,
+            packs_deleted,
+            bytes_deleted,
+            packs_repacked: count(&|a| matches!(a, PackAction::Repack | PackAction::Rescue)).0,
+            packs_pending,
+            bytes_pending,
+            pending_reclaimable_at: earliest.map(crate::time::format_micros),
+            packs_too_young: count(&|a| matches!(a, PackAction::TooYoung)).0,
+            plan: self.packs.clone(),
+            ..Default::default()
+        }
     }
-
-    fn contains(&self, id: &ObjectId) -> Result<bool> {
-        Ok(self
-            .db
-            .get_pinned(id.0)
-            .map_err(|e| Error::Cache { path: "gc mark set".into(), reason: e.to_string() })?
-            .is_some())
-    }
-}
-
-#[derive(Clone, Copy, Default)]
-struct PackUse {
-    live_chunks: u64,
-    dead_bytes: u64,
-}
-
-pub(crate) struct HeldLease {
-    holder: ObjectId,
-    expires_at: i64,
 }
 
 impl Repository {
+    /// A whole run: the lease, the plan, its execution (or, with `dry_run`, the plan's report).
     pub async fn gc(&self, options: &GcOptions) -> Result<GcReport> {
-        // Ages are judged on the backend's clock, the one that stamps packs and session heartbeats; ours
-        // only has to agree with it well enough for the lease.
-        let mut now = crate::time::now_micros();
-        if let Some(server) = self.backend.server_time().await? {
-            let ours = now - crate::time::test_offset_micros();
-            if (server - ours).abs() > MAX_SKEW {
-                return Err(Error::ClockSkew { seconds: (server - ours) / SECOND });
-            }
-            now = server + crate::time::test_offset_micros();
-        }
         if options.dry_run {
-            return self.gc_run(options, now, None).await;
+            return Ok(self.gc_plan(options).await?.report());
         }
-        let lease = self.acquire_lease(now, options.lease_seconds).await?;
-        let _on_interrupt = self.release_on_interrupt(&lease);
-        let result = self.gc_run(options, now, Some(&lease)).await;
-        // Release only a lease that is still ours; a lost one belongs to whoever broke it.
-        if self.check_lease(&lease).await.is_ok() {
-            self.backend.delete(names::LEASE).await?;
-        }
+        let lease = self.acquire_lease(options.lease_seconds).await?;
+        let result = match self.gc_plan(options).await {
+            Ok(plan) => self.gc_execute(plan, &lease).await,
+            Err(e) => Err(e),
+        };
+        self.release_lease(lease).await?;
         result
     }
 
-    pub(crate) async fn acquire_lease(&self, now: i64, seconds: u64) -> Result<HeldLease> {
-        let holder = ObjectId::random();
-        let lease = Lease {
-            version: MAINTENANCE_VERSION,
-            holder,
-            host: super::hostname(),
-            pid: std::process::id(),
-            acquired_at: now,
-            expires_at: now + seconds as i64 * SECOND,
-        };
-        for _ in 0..2 {
-            let sealed = lease.seal(&self.keys, self.repo_id, ObjectId::ZERO, random_nonce());
-            if self.backend.put_if_absent(names::LEASE, sealed).await? {
-                return Ok(HeldLease { holder, expires_at: lease.expires_at });
+    /// The backend's time, refusing to run when this machine's clock is too far from it: ages are judged on
+    /// the clock that stamps packs and session heartbeats; ours only has to agree well enough for the lease.
+    async fn backend_now(&self) -> Result<i64> {
+        let ours = self.now();
+        match self.backend.server_time().await? {
+            Some(server) if (server - ours).abs() > MAX_SKEW => {
+                Err(Error::ClockSkew { seconds: (server - ours) / SECOND })
             }
-            let current = self.read_lease().await?;
-            match current {
-                Some(other) if other.expires_at > crate::time::now_micros() => {
-                    return Err(Error::GcBusy {
-                        host: other.host,
-                        pid: other.pid,
-                        until: crate::time::format_micros(other.expires_at),
-                    });
-                }
-                // Expired: its holder is dead or paused past it, and will delete nothing more.
-                Some(_) => match self.backend.delete(names::LEASE).await {
-                    Ok(()) => {}
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(e.into()),
-                },
-                None => {}
-            }
+            Some(server) => Ok(server),
+            None => Ok(ours),
         }
-        Err(Error::GcBusy { host: "another client".into(), pid: 0, until: "now (it was just taken)".into() })
     }
 
-    /// On Ctrl-C / SIGTERM: remove the lease if it is still ours, so the next gc need not wait for it.
-    fn release_on_interrupt(&self, held: &HeldLease) -> crate::interrupt::Registration {
-        let (backend, keys, repo, holder) = (self.backend.clone(), self.keys.clone(), self.repo_id, held.holder);
-        let handle = tokio::runtime::Handle::current();
-        crate::interrupt::on_interrupt(move || {
-            handle.block_on(async {
-                let Ok(bytes) = backend.get(names::LEASE).await else { return };
-                if Lease::open(&keys, repo, ObjectId::ZERO, &bytes).is_ok_and(|l| l.holder == holder) {
-                    let _ = backend.delete(names::LEASE).await;
+    /// Reads the repository and decides, pack by pack, what a run does. Changes nothing.
+    pub async fn gc_plan(&self, options: &GcOptions) -> Result<GcPlan> {
+        let now = self.backend_now().await?;
+        let safety = Safety::preset(options.safety, self.config.gc_safety_age, self.config.gc_grace_period);
+
+        // 1. Mark, from the snapshots as listed now — before the index is read.
+        let marks = ChunkSet::new()?;
+        let mut snapshots = 0;
+        for s in self.list_snapshots_strict().await? {
+            snapshots += 1;
+            for c in s.manifest.streams.iter().flat_map(|st| &st.chunks) {
+                marks.insert(c)?;
+            }
+        }
+        let (oldest_session_start, mut leftovers) = self.sessions(now).await?;
+
+        self.sync_cache().await?;
+        // 2. Read the index: per pack, how much is live; and which packs are marked deleted.
+        let segment_ids: Vec<ObjectId> =
+            self.backend.list(names::INDEX).await?.iter().filter_map(|o| names::id_of(&o.name)).collect();
+        let mut usage: HashMap<ObjectId, PackUse> = HashMap::new();
+        let mut marked_at: HashMap<ObjectId, i64> = HashMap::new();
+        for id in &segment_ids {
+            let seg = self.load_segment(id).await?;
+            for p in &seg.packs {
+                if usage.contains_key(&p.pack) {
+                    continue;
                 }
-            })
+                let mut u = PackUse::default();
+                for e in &p.entries {
+                    if marks.contains(&e.chunk)? {
+                        u.live_chunks += 1;
+                    } else {
+                        u.dead_bytes += u64::from(e.stored_len);
+                    }
+                }
+                usage.insert(p.pack, u);
+            }
+            for d in &seg.deleted {
+                let t = marked_at.entry(d.pack).or_insert(d.marked_at);
+                *t = (*t).min(d.marked_at);
+            }
+        }
+
+        // 3. Decide for every pack that exists. Listed after the index was read: a pack an index segment
+        //    names was durable before the segment, so a marked pack missing here was deleted.
+        let listed = self.backend.list(names::PACKS).await?;
+        let existing: HashSet<ObjectId> = listed.iter().filter_map(|o| names::id_of(&o.name)).collect();
+        let gone = marked_at.keys().filter(|p| !existing.contains(p) && usage.contains_key(p)).copied().collect();
+        let run = RunFacts { now, oldest_session_start, safety, repack_threshold: options.repack_threshold };
+        let mut packs = Vec::new();
+        let mut listed_packs = 0;
+        for info in listed {
+            let Some(id) = names::id_of(&info.name) else { continue };
+            listed_packs += 1;
+            options.progress.fetch_add(info.size, std::sync::atomic::Ordering::Relaxed);
+            let mut facts = PackFacts {
+                size: info.size,
+                modified: info.modified,
+                usage: usage.get(&id).copied(),
+                marked_at: marked_at.get(&id).copied(),
+                holds_only_copy: false,
+            };
+            if facts.marked_at.is_some() && facts.usage.is_some_and(|u| u.live_chunks > 0) {
+                facts.holds_only_copy = !self.rescue_candidates(&id, info.size, &marks).await?.is_empty();
+            }
+            let action = plan::decide(&facts, &run);
+            if action != PackAction::Keep {
+                packs.push(PlannedPack { pack: id, size: info.size, action });
+            }
+        }
+        // Old temporary objects are only tidied up: a `tmp/` that cannot be listed (a read-only or odd
+        // repository gc may still plan on) leaves them for a later run.
+        match self.backend.list(names::TMP).await {
+            Ok(listed) => leftovers.extend(
+                listed
+                    .into_iter()
+                    .filter(|o| names::is_silo_temporary(&o.name) && now - o.modified > LEFTOVER_AGE)
+                    .map(|o| o.name),
+            ),
+            Err(e) => tracing::info!("not looking for leftovers in {}: {e}", names::TMP),
+        }
+        Ok(GcPlan {
+            now,
+            safety,
+            snapshots,
+            packs,
+            gone,
+            leftovers,
+            marks,
+            existing,
+            segments: segment_ids.len(),
+            listed_packs,
         })
     }
 
-    async fn read_lease(&self) -> Result<Option<Lease>> {
-        match self.backend.get(names::LEASE).await {
-            Ok(bytes) => Ok(Some(
-                Lease::open(&self.keys, self.repo_id, ObjectId::ZERO, &bytes)
-                    .map_err(|e| Error::damaged(names::LEASE, e))?,
-            )),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
+    /// Carries out `plan` under `lease` (checked before every destructive step).
+    pub async fn gc_execute(&self, plan: GcPlan, lease: &HeldLease) -> Result<GcReport> {
+        let mut report = GcReport { dry_run: false, ..plan.report() };
+        report.plan.clear();
+        (report.packs_marked, report.bytes_marked, report.packs_deleted, report.bytes_deleted) = (0, 0, 0, 0);
+        let sizes: HashMap<ObjectId, u64> = plan.packs.iter().map(|p| (p.pack, p.size)).collect();
+        let ids = |wanted: fn(&PackAction) -> bool| -> Vec<ObjectId> { plan.with(wanted).map(|p| p.pack).collect() };
+        let to_delete = ids(|a| matches!(a, PackAction::Delete));
+        let to_repack = ids(|a| matches!(a, PackAction::Repack | PackAction::Rescue));
+        let to_mark = ids(|a| matches!(a, PackAction::Mark | PackAction::Repack));
 
-    /// Ok only while the lease is ours and unexpired (by a margin covering the next deletion batch).
-    pub(crate) async fn check_lease(&self, held: &HeldLease) -> Result<()> {
-        let lost = || Error::LeaseLost { until: crate::time::format_micros(held.expires_at) };
-        if crate::time::now_micros() + 5 * SECOND >= held.expires_at {
-            return Err(lost());
-        }
-        match self.read_lease().await? {
-            Some(l) if l.holder == held.holder => Ok(()),
-            _ => Err(lost()),
-        }
-    }
+        // Delete what was marked a grace period ago — first, so a gc on a full disk frees space before it
+        // needs any to write new marks.
+        self.delete_packs(&to_delete, lease, &sizes, &mut report).await?;
 
-    /// Before a destructive step: the lease must still hold. A test hook can pause the process exactly here.
-    async fn before_delete(&self, lease: Option<&HeldLease>) -> Result<()> {
-        if std::env::var("SILO_TEST_PAUSE_AT").as_deref() == Ok("gc-before-delete") {
-            // SAFETY: raise() on our own process; SIGSTOP suspends until a SIGCONT arrives.
-            unsafe { libc::raise(libc::SIGSTOP) };
+        // Copy live chunks out of packs to repack or rescue; mark what is now dead. A live chunk may have
+        // copies in several packs this run takes away (a writer's rescue, an earlier repack): each is copied
+        // out once, and a copy only counts if its pack stays.
+        let mut segment = IndexSegment::new();
+        let leaving: HashSet<ObjectId> = plan.with(PackAction::takes_away).map(|p| p.pack).collect();
+        let mut copied: HashSet<ObjectId> = HashSet::new();
+        for id in &to_repack {
+            segment.packs.extend(self.repack(id, &plan.marks, &leaving, &mut copied).await?);
         }
-        match lease {
-            Some(l) => self.check_lease(l).await,
-            None => Ok(()),
+        report.packs_written = segment.packs.len() as u64;
+        for id in &to_mark {
+            segment.deleted.push(DeletedPack { pack: *id, marked_at: plan.now });
+            report.packs_marked += 1;
+            report.bytes_marked += sizes[id];
         }
+        if !segment.packs.is_empty() || !segment.deleted.is_empty() {
+            let seg_id = ObjectId::random();
+            self.save(seg_id, &segment).await?;
+        }
+        let mut deleted: HashSet<ObjectId> = to_delete.into_iter().chain(plan.gone.iter().copied()).collect();
+        if plan.safety.grace_period == 0 {
+            // --safety none: what was just marked is deleted in the same run.
+            self.delete_packs(&to_mark, lease, &sizes, &mut report).await?;
+            deleted.extend(to_mark);
+            report.packs_pending = 0;
+            report.bytes_pending = 0;
+            report.pending_reclaimable_at = None;
+        } else if !segment.deleted.is_empty() {
+            let at = crate::time::format_micros(plan.now + plan.safety.grace_period);
+            report.packs_pending += segment.deleted.len() as u64;
+            report.bytes_pending += report.bytes_marked;
+            report.pending_reclaimable_at.get_or_insert(at);
+        }
+
+        // Compact the index when packs went away (their entries must go too, their marks stay) or segments
+        // piled up.
+        if !deleted.is_empty() || plan.segments > COMPACT_SEGMENTS {
+            report.segments_compacted = self.compact_index(&deleted, &plan.existing, plan.now, lease).await?;
+        }
+
+        // Leftovers: session objects of writers long dead, temporary files of killed writes.
+        if !plan.leftovers.is_empty() {
+            self.check_lease(lease).await?;
+            for name in &plan.leftovers {
+                match self.backend.delete(name).await {
+                    Ok(()) | Err(crate::backend::BackendError::NotFound { .. }) => report.leftovers_removed += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// Every snapshot, failing on any that cannot be read: gc must never treat the chunks of an unreadable
@@ -280,203 +390,25 @@ impl Repository {
         Ok((oldest, stale))
     }
 
-    async fn gc_run(&self, options: &GcOptions, now: i64, lease: Option<&HeldLease>) -> Result<GcReport> {
-        let seconds = |s: u64| s.min(MAX_CONFIG_SECONDS) as i64 * SECOND;
-        let (safety_age, grace) = match options.safety {
-            Safety::Full => (seconds(self.config.gc_safety_age), seconds(self.config.gc_grace_period)),
-            Safety::None => (0, 0),
-        };
-        let mut report = GcReport { dry_run: options.dry_run, ..Default::default() };
-
-        // 1. Mark, from the snapshots as listed now — before the index is read.
-        let marks = MarkSet::new()?;
-        for s in self.list_snapshots_strict().await? {
-            report.snapshots += 1;
-            for st in &s.manifest.streams {
-                for c in &st.chunks {
-                    marks.insert(c)?;
-                }
-            }
-        }
-        let (protect_from, stale_sessions) = self.sessions(now).await?;
-
-        self.sync_cache().await?;
-        // 2. Read the index: per pack, how much is live; and which packs are marked deleted.
-        let segment_ids: Vec<ObjectId> =
-            self.backend.list(names::INDEX).await?.iter().filter_map(|o| names::id_of(&o.name)).collect();
-        let mut usage: HashMap<ObjectId, PackUse> = HashMap::new();
-        let mut marked_at: HashMap<ObjectId, i64> = HashMap::new();
-        for id in &segment_ids {
-            let seg = self.load_segment(id).await?;
-            for p in &seg.packs {
-                if usage.contains_key(&p.pack) {
-                    continue;
-                }
-                let mut u = PackUse::default();
-                for e in &p.entries {
-                    if marks.contains(&e.chunk)? {
-                        u.live_chunks += 1;
-                    } else {
-                        u.dead_bytes += u64::from(e.stored_len);
-                    }
-                }
-                usage.insert(p.pack, u);
-            }
-            for d in &seg.deleted {
-                let t = marked_at.entry(d.pack).or_insert(d.marked_at);
-                *t = (*t).min(d.marked_at);
-            }
-        }
-        report.marked_chunks = marks_count(&marks);
-
-        // 3. Classify every pack that exists.
-        let (mut to_mark, mut to_delete, mut to_repack) = (Vec::new(), Vec::new(), Vec::new());
-        let mut sizes: HashMap<ObjectId, u64> = HashMap::new();
-        let mut earliest_pending: Option<i64> = None;
-        // Listed after the index was read: a pack an index segment names was durable before the segment, so
-        // a marked pack missing here was deleted (by an earlier gc, maybe one killed before it compacted).
-        let listed = self.backend.list(names::PACKS).await?;
-        let existing: HashSet<ObjectId> = listed.iter().filter_map(|o| names::id_of(&o.name)).collect();
-        let gone: HashSet<ObjectId> =
-            marked_at.keys().filter(|p| !existing.contains(p) && usage.contains_key(p)).copied().collect();
-        for info in listed {
-            let Some(id) = names::id_of(&info.name) else { continue };
-            report.packs += 1;
-            options.progress.fetch_add(info.size, std::sync::atomic::Ordering::Relaxed);
-            sizes.insert(id, info.size);
-            let u = usage.get(&id).copied();
-            let dead = u.is_none_or(|u| u.live_chunks == 0);
-            let young = now - info.modified < safety_age || protect_from.is_some_and(|p| info.modified >= p - SECOND);
-            if young {
-                if dead {
-                    report.packs_too_young += 1;
-                }
-                continue;
-            }
-            match (marked_at.get(&id), dead) {
-                (Some(&t), true) if now - t >= grace => to_delete.push(id),
-                (Some(&t), true) => {
-                    report.packs_pending += 1;
-                    report.bytes_pending += info.size;
-                    earliest_pending = Some(earliest_pending.map_or(t + grace, |e: i64| e.min(t + grace)));
-                }
-                // Referenced again since it was marked: rescue the chunks that have no live copy elsewhere
-                // (a writer may have stored them anew); with none left, it is dead after all.
-                (Some(&t), false) => {
-                    if self.rescue_candidates(&id, info.size, &marks).await?.is_empty() {
-                        if now - t >= grace {
-                            to_delete.push(id);
-                        } else {
-                            report.packs_pending += 1;
-                            report.bytes_pending += info.size;
-                        }
-                    } else {
-                        to_repack.push(id);
-                    }
-                }
-                (None, true) => to_mark.push(id),
-                (None, false) => {
-                    if u.is_some_and(|u| u.dead_bytes as f64 >= options.repack_threshold * info.size as f64) {
-                        to_repack.push(id);
-                    }
-                }
-            }
-        }
-        report.pending_reclaimable_at = earliest_pending.map(crate::time::format_micros);
-        if options.dry_run {
-            report.packs_marked = to_mark.len() as u64;
-            report.bytes_marked = to_mark.iter().map(|p| sizes[p]).sum();
-            report.packs_deleted = to_delete.len() as u64;
-            report.bytes_deleted = to_delete.iter().map(|p| sizes[p]).sum();
-            report.packs_repacked = to_repack.len() as u64;
-            return Ok(report);
-        }
-
-        // 4. Delete what was marked a grace period ago, under the lease — first, so a gc on a full disk
-        //    frees space before it needs any to write new marks.
-        self.delete_packs(&to_delete, lease, &sizes, &mut report).await?;
-
-        // 5. Copy live chunks out of packs to repack; mark what is now dead.
-        let mut segment = IndexSegment::new();
-        // A live chunk may have copies in several packs this run takes away (a writer's rescue, an earlier
-        // repack): each is copied out once, and a copy only counts if its pack stays.
-        let leaving: HashSet<ObjectId> = to_repack.iter().chain(&to_mark).chain(&to_delete).copied().collect();
-        let mut copied: HashSet<ObjectId> = HashSet::new();
-        for id in &to_repack {
-            segment.packs.extend(self.repack(id, &marks, &leaving, &mut copied).await?);
-        }
-        report.packs_repacked = to_repack.len() as u64;
-        report.packs_written = segment.packs.len() as u64;
-        for id in to_mark.iter().chain(to_repack.iter().filter(|p| !marked_at.contains_key(p))) {
-            segment.deleted.push(DeletedPack { pack: *id, marked_at: now });
-            report.packs_marked += 1;
-            report.bytes_marked += sizes[id];
-        }
-        if !segment.packs.is_empty() || !segment.deleted.is_empty() {
-            let seg_id = ObjectId::random();
-            self.backend
-                .put(&names::index(&seg_id), segment.seal(&self.keys, self.repo_id, seg_id, random_nonce()))
-                .await?;
-        }
-        let mut deleted: HashSet<ObjectId> = to_delete.into_iter().chain(gone).collect();
-        if grace == 0 {
-            // --safety none: what was just marked is deleted in the same run.
-            let now_due: Vec<ObjectId> = segment.deleted.iter().map(|d| d.pack).collect();
-            self.delete_packs(&now_due, lease, &sizes, &mut report).await?;
-            deleted.extend(now_due);
-            report.packs_pending = 0;
-            report.bytes_pending = 0;
-            report.pending_reclaimable_at = None;
-        } else if !segment.deleted.is_empty() {
-            let at = crate::time::format_micros(now + grace);
-            report.packs_pending += segment.deleted.len() as u64;
-            report.bytes_pending += report.bytes_marked;
-            report.pending_reclaimable_at.get_or_insert(at);
-        }
-
-        // 6. Compact the index when packs went away (their entries must go too, their marks stay) or
-        //    segments piled up.
-        if !deleted.is_empty() || segment_ids.len() > COMPACT_SEGMENTS {
-            report.segments_compacted = self.compact_index(&deleted, &existing, now, lease).await?;
-        }
-
-        // 7. Leftovers: session objects of writers long dead, temporary files of killed writes.
-        let mut leftovers = stale_sessions;
-        for info in self.backend.list(names::TMP).await? {
-            if names::is_silo_temporary(&info.name) && now - info.modified > LEFTOVER_AGE {
-                leftovers.push(info.name);
-            }
-        }
-        if !leftovers.is_empty() {
-            self.before_delete(lease).await?;
-            for name in &leftovers {
-                match self.backend.delete(name).await {
-                    Ok(()) | Err(crate::backend::BackendError::NotFound { .. }) => report.leftovers_removed += 1,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        Ok(report)
-    }
-
     async fn delete_packs(
         &self,
         packs: &[ObjectId],
-        lease: Option<&HeldLease>,
+        lease: &HeldLease,
         sizes: &HashMap<ObjectId, u64>,
         report: &mut GcReport,
     ) -> Result<()> {
         if packs.is_empty() {
             return Ok(());
         }
-        self.before_delete(lease).await?;
+        self.check_lease(lease).await?;
         for id in packs {
             match self.backend.delete(&names::pack(id)).await {
                 Ok(()) | Err(crate::backend::BackendError::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
+            let size = sizes.get(id).copied().unwrap_or(0);
             report.packs_deleted += 1;
-            report.bytes_deleted += sizes.get(id).copied().unwrap_or(0);
+            report.bytes_deleted += size;
         }
         Ok(())
     }
@@ -486,7 +418,7 @@ impl Repository {
     async fn repack(
         &self,
         pack_id: &ObjectId,
-        marks: &MarkSet,
+        marks: &ChunkSet,
         leaving: &HashSet<ObjectId>,
         copied: &mut HashSet<ObjectId>,
     ) -> Result<Vec<IndexPack>> {
@@ -520,7 +452,7 @@ impl Repository {
     }
 
     /// The referenced chunks of `pack_id` that have no copy in another, unmarked pack.
-    async fn rescue_candidates(&self, pack_id: &ObjectId, size: u64, marks: &MarkSet) -> Result<Vec<ObjectId>> {
+    async fn rescue_candidates(&self, pack_id: &ObjectId, size: u64, marks: &ChunkSet) -> Result<Vec<ObjectId>> {
         let entries = self.read_trailer(pack_id, size).await?;
         let cache = self.cache()?;
         let mut out = Vec::new();
@@ -549,7 +481,7 @@ impl Repository {
         deleted: &HashSet<ObjectId>,
         existing: &HashSet<ObjectId>,
         now: i64,
-        lease: Option<&HeldLease>,
+        lease: &HeldLease,
     ) -> Result<u64> {
         let inputs: Vec<ObjectId> =
             self.backend.list(names::INDEX).await?.iter().filter_map(|o| names::id_of(&o.name)).collect();
@@ -578,14 +510,14 @@ impl Repository {
                 let full = std::mem::replace(&mut current, IndexSegment::new());
                 entries = 0;
                 let out = ObjectId::random();
-                self.backend.put(&names::index(&out), full.seal(&self.keys, self.repo_id, out, random_nonce())).await?;
+                self.save(out, &full).await?;
                 outputs.push(out);
             }
         }
         current.deleted = marks.into_iter().map(|(pack, marked_at)| DeletedPack { pack, marked_at }).collect();
         current.supersedes = inputs.clone();
         let out = ObjectId::random();
-        self.backend.put(&names::index(&out), current.seal(&self.keys, self.repo_id, out, random_nonce())).await?;
+        self.save(out, &current).await?;
         outputs.push(out);
         // Read the outputs back: every pack of the inputs (but the deleted) must be there before any input goes.
         let mut covered: HashSet<ObjectId> = HashSet::new();
@@ -598,7 +530,7 @@ impl Repository {
                 reason: format!("output does not cover pack {}; inputs kept", missing.short()),
             });
         }
-        self.before_delete(lease).await?;
+        self.check_lease(lease).await?;
         for id in &inputs {
             match self.backend.delete(&names::index(id)).await {
                 Ok(()) | Err(crate::backend::BackendError::NotFound { .. }) => {}
@@ -623,8 +555,4 @@ fn has_copy_elsewhere(
         }
     }
     Ok(false)
-}
-
-fn marks_count(marks: &MarkSet) -> u64 {
-    marks.db.iterator(rocksdb::IteratorMode::Start).count() as u64
 }

@@ -1,0 +1,54 @@
+//! What every command gets: the parsed global options, the async runtime, and opening the repository.
+
+use super::{password, Cli};
+use anyhow::Result;
+use silo::backend::Backend;
+use silo::repo::Repository;
+use std::sync::Arc;
+use tokio::runtime::Runtime;
+
+pub struct Invocation {
+    pub cli: Cli,
+    pub rt: Runtime,
+}
+
+impl Invocation {
+    pub fn json(&self) -> bool {
+        self.cli.json
+    }
+
+    /// For `init`, which creates the repository rather than opening it.
+    pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+        Ok(silo::backend::open(self.location()?)?)
+    }
+
+    /// The repository's password (password.rs says from where).
+    pub fn password(&self, confirm: bool) -> Result<Vec<u8>> {
+        password::read(self.cli.password_file.as_deref(), confirm)
+    }
+
+    pub fn open(&self) -> Result<Repository> {
+        let location = self.location()?;
+        self.open_at(location, &self.password(false)?)
+    }
+
+    pub fn location(&self) -> Result<&str, silo::Error> {
+        self.cli.repo.as_deref().ok_or_else(|| silo::Error::Input {
+            what: "no repository given".into(),
+            message: "pass --repo DIR (or s3:http[s]://HOST/BUCKET) or set SILO_REPO".into(),
+        })
+    }
+
+    pub fn open_at(&self, location: &str, password: &[u8]) -> Result<Repository> {
+        let backend = silo::backend::open(location)?;
+        Ok(self.rt.block_on(Repository::open(backend, password, self.cli.cache_dir.clone()))?)
+    }
+}
+
+/// Seconds from a duration flag such as `7d`, `36h` or `1y6mo`.
+pub fn duration_arg(flag: &str, text: &str) -> Result<u64, silo::Error> {
+    silo::retention::parse_duration(text).map_err(|why| silo::Error::Input {
+        what: format!("{flag} {text:?}"),
+        message: format!("{why}; expected a duration like 7d, 36h, 30min or 1y6mo (units y mo w d h min s)"),
+    })
+}

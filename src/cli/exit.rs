@@ -1,0 +1,45 @@
+//! Documented exit codes (README "Exit codes") and the mapping of every error to one of them.
+
+use super::output::OutputFailed;
+
+pub const FAILURE: u8 = 1;
+pub const USAGE: u8 = 2;
+pub const UNREACHABLE: u8 = 3;
+pub const AUTH: u8 = 4;
+pub const DAMAGED: u8 = 5;
+pub const BUSY: u8 = 6;
+pub const COMMAND_FAILED: u8 = 7;
+pub const STALE: u8 = 8;
+/// The work is done (a snapshot committed, a report made) but the answer could not be written to stdout.
+pub const OUTPUT_FAILED: u8 = 9;
+/// The reader of stdout went away (`| head`): silo stopped quietly, as a process killed by SIGPIPE.
+pub const BROKEN_PIPE: u8 = 141;
+
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    use silo::backend::BackendError as B;
+    use silo::Error as E;
+    if err.downcast_ref::<OutputFailed>().is_some() {
+        return OUTPUT_FAILED;
+    }
+    let backend = err.downcast_ref::<B>().or(match err.downcast_ref::<silo::Error>() {
+        Some(E::Backend(b)) => Some(b),
+        _ => None,
+    });
+    match backend {
+        Some(B::Location { .. }) => return USAGE,
+        Some(B::GaveUp { .. }) => return UNREACHABLE,
+        _ => {}
+    }
+    match err.downcast_ref::<silo::Error>() {
+        Some(E::NotARepository { .. } | E::ForeignRepository { .. } | E::UnsupportedFormat { .. }) => UNREACHABLE,
+        Some(E::WrongPassword | E::NoPassword) => AUTH,
+        Some(E::Damaged { .. } | E::Inconsistent { .. } | E::NewerManifestUnreadable { .. }) => DAMAGED,
+        Some(E::CommandFailed { .. }) => COMMAND_FAILED,
+        Some(E::CheckDamaged { .. }) => DAMAGED,
+        Some(E::Stale { .. }) => STALE,
+        Some(E::Input { .. } | E::SnapshotNotFound { .. } | E::AmbiguousSnapshot { .. }) => USAGE,
+        Some(E::EmptyStream { .. }) => COMMAND_FAILED,
+        Some(E::GcBusy { .. } | E::LeaseLost { .. } | E::ClockSkew { .. } | E::SessionExpired { .. }) => BUSY,
+        _ => FAILURE,
+    }
+}

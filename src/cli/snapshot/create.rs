@@ -1,0 +1,156 @@
+//! `silo snapshot create`: standard input, the command after `--`, or `--stream NAME=COMMAND`s, stored as
+//! one snapshot (I2 all-or-nothing). The snapshot id is the answer on stdout.
+
+use crate::cli::context::Invocation;
+use crate::cli::output::{emit, human_bytes, Report};
+use crate::cli::progress::Progress;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use silo::inputs::{Source, StreamSpec};
+use silo::repo::snapshots::validate_name;
+use silo::repo::write::{CreateOptions, CreateReport};
+use std::io::IsTerminal;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Snapshot name, e.g. the database name.
+    #[arg(long)]
+    name: String,
+    /// Tag (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Host recorded in the snapshot (default: this machine's hostname).
+    #[arg(long)]
+    host: Option<String>,
+    /// A named stream: the output of a shell command, e.g. `--stream shop='pg_dump shop'`. Repeatable: the
+    /// commands run in parallel and the snapshot is committed only if every one exits 0. Restore one stream
+    /// with `silo snapshot restore NAME:latest:STREAM`.
+    #[arg(long = "stream", value_name = "NAME=COMMAND", conflicts_with = "command")]
+    streams: Vec<String>,
+    /// Commit a stream of zero bytes (refused by default: it is what a dump that failed inside a pipe gives).
+    #[arg(long)]
+    allow_empty: bool,
+    /// Command whose standard output is stored; the snapshot is committed only if it exits 0.
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Created {
+    id: String,
+    short_id: String,
+    bytes: u64,
+    new_bytes_stored: u64,
+    chunks: u64,
+    new_chunks: u64,
+    packs: u64,
+    duration_seconds: f64,
+    streams: Vec<StreamSize>,
+    warnings: Vec<String>,
+    requests: silo::backend::metered::RequestCounts,
+}
+
+#[derive(Serialize)]
+struct StreamSize {
+    name: String,
+    bytes: u64,
+}
+
+impl Created {
+    fn of(r: &CreateReport) -> Self {
+        Created {
+            id: r.id.to_hex(),
+            short_id: r.id.short(),
+            bytes: r.bytes,
+            new_bytes_stored: r.new_bytes_stored,
+            chunks: r.chunks,
+            new_chunks: r.new_chunks,
+            packs: r.packs,
+            duration_seconds: r.duration.as_secs_f64(),
+            streams: r.streams.iter().map(|(name, bytes)| StreamSize { name: name.clone(), bytes: *bytes }).collect(),
+            warnings: r.warnings.clone(),
+            requests: r.requests,
+        }
+    }
+}
+
+impl Report for Created {
+    /// The summary goes to stderr; the id alone is the answer (`id=$(... | silo snapshot create ...)`).
+    fn human(&self) -> Result<()> {
+        note!(
+            "snapshot {}: {} read, {} new chunks of {}, {} stored, {:.2} s",
+            self.short_id,
+            human_bytes(self.bytes),
+            self.new_chunks,
+            self.chunks,
+            human_bytes(self.new_bytes_stored),
+            self.duration_seconds
+        );
+        say!("{}", self.id);
+        Ok(())
+    }
+}
+
+/// `--stream NAME=COMMAND` values as stream specs (names valid and distinct; commands run by `sh -c`).
+fn named_streams(values: &[String]) -> Result<Vec<StreamSpec>, silo::Error> {
+    let mut specs: Vec<StreamSpec> = Vec::with_capacity(values.len());
+    for v in values {
+        let bad = |message: &str| silo::Error::Input { what: format!("--stream {v:?}"), message: message.into() };
+        let (name, command) =
+            v.split_once('=').ok_or_else(|| bad("expected NAME=COMMAND, e.g. shop='pg_dump shop'"))?;
+        validate_name("stream name", name)?;
+        if command.trim().is_empty() {
+            return Err(bad("the command is empty"));
+        }
+        if specs.iter().any(|s| s.name == name) {
+            return Err(bad("two streams have this name"));
+        }
+        let argv = vec!["sh".to_string(), "-c".to_string(), command.to_string()];
+        specs.push(StreamSpec { name: name.to_string(), source: Source::Command(argv) });
+    }
+    Ok(specs)
+}
+
+pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
+    validate_name("snapshot name", &a.name)?;
+    for t in &a.tags {
+        validate_name("tag", t)?;
+    }
+    if let Some(h) = &a.host {
+        validate_name("host", h)?;
+    }
+    let streams = if !a.streams.is_empty() {
+        named_streams(&a.streams)?
+    } else if !a.command.is_empty() {
+        vec![StreamSpec { name: "data".into(), source: Source::Command(a.command.clone()) }]
+    } else if std::io::stdin().is_terminal() {
+        return Err(silo::Error::Input {
+            what: "standard input".into(),
+            message: "is a terminal: pipe a dump into silo, give the command after `--`, or --stream".into(),
+        }
+        .into());
+    } else {
+        vec![StreamSpec { name: "data".into(), source: Source::Stdin }]
+    };
+    let repo = ctx.open()?;
+    let options = CreateOptions {
+        name: a.name.clone(),
+        host: a.host.clone().unwrap_or_else(silo::repo::hostname),
+        tags: a.tags.clone(),
+        streams,
+        progress: Default::default(),
+        warn: |text| note!("silo: warning: {text}"),
+        times: None,
+        allow_empty: a.allow_empty,
+    };
+    let total = match &options.streams[..] {
+        [StreamSpec { source: Source::Stdin, .. }] => silo::inputs::stdin_remaining(),
+        _ => None,
+    };
+    let shown = Progress::start("read", options.progress.clone(), total);
+    let report = repo.create_snapshot(ctx.rt.handle(), &options)?;
+    drop(shown);
+    emit(&Created::of(&report), ctx.json())
+        .and_then(|()| Ok(crate::cli::output::flush()?))
+        .with_context(|| format!("snapshot {} was committed (do not run create again for it)", report.id.to_hex()))
+}

@@ -1,0 +1,203 @@
+//! `silo snapshot restore`: a stream to stdout or `--output` (I7 only what silo created: a regular file is
+//! complete or absent, replaced only through a temporary name beside it), verified chunk by chunk and as a
+//! whole (I3); `--fallback` lets the library walk back to the newest intact snapshot, saying so.
+
+use crate::cli::context::Invocation;
+use crate::cli::output::{emit, Report, CLOSED_AT_START};
+use crate::cli::progress::Progress;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use silo::format::manifest::StreamManifest;
+use silo::repo::read::RestoreReport;
+use silo::repo::snapshots::{Snapshot, SnapshotSpec};
+use silo::repo::Repository;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// ID, ID prefix, NAME:latest or NAME:latest~N, optionally followed by :STREAM.
+    snapshot: String,
+    /// Write to this file instead of stdout: a regular file is written under a temporary name and renamed
+    /// (complete or absent, 0600 or the existing file's mode); a device or FIFO is written through.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// With NAME:latest[~N]: if that snapshot cannot be restored intact, fall back to the next older one
+    /// of the same name (each candidate is verified before a byte is written; says which on stderr).
+    #[arg(long)]
+    fallback: bool,
+}
+
+#[derive(Serialize)]
+struct Restored {
+    snapshot: String,
+    stream: String,
+    bytes: u64,
+    chunks: u64,
+    duration_seconds: f64,
+    requests: silo::backend::metered::RequestCounts,
+}
+
+impl Report for Restored {
+    /// For people the restored data is the answer; the numbers go to the log.
+    fn human(&self) -> Result<()> {
+        tracing::info!(
+            "restored {} bytes in {} chunks with {} requests in {:.3} s",
+            self.bytes,
+            self.chunks,
+            self.requests.total(),
+            self.duration_seconds
+        );
+        Ok(())
+    }
+}
+
+pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
+    let repo = ctx.open()?;
+    let spec = SnapshotSpec::parse(&a.snapshot)?;
+    let snap = if a.fallback {
+        repo.choose_intact(ctx.rt.handle(), &spec, &|text| note!("silo: {text}"))?
+    } else {
+        ctx.rt.block_on(repo.resolve(&spec))?
+    };
+    let stream = snap.stream(&spec.stream)?;
+    let counter = std::sync::Arc::new(AtomicU64::new(0));
+    let shown = Progress::start("restored", counter.clone(), Some(stream.size));
+    let report = match &a.output {
+        None if CLOSED_AT_START.load(std::sync::atomic::Ordering::SeqCst) & 2 != 0 => {
+            return Err(silo::Error::Input {
+                what: "snapshot restore".into(),
+                message:
+                    "standard output is closed, so there is nowhere to restore to; redirect it or use --output FILE"
+                        .into(),
+            }
+            .into())
+        }
+        None => {
+            let stdout = std::io::stdout();
+            {
+                use std::os::fd::AsRawFd;
+                // SAFETY: fcntl on our stdout; F_SETPIPE_SZ fails harmlessly when it is not a pipe.
+                unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+            }
+            // Chunks go straight to the descriptor, one write each: a buffer in between copied every byte.
+            let lock = stdout.lock();
+            let fd = std::os::fd::AsFd::as_fd(&lock).try_clone_to_owned().context("duplicating stdout")?;
+            let mut out = std::fs::File::from(fd);
+            repo.restore_stream(ctx.rt.handle(), &snap, stream, &mut out, &counter)?
+        }
+        Some(path) => restore_to_file(ctx, &repo, &snap, stream, path, &counter)?,
+    };
+    drop(shown);
+    let restored = Restored {
+        snapshot: snap.id.to_hex(),
+        stream: stream.name.clone(),
+        bytes: report.bytes,
+        chunks: report.chunks,
+        duration_seconds: report.duration.as_secs_f64(),
+        requests: report.requests,
+    };
+    if ctx.json() && a.output.is_none() {
+        // stdout carries the data: the JSON report goes to stderr, on one line.
+        note!("{}", serde_json::to_string(&restored)?);
+        return Ok(());
+    }
+    emit(&restored, ctx.json())
+}
+
+/// Where `--output` writes.
+enum OutputTarget {
+    /// A regular file (existing or not): written under an unpredictable temporary name created with
+    /// O_EXCL (0600) beside it, fsynced, given the existing file's mode, and renamed over it — complete or
+    /// absent. A symbolic link is followed: the file it points to is replaced, the link stays.
+    Atomic { path: PathBuf, mode: Option<u32> },
+    /// A character device or FIFO (`/dev/null`, `/dev/stdout`, a named pipe): written through as it is.
+    Through(std::fs::File),
+}
+
+fn output_target(path: &Path) -> Result<OutputTarget> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let refuse = |why: &str| -> anyhow::Error {
+        silo::Error::Input { what: format!("--output {}", path.display()), message: why.into() }.into()
+    };
+    let through = || -> Result<OutputTarget> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(OutputTarget::Through(file))
+    };
+    // /dev/stdout and friends lead to whatever the descriptor is: write to it, never replace it.
+    if path.starts_with("/dev/fd")
+        || path.starts_with("/proc")
+        || ["/dev/stdout", "/dev/stderr"].iter().any(|p| path == Path::new(p))
+    {
+        return through();
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {
+            let real = std::fs::canonicalize(path).with_context(|| format!("resolving {}", path.display()))?;
+            Ok(OutputTarget::Atomic { path: real, mode: Some(m.permissions().mode() & 0o7777) })
+        }
+        Ok(m) if m.file_type().is_char_device() || m.file_type().is_fifo() => through(),
+        Ok(m) if m.is_dir() => Err(refuse("is a directory; name a file")),
+        Ok(_) => Err(refuse("is not a regular file, character device or FIFO; silo will not replace it")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(path).is_ok() {
+                return Err(refuse("is a symbolic link to nothing; name the file itself"));
+            }
+            Ok(OutputTarget::Atomic { path: path.to_path_buf(), mode: None })
+        }
+        Err(e) => Err(anyhow::Error::from(e).context(format!("--output {}", path.display()))),
+    }
+}
+
+/// Restores into `path` as `output_target` decides: a regular file is complete or absent.
+fn restore_to_file(
+    ctx: &Invocation,
+    repo: &Repository,
+    snap: &Snapshot,
+    stream: &StreamManifest,
+    path: &Path,
+    counter: &AtomicU64,
+) -> Result<RestoreReport> {
+    let (path, mode) = match output_target(path)? {
+        OutputTarget::Through(file) => {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            let report = repo.restore_stream(ctx.rt.handle(), snap, stream, &mut out, counter)?;
+            out.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", path.display()))?;
+            return Ok(report);
+        }
+        OutputTarget::Atomic { path, mode } => (path, mode),
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".silo-partial")
+        .tempfile_in(&dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let (file, temp_path) = temp.into_parts();
+    let _on_interrupt = {
+        let partial = temp_path.to_path_buf();
+        silo::interrupt::on_interrupt(move || {
+            let _ = std::fs::remove_file(&partial);
+        })
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let report = repo.restore_stream(ctx.rt.handle(), snap, stream, &mut out, counter)?;
+    let file = out.into_inner().map_err(|e| e.into_error()).context("writing restored data")?;
+    if let Some(mode) = mode {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode)).context("keeping the file's mode")?;
+    }
+    file.sync_all().context("syncing restored file")?;
+    temp_path
+        .persist(&path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming the restored file to {}", path.display()))?;
+    Ok(report)
+}
