@@ -161,32 +161,31 @@ pub mod names {
         format!("packs/{}/{hex}", &hex[..2])
     }
 
+    /// `prefix` followed by the id in hex: every flat object kind.
+    fn flat(prefix: &str, id: &ObjectId) -> String {
+        format!("{prefix}{}", id.to_hex())
+    }
+
     pub fn index(id: &ObjectId) -> String {
-        format!("index/{}", id.to_hex())
+        flat(INDEX, id)
     }
-
     pub fn snapshot(id: &ObjectId) -> String {
-        format!("snapshots/{}", id.to_hex())
+        flat(SNAPSHOTS, id)
     }
-
     pub fn session(id: &ObjectId) -> String {
-        format!("sessions/{}", id.to_hex())
+        flat(SESSIONS, id)
     }
-
     pub fn key(id: &ObjectId) -> String {
-        format!("keys/{}", id.to_hex())
+        flat(KEYS, id)
     }
-
     pub fn policy(id: &ObjectId) -> String {
-        format!("{POLICIES}{}", id.to_hex())
+        flat(POLICIES, id)
     }
-
     pub fn damage_mark(id: &ObjectId) -> String {
-        format!("{DAMAGED}{}", id.to_hex())
+        flat(DAMAGED, id)
     }
-
     pub fn drill(id: &ObjectId) -> String {
-        format!("{DRILLS}{}", id.to_hex())
+        flat(DRILLS, id)
     }
 
     /// A sealed object kind and where objects of it live: what `Repository::save` / `load` need.
