@@ -29,6 +29,11 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    // Owner-only (issue 18): whatever silo creates — the index cache's files, temporary files, restored
+    // output — is 0600/0700 whatever the caller's umask; the commands silo starts get the caller's back.
+    // SAFETY: umask(2) at start-up, before any thread exists.
+    let callers = unsafe { libc::umask(0o077) };
+    silo::inputs::process::set_child_umask(callers);
     // glibc gives each thread that allocates its own arena (up to 8 per core); chunk buffers freed on
     // other threads then fragment them, and restore's peak RSS crept from 97 MiB (2 GiB restored) to
     // 134 MiB (10 GiB). And once a large block is freed, glibc raises its mmap threshold to that size, so

@@ -46,10 +46,22 @@ fn password_file_is_accepted() {
     let repo = TestRepo::init();
     let file = repo.dir.path().join("pw");
     std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
-    let mut c = repo.cmd(&["snapshot", "list"]);
-    c.env_remove("SILO_PASSWORD").env("SILO_PASSWORD_FILE", &file);
-    let out = util::run_with_input(c, b"");
+    use std::os::unix::fs::PermissionsExt;
+    let list = |mode: u32| {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut c = repo.cmd(&["snapshot", "list"]);
+        c.env_remove("SILO_PASSWORD").env("SILO_PASSWORD_FILE", &file);
+        util::run_with_input(c, b"")
+    };
+    let out = list(0o600);
     assert!(out.status.success(), "{}", stderr(&out));
+    // A password file other users can read is refused, with the fix named.
+    for (mode, who) in [(0o644, "every user"), (0o640, "its group")] {
+        let out = list(mode);
+        assert_eq!(out.status.code(), Some(EXIT_USAGE), "{}", stderr(&out));
+        assert!(stderr(&out).contains(who) && stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+        assert!(!stderr(&out).contains(PASSWORD), "the password itself is never shown");
+    }
 }
 
 #[test]

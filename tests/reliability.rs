@@ -601,6 +601,7 @@ fn passwords_durations_hosts_and_limits_are_checked_at_the_door() {
 
     let empty = repo.dir.path().join("empty-password");
     std::fs::write(&empty, b"\n").unwrap();
+    std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut c = repo.cmd(&["--password-file", empty.to_str().unwrap(), "snapshot", "list"]);
     c.env_remove("SILO_PASSWORD");
     let out = run_with_input(c, b"");

@@ -1,6 +1,10 @@
 //! The local-directory backend. Every write goes temp file → fsync → rename (or hard link, for
 //! create-if-absent) → fsync of the directory, so a crash leaves either the whole object or none of it
 //! (stray temp files under `tmp/` are never read). Blocking file I/O runs on tokio's blocking pool.
+//!
+//! Owner-only (issue 18): every file is created 0600 and every directory 0700, whatever the umask — unless
+//! the repository was made with `init --group-readable`, which is recorded as the mode of `config` (0640):
+//! then files are 0640 and directories 0750 (format-spec/objects.md "Local permissions").
 
 use super::{Backend, BackendError, ObjectInfo};
 use async_trait::async_trait;
@@ -14,11 +18,51 @@ pub const TMP_DIR: &str = "tmp";
 #[derive(Clone)]
 pub struct LocalBackend {
     root: Arc<PathBuf>,
+    /// Whether group members may read: set for `init --group-readable`, else read from `config`'s mode.
+    group_readable: Arc<std::sync::OnceLock<bool>>,
+}
+
+/// The modes new files and directories get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Modes {
+    pub file: u32,
+    pub dir: u32,
+}
+
+impl Modes {
+    pub const OWNER_ONLY: Modes = Modes { file: 0o600, dir: 0o700 };
+    pub const GROUP_READABLE: Modes = Modes { file: 0o640, dir: 0o750 };
 }
 
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend { root: Arc::new(root.into()) }
+        LocalBackend { root: Arc::new(root.into()), group_readable: Arc::default() }
+    }
+
+    /// A backend for `init --group-readable`: everything it creates, `config` first, is group-readable.
+    pub fn group_readable(root: impl Into<PathBuf>) -> Self {
+        let b = Self::new(root);
+        let _ = b.group_readable.set(true);
+        b
+    }
+
+    /// The modes for new objects: group-readable when `config` is (a repository made so), else owner-only.
+    pub fn modes(&self) -> Modes {
+        let group = *self.group_readable.get_or_init(|| {
+            use std::os::unix::fs::PermissionsExt;
+            fs::metadata(self.root.join(super::names::CONFIG)).is_ok_and(|m| m.permissions().mode() & 0o040 != 0)
+        });
+        if group {
+            Modes::GROUP_READABLE
+        } else {
+            Modes::OWNER_ONLY
+        }
+    }
+
+    /// The permission bits of object `name`, for `check`'s warning about key files others can read.
+    pub fn mode_of(&self, name: &str) -> Option<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(self.path(name)).ok().map(|m| m.permissions().mode() & 0o7777)
     }
 
     pub fn root(&self) -> &Path {
@@ -38,13 +82,18 @@ impl LocalBackend {
         }
     }
 
-    /// Writes `data` to a fresh durable temp file and returns its path.
-    fn write_temp(root: &Path, data: &[u8]) -> io::Result<PathBuf> {
+    /// Writes `data` to a fresh durable temp file (of mode `modes.file`) and returns its path.
+    fn write_temp(root: &Path, modes: Modes, data: &[u8]) -> io::Result<PathBuf> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let dir = root.join(TMP_DIR);
-        fs::create_dir_all(&dir)?;
+        create_dirs(&dir, modes)?;
         let tmp = dir.join(format!("{}.tmp", silo_format::ObjectId::random().short()));
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        let written = f.write_all(data).and_then(|_| f.sync_all());
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(modes.file).open(&tmp)?;
+        // The umask may have taken bits away (group read); it never adds any.
+        let written = f
+            .set_permissions(fs::Permissions::from_mode(modes.file))
+            .and_then(|_| f.write_all(data))
+            .and_then(|_| f.sync_all());
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
             return Err(e);
@@ -52,10 +101,10 @@ impl LocalBackend {
         Ok(tmp)
     }
 
-    fn final_path(root: &Path, name: &str) -> io::Result<PathBuf> {
+    fn final_path(root: &Path, modes: Modes, name: &str) -> io::Result<PathBuf> {
         let path = root.join(name);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
+            create_dirs(parent, modes)?;
         }
         Ok(path)
     }
@@ -67,6 +116,22 @@ impl LocalBackend {
         tokio::task::spawn_blocking(f)
             .await
             .map_err(|e| BackendError::Io { name: name.to_string(), source: io::Error::other(e.to_string()) })?
+    }
+}
+
+/// `dir` and its missing parents, each new one of mode `modes.dir` (existing ones are left as they are).
+fn create_dirs(dir: &Path, modes: Modes) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dirs(parent, modes)?;
+    }
+    match fs::DirBuilder::new().mode(modes.dir).create(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(modes.dir)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -84,11 +149,11 @@ impl Backend for LocalBackend {
     }
 
     async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
-        let (root, owned) = (self.root.clone(), name.to_string());
+        let (root, owned, modes) = (self.root.clone(), name.to_string(), self.modes());
         Self::blocking(name, move || {
             let run = || -> io::Result<()> {
-                let tmp = Self::write_temp(&root, &data)?;
-                let path = Self::final_path(&root, &owned)?;
+                let tmp = Self::write_temp(&root, modes, &data)?;
+                let path = Self::final_path(&root, modes, &owned)?;
                 if let Err(e) = fs::rename(&tmp, &path) {
                     let _ = fs::remove_file(&tmp);
                     return Err(e);
@@ -101,11 +166,11 @@ impl Backend for LocalBackend {
     }
 
     async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
-        let (root, owned) = (self.root.clone(), name.to_string());
+        let (root, owned, modes) = (self.root.clone(), name.to_string(), self.modes());
         Self::blocking(name, move || {
             let run = || -> io::Result<bool> {
-                let tmp = Self::write_temp(&root, &data)?;
-                let path = Self::final_path(&root, &owned)?;
+                let tmp = Self::write_temp(&root, modes, &data)?;
+                let path = Self::final_path(&root, modes, &owned)?;
                 // link(2) fails with EEXIST instead of replacing: an atomic create-if-absent.
                 let linked = fs::hard_link(&tmp, &path);
                 let _ = fs::remove_file(&tmp);
@@ -157,10 +222,10 @@ impl Backend for LocalBackend {
     /// on a network file system whose server clock is off). A repository that cannot be written (read-only,
     /// full disk) has no clock to offer: gc must still be able to run there, to free space or to plan.
     async fn server_time(&self) -> Result<Option<i64>, BackendError> {
-        let root = self.root.clone();
+        let (root, modes) = (self.root.clone(), self.modes());
         Self::blocking("tmp/clock probe", move || {
             let run = || -> io::Result<i64> {
-                let tmp = Self::write_temp(&root, b"clock")?;
+                let tmp = Self::write_temp(&root, modes, b"clock")?;
                 let t = micros(&fs::metadata(&tmp)?);
                 let _ = fs::remove_file(&tmp);
                 Ok(t)
@@ -174,6 +239,10 @@ impl Backend for LocalBackend {
             }
         })
         .await
+    }
+
+    fn local_mode(&self, name: &str) -> Option<u32> {
+        self.mode_of(name)
     }
 
     async fn delete(&self, name: &str) -> Result<(), BackendError> {

@@ -123,6 +123,10 @@ impl Backend for Metered {
         self.inner.server_time().await
     }
 
+    fn local_mode(&self, name: &str) -> Option<u32> {
+        self.inner.local_mode(name)
+    }
+
     fn requests(&self) -> RequestCounts {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -90,6 +90,11 @@ pub trait Backend: Send + Sync + 'static {
     async fn server_time(&self) -> Result<Option<i64>, BackendError> {
         Ok(None)
     }
+    /// The permission bits of object `name` where the backend has them (a local directory); `None` on an
+    /// object store, whose access is the bucket policy's.
+    fn local_mode(&self, _name: &str) -> Option<u32> {
+        None
+    }
     /// Requests made so far through this handle (object stores charge per request); zero if not metered.
     fn requests(&self) -> metered::RequestCounts {
         metered::RequestCounts::default()
@@ -113,6 +118,23 @@ pub fn open(location: &str) -> Result<std::sync::Arc<dyn Backend>, BackendError>
         std::sync::Arc::new(local::LocalBackend::new(location))
     };
     Ok(std::sync::Arc::new(metered::Metered::new(inner)))
+}
+
+/// The backend `init` creates a repository on: as `open`, and with `group_readable` (local directories
+/// only) everything it creates may be read by the directory's group.
+pub fn open_for_init(location: &str, group_readable: bool) -> Result<std::sync::Arc<dyn Backend>, BackendError> {
+    if !group_readable {
+        return open(location);
+    }
+    if location.starts_with("s3:") {
+        return Err(BackendError::Location {
+            location: location.to_string(),
+            reason: "--group-readable applies to local directories; on S3, the bucket policy decides who reads".into(),
+        });
+    }
+    check_local_location(location)?;
+    let local: std::sync::Arc<dyn Backend> = std::sync::Arc::new(local::LocalBackend::group_readable(location));
+    Ok(std::sync::Arc::new(metered::Metered::new(local)))
 }
 
 /// A local location must not look like a URL (`http://…`, `s3://…`, `sftp:…`): say what to write instead.
@@ -211,6 +233,12 @@ pub mod names {
     named!(silo_format::maintenance::StoredPolicy, POLICIES, policy);
     named!(silo_format::maintenance::DamageMark, DAMAGED, damage_mark);
     named!(silo_format::maintenance::DrillRecord, DRILLS, drill);
+    // The one lease: its id is always zero.
+    named!(silo_format::maintenance::Lease, LEASE, lease);
+
+    fn lease(_: &ObjectId) -> String {
+        LEASE.to_string()
+    }
 
     /// Whether `name` is a temporary object silo writes: the local backend's `tmp/<8 hex>.tmp` files and the
     /// S3 backend's `tmp/clock-probe-<64 hex>` / `tmp/conditional-probe-<64 hex>` probes. Only these are ever

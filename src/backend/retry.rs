@@ -174,6 +174,10 @@ impl Backend for Retrying {
         self.run("clock probe", "tmp/", || self.inner.server_time()).await
     }
 
+    fn local_mode(&self, name: &str) -> Option<u32> {
+        self.inner.local_mode(name)
+    }
+
     fn requests(&self) -> super::metered::RequestCounts {
         super::metered::RequestCounts { retries: self.retries.load(Ordering::Relaxed), ..Default::default() }
     }

@@ -53,6 +53,9 @@ impl Report for CheckReport {
         if let Some(s) = &r.stale {
             say!("stale: {s}");
         }
+        for w in &r.warnings {
+            say!("warning: {w}");
+        }
         if !r.is_damaged() && r.stale.is_none() {
             say!("no errors found");
         }

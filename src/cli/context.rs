@@ -2,9 +2,7 @@
 
 use super::{password, Cli};
 use anyhow::Result;
-use silo::backend::Backend;
 use silo::repo::Repository;
-use std::sync::Arc;
 use tokio::runtime::Runtime;
 
 pub struct Invocation {
@@ -15,11 +13,6 @@ pub struct Invocation {
 impl Invocation {
     pub fn json(&self) -> bool {
         self.cli.json
-    }
-
-    /// For `init`, which creates the repository rather than opening it.
-    pub fn backend(&self) -> Result<Arc<dyn Backend>> {
-        Ok(silo::backend::open(self.location()?)?)
     }
 
     /// The repository's password (password.rs says from where).

@@ -40,6 +40,10 @@ pub struct Args {
     /// Seconds between gc marking a pack deleted and deleting it.
     #[arg(long, default_value_t = 86_400)]
     gc_grace_period: u64,
+    /// Let the directory's group read the repository (files 0640, directories 0750; recorded as the mode of
+    /// `config`). Without it every file silo creates is 0600 and every directory 0700. Local directories only.
+    #[arg(long)]
+    group_readable: bool,
 }
 
 #[derive(Serialize)]
@@ -56,7 +60,7 @@ impl Report for Created {
 }
 
 pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
-    let backend = ctx.backend()?;
+    let backend = silo::backend::open_for_init(ctx.location()?, a.group_readable)?;
     let password = ctx.password(true)?;
     if password.is_empty() {
         anyhow::bail!("refusing an empty password");

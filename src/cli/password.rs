@@ -31,8 +31,21 @@ pub fn env_bytes(name: &str) -> Option<Vec<u8>> {
     std::env::var_os(name).map(OsStringExt::into_vec)
 }
 
-/// The first line of a password file, without its line ending (LF or CRLF); bytes as they are.
+/// The first line of a password file, without its line ending (LF or CRLF); bytes as they are. A file
+/// other users can read is refused: the password would be theirs too.
 pub fn read_file(file: &Path) -> Result<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(file)
+        .with_context(|| format!("reading password file {}", file.display()))?
+        .permissions()
+        .mode();
+    if let Some(refusal) = open_to_others(mode) {
+        return Err(silo::Error::Input {
+            what: format!("password file {}", file.display()),
+            message: format!("{refusal}; run `chmod 600 {}`", file.display()),
+        }
+        .into());
+    }
     let bytes = std::fs::read(file).with_context(|| format!("reading password file {}", file.display()))?;
     let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -44,4 +57,29 @@ pub fn read_file(file: &Path) -> Result<Vec<u8>> {
         .into());
     }
     Ok(line.to_vec())
+}
+
+/// Why a secret file of permission bits `mode` is open to other users, if it is.
+pub fn open_to_others(mode: u32) -> Option<String> {
+    let who = match (mode & 0o040 != 0, mode & 0o004 != 0) {
+        (_, true) => "every user",
+        (true, false) => "its group",
+        (false, false) => return None,
+    };
+    Some(format!("is readable by {who} (mode {:04o})", mode & 0o7777))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_to_others;
+
+    #[test]
+    fn only_owner_only_secret_files_pass() {
+        assert_eq!(open_to_others(0o100600), None);
+        assert_eq!(open_to_others(0o400), None);
+        assert_eq!(open_to_others(0o620), None, "group-writable is odd, but reveals nothing");
+        assert_eq!(open_to_others(0o640).as_deref(), Some("is readable by its group (mode 0640)"));
+        assert_eq!(open_to_others(0o100644).as_deref(), Some("is readable by every user (mode 0644)"));
+        assert_eq!(open_to_others(0o604).as_deref(), Some("is readable by every user (mode 0604)"));
+    }
 }

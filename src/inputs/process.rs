@@ -15,11 +15,33 @@ use std::time::Duration;
 /// Environment variables that hold silo's secrets (README "Use"); removed from every child's environment.
 pub const SECRET_VARIABLES: [&str; 3] = ["SILO_PASSWORD", "SILO_FROM_PASSWORD", "SILO_TO_PASSWORD"];
 
-/// `std::process::Command::new(program)` without silo's secrets in its environment.
+/// The umask silo's caller had (silo itself runs with 077), for the commands silo starts; `u32::MAX` while
+/// unset (a library user that changed nothing).
+static CHILD_UMASK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// Remembers the caller's umask: commands silo starts get it back (a `pg_dump -f` makes files as the
+/// caller expects).
+pub fn set_child_umask(mask: libc::mode_t) {
+    CHILD_UMASK.store(mask, Ordering::SeqCst);
+}
+
+/// `std::process::Command::new(program)` without silo's secrets in its environment, with the caller's
+/// umask.
 pub fn command(program: &str) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
     let mut c = std::process::Command::new(program);
     for name in SECRET_VARIABLES {
         c.env_remove(name);
+    }
+    let mask = CHILD_UMASK.load(Ordering::SeqCst);
+    if mask != u32::MAX {
+        // SAFETY: umask(2) is async-signal-safe; it is all the closure does between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                libc::umask(mask);
+                Ok(())
+            });
+        }
     }
     c
 }

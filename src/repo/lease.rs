@@ -6,7 +6,6 @@
 use super::Repository;
 use crate::backend::names;
 use crate::{Error, Result};
-use silo_format::envelope::random_nonce;
 use silo_format::maintenance::{Lease, Sealed, MAINTENANCE_VERSION};
 use silo_format::ObjectId;
 
@@ -36,8 +35,7 @@ impl Repository {
             expires_at: now + seconds as i64 * SECOND,
         };
         for _ in 0..2 {
-            let sealed = lease.seal(&self.keys, self.repo_id, ObjectId::ZERO, random_nonce());
-            if self.backend.put_if_absent(names::LEASE, sealed).await? {
+            if self.save_if_absent(ObjectId::ZERO, &lease).await? {
                 let _on_interrupt = self.release_on_interrupt(holder);
                 return Ok(HeldLease { holder, expires_at: lease.expires_at, _on_interrupt });
             }
@@ -83,13 +81,10 @@ impl Repository {
     }
 
     async fn read_lease(&self) -> Result<Option<Lease>> {
-        match self.backend.get(names::LEASE).await {
-            Ok(bytes) => Ok(Some(
-                Lease::open(&self.keys, self.repo_id, ObjectId::ZERO, &bytes)
-                    .map_err(|e| Error::damaged(names::LEASE, e))?,
-            )),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
+        match self.load::<Lease>(ObjectId::ZERO).await {
+            Ok(lease) => Ok(Some(lease)),
+            Err(Error::Backend(e)) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

@@ -243,11 +243,22 @@ impl Repository {
     }
 }
 
+/// Seals `value` as object `id` of its kind and stores it under the kind's name (names.rs): `save` for
+/// code that runs without a `Repository` at hand (upload and heartbeat tasks).
+pub(crate) async fn save_to<T: names::Named>(
+    backend: &dyn Backend,
+    keys: &Keys,
+    repo: RepoId,
+    id: ObjectId,
+    value: &T,
+) -> Result<()> {
+    Ok(backend.put(&T::name(&id), value.seal(keys, repo, id, random_nonce())).await?)
+}
+
 impl Repository {
     /// Seals `value` as object `id` of its kind and stores it under the kind's name (names.rs).
     pub async fn save<T: names::Named>(&self, id: ObjectId, value: &T) -> Result<()> {
-        let sealed = value.seal(&self.keys, self.repo_id, id, random_nonce());
-        Ok(self.backend.put(&T::name(&id), sealed).await?)
+        save_to(self.backend.as_ref(), &self.keys, self.repo_id, id, value).await
     }
 
     /// Like `save`, but only if no object of that name exists; false (nothing written) if one does.

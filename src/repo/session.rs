@@ -12,8 +12,7 @@ use super::Repository;
 use crate::backend::{names, Backend, BackendError};
 use crate::clock::Clock;
 use crate::{Error, Result};
-use silo_format::envelope::random_nonce;
-use silo_format::maintenance::{Sealed, Session, MAINTENANCE_VERSION};
+use silo_format::maintenance::{Session, MAINTENANCE_VERSION};
 use silo_format::pack::PackWriter;
 use silo_format::ObjectId;
 use std::collections::{BTreeMap, HashSet};
@@ -71,7 +70,7 @@ async fn write_session(
 ) -> Result<(Option<i64>, i64)> {
     let name = names::session(&id);
     let before = clock.now_micros();
-    backend.put(&name, session.seal(keys, repo, id, random_nonce())).await?;
+    super::save_to(backend, keys, repo, id, session).await?;
     let ours = before + (clock.now_micros() - before) / 2;
     let theirs = backend.list(&name).await?.into_iter().find(|o| o.name == name).map(|o| o.modified);
     Ok((theirs, ours))
@@ -153,7 +152,7 @@ impl Repository {
             loop {
                 ticker.tick().await;
                 let beat = Session { heartbeat_at: clock.now_micros() + offset, ..template.clone() };
-                match backend.put(&names::session(&id), beat.seal(&keys, repo, id, random_nonce())).await {
+                match super::save_to(backend.as_ref(), &keys, repo, id, &beat).await {
                     Ok(()) => lock(&shared).record(liveness::boot_clock()),
                     Err(e) => tracing::warn!("session heartbeat failed: {e}"),
                 }

@@ -22,7 +22,6 @@ use silo_format::envelope::random_nonce;
 use silo_format::index::{IndexPack, IndexSegment};
 use silo_format::manifest::{SnapshotManifest, StreamManifest, MANIFEST_VERSION};
 use silo_format::pack::{self, PackEntry, PackWriter};
-use silo_format::Sealed;
 use silo_format::{Keys, ObjectId, RepoId};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -467,7 +466,7 @@ async fn flush_segment(
     segment: IndexSegment,
 ) -> Result<()> {
     let id = ObjectId::random();
-    backend.put(&names::index(&id), segment.seal(keys, repo, id, random_nonce())).await?;
+    super::save_to(backend, keys, repo, id, &segment).await?;
     cache.absorb(&id, &segment)?;
     let mut claimed = lock(claims);
     for p in &segment.packs {

@@ -91,6 +91,8 @@ pub struct CheckReport {
     pub orphans: Vec<String>,
     pub affected_snapshots: Vec<String>,
     pub stale: Option<String>,
+    /// Not damage, but worth fixing: key files other users can read (local repositories).
+    pub warnings: Vec<String>,
 }
 
 impl CheckReport {
@@ -104,7 +106,17 @@ impl Repository {
         let mut report = CheckReport::default();
         let mut damaged: Vec<Finding> = Vec::new();
 
+        // A group-readable repository (init --group-readable: config is 0640) lets its group read key files.
+        let allowed = self.backend.local_mode(names::CONFIG).map_or(0, |m| m & 0o040);
         for info in self.backend.list(names::KEYS).await? {
+            if let Some(mode) = self.backend.local_mode(&info.name).filter(|m| m & 0o044 & !allowed != 0) {
+                report.warnings.push(format!(
+                    "{}/{} is readable by other users (mode {mode:04o}): its wrapped key is open to offline \
+                     password guessing; run `chmod 600` on it",
+                    self.backend.location(),
+                    info.name
+                ));
+            }
             if let Err(e) = self
                 .backend
                 .get(&info.name)

@@ -1,0 +1,123 @@
+//! Owner-only files (issue 18 item 1), through the real binary: whatever the caller's umask, everything silo
+//! creates — repository objects and directories, the index cache, restored `--output` files — is 0600/0700,
+//! unless the repository was made with `init --group-readable` (0640/0750); the commands silo starts get the
+//! caller's umask back; `check` warns about key files other users can read.
+
+mod util;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use util::*;
+
+/// `cmd` run with umask `mask`, as a user's shell would start it.
+fn with_umask(mut cmd: Command, mask: libc::mode_t) -> Command {
+    // SAFETY: umask(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(mask);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+fn ok(cmd: Command, stdin: &[u8]) -> std::process::Output {
+    let out = run_with_input(cmd, stdin);
+    assert!(out.status.success(), "{}", stderr(&out));
+    out
+}
+
+/// Every file and directory below `dir` (itself included) with its permission bits.
+fn modes(dir: &Path) -> Vec<(std::path::PathBuf, bool, u32)> {
+    let mut out = Vec::new();
+    let meta = std::fs::metadata(dir).expect("metadata");
+    out.push((dir.to_path_buf(), meta.is_dir(), meta.permissions().mode() & 0o7777));
+    if meta.is_dir() {
+        for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+            out.extend(modes(&e.path()));
+        }
+    }
+    out
+}
+
+fn assert_at_most(dir: &Path, file: u32, directory: u32, what: &str) {
+    let found = modes(dir);
+    assert!(found.len() > 3, "{what}: nothing below {}", dir.display());
+    for (path, is_dir, mode) in found {
+        let limit = if is_dir { directory } else { file };
+        assert_eq!(mode & !limit, 0, "{what}: {} is {mode:04o}, more open than {limit:04o}", path.display());
+    }
+}
+
+#[test]
+fn everything_silo_creates_is_owner_only_whatever_the_umask() {
+    for mask in [0o022, 0o000, 0o077] {
+        let repo = TestRepo::uninitialised();
+        if repo.skip_unless_local("file modes are a local directory's") {
+            return;
+        }
+        let init = ["init", "--kdf-memory", "64", "--kdf-iterations", "1"];
+        ok(with_umask(repo.cmd(&init), mask), b"");
+        let data = dump(3 << 20, 40);
+        ok(with_umask(repo.cmd(&["snapshot", "create", "--name", "db"]), mask), &data);
+        ok(with_umask(repo.cmd(&["gc", "--dry-run"]), mask), b"");
+        let restored = repo.dir.path().join("restored.sql");
+        let path = restored.to_str().expect("utf-8");
+        ok(with_umask(repo.cmd(&["snapshot", "restore", "db:latest", "--output", path]), mask), b"");
+        assert_eq!(std::fs::read(&restored).expect("restored"), data);
+        assert_eq!(std::fs::metadata(&restored).unwrap().permissions().mode() & 0o777, 0o600, "umask {mask:03o}");
+        let what = format!("umask {mask:03o}");
+        assert_at_most(&repo.path(), 0o600, 0o700, &what);
+        assert_at_most(&repo.cache(), 0o600, 0o700, &what);
+    }
+}
+
+#[test]
+fn a_group_readable_repository_stays_so_and_nothing_is_readable_by_others() {
+    let repo = TestRepo::uninitialised();
+    if repo.skip_unless_local("file modes are a local directory's") {
+        return;
+    }
+    let init = ["init", "--kdf-memory", "64", "--kdf-iterations", "1", "--group-readable"];
+    ok(with_umask(repo.cmd(&init), 0o077), b"");
+    assert_eq!(std::fs::metadata(repo.path().join("config")).unwrap().permissions().mode() & 0o777, 0o640);
+    // A later writer with a tight umask keeps the repository readable by the group.
+    ok(with_umask(repo.cmd(&["snapshot", "create", "--name", "db"]), 0o077), &dump(1 << 20, 41));
+    let found = modes(&repo.path());
+    assert!(found.iter().any(|(p, d, m)| !d && *m == 0o640 && p.starts_with(repo.path().join("packs"))));
+    assert_at_most(&repo.path(), 0o640, 0o750, "group-readable");
+    // ...and check does not call its key files open.
+    let out = repo.json(&["check"]);
+    assert_eq!(out["warnings"], serde_json::json!([]), "{out}");
+    let s3 = run_with_input(repo.cmd(&["init", "--group-readable", "--repo", "s3:http://127.0.0.1:1/b"]), b"");
+    assert_eq!(s3.status.code(), Some(EXIT_USAGE), "{}", stderr(&s3));
+    assert!(stderr(&s3).contains("local directories"), "{}", stderr(&s3));
+}
+
+#[test]
+fn check_warns_about_key_files_other_users_can_read() {
+    let repo = TestRepo::init();
+    if repo.skip_unless_local("file modes are a local directory's") {
+        return;
+    }
+    let key = repo.objects("keys").pop().expect("a key file");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = repo.ok(&["check"], b"");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("warning:") && text.contains("chmod 600"), "{text}");
+    let report = repo.json(&["check"]);
+    let warnings = report["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{report}");
+    assert!(warnings[0].as_str().unwrap().contains("mode 0644"), "{report}");
+}
+
+#[test]
+fn commands_silo_starts_get_the_callers_umask() {
+    let repo = TestRepo::init();
+    for (mask, shown) in [(0o022, "0022"), (0o002, "0002")] {
+        ok(with_umask(repo.cmd(&["snapshot", "create", "--name", "u", "--", "sh", "-c", "umask"]), mask), b"");
+        assert_eq!(String::from_utf8_lossy(&repo.restore("u:latest")).trim(), shown);
+    }
+}
