@@ -21,6 +21,7 @@ pub mod exit;
 mod forget;
 mod gc;
 mod init;
+mod key;
 pub mod output;
 mod password;
 mod policy;
@@ -91,6 +92,9 @@ enum Command {
     Copy(copy::Args),
     /// Restore a snapshot into a command (e.g. `psql -d scratch`), timed and recorded in the repository.
     Drill(drill::Args),
+    /// List, add, change and remove the passwords (key files) that open the repository.
+    #[command(subcommand)]
+    Key(key::Command),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -111,5 +115,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Repair(c) => repair::run(&ctx, c),
         Command::Copy(a) => copy::run(&ctx, a),
         Command::Drill(a) => drill::run(&ctx, a),
+        Command::Key(c) => key::run(&ctx, c),
     }
 }

@@ -59,6 +59,19 @@ impl Repository {
         Err(Error::GcBusy { host: "another client".into(), pid: 0, until: "now (it was just taken)".into() })
     }
 
+    /// A short lease (60 s) for a quick exclusive step, waiting up to `wait` while another holds it.
+    pub async fn acquire_lease_waiting(&self, wait: std::time::Duration) -> Result<HeldLease> {
+        let until = std::time::Instant::now() + wait;
+        loop {
+            match self.acquire_lease(60).await {
+                Err(Error::GcBusy { .. }) if std::time::Instant::now() < until => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Removes the lease if it is still ours; a lost one belongs to whoever broke it.
     pub async fn release_lease(&self, held: HeldLease) -> Result<()> {
         if self.check_lease(&held).await.is_ok() {

@@ -8,6 +8,7 @@ pub mod fallback;
 pub mod forget;
 pub mod gc;
 pub mod index;
+pub mod keys;
 pub mod lease;
 pub mod liveness;
 pub mod read;
@@ -103,11 +104,25 @@ pub struct Repository {
     pub repo_id: RepoId,
     pub keys: Arc<Keys>,
     pub config: RepoConfig,
+    /// The master secret (zeroized on drop), for wrapping new key files (repo/keys.rs).
+    master: Arc<MasterSecret>,
+    /// The key file that opened this handle.
+    key_id: ObjectId,
     cache_dir: Option<PathBuf>,
     cache: OnceLock<Arc<IndexCache>>,
     /// Every time this handle reads or writes comes from here (crate::clock): the machine's clock in the
     /// binary, a moved one in tests.
     clock: Arc<dyn Clock>,
+}
+
+/// The user running silo, for key files: $USER, else $LOGNAME, else the numeric uid.
+pub fn username() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        // SAFETY: getuid(2) cannot fail.
+        .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }))
 }
 
 pub fn hostname() -> String {
@@ -161,6 +176,7 @@ impl Repository {
             salt,
             crate::time::now_micros(),
             hostname(),
+            username(),
             random_nonce(),
         )
         .map_err(|e| Error::Invalid(format!("init: {e}")))?;
@@ -201,13 +217,15 @@ impl Repository {
             }
             Err(e) => return Err(Error::damaged("config", e)),
         };
-        let master = unlock(backend.as_ref(), header.repo, password).await?;
+        let (master, key_id) = unlock(backend.as_ref(), header.repo, password).await?;
         let keys = Keys::derive(&master);
         let config = config::decode(&raw, &keys).map_err(|e| Error::damaged("config", e))?;
         Ok(Repository {
             backend,
             repo_id: header.repo,
             keys: Arc::new(keys),
+            master: Arc::new(master),
+            key_id,
             config,
             cache_dir,
             cache: OnceLock::new(),
@@ -303,7 +321,8 @@ impl Repository {
     }
 }
 
-async fn unlock(backend: &dyn Backend, repo: RepoId, password: &[u8]) -> Result<MasterSecret> {
+/// The master secret and the id of the key file `password` opens.
+async fn unlock(backend: &dyn Backend, repo: RepoId, password: &[u8]) -> Result<(MasterSecret, ObjectId)> {
     let listed = backend.list(names::KEYS).await?;
     if listed.is_empty() {
         return Err(Error::Inconsistent { object: names::KEYS.into(), reason: "no key files".into() });
@@ -332,7 +351,7 @@ async fn unlock(backend: &dyn Backend, repo: RepoId, password: &[u8]) -> Result<
         };
         intact += 1;
         match kf.unwrap(password, id) {
-            Ok(master) => return Ok(master),
+            Ok(master) => return Ok((master, id)),
             Err(FormatError::Authentication) => continue,
             Err(e) => damaged = Some(Error::damaged(info.name.clone(), e)),
         }

@@ -6,7 +6,8 @@ use bincode::{Decode, Encode};
 use zeroize::Zeroizing;
 
 pub const KEYFILE_MAGIC: &[u8; 8] = b"SILOKEY\0";
-pub const KEYFILE_VERSION: u32 = 1;
+/// The version silo writes. Version 1 (no `user`) is still read (format-spec/keyfile.md).
+pub const KEYFILE_VERSION: u32 = 2;
 pub const KDF_ARGON2ID_V19: u32 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
@@ -49,9 +50,25 @@ pub struct KeyFile {
     pub created: i64,
     /// Host that created the key, for `key list`.
     pub host: String,
+    /// User who created the key, for `key list` (version 2; empty when read from a version 1 key file).
+    pub user: String,
     /// Envelope (kind KeyFile, id = this key file's id) of the master secret (32 bytes) followed by the
     /// BLAKE3 of this key file encoded with `wrapped` empty (32 bytes).
     pub wrapped: Vec<u8>,
+}
+
+/// A version 1 key file as encoded: version 2 without `user`.
+#[derive(Encode, Decode)]
+struct KeyFileV1 {
+    magic: [u8; 8],
+    version: u32,
+    repo: RepoId,
+    kdf: u32,
+    params: KdfParams,
+    salt: [u8; 16],
+    created: i64,
+    host: String,
+    wrapped: Vec<u8>,
 }
 
 pub fn derive_wrapping_key(
@@ -79,10 +96,10 @@ impl KeyFile {
         salt: [u8; 16],
         created: i64,
         host: String,
+        user: String,
         nonce: [u8; 12],
     ) -> Result<Self, FormatError> {
-        let key = derive_wrapping_key(password, &salt, &params)?;
-        let mut kf = KeyFile {
+        let kf = KeyFile {
             magic: *KEYFILE_MAGIC,
             version: KEYFILE_VERSION,
             repo,
@@ -91,13 +108,54 @@ impl KeyFile {
             salt,
             created,
             host,
+            user,
             wrapped: Vec::new(),
         };
+        kf.wrap_into(master, password, id, nonce)
+    }
+
+    /// A version 1 key file (no `user`), as silo wrote before version 2: for test vectors and the tests
+    /// that old repositories stay readable. silo writes version 2.
+    #[allow(clippy::too_many_arguments)]
+    pub fn wrap_v1(
+        master: &MasterSecret,
+        password: &[u8],
+        repo: RepoId,
+        id: ObjectId,
+        params: KdfParams,
+        salt: [u8; 16],
+        created: i64,
+        host: String,
+        nonce: [u8; 12],
+    ) -> Result<Self, FormatError> {
+        let kf = KeyFile {
+            magic: *KEYFILE_MAGIC,
+            version: 1,
+            repo,
+            kdf: KDF_ARGON2ID_V19,
+            params,
+            salt,
+            created,
+            host,
+            user: String::new(),
+            wrapped: Vec::new(),
+        };
+        kf.wrap_into(master, password, id, nonce)
+    }
+
+    fn wrap_into(
+        mut self,
+        master: &MasterSecret,
+        password: &[u8],
+        id: ObjectId,
+        nonce: [u8; 12],
+    ) -> Result<Self, FormatError> {
+        let key = derive_wrapping_key(password, &self.salt, &self.params)?;
         let mut payload = Zeroizing::new(Vec::with_capacity(64));
         payload.extend_from_slice(&master.0);
-        payload.extend_from_slice(&kf.header_hash());
-        kf.wrapped = envelope::seal(&key, &Aad::new(repo, ObjectKind::KeyFile, id), &payload, None, nonce);
-        Ok(kf)
+        payload.extend_from_slice(&self.header_hash());
+        self.wrapped = envelope::seal(&key, &Aad::new(self.repo, ObjectKind::KeyFile, id), &payload, None, nonce);
+        Ok(self)
     }
 
     /// Returns the master secret, or `FormatError::Authentication` for a wrong password.
@@ -123,11 +181,26 @@ impl KeyFile {
     /// plaintext field (not only those that feed argon2) is authenticated.
     fn header_hash(&self) -> [u8; 32] {
         let bare = KeyFile { wrapped: Vec::new(), ..self.clone() };
-        *blake3::hash(&encoding::encode(&bare)).as_bytes()
+        *blake3::hash(&bare.encode()).as_bytes()
     }
 
+    /// The body encoding of this key file's version.
     pub fn encode(&self) -> Vec<u8> {
-        encoding::encode(self)
+        if self.version == 1 {
+            encoding::encode(&KeyFileV1 {
+                magic: self.magic,
+                version: 1,
+                repo: self.repo,
+                kdf: self.kdf,
+                params: self.params,
+                salt: self.salt,
+                created: self.created,
+                host: self.host.clone(),
+                wrapped: self.wrapped.clone(),
+            })
+        } else {
+            encoding::encode(self)
+        }
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
@@ -137,14 +210,28 @@ impl KeyFile {
         if &bytes[..8] != KEYFILE_MAGIC {
             return Err(FormatError::BadMagic { what: "key file" });
         }
-        let kf: KeyFile = encoding::decode("key file", bytes)?;
-        if kf.version != KEYFILE_VERSION {
-            return Err(FormatError::UnsupportedVersion {
-                what: "key file",
-                found: kf.version,
-                supported: KEYFILE_VERSION,
-            });
-        }
+        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        let kf: KeyFile = match version {
+            1 => {
+                let v1: KeyFileV1 = encoding::decode("key file", bytes)?;
+                KeyFile {
+                    magic: v1.magic,
+                    version: v1.version,
+                    repo: v1.repo,
+                    kdf: v1.kdf,
+                    params: v1.params,
+                    salt: v1.salt,
+                    created: v1.created,
+                    host: v1.host,
+                    user: String::new(),
+                    wrapped: v1.wrapped,
+                }
+            }
+            KEYFILE_VERSION => encoding::decode("key file", bytes)?,
+            found => {
+                return Err(FormatError::UnsupportedVersion { what: "key file", found, supported: KEYFILE_VERSION })
+            }
+        };
         if kf.kdf != KDF_ARGON2ID_V19 {
             return Err(FormatError::malformed("key file", format!("unknown key derivation function {}", kf.kdf)));
         }

@@ -190,7 +190,9 @@ fn config_and_key_files_round_trip() {
     );
 
     let params = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
-    let kf = KeyFile::wrap(&master, b"pw", REPO, ObjectId([2; 32]), params, [1; 16], 0, "h".into(), [0; 12]).unwrap();
+    let kf =
+        KeyFile::wrap(&master, b"pw", REPO, ObjectId([2; 32]), params, [1; 16], 0, "h".into(), "u".into(), [0; 12])
+            .unwrap();
     let decoded = KeyFile::decode(&kf.encode()).unwrap();
     assert_eq!(decoded.unwrap(b"pw", ObjectId([2; 32])).unwrap().0, master.0);
     assert!(matches!(decoded.unwrap(b"pW", ObjectId([2; 32])), Err(FormatError::Authentication)));

@@ -138,7 +138,7 @@ fn compute() -> Value {
 
     let key_id = ObjectId(seq(0xe0));
     let kdf = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
-    let keyfile = KeyFile::wrap(
+    let keyfile = KeyFile::wrap_v1(
         &f.master,
         b"correct horse",
         f.repo,
@@ -148,6 +148,19 @@ fn compute() -> Value {
         1_795_372_226_000_000,
         "db1".into(),
         seq(0x27),
+    )
+    .expect("wrap");
+    let keyfile_v2 = KeyFile::wrap(
+        &f.master,
+        b"battery staple",
+        f.repo,
+        ObjectId(seq(0xe1)),
+        kdf,
+        seq(0x31),
+        1_795_372_226_000_000,
+        "db1".into(),
+        "backup".into(),
+        seq(0x2e),
     )
     .expect("wrap");
 
@@ -193,8 +206,8 @@ fn compute() -> Value {
             "chunk_a_plaintext": hex::encode(&text),
             "chunk_b_plaintext": hex::encode(b"hello silo"),
             "chunk_c_plaintext": hex::encode(&copy_block),
-            "nonces": "envelope nonces are 12 consecutive bytes starting at 0x20 (chunk_a envelope), 0x21, 0x22 (pack chunks), 0x23 (trailer), 0x24 (segment), 0x25 (manifest), 0x26 (config), 0x27 (key file), 0x28 (policy), 0x29 (lease), 0x2a (session), 0x2b (damage mark), 0x2c (drill), 0x2d (chunk_c envelope, codec columns)",
-            "ids": "pack id = 32 consecutive bytes from 0x40, segment 0x60, deleted pack 0x80, superseded segment 0xa0, snapshot 0xc0, key file 0xe0, policy 0x11, lease holder 0x12, session 0x13, drill 0x14; the damage mark's id is the snapshot id; the lease's AAD id is zero; key file salt 16 bytes from 0x30",
+            "nonces": "envelope nonces are 12 consecutive bytes starting at 0x20 (chunk_a envelope), 0x21, 0x22 (pack chunks), 0x23 (trailer), 0x24 (segment), 0x25 (manifest), 0x26 (config), 0x27 (key file), 0x28 (policy), 0x29 (lease), 0x2a (session), 0x2b (damage mark), 0x2c (drill), 0x2d (chunk_c envelope, codec columns), 0x2e (version 2 key file)",
+            "ids": "pack id = 32 consecutive bytes from 0x40, segment 0x60, deleted pack 0x80, superseded segment 0xa0, snapshot 0xc0, key file 0xe0 (version 2: 0xe1), policy 0x11, lease holder 0x12, session 0x13, drill 0x14; the damage mark's id is the snapshot id; the lease's AAD id is zero; key file salt 16 bytes from 0x30 (version 2: 0x31)",
             "password": "correct horse",
         },
         "keys": {
@@ -214,6 +227,7 @@ fn compute() -> Value {
         "snapshot_manifest": hex::encode(&manifest_bytes),
         "config": hex::encode(&config_bytes),
         "key_file": hex::encode(keyfile.encode()),
+        "key_file_v2": hex::encode(keyfile_v2.encode()),
         "policy": hex::encode(&policy_bytes),
         "lease": hex::encode(&lease_bytes),
         "session": hex::encode(&session_bytes),
@@ -247,6 +261,7 @@ fn code_matches_recorded_vectors() {
         "snapshot_manifest",
         "config",
         "key_file",
+        "key_file_v2",
         "chunker",
     ] {
         assert_eq!(computed[key], recorded[key], "format-spec/vectors.json: {key} differs from what the code produces");
@@ -298,6 +313,13 @@ fn recorded_vectors_decode() {
     let kf = KeyFile::decode(&unhex(&recorded["key_file"])).unwrap();
     assert_eq!(kf.unwrap(b"correct horse", ObjectId(seq(0xe0))).unwrap().0, f.master.0);
     assert!(kf.unwrap(b"wrong", ObjectId(seq(0xe0))).is_err());
+    assert_eq!((kf.version, kf.user.as_str()), (1, ""), "version 1 key files stay readable");
+    let kf2 = KeyFile::decode(&unhex(&recorded["key_file_v2"])).unwrap();
+    assert_eq!((kf2.version, kf2.user.as_str(), kf2.host.as_str()), (2, "backup", "db1"));
+    assert_eq!(kf2.unwrap(b"battery staple", ObjectId(seq(0xe1))).unwrap().0, f.master.0);
+    let mut renamed = kf2.clone();
+    renamed.user = "mallory".into();
+    assert!(renamed.unwrap(b"battery staple", ObjectId(seq(0xe1))).is_err(), "the user is authenticated");
     let p = StoredPolicy::open(&f.keys, f.repo, ObjectId(seq(0x11)), &unhex(&recorded["policy"])).unwrap();
     assert_eq!((p.name.as_str(), p.policy.daily), ("shop", Some(7)));
     assert_eq!(Lease::open(&f.keys, f.repo, ObjectId::ZERO, &unhex(&recorded["lease"])).unwrap().pid, 4242);

@@ -1,0 +1,134 @@
+//! Key management through the real binary (issue 18, item 2): list, add, passwd and remove key files, with
+//! restores under each password, removed passwords refused, the last key and the key in use protected, bad
+//! input refused, and two `key passwd` at once.
+
+mod util;
+
+use std::os::unix::fs::PermissionsExt;
+use util::*;
+
+/// A password file with `password` on its first line, owner-only.
+fn password_file(repo: &TestRepo, name: &str, password: &str) -> String {
+    let path = repo.dir.path().join(name);
+    std::fs::write(&path, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.display().to_string()
+}
+
+/// `silo ARGS` with `password` instead of the harness's.
+fn run_as(repo: &TestRepo, password: &str, args: &[&str]) -> std::process::Output {
+    let mut c = repo.cmd(args);
+    c.env("SILO_PASSWORD", password).env("USER", "tester");
+    run_with_input(c, b"")
+}
+
+fn keys(repo: &TestRepo, password: &str) -> Vec<serde_json::Value> {
+    let out = run_as(repo, password, &["--json", "key", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap().as_array().unwrap().clone()
+}
+
+#[test]
+fn keys_are_added_changed_and_removed_with_restores_under_each_password() {
+    let repo = TestRepo::init();
+    let data = dump(1 << 20, 90);
+    repo.create("db", &data);
+    let first = keys(&repo, PASSWORD);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["current"], true);
+    assert!(first[0]["host"].as_str().is_some_and(|h| !h.is_empty()));
+
+    // A second password opens the same repository.
+    let second = password_file(&repo, "second", "second password");
+    let out = run_as(&repo, PASSWORD, &["--json", "key", "add", "--new-password-file", &second]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let added =
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["added"].as_str().unwrap().to_string();
+    let listed = keys(&repo, "second password");
+    assert_eq!(listed.len(), 2);
+    let new = listed.iter().find(|k| k["id"] == added.as_str()).expect("the added key is listed");
+    assert_eq!((new["current"].as_bool(), new["user"].as_str()), (Some(true), Some("tester")));
+    assert_eq!(new["kdf_memory_kib"], first[0]["kdf_memory_kib"], "a new key keeps the current parameters");
+    for pw in [PASSWORD, "second password"] {
+        let out = run_as(&repo, pw, &["snapshot", "restore", "db:latest"]);
+        assert!(out.status.success() && out.stdout == data, "restore under {pw:?}: {}", stderr(&out));
+    }
+
+    // passwd: the new one opens, the one used is gone and refused.
+    let third = password_file(&repo, "third", "third password");
+    let out = run_as(&repo, "second password", &["key", "passwd", "--new-password-file", &third]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(run_as(&repo, "second password", &["snapshot", "list"]).status.code(), Some(EXIT_AUTH));
+    let out = run_as(&repo, "third password", &["snapshot", "restore", "db:latest"]);
+    assert!(out.status.success() && out.stdout == data, "{}", stderr(&out));
+    assert_eq!(keys(&repo, PASSWORD).len(), 2);
+
+    // remove: not the key in use without --force, never the last, and then that password is refused.
+    let original = keys(&repo, PASSWORD).into_iter().find(|k| k["current"] == true).unwrap();
+    let prefix = &original["id"].as_str().unwrap()[..10];
+    let refused = run_as(&repo, PASSWORD, &["key", "remove", prefix]);
+    assert_eq!(refused.status.code(), Some(EXIT_USAGE), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("--force"), "{}", stderr(&refused));
+    let out = run_as(&repo, "third password", &["key", "remove", prefix]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(run_as(&repo, PASSWORD, &["snapshot", "list"]).status.code(), Some(EXIT_AUTH), "removed password");
+    let last = keys(&repo, "third password");
+    assert_eq!(last.len(), 1);
+    let id = last[0]["id"].as_str().unwrap();
+    let out = run_as(&repo, "third password", &["key", "remove", "--force", id]);
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "the last key stays: {}", stderr(&out));
+    assert!(stderr(&out).contains("last key"), "{}", stderr(&out));
+    assert!(run_as(&repo, "third password", &["snapshot", "restore", "db:latest"]).stdout == data);
+}
+
+#[test]
+fn bad_input_is_refused_without_changing_the_keys() {
+    let repo = TestRepo::init();
+    let open = repo.dir.path().join("open");
+    std::fs::write(&open, "readable by all\n").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let empty = password_file(&repo, "empty", "");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["key", "add", "--new-password-file", open.to_str().unwrap()],
+        vec!["key", "add", "--new-password-file", &empty],
+        vec!["key", "add"], // no file and no terminal
+        vec!["key", "remove", "ffffffffffff"],
+        vec!["key", "remove", ""],
+        vec!["key", "add", "--new-password-file", &empty, "--kdf-memory", "1"],
+    ];
+    for args in cases {
+        let out = run_as(&repo, PASSWORD, &args);
+        assert_eq!(out.status.code(), Some(EXIT_USAGE), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("readable by all"), "a password is never shown: {}", stderr(&out));
+    }
+    let strong = password_file(&repo, "strong", "another");
+    let out = run_as(&repo, PASSWORD, &["key", "add", "--new-password-file", &strong, "--kdf-memory", "1"]);
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "argon2 parameters out of range: {}", stderr(&out));
+    assert_eq!(keys(&repo, PASSWORD).len(), 1, "nothing was added");
+}
+
+#[test]
+fn two_password_changes_at_once_leave_working_keys_and_no_old_one() {
+    let repo = TestRepo::init();
+    let data = dump(256 << 10, 91);
+    repo.create("db", &data);
+    let files: Vec<String> = (0..2).map(|i| password_file(&repo, &format!("new{i}"), &format!("new {i}"))).collect();
+    let children: Vec<_> = files
+        .iter()
+        .map(|f| {
+            let mut c = repo.cmd(&["key", "passwd", "--new-password-file", f]);
+            c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            c.spawn().expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(run_as(&repo, PASSWORD, &["snapshot", "list"]).status.code(), Some(EXIT_AUTH), "the old one is gone");
+    for i in 0..2 {
+        let out = run_as(&repo, &format!("new {i}"), &["snapshot", "restore", "db:latest"]);
+        assert!(out.status.success() && out.stdout == data, "new {i}: {}", stderr(&out));
+    }
+    assert_eq!(keys(&repo, "new 0").len(), 2);
+}
