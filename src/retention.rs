@@ -102,6 +102,25 @@ pub fn keep_newest_real<T>(decisions: &mut [Decision<T>], is_real: impl Fn(&T) -
     }
 }
 
+/// How far past now a snapshot may be dated before retention sets it aside: twice the clock skew gc
+/// tolerates (repo/session.rs), so a writer with a slightly fast clock is still counted.
+pub const FUTURE_TOLERANCE_MICROS: i64 = 600_000_000;
+
+/// Sets aside the items dated more than `FUTURE_TOLERANCE_MICROS` after `now`: a policy never counts them
+/// (planting future-dated snapshots must not push real ones out of `keep-last`/`keep-daily`, rest-server#292)
+/// and never removes them (they are shown as kept, reason `future-dated`; `check` flags them). Returns the
+/// items a policy may judge, and the decisions for the ones set aside, newest first.
+pub fn set_aside_future<T: Clone>(items: Vec<(T, i64)>, now: i64) -> (Vec<(T, i64)>, Vec<Decision<T>>) {
+    let (future, present): (Vec<_>, Vec<_>) =
+        items.into_iter().partition(|(_, t)| *t > now.saturating_add(FUTURE_TOLERANCE_MICROS));
+    let mut aside: Vec<Decision<T>> = future
+        .into_iter()
+        .map(|(item, time)| Decision { item, time, keep: true, reasons: vec!["future-dated"] })
+        .collect();
+    aside.sort_by_key(|d| std::cmp::Reverse(d.time));
+    (present, aside)
+}
+
 /// Months since January 1970 (UTC).
 fn month(micros: i64) -> i64 {
     let (y, m, _) = crate::time::civil_from_days(micros.div_euclid(86_400_000_000));
@@ -151,6 +170,23 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn future_dated_items_are_neither_counted_nor_removed() {
+        const H: i64 = 3_600_000_000;
+        let now = 1_000 * H;
+        // Three real daily snapshots and three planted a year ahead.
+        let mut items: Vec<(u32, i64)> = (0..3).map(|i| (i, now - (3 - i as i64) * 24 * H)).collect();
+        items.extend((10..13).map(|i| (i, now + 365 * 24 * H + i as i64)));
+        items.push((20, now + FUTURE_TOLERANCE_MICROS)); // a slightly fast writer: still counted
+        let (present, aside) = set_aside_future(items, now);
+        assert_eq!(aside.iter().map(|d| d.item).collect::<Vec<_>>(), vec![12, 11, 10]);
+        assert!(aside.iter().all(|d| d.keep && d.reasons == ["future-dated"]));
+        let policy = Policy { last: Some(3), ..Default::default() };
+        let kept: Vec<u32> = policy.apply(&present).into_iter().filter(|d| d.keep).map(|d| d.item).collect();
+        assert_eq!(kept, vec![20, 2, 1], "the planted ones pushed nothing out");
+    }
+
     use super::*;
 
     const HOUR: i64 = 3_600_000_000;

@@ -121,3 +121,51 @@ fn commands_silo_starts_get_the_callers_umask() {
         assert_eq!(String::from_utf8_lossy(&repo.restore("u:latest")).trim(), shown);
     }
 }
+
+/// Stores `data` as snapshot `name` dated `finished` (µs), as someone holding the key could: the library's
+/// create with recorded times (what `copy` uses to keep an original's dates).
+fn plant(repo: &TestRepo, name: &str, data: &[u8], finished: i64) -> String {
+    use silo::inputs::{Source, StreamSpec};
+    let rt = util::inproc::runtime();
+    let r = util::inproc::open_later(&rt, repo, 0);
+    let options = silo::repo::write::CreateOptions {
+        name: name.into(),
+        host: silo::repo::hostname(), // the real snapshots' group
+        tags: vec![],
+        streams: vec![StreamSpec { name: "data".into(), source: Source::bytes(data.to_vec()) }],
+        progress: Default::default(),
+        warn: |_| {},
+        times: Some((finished - 1_000_000, finished)),
+        allow_empty: false,
+    };
+    r.create_snapshot(rt.handle(), &options).expect("planted").id.to_hex()
+}
+
+#[test]
+fn future_dated_snapshots_cannot_push_real_ones_out_of_retention() {
+    let repo = TestRepo::init();
+    let real: Vec<String> = (0..3).map(|i| repo.create("db", &dump(256 << 10, 50 + i))).collect();
+    let year = 365 * 86_400 * 1_000_000i64;
+    let now = silo::time::now_micros();
+    let planted: Vec<String> = (0..3).map(|i| plant(&repo, "db", b"planted", now + year + i)).collect();
+    let plan = repo.json(&["forget", "--keep-last", "3"]);
+    let decisions = plan["groups"][0]["snapshots"].as_array().expect("decisions");
+    for d in decisions {
+        let id = d["id"].as_str().unwrap().to_string();
+        assert_eq!(d["keep"], true, "nothing is removed: {plan}");
+        if planted.contains(&id) {
+            assert_eq!(d["reasons"][0], "future-dated", "{plan}");
+        }
+    }
+    let left = repo.snapshot_ids();
+    assert!(real.iter().chain(&planted).all(|id| left.contains(id)), "every real snapshot stays");
+    // check names each of them, and freshness is not fooled by them.
+    let report = repo.json(&["check"]);
+    let warnings: Vec<&str> = report["warnings"].as_array().unwrap().iter().filter_map(|w| w.as_str()).collect();
+    assert_eq!(warnings.iter().filter(|w| w.contains("in the future")).count(), 3, "{report}");
+    let old = TestRepo::init();
+    plant(&old, "shop", &dump(64 << 10, 60), now - 30 * 3600 * 1_000_000);
+    plant(&old, "shop", b"planted", now + year);
+    let stale = old.run(&["check", "--max-age", "26h", "--name", "shop"], b"");
+    assert_eq!(stale.status.code(), Some(8), "a planted future snapshot does not make shop fresh: {}", stderr(&stale));
+}

@@ -4,7 +4,7 @@
 use super::snapshots::Snapshot;
 use super::Repository;
 use crate::backend::names;
-use crate::retention::{keep_newest_real, Decision, Evaluate, Policy};
+use crate::retention::{keep_newest_real, set_aside_future, Decision, Evaluate, Policy};
 use crate::{Error, Result};
 use silo_format::maintenance::{StoredPolicy, MAINTENANCE_VERSION};
 use silo_format::ObjectId;
@@ -94,15 +94,18 @@ impl Repository {
             let t = s.manifest.finished;
             groups.entry(key).or_default().push((s, t));
         }
+        let now = self.now();
         Ok(groups
             .into_iter()
             .map(|((name, host), items)| {
                 let chosen = policy.cloned().or_else(|| stored.get(&name).map(|p| p.policy.clone()));
                 let decisions = match &chosen {
                     Some(p) => {
+                        let (items, mut aside) = set_aside_future(items, now);
                         let mut d = p.apply(&items);
                         keep_newest_real(&mut d, |s: &Snapshot| s.manifest.total_size() > 0);
-                        d
+                        aside.extend(d);
+                        aside
                     }
                     None => {
                         let mut all: Vec<Decision<Snapshot>> = items

@@ -290,10 +290,25 @@ impl Repository {
             .collect();
         report.affected_snapshots = affected;
 
+        let future_from = self.now().saturating_add(crate::retention::FUTURE_TOLERANCE_MICROS);
+        for (id, m) in snapshots.iter().filter(|(_, m)| m.finished > future_from) {
+            report.warnings.push(format!(
+                "{} ({} on {}) is dated {}, in the future: retention ignores it; if no clock of yours made \
+                 it, remove it with `silo forget {}`",
+                names::snapshot(id),
+                m.name,
+                m.host,
+                crate::time::format_micros(m.finished),
+                id.short()
+            ));
+        }
+
         if let Some(max_age) = options.max_age {
             let newest = snapshots
                 .iter()
                 .filter(|(_, m)| options.max_age_name.as_ref().is_none_or(|n| &m.name == n))
+                // A future-dated snapshot proves nothing about freshness (it may be planted).
+                .filter(|(_, m)| m.finished <= future_from)
                 .map(|(_, m)| m.finished)
                 .max();
             let limit = self.now() - max_age as i64 * 1_000_000;
