@@ -169,3 +169,46 @@ fn future_dated_snapshots_cannot_push_real_ones_out_of_retention() {
     let stale = old.run(&["check", "--max-age", "26h", "--name", "shop"], b"");
     assert_eq!(stale.status.code(), Some(8), "a planted future snapshot does not make shop fresh: {}", stderr(&stale));
 }
+
+#[test]
+fn no_secret_appears_in_any_output_at_any_verbosity() {
+    // Every command below goes through the harness, which fails the test if a secret it was given appears
+    // on its stdout or stderr (util::assert_no_secret); here the commands run at -vv, failing and not.
+    let repo = TestRepo::init();
+    let other = TestRepo::init();
+    let as_user = |r: &TestRepo, password: &str, args: &[&str], stdin: &[u8]| {
+        let mut c = r.cmd(args);
+        c.env("SILO_PASSWORD", password).env("SILO_TO_PASSWORD", PASSWORD);
+        run_with_input(c, stdin)
+    };
+    let data = dump(512 << 10, 42);
+    for args in [
+        vec!["-vv", "snapshot", "create", "--name", "db"],
+        vec!["-vv", "--json", "snapshot", "create", "--name", "db"],
+        vec!["-vv", "snapshot", "create", "--name", "db", "--", "sh", "-c", "echo partial; exit 3"],
+        vec!["-vv", "snapshot", "restore", "db:latest"],
+        vec!["-vv", "--json", "snapshot", "show", "db:latest"],
+        vec!["-vv", "check", "--read-data"],
+        vec!["-vv", "gc", "--dry-run"],
+        vec!["-vv", "--json", "key", "list"],
+        vec!["-vv", "copy", "--to", &other.location],
+        vec!["-vv", "--json", "stats"],
+    ] {
+        let stdin: &[u8] = if args.contains(&"create") { &data } else { b"" };
+        as_user(&repo, PASSWORD, &args, stdin);
+    }
+    let wrong = as_user(&repo, "a wrong password of some length", &["-vv", "snapshot", "list"], b"");
+    assert_eq!(wrong.status.code(), Some(EXIT_AUTH));
+}
+
+#[test]
+fn a_password_on_a_stream_command_line_is_warned_about_and_never_repeated() {
+    let repo = TestRepo::init();
+    let out =
+        repo.ok(&["snapshot", "create", "--name", "db", "--", "sh", "-c", "echo rows", "--password=hunter2"], b"");
+    let err = stderr(&out);
+    assert!(err.contains("looks like a password") && err.contains("PGPASSFILE"), "{err}");
+    assert!(!err.contains("hunter2"), "the warning names the flag, not the value: {err}");
+    let clean = repo.ok(&["snapshot", "create", "--name", "db", "--", "sh", "-c", "echo rows"], b"");
+    assert!(!stderr(&clean).contains("looks like a password"), "{}", stderr(&clean));
+}

@@ -144,3 +144,62 @@ pub fn enlarge_pipe(fd: i32) {
         libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
     }
 }
+
+/// What in a stream's command line looks like a password, if anything: `--password=…`, `-p…` glued to a
+/// MySQL/MariaDB client, `PGPASSWORD=…`/`MYSQL_PWD=…` assignments, or a `scheme://user:secret@host` URL.
+/// Commands are stored in the snapshot as typed (`snapshot show` prints them), so `create` warns; the
+/// value itself is never repeated.
+pub fn password_in_command(argv: &[String]) -> Option<&'static str> {
+    let words: Vec<&str> = argv.iter().flat_map(|a| a.split_whitespace()).collect();
+    let mysql_like = |w: &str| {
+        let base = w.rsplit('/').next().unwrap_or(w);
+        ["mysql", "mysqldump", "mariadb", "mariadb-dump", "mysqlpump"].contains(&base)
+    };
+    let mut after_mysql = false;
+    for w in &words {
+        let w = w.trim_matches(|c| c == '\'' || c == '"');
+        if w.starts_with("--password=") && w.len() > "--password=".len() {
+            return Some("--password=…");
+        }
+        if ["PGPASSWORD=", "MYSQL_PWD=", "AWS_SECRET_ACCESS_KEY="].iter().any(|p| w.starts_with(p) && w.len() > p.len())
+        {
+            return Some("a password in an environment assignment");
+        }
+        if after_mysql && w.starts_with("-p") && w.len() > 2 && !w.starts_with("--") {
+            return Some("-p… (a MySQL/MariaDB password glued to -p)");
+        }
+        if let Some((_, rest)) = w.split_once("://") {
+            if rest.split('@').next().is_some_and(|cred| rest.contains('@') && cred.contains(':')) {
+                return Some("a user:password@ in a URL");
+            }
+        }
+        if mysql_like(w) {
+            after_mysql = true;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::password_in_command;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn passwords_on_command_lines_are_noticed() {
+        let found = |w: &[&str]| password_in_command(&argv(w)).is_some();
+        assert!(found(&["mysqldump", "-psecret", "shop"]));
+        assert!(found(&["/usr/bin/mariadb-dump", "--password=secret", "shop"]));
+        assert!(found(&["sh", "-c", "PGPASSWORD=secret pg_dump shop"]));
+        assert!(found(&["pg_dump", "postgresql://app:secret@db/shop"]));
+        assert!(found(&["sh", "-c", "mysqldump -u root -p'secret' shop | gzip"]));
+        assert!(!found(&["pg_dump", "-p", "5433", "shop"]), "pg_dump's -p is a port");
+        assert!(!found(&["mysqldump", "-p", "shop"]), "a bare -p prompts");
+        assert!(!found(&["pg_dump", "postgresql://app@db/shop"]));
+        assert!(!found(&["mysqldump", "--password", "shop"]));
+        assert!(!found(&["sh", "-c", "PGPASSFILE=/etc/pgpass pg_dump shop"]));
+    }
+}

@@ -176,6 +176,21 @@ impl Repository {
         let params = self.config.chunker;
         let seed = self.keys.chunker_seed();
         let nstreams = options.streams.len();
+        // Commands are stored as typed: a password on the command line would be in every snapshot.
+        let mut warnings = Vec::new();
+        for spec in &options.streams {
+            let found = spec.source.recorded_command().and_then(|argv| crate::inputs::password_in_command(&argv));
+            if let Some(what) = found {
+                let text = format!(
+                    "the command of stream {} holds what looks like a password ({what}); it is stored in the \
+                     snapshot as typed and shown by `snapshot show`: use ~/.pgpass / PGPASSFILE or ~/.my.cnf \
+                     instead",
+                    spec.name
+                );
+                (options.warn)(&text);
+                warnings.push(text);
+            }
+        }
 
         let (stream_results, collected) = std::thread::scope(|s| {
             for _ in 0..workers {
@@ -251,7 +266,6 @@ impl Repository {
 
         let mut streams = Vec::with_capacity(nstreams);
         let mut chunks = 0u64;
-        let mut warnings = Vec::new();
         for ((spec, result), ids) in options.streams.iter().zip(streams_done).zip(collected.ids) {
             chunks += ids.len() as u64;
             warnings.extend(result.warning);

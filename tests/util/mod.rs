@@ -251,7 +251,29 @@ pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
     });
     let out = child.wait_with_output().expect("wait silo");
     writer.join().expect("writer thread");
+    assert_no_secret(&out, &cmd);
     out
+}
+
+/// Issue 18: no secret in any output. Every command the suite runs through the harness is checked: neither
+/// its stdout nor its stderr holds a secret it was given (the passwords and the S3 secret key in its
+/// environment), whatever the command, its exit status or its verbosity.
+pub fn assert_no_secret(out: &Output, cmd: &Command) {
+    const SECRET_VARIABLES: [&str; 4] =
+        ["SILO_PASSWORD", "SILO_FROM_PASSWORD", "SILO_TO_PASSWORD", "AWS_SECRET_ACCESS_KEY"];
+    let secrets: Vec<Vec<u8>> = cmd
+        .get_envs()
+        .filter(|(k, _)| SECRET_VARIABLES.iter().any(|s| k == s))
+        .filter_map(|(_, v)| v.map(|v| v.as_encoded_bytes().to_vec()))
+        .filter(|v| v.len() >= 6) // shorter test values ("x") would match by chance
+        .collect();
+    for (what, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        for secret in &secrets {
+            let found = bytes.windows(secret.len()).any(|w| w == secret.as_slice());
+            let args: Vec<_> = cmd.get_args().collect();
+            assert!(!found, "the {what} of silo {args:?} shows a secret it was given");
+        }
+    }
 }
 
 pub fn stderr(out: &Output) -> String {
