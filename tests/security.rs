@@ -212,3 +212,47 @@ fn a_password_on_a_stream_command_line_is_warned_about_and_never_repeated() {
     let clean = repo.ok(&["snapshot", "create", "--name", "db", "--", "sh", "-c", "echo rows"], b"");
     assert!(!stderr(&clean).contains("looks like a password"), "{}", stderr(&clean));
 }
+
+#[test]
+fn another_local_user_cannot_read_a_repository_made_with_the_default_modes() {
+    // SAFETY: geteuid(2) cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED: needs root to run silo as another user (nobody)");
+        return;
+    }
+    let repo = TestRepo::init();
+    if repo.skip_unless_local("file modes are a local directory's") {
+        return;
+    }
+    repo.create("db", &dump(64 << 10, 43));
+    // The temporary directory above the repository is the test's (0700): open it so only the repository's
+    // own modes stand between `nobody` and the files.
+    std::fs::set_permissions(repo.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = repo.cmd(&["snapshot", "list"]);
+    c.env("SILO_CACHE_DIR", "/nonexistent");
+    // SAFETY: setgid/setuid are async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = run_with_input(c, b"");
+    assert_ne!(out.status.code(), Some(0), "nobody listed a root-made repository: {}", stderr(&out));
+    assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
+    let key = repo.objects("keys").pop().unwrap();
+    let mut cat = Command::new("cat");
+    cat.arg(&key);
+    // SAFETY: as above.
+    unsafe {
+        cat.pre_exec(|| {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    assert!(!cat.output().unwrap().status.success(), "nobody read the key file");
+}
