@@ -42,7 +42,7 @@ stage build cargo test --workspace --no-run
 stage tests cargo test --workspace -- --skip every_single_byte_flip --skip at_random_points --skip truncated_or_deleted
 stage fault-injection faults
 # The repository-level suites once more with every repository on S3 (one Garage node, started by the harness).
-stage s3-suites env SILO_TEST_BACKEND=s3 cargo test --test snapshot --test gc --test copy
+stage s3-suites env SILO_TEST_BACKEND=s3 cargo test --test snapshot --test gc --test copy --test keys
 if [ -z "${SILO_QUICK:-}" ]; then
   stage fuzz scripts/fuzz.sh "${SILO_FUZZ_SECONDS:-10}"
 fi

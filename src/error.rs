@@ -51,6 +51,8 @@ pub enum Error {
     LeaseLost { until: String },
     #[error("clock skew: this machine's clock differs from the repository's by {seconds} s; gc refuses to run. Fix the clock (NTP)")]
     ClockSkew { seconds: i64 },
+    #[error("{action} deletes or rewrites data, and this password opens a writer key (append-only): run it where an owner password is kept")]
+    WriterKey { action: String },
     #[error("{reason}; nothing was committed and nothing stored was lost: run it again")]
     SessionExpired { reason: String },
     #[error("stream {stream} is empty (0 bytes read): nothing was committed. A dump that failed inside a pipe looks like this; check the command, or pass --allow-empty if an empty stream is expected")]

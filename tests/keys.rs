@@ -132,3 +132,68 @@ fn two_password_changes_at_once_leave_working_keys_and_no_old_one() {
     }
     assert_eq!(keys(&repo, "new 0").len(), 2);
 }
+
+#[test]
+fn a_writer_key_creates_copies_and_reads_but_never_deletes() {
+    let repo = TestRepo::init();
+    let writer = password_file(&repo, "writer", "writer password");
+    let out = run_as(&repo, PASSWORD, &["key", "add", "--writer", "--new-password-file", &writer]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = keys(&repo, "writer password");
+    assert!(listed.iter().any(|k| k["role"] == "writer" && k["current"] == true), "{listed:?}");
+
+    // Creating works and issues no DELETE; the session object is left for gc.
+    let data = dump(2 << 20, 95);
+    let mut c = repo.cmd(&["--json", "snapshot", "create", "--name", "db"]);
+    c.env("SILO_PASSWORD", "writer password");
+    let out = run_with_input(c, &data);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["requests"]["delete"], 0, "a writer never deletes: {report}");
+    assert_eq!(repo.objects("sessions").len(), 1, "the writer's session object stays for gc");
+    let restored = run_as(&repo, "writer password", &["snapshot", "restore", "db:latest"]);
+    assert!(restored.status.success() && restored.stdout == data);
+    assert!(run_as(&repo, "writer password", &["check"]).status.success(), "check only reads");
+
+    // Copying into a repository with a writer key there works the same way.
+    let target = TestRepo::init();
+    let target_writer = password_file(&target, "writer", "target writer");
+    assert!(run_as(&target, PASSWORD, &["key", "add", "--writer", "--new-password-file", &target_writer])
+        .status
+        .success());
+    let mut c = repo.cmd(&["copy", "--to", &target.location]);
+    c.env("SILO_TO_PASSWORD", "target writer");
+    let out = run_with_input(c, b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(target.restore("db:latest") == data);
+
+    // Everything that deletes or rewrites is refused with a writer key, and changes nothing.
+    let mut c = repo.cmd(&["snapshot", "create", "--name", "db"]);
+    c.env("SILO_PASSWORD", "writer password");
+    assert!(run_with_input(c, &dump(64 << 10, 96)).status.success(), "a second snapshot, so forget has work");
+    let before = repo.objects("");
+    let some_key = listed[0]["id"].as_str().unwrap();
+    for args in [
+        vec!["gc"],
+        vec!["gc", "--safety", "none"],
+        vec!["prune"],
+        vec!["forget", "--keep-last", "1"],
+        vec!["forget", "db:latest"],
+        vec!["policy", "set", "db", "--keep-last", "2"],
+        vec!["repair", "index"],
+        vec!["key", "add", "--new-password-file", &writer],
+        vec!["key", "passwd", "--new-password-file", &writer],
+        vec!["key", "remove", "--force", some_key],
+    ] {
+        let out = run_as(&repo, "writer password", &args);
+        assert_eq!(out.status.code(), Some(EXIT_AUTH), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("writer key"), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(repo.objects(""), before, "the refused commands changed nothing");
+    // A dry run only reads: allowed.
+    assert!(run_as(&repo, "writer password", &["gc", "--dry-run"]).status.success());
+    // The owner's gc removes the writer's leftover session once it is old.
+    let later = util::inproc::gc_at(&repo, 3 * 86_400);
+    assert!(later["leftovers_removed"].as_u64().unwrap() >= 1, "{later}");
+    assert!(repo.objects("sessions").is_empty());
+}

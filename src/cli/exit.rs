@@ -32,7 +32,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
     match err.downcast_ref::<silo::Error>() {
         Some(E::NotARepository { .. } | E::ForeignRepository { .. } | E::UnsupportedFormat { .. }) => UNREACHABLE,
-        Some(E::WrongPassword | E::NoPassword) => AUTH,
+        Some(E::WrongPassword | E::NoPassword | E::WriterKey { .. }) => AUTH,
         Some(E::Damaged { .. } | E::Inconsistent { .. } | E::NewerManifestUnreadable { .. }) => DAMAGED,
         Some(E::CommandFailed { .. }) => COMMAND_FAILED,
         Some(E::CheckDamaged { .. }) => DAMAGED,

@@ -17,7 +17,14 @@ pub enum Command {
     /// List the key files: id, host, user, created, and which one your password opened.
     List,
     /// Add a key file: the same repository opens with a second password.
-    Add(NewKey),
+    Add {
+        #[command(flatten)]
+        key: NewKey,
+        /// A writer key (append-only): silo holding it creates, copies to and reads snapshots, but never
+        /// deletes or overwrites (no gc, forget, repair index, key changes). For database hosts.
+        #[arg(long)]
+        writer: bool,
+    },
     /// Change the password: add a key for the new one (proven to open), then remove the one you used.
     Passwd(NewKey),
     /// Remove a key file (never the last; the one your password opened only with --force).
@@ -80,16 +87,17 @@ struct Keys(Vec<KeyInfo>);
 
 impl Report for Keys {
     fn human(&self) -> Result<()> {
-        say!("{:<8}  {:<20}  {:<16}  {:<12}  {:>14}  ", "id", "created", "host", "user", "argon2id");
+        say!("{:<8}  {:<20}  {:<16}  {:<12}  {:<6}  {:>14}  ", "id", "created", "host", "user", "role", "argon2id");
         for k in &self.0 {
             let kdf = format!("{} MiB x{} /{}", k.kdf_memory_kib / 1024, k.kdf_iterations, k.kdf_parallelism);
             let user = if k.user.is_empty() { "-" } else { k.user.as_str() };
             say!(
-                "{:<8}  {:<20}  {:<16}  {:<12}  {:>14}  {}",
+                "{:<8}  {:<20}  {:<16}  {:<12}  {:<6}  {:>14}  {}",
                 k.id.short(),
                 format_micros(k.created),
                 k.host,
                 user,
+                k.role,
                 kdf,
                 if k.current { "(current)" } else { "" }
             );
@@ -123,9 +131,10 @@ pub fn run(ctx: &Invocation, c: &Command) -> Result<()> {
     let repo = ctx.open()?;
     match c {
         Command::List => emit(&Keys(ctx.rt.block_on(repo.list_keys())?), ctx.json()),
-        Command::Add(n) => {
+        Command::Add { key: n, writer } => {
             let kdf = n.kdf(ctx.rt.block_on(repo.current_kdf())?);
-            let id = ctx.rt.block_on(repo.add_key(&n.password()?, kdf))?;
+            let role = if *writer { silo::format::keyfile::ROLE_WRITER } else { silo::format::keyfile::ROLE_OWNER };
+            let id = ctx.rt.block_on(repo.add_key(&n.password()?, kdf, role))?;
             emit(&Changed { added: Some(id.to_hex()), removed: None }, ctx.json())
         }
         Command::Passwd(n) => {

@@ -55,6 +55,7 @@ impl Repository {
 
     /// Stores `policy` for `name`, then removes the policies it replaces. An empty policy removes the entry.
     pub async fn set_policy(&self, name: &str, policy: Policy) -> Result<()> {
+        self.require_owner("policy set")?;
         refuse_zero_rules(&policy, &format!("policy for {name}"))?;
         let replaced: Vec<String> = self
             .load_all::<StoredPolicy>()
@@ -138,6 +139,9 @@ impl Repository {
 
     /// Deletes the manifests `plan` decided to remove.
     pub async fn forget(&self, plan: &[ForgetGroup]) -> Result<usize> {
+        if plan.iter().flat_map(|g| &g.decisions).any(|d| !d.keep) {
+            self.require_owner("forget")?;
+        }
         let mut removed = 0;
         for d in plan.iter().flat_map(|g| &g.decisions).filter(|d| !d.keep) {
             match self.backend.delete(&names::snapshot(&d.item.id)).await {

@@ -26,6 +26,8 @@ pub struct KeyInfo {
     pub kdf_memory_kib: u32,
     pub kdf_iterations: u32,
     pub kdf_parallelism: u32,
+    /// `owner`, or `writer` (append-only).
+    pub role: &'static str,
     /// The key file whose password opened the repository in this run.
     pub current: bool,
 }
@@ -60,6 +62,7 @@ impl Repository {
                 kdf_memory_kib: kf.params.memory_kib,
                 kdf_iterations: kf.params.iterations,
                 kdf_parallelism: kf.params.parallelism,
+                role: if kf.role == silo_format::keyfile::ROLE_WRITER { "writer" } else { "owner" },
                 current: id == self.key_id,
             });
         }
@@ -76,7 +79,9 @@ impl Repository {
 
     /// Wraps the master secret under `password` in a new key file, then reads it back and unwraps it: the id
     /// is returned only once the new password is proven to open the repository.
-    pub async fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<ObjectId> {
+    pub async fn add_key(&self, password: &[u8], kdf: KdfParams, role: u8) -> Result<ObjectId> {
+        // A writer key must not mint an owner key (or any key: it would outlive the writer's own).
+        self.require_owner("key add")?;
         if password.is_empty() {
             return Err(Error::Input { what: "the new password".into(), message: "is empty".into() });
         }
@@ -93,6 +98,7 @@ impl Repository {
             self.now(),
             super::hostname(),
             super::username(),
+            role,
             random_nonce(),
         )
         .map_err(|e| Error::Input { what: "the new key's argon2id parameters".into(), message: e.to_string() })?;
@@ -136,6 +142,7 @@ impl Repository {
 
     /// Removes key file `id`. Refuses the last key, and the key that opened this run unless `force`.
     pub async fn remove_key(&self, id: ObjectId, force: bool) -> Result<()> {
+        self.require_owner("key remove")?;
         if id == self.key_id && !force {
             return Err(Error::Input {
                 what: format!("key {}", id.short()),
@@ -174,7 +181,8 @@ impl Repository {
     /// Returns the new key's id. Should the removal fail, the new password works and the error says which
     /// old key is left.
     pub async fn change_password(&self, password: &[u8], kdf: KdfParams) -> Result<ObjectId> {
-        let new = self.add_key(password, kdf).await?;
+        self.require_owner("key passwd")?;
+        let new = self.add_key(password, kdf, silo_format::keyfile::ROLE_OWNER).await?;
         let lease = self.acquire_lease_waiting(LEASE_WAIT).await.map_err(|e| left_behind(self.key_id, new, e))?;
         let removed = self.remove_key_under_lease(self.key_id).await;
         self.release_lease(lease).await.map_err(|e| left_behind(self.key_id, new, e))?;

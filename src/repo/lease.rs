@@ -24,6 +24,8 @@ pub struct HeldLease {
 impl Repository {
     /// Takes the lease for `seconds`, or says who holds it (exit 6).
     pub async fn acquire_lease(&self, seconds: u64) -> Result<HeldLease> {
+        // Everything done under the lease deletes or rewrites (gc, repair index, key removal).
+        self.require_owner("taking the gc lease")?;
         let holder = ObjectId::random();
         let now = self.now();
         let lease = Lease {

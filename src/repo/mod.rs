@@ -108,6 +108,8 @@ pub struct Repository {
     master: Arc<MasterSecret>,
     /// The key file that opened this handle.
     key_id: ObjectId,
+    /// Opened with a writer key: nothing is ever deleted or overwritten through this handle (I11).
+    writer_only: bool,
     cache_dir: Option<PathBuf>,
     cache: OnceLock<Arc<IndexCache>>,
     /// Every time this handle reads or writes comes from here (crate::clock): the machine's clock in the
@@ -177,6 +179,7 @@ impl Repository {
             crate::time::now_micros(),
             hostname(),
             username(),
+            silo_format::keyfile::ROLE_OWNER,
             random_nonce(),
         )
         .map_err(|e| Error::Invalid(format!("init: {e}")))?;
@@ -217,7 +220,7 @@ impl Repository {
             }
             Err(e) => return Err(Error::damaged("config", e)),
         };
-        let (master, key_id) = unlock(backend.as_ref(), header.repo, password).await?;
+        let (master, key_id, role) = unlock(backend.as_ref(), header.repo, password).await?;
         let keys = Keys::derive(&master);
         let config = config::decode(&raw, &keys).map_err(|e| Error::damaged("config", e))?;
         Ok(Repository {
@@ -226,11 +229,25 @@ impl Repository {
             keys: Arc::new(keys),
             master: Arc::new(master),
             key_id,
+            writer_only: role == silo_format::keyfile::ROLE_WRITER,
             config,
             cache_dir,
             cache: OnceLock::new(),
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Whether this handle was opened with a writer key (append-only).
+    pub fn is_writer_only(&self) -> bool {
+        self.writer_only
+    }
+
+    /// Refuses `action` (a command that deletes or rewrites) on a handle opened with a writer key.
+    pub fn require_owner(&self, action: &str) -> Result<()> {
+        if self.writer_only {
+            return Err(Error::WriterKey { action: action.to_string() });
+        }
+        Ok(())
     }
 
     /// The same handle reading time from `clock` (tests: hours of gc times in milliseconds, skewed writers).
@@ -321,8 +338,8 @@ impl Repository {
     }
 }
 
-/// The master secret and the id of the key file `password` opens.
-async fn unlock(backend: &dyn Backend, repo: RepoId, password: &[u8]) -> Result<(MasterSecret, ObjectId)> {
+/// The master secret, the id of the key file `password` opens and that key's role.
+async fn unlock(backend: &dyn Backend, repo: RepoId, password: &[u8]) -> Result<(MasterSecret, ObjectId, u8)> {
     let listed = backend.list(names::KEYS).await?;
     if listed.is_empty() {
         return Err(Error::Inconsistent { object: names::KEYS.into(), reason: "no key files".into() });
@@ -351,7 +368,7 @@ async fn unlock(backend: &dyn Backend, repo: RepoId, password: &[u8]) -> Result<
         };
         intact += 1;
         match kf.unwrap(password, id) {
-            Ok(master) => return Ok((master, id)),
+            Ok(master) => return Ok((master, id, kf.role)),
             Err(FormatError::Authentication) => continue,
             Err(e) => damaged = Some(Error::damaged(info.name.clone(), e)),
         }

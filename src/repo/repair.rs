@@ -38,6 +38,7 @@ impl Repository {
         if dry_run {
             return Ok(self.repair_index_plan().await?.report);
         }
+        self.require_owner("repair index")?;
         let lease = self.acquire_lease(3600).await?;
         let result = match self.repair_index_plan().await {
             Ok(plan) => self.repair_index_execute(plan, &lease).await,

@@ -51,6 +51,8 @@ pub struct SessionGuard {
     offset: i64,
     beats: Arc<Mutex<Beats>>,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// Opened with a writer key: the session object is left for gc instead of deleted.
+    keep_object: bool,
     /// On Ctrl-C / SIGTERM the session object is removed (crate::interrupt).
     _on_interrupt: crate::interrupt::Registration,
 }
@@ -78,9 +80,13 @@ async fn write_session(
 
 impl SessionGuard {
     /// Stops the heartbeat and removes the session object (a leftover one only delays gc; never harmful).
+    /// A writer-key handle deletes nothing: its session object stays until gc removes it as a leftover.
     pub async fn end(self, backend: &dyn Backend) {
         self.heartbeat.abort();
         let _ = self.heartbeat.await;
+        if self.keep_object {
+            return;
+        }
         if let Err(e) = backend.delete(&names::session(&self.id)).await {
             tracing::warn!("could not remove session object {}: {e}", self.id.short());
         }
@@ -109,11 +115,14 @@ impl Repository {
     pub async fn start_session(&self) -> Result<SessionGuard> {
         let id = ObjectId::random();
         // Registered before the object exists, so an interrupt at any point after it is written removes it.
+        let keep_object = self.is_writer_only();
         let on_interrupt = {
             let (backend, handle, name) =
                 (self.backend.clone(), tokio::runtime::Handle::current(), names::session(&id));
             crate::interrupt::on_interrupt(move || {
-                let _ = handle.block_on(backend.delete(&name));
+                if !keep_object {
+                    let _ = handle.block_on(backend.delete(&name));
+                }
             })
         };
         let ours = self.now();
@@ -158,7 +167,7 @@ impl Repository {
                 }
             }
         });
-        Ok(SessionGuard { id, session, offset, beats, heartbeat, _on_interrupt: on_interrupt })
+        Ok(SessionGuard { id, session, offset, beats, heartbeat, keep_object, _on_interrupt: on_interrupt })
     }
 
     /// The last step before a manifest naming `chunks` is committed: a heartbeat, then, if gc may have judged

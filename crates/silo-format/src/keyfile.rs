@@ -9,6 +9,10 @@ pub const KEYFILE_MAGIC: &[u8; 8] = b"SILOKEY\0";
 /// The version silo writes. Version 1 (no `user`) is still read (format-spec/keyfile.md).
 pub const KEYFILE_VERSION: u32 = 2;
 pub const KDF_ARGON2ID_V19: u32 = 1;
+/// A key that may do everything.
+pub const ROLE_OWNER: u8 = 0;
+/// A writer key: silo holding it creates snapshots but never deletes or overwrites anything (append-only).
+pub const ROLE_WRITER: u8 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct KdfParams {
@@ -52,6 +56,8 @@ pub struct KeyFile {
     pub host: String,
     /// User who created the key, for `key list` (version 2; empty when read from a version 1 key file).
     pub user: String,
+    /// What a client holding this key may do (version 2; `ROLE_OWNER` for a version 1 key file).
+    pub role: u8,
     /// Envelope (kind KeyFile, id = this key file's id) of the master secret (32 bytes) followed by the
     /// BLAKE3 of this key file encoded with `wrapped` empty (32 bytes).
     pub wrapped: Vec<u8>,
@@ -97,8 +103,12 @@ impl KeyFile {
         created: i64,
         host: String,
         user: String,
+        role: u8,
         nonce: [u8; 12],
     ) -> Result<Self, FormatError> {
+        if role > ROLE_WRITER {
+            return Err(FormatError::malformed("key file", format!("unknown role {role}")));
+        }
         let kf = KeyFile {
             magic: *KEYFILE_MAGIC,
             version: KEYFILE_VERSION,
@@ -109,6 +119,7 @@ impl KeyFile {
             created,
             host,
             user,
+            role,
             wrapped: Vec::new(),
         };
         kf.wrap_into(master, password, id, nonce)
@@ -138,6 +149,7 @@ impl KeyFile {
             created,
             host,
             user: String::new(),
+            role: ROLE_OWNER,
             wrapped: Vec::new(),
         };
         kf.wrap_into(master, password, id, nonce)
@@ -224,6 +236,7 @@ impl KeyFile {
                     created: v1.created,
                     host: v1.host,
                     user: String::new(),
+                    role: ROLE_OWNER,
                     wrapped: v1.wrapped,
                 }
             }
@@ -236,6 +249,9 @@ impl KeyFile {
             return Err(FormatError::malformed("key file", format!("unknown key derivation function {}", kf.kdf)));
         }
         kf.params.validate()?;
+        if kf.role > ROLE_WRITER {
+            return Err(FormatError::malformed("key file", format!("unknown role {}", kf.role)));
+        }
         Ok(kf)
     }
 }

@@ -191,7 +191,7 @@ fn config_and_key_files_round_trip() {
 
     let params = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
     let kf =
-        KeyFile::wrap(&master, b"pw", REPO, ObjectId([2; 32]), params, [1; 16], 0, "h".into(), "u".into(), [0; 12])
+        KeyFile::wrap(&master, b"pw", REPO, ObjectId([2; 32]), params, [1; 16], 0, "h".into(), "u".into(), 0, [0; 12])
             .unwrap();
     let decoded = KeyFile::decode(&kf.encode()).unwrap();
     assert_eq!(decoded.unwrap(b"pw", ObjectId([2; 32])).unwrap().0, master.0);

@@ -160,6 +160,7 @@ fn compute() -> Value {
         1_795_372_226_000_000,
         "db1".into(),
         "backup".into(),
+        silo_format::keyfile::ROLE_WRITER,
         seq(0x2e),
     )
     .expect("wrap");
@@ -316,6 +317,7 @@ fn recorded_vectors_decode() {
     assert_eq!((kf.version, kf.user.as_str()), (1, ""), "version 1 key files stay readable");
     let kf2 = KeyFile::decode(&unhex(&recorded["key_file_v2"])).unwrap();
     assert_eq!((kf2.version, kf2.user.as_str(), kf2.host.as_str()), (2, "backup", "db1"));
+    assert_eq!((kf.role, kf2.role), (silo_format::keyfile::ROLE_OWNER, silo_format::keyfile::ROLE_WRITER));
     assert_eq!(kf2.unwrap(b"battery staple", ObjectId(seq(0xe1))).unwrap().0, f.master.0);
     let mut renamed = kf2.clone();
     renamed.user = "mallory".into();
