@@ -275,3 +275,29 @@ fn the_overall_deadline_stops_a_command_waiting_on_a_frozen_store() {
     assert!(out.stdout.is_empty());
     assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
 }
+
+#[test]
+fn packs_the_store_refuses_to_delete_stay_marked_until_a_later_gc() {
+    // An Object Lock retention (or credentials without delete rights) answers 403 to a DELETE: gc keeps
+    // going, reports the packs it could not delete, keeps them marked and indexed, and a later gc deletes them.
+    let Some(g) = garage() else { return };
+    let f = Faulty::new(g);
+    let keep = dump(2 << 20, 31);
+    let gone = f.ok(&["snapshot", "create", "--name", "a"], &dump(2 << 20, 30)).stdout;
+    f.ok(&["snapshot", "create", "--name", "b"], &keep);
+    f.ok(&["forget", String::from_utf8_lossy(&gone).trim()], b"");
+    // object_store deletes through the multi-object API (POST ?delete).
+    f.proxy.add(Rule::times(Fault::Deny, 1000).on("POST").at("?delete").with_body("/packs/"));
+    let out = f.ok(&["--json", "gc", "--safety", "none"], b"");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert!(report["packs_kept_by_store"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(report["packs_deleted"], 0, "{report}");
+    assert!(stderr(&out).contains("refused to delete"), "{}", stderr(&out));
+    f.verify("b:latest", &keep);
+    // The retention has passed: the next gc deletes them.
+    let out = f.ok(&["--json", "gc", "--safety", "none"], b"");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert!(report["packs_deleted"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(report["packs_kept_by_store"], 0, "{report}");
+    f.verify("b:latest", &keep);
+}

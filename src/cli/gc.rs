@@ -72,6 +72,14 @@ impl Report for GcReport {
                 r.pending_reclaimable_at.as_deref().unwrap_or("?")
             );
         }
+        if r.packs_kept_by_store > 0 {
+            say!(
+                "{} packs ({}) the store refused to delete (Object Lock retention or no delete permission): \
+                 still marked; a later gc tries again",
+                r.packs_kept_by_store,
+                human_bytes(r.bytes_kept_by_store)
+            );
+        }
         if r.packs_too_young > 0 {
             say!("{} unreferenced packs are younger than the safety age and were left alone", r.packs_too_young);
         }

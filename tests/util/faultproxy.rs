@@ -26,6 +26,9 @@ pub enum Fault {
     FlipByte,
     /// Forward after this delay.
     Delay(Duration),
+    /// Answer `403 AccessDenied` without forwarding (an Object Lock retention, or credentials without
+    /// delete rights).
+    Deny,
 }
 
 #[derive(Clone, Debug)]
@@ -35,6 +38,8 @@ pub struct Rule {
     pub method: Option<&'static str>,
     /// A substring of the request target (e.g. `snapshots/`, `packs/`); `None` = any.
     pub path: Option<String>,
+    /// A substring of the request body (a multi-object delete names its keys there); `None` = any.
+    pub body: Option<String>,
     /// Applies to this many matching requests...
     pub count: Option<u32>,
     /// ... or to every matching request until then.
@@ -43,11 +48,11 @@ pub struct Rule {
 
 impl Rule {
     pub fn times(fault: Fault, count: u32) -> Rule {
-        Rule { fault, method: None, path: None, count: Some(count), until: None }
+        Rule { fault, method: None, path: None, body: None, count: Some(count), until: None }
     }
 
     pub fn for_time(fault: Fault, d: Duration) -> Rule {
-        Rule { fault, method: None, path: None, count: None, until: Some(Instant::now() + d) }
+        Rule { fault, method: None, path: None, body: None, count: None, until: Some(Instant::now() + d) }
     }
 
     pub fn on(mut self, method: &'static str) -> Rule {
@@ -57,6 +62,11 @@ impl Rule {
 
     pub fn at(mut self, path: &str) -> Rule {
         self.path = Some(path.to_string());
+        self
+    }
+
+    pub fn with_body(mut self, part: &str) -> Rule {
+        self.body = Some(part.to_string());
         self
     }
 }
@@ -120,16 +130,17 @@ impl FaultProxy {
 }
 
 /// The fault for a request (method, target), consuming one use of a counted rule.
-fn pick(state: &Mutex<State>, method: &str, target: &str) -> Option<Fault> {
+fn pick(state: &Mutex<State>, method: &str, target: &str, body: &[u8]) -> Option<Fault> {
     let mut s = lock(state);
     s.requests += 1;
     let kind = if method == "GET" && target.contains("list-type") { "LIST" } else { method };
     let now = Instant::now();
     s.rules.retain(|r| r.count != Some(0) && r.until.is_none_or(|u| u > now));
-    let rule = s
-        .rules
-        .iter_mut()
-        .find(|r| r.method.is_none_or(|m| m == kind) && r.path.as_ref().is_none_or(|p| target.contains(p.as_str())))?;
+    let rule = s.rules.iter_mut().find(|r| {
+        r.method.is_none_or(|m| m == kind)
+            && r.path.as_ref().is_none_or(|p| target.contains(p.as_str()))
+            && r.body.as_ref().is_none_or(|b| body.windows(b.len()).any(|w| w == b.as_bytes()))
+    })?;
     if let Some(c) = rule.count.as_mut() {
         *c -= 1;
     }
@@ -212,7 +223,7 @@ fn serve(mut client: TcpStream, upstream: u16, state: &Mutex<State>) -> std::io:
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    let fault = pick(state, &method, &target);
+    let fault = pick(state, &method, &target, &body);
     match &fault {
         Some(Fault::SlowDown) => {
             let msg = b"<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>injected</Message></Error>";
@@ -226,6 +237,16 @@ fn serve(mut client: TcpStream, upstream: u16, state: &Mutex<State>) -> std::io:
         }
         Some(Fault::Hold(d)) => {
             std::thread::sleep(*d);
+            return client.shutdown(Shutdown::Both);
+        }
+        Some(Fault::Deny) => {
+            let msg = b"<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>Access Denied because object protected by object lock.</Message></Error>";
+            let answer = format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                msg.len()
+            );
+            client.write_all(answer.as_bytes())?;
+            client.write_all(msg)?;
             return client.shutdown(Shutdown::Both);
         }
         Some(Fault::Delay(d)) => std::thread::sleep(*d),

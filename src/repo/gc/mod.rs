@@ -90,6 +90,10 @@ pub struct GcReport {
     pub segments_compacted: u64,
     /// Session objects of long-dead writers and temporary files of killed writes that were removed.
     pub leftovers_removed: u64,
+    /// Packs due for deletion that the store refused to delete (Object Lock retention, no delete right):
+    /// they stay marked and indexed, and a later gc tries again.
+    pub packs_kept_by_store: u64,
+    pub bytes_kept_by_store: u64,
     /// With --dry-run: every pack the run would act on, and how.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<PlannedPack>,
@@ -298,7 +302,7 @@ impl Repository {
 
         // Delete what was marked a grace period ago — first, so a gc on a full disk frees space before it
         // needs any to write new marks.
-        self.delete_packs(&to_delete, lease, &sizes, &mut report).await?;
+        let deleted_now = self.delete_packs(&to_delete, lease, &sizes, &mut report).await?;
 
         // Copy live chunks out of packs to repack or rescue; mark what is now dead. A live chunk may have
         // copies in several packs this run takes away (a writer's rescue, an earlier repack): each is copied
@@ -319,11 +323,10 @@ impl Repository {
             let seg_id = ObjectId::random();
             self.save(seg_id, &segment).await?;
         }
-        let mut deleted: HashSet<ObjectId> = to_delete.into_iter().chain(plan.gone.iter().copied()).collect();
+        let mut deleted: HashSet<ObjectId> = deleted_now.into_iter().chain(plan.gone.iter().copied()).collect();
         if plan.safety.grace_period == 0 {
             // --safety none: what was just marked is deleted in the same run.
-            self.delete_packs(&to_mark, lease, &sizes, &mut report).await?;
-            deleted.extend(to_mark);
+            deleted.extend(self.delete_packs(&to_mark, lease, &sizes, &mut report).await?);
             report.packs_pending = 0;
             report.bytes_pending = 0;
             report.pending_reclaimable_at = None;
@@ -402,21 +405,37 @@ impl Repository {
         lease: &HeldLease,
         sizes: &HashMap<ObjectId, u64>,
         report: &mut GcReport,
-    ) -> Result<()> {
+    ) -> Result<Vec<ObjectId>> {
         if packs.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.check_lease(lease).await?;
+        let mut deleted = Vec::with_capacity(packs.len());
         for id in packs {
+            let size = sizes.get(id).copied().unwrap_or(0);
             match self.backend.delete(&names::pack(id)).await {
                 Ok(()) | Err(crate::backend::BackendError::NotFound { .. }) => {}
+                // The store refuses: an Object Lock retention, or credentials without delete rights. The pack
+                // stays marked (and indexed); a later gc tries again once the retention has passed.
+                Err(crate::backend::BackendError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::PermissionDenied =>
+                {
+                    tracing::warn!(
+                        "{}: the store refused to delete it (Object Lock retention or no delete permission); it \
+                         stays marked, and a later gc tries again",
+                        names::pack(id)
+                    );
+                    report.packs_kept_by_store += 1;
+                    report.bytes_kept_by_store += size;
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
-            let size = sizes.get(id).copied().unwrap_or(0);
             report.packs_deleted += 1;
             report.bytes_deleted += size;
+            deleted.push(*id);
         }
-        Ok(())
+        Ok(deleted)
     }
 
     /// Copies the live chunks of `pack` (still encrypted: a chunk envelope is bound to its chunk id, not to
