@@ -187,6 +187,18 @@ fn closing(head: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Answers with an S3 error document, without forwarding, and closes.
+fn answer_error(client: &mut TcpStream, status: &str, code: &str, message: &str) -> std::io::Result<()> {
+    let msg = format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>");
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        msg.len()
+    );
+    client.write_all(head.as_bytes())?;
+    client.write_all(msg.as_bytes())?;
+    client.shutdown(Shutdown::Both)
+}
+
 fn serve(mut client: TcpStream, upstream: u16, state: &Mutex<State>) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(120)))?;
     // Refusals are decided before the request is read: a down store accepts nothing.
@@ -225,29 +237,14 @@ fn serve(mut client: TcpStream, upstream: u16, state: &Mutex<State>) -> std::io:
     }
     let fault = pick(state, &method, &target, &body);
     match &fault {
-        Some(Fault::SlowDown) => {
-            let msg = b"<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>injected</Message></Error>";
-            let answer = format!(
-                "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                msg.len()
-            );
-            client.write_all(answer.as_bytes())?;
-            client.write_all(msg)?;
-            return client.shutdown(Shutdown::Both);
-        }
+        Some(Fault::SlowDown) => return answer_error(&mut client, "503 Slow Down", "SlowDown", "injected"),
         Some(Fault::Hold(d)) => {
             std::thread::sleep(*d);
             return client.shutdown(Shutdown::Both);
         }
         Some(Fault::Deny) => {
-            let msg = b"<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>Access Denied because object protected by object lock.</Message></Error>";
-            let answer = format!(
-                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                msg.len()
-            );
-            client.write_all(answer.as_bytes())?;
-            client.write_all(msg)?;
-            return client.shutdown(Shutdown::Both);
+            let why = "Access Denied because object protected by object lock.";
+            return answer_error(&mut client, "403 Forbidden", "AccessDenied", why);
         }
         Some(Fault::Delay(d)) => std::thread::sleep(*d),
         _ => {}

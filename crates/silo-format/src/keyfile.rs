@@ -122,40 +122,12 @@ impl KeyFile {
             role,
             wrapped: Vec::new(),
         };
-        kf.wrap_into(master, password, id, nonce)
+        kf.rewrap(master, password, id, nonce)
     }
 
-    /// A version 1 key file (no `user`), as silo wrote before version 2: for test vectors and the tests
-    /// that old repositories stay readable. silo writes version 2.
-    #[allow(clippy::too_many_arguments)]
-    pub fn wrap_v1(
-        master: &MasterSecret,
-        password: &[u8],
-        repo: RepoId,
-        id: ObjectId,
-        params: KdfParams,
-        salt: [u8; 16],
-        created: i64,
-        host: String,
-        nonce: [u8; 12],
-    ) -> Result<Self, FormatError> {
-        let kf = KeyFile {
-            magic: *KEYFILE_MAGIC,
-            version: 1,
-            repo,
-            kdf: KDF_ARGON2ID_V19,
-            params,
-            salt,
-            created,
-            host,
-            user: String::new(),
-            role: ROLE_OWNER,
-            wrapped: Vec::new(),
-        };
-        kf.wrap_into(master, password, id, nonce)
-    }
-
-    fn wrap_into(
+    /// Seals the master secret under `password` with this key file's fields as they are (after a caller
+    /// changed them, e.g. to write a version 1 key file for test vectors).
+    pub fn rewrap(
         mut self,
         master: &MasterSecret,
         password: &[u8],

@@ -138,18 +138,10 @@ fn compute() -> Value {
 
     let key_id = ObjectId(seq(0xe0));
     let kdf = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
-    let keyfile = KeyFile::wrap_v1(
-        &f.master,
-        b"correct horse",
-        f.repo,
-        key_id,
-        kdf,
-        seq(0x30),
-        1_795_372_226_000_000,
-        "db1".into(),
-        seq(0x27),
-    )
-    .expect("wrap");
+    // Version 1: no user, no role (what silo wrote before version 2; still read).
+    let keyfile = KeyFile { version: 1, user: String::new(), ..keyfile_v2_template(&f, key_id, kdf) }
+        .rewrap(&f.master, b"correct horse", key_id, seq(0x27))
+        .expect("wrap");
     let keyfile_v2 = KeyFile::wrap(
         &f.master,
         b"battery staple",
@@ -350,4 +342,22 @@ fn tampering_any_byte_of_an_envelope_is_detected() {
     // The same bytes under another kind, id or repository fail too: objects cannot be swapped.
     assert!(envelope::open(&key, &Aad::new(f.repo, ObjectKind::Snapshot, chunk_a), &good, 1 << 20).is_err());
     assert!(envelope::open(&key, &Aad::new(RepoId([9; 16]), ObjectKind::Chunk, chunk_a), &good, 1 << 20).is_err());
+}
+
+/// A key file with the vectors' fields, to be rewrapped as version 1.
+fn keyfile_v2_template(f: &Fixture, id: ObjectId, kdf: KdfParams) -> KeyFile {
+    KeyFile::wrap(
+        &f.master,
+        b"correct horse",
+        f.repo,
+        id,
+        kdf,
+        seq(0x30),
+        1_795_372_226_000_000,
+        "db1".into(),
+        String::new(),
+        silo_format::keyfile::ROLE_OWNER,
+        seq(0x27),
+    )
+    .expect("wrap")
 }
