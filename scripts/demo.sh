@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --quiet --bin silo --example gendump   # the profile the tests use: RocksDB is compiled once
+cargo build --quiet --profile test --bin silo --example gendump   # the tests' profile: RocksDB is compiled once
 silo=target/debug/silo
 export SILO_REPO="${SILO_REPO:-$(mktemp -d)/repo}" SILO_PASSWORD="${SILO_PASSWORD:-demo password}"
 export SILO_CACHE_DIR="${SILO_CACHE_DIR:-$(dirname "$SILO_REPO")/cache}"
