@@ -296,7 +296,9 @@ impl Backend for S3Backend {
         }
         let bytes = self.store.get_range(&self.path(name), offset..offset + len).await.map_err(|e| match e {
             object_store::Error::NotFound { .. } => BackendError::NotFound { name: name.to_string() },
-            other if other.to_string().contains("416") || other.to_string().contains("Range") => {
+            // Only the store's own answer "416 Range Not Satisfiable" means the object is shorter: a
+            // timeout or a cut connection on a ranged GET may name the range in its text and is transient.
+            other if other.to_string().contains("416") => {
                 BackendError::ShortRead { name: name.to_string(), offset, wanted: len }
             }
             other => Self::error(name, other),
