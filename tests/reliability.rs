@@ -558,20 +558,16 @@ fn foreign_repositories_files_and_killed_inits_get_the_right_answer() {
     let later = run(&killed, &init);
     assert!(later.status.success(), "{}", stderr(&later));
     assert!(run(&killed, &["snapshot", "list"]).status.success());
-    // A directory with only a tmp/ of the user's: never touched, init refused.
-    let user_tmp = dir.path().join("user-tmp");
-    std::fs::create_dir_all(user_tmp.join("tmp")).unwrap();
-    std::fs::write(user_tmp.join("tmp").join("draft.txt"), b"mine").unwrap();
-    age_files(&user_tmp, 120);
-    assert_ne!(run(&user_tmp, &init).status.code(), Some(0));
-    assert_eq!(std::fs::read(user_tmp.join("tmp").join("draft.txt")).unwrap(), b"mine");
-    // Other files of the user's in the directory: never removed, init refused.
-    let busy = dir.path().join("busy");
-    std::fs::create_dir_all(busy.join("keys")).unwrap();
-    std::fs::write(busy.join("keys").join("notes"), b"mine").unwrap();
-    age_files(&busy, 120);
-    assert_ne!(run(&busy, &init).status.code(), Some(0));
-    assert_eq!(std::fs::read(busy.join("keys").join("notes")).unwrap(), b"mine");
+    // A directory with only a tmp/ of the user's, or other files of the user's where silo keeps its own:
+    // never touched, init refused.
+    for (place, sub, file) in [("user-tmp", "tmp", "draft.txt"), ("busy", "keys", "notes")] {
+        let at = dir.path().join(place);
+        std::fs::create_dir_all(at.join(sub)).unwrap();
+        std::fs::write(at.join(sub).join(file), b"mine").unwrap();
+        age_files(&at, 120);
+        assert_ne!(run(&at, &init).status.code(), Some(0), "{place}");
+        assert_eq!(std::fs::read(at.join(sub).join(file)).unwrap(), b"mine", "{place}");
+    }
 
     // A mount point's lost+found is not the repository's business.
     let mount = dir.path().join("mount");

@@ -110,5 +110,13 @@ pub fn open(key: &[u8; 32], aad: &Aad, envelope: &[u8], max_len: usize) -> Resul
         .map_err(|_| FormatError::Authentication)?
         .len();
     plain.truncate(len);
-    Codec::from_id(plain[0])?.decode(&plain[1..], max_len)
+    match Codec::from_id(plain[0])? {
+        // Stored data is already in `plain`: drop the codec byte in place instead of copying every byte
+        // again (the decoder's bound check applies through the other arm when it is too long).
+        Codec::Stored if plain.len() - 1 <= max_len => {
+            plain.remove(0);
+            Ok(plain)
+        }
+        codec => codec.decode(&plain[1..], max_len),
+    }
 }
