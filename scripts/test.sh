@@ -4,7 +4,7 @@
 # conformance suite on every backend, the same snapshot/gc/copy suites again with the repository on S3, and
 # a short run of every fuzz target. Prints how long each stage took (and a summary at the end).
 #
-# RocksDB's C++ is compiled once: clippy runs with `--profile test`, and Cargo.toml gives build scripts the
+# RocksDB's C++ is compiled once: clippy runs with `--profile test`, and Cargo.toml gives build scripts' dependencies the
 # same debug info as the code, so clippy's check build and the test build share RocksDB's build script.
 # Quick mode for a development loop: SILO_QUICK=1 skips clippy and fuzzing.
 set -euo pipefail
