@@ -12,11 +12,17 @@ command -v bc >/dev/null || need+=(bc)
 command -v pg_dump >/dev/null || need+=(postgresql-client)
 command -v mysqldump >/dev/null || need+=(mariadb-client)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+# The jobs-file tests (tests/jobs.rs): Redis's client, and promtool (Debian's prometheus package) to check
+# `silo status --prometheus` output.
+command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v promtool >/dev/null || need+=(prometheus)
+# An SMTP server for the e-mail notification test (Debian's python3 runs it).
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 # A terminal for tests/terminal.rs (progress line, colour at a TTY).
 command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi

@@ -355,12 +355,16 @@ fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
 /// directory the user names is never itself the database. `None` when no base is known (then a private
 /// temporary cache is used).
 pub fn dir_for(base: Option<&Path>, repo: RepoId) -> Option<PathBuf> {
-    let base = base
-        .map(Path::to_path_buf)
+    Some(base_dir(base)?.join(repo.to_hex()))
+}
+
+/// The base below which silo keeps its local state (caches, the run spool): `base` if given, else
+/// `$SILO_CACHE_DIR`, `$XDG_CACHE_HOME/silo`, `~/.cache/silo`.
+pub fn base_dir(base: Option<&Path>) -> Option<PathBuf> {
+    base.map(Path::to_path_buf)
         .or_else(|| std::env::var_os("SILO_CACHE_DIR").map(PathBuf::from))
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("silo")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/silo")))?;
-    Some(base.join(repo.to_hex()))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/silo")))
 }
 
 #[cfg(test)]

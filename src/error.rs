@@ -57,6 +57,8 @@ pub enum Error {
     SessionExpired { reason: String },
     #[error("stream {stream} is empty (0 bytes read): nothing was committed. A dump that failed inside a pipe looks like this; check the command, or pass --allow-empty if an empty stream is expected")]
     EmptyStream { stream: String },
+    #[error("snapshot {name} would be {bytes} bytes, below the job's min_size of {min} bytes: nothing was committed (a dump that failed early looks like this); check the dump, or lower min_size")]
+    TooSmall { name: String, bytes: u64, min: u64 },
     #[error("check found {objects} damaged objects; {snapshots} snapshots cannot be fully restored (details above)")]
     CheckDamaged { objects: usize, snapshots: usize },
     #[error("stale: {what}")]

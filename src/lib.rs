@@ -8,6 +8,8 @@ pub mod entropy;
 pub mod error;
 pub mod inputs;
 pub mod interrupt;
+pub mod jobs;
+pub mod notify;
 pub mod repo;
 pub mod retention;
 pub mod time;

@@ -16,6 +16,17 @@ pub fn format_micros(micros: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// A duration as people say it, largest units first: `1d 2h`, `26min`, `45s`.
+pub fn format_seconds(seconds: u64) -> String {
+    let parts = [(seconds / 86_400, "d"), (seconds % 86_400 / 3600, "h"), (seconds % 3600 / 60, "min")];
+    let shown: Vec<String> = parts.iter().filter(|(n, _)| *n > 0).map(|(n, u)| format!("{n}{u}")).collect();
+    if shown.is_empty() {
+        format!("{seconds}s")
+    } else {
+        shown.join(" ")
+    }
+}
+
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian, UTC).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -33,6 +44,13 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_durations() {
+        assert_eq!(format_seconds(45), "45s");
+        assert_eq!(format_seconds(26 * 3600), "1d 2h");
+        assert_eq!(format_seconds(3660), "1h 1min");
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -167,11 +167,16 @@ fn a_writer_key_creates_copies_and_reads_but_never_deletes() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(target.restore("db:latest") == data);
 
-    // Everything that deletes or rewrites is refused with a writer key, and changes nothing.
+    // Everything that deletes or rewrites is refused with a writer key, and changes nothing but adding the
+    // refused commands' run records (I13: failures leave a trace; a record only adds).
     let mut c = repo.cmd(&["snapshot", "create", "--name", "db"]);
     c.env("SILO_PASSWORD", "writer password");
     assert!(run_with_input(c, &dump(64 << 10, 96)).status.success(), "a second snapshot, so forget has work");
+    let not_runs = |objects: Vec<std::path::PathBuf>| -> Vec<std::path::PathBuf> {
+        objects.into_iter().filter(|p| !p.to_string_lossy().contains("runs/")).collect()
+    };
     let before = repo.objects("");
+    let runs_before = repo.objects("runs").len();
     let some_key = listed[0]["id"].as_str().unwrap();
     for args in [
         vec!["gc"],
@@ -189,7 +194,8 @@ fn a_writer_key_creates_copies_and_reads_but_never_deletes() {
         assert_eq!(out.status.code(), Some(EXIT_AUTH), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("writer key"), "{args:?}: {}", stderr(&out));
     }
-    assert_eq!(repo.objects(""), before, "the refused commands changed nothing");
+    assert_eq!(not_runs(repo.objects("")), not_runs(before), "the refused commands changed nothing");
+    assert_eq!(repo.objects("runs").len(), runs_before + 5, "gc, gc, prune, forget, forget: recorded as failed");
     // A dry run only reads: allowed.
     assert!(run_as(&repo, "writer password", &["gc", "--dry-run"]).status.success());
     // The owner's gc removes the writer's leftover session once it is old.

@@ -75,6 +75,7 @@ impl SkewedWriter {
                 warn: |_| {},
                 times: None,
                 allow_empty: false,
+                min_size: None,
             };
             Ok(r.create_snapshot(rt.handle(), &options)?.id.to_hex())
         });

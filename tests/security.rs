@@ -137,6 +137,7 @@ fn plant(repo: &TestRepo, name: &str, data: &[u8], finished: i64) -> String {
         warn: |_| {},
         times: Some((finished - 1_000_000, finished)),
         allow_empty: false,
+        min_size: None,
     };
     r.create_snapshot(rt.handle(), &options).expect("planted").id.to_hex()
 }

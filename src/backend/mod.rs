@@ -175,6 +175,7 @@ pub mod names {
     pub const LEASE: &str = "gc/lease";
     pub const DAMAGED: &str = "damaged/";
     pub const DRILLS: &str = "drills/";
+    pub const RUNS: &str = "runs/";
     /// Temporary objects: the local backend's files being written, S3 clock probes.
     pub const TMP: &str = "tmp/";
 
@@ -209,6 +210,9 @@ pub mod names {
     pub fn drill(id: &ObjectId) -> String {
         flat(DRILLS, id)
     }
+    pub fn run(id: &ObjectId) -> String {
+        flat(RUNS, id)
+    }
 
     /// A sealed object kind and where objects of it live: what `Repository::save` / `load` need.
     pub trait Named: silo_format::Sealed {
@@ -233,6 +237,7 @@ pub mod names {
     named!(silo_format::maintenance::StoredPolicy, POLICIES, policy);
     named!(silo_format::maintenance::DamageMark, DAMAGED, damage_mark);
     named!(silo_format::maintenance::DrillRecord, DRILLS, drill);
+    named!(silo_format::maintenance::RunRecord, RUNS, run);
     // The one lease: its id is always zero.
     named!(silo_format::maintenance::Lease, LEASE, lease);
 

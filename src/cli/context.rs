@@ -3,11 +3,27 @@
 use super::{password, Cli};
 use anyhow::Result;
 use silo::repo::Repository;
+use std::sync::Mutex;
 use tokio::runtime::Runtime;
 
 pub struct Invocation {
     pub cli: Cli,
     pub rt: Runtime,
+    /// The first repository this command opened: its run record goes there (record.rs).
+    pub opened: Mutex<Option<Repository>>,
+    /// What the command did, for its run record (set by the commands that know).
+    pub details: Mutex<RunDetails>,
+}
+
+/// A command's facts for its run record.
+#[derive(Clone, Debug, Default)]
+pub struct RunDetails {
+    /// A dry run: no record.
+    pub skip: bool,
+    pub job: String,
+    pub snapshot: Option<silo_format::ObjectId>,
+    pub bytes_read: u64,
+    pub bytes_added: u64,
 }
 
 impl Invocation {
@@ -34,7 +50,14 @@ impl Invocation {
 
     pub fn open_at(&self, location: &str, password: &[u8]) -> Result<Repository> {
         let backend = silo::backend::open(location)?;
-        Ok(self.rt.block_on(Repository::open(backend, password, self.cli.cache_dir.clone()))?)
+        let repo = self.rt.block_on(Repository::open(backend, password, self.cli.cache_dir.clone()))?;
+        self.opened.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| repo.clone());
+        Ok(repo)
+    }
+
+    /// Sets facts of this command's run record.
+    pub fn record(&self, f: impl FnOnce(&mut RunDetails)) {
+        f(&mut self.details.lock().unwrap_or_else(|p| p.into_inner()));
     }
 }
 

@@ -107,6 +107,7 @@ fn progress_line(snap: &Snapshot, outcome: &CopyOutcome) {
 }
 
 pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
+    ctx.record(|d| d.job = a.name.clone().unwrap_or_default());
     let from = a.from.as_deref().or(ctx.cli.repo.as_deref()).context("no source: pass --from or --repo")?;
     let from_password = match (&a.from_password_file, password::env_bytes("SILO_FROM_PASSWORD")) {
         (Some(f), _) => password::read_file(f)?,

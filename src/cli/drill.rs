@@ -32,6 +32,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     let repo = ctx.open()?;
     let spec = SnapshotSpec::parse(&a.snapshot)?;
     let snap = ctx.rt.block_on(repo.resolve(&spec))?;
+    ctx.record(|d| (d.job, d.snapshot) = (snap.manifest.name.clone(), Some(snap.id)));
     let stream = snap.stream(&spec.stream)?;
     let (record, failed) = repo.drill(ctx.rt.handle(), &snap, stream, &a.command)?;
     emit(&DrillView::of(&record), ctx.json())?;

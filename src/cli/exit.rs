@@ -12,10 +12,23 @@ pub const COMMAND_FAILED: u8 = 7;
 pub const STALE: u8 = 8;
 /// The work is done (a snapshot committed, a report made) but the answer could not be written to stdout.
 pub const OUTPUT_FAILED: u8 = 9;
+/// `silo status`: a job's latest run failed or its dump shrank (README "Exit codes").
+pub const FAILING: u8 = 10;
 /// The reader of stdout went away (`| head`): silo stopped quietly, as a process killed by SIGPIPE.
 pub const BROKEN_PIPE: u8 = 141;
 
+/// A run or status whose report was printed and whose exit code is the worst outcome it found.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RunFailed {
+    pub code: u8,
+    pub message: String,
+}
+
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(r) = err.downcast_ref::<RunFailed>() {
+        return r.code;
+    }
     use silo::backend::BackendError as B;
     use silo::Error as E;
     if err.downcast_ref::<OutputFailed>().is_some() {
@@ -38,7 +51,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         Some(E::CheckDamaged { .. }) => DAMAGED,
         Some(E::Stale { .. }) => STALE,
         Some(E::Input { .. } | E::SnapshotNotFound { .. } | E::AmbiguousSnapshot { .. }) => USAGE,
-        Some(E::EmptyStream { .. }) => COMMAND_FAILED,
+        Some(E::EmptyStream { .. } | E::TooSmall { .. }) => COMMAND_FAILED,
         Some(E::GcBusy { .. } | E::LeaseLost { .. } | E::ClockSkew { .. } | E::SessionExpired { .. }) => BUSY,
         _ => FAILURE,
     }

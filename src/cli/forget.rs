@@ -145,6 +145,7 @@ impl Report for Forgotten {
 }
 
 pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
+    ctx.record(|d| (d.skip, d.job) = (a.dry_run, a.name.clone().unwrap_or_default()));
     let specs = a.snapshots.iter().map(|s| SnapshotSpec::parse(s)).collect::<Result<Vec<_>, _>>()?;
     let policy = a.keep.policy()?;
     let repo = ctx.open()?;

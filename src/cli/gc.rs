@@ -24,17 +24,21 @@ pub struct Args {
     /// Repack packs with at least this fraction of dead bytes.
     #[arg(long, default_value_t = 0.2)]
     repack_threshold: f64,
+    /// Delete run records (`silo status` history) older than this.
+    #[arg(long, default_value = "90d")]
+    keep_runs: String,
 }
 
 impl Args {
-    fn options(&self) -> GcOptions {
-        GcOptions {
+    fn options(&self) -> Result<GcOptions> {
+        Ok(GcOptions {
             dry_run: self.dry_run,
             safety: self.safety,
             lease_seconds: self.lease_seconds,
             repack_threshold: self.repack_threshold,
             progress: Default::default(),
-        }
+            keep_runs: super::context::duration_arg("--keep-runs", &self.keep_runs)?,
+        })
     }
 }
 
@@ -80,6 +84,9 @@ impl Report for GcReport {
                 human_bytes(r.bytes_kept_by_store)
             );
         }
+        if r.run_records_deleted > 0 {
+            say!("{} run records older than --keep-runs {verb} deleted", r.run_records_deleted);
+        }
         if r.packs_too_young > 0 {
             say!("{} unreferenced packs are younger than the safety age and were left alone", r.packs_too_young);
         }
@@ -88,8 +95,9 @@ impl Report for GcReport {
 }
 
 pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
+    ctx.record(|d| d.skip = a.dry_run);
+    let options = a.options()?;
     let repo = ctx.open()?;
-    let options = a.options();
     let shown = Progress::start("examined", options.progress.clone(), None);
     let report = ctx.rt.block_on(repo.gc(&options));
     drop(shown);
@@ -113,12 +121,13 @@ impl Report for Pruned {
 }
 
 pub fn prune(ctx: &Invocation, a: &Args) -> Result<()> {
+    ctx.record(|d| d.skip = a.dry_run);
     let repo = ctx.open()?;
     let plan = ctx.rt.block_on(repo.plan_forget(&Default::default(), None))?;
     if !a.dry_run {
         ctx.rt.block_on(repo.forget(&plan))?;
     }
-    let gc = ctx.rt.block_on(repo.gc(&a.options()))?;
+    let gc = ctx.rt.block_on(repo.gc(&a.options()?))?;
     let plan = Forgotten::of(&plan, gc.dry_run);
     emit(&Pruned { forgotten: plan.removed(), gc, plan }, ctx.json())
 }

@@ -21,14 +21,20 @@ pub mod exit;
 mod forget;
 mod gc;
 mod init;
+mod jobs_file;
 mod key;
+mod notify;
 pub mod output;
 mod password;
 mod policy;
 mod progress;
+mod record;
 mod repair;
+mod run;
+mod schedule;
 mod snapshot;
 mod stats;
+mod status;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -52,6 +58,10 @@ pub struct Cli {
     /// each repository's cache in a subdirectory it marks with CACHEDIR.TAG, and touches nothing else there.
     #[arg(long, global = true, help_heading = "Global options")]
     cache_dir: Option<PathBuf>,
+    /// The jobs file for `run` and `status` (default: $SILO_CONFIG, /etc/silo/silo.toml,
+    /// $XDG_CONFIG_HOME/silo/silo.toml).
+    #[arg(long, global = true, env = "SILO_CONFIG", help_heading = "Global options")]
+    config: Option<PathBuf>,
     /// Print listings and reports as JSON.
     #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
@@ -95,6 +105,13 @@ enum Command {
     /// List, add, change and remove the passwords (key files) that open the repository.
     #[command(subcommand)]
     Key(key::Command),
+    /// Run jobs of the jobs file: create, offsite copy, forget; every run recorded, failed ones too.
+    Run(run::Args),
+    /// Each job's state: last success and failure, freshness, size change, damage, drills.
+    Status(status::Args),
+    /// Install, remove or list systemd timers (or cron.d files) for the jobs' schedules.
+    #[command(subcommand)]
+    Schedule(schedule::Command),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -102,19 +119,31 @@ pub fn run(cli: Cli) -> Result<()> {
         silo::interrupt::deadline(std::time::Duration::from_secs(context::duration_arg("--deadline", text)?));
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
-    let ctx = context::Invocation { cli, rt };
+    let ctx = context::Invocation { cli, rt, opened: Default::default(), details: Default::default() };
+    let started = silo::time::now_micros();
+    let result = dispatch(&ctx);
+    if let Some(kind) = record::kind_of(&ctx.cli.command) {
+        record::command(&ctx, kind, started, &result);
+    }
+    result
+}
+
+fn dispatch(ctx: &context::Invocation) -> Result<()> {
     match &ctx.cli.command {
-        Command::Init(a) => init::run(&ctx, a),
-        Command::Snapshot(c) => snapshot::run(&ctx, c),
-        Command::Stats => stats::run(&ctx),
-        Command::Forget(a) => forget::run(&ctx, a),
-        Command::Policy(c) => policy::run(&ctx, c),
-        Command::Gc(a) => gc::run(&ctx, a),
-        Command::Prune(a) => gc::prune(&ctx, a),
-        Command::Check(a) => check::run(&ctx, a),
-        Command::Repair(c) => repair::run(&ctx, c),
-        Command::Copy(a) => copy::run(&ctx, a),
-        Command::Drill(a) => drill::run(&ctx, a),
-        Command::Key(c) => key::run(&ctx, c),
+        Command::Init(a) => init::run(ctx, a),
+        Command::Snapshot(c) => snapshot::run(ctx, c),
+        Command::Stats => stats::run(ctx),
+        Command::Forget(a) => forget::run(ctx, a),
+        Command::Policy(c) => policy::run(ctx, c),
+        Command::Gc(a) => gc::run(ctx, a),
+        Command::Prune(a) => gc::prune(ctx, a),
+        Command::Check(a) => check::run(ctx, a),
+        Command::Repair(c) => repair::run(ctx, c),
+        Command::Copy(a) => copy::run(ctx, a),
+        Command::Drill(a) => drill::run(ctx, a),
+        Command::Key(c) => key::run(ctx, c),
+        Command::Run(a) => run::run(ctx, a),
+        Command::Status(a) => status::run(ctx, a),
+        Command::Schedule(c) => schedule::run(ctx, c),
     }
 }

@@ -15,6 +15,17 @@ use std::time::Duration;
 /// Environment variables that hold silo's secrets (README "Use"); removed from every child's environment.
 pub const SECRET_VARIABLES: [&str; 3] = ["SILO_PASSWORD", "SILO_FROM_PASSWORD", "SILO_TO_PASSWORD"];
 
+/// More environment variables that hold secrets: those a jobs file names (`password_env`).
+static MORE_SECRET_VARIABLES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Keeps the environment variable `name` (a secret) from every command silo starts from now on.
+pub fn add_secret_variable(name: &str) {
+    let mut more = MORE_SECRET_VARIABLES.lock().unwrap_or_else(|p| p.into_inner());
+    if !more.iter().any(|n| n == name) {
+        more.push(name.to_string());
+    }
+}
+
 /// The umask silo's caller had (silo itself runs with 077), for the commands silo starts; `u32::MAX` while
 /// unset (a library user that changed nothing).
 static CHILD_UMASK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
@@ -31,6 +42,9 @@ pub fn command(program: &str) -> std::process::Command {
     use std::os::unix::process::CommandExt;
     let mut c = std::process::Command::new(program);
     for name in SECRET_VARIABLES {
+        c.env_remove(name);
+    }
+    for name in MORE_SECRET_VARIABLES.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         c.env_remove(name);
     }
     let mask = CHILD_UMASK.load(Ordering::SeqCst);

@@ -139,6 +139,7 @@ impl Repository {
                 warn: |_| {},
                 times: Some((m.started, m.finished)),
                 allow_empty: true,
+                min_size: None,
             };
             let created = self.create_snapshot(rt, &options);
             drop(options); // unread pipes close, so no restore thread waits for a reader that is gone

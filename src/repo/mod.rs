@@ -13,6 +13,7 @@ pub mod lease;
 pub mod liveness;
 pub mod read;
 pub mod repair;
+pub mod runs;
 pub mod session;
 pub mod snapshots;
 pub mod stats;
@@ -99,6 +100,8 @@ async fn clear_interrupted_init(backend: &dyn Backend) -> Result<()> {
     Ok(())
 }
 
+/// A handle on an open repository; clones share everything (keys, cache, clock).
+#[derive(Clone)]
 pub struct Repository {
     pub backend: Arc<dyn Backend>,
     pub repo_id: RepoId,

@@ -48,6 +48,8 @@ pub struct CreateOptions {
     pub times: Option<(i64, i64)>,
     /// Commit streams of zero bytes (refused by default: a dump tool that failed inside a pipe yields one).
     pub allow_empty: bool,
+    /// Refuse to commit a snapshot of fewer bytes (all streams together): a jobs file's `min_size`.
+    pub min_size: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -260,6 +262,10 @@ impl Repository {
             streams_done.iter().zip(&options.streams).find(|(r, _)| r.size == 0 && !options.allow_empty)
         {
             return Err(Error::EmptyStream { stream: empty.1.name.clone() });
+        }
+        let total: u64 = streams_done.iter().map(|r| r.size).sum();
+        if let Some(min) = options.min_size.filter(|min| total < *min) {
+            return Err(Error::TooSmall { name: options.name.clone(), bytes: total, min });
         }
         packs += rt.block_on(self.rescue_marked_chunks(collected.ids.iter().flatten()))?;
         rt.block_on(self.verify_before_commit(session, collected.ids.iter().flatten()))?;

@@ -64,6 +64,13 @@ pub fn mariadb() -> bool {
     require("MariaDB at 127.0.0.1:3306", dump.and_then(|_| probe(c)))
 }
 
+/// Whether `program arg` runs and succeeds (a tool is installed), as a `require` probe.
+pub fn tool(program: &str, arg: &str) -> Result<(), String> {
+    let mut c = Command::new(program);
+    c.arg(arg);
+    probe(c).map_err(|e| format!("{e} (scripts/setup.sh installs it)"))
+}
+
 pub fn sqlite() -> bool {
     let mut c = Command::new("sqlite3");
     c.arg("-version");

@@ -30,6 +30,7 @@ pub enum ObjectKind {
     Session = 9,
     DamageMark = 10,
     Drill = 11,
+    Run = 12,
 }
 
 /// Associated data: `"silo" || envelope version || repo id(16) || kind(1) || object id(32)`, 54 bytes.

@@ -1,5 +1,6 @@
 //! Small objects that coordinate maintenance (format-spec/maintenance.md): stored retention policies
-//! (`policies/<id>`), the gc lease (`gc/lease`) and writer sessions (`sessions/<id>`).
+//! (`policies/<id>`), the gc lease (`gc/lease`), writer sessions (`sessions/<id>`), damage marks, drill records
+//! and run records (`runs/<id>`).
 
 pub use crate::sealed::Sealed;
 use crate::{ObjectId, ObjectKind};
@@ -119,4 +120,81 @@ impl Sealed for DrillRecord {
     fn version(&self) -> u32 {
         self.version
     }
+}
+
+/// What a run record is of: a `silo run` of a job, or one command.
+pub const RUN_KINDS: [&str; 7] = ["run", "create", "copy", "forget", "gc", "check", "drill"];
+/// Longest error line a run record keeps (bytes); longer ones are cut at a character boundary.
+pub const RUN_ERROR_MAX: usize = 1024;
+
+/// One step of a `silo run` (create, copy, forget, check, drill, notify).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct RunStep {
+    pub step: String,
+    /// `ok`, `failed` or `skipped`.
+    pub outcome: String,
+    /// Empty unless failed (one line, never a secret).
+    pub error: String,
+}
+
+/// A record of one run, successful or failed (format-spec/maintenance.md "runs").
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct RunRecord {
+    pub version: u32,
+    /// One of `RUN_KINDS`.
+    pub kind: String,
+    /// The job (for `run`) or snapshot name; empty for repository-wide commands (gc, check).
+    pub job: String,
+    pub host: String,
+    pub started: i64,
+    pub finished: i64,
+    pub bytes_read: u64,
+    pub bytes_added: u64,
+    /// The snapshot the run made, if any.
+    pub snapshot: Option<ObjectId>,
+    pub ok: bool,
+    /// The process exit code the run's outcome maps to (0 when ok).
+    pub exit_code: u8,
+    /// Empty when `ok`.
+    pub error: String,
+    pub steps: Vec<RunStep>,
+}
+
+impl Sealed for RunRecord {
+    const KIND: ObjectKind = ObjectKind::Run;
+    const WHAT: &'static str = "run record";
+    const VERSION: u32 = MAINTENANCE_VERSION;
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn validate(&self) -> Result<(), crate::FormatError> {
+        let bad = |why: String| Err(crate::FormatError::malformed("run record", why));
+        if !RUN_KINDS.contains(&self.kind.as_str()) {
+            return bad(format!("unknown kind {:?}", self.kind));
+        }
+        if self.finished < self.started {
+            return bad("finishes before it starts".into());
+        }
+        if self.ok != (self.exit_code == 0) {
+            return bad("outcome and exit code disagree".into());
+        }
+        if self.error.len() > RUN_ERROR_MAX || self.steps.iter().any(|s| s.error.len() > RUN_ERROR_MAX) {
+            return bad("error line too long".into());
+        }
+        if let Some(s) = self.steps.iter().find(|s| !["ok", "failed", "skipped"].contains(&s.outcome.as_str())) {
+            return bad(format!("step {:?} has outcome {:?}", s.step, s.outcome));
+        }
+        Ok(())
+    }
+}
+
+/// `text` cut to at most `RUN_ERROR_MAX` bytes at a character boundary, on one line.
+pub fn run_error_line(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut end = one_line.len().min(RUN_ERROR_MAX);
+    while !one_line.is_char_boundary(end) {
+        end -= 1;
+    }
+    one_line[..end].to_string()
 }

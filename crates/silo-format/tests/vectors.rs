@@ -10,7 +10,9 @@ const VECTOR_CHUNKER: ChunkerParams = ChunkerParams { min_size: 64 << 10, avg_si
 use silo_format::config::{self, RepoConfig};
 use silo_format::index::{DeletedPack, IndexPack, IndexSegment};
 use silo_format::keyfile::{KdfParams, KeyFile};
-use silo_format::maintenance::{DamageMark, DrillRecord, Lease, Policy, Sealed, Session, StoredPolicy};
+use silo_format::maintenance::{
+    DamageMark, DrillRecord, Lease, Policy, RunRecord, RunStep, Sealed, Session, StoredPolicy,
+};
 use silo_format::manifest::{SnapshotManifest, StreamManifest};
 use silo_format::pack::{self, PackWriter};
 use silo_format::{envelope, Aad, Keys, MasterSecret, ObjectId, ObjectKind, RepoId};
@@ -187,6 +189,7 @@ fn compute() -> Value {
         error: String::new(),
     };
     let drill_bytes = drill.seal(&f.keys, f.repo, ObjectId(seq(0x14)), seq(0x2c));
+    let run_bytes = run_record().seal(&f.keys, f.repo, ObjectId(seq(0x15)), seq(0x2f));
 
     let small = ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 65536 };
     let cuts = small.cut_points(&pseudo_random(1 << 20, 0x5110), f.keys.chunker_seed());
@@ -199,8 +202,8 @@ fn compute() -> Value {
             "chunk_a_plaintext": hex::encode(&text),
             "chunk_b_plaintext": hex::encode(b"hello silo"),
             "chunk_c_plaintext": hex::encode(&copy_block),
-            "nonces": "envelope nonces are 12 consecutive bytes starting at 0x20 (chunk_a envelope), 0x21, 0x22 (pack chunks), 0x23 (trailer), 0x24 (segment), 0x25 (manifest), 0x26 (config), 0x27 (key file), 0x28 (policy), 0x29 (lease), 0x2a (session), 0x2b (damage mark), 0x2c (drill), 0x2d (chunk_c envelope, codec columns), 0x2e (version 2 key file)",
-            "ids": "pack id = 32 consecutive bytes from 0x40, segment 0x60, deleted pack 0x80, superseded segment 0xa0, snapshot 0xc0, key file 0xe0 (version 2: 0xe1), policy 0x11, lease holder 0x12, session 0x13, drill 0x14; the damage mark's id is the snapshot id; the lease's AAD id is zero; key file salt 16 bytes from 0x30 (version 2: 0x31)",
+            "nonces": "envelope nonces are 12 consecutive bytes starting at 0x20 (chunk_a envelope), 0x21, 0x22 (pack chunks), 0x23 (trailer), 0x24 (segment), 0x25 (manifest), 0x26 (config), 0x27 (key file), 0x28 (policy), 0x29 (lease), 0x2a (session), 0x2b (damage mark), 0x2c (drill), 0x2d (chunk_c envelope, codec columns), 0x2e (version 2 key file), 0x2f (run record)",
+            "ids": "pack id = 32 consecutive bytes from 0x40, segment 0x60, deleted pack 0x80, superseded segment 0xa0, snapshot 0xc0, key file 0xe0 (version 2: 0xe1), policy 0x11, lease holder 0x12, session 0x13, drill 0x14, run record 0x15; the damage mark's id is the snapshot id; the lease's AAD id is zero; key file salt 16 bytes from 0x30 (version 2: 0x31)",
             "password": "correct horse",
         },
         "keys": {
@@ -226,6 +229,7 @@ fn compute() -> Value {
         "session": hex::encode(&session_bytes),
         "damage_mark": hex::encode(&mark_bytes),
         "drill": hex::encode(&drill_bytes),
+        "run_record": hex::encode(&run_bytes),
         "chunker": {
             "params": "min 4096, avg 16384, max 65536, normalization level 1, seed = chunker_seed",
             "input": "1 MiB of xorshift64* output, state 0x5110, little-endian words",
@@ -322,6 +326,54 @@ fn recorded_vectors_decode() {
     assert_eq!(mark.snapshot, ObjectId(seq(0xc0)));
     let drill = DrillRecord::open(&f.keys, f.repo, ObjectId(seq(0x14)), &unhex(&recorded["drill"])).unwrap();
     assert_eq!((drill.command[0].as_str(), drill.ok), ("psql", true));
+    let run = RunRecord::open(&f.keys, f.repo, ObjectId(seq(0x15)), &unhex(&recorded["run_record"])).unwrap();
+    assert_eq!(run, run_record());
+}
+
+/// A failed `silo run` whose offsite copy failed: the run record of the vectors.
+fn run_record() -> RunRecord {
+    let step = |step: &str, outcome: &str, error: &str| RunStep {
+        step: step.into(),
+        outcome: outcome.into(),
+        error: error.into(),
+    };
+    RunRecord {
+        version: 1,
+        kind: "run".into(),
+        job: "shop".into(),
+        host: "db1".into(),
+        started: 9,
+        finished: 10,
+        bytes_read: 11,
+        bytes_added: 12,
+        snapshot: Some(ObjectId(seq(0xc0))),
+        ok: false,
+        exit_code: 3,
+        error: "copy: offsite unreachable".into(),
+        steps: vec![step("create", "ok", ""), step("copy", "failed", "offsite unreachable"), step("forget", "ok", "")],
+    }
+}
+
+#[test]
+fn run_records_are_validated() {
+    let mut r = run_record();
+    assert!(r.validate().is_ok());
+    r.kind = "party".into();
+    assert!(r.validate().is_err(), "unknown kind");
+    let mut r = run_record();
+    r.exit_code = 0;
+    assert!(r.validate().is_err(), "a failed run with exit code 0");
+    let mut r = run_record();
+    r.finished = r.started - 1;
+    assert!(r.validate().is_err(), "finishes before it starts");
+    let mut r = run_record();
+    r.steps[1].outcome = "meh".into();
+    assert!(r.validate().is_err(), "unknown step outcome");
+    let mut r = run_record();
+    r.error = "x".repeat(silo_format::maintenance::RUN_ERROR_MAX + 1);
+    assert!(r.validate().is_err(), "error line too long");
+    let cut = silo_format::maintenance::run_error_line(&format!("{}\nsecond line", "é".repeat(600)));
+    assert!(cut.len() <= silo_format::maintenance::RUN_ERROR_MAX && !cut.contains('\n'));
 }
 
 #[test]

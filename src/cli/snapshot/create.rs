@@ -112,6 +112,7 @@ fn named_streams(values: &[String]) -> Result<Vec<StreamSpec>, silo::Error> {
 }
 
 pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
+    ctx.record(|d| d.job = a.name.clone());
     validate_name("snapshot name", &a.name)?;
     for t in &a.tags {
         validate_name("tag", t)?;
@@ -142,6 +143,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         warn: |text| note!("silo: warning: {text}"),
         times: None,
         allow_empty: a.allow_empty,
+        min_size: None,
     };
     let total = match &options.streams[..] {
         [StreamSpec { source: Source::Stdin, .. }] => silo::inputs::stdin_remaining(),
@@ -149,6 +151,9 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     };
     let shown = Progress::start("read", options.progress.clone(), total);
     let report = repo.create_snapshot(ctx.rt.handle(), &options)?;
+    ctx.record(|d| {
+        (d.snapshot, d.bytes_read, d.bytes_added) = (Some(report.id), report.bytes, report.new_bytes_stored)
+    });
     drop(shown);
     emit(&Created::of(&report), ctx.json())
         .and_then(|()| Ok(crate::cli::output::flush()?))

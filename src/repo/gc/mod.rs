@@ -54,6 +54,8 @@ pub struct GcOptions {
     pub repack_threshold: f64,
     /// Bytes of packs examined, repacked or deleted so far, for a progress display.
     pub progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Run records (`runs/`) older than this many seconds are deleted.
+    pub keep_runs: u64,
 }
 
 impl Default for GcOptions {
@@ -64,6 +66,7 @@ impl Default for GcOptions {
             lease_seconds: 3600,
             repack_threshold: 0.2,
             progress: Default::default(),
+            keep_runs: super::runs::KEEP_RUNS_DAYS * 86_400,
         }
     }
 }
@@ -94,6 +97,8 @@ pub struct GcReport {
     /// they stay marked and indexed, and a later gc tries again.
     pub packs_kept_by_store: u64,
     pub bytes_kept_by_store: u64,
+    /// Run records older than the kept age that were (or, in a dry run, would be) deleted.
+    pub run_records_deleted: u64,
     /// With --dry-run: every pack the run would act on, and how.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<PlannedPack>,
@@ -163,7 +168,9 @@ impl Repository {
     /// A whole run: the lease, the plan, its execution (or, with `dry_run`, the plan's report).
     pub async fn gc(&self, options: &GcOptions) -> Result<GcReport> {
         if options.dry_run {
-            return Ok(self.gc_plan(options).await?.report());
+            let mut report = self.gc_plan(options).await?.report();
+            report.run_records_deleted = self.prune_runs(options.keep_runs, true).await? as u64;
+            return Ok(report);
         }
         self.require_owner("gc")?;
         let lease = self.acquire_lease(options.lease_seconds).await?;
@@ -172,7 +179,10 @@ impl Repository {
             Err(e) => Err(e),
         };
         self.release_lease(lease).await?;
-        result
+        let mut report = result?;
+        // History stays bounded (maintenance.md "runs"); records are not data, the lease does not cover them.
+        report.run_records_deleted = self.prune_runs(options.keep_runs, false).await? as u64;
+        Ok(report)
     }
 
     /// The backend's time, refusing to run when this machine's clock is too far from it: ages are judged on

@@ -1,0 +1,160 @@
+//! Carrying out a job's notifications after `silo run` (jobs/notify.rs decides, silo::notify sends): the
+//! events of the run, each target that wants them, the cooldown judged from the run records. A send that
+//! fails is recorded as a failed `notify:TARGET:EVENT` step and changes nothing else (I13).
+
+use super::context::Invocation;
+use super::password;
+use silo::jobs::notify::{self as n, Event, Notice, Ping, SecretRef, Target};
+use silo::jobs::{Job, JobsFile};
+use silo_format::maintenance::{run_error_line, RunRecord, RunStep};
+
+/// A secret the jobs file points to: an owner-only file's first line, or an environment variable (kept
+/// from every command silo starts).
+fn secret(r: &SecretRef) -> Result<Vec<u8>, String> {
+    match (&r.file, &r.env) {
+        (Some(f), _) => password::read_file(f).map_err(|e| format!("{e:#}")),
+        (None, Some(name)) => {
+            silo::inputs::process::add_secret_variable(name);
+            password::env_bytes(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("environment variable {name} is not set"))
+        }
+        (None, None) => Err("no secret given".into()),
+    }
+}
+
+fn send(ctx: &Invocation, target: &Target, notice: &Notice) -> Result<(), String> {
+    if let Some(w) = &target.webhook {
+        let key = w.secret.as_ref().map(secret).transpose()?;
+        return ctx.rt.block_on(silo::notify::post(&n::webhook(w, notice, key.as_deref())));
+    }
+    if let Some(t) = &target.ntfy {
+        let token = t.token.as_ref().map(secret).transpose()?;
+        return ctx.rt.block_on(silo::notify::post(&n::ntfy(t, notice, token.as_deref())));
+    }
+    if let Some(p) = &target.pushover {
+        let (token, user) = (secret(&p.token)?, secret(&p.user)?);
+        return ctx.rt.block_on(silo::notify::post(&n::pushover(p, notice, &token, &user)));
+    }
+    if let Some(e) = &target.email {
+        let message = n::email_message(e, notice, &rfc2822_now());
+        if let Some(program) = &e.sendmail {
+            return silo::notify::sendmail(program, &message);
+        }
+        let pw = e.password.as_ref().map(secret).transpose()?;
+        let login = match (&e.username, &pw) {
+            (Some(u), Some(p)) => Some((u.as_str(), p.as_slice())),
+            _ => None,
+        };
+        let smtp = silo::notify::Smtp {
+            server: e.smtp.as_deref().unwrap_or_default(),
+            from: &e.from,
+            to: &e.to,
+            login,
+            ca_file: e.ca_file.as_deref(),
+        };
+        return ctx.rt.block_on(silo::notify::smtp(&smtp, &message));
+    }
+    Ok(())
+}
+
+fn rfc2822_now() -> String {
+    let secs = silo::time::now_micros() / 1_000_000;
+    let (y, m, d) = silo::time::civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let dow = DAYS[secs.div_euclid(86_400).rem_euclid(7) as usize];
+    format!(
+        "{dow}, {d:02} {} {y} {:02}:{:02}:{:02} +0000",
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// healthchecks-style pings of the job's targets (start, success, fail); never held back by a cooldown.
+pub fn ping(ctx: &Invocation, file: &JobsFile, job: &Job, what: Ping, body: &str) -> Vec<RunStep> {
+    let mut steps = Vec::new();
+    for name in &job.notify {
+        let Some(h) = file.notify.get(name).and_then(|t| t.healthchecks.as_ref()) else { continue };
+        let label = match what {
+            Ping::Start => "start",
+            Ping::Success => "success",
+            Ping::Fail => "fail",
+        };
+        let result = ctx.rt.block_on(silo::notify::post(&n::ping(h, what, body)));
+        steps.push(step(&format!("ping:{name}:{label}"), result));
+    }
+    steps
+}
+
+fn step(name: &str, result: Result<(), String>) -> RunStep {
+    match result {
+        Ok(()) => RunStep { step: name.into(), outcome: "ok".into(), error: String::new() },
+        Err(e) => {
+            note!("silo: warning: {name}: {e} (the run's outcome is unchanged)");
+            RunStep { step: name.into(), outcome: "failed".into(), error: run_error_line(&e) }
+        }
+    }
+}
+
+/// Sends the notifications of `events` for the finished run `record` to the job's targets, minding each
+/// (job, event) cooldown against `history` (the job's earlier records). Returns the steps to record.
+pub fn events(
+    ctx: &Invocation,
+    file: &JobsFile,
+    job: &Job,
+    record: &RunRecord,
+    events: &[Event],
+    reasons: &[String],
+    history: &[RunRecord],
+) -> Vec<RunStep> {
+    let cooldown = job.cooldown.unwrap_or(silo::jobs::DEFAULT_COOLDOWN);
+    let mut steps = Vec::new();
+    for &event in events {
+        let message = match event {
+            Event::Failed => format!("{} on {}: the run failed: {}", record.job, record.host, record.error),
+            Event::Recovered => format!("{} on {}: the run succeeded again after failing", record.job, record.host),
+            _ => format!("{} on {}: {}", record.job, record.host, reasons.join("; ")),
+        };
+        let notice = Notice {
+            version: 1,
+            event,
+            job: record.job.clone(),
+            host: record.host.clone(),
+            time: silo::time::format_micros(record.finished),
+            ok: record.ok,
+            exit_code: record.exit_code,
+            error: record.error.clone(),
+            snapshot: record.snapshot.map(|s| s.to_hex()),
+            bytes_read: record.bytes_read,
+            bytes_added: record.bytes_added,
+            message,
+        };
+        for name in &job.notify {
+            let Some(target) = file.notify.get(name) else { continue };
+            if target.healthchecks.is_some() || !target.wants(event) {
+                continue;
+            }
+            let step_name = n::step_name(name, event);
+            let last_sent = history
+                .iter()
+                .filter(|r| r.job == record.job && r.steps.iter().any(|s| s.step == step_name && s.outcome == "ok"))
+                .map(|r| r.finished)
+                .max();
+            if !n::due(event, last_sent, record.finished, cooldown) {
+                let until = last_sent.unwrap_or_default() + i64::try_from(cooldown).unwrap_or(0) * 1_000_000;
+                steps.push(RunStep {
+                    step: step_name,
+                    outcome: "skipped".into(),
+                    error: format!("cooldown until {}", silo::time::format_micros(until)),
+                });
+                continue;
+            }
+            steps.push(step(&step_name, send(ctx, target, &notice)));
+        }
+    }
+    steps
+}

@@ -1,0 +1,69 @@
+//! Every create, copy, forget, gc, check and drill leaves a run record (maintenance.md "runs"), successful
+//! or failed, in the first repository it opened; a command that could not reach it spools the record
+//! locally for the next run to upload (repo/runs.rs). Dry runs are not runs and leave none. `silo run`
+//! records its jobs itself (run.rs).
+
+use super::context::Invocation;
+use super::exit::{exit_code, UNREACHABLE};
+use super::{snapshot, Command};
+use silo::repo::runs::Spool;
+use silo_format::maintenance::{run_error_line, RunRecord, MAINTENANCE_VERSION};
+
+/// The record kind of a command, if it leaves one.
+pub fn kind_of(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Snapshot(snapshot::Command::Create(_)) => Some("create"),
+        Command::Copy(_) => Some("copy"),
+        Command::Forget(_) => Some("forget"),
+        Command::Gc(_) | Command::Prune(_) => Some("gc"),
+        Command::Check(_) => Some("check"),
+        Command::Drill(_) => Some("drill"),
+        _ => None,
+    }
+}
+
+/// Records the command's outcome. Never changes it: a record that cannot be kept is a warning.
+pub fn command(ctx: &Invocation, kind: &str, started: i64, result: &anyhow::Result<()>) {
+    let details = ctx.details.lock().map(|d| d.clone()).unwrap_or_else(|p| p.into_inner().clone());
+    if details.skip {
+        return;
+    }
+    let (exit_code, error) = match result {
+        Ok(()) => (0, String::new()),
+        Err(e) => (exit_code(e), run_error_line(&format!("{e:#}"))),
+    };
+    let record = RunRecord {
+        version: MAINTENANCE_VERSION,
+        kind: kind.to_string(),
+        job: details.job,
+        host: silo::repo::hostname(),
+        started,
+        finished: silo::time::now_micros().max(started),
+        bytes_read: details.bytes_read,
+        bytes_added: details.bytes_added,
+        snapshot: details.snapshot,
+        ok: exit_code == 0,
+        exit_code,
+        error,
+        steps: Vec::new(),
+    };
+    let opened = ctx.opened.lock().map(|o| o.clone()).unwrap_or_else(|p| p.into_inner().clone());
+    match opened {
+        Some(repo) => {
+            if let Err(e) = ctx.rt.block_on(repo.record_run(&record)) {
+                note!("silo: warning: the run record of this {kind} was not stored: {e}");
+            }
+        }
+        // The repository was out of reach: keep the record for the next run that reaches it.
+        None if exit_code == UNREACHABLE => {
+            let Some(location) = ctx.cli.repo.as_deref() else { return };
+            match Spool::for_location(ctx.cli.cache_dir.as_deref(), location).map(|s| s.put(&record)) {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => note!("silo: warning: the run record of this {kind} was not spooled: {e}"),
+                None => {}
+            }
+        }
+        // Failed before reaching the repository (usage, password): nothing happened to record.
+        None => {}
+    }
+}

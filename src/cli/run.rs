@@ -1,0 +1,405 @@
+//! `silo run JOB... | --all`: each job of the jobs file as one unit — create, offsite copy, forget — with
+//! every step's outcome recorded in the repository (or spooled when it is out of reach), successful or
+//! failed. The steps and how outcomes combine are the library's (jobs/run.rs); this file carries them out.
+//! The exit code is the worst outcome over all jobs (README "Exit codes").
+
+use super::context::Invocation;
+use super::exit::{exit_code, RunFailed};
+use super::jobs_file;
+use super::output::{emit, human_bytes, Report};
+use anyhow::Result;
+use serde::Serialize;
+use silo::inputs::StreamSpec;
+use silo::jobs::notify::Ping;
+use silo::jobs::run::{should_run, steps, summarize, Outcome, Step};
+use silo::jobs::status::{JobStatus, Limits, State};
+use silo::jobs::{Job, JobsFile, RepoConfig};
+use silo::repo::runs::Spool;
+use silo::repo::write::CreateOptions;
+use silo::repo::Repository;
+use silo_format::maintenance::{RunRecord, MAINTENANCE_VERSION};
+use std::process::Stdio;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Jobs to run (names of [jobs.NAME] tables in the jobs file).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    jobs: Vec<String>,
+    /// Run every job of the jobs file.
+    #[arg(long)]
+    all: bool,
+    /// Print what each job would do; run nothing, touch no repository.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Serialize)]
+struct RunReport {
+    dry_run: bool,
+    jobs: Vec<JobReport>,
+    exit_code: u8,
+}
+
+#[derive(Serialize)]
+struct JobReport {
+    job: String,
+    ok: bool,
+    exit_code: u8,
+    snapshot: Option<String>,
+    bytes_read: u64,
+    bytes_added: u64,
+    duration_seconds: f64,
+    steps: Vec<StepView>,
+    /// Where the run record went: `repository`, `spooled <path>`, or why it could not be kept.
+    recorded: String,
+}
+
+#[derive(Serialize)]
+struct StepView {
+    step: String,
+    outcome: String,
+    /// The error (failed), why it was skipped, or what it will do (dry run).
+    detail: String,
+}
+
+impl Report for RunReport {
+    fn human(&self) -> Result<()> {
+        for j in &self.jobs {
+            if self.dry_run {
+                say!("job {}:", j.job);
+                for s in &j.steps {
+                    say!("  {:<15} {}", s.step, s.detail);
+                }
+                continue;
+            }
+            let verdict = if j.ok { "ok" } else { "FAILED" };
+            let snap = j.snapshot.as_deref().map_or(String::new(), |s| format!(", snapshot {}", &s[..12]));
+            say!(
+                "{}: {verdict}{snap}, {} read, {} added, {:.1} s",
+                j.job,
+                human_bytes(j.bytes_read),
+                human_bytes(j.bytes_added),
+                j.duration_seconds
+            );
+            for s in j.steps.iter().filter(|s| s.outcome != "ok") {
+                say!("  {} {}: {}", s.step, s.outcome, s.detail);
+            }
+            if j.recorded != "repository" {
+                say!("  run record: {}", j.recorded);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A step's error: its one line and the exit code it maps to.
+type StepError = (String, u8);
+
+fn failed(e: anyhow::Error) -> StepError {
+    (format!("{e:#}"), exit_code(&e))
+}
+
+/// The repositories of a run, each opened once (on first use) for all jobs.
+struct Repos<'a> {
+    ctx: &'a Invocation,
+    file: &'a JobsFile,
+    main: Option<Result<Repository, StepError>>,
+    offsite: Option<Result<Repository, StepError>>,
+}
+
+impl Repos<'_> {
+    fn main(&mut self) -> Result<&Repository, StepError> {
+        let (ctx, cfg) = (self.ctx, &self.file.repository);
+        let opened = self.main.get_or_insert_with(|| {
+            let repo = jobs_file::open(ctx, "repository", cfg).map_err(failed)?;
+            // Records a run earlier could not store go in first, so history stays in order of runs.
+            if let Some(spool) = spool_of(ctx, cfg) {
+                match ctx.rt.block_on(spool.flush(&repo)) {
+                    Ok(0) => {}
+                    Ok(n) => note!("silo: uploaded {n} run records spooled while the repository was out of reach"),
+                    Err(e) => note!("silo: warning: spooled run records stay spooled: {e}"),
+                }
+            }
+            Ok(repo)
+        });
+        opened.as_ref().map_err(Clone::clone)
+    }
+
+    fn offsite(&mut self) -> Result<&Repository, StepError> {
+        let (ctx, file) = (self.ctx, self.file);
+        let opened = self.offsite.get_or_insert_with(|| {
+            let cfg = file.offsite.as_ref().ok_or(("no [offsite] repository".to_string(), super::exit::USAGE))?;
+            jobs_file::open(ctx, "offsite", cfg).map_err(|e| {
+                let (message, code) = failed(e);
+                (format!("offsite {}: {message}", cfg.location), code)
+            })
+        });
+        opened.as_ref().map_err(Clone::clone)
+    }
+}
+
+fn spool_of(ctx: &Invocation, cfg: &RepoConfig) -> Option<Spool> {
+    Spool::for_location(cfg.cache_dir.as_deref().or(ctx.cli.cache_dir.as_deref()), &cfg.location)
+}
+
+/// The job's streams: presets expanded, `"all"` listed from the server now.
+fn streams_of(name: &str, job: &Job) -> Result<Vec<StreamSpec>> {
+    let mut out: Vec<StreamSpec> = Vec::new();
+    for entry in &job.streams {
+        let preset = entry.preset().map_err(|m| silo::Error::Input { what: format!("job {name}"), message: m })?;
+        let databases = match preset.list_command() {
+            Some(argv) => {
+                let listed = silo::inputs::process::command(&argv[0])
+                    .args(&argv[1..])
+                    .stdin(Stdio::null())
+                    .output()
+                    .map_err(|e| silo::Error::io(format!("starting {} to list the databases", argv[0]), e))?;
+                if !listed.status.success() {
+                    let stderr = String::from_utf8_lossy(&listed.stderr);
+                    return Err(silo::Error::CommandFailed {
+                        command: argv.join(" "),
+                        status: silo::inputs::process::describe_status(&listed.status),
+                        outcome: "could not list the databases; nothing was committed",
+                        stderr_tail: stderr.lines().last().map_or(String::new(), |l| format!(": {l}")),
+                    }
+                    .into());
+                }
+                preset.dumpable(&String::from_utf8_lossy(&listed.stdout))
+            }
+            None => Vec::new(),
+        };
+        for spec in preset.specs(entry.name.as_deref(), &databases) {
+            silo::repo::snapshots::validate_name("stream name", &spec.name)?;
+            if out.iter().any(|s| s.name == spec.name) {
+                return Err(silo::Error::Input {
+                    what: format!("job {name}"),
+                    message: format!("two streams are named {:?}; set name = \"...\" on one", spec.name),
+                }
+                .into());
+            }
+            out.push(spec);
+        }
+    }
+    Ok(out)
+}
+
+struct Created {
+    snapshot: silo_format::ObjectId,
+    bytes_read: u64,
+    bytes_added: u64,
+}
+
+fn create(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<Created> {
+    let options = CreateOptions {
+        name: name.to_string(),
+        host: silo::repo::hostname(),
+        tags: job.tags.clone(),
+        streams: streams_of(name, job)?,
+        progress: Default::default(),
+        warn: |text| note!("silo: warning: {text}"),
+        times: None,
+        allow_empty: false,
+        min_size: job.min_size,
+    };
+    let report = repo.create_snapshot(ctx.rt.handle(), &options)?;
+    Ok(Created { snapshot: report.id, bytes_read: report.bytes, bytes_added: report.new_bytes_stored })
+}
+
+fn copy(ctx: &Invocation, source: &Repository, target: &Repository, id: silo_format::ObjectId) -> Result<()> {
+    let snap = ctx.rt.block_on(source.load_snapshot(id))?;
+    let existing = ctx.rt.block_on(target.list_snapshots())?;
+    target.copy_from(ctx.rt.handle(), source, &snap, &existing, Default::default())?;
+    Ok(())
+}
+
+fn forget(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<()> {
+    let Some(policy) = job.keep.as_ref().map(|k| k.policy()) else { return Ok(()) };
+    let filter = silo::repo::forget::Filter { name: Some(name.to_string()), host: None, tag: None };
+    let plan = ctx.rt.block_on(repo.plan_forget(&filter, Some(&policy)))?;
+    ctx.rt.block_on(repo.forget(&plan))?;
+    Ok(())
+}
+
+fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobReport {
+    let started = silo::time::now_micros();
+    let clock = std::time::Instant::now();
+    let mut notified = super::notify::ping(ctx, repos.file, job, Ping::Start, "");
+    let mut outcomes: Vec<(Step, Outcome)> = Vec::new();
+    let mut created: Option<Created> = None;
+    for step in steps(job) {
+        if let Err(why) = should_run(step, &outcomes) {
+            outcomes.push((step, Outcome::Skipped(why)));
+            continue;
+        }
+        let result: Result<(), StepError> = match step {
+            Step::Create => repos.main().and_then(|repo| {
+                created = Some(create(ctx, repo, name, job).map_err(failed)?);
+                Ok(())
+            }),
+            Step::Copy => match created.as_ref() {
+                Some(c) => repos.offsite().map(|_| ()).and_then(|()| {
+                    let (Some(Ok(source)), Some(Ok(target))) = (&repos.main, &repos.offsite) else {
+                        return Err(("a repository is not open".into(), super::exit::FAILURE));
+                    };
+                    copy(ctx, source, target, c.snapshot).map_err(failed)
+                }),
+                None => Err(("no snapshot to copy".into(), super::exit::FAILURE)),
+            },
+            Step::Forget => repos.main().and_then(|repo| forget(ctx, repo, name, job).map_err(failed)),
+            Step::ForgetOffsite => repos.offsite().and_then(|repo| forget(ctx, repo, name, job).map_err(failed)),
+        };
+        outcomes.push((step, result.map_or_else(|(e, code)| Outcome::Failed(e, code), |()| Outcome::Ok)));
+    }
+    let (steps, exit_code, error) = summarize(&outcomes);
+    let mut record = RunRecord {
+        version: MAINTENANCE_VERSION,
+        kind: "run".into(),
+        job: name.to_string(),
+        host: silo::repo::hostname(),
+        started,
+        finished: silo::time::now_micros().max(started),
+        bytes_read: created.as_ref().map_or(0, |c| c.bytes_read),
+        bytes_added: created.as_ref().map_or(0, |c| c.bytes_added),
+        snapshot: created.as_ref().map(|c| c.snapshot),
+        ok: exit_code == 0,
+        exit_code,
+        error,
+        steps,
+    };
+    // Notifications: what the run raised and what the job's state is now, minding cooldowns recorded in
+    // earlier runs. None of it changes the outcome (I13).
+    let (events, reasons, history) = match repos.main() {
+        Ok(repo) => match judged(ctx, repo, name, job) {
+            Ok((status, history)) => {
+                let previous = history.iter().rev().find(|r| r.kind == "run" && r.job == name).map(|r| r.ok);
+                let events = silo::jobs::notify::events(record.ok, previous, status.state, false);
+                (events, status.reasons, history)
+            }
+            Err(e) => {
+                note!("silo: warning: job {name}: cannot judge its state for notifications: {e:#}");
+                (silo::jobs::notify::events(record.ok, None, State::Ok, false), Vec::new(), Vec::new())
+            }
+        },
+        Err(_) => (silo::jobs::notify::events(record.ok, None, State::Ok, false), Vec::new(), Vec::new()),
+    };
+    notified.extend(super::notify::events(ctx, repos.file, job, &record, &events, &reasons, &history));
+    let end = if record.ok { Ping::Success } else { Ping::Fail };
+    notified.extend(super::notify::ping(ctx, repos.file, job, end, &record.error));
+    record.steps.extend(notified);
+    let steps = record.steps.clone();
+    let recorded = store_record(ctx, repos, &record);
+    JobReport {
+        job: name.to_string(),
+        ok: record.ok,
+        exit_code,
+        snapshot: record.snapshot.map(|s| s.to_hex()),
+        bytes_read: record.bytes_read,
+        bytes_added: record.bytes_added,
+        duration_seconds: clock.elapsed().as_secs_f64(),
+        steps: steps.into_iter().map(|s| StepView { step: s.step, outcome: s.outcome, detail: s.error }).collect(),
+        recorded,
+    }
+}
+
+/// The job's state as `silo status` would judge it now, and the repository's run records.
+fn judged(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<(JobStatus, Vec<RunRecord>)> {
+    let snapshots = ctx.rt.block_on(repo.list_snapshots())?;
+    let marks = ctx.rt.block_on(repo.damage_marks())?;
+    let history = ctx.rt.block_on(repo.run_history())?;
+    let facts = super::status::Facts {
+        snapshots: &snapshots,
+        marks: &marks,
+        history: &history.records,
+        drills: &[],
+        now: repo.now(),
+    };
+    let limits = Limits { freshness: job.freshness, min_size: job.min_size, shrink_alert: job.shrink_alert };
+    let status = facts.judge(name, limits);
+    Ok((status, history.records.into_iter().map(|(_, r)| r).collect()))
+}
+
+/// Stores the record in the repository, else in the local spool. Says where it went.
+fn store_record(ctx: &Invocation, repos: &mut Repos, record: &RunRecord) -> String {
+    let why = match repos.main() {
+        Ok(repo) => match ctx.rt.block_on(repo.record_run(record)) {
+            Ok(_) => return "repository".into(),
+            Err(e) => e.to_string(),
+        },
+        Err((e, _)) => e,
+    };
+    match spool_of(ctx, &repos.file.repository) {
+        Some(spool) => match spool.put(record) {
+            Ok(path) => format!("spooled {} (the repository was out of reach: {why})", path.display()),
+            Err(e) => format!("lost: the repository was out of reach ({why}) and the spool failed: {e}"),
+        },
+        None => format!("lost: the repository was out of reach ({why}) and no cache directory is known"),
+    }
+}
+
+fn plan(name: &str, job: &Job, file: &JobsFile) -> JobReport {
+    let detail = |step: Step| match step {
+        Step::Create => job
+            .streams
+            .iter()
+            .filter_map(|e| e.preset().ok().map(|p| (e, p)))
+            .flat_map(|(e, p)| {
+                if p.lists_databases() {
+                    vec![format!("{:?}: one stream per database the server lists", p)]
+                } else {
+                    p.specs(e.name.as_deref(), &[])
+                        .into_iter()
+                        .map(|s| match s.source {
+                            silo::inputs::Source::Command(argv) => format!("{} = {}", s.name, argv.join(" ")),
+                            _ => s.name,
+                        })
+                        .collect()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Step::Copy => format!("to {}", file.offsite.as_ref().map_or("?", |o| o.location.as_str())),
+        Step::Forget | Step::ForgetOffsite => {
+            format!("{:?}", job.keep.as_ref().map(|k| k.policy()).unwrap_or_default())
+        }
+    };
+    JobReport {
+        job: name.to_string(),
+        ok: true,
+        exit_code: 0,
+        snapshot: None,
+        bytes_read: 0,
+        bytes_added: 0,
+        duration_seconds: 0.0,
+        steps: steps(job)
+            .into_iter()
+            .map(|s| StepView { step: s.name().into(), outcome: "planned".into(), detail: detail(s) })
+            .collect(),
+        recorded: "dry run: nothing recorded".into(),
+    }
+}
+
+pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
+    let loaded = jobs_file::load(ctx)?;
+    let selected = loaded
+        .file
+        .select(&a.jobs, a.all)
+        .map_err(|m| silo::Error::Input { what: format!("jobs file {}", loaded.path.display()), message: m })?;
+    if a.dry_run {
+        let jobs = selected.iter().map(|(n, j)| plan(n, j, &loaded.file)).collect();
+        return emit(&RunReport { dry_run: true, jobs, exit_code: 0 }, ctx.json());
+    }
+    let mut repos = Repos { ctx, file: &loaded.file, main: None, offsite: None };
+    let jobs: Vec<JobReport> = selected.iter().map(|(n, j)| run_job(ctx, &mut repos, n, j)).collect();
+    let code = silo::jobs::run::worst(jobs.iter().map(|j| j.exit_code));
+    let failed: Vec<String> = jobs.iter().filter(|j| !j.ok).map(|j| j.job.clone()).collect();
+    let total = jobs.len();
+    emit(&RunReport { dry_run: false, jobs, exit_code: code }, ctx.json())?;
+    if code != 0 {
+        return Err(RunFailed {
+            code,
+            message: format!("{} of {total} jobs failed: {}", failed.len(), failed.join(", ")),
+        }
+        .into());
+    }
+    Ok(())
+}

@@ -1,0 +1,434 @@
+//! The jobs file (`silo.toml`): repositories and backup jobs, parsed and validated in full before anything
+//! runs (a bad key, type or value is one error line `FILE:LINE: what; what is allowed`). Pure: the caller
+//! reads the file and checks who may read it (a file that holds a password must be owner-only, I12).
+//!
+//! ```toml
+//! [repository]
+//! location = "/srv/silo"
+//! password_file = "/etc/silo/password"     # or password_env = "NAME", or password = "..." (owner-only file)
+//!
+//! [offsite]                                # optional: where `offsite = true` jobs copy each snapshot
+//! location = "s3:https://s3.example.net/backups"
+//! password_file = "/etc/silo/offsite-password"
+//!
+//! [jobs.shop]
+//! streams = [{ postgres = { database = "shop" } }, { sqlite = "/srv/app/app.db" }]
+//! keep = { hourly = 24, daily = 7, monthly = 12 }
+//! offsite = true
+//! freshness = "26h"                        # `silo status`: stale after this long without a success
+//! min_size = "1 MB"                        # a snapshot smaller than this fails the run
+//! shrink_alert = 50                        # percent: `silo status` flags a drop this large
+//! schedule = "daily 02:00"                 # `silo schedule install`: a systemd timer or a cron line
+//! ```
+
+pub mod metrics;
+pub mod notify;
+pub mod presets;
+pub mod run;
+pub mod schedule;
+pub mod status;
+
+use crate::retention::{Evaluate, Policy};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where the jobs file is looked for: `--config`, `SILO_CONFIG`, `/etc/silo/silo.toml`, then
+/// `$XDG_CONFIG_HOME/silo/silo.toml` (or `~/.config/silo/silo.toml`).
+pub fn default_paths() -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from("/etc/silo/silo.toml")];
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    if let Some(dir) = xdg {
+        out.push(dir.join("silo").join("silo.toml"));
+    }
+    out
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobsFile {
+    pub repository: RepoConfig,
+    pub offsite: Option<RepoConfig>,
+    #[serde(default)]
+    pub jobs: BTreeMap<String, Job>,
+    /// Named notification targets (notify.rs), used by jobs' `notify = [...]`.
+    #[serde(default)]
+    pub notify: BTreeMap<String, notify::Target>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    pub location: String,
+    pub password_file: Option<PathBuf>,
+    /// The name of an environment variable that holds the password.
+    pub password_env: Option<String>,
+    /// The password itself: only in an owner-only file (the caller checks).
+    pub password: Option<Secret>,
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A password written in the file; never printed (Debug shows `***`).
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where a repository's password comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PasswordSource {
+    File(PathBuf),
+    Env(String),
+    Inline(Secret),
+}
+
+impl RepoConfig {
+    pub fn password_source(&self) -> Option<PasswordSource> {
+        match (&self.password_file, &self.password_env, &self.password) {
+            (Some(f), _, _) => Some(PasswordSource::File(f.clone())),
+            (_, Some(e), _) => Some(PasswordSource::Env(e.clone())),
+            (_, _, Some(p)) => Some(PasswordSource::Inline(p.clone())),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub streams: Vec<presets::StreamEntry>,
+    pub keep: Option<Keep>,
+    #[serde(default)]
+    pub offsite: bool,
+    #[serde(default, deserialize_with = "duration")]
+    pub freshness: Option<u64>,
+    #[serde(default, deserialize_with = "size")]
+    pub min_size: Option<u64>,
+    /// Percent: a snapshot this much smaller than the previous one of the job is flagged by `status`.
+    #[serde(default = "default_shrink")]
+    pub shrink_alert: u8,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Notification targets (names of [notify.NAME] tables).
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// One notification per (job, event) per this long (default 6h).
+    #[serde(default, deserialize_with = "duration")]
+    pub cooldown: Option<u64>,
+    /// When `silo schedule install` runs the job (schedule.rs has the forms).
+    #[serde(default, deserialize_with = "schedule")]
+    pub schedule: Option<schedule::Schedule>,
+}
+
+fn schedule<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<schedule::Schedule>, D::Error> {
+    schedule::Schedule::parse(&String::deserialize(d)?).map(Some).map_err(serde::de::Error::custom)
+}
+
+fn default_shrink() -> u8 {
+    50
+}
+
+/// Default `cooldown`: one notification per (job, event) per 6 hours.
+pub const DEFAULT_COOLDOWN: u64 = 6 * 3600;
+
+/// A job's retention policy: forget's `--keep-*` rules.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Keep {
+    pub last: Option<u32>,
+    pub hourly: Option<u32>,
+    pub daily: Option<u32>,
+    pub weekly: Option<u32>,
+    pub monthly: Option<u32>,
+    pub yearly: Option<u32>,
+    #[serde(default, deserialize_with = "duration")]
+    pub within: Option<u64>,
+}
+
+impl Keep {
+    pub fn policy(&self) -> Policy {
+        Policy {
+            last: self.last,
+            hourly: self.hourly,
+            daily: self.daily,
+            weekly: self.weekly,
+            monthly: self.monthly,
+            yearly: self.yearly,
+            within: self.within,
+        }
+    }
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::retention::parse_duration(&text).map(Some).map_err(|why| {
+        serde::de::Error::custom(format!(
+            "{text:?}: {why}; expected a duration like 26h, 7d, 30min or 1y6mo (units y mo w d h min s)"
+        ))
+    })
+}
+
+fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(b) => Ok(Some(b)),
+        Size::Text(t) => parse_size(&t).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Bytes from `"1 MB"`, `"500KiB"`, `"2G"` or `"4096"` (k/M/G/T: powers of 1000; KiB/MiB/GiB/TiB: of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (number, unit) = (t[..split].trim(), t[split..].trim());
+    let value: f64 = number.parse().map_err(|_| format!("{text:?}: expected a size like 1 MB, 500 KiB or 4096"))?;
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "t" | "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?}; use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB")),
+    };
+    Ok((value * factor as f64).round() as u64)
+}
+
+/// A jobs file that cannot be used: one line naming the file, the line and what is allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Parses and validates a whole jobs file. `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<JobsFile, ConfigError> {
+    let at = |offset: usize, message: String| ConfigError {
+        file: file.to_string(),
+        line: text[..offset.min(text.len())].matches('\n').count() + 1,
+        message,
+    };
+    let parsed: JobsFile = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        at(offset, e.message().trim().replace('\n', "; "))
+    })?;
+    // Semantic checks, each located at the line of what it is about.
+    let line_of = |needle: &str| text.find(needle).unwrap_or(0);
+    for (name, repo) in
+        std::iter::once(("repository", &parsed.repository)).chain(parsed.offsite.iter().map(|o| ("offsite", o)))
+    {
+        let sources = [repo.password_file.is_some(), repo.password_env.is_some(), repo.password.is_some()];
+        let offset = line_of(&format!("[{name}]"));
+        match sources.iter().filter(|s| **s).count() {
+            0 => return Err(at(offset, format!("[{name}] needs password_file, password_env or password"))),
+            1 => {}
+            _ => return Err(at(offset, format!("[{name}]: give one of password_file, password_env, password"))),
+        }
+        if repo.location.trim().is_empty() {
+            return Err(at(offset, format!("[{name}]: location is empty")));
+        }
+    }
+    for (name, target) in &parsed.notify {
+        target.check().map_err(|m| at(line_of(&format!("[notify.{name}]")), format!("notify {name}: {m}")))?;
+    }
+    if parsed.jobs.is_empty() {
+        return Err(at(text.len(), "no jobs: add a [jobs.NAME] table with streams = [...]".into()));
+    }
+    for (name, job) in &parsed.jobs {
+        let offset = line_of(&format!("[jobs.{name}]"));
+        crate::repo::snapshots::validate_name("job name", name).map_err(|e| at(offset, e.to_string()))?;
+        if job.streams.is_empty() {
+            return Err(at(
+                offset,
+                format!("job {name}: streams is empty; add e.g. {{ postgres = {{ database = \"{name}\" }} }}"),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let streams_at = text[offset..].find("streams").map_or(offset, |o| offset + o);
+        for s in &job.streams {
+            let preset = s.preset().map_err(|m| at(streams_at, format!("job {name}: {m}")))?;
+            for stream_name in preset.static_names(s.name.as_deref()) {
+                crate::repo::snapshots::validate_name("stream name", &stream_name)
+                    .map_err(|e| at(streams_at, format!("job {name}: {e}")))?;
+                if !seen.insert(stream_name.clone()) {
+                    return Err(at(
+                        streams_at,
+                        format!("job {name}: two streams are named {stream_name:?}; set name = \"...\" on one"),
+                    ));
+                }
+            }
+        }
+        if job.offsite && parsed.offsite.is_none() {
+            return Err(at(offset, format!("job {name} has offsite = true but the file has no [offsite] repository")));
+        }
+        if job.keep.as_ref().is_some_and(|k| k.policy().is_empty()) {
+            return Err(at(
+                offset,
+                format!("job {name}: keep has no rule; use last, hourly, daily, weekly, monthly, yearly or within"),
+            ));
+        }
+        if let Some(unknown) = job.notify.iter().find(|n| !parsed.notify.contains_key(*n)) {
+            let known: Vec<&str> = parsed.notify.keys().map(String::as_str).collect();
+            return Err(at(
+                offset,
+                format!(
+                    "job {name}: notify {unknown:?} is not a [notify.NAME] table (there are: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        if job.shrink_alert == 0 || job.shrink_alert > 100 {
+            return Err(at(offset, format!("job {name}: shrink_alert is a percent from 1 to 100")));
+        }
+        for t in &job.tags {
+            crate::repo::snapshots::validate_name("tag", t).map_err(|e| at(offset, format!("job {name}: {e}")))?;
+        }
+    }
+    Ok(parsed)
+}
+
+impl JobsFile {
+    /// Whether the file itself holds a password (it must then be owner-only).
+    pub fn holds_password(&self) -> bool {
+        self.repository.password.is_some() || self.offsite.as_ref().is_some_and(|o| o.password.is_some())
+    }
+
+    /// The jobs named, or all of them; an unknown name is an error naming the known ones.
+    pub fn select(&self, names: &[String], all: bool) -> Result<Vec<(&String, &Job)>, String> {
+        if all {
+            return Ok(self.jobs.iter().collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.jobs.get_key_value(n).ok_or_else(|| {
+                    let known: Vec<&str> = self.jobs.keys().map(String::as_str).collect();
+                    format!("no job {n:?} in the jobs file; it has {}", known.join(", "))
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[repository]
+location = "/srv/silo"
+password_file = "/etc/silo/password"
+
+[offsite]
+location = "s3:http://127.0.0.1:3900/offsite"
+password_env = "OFFSITE_PASSWORD"
+
+[jobs.shop]
+streams = [{ postgres = { database = "shop" } }, { sqlite = "/srv/app/app.db" }]
+keep = { hourly = 24, daily = 7, within = "2d" }
+offsite = true
+freshness = "26h"
+min_size = "1 MB"
+schedule = "every 8h"
+
+[jobs.files]
+streams = [{ directory = "/srv/app", name = "app" }, { command = "echo hi" }]
+"#;
+
+    #[test]
+    fn a_good_file_parses_with_every_value() {
+        let f = parse(GOOD, "silo.toml").unwrap();
+        let shop = &f.jobs["shop"];
+        assert_eq!(shop.freshness, Some(26 * 3600));
+        assert_eq!(shop.min_size, Some(1_000_000));
+        assert_eq!(shop.shrink_alert, 50);
+        assert_eq!(shop.keep.as_ref().unwrap().policy().within, Some(2 * 86_400));
+        assert!(shop.offsite && !f.jobs["files"].offsite);
+        assert_eq!(f.offsite.unwrap().password_source(), Some(PasswordSource::Env("OFFSITE_PASSWORD".into())));
+        assert!(!parse(GOOD, "x").unwrap().holds_password());
+        assert_eq!(shop.schedule.map(|s| s.to_string()).as_deref(), Some("every 8h"));
+    }
+
+    fn error_of(text: &str) -> ConfigError {
+        parse(text, "silo.toml").expect_err("must be refused")
+    }
+
+    #[test]
+    fn every_mistake_is_one_line_with_its_line_number() {
+        let cases: &[(&str, &str, usize, &str)] = &[
+            ("offsite = true", "ofsite = true", 13, "unknown field `ofsite`"),
+            ("freshness = \"26h\"", "freshness = \"26 hours-ish\"", 14, "expected a duration"),
+            ("min_size = \"1 MB\"", "min_size = \"1 parsec\"", 15, "unknown unit"),
+            ("database = \"shop\"", "database = 5", 11, "invalid type"),
+            ("[jobs.files]", "[jobs.files", 18, ""),
+            ("every 8h", "every 5h", 16, "every Nh (N = 1, 2, 3, 4, 6, 8 or 12)"),
+        ];
+        for (from, to, line, want) in cases {
+            let e = error_of(&GOOD.replacen(from, to, 1));
+            assert_eq!(e.line, *line, "{to}: {e}");
+            assert!(e.to_string().contains(want), "{to}: {e}");
+            assert!(!e.to_string().contains('\n'), "{to}: one line: {e}");
+            assert!(e.to_string().starts_with(&format!("silo.toml:{line}: ")), "{to}: {e}");
+        }
+    }
+
+    #[test]
+    fn semantic_mistakes_are_refused() {
+        let no_offsite = GOOD.replace(
+            "[offsite]\nlocation = \"s3:http://127.0.0.1:3900/offsite\"\npassword_env = \"OFFSITE_PASSWORD\"\n",
+            "",
+        );
+        assert!(error_of(&no_offsite).message.contains("no [offsite] repository"));
+        let two =
+            GOOD.replace("password_file = \"/etc/silo/password\"", "password_file = \"/p\"\npassword_env = \"P\"");
+        assert!(error_of(&two).message.contains("give one of"));
+        let none = GOOD.replace("password_file = \"/etc/silo/password\"", "");
+        assert_eq!(error_of(&none).line, 2);
+        let clash = GOOD.replace("name = \"app\"", "name = \"data\"");
+        assert!(error_of(&clash).message.contains("two streams are named \"data\""), "{}", error_of(&clash));
+        let two_presets = GOOD.replace("{ command = \"echo hi\" }", "{ command = \"echo hi\", directory = \"/x\" }");
+        assert!(error_of(&two_presets).message.contains("exactly one of"));
+        let empty_keep = GOOD.replace("keep = { hourly = 24, daily = 7, within = \"2d\" }", "keep = {}");
+        assert!(error_of(&empty_keep).message.contains("keep has no rule"));
+        let no_jobs = &GOOD[..GOOD.find("[jobs.shop]").unwrap()];
+        assert!(error_of(no_jobs).message.contains("no jobs"));
+        let inline = GOOD.replace("password_file = \"/etc/silo/password\"", "password = \"hunter2\"");
+        let f = parse(&inline, "x").unwrap();
+        assert!(f.holds_password());
+        assert!(!format!("{f:?}").contains("hunter2"), "Debug never shows the password");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("1.5 kB"), Ok(1500));
+        assert_eq!(parse_size("2MiB"), Ok(2 << 20));
+        assert!(parse_size("MB").is_err());
+        assert!(parse_size("3 furlongs").is_err());
+    }
+
+    #[test]
+    fn selecting_jobs() {
+        let f = parse(GOOD, "x").unwrap();
+        assert_eq!(f.select(&[], true).unwrap().len(), 2);
+        assert_eq!(f.select(&["shop".into()], false).unwrap()[0].0, "shop");
+        assert!(f.select(&["nope".into()], false).unwrap_err().contains("files, shop"));
+    }
+}

@@ -1,0 +1,432 @@
+//! Notifications: which events a run raises, whether a cooldown holds one back, and what each kind of
+//! target is sent (webhook, ntfy, Pushover, healthchecks-style pings, e-mail). Pure: the requests are
+//! values; `crate::notify` sends them (timeout, retries) and never lets a failed send change a run's outcome.
+//!
+//! Cooldown: one notification per (job, event) per `cooldown` (default 6 h), judged from the run records
+//! (a sent notification is a step `notify:TARGET:EVENT` with outcome ok), so it holds across machines and
+//! restarts and needs no local state. `recovered` and healthchecks pings are never held back.
+//!
+//! Webhook body (JSON, schema version 1): `version`, `event`, `job`, `host`, `time` (RFC 3339), `ok`,
+//! `exit_code`, `error`, `snapshot` (hex or null), `bytes_read`, `bytes_added`, `message`. With a secret,
+//! header `X-Silo-Signature: sha256=HEX` is HMAC-SHA256(secret, body).
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A named notification target: exactly one kind.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub webhook: Option<Webhook>,
+    pub ntfy: Option<Ntfy>,
+    pub pushover: Option<Pushover>,
+    pub email: Option<Email>,
+    pub healthchecks: Option<Healthchecks>,
+    /// Only these events (default: all).
+    pub events: Option<Vec<String>>,
+}
+
+/// A secret from a file (owner-only) or an environment variable.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub file: Option<PathBuf>,
+    pub env: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: String,
+    /// Signs each body (HMAC-SHA256) in `X-Silo-Signature`.
+    pub secret: Option<SecretRef>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Ntfy {
+    /// The topic's URL, e.g. https://ntfy.sh/my-backups.
+    pub url: String,
+    pub token: Option<SecretRef>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Pushover {
+    pub token: SecretRef,
+    pub user: SecretRef,
+    /// The API endpoint (default https://api.pushover.net/1/messages.json).
+    pub url: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Healthchecks {
+    /// The check's ping URL; silo pings URL/start, URL (success) and URL/fail.
+    pub url: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Email {
+    pub to: Vec<String>,
+    pub from: String,
+    /// `host:port` of an SMTP server (STARTTLS when it offers it; required unless the host is loopback).
+    pub smtp: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<SecretRef>,
+    /// A sendmail-compatible program instead of SMTP (e.g. /usr/sbin/sendmail).
+    pub sendmail: Option<PathBuf>,
+    /// Extra trusted CA certificates (PEM) for the SMTP server's TLS.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// What a run can raise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Event {
+    Failed,
+    Recovered,
+    SizeDrop,
+    Stale,
+    Damage,
+    DrillFailed,
+}
+
+impl Event {
+    pub const ALL: [Event; 6] =
+        [Event::Failed, Event::Recovered, Event::SizeDrop, Event::Stale, Event::Damage, Event::DrillFailed];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::Failed => "failed",
+            Event::Recovered => "recovered",
+            Event::SizeDrop => "size-drop",
+            Event::Stale => "stale",
+            Event::Damage => "damage",
+            Event::DrillFailed => "drill-failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.name() == text)
+    }
+
+    /// Whether the news is bad (priority, tags).
+    pub fn is_problem(self) -> bool {
+        self != Event::Recovered
+    }
+}
+
+impl Target {
+    /// The kind's name, or why the target is not exactly one kind.
+    pub fn kind(&self) -> Result<&'static str, String> {
+        let kinds: Vec<&'static str> = [
+            self.webhook.is_some().then_some("webhook"),
+            self.ntfy.is_some().then_some("ntfy"),
+            self.pushover.is_some().then_some("pushover"),
+            self.email.is_some().then_some("email"),
+            self.healthchecks.is_some().then_some("healthchecks"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match kinds[..] {
+            [one] => Ok(one),
+            _ => Err("a notification target needs exactly one of webhook, ntfy, pushover, email, healthchecks".into()),
+        }
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        self.kind()?;
+        if let Some(events) = &self.events {
+            if let Some(bad) = events.iter().find(|e| Event::parse(e).is_none()) {
+                let known: Vec<&str> = Event::ALL.iter().map(|e| e.name()).collect();
+                return Err(format!("unknown event {bad:?}; events are {}", known.join(", ")));
+            }
+        }
+        let secrets: Vec<&SecretRef> = [
+            self.webhook.as_ref().and_then(|w| w.secret.as_ref()),
+            self.ntfy.as_ref().and_then(|n| n.token.as_ref()),
+            self.pushover.as_ref().map(|p| &p.token),
+            self.pushover.as_ref().map(|p| &p.user),
+            self.email.as_ref().and_then(|e| e.password.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if secrets.iter().any(|s| s.file.is_some() == s.env.is_some()) {
+            return Err("a secret needs exactly one of file = \"...\" or env = \"NAME\"".into());
+        }
+        let urls = [
+            self.webhook.as_ref().map(|w| w.url.as_str()),
+            self.ntfy.as_ref().map(|n| n.url.as_str()),
+            self.pushover.as_ref().and_then(|p| p.url.as_deref()),
+            self.healthchecks.as_ref().map(|h| h.url.as_str()),
+        ];
+        if let Some(bad) = urls.into_iter().flatten().find(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+        {
+            return Err(format!("{bad:?} is not an http:// or https:// URL"));
+        }
+        if let Some(e) = &self.email {
+            if e.to.is_empty() || e.smtp.is_some() == e.sendmail.is_some() {
+                return Err(
+                    "email needs to = [...] and exactly one of smtp = \"host:port\" or sendmail = \"/path\"".into()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this target takes `event`.
+    pub fn wants(&self, event: Event) -> bool {
+        self.events.as_ref().is_none_or(|list| list.iter().any(|e| e == event.name()))
+    }
+}
+
+/// What happened in a run, as notifications tell it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Notice {
+    pub version: u32,
+    pub event: Event,
+    pub job: String,
+    pub host: String,
+    pub time: String,
+    pub ok: bool,
+    pub exit_code: u8,
+    pub error: String,
+    pub snapshot: Option<String>,
+    pub bytes_read: u64,
+    pub bytes_added: u64,
+    pub message: String,
+}
+
+impl Notice {
+    pub fn title(&self) -> String {
+        match self.event {
+            Event::Failed => format!("silo: backup job {} FAILED", self.job),
+            Event::Recovered => format!("silo: backup job {} recovered", self.job),
+            Event::SizeDrop => format!("silo: backup job {}: dump shrank", self.job),
+            Event::Stale => format!("silo: backup job {} is stale", self.job),
+            Event::Damage => format!("silo: backup job {}: damage found", self.job),
+            Event::DrillFailed => format!("silo: backup job {}: restore drill FAILED", self.job),
+        }
+    }
+}
+
+/// The events a finished run raises: failed or recovered (a success after a failure), and what status
+/// says of the job now (a size drop, stale, damage). `previous_ok`: the job's run before this one.
+pub fn events(run_ok: bool, previous_ok: Option<bool>, state: super::status::State, drill_failed: bool) -> Vec<Event> {
+    use super::status::State;
+    let mut out = Vec::new();
+    if !run_ok {
+        out.push(Event::Failed);
+    } else if previous_ok == Some(false) {
+        out.push(Event::Recovered);
+    }
+    match state {
+        State::Shrunk => out.push(Event::SizeDrop),
+        State::Stale => out.push(Event::Stale),
+        State::Damaged => out.push(Event::Damage),
+        _ => {}
+    }
+    if drill_failed {
+        out.push(Event::DrillFailed);
+    }
+    out
+}
+
+/// Whether a notification of `event` for the job may go out at `now`, given when the job's last one of
+/// that event went out (µs). `recovered` is never held back.
+pub fn due(event: Event, last_sent: Option<i64>, now: i64, cooldown_seconds: u64) -> bool {
+    event == Event::Recovered
+        || last_sent
+            .is_none_or(|t| now.saturating_sub(t) >= i64::try_from(cooldown_seconds).unwrap_or(i64::MAX) * 1_000_000)
+}
+
+/// The step name a sent notification is recorded under.
+pub fn step_name(target: &str, event: Event) -> String {
+    format!("notify:{target}:{}", event.name())
+}
+
+/// An HTTP request to send.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// HMAC-SHA256 of `body` under `secret`, hex.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    hex::encode(ring::hmac::sign(&key, body).as_ref())
+}
+
+pub fn webhook(w: &Webhook, notice: &Notice, secret: Option<&[u8]>) -> Request {
+    let body = serde_json::to_vec(notice).unwrap_or_default();
+    let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
+    if let Some(s) = secret {
+        headers.push(("X-Silo-Signature".into(), format!("sha256={}", signature(s, &body))));
+    }
+    Request { url: w.url.clone(), headers, body }
+}
+
+pub fn ntfy(n: &Ntfy, notice: &Notice, token: Option<&[u8]>) -> Request {
+    let mut headers = vec![
+        ("Title".to_string(), notice.title()),
+        ("Priority".to_string(), if notice.event.is_problem() { "high" } else { "default" }.to_string()),
+        ("Tags".to_string(), if notice.event.is_problem() { "warning" } else { "white_check_mark" }.to_string()),
+    ];
+    if let Some(t) = token {
+        headers.push(("Authorization".into(), format!("Bearer {}", String::from_utf8_lossy(t))));
+    }
+    Request { url: n.url.clone(), headers, body: notice.message.clone().into_bytes() }
+}
+
+pub fn pushover(p: &Pushover, notice: &Notice, token: &[u8], user: &[u8]) -> Request {
+    let priority = if notice.event.is_problem() { "1" } else { "0" };
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", &String::from_utf8_lossy(token))
+        .append_pair("user", &String::from_utf8_lossy(user))
+        .append_pair("title", &notice.title())
+        .append_pair("message", &notice.message)
+        .append_pair("priority", priority)
+        .finish();
+    Request {
+        url: p.url.clone().unwrap_or_else(|| "https://api.pushover.net/1/messages.json".into()),
+        headers: vec![("Content-Type".into(), "application/x-www-form-urlencoded".into())],
+        body: body.into_bytes(),
+    }
+}
+
+/// A healthchecks-style ping: `URL/start` at the start of a run, `URL` on success, `URL/fail` with the
+/// error line on failure.
+pub fn ping(h: &Healthchecks, what: Ping, body: &str) -> Request {
+    let base = h.url.trim_end_matches('/');
+    let url = match what {
+        Ping::Start => format!("{base}/start"),
+        Ping::Success => base.to_string(),
+        Ping::Fail => format!("{base}/fail"),
+    };
+    Request { url, headers: vec![("Content-Type".into(), "text/plain".into())], body: body.as_bytes().to_vec() }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ping {
+    Start,
+    Success,
+    Fail,
+}
+
+/// The e-mail of a notice (RFC 5322, CRLF line ends), for SMTP DATA or sendmail.
+pub fn email_message(e: &Email, notice: &Notice, date: &str) -> String {
+    let subject = notice.title().replace(['\r', '\n'], " ");
+    let body = notice.message.replace("\r\n", "\n").replace('\n', "\r\n");
+    format!(
+        "From: {}\r\nTo: {}\r\nSubject: {subject}\r\nDate: {date}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; \
+         charset=utf-8\r\nX-Silo-Event: {}\r\n\r\n{body}\r\n",
+        e.from,
+        e.to.join(", "),
+        notice.event.name()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::status::State;
+
+    fn notice(event: Event) -> Notice {
+        Notice {
+            version: 1,
+            event,
+            job: "shop".into(),
+            host: "db1".into(),
+            time: "2026-12-02T01:00:00Z".into(),
+            ok: false,
+            exit_code: 7,
+            error: "create: pg_dump exited with status 1".into(),
+            snapshot: None,
+            bytes_read: 0,
+            bytes_added: 0,
+            message: "shop failed: create: pg_dump exited with status 1".into(),
+        }
+    }
+
+    #[test]
+    fn events_of_a_run() {
+        assert_eq!(events(false, Some(true), State::Failing, false), [Event::Failed]);
+        assert_eq!(events(true, Some(false), State::Ok, false), [Event::Recovered]);
+        assert_eq!(events(true, Some(true), State::Ok, false), []);
+        assert_eq!(events(true, None, State::Shrunk, true), [Event::SizeDrop, Event::DrillFailed]);
+        assert_eq!(events(false, Some(false), State::Damaged, false), [Event::Failed, Event::Damage]);
+    }
+
+    #[test]
+    fn the_cooldown_holds_back_repeats_but_never_a_recovery() {
+        const H: i64 = 3_600_000_000;
+        assert!(due(Event::Failed, None, 10 * H, 6 * 3600));
+        assert!(!due(Event::Failed, Some(5 * H), 10 * H, 6 * 3600), "5 h after the last one");
+        assert!(due(Event::Failed, Some(4 * H), 10 * H, 6 * 3600), "6 h after");
+        assert!(due(Event::Recovered, Some(10 * H), 10 * H, 6 * 3600));
+    }
+
+    #[test]
+    fn requests_carry_what_each_service_expects() {
+        let n = notice(Event::Failed);
+        let w = webhook(&Webhook { url: "http://h/hook".into(), secret: None }, &n, Some(b"key"));
+        let body: serde_json::Value = serde_json::from_slice(&w.body).unwrap();
+        assert_eq!(
+            (body["event"].as_str(), body["job"].as_str(), body["version"].as_u64()),
+            (Some("failed"), Some("shop"), Some(1))
+        );
+        let sig = &w.headers.iter().find(|(k, _)| k == "X-Silo-Signature").unwrap().1;
+        assert_eq!(sig, &format!("sha256={}", signature(b"key", &w.body)));
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let t = ntfy(&Ntfy { url: "http://h/topic".into(), token: None }, &n, Some(b"tk"));
+        assert!(
+            t.headers.contains(&("Priority".into(), "high".into()))
+                && t.headers.contains(&("Authorization".into(), "Bearer tk".into()))
+        );
+        let p =
+            pushover(&Pushover { token: Default::default(), user: Default::default(), url: None }, &n, b"app", b"u s");
+        assert_eq!(p.url, "https://api.pushover.net/1/messages.json");
+        let form = String::from_utf8(p.body).unwrap();
+        assert!(form.contains("token=app") && form.contains("user=u+s") && form.contains("priority=1"), "{form}");
+        let h = Healthchecks { url: "http://h/ping/abc/".into() };
+        assert_eq!(ping(&h, Ping::Start, "").url, "http://h/ping/abc/start");
+        assert_eq!(ping(&h, Ping::Success, "").url, "http://h/ping/abc");
+        assert_eq!(ping(&h, Ping::Fail, "x").url, "http://h/ping/abc/fail");
+        let e = Email {
+            to: vec!["ops@x".into()],
+            from: "silo@x".into(),
+            smtp: Some("h:25".into()),
+            username: None,
+            password: None,
+            sendmail: None,
+            ca_file: None,
+        };
+        let m = email_message(&e, &n, "Wed, 02 Dec 2026 01:00:00 +0000");
+        assert!(m.contains("Subject: silo: backup job shop FAILED\r\n") && m.contains("\r\n\r\nshop failed"), "{m}");
+    }
+
+    #[test]
+    fn targets_are_checked() {
+        let mut t = Target { webhook: Some(Webhook { url: "ftp://x".into(), secret: None }), ..Default::default() };
+        assert!(t.check().unwrap_err().contains("not an http"));
+        t.webhook = Some(Webhook { url: "https://x".into(), secret: Some(SecretRef::default()) });
+        assert!(t.check().unwrap_err().contains("exactly one of file"));
+        t.webhook = Some(Webhook { url: "https://x".into(), secret: None });
+        t.events = Some(vec!["failed".into(), "party".into()]);
+        assert!(t.check().unwrap_err().contains("unknown event \"party\""));
+        t.events = Some(vec!["failed".into()]);
+        assert!(t.check().is_ok() && t.wants(Event::Failed) && !t.wants(Event::Recovered));
+        t.ntfy = Some(Ntfy { url: "https://x".into(), token: None });
+        assert!(t.check().unwrap_err().contains("exactly one of webhook"));
+    }
+}

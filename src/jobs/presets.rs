@@ -1,0 +1,351 @@
+//! Stream presets: what the real dump tools need to produce a restorable, deduplicating stream, so a jobs
+//! file names a database instead of a command line. Pure: `specs` turns an entry (and, for `"all"`, the
+//! databases the server listed) into stream specs; listing is run.rs's job.
+//!
+//! - postgres: `pg_dump` plain format, uncompressed (silo compresses; a compressed dump does not
+//!   deduplicate); `database = "all"` is one stream per database the server lists, plus the roles and
+//!   tablespaces (`pg_dumpall --globals-only`) as stream `globals`.
+//! - mariadb: `mysqldump --single-transaction` (a consistent InnoDB snapshot without locking) with routines,
+//!   events and triggers, and 8 MB INSERT statements (README: a row that changes size then moves far fewer
+//!   statement boundaries, 4-6x less stored a day).
+//! - sqlite: `sqlite3 -readonly FILE .dump`, one read transaction: consistent while the application writes,
+//!   unlike a copy of the live file.
+//! - redis: `redis-cli --rdb -`, the server's own snapshot.
+//! - directory: a tar stream of the tree. command: anything, through `sh -c`.
+//!
+//! No password is ever put on a command line (it would be in every snapshot and in `ps`): the tools read
+//! ~/.pgpass / PGPASSFILE, ~/.my.cnf, REDISCLI_AUTH.
+
+use crate::inputs::{Source, StreamSpec};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StreamEntry {
+    /// The stream's name (default: the database, the file's stem, the directory's name, `redis`, `data`).
+    pub name: Option<String>,
+    pub postgres: Option<Database>,
+    pub mariadb: Option<Database>,
+    pub sqlite: Option<PathBuf>,
+    pub redis: Option<Server>,
+    pub directory: Option<PathBuf>,
+    pub command: Option<String>,
+}
+
+/// A database server and the database (`"all"`: every database it has).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    pub database: String,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+}
+
+/// The one preset an entry names.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Preset<'a> {
+    Postgres(&'a Database),
+    MariaDb(&'a Database),
+    Sqlite(&'a PathBuf),
+    Redis(&'a Server),
+    Directory(&'a PathBuf),
+    Command(&'a str),
+}
+
+const KINDS: &str = "postgres, mariadb, sqlite, redis, directory, command";
+
+impl StreamEntry {
+    pub fn preset(&self) -> Result<Preset<'_>, String> {
+        let mut found = Vec::new();
+        if let Some(d) = &self.postgres {
+            found.push(Preset::Postgres(d));
+        }
+        if let Some(d) = &self.mariadb {
+            found.push(Preset::MariaDb(d));
+        }
+        if let Some(p) = &self.sqlite {
+            found.push(Preset::Sqlite(p));
+        }
+        if let Some(s) = &self.redis {
+            found.push(Preset::Redis(s));
+        }
+        if let Some(p) = &self.directory {
+            found.push(Preset::Directory(p));
+        }
+        if let Some(c) = &self.command {
+            found.push(Preset::Command(c));
+        }
+        match found[..] {
+            [one] => {
+                one.check()?;
+                Ok(one)
+            }
+            _ => Err(format!("a stream needs exactly one of {KINDS} (and optionally name)")),
+        }
+    }
+}
+
+impl Preset<'_> {
+    fn check(&self) -> Result<(), String> {
+        match self {
+            Preset::Postgres(d) | Preset::MariaDb(d) if d.database.trim().is_empty() => {
+                Err("database is empty; name one, or \"all\"".into())
+            }
+            Preset::Sqlite(p) | Preset::Directory(p) if !p.is_absolute() => {
+                Err(format!("{} is not an absolute path", p.display()))
+            }
+            Preset::Command(c) if c.trim().is_empty() => Err("command is empty".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the stream list is known only once the server lists its databases.
+    pub fn lists_databases(&self) -> bool {
+        matches!(self, Preset::Postgres(d) | Preset::MariaDb(d) if d.database == "all")
+    }
+
+    /// The stream names known before anything runs (none for `"all"`).
+    pub fn static_names(&self, name: Option<&str>) -> Vec<String> {
+        if self.lists_databases() {
+            return Vec::new();
+        }
+        vec![name.map_or_else(|| self.default_name(), str::to_string)]
+    }
+
+    fn default_name(&self) -> String {
+        let stem = |p: &PathBuf| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        match self {
+            Preset::Postgres(d) | Preset::MariaDb(d) => d.database.clone(),
+            Preset::Sqlite(p) => stem(p),
+            Preset::Redis(_) => "redis".into(),
+            Preset::Directory(p) => p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or("root".into()),
+            Preset::Command(_) => "data".into(),
+        }
+    }
+
+    /// The command that lists the server's databases, one per line (`"all"` only).
+    pub fn list_command(&self) -> Option<Vec<String>> {
+        match self {
+            Preset::Postgres(d) if self.lists_databases() => Some(
+                ["psql", "--no-password", "-X", "-A", "-t"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(pg_connection(d))
+                    .chain(
+                        [
+                            "--dbname=postgres",
+                            "--command=SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate \
+                             ORDER BY 1",
+                        ]
+                        .map(String::from),
+                    )
+                    .collect(),
+            ),
+            Preset::MariaDb(d) if self.lists_databases() => Some(
+                ["mysql", "--batch", "--skip-column-names"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(my_connection(d))
+                    .chain(["--execute=SHOW DATABASES"].map(String::from))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Databases of a listing worth dumping (the servers' own schemas are not).
+    pub fn dumpable(&self, listed: &str) -> Vec<String> {
+        const SYSTEM: [&str; 3] = ["information_schema", "performance_schema", "sys"];
+        listed
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .filter(|l| !matches!(self, Preset::MariaDb(_)) || !SYSTEM.contains(l))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The stream specs of this entry; `databases` is the server's listing for `"all"`.
+    pub fn specs(&self, name: Option<&str>, databases: &[String]) -> Vec<StreamSpec> {
+        let spec = |stream: String, argv: Vec<String>| StreamSpec { name: stream, source: Source::Command(argv) };
+        let named = |default: String| name.map_or(default, str::to_string);
+        match self {
+            Preset::Postgres(d) if self.lists_databases() => {
+                let mut out: Vec<StreamSpec> = databases.iter().map(|db| spec(db.clone(), pg_dump(d, db))).collect();
+                let mut globals = vec!["pg_dumpall".to_string(), "--no-password".into(), "--globals-only".into()];
+                globals.extend(pg_connection(d));
+                out.push(spec("globals".into(), globals));
+                out
+            }
+            Preset::MariaDb(d) if self.lists_databases() => {
+                databases.iter().map(|db| spec(db.clone(), mysqldump(d, db))).collect()
+            }
+            Preset::Postgres(d) => vec![spec(named(d.database.clone()), pg_dump(d, &d.database))],
+            Preset::MariaDb(d) => vec![spec(named(d.database.clone()), mysqldump(d, &d.database))],
+            Preset::Sqlite(p) => vec![spec(
+                named(self.default_name()),
+                vec!["sqlite3".into(), "-readonly".into(), p.to_string_lossy().into_owned(), ".dump".into()],
+            )],
+            Preset::Redis(s) => {
+                let mut argv = vec!["redis-cli".to_string()];
+                argv.extend(["-h".into(), s.host.clone().unwrap_or_else(|| "127.0.0.1".into())]);
+                argv.extend(["-p".into(), s.port.unwrap_or(6379).to_string()]);
+                argv.extend(["--rdb".into(), "-".into()]);
+                vec![spec(named(self.default_name()), argv)]
+            }
+            Preset::Directory(p) => vec![spec(
+                named(self.default_name()),
+                vec![
+                    "tar".into(),
+                    "--create".into(),
+                    "--file=-".into(),
+                    format!("--directory={}", p.display()),
+                    ".".into(),
+                ],
+            )],
+            Preset::Command(c) => vec![spec(named(self.default_name()), vec!["sh".into(), "-c".into(), c.to_string()])],
+        }
+    }
+}
+
+fn pg_connection(d: &Database) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(h) = &d.host {
+        out.push(format!("--host={h}"));
+    }
+    if let Some(p) = d.port {
+        out.push(format!("--port={p}"));
+    }
+    if let Some(u) = &d.user {
+        out.push(format!("--username={u}"));
+    }
+    out
+}
+
+fn pg_dump(d: &Database, db: &str) -> Vec<String> {
+    let mut argv = vec!["pg_dump".to_string(), "--no-password".into()];
+    argv.extend(pg_connection(d));
+    argv.push(format!("--dbname={db}"));
+    argv
+}
+
+fn my_connection(d: &Database) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(h) = &d.host {
+        out.push(format!("--host={h}"));
+    }
+    if let Some(p) = d.port {
+        out.push(format!("--port={p}"));
+    }
+    if let Some(u) = &d.user {
+        out.push(format!("--user={u}"));
+    }
+    out
+}
+
+fn mysqldump(d: &Database, db: &str) -> Vec<String> {
+    let mut argv: Vec<String> = [
+        "mysqldump",
+        "--single-transaction",
+        "--quick",
+        "--routines",
+        "--events",
+        "--triggers",
+        "--net-buffer-length=8M",
+    ]
+    .map(String::from)
+    .into();
+    argv.extend(my_connection(d));
+    argv.push(db.to_string());
+    argv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(name: &str) -> Database {
+        Database {
+            database: name.into(),
+            host: Some("127.0.0.1".into()),
+            port: Some(5432),
+            user: Some("postgres".into()),
+        }
+    }
+
+    fn argv(s: &StreamSpec) -> Vec<String> {
+        match &s.source {
+            Source::Command(a) => a.clone(),
+            other => panic!("not a command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn postgres_dumps_plain_and_all_adds_globals() {
+        let d = db("shop");
+        let one = Preset::Postgres(&d).specs(None, &[]);
+        assert_eq!(one[0].name, "shop");
+        assert_eq!(
+            argv(&one[0]),
+            ["pg_dump", "--no-password", "--host=127.0.0.1", "--port=5432", "--username=postgres", "--dbname=shop"]
+        );
+        let all = db("all");
+        let p = Preset::Postgres(&all);
+        assert!(p.lists_databases() && p.static_names(None).is_empty());
+        assert!(p.list_command().unwrap().iter().any(|a| a.contains("datistemplate")));
+        let specs = p.specs(None, &p.dumpable("a\nb\n\n"));
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "globals"]);
+        assert!(argv(&specs[2]).contains(&"--globals-only".to_string()));
+    }
+
+    #[test]
+    fn mariadb_is_consistent_with_large_statements_and_skips_system_schemas() {
+        let d = Database { database: "all".into(), host: None, port: None, user: Some("root".into()) };
+        let p = Preset::MariaDb(&d);
+        let dbs = p.dumpable("information_schema\nmysql\nperformance_schema\nshop\nsys\n");
+        assert_eq!(dbs, ["mysql", "shop"]);
+        let a = argv(&p.specs(None, &dbs)[1]);
+        assert!(a.contains(&"--single-transaction".into()) && a.contains(&"--net-buffer-length=8M".into()));
+        assert_eq!((a[0].as_str(), a.last().map(String::as_str)), ("mysqldump", Some("shop")));
+    }
+
+    #[test]
+    fn file_presets_and_names() {
+        let p = PathBuf::from("/srv/app/app.db");
+        let s = &Preset::Sqlite(&p).specs(None, &[])[0];
+        assert_eq!(
+            (s.name.as_str(), argv(s)),
+            ("app", vec!["sqlite3".into(), "-readonly".into(), "/srv/app/app.db".into(), ".dump".into()])
+        );
+        let dir = PathBuf::from("/srv/www");
+        assert_eq!(Preset::Directory(&dir).specs(Some("site"), &[])[0].name, "site");
+        assert_eq!(Preset::Directory(&dir).static_names(None), ["www"]);
+        let r = Server::default();
+        assert_eq!(argv(&Preset::Redis(&r).specs(None, &[])[0])[5..], ["--rdb".to_string(), "-".into()]);
+        assert_eq!(argv(&Preset::Command("echo hi").specs(None, &[])[0]), ["sh", "-c", "echo hi"]);
+    }
+
+    #[test]
+    fn an_entry_names_exactly_one_valid_preset() {
+        assert!(StreamEntry::default().preset().is_err());
+        let two = StreamEntry { command: Some("x".into()), sqlite: Some("/a.db".into()), ..Default::default() };
+        assert!(two.preset().unwrap_err().contains("exactly one"));
+        let relative = StreamEntry { sqlite: Some("a.db".into()), ..Default::default() };
+        assert!(relative.preset().unwrap_err().contains("absolute"));
+        let empty = StreamEntry {
+            postgres: Some(Database { database: " ".into(), host: None, port: None, user: None }),
+            ..Default::default()
+        };
+        assert!(empty.preset().is_err());
+    }
+}

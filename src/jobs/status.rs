@@ -1,0 +1,253 @@
+//! `silo status`: the state of each job (or snapshot name) from facts the repository holds — snapshots,
+//! run records, damage marks, drills — against the job's limits. Pure: `judge` is a function of the facts
+//! and the time.
+//!
+//! States, worst first (the exit code of `silo status` is the worst job's, README "Exit codes"):
+//! damaged (a snapshot of the job is marked damaged), failing (its latest run failed), shrunk (its latest
+//! snapshot is smaller than `min_size`, or smaller than the one before by `shrink_alert` percent or more),
+//! stale (no snapshot within the freshness limit), never (no snapshot at all), ok.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Damaged,
+    Failing,
+    Shrunk,
+    Stale,
+    Never,
+    Ok,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Damaged => "damaged",
+            State::Failing => "failing",
+            State::Shrunk => "shrunk",
+            State::Stale => "stale",
+            State::Never => "never",
+            State::Ok => "ok",
+        }
+    }
+}
+
+/// The limits a job sets (defaults without a jobs file: no freshness, no minimum, 50%).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub freshness: Option<u64>,
+    pub min_size: Option<u64>,
+    pub shrink_alert: u8,
+}
+
+/// One snapshot of the job, as status needs it.
+#[derive(Clone, Debug)]
+pub struct SnapshotFact {
+    pub id: String,
+    pub finished: i64,
+    pub bytes: u64,
+    pub damaged: bool,
+}
+
+/// One run (or create) of the job.
+#[derive(Clone, Debug)]
+pub struct RunFact {
+    pub finished: i64,
+    pub ok: bool,
+    pub error: String,
+    pub snapshot: Option<String>,
+    pub bytes_added: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct DrillFact {
+    pub finished: i64,
+    pub ok: bool,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct JobStatus {
+    pub job: String,
+    pub state: State,
+    /// Why the state is not ok, one line each.
+    pub reasons: Vec<String>,
+    /// Finish time (µs) of the newest snapshot, and its age in seconds.
+    pub last_snapshot: Option<i64>,
+    pub age_seconds: Option<u64>,
+    pub freshness_seconds: Option<u64>,
+    pub last_run: Option<i64>,
+    pub last_run_ok: Option<bool>,
+    pub last_success: Option<i64>,
+    pub last_failure: Option<i64>,
+    pub last_error: Option<String>,
+    pub latest_bytes: Option<u64>,
+    /// What the newest snapshot added to the repository (from its run record), when known.
+    pub latest_added_bytes: Option<u64>,
+    pub previous_bytes: Option<u64>,
+    pub snapshots: usize,
+    pub damaged_snapshots: usize,
+    pub last_drill: Option<i64>,
+    pub last_drill_ok: Option<bool>,
+    pub last_drill_seconds: Option<f64>,
+}
+
+/// The status of job `job` at `now` (µs). `snapshots` and `runs` oldest first.
+pub fn judge(
+    job: &str,
+    limits: Limits,
+    snapshots: &[SnapshotFact],
+    runs: &[RunFact],
+    drill: Option<&DrillFact>,
+    now: i64,
+) -> JobStatus {
+    let latest = snapshots.last();
+    let previous = snapshots.len().checked_sub(2).and_then(|i| snapshots.get(i));
+    let last_run = runs.last();
+    let age = latest.map(|s| u64::try_from((now - s.finished).max(0) / 1_000_000).unwrap_or(0));
+    let latest_added =
+        latest.and_then(|s| runs.iter().rev().find(|r| r.snapshot.as_deref() == Some(&s.id)).map(|r| r.bytes_added));
+    let mut found: Vec<(State, String)> = Vec::new();
+    let damaged = snapshots.iter().filter(|s| s.damaged).count();
+    if damaged > 0 {
+        found.push((State::Damaged, format!("{damaged} snapshots are marked damaged (silo snapshot list)")));
+    }
+    if let Some(r) = last_run.filter(|r| !r.ok) {
+        let failures = runs.iter().rev().take_while(|r| !r.ok).count();
+        found.push((State::Failing, format!("the last {failures} runs failed; latest: {}", r.error)));
+    }
+    if let Some(s) = latest {
+        if let Some(min) = limits.min_size.filter(|m| s.bytes < *m) {
+            found.push((State::Shrunk, format!("the newest snapshot is {} bytes, below min_size {min}", s.bytes)));
+        }
+        if let Some(p) = previous.filter(|p| p.bytes > 0 && s.bytes < p.bytes) {
+            let drop = (p.bytes - s.bytes) as f64 * 100.0 / p.bytes as f64;
+            if drop >= f64::from(limits.shrink_alert) {
+                found.push((
+                    State::Shrunk,
+                    format!(
+                        "the newest snapshot is {drop:.0}% smaller than the one before ({} -> {} bytes)",
+                        p.bytes, s.bytes
+                    ),
+                ));
+            }
+        }
+    }
+    match (age, limits.freshness) {
+        (Some(a), Some(limit)) if a > limit => found.push((
+            State::Stale,
+            format!(
+                "the newest snapshot is {} old, the limit is {}",
+                crate::time::format_seconds(a),
+                crate::time::format_seconds(limit)
+            ),
+        )),
+        (None, _) => found.push((State::Never, "no snapshot yet".into())),
+        _ => {}
+    }
+    found.sort_by_key(|(s, _)| *s);
+    JobStatus {
+        job: job.to_string(),
+        state: found.first().map_or(State::Ok, |(s, _)| *s),
+        reasons: found.into_iter().map(|(_, r)| r).collect(),
+        last_snapshot: latest.map(|s| s.finished),
+        age_seconds: age,
+        freshness_seconds: limits.freshness,
+        last_run: last_run.map(|r| r.finished),
+        last_run_ok: last_run.map(|r| r.ok),
+        last_success: runs.iter().rev().find(|r| r.ok).map(|r| r.finished),
+        last_failure: runs.iter().rev().find(|r| !r.ok).map(|r| r.finished),
+        last_error: runs.iter().rev().find(|r| !r.ok).map(|r| r.error.clone()),
+        latest_bytes: latest.map(|s| s.bytes),
+        latest_added_bytes: latest_added,
+        previous_bytes: previous.map(|s| s.bytes),
+        snapshots: snapshots.len(),
+        damaged_snapshots: damaged,
+        last_drill: drill.map(|d| d.finished),
+        last_drill_ok: drill.map(|d| d.ok),
+        last_drill_seconds: drill.map(|d| d.seconds),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000_000;
+
+    fn snap(id: &str, hours_ago: i64, bytes: u64) -> SnapshotFact {
+        SnapshotFact { id: id.into(), finished: 100 * H - hours_ago * H, bytes, damaged: false }
+    }
+
+    fn run(hours_ago: i64, ok: bool, snapshot: Option<&str>) -> RunFact {
+        RunFact {
+            finished: 100 * H - hours_ago * H,
+            ok,
+            error: if ok { String::new() } else { "create: pg_dump exited with status 1".into() },
+            snapshot: snapshot.map(String::from),
+            bytes_added: 42,
+        }
+    }
+
+    const LIMITS: Limits = Limits { freshness: Some(26 * 3600), min_size: Some(1000), shrink_alert: 50 };
+
+    #[test]
+    fn a_fresh_successful_job_is_ok() {
+        let s = judge(
+            "shop",
+            LIMITS,
+            &[snap("a", 30, 5000), snap("b", 2, 5100)],
+            &[run(2, true, Some("b"))],
+            None,
+            100 * H,
+        );
+        assert_eq!((s.state, s.age_seconds, s.latest_added_bytes), (State::Ok, Some(7200), Some(42)));
+        assert!(s.reasons.is_empty());
+    }
+
+    #[test]
+    fn stale_after_the_freshness_limit_and_never_without_snapshots() {
+        let s = judge("shop", LIMITS, &[snap("a", 27, 5000)], &[], None, 100 * H);
+        assert_eq!(s.state, State::Stale);
+        assert!(s.reasons[0].contains("limit"), "{:?}", s.reasons);
+        let fresh = judge("shop", LIMITS, &[snap("a", 25, 5000)], &[], None, 100 * H);
+        assert_eq!(fresh.state, State::Ok);
+        assert_eq!(judge("shop", LIMITS, &[], &[], None, 100 * H).state, State::Never);
+        let no_limit = Limits { freshness: None, ..LIMITS };
+        assert_eq!(judge("shop", no_limit, &[snap("a", 1000, 5000)], &[], None, 100 * H).state, State::Ok);
+    }
+
+    #[test]
+    fn failing_until_a_run_succeeds_again() {
+        let runs = [run(3, true, Some("a")), run(2, false, None), run(1, false, None)];
+        let s = judge("shop", LIMITS, &[snap("a", 3, 5000)], &runs, None, 100 * H);
+        assert_eq!(s.state, State::Failing);
+        assert!(s.reasons[0].contains("last 2 runs failed") && s.reasons[0].contains("pg_dump"), "{:?}", s.reasons);
+        assert_eq!(s.last_error.as_deref(), Some("create: pg_dump exited with status 1"));
+        let recovered = [runs[0].clone(), runs[1].clone(), run(0, true, Some("b"))];
+        let s = judge("shop", LIMITS, &[snap("a", 3, 5000), snap("b", 0, 5000)], &recovered, None, 100 * H);
+        assert_eq!(s.state, State::Ok);
+        assert!(s.last_failure.is_some());
+    }
+
+    #[test]
+    fn a_shrinking_dump_is_flagged() {
+        let s = judge("shop", LIMITS, &[snap("a", 25, 10_000), snap("b", 1, 4_000)], &[], None, 100 * H);
+        assert_eq!(s.state, State::Shrunk);
+        assert!(s.reasons[0].contains("60% smaller"), "{:?}", s.reasons);
+        let small = judge("shop", LIMITS, &[snap("a", 1, 999)], &[], None, 100 * H);
+        assert_eq!(small.state, State::Shrunk);
+        let fine = judge("shop", LIMITS, &[snap("a", 25, 10_000), snap("b", 1, 5_001)], &[], None, 100 * H);
+        assert_eq!(fine.state, State::Ok);
+    }
+
+    #[test]
+    fn the_worst_state_wins_and_every_reason_is_kept() {
+        let mut snaps = vec![snap("a", 50, 10_000), snap("b", 40, 100)];
+        snaps[0].damaged = true;
+        let s = judge("shop", LIMITS, &snaps, &[run(40, false, None)], None, 100 * H);
+        assert_eq!(s.state, State::Damaged);
+        assert_eq!(s.reasons.len(), 5, "damaged, failing, shrunk (min and drop) and stale: {:?}", s.reasons);
+    }
+}

@@ -1,0 +1,682 @@
+//! Issue 15: jobs files, `silo run`, run history, `silo status` — through the real binary, against the
+//! local PostgreSQL, MariaDB, SQLite and Redis. Tests that share a database server hold `SERVER` (a
+//! `"all"` job lists every database on it, so none may come or go meanwhile).
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use util::{services, stderr, TestRepo, PASSWORD};
+
+static SERVER: Mutex<()> = Mutex::new(());
+
+fn server() -> std::sync::MutexGuard<'static, ()> {
+    SERVER.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A main repository, an offsite one and a jobs file beside them.
+struct Setup {
+    main: TestRepo,
+    offsite: TestRepo,
+    config: PathBuf,
+    password_file: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let (main, offsite) = (TestRepo::init(), TestRepo::init());
+        let password_file = main.dir.path().join("password");
+        std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = main.dir.path().join("silo.toml");
+        Setup { main, offsite, config, password_file }
+    }
+
+    /// Writes the jobs file: both repositories, then `jobs` (TOML text).
+    fn jobs(&self, jobs: &str) {
+        let text = format!(
+            "[repository]\nlocation = {:?}\npassword_file = {:?}\n\n[offsite]\nlocation = {:?}\npassword_env = \
+             \"SILO_TEST_OFFSITE_PASSWORD\"\n\n{jobs}",
+            self.main.location,
+            self.password_file.display().to_string(),
+            self.offsite.location
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    fn silo(&self, args: &[&str]) -> Output {
+        let mut c = self.main.cmd(args);
+        c.env("SILO_CONFIG", &self.config)
+            .env_remove("SILO_REPO")
+            .env_remove("SILO_PASSWORD")
+            .env("SILO_TEST_OFFSITE_PASSWORD", PASSWORD)
+            .envs(services::PG_ENV)
+            .envs(services::MY_ENV);
+        util::run_with_input(c, b"")
+    }
+
+    fn json(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = self.silo(&a);
+        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", stderr(&out)));
+        (out.status.code().unwrap_or(-1), v)
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn run_records(repo: &TestRepo) -> usize {
+    repo.objects("runs").len()
+}
+
+#[test]
+fn a_bad_jobs_file_is_one_line_with_its_line_number_and_nothing_runs() {
+    let s = Setup::new();
+    s.jobs("[jobs.app]\nstreams = [{ command = \"echo hi\" }]\nkeep = { daily = 7 }\nfreshnes = \"26h\"\n");
+    let out = s.silo(&["run", "--all"]);
+    assert_eq!(code(&out), util::EXIT_USAGE, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("silo.toml:12:") && err.contains("unknown field `freshnes`"), "{err}");
+    assert!(err.contains("nothing was run"), "{err}");
+    assert_eq!(s.main.snapshot_count(), 0);
+
+    s.jobs("[jobs.app]\nstreams = [{ command = \"echo hi\", directory = \"/srv\" }]\n");
+    let err = stderr(&s.silo(&["run", "app"]));
+    assert!(err.contains("silo.toml:10:") && err.contains("exactly one of postgres, mariadb"), "{err}");
+    s.jobs("[jobs.app]\nstreams = [{ command = \"echo hi\" }]\noffsite = true\nfreshness = \"a while\"\n");
+    let err = stderr(&s.silo(&["run", "app"]));
+    assert!(err.contains("silo.toml:12:") && err.contains("expected a duration like 26h"), "{err}");
+    s.jobs("[jobs.app]\nstreams = [{ command = \"echo hi\" }]\n");
+    let out = s.silo(&["run", "nope"]);
+    assert_eq!(code(&out), util::EXIT_USAGE);
+    assert!(stderr(&out).contains("no job \"nope\"") && stderr(&out).contains("it has app"), "{}", stderr(&out));
+    assert_eq!(s.main.snapshot_count(), 0);
+}
+
+#[test]
+fn a_jobs_file_that_holds_a_password_must_be_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new();
+    let text = format!(
+        "[repository]\nlocation = {:?}\npassword = {PASSWORD:?}\n\n[jobs.app]\nstreams = [{{ command = \"echo hi\" }}]\n",
+        s.main.location
+    );
+    std::fs::write(&s.config, text).unwrap();
+    std::fs::set_permissions(&s.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = s.silo(&["run", "app"]);
+    assert_eq!(code(&out), util::EXIT_USAGE);
+    let err = stderr(&out);
+    assert!(err.contains("holds a password") && err.contains("chmod 600"), "{err}");
+    assert!(!err.contains(PASSWORD) && !String::from_utf8_lossy(&out.stdout).contains(PASSWORD));
+    assert_eq!(s.main.snapshot_count(), 0);
+    std::fs::set_permissions(&s.config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = s.silo(&["run", "app"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(PASSWORD) && !String::from_utf8_lossy(&out.stdout).contains(PASSWORD));
+    assert_eq!(s.main.snapshot_count(), 1);
+}
+
+#[test]
+fn a_job_creates_copies_offsite_forgets_and_records_every_run() {
+    let s = Setup::new();
+    let tree = s.main.dir.path().join("www");
+    std::fs::create_dir_all(tree.join("img")).unwrap();
+    std::fs::write(tree.join("index.html"), "<h1>shop</h1>").unwrap();
+    std::fs::write(tree.join("img/logo.svg"), "<svg/>").unwrap();
+    s.jobs(&format!(
+        "[jobs.site]\nstreams = [{{ directory = {:?} }}, {{ command = \"printf 'orders 1\\\\n'\", name = \"orders\" }}]\n\
+         keep = {{ last = 2 }}\noffsite = true\nfreshness = \"26h\"\n",
+        tree.display().to_string()
+    ));
+    let (_, plan) = s.json(&["run", "--all", "--dry-run"]);
+    let steps: Vec<&str> =
+        plan["jobs"][0]["steps"].as_array().unwrap().iter().map(|x| x["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["create", "copy", "forget", "forget-offsite"]);
+    assert!(plan["jobs"][0]["steps"][0]["detail"].as_str().unwrap().contains("www = tar --create"), "{plan}");
+    assert_eq!((s.main.snapshot_count(), run_records(&s.main)), (0, 0), "a dry run touches nothing");
+
+    for round in 1..=3 {
+        let (code, report) = s.json(&["run", "site"]);
+        assert_eq!(code, 0, "round {round}: {report}");
+        let job = &report["jobs"][0];
+        assert_eq!((job["ok"].as_bool(), job["recorded"].as_str()), (Some(true), Some("repository")), "{report}");
+        assert!(job["bytes_read"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(s.main.snapshot_count(), 2, "keep last 2 here");
+    assert_eq!(s.offsite.snapshot_count(), 2, "... and offsite");
+    assert_eq!(run_records(&s.main), 3);
+    // The directory stream is a tar of the tree, the command stream its output.
+    let tar = s.main.restore("site:latest:www");
+    let listing = util::run_with_input(
+        {
+            let mut c = Command::new("tar");
+            c.arg("-t");
+            c
+        },
+        &tar,
+    );
+    let names = String::from_utf8_lossy(&listing.stdout);
+    assert!(names.contains("./index.html") && names.contains("./img/logo.svg"), "{names}");
+    assert_eq!(s.offsite.restore("site:latest:orders"), b"orders 1\n");
+
+    let (code, status) = s.json(&["status"]);
+    assert_eq!(code, 0, "{status}");
+    let job = &status["jobs"][0];
+    assert_eq!(
+        (job["job"].as_str(), job["state"].as_str(), job["last_run_ok"].as_bool()),
+        (Some("site"), Some("ok"), Some(true))
+    );
+    assert_eq!(job["freshness_seconds"].as_u64(), Some(26 * 3600));
+    assert!(job["latest_added_bytes"].is_u64() && job["latest_bytes"].as_u64().unwrap() > 0, "{status}");
+}
+
+#[test]
+fn a_failing_dump_fails_the_run_is_recorded_keeps_the_old_backups_and_status_says_why() {
+    let s = Setup::new();
+    let flag = s.main.dir.path().join("broken");
+    let cmd = format!(
+        "if [ -e {0} ]; then echo 'pg_dump: error: connection refused' >&2; exit 3; fi; echo rows",
+        flag.display()
+    );
+    s.jobs(&format!("[jobs.shop]\nstreams = [{{ command = {cmd:?} }}]\nkeep = {{ last = 1 }}\n"));
+    assert!(s.silo(&["run", "shop"]).status.success());
+    std::fs::write(&flag, "").unwrap();
+    for _ in 0..2 {
+        let out = s.silo(&["run", "shop"]);
+        assert_eq!(code(&out), util::EXIT_COMMAND_FAILED, "{}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("shop: FAILED") && text.contains("forget skipped"), "{text}");
+        assert!(stderr(&out).contains("1 of 1 jobs failed: shop"), "{}", stderr(&out));
+    }
+    assert_eq!(s.main.snapshot_count(), 1, "the good backup stays: forget does not run after a failure");
+    assert_eq!(run_records(&s.main), 3, "failed runs are recorded too");
+    let (code, status) = s.json(&["status"]);
+    assert_eq!(code, 10, "failing: {status}");
+    let job = &status["jobs"][0];
+    assert_eq!(job["state"].as_str(), Some("failing"));
+    let reason = job["reasons"][0].as_str().unwrap();
+    assert!(reason.contains("last 2 runs failed") && reason.contains("connection refused"), "{reason}");
+    let human = s.silo(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&human.stdout).contains("last failure"),
+        "{}",
+        String::from_utf8_lossy(&human.stdout)
+    );
+
+    std::fs::remove_file(&flag).unwrap();
+    assert!(s.silo(&["run", "shop"]).status.success());
+    let (code, status) = s.json(&["status"]);
+    assert_eq!((code, status["jobs"][0]["state"].as_str()), (0, Some("ok")), "recovered: {status}");
+    assert!(status["jobs"][0]["last_failure"].is_i64());
+}
+
+#[test]
+fn a_dump_below_min_size_is_not_committed_and_a_shrunk_one_is_flagged() {
+    let s = Setup::new();
+    let size = s.main.dir.path().join("size");
+    std::fs::write(&size, "200000").unwrap();
+    let cmd = format!("head -c $(cat {}) /dev/zero | tr '\\\\0' x", size.display());
+    s.jobs(&format!("[jobs.shop]\nstreams = [{{ command = {cmd:?} }}]\nmin_size = \"10 kB\"\n"));
+    assert!(s.silo(&["run", "shop"]).status.success());
+    std::fs::write(&size, "5000").unwrap();
+    let out = s.silo(&["run", "shop"]);
+    assert_eq!(code(&out), util::EXIT_COMMAND_FAILED, "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("below the job's min_size of 10000 bytes"));
+    assert_eq!(s.main.snapshot_count(), 1, "nothing committed");
+    // 60% smaller than the day before: committed (above the minimum), flagged by status.
+    std::fs::write(&size, "80000").unwrap();
+    assert!(s.silo(&["run", "shop"]).status.success());
+    let (code, status) = s.json(&["status", "shop"]);
+    assert_eq!(code, 10, "{status}");
+    assert_eq!(status["jobs"][0]["state"].as_str(), Some("shrunk"));
+    assert!(status["jobs"][0]["reasons"][0].as_str().unwrap().contains("60% smaller"), "{status}");
+}
+
+#[test]
+fn an_unreachable_repository_spools_the_record_and_the_next_run_uploads_it() {
+    let s = Setup::new();
+    let later = TestRepo::uninitialised();
+    let text = format!(
+        "[repository]\nlocation = {:?}\npassword_file = {:?}\n\n[jobs.app]\nstreams = [{{ command = \"echo hi\" }}]\n",
+        later.location,
+        s.password_file.display().to_string()
+    );
+    std::fs::write(&s.config, text).unwrap();
+    let out = s.silo(&["run", "app"]);
+    assert_eq!(code(&out), util::EXIT_UNREACHABLE, "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("run record: spooled"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The repository appears (a mount came back): the next run uploads the spooled record first.
+    let mut init = later.cmd(&["init", "--kdf-memory", "64", "--kdf-iterations", "1"]);
+    init.env("SILO_CACHE_DIR", s.main.cache());
+    assert!(util::run_with_input(init, b"").status.success());
+    let out = s.silo(&["run", "app"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("uploaded 1 run records spooled"), "{}", stderr(&out));
+    assert_eq!(run_records(&later), 2);
+    let (_, status) = s.json(&["status"]);
+    assert_eq!(status["jobs"][0]["state"].as_str(), Some("ok"));
+    assert!(status["jobs"][0]["last_error"].as_str().unwrap().contains("create:"), "{status}");
+}
+
+#[test]
+fn plain_commands_are_recorded_too_and_gc_bounds_the_history() {
+    let repo = TestRepo::init();
+    repo.create("shop", b"one");
+    let failed = repo.run(&["snapshot", "create", "--name", "shop", "--", "false"], b"");
+    assert_eq!(code(&failed), util::EXIT_COMMAND_FAILED);
+    repo.ok(&["forget", "--name", "shop", "--keep-last", "1", "--dry-run"], b"");
+    repo.ok(&["check"], b"");
+    assert_eq!(run_records(&repo), 3, "create, failed create, check (a dry run is not a run)");
+    let status = repo.run(&["--json", "status"], b"");
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["jobs"][0]["state"].as_str(), Some("failing"), "{v}");
+    assert!(v["jobs"][0]["last_error"].as_str().unwrap().contains("false"), "{v}");
+    let gc = repo.json(&["gc", "--keep-runs", "0s"]);
+    assert_eq!(gc["run_records_deleted"].as_u64(), Some(3), "{gc}");
+    assert_eq!(run_records(&repo), 1, "the gc's own record");
+}
+
+#[test]
+fn status_writes_prometheus_metrics_that_promtool_accepts() {
+    let repo = TestRepo::init();
+    repo.create("shop", b"rows");
+    let file = repo.dir.path().join("silo.prom");
+    repo.ok(&["status", "--prometheus", file.to_str().unwrap()], b"");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("silo_job_ok{job=\"shop\"} 1"), "{text}");
+    assert!(text.contains("silo_job_latest_snapshot_bytes{job=\"shop\"} 4"), "{text}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o644);
+    // A file silo did not write is never replaced.
+    let other = repo.dir.path().join("notes.txt");
+    std::fs::write(&other, "mine").unwrap();
+    let out = repo.run(&["status", "--prometheus", other.to_str().unwrap()], b"");
+    assert_eq!(code(&out), util::EXIT_USAGE);
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), "mine");
+    if services::require("promtool", services::tool("promtool", "--version")) {
+        let mut check = Command::new("promtool");
+        check.args(["check", "metrics"]);
+        let out = util::run_with_input(check, text.as_bytes());
+        assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    }
+}
+
+/// Restores `spec` of `repo` into a fresh PostgreSQL database and returns its comparable dump.
+fn pg_restored(repo: &TestRepo, spec: &str, db: &str) -> Vec<u8> {
+    services::pg_fresh(db);
+    let mut psql = services::pg("psql");
+    psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db]);
+    repo.restore_into(spec, psql);
+    let dump = services::comparable(&services::pg_dump(db));
+    services::pg_drop(db);
+    dump
+}
+
+#[test]
+fn postgres_all_dumps_every_database_and_the_globals() {
+    if !services::postgres() {
+        return;
+    }
+    let _server = server();
+    let dbs = ["silo_j_a", "silo_j_b", "silo_j_c"];
+    for (i, db) in dbs.iter().enumerate() {
+        services::pg_fresh(db);
+        services::psql(db, &format!("CREATE TABLE t (id int primary key, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, {}) g", 100 * (i + 1)));
+    }
+    let s = Setup::new();
+    s.jobs("[jobs.pg]\nstreams = [{ postgres = { database = \"all\", host = \"127.0.0.1\", user = \"postgres\" } }]\nfreshness = \"36h\"\n");
+    let (code, report) = s.json(&["run", "pg"]);
+    assert_eq!(code, 0, "{report}");
+    let show = s.main.json(&["snapshot", "show", "pg:latest"]);
+    let streams: Vec<&str> = show["streams"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    for want in dbs.iter().copied().chain(["postgres", "globals"]) {
+        assert!(streams.contains(&want), "{want} in {streams:?}");
+    }
+    assert!(!streams.contains(&"template0") && !streams.contains(&"template1"), "{streams:?}");
+    for db in dbs {
+        let original = services::comparable(&services::pg_dump(db));
+        assert_eq!(pg_restored(&s.main, &format!("pg:latest:{db}"), "silo_j_restored"), original, "{db}");
+    }
+    let globals = s.main.restore("pg:latest:globals");
+    assert!(String::from_utf8_lossy(&globals).contains("CREATE ROLE postgres"), "pg_dumpall --globals-only");
+    for db in dbs {
+        services::pg_drop(db);
+    }
+}
+
+#[test]
+fn a_database_that_is_down_fails_the_run_and_status_says_why() {
+    if !services::postgres() {
+        return;
+    }
+    let s = Setup::new();
+    // Nothing listens on port 1: the server is down.
+    s.jobs("[jobs.pg]\nstreams = [{ postgres = { database = \"shop\", host = \"127.0.0.1\", port = 1 } }]\n");
+    let out = s.silo(&["run", "pg"]);
+    assert_eq!(code(&out), util::EXIT_COMMAND_FAILED, "{}", stderr(&out));
+    assert_eq!(s.main.snapshot_count(), 0);
+    let (code, status) = s.json(&["status"]);
+    assert_eq!(code, 10);
+    let reason = status["jobs"][0]["reasons"][0].as_str().unwrap();
+    assert!(reason.contains("pg_dump") && reason.contains("exited with status 1"), "{reason}");
+}
+
+#[test]
+fn mariadb_sqlite_and_redis_presets_make_restorable_streams() {
+    if !services::mariadb() || !services::sqlite() {
+        return;
+    }
+    let _server = server();
+    let my = "silo_j_my";
+    services::my_fresh(my);
+    services::mysql(
+        Some(my),
+        "CREATE TABLE t (id int primary key, v varchar(40)); INSERT INTO t VALUES (1, 'one'), (2, 'two')",
+    );
+    let s = Setup::new();
+    let db = s.main.dir.path().join("app.db");
+    let made = Command::new("sqlite3")
+        .arg(&db)
+        .arg("CREATE TABLE notes(x); INSERT INTO notes VALUES ('kept');")
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let redis = services::tool("redis-cli", "--version").and_then(|()| {
+        let ping = Command::new("redis-cli").args(["-h", "127.0.0.1", "ping"]).output().map_err(|e| e.to_string())?;
+        if String::from_utf8_lossy(&ping.stdout).trim() == "PONG" {
+            Ok(())
+        } else {
+            Err("no PONG".into())
+        }
+    });
+    let with_redis = services::require("Redis at 127.0.0.1:6379", redis);
+    s.jobs(&format!(
+        "[jobs.app]\nstreams = [{{ mariadb = {{ database = \"{my}\", host = \"127.0.0.1\", user = \"root\" }} }}, {{ sqlite = {:?} }}{}]\n",
+        db.display().to_string(),
+        if with_redis { ", { redis = { host = \"127.0.0.1\" } }" } else { "" }
+    ));
+    let (code, report) = s.json(&["run", "app"]);
+    assert_eq!(code, 0, "{report}");
+    let dump = s.main.restore(&format!("app:latest:{my}"));
+    let text = String::from_utf8_lossy(&dump);
+    assert!(text.contains("INSERT INTO `t` VALUES") && text.contains("(2,'two')"), "mysqldump of {my}");
+    services::my_fresh("silo_j_my_restored");
+    let mut load = services::my("mysql");
+    load.arg("silo_j_my_restored");
+    s.main.restore_into(&format!("app:latest:{my}"), load);
+    assert_eq!(services::mysql(Some("silo_j_my_restored"), "SELECT v FROM t ORDER BY id"), "one\ntwo");
+    services::my_drop("silo_j_my_restored");
+    services::my_drop(my);
+    let sql = s.main.restore("app:latest:app");
+    assert!(String::from_utf8_lossy(&sql).contains("INSERT INTO notes VALUES('kept');"), "sqlite .dump");
+    if with_redis {
+        assert!(s.main.restore("app:latest:redis").starts_with(b"REDIS"), "an RDB file");
+    }
+}
+
+#[test]
+fn schedules_become_timers_systemd_accepts_or_cron_lines_and_only_silos_files_are_touched() {
+    let s = Setup::new();
+    s.jobs("[jobs.shop]\nstreams = [{ command = \"echo hi\" }]\nschedule = \"every 8h\"\n\n[jobs.logs]\nstreams = [{ command = \"echo hi\" }]\nschedule = \"weekly sun 03:30\"\n\n[jobs.adhoc]\nstreams = [{ command = \"echo hi\" }]\n");
+    let units = s.main.dir.path().join("units");
+    let dir = units.to_str().unwrap();
+    let (status, report) = s.json(&["schedule", "install", "--dir", dir]);
+    assert_eq!(status, 0, "{report}");
+    let jobs: Vec<&str> = report["jobs"].as_array().unwrap().iter().map(|j| j["job"].as_str().unwrap()).collect();
+    assert_eq!(jobs, ["logs", "shop"], "jobs without a schedule are left out");
+    assert!(
+        report["next_steps"][1]
+            .as_str()
+            .unwrap()
+            .contains("systemctl enable --now silo-job-logs.timer silo-job-shop.timer"),
+        "{report}"
+    );
+    let timer = std::fs::read_to_string(units.join("silo-job-shop.timer")).unwrap();
+    assert!(timer.contains("OnCalendar=*-*-* 00/8:00:00") && timer.contains("Persistent=true"), "{timer}");
+    let service = std::fs::read_to_string(units.join("silo-job-shop.service")).unwrap();
+    assert!(
+        service.contains(&format!("--config {} run shop", s.config.canonicalize().unwrap().display())),
+        "{service}"
+    );
+    if services::require("systemd-analyze", services::tool("systemd-analyze", "--version")) {
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .args(
+                ["silo-job-shop.timer", "silo-job-shop.service", "silo-job-logs.timer", "silo-job-logs.service"]
+                    .map(|f| units.join(f)),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "systemd-analyze verify: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(&out)
+        );
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(!text.contains("silo-job"), "no complaint about the units: {text}");
+    }
+    let (_, listed) = s.json(&["schedule", "list", "--dir", dir]);
+    assert!(listed["jobs"].as_array().unwrap().iter().all(|j| j["installed"] == true), "{listed}");
+    let out = s.silo(&["schedule", "install", "adhoc", "--dir", dir]);
+    assert_eq!(code(&out), util::EXIT_USAGE);
+    assert!(stderr(&out).contains("has no schedule"), "{}", stderr(&out));
+
+    // A unit silo did not write is never replaced nor removed.
+    std::fs::write(units.join("silo-job-logs.timer"), "[Timer]\nOnCalendar=daily\n").unwrap();
+    let out = s.silo(&["schedule", "install", "logs", "--dir", dir]);
+    assert_eq!(code(&out), util::EXIT_USAGE);
+    assert!(stderr(&out).contains("was not written by silo schedule"), "{}", stderr(&out));
+    assert!(s.silo(&["schedule", "uninstall", "--dir", dir]).status.success());
+    let left: Vec<String> =
+        std::fs::read_dir(&units).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(left, ["silo-job-logs.timer"], "only silo's files removed");
+
+    let cron = s.main.dir.path().join("cron.d");
+    let (status, _) = s.json(&["schedule", "install", "--cron", "--dir", cron.to_str().unwrap(), "--user", "postgres"]);
+    assert_eq!(status, 0);
+    let line = std::fs::read_to_string(cron.join("silo-job-shop")).unwrap();
+    assert!(line.contains("\n0 */8 * * * postgres /") && line.ends_with("run shop\n"), "{line}");
+    let line = std::fs::read_to_string(cron.join("silo-job-logs")).unwrap();
+    assert!(line.contains("\n30 3 * * 0 postgres /"), "{line}");
+}
+
+/// An SMTP server (Debian's python3-aiosmtpd) on a loopback port, delivering into a maildir.
+struct MailServer {
+    child: std::process::Child,
+    port: u16,
+    maildir: PathBuf,
+}
+
+impl MailServer {
+    fn start(dir: &std::path::Path) -> Option<MailServer> {
+        let probe = Command::new("/usr/bin/python3").args(["-c", "import aiosmtpd"]).output();
+        let ready = match probe {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => {
+                Err(format!("python3-aiosmtpd is not installed ({}); scripts/setup.sh installs it", stderr(&o).trim()))
+            }
+            Err(e) => Err(format!("/usr/bin/python3: {e}")),
+        };
+        if !services::require("an SMTP server (python3-aiosmtpd)", ready) {
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let maildir = dir.join("maildir");
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .spawn()
+            .expect("aiosmtpd");
+        // Ready when it accepts a connection (it starts in well under a second).
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < until, "aiosmtpd did not start");
+            std::thread::yield_now();
+        }
+        Some(MailServer { child, port, maildir })
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(self.maildir.join("new"))
+            .map(|d| d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect())
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+}
+
+impl Drop for MailServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn secret_file(dir: &std::path::Path, name: &str, value: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, value).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn notifications_reach_every_target_once_per_cooldown_and_never_change_the_outcome() {
+    let s = Setup::new();
+    let dir = s.main.dir.path();
+    let Some(mail) = MailServer::start(dir) else { return };
+    let http = util::receiver::Receiver::start();
+    let flag = dir.join("broken");
+    std::fs::write(&flag, "").unwrap();
+    let cmd =
+        format!("if [ -e {0} ]; then echo 'mysqldump: Got error: 2002' >&2; exit 2; fi; echo rows", flag.display());
+    let hook_secret = secret_file(dir, "hook", "hook secret 123");
+    let app_token = secret_file(dir, "pushover-token", "app-token-abc");
+    let user_key = secret_file(dir, "pushover-user", "user-key-xyz");
+    s.jobs(&format!(
+        r#"[notify.hook]
+webhook = {{ url = "{}", secret = {{ file = "{hook_secret}" }} }}
+
+[notify.phone]
+ntfy = {{ url = "{}", token = {{ env = "SILO_TEST_NTFY_TOKEN" }} }}
+
+[notify.pager]
+pushover = {{ token = {{ file = "{app_token}" }}, user = {{ file = "{user_key}" }}, url = "{}" }}
+events = ["failed", "recovered"]
+
+[notify.hc]
+healthchecks = {{ url = "{}" }}
+
+[notify.mail]
+email = {{ to = ["ops@example.net"], from = "silo@example.net", smtp = "127.0.0.1:{}" }}
+
+[notify.dead]
+webhook = {{ url = "http://127.0.0.1:1/hook" }}
+
+[jobs.shop]
+streams = [{{ command = {cmd:?} }}]
+notify = ["hook", "phone", "pager", "hc", "mail", "dead"]
+cooldown = "6h"
+"#,
+        http.url("/hook"),
+        http.url("/ntfy/backups"),
+        http.url("/1/messages.json"),
+        http.url("/ping/abc"),
+        mail.port
+    ));
+    let run = || {
+        let mut c = s.main.cmd(&["--json", "run", "shop"]);
+        c.env("SILO_CONFIG", &s.config).env_remove("SILO_REPO").env_remove("SILO_PASSWORD");
+        c.env("SILO_TEST_OFFSITE_PASSWORD", PASSWORD).env("SILO_TEST_NTFY_TOKEN", "ntfy-token-777");
+        let out = util::run_with_input(c, b"");
+        for secret in ["hook secret 123", "app-token-abc", "user-key-xyz", "ntfy-token-777", PASSWORD] {
+            assert!(
+                !String::from_utf8_lossy(&out.stdout).contains(secret) && !stderr(&out).contains(secret),
+                "{secret} shown"
+            );
+        }
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        (code(&out), report)
+    };
+
+    // 1. The dump fails: every target hears of it; the dead one's failure is recorded, the outcome unchanged.
+    let (status, report) = run();
+    assert_eq!(status, util::EXIT_COMMAND_FAILED, "{report}");
+    let got = http.take();
+    let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/ping/abc/start", "/hook", "/ntfy/backups", "/1/messages.json", "/ping/abc/fail"], "{got:?}");
+    let hook = &got[1];
+    let body: serde_json::Value = serde_json::from_slice(&hook.body).unwrap();
+    assert_eq!(
+        (body["event"].as_str(), body["job"].as_str(), body["exit_code"].as_u64()),
+        (Some("failed"), Some("shop"), Some(7))
+    );
+    assert!(body["error"].as_str().unwrap().contains("Got error: 2002"), "{body}");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"hook secret 123");
+    let want = format!("sha256={}", hex::encode(ring::hmac::sign(&key, &hook.body).as_ref()));
+    assert_eq!(hook.headers.get("x-silo-signature"), Some(&want), "HMAC-SHA256 of the body");
+    let ntfy = &got[2];
+    assert_eq!(ntfy.headers.get("authorization").map(String::as_str), Some("Bearer ntfy-token-777"));
+    assert_eq!(ntfy.headers.get("priority").map(String::as_str), Some("high"));
+    assert!(ntfy.headers["title"].contains("shop FAILED") && String::from_utf8_lossy(&ntfy.body).contains("2002"));
+    let form: BTreeMap<String, String> = url_form(&got[3].body);
+    assert_eq!(
+        (form["token"].as_str(), form["user"].as_str(), form["priority"].as_str()),
+        ("app-token-abc", "user-key-xyz", "1")
+    );
+    assert!(String::from_utf8_lossy(&got[4].body).contains("2002"), "the fail ping carries the error");
+    let mails = mail.messages();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].contains("Subject: silo: backup job shop FAILED") && mails[0].contains("To: ops@example.net"),
+        "{}",
+        mails[0]
+    );
+    let steps = &report["jobs"][0]["steps"];
+    let step = |name: &str| steps.as_array().unwrap().iter().find(|x| x["step"] == name).cloned().unwrap_or_default();
+    assert_eq!(step("notify:dead:failed")["outcome"], "failed", "{steps}");
+    assert!(
+        step("notify:dead:failed")["detail"].as_str().unwrap().contains("cannot connect to 127.0.0.1:1"),
+        "{steps}"
+    );
+    assert_eq!(step("notify:hook:failed")["outcome"], "ok");
+
+    // 2. Failing again within the cooldown: pings only; the rest is held back and says until when.
+    let (status, report) = run();
+    assert_eq!(status, util::EXIT_COMMAND_FAILED);
+    let paths: Vec<String> = http.take().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/ping/abc/start", "/ping/abc/fail"]);
+    assert_eq!(mail.messages().len(), 1);
+    let steps = &report["jobs"][0]["steps"];
+    let hook = steps.as_array().unwrap().iter().find(|x| x["step"] == "notify:hook:failed").unwrap();
+    assert_eq!(hook["outcome"], "skipped");
+    assert!(hook["detail"].as_str().unwrap().starts_with("cooldown until "), "{hook}");
+
+    // 3. Fixed: "recovered" goes out at once, and the run succeeds although one target is down.
+    std::fs::remove_file(&flag).unwrap();
+    let (status, _) = run();
+    assert_eq!(status, 0, "a dead notifier never fails a run");
+    let got = http.take();
+    let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/ping/abc/start", "/hook", "/ntfy/backups", "/1/messages.json", "/ping/abc"]);
+    let body: serde_json::Value = serde_json::from_slice(&got[1].body).unwrap();
+    assert_eq!((body["event"].as_str(), body["ok"].as_bool()), (Some("recovered"), Some(true)));
+    assert_eq!(got[2].headers.get("priority").map(String::as_str), Some("default"));
+    assert_eq!(mail.messages().len(), 2);
+}
+
+fn url_form(body: &[u8]) -> BTreeMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
