@@ -680,3 +680,37 @@ cooldown = "6h"
 fn url_form(body: &[u8]) -> BTreeMap<String, String> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
+
+#[test]
+fn check_and_drill_run_when_their_cadence_is_due_and_a_failed_drill_fails_the_run() {
+    let s = Setup::new();
+    let drilled = s.main.dir.path().join("drilled");
+    s.jobs(&format!(
+        "[jobs.shop]\nstreams = [{{ command = \"printf 'orders 1\\\\n'\" }}]\ncheck = {{ subset = \"100%\" }}\n\
+         drill = {{ command = \"cat > {}\", every = \"7d\" }}\n\n[jobs.bad]\nstreams = [{{ command = \"echo x\" }}]\n\
+         drill = {{ command = \"echo 'ERROR: relation missing' >&2; exit 3\" }}\n",
+        drilled.display()
+    ));
+    let step_names = |report: &serde_json::Value| -> Vec<String> {
+        report["jobs"][0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| format!("{}={}", x["step"].as_str().unwrap(), x["outcome"].as_str().unwrap()))
+            .collect()
+    };
+    let (code, report) = s.json(&["run", "shop"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(step_names(&report), ["create=ok", "check=ok", "drill=ok"]);
+    assert_eq!(std::fs::read(&drilled).unwrap(), b"orders 1\n", "the drill restored the newest snapshot");
+    let (code, report) = s.json(&["run", "shop"]);
+    assert_eq!(code, 0);
+    assert_eq!(step_names(&report), ["create=ok"], "checked and drilled a moment ago: not due for 7 days");
+    let (_, status) = s.json(&["status", "shop"]);
+    assert_eq!(status["jobs"][0]["last_drill_ok"].as_bool(), Some(true), "{status}");
+
+    let (code, report) = s.json(&["run", "bad"]);
+    assert_eq!(code, util::EXIT_COMMAND_FAILED, "{report}");
+    assert_eq!(step_names(&report), ["create=ok", "drill=failed"]);
+    assert!(report["jobs"][0]["steps"][1]["detail"].as_str().unwrap().contains("relation missing"), "{report}");
+}

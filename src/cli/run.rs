@@ -11,7 +11,7 @@ use anyhow::Result;
 use serde::Serialize;
 use silo::inputs::StreamSpec;
 use silo::jobs::notify::Ping;
-use silo::jobs::run::{should_run, steps, summarize, Outcome, Step};
+use silo::jobs::run::{should_run, steps, summarize, Due, Outcome, Step};
 use silo::jobs::status::{JobStatus, Limits, State};
 use silo::jobs::{Job, JobsFile, RepoConfig};
 use silo::repo::runs::Spool;
@@ -220,13 +220,60 @@ fn forget(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<
     Ok(())
 }
 
+/// Verifies the repository (all data, or the job's subset). Damage is a failed step (exit 5).
+fn check(ctx: &Invocation, repo: &Repository, job: &Job) -> Result<()> {
+    let data = job.check.as_ref().and_then(|c| c.subset.clone()).unwrap_or(silo::repo::check::DataCheck::All);
+    let options = silo::repo::check::CheckOptions {
+        data,
+        snapshot: None,
+        max_age: None,
+        max_age_name: None,
+        progress: Default::default(),
+    };
+    let report = ctx.rt.block_on(repo.check(&options))?;
+    if report.is_damaged() {
+        return Err(silo::Error::CheckDamaged {
+            objects: report.damaged.len(),
+            snapshots: report.affected_snapshots.len(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Restores the job's newest snapshot into its drill command, timed and recorded (`drills/`).
+fn drill(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<()> {
+    let Some(d) = &job.drill else { return Ok(()) };
+    let spec = silo::repo::snapshots::SnapshotSpec::parse(&format!("{name}:latest"))?;
+    let snap = ctx.rt.block_on(repo.resolve(&spec))?;
+    let stream = snap.stream(&d.stream)?;
+    let argv = vec!["sh".to_string(), "-c".to_string(), d.command.clone()];
+    let (_, failed) = repo.drill(ctx.rt.handle(), &snap, stream, &argv)?;
+    failed.map_or(Ok(()), |e| Err(e.into()))
+}
+
 fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobReport {
     let started = silo::time::now_micros();
     let clock = std::time::Instant::now();
     let mut notified = super::notify::ping(ctx, repos.file, job, Ping::Start, "");
     let mut outcomes: Vec<(Step, Outcome)> = Vec::new();
     let mut created: Option<Created> = None;
-    for step in steps(job) {
+    // Check and drill run when their cadence is due, judged from the job's earlier records.
+    let due = match (&job.check, &job.drill, repos.main()) {
+        (None, None, _) | (_, _, Err(_)) => Due::default(),
+        (_, _, Ok(repo)) => match ctx.rt.block_on(repo.run_history()) {
+            Ok(h) => {
+                let ours: Vec<&RunRecord> =
+                    h.records.iter().map(|(_, r)| r).filter(|r| r.kind == "run" && r.job == name).collect();
+                Due::judge(job, &ours, repo.now())
+            }
+            Err(e) => {
+                note!("silo: warning: job {name}: cannot read the run history, so check and drill wait: {e}");
+                Due::default()
+            }
+        },
+    };
+    for step in steps(job, due) {
         if let Err(why) = should_run(step, &outcomes) {
             outcomes.push((step, Outcome::Skipped(why)));
             continue;
@@ -247,9 +294,13 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
             },
             Step::Forget => repos.main().and_then(|repo| forget(ctx, repo, name, job).map_err(failed)),
             Step::ForgetOffsite => repos.offsite().and_then(|repo| forget(ctx, repo, name, job).map_err(failed)),
+            Step::Check => repos.main().and_then(|repo| check(ctx, repo, job).map_err(failed)),
+            Step::Drill => repos.main().and_then(|repo| drill(ctx, repo, name, job).map_err(failed)),
         };
         outcomes.push((step, result.map_or_else(|(e, code)| Outcome::Failed(e, code), |()| Outcome::Ok)));
     }
+    let failed_step = |s: Step| outcomes.iter().any(|(x, o)| *x == s && matches!(o, Outcome::Failed(..)));
+    let (drill_failed, damage_found) = (failed_step(Step::Drill), failed_step(Step::Check));
     let (steps, exit_code, error) = summarize(&outcomes);
     let mut record = RunRecord {
         version: MAINTENANCE_VERSION,
@@ -272,15 +323,21 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
         Ok(repo) => match judged(ctx, repo, name, job) {
             Ok((status, history)) => {
                 let previous = history.iter().rev().find(|r| r.kind == "run" && r.job == name).map(|r| r.ok);
-                let events = silo::jobs::notify::events(record.ok, previous, status.state, false);
+                let events = silo::jobs::notify::events(record.ok, previous, status.state, drill_failed, damage_found);
                 (events, status.reasons, history)
             }
             Err(e) => {
                 note!("silo: warning: job {name}: cannot judge its state for notifications: {e:#}");
-                (silo::jobs::notify::events(record.ok, None, State::Ok, false), Vec::new(), Vec::new())
+                (
+                    silo::jobs::notify::events(record.ok, None, State::Ok, drill_failed, damage_found),
+                    Vec::new(),
+                    Vec::new(),
+                )
             }
         },
-        Err(_) => (silo::jobs::notify::events(record.ok, None, State::Ok, false), Vec::new(), Vec::new()),
+        Err(_) => {
+            (silo::jobs::notify::events(record.ok, None, State::Ok, drill_failed, damage_found), Vec::new(), Vec::new())
+        }
     };
     notified.extend(super::notify::events(ctx, repos.file, job, &record, &events, &reasons, &history));
     let end = if record.ok { Ping::Success } else { Ping::Fail };
@@ -361,6 +418,16 @@ fn plan(name: &str, job: &Job, file: &JobsFile) -> JobReport {
         Step::Forget | Step::ForgetOffsite => {
             format!("{:?}", job.keep.as_ref().map(|k| k.policy()).unwrap_or_default())
         }
+        Step::Check => format!(
+            "read {} when due (every {})",
+            job.check.as_ref().and_then(|c| c.subset.as_ref()).map_or("all data".to_string(), |d| format!("{d:?}")),
+            silo::time::format_seconds(job.check.as_ref().and_then(|c| c.every).unwrap_or(silo::jobs::DEFAULT_EVERY))
+        ),
+        Step::Drill => format!(
+            "restore the newest snapshot into `{}` when due (every {})",
+            job.drill.as_ref().map_or("", |d| d.command.as_str()),
+            silo::time::format_seconds(job.drill.as_ref().and_then(|d| d.every).unwrap_or(silo::jobs::DEFAULT_EVERY))
+        ),
     };
     JobReport {
         job: name.to_string(),
@@ -370,7 +437,7 @@ fn plan(name: &str, job: &Job, file: &JobsFile) -> JobReport {
         bytes_read: 0,
         bytes_added: 0,
         duration_seconds: 0.0,
-        steps: steps(job)
+        steps: steps(job, Due { check: true, drill: true })
             .into_iter()
             .map(|s| StepView { step: s.name().into(), outcome: "planned".into(), detail: detail(s) })
             .collect(),

@@ -116,6 +116,11 @@ pub struct Job {
     pub shrink_alert: u8,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Verify the repository's data when due: `check = { subset = "5%", every = "7d" }`.
+    pub check: Option<CheckCadence>,
+    /// Restore the newest snapshot into a command when due, timed and recorded:
+    /// `drill = { command = "psql -q -d scratch", every = "7d" }`.
+    pub drill: Option<DrillCadence>,
     /// Notification targets (names of [notify.NAME] tables).
     #[serde(default)]
     pub notify: Vec<String>,
@@ -133,6 +138,42 @@ fn schedule<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<schedule::S
 
 fn default_shrink() -> u8 {
     50
+}
+
+/// Default cadence of a job's check and drill.
+pub const DEFAULT_EVERY: u64 = 7 * 86_400;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckCadence {
+    /// `--read-data-subset`'s forms (`5%`, `2/7`); without it, all data is read.
+    #[serde(default, deserialize_with = "subset")]
+    pub subset: Option<crate::repo::check::DataCheck>,
+    #[serde(default, deserialize_with = "duration")]
+    pub every: Option<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DrillCadence {
+    /// Run by `sh -c` with the stream on its standard input.
+    pub command: String,
+    /// The stream to restore (default: the snapshot's first).
+    pub stream: Option<String>,
+    #[serde(default, deserialize_with = "duration")]
+    pub every: Option<u64>,
+}
+
+fn subset<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<crate::repo::check::DataCheck>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::repo::check::DataCheck::parse_subset(&text)
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{text:?}: expected a percentage like 5% or a slice like 2/7")))
+}
+
+/// Whether a cadence of `every` seconds is due at `now` (µs), given when it last ran.
+pub fn cadence_due(last: Option<i64>, now: i64, every: u64) -> bool {
+    last.is_none_or(|t| now.saturating_sub(t) >= i64::try_from(every).unwrap_or(i64::MAX / 2_000_000) * 1_000_000)
 }
 
 /// Default `cooldown`: one notification per (job, event) per 6 hours.
@@ -413,6 +454,20 @@ streams = [{ directory = "/srv/app", name = "app" }, { command = "echo hi" }]
         let f = parse(&inline, "x").unwrap();
         assert!(f.holds_password());
         assert!(!format!("{f:?}").contains("hunter2"), "Debug never shows the password");
+    }
+
+    #[test]
+    fn cadences() {
+        const D: i64 = 86_400_000_000;
+        assert!(cadence_due(None, 10 * D, DEFAULT_EVERY));
+        assert!(!cadence_due(Some(4 * D), 10 * D, DEFAULT_EVERY));
+        assert!(cadence_due(Some(3 * D), 10 * D, DEFAULT_EVERY));
+        let with = GOOD.replace("min_size = \"1 MB\"", "min_size = \"1 MB\"\ncheck = { subset = \"5%\" }\ndrill = { command = \"psql -q -d scratch\", every = \"30d\" }");
+        let f = parse(&with, "x").unwrap();
+        assert_eq!(f.jobs["shop"].check.as_ref().unwrap().subset, Some(crate::repo::check::DataCheck::Percent(0.05)));
+        assert_eq!(f.jobs["shop"].drill.as_ref().unwrap().every, Some(30 * 86_400));
+        let bad = GOOD.replace("min_size = \"1 MB\"", "check = { subset = \"lots\" }");
+        assert!(error_of(&bad).message.contains("expected a percentage"));
     }
 
     #[test]

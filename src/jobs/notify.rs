@@ -216,7 +216,13 @@ impl Notice {
 
 /// The events a finished run raises: failed or recovered (a success after a failure), and what status
 /// says of the job now (a size drop, stale, damage). `previous_ok`: the job's run before this one.
-pub fn events(run_ok: bool, previous_ok: Option<bool>, state: super::status::State, drill_failed: bool) -> Vec<Event> {
+pub fn events(
+    run_ok: bool,
+    previous_ok: Option<bool>,
+    state: super::status::State,
+    drill_failed: bool,
+    damage_found: bool,
+) -> Vec<Event> {
     use super::status::State;
     let mut out = Vec::new();
     if !run_ok {
@@ -229,6 +235,9 @@ pub fn events(run_ok: bool, previous_ok: Option<bool>, state: super::status::Sta
         State::Stale => out.push(Event::Stale),
         State::Damaged => out.push(Event::Damage),
         _ => {}
+    }
+    if damage_found && state != State::Damaged {
+        out.push(Event::Damage);
     }
     if drill_failed {
         out.push(Event::DrillFailed);
@@ -356,11 +365,12 @@ mod tests {
 
     #[test]
     fn events_of_a_run() {
-        assert_eq!(events(false, Some(true), State::Failing, false), [Event::Failed]);
-        assert_eq!(events(true, Some(false), State::Ok, false), [Event::Recovered]);
-        assert_eq!(events(true, Some(true), State::Ok, false), []);
-        assert_eq!(events(true, None, State::Shrunk, true), [Event::SizeDrop, Event::DrillFailed]);
-        assert_eq!(events(false, Some(false), State::Damaged, false), [Event::Failed, Event::Damage]);
+        assert_eq!(events(false, Some(true), State::Failing, false, false), [Event::Failed]);
+        assert_eq!(events(true, Some(false), State::Ok, false, false), [Event::Recovered]);
+        assert_eq!(events(true, Some(true), State::Ok, false, false), []);
+        assert_eq!(events(true, None, State::Shrunk, true, false), [Event::SizeDrop, Event::DrillFailed]);
+        assert_eq!(events(false, Some(false), State::Damaged, false, true), [Event::Failed, Event::Damage]);
+        assert_eq!(events(false, Some(false), State::Ok, false, true), [Event::Failed, Event::Damage]);
     }
 
     #[test]

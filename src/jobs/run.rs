@@ -2,7 +2,7 @@
 //! steps out against the repositories.
 //!
 //! A job is create (all its streams in one snapshot) -> copy to the offsite repository -> forget by the
-//! job's policy (here, then offsite). A failing step does not hide the others: a failed copy still forgets
+//! job's policy (here, then offsite) -> check and drill when their cadence is due. A failing step does not hide the others: a failed copy still forgets
 //! locally; a failed create skips copy and forget (nothing new to copy, and forgetting after a failed
 //! backup could only remove good ones). Every run is recorded, successful or failed (maintenance.md "runs").
 
@@ -16,6 +16,8 @@ pub enum Step {
     Copy,
     Forget,
     ForgetOffsite,
+    Check,
+    Drill,
 }
 
 impl Step {
@@ -25,12 +27,15 @@ impl Step {
             Step::Copy => "copy",
             Step::Forget => "forget",
             Step::ForgetOffsite => "forget-offsite",
+            Step::Check => "check",
+            Step::Drill => "drill",
         }
     }
 }
 
-/// The steps of `job`, in order.
-pub fn steps(job: &Job) -> Vec<Step> {
+/// The steps of `job`, in order. `due`: whether the check and the drill are due now (their cadences,
+/// judged from the run records).
+pub fn steps(job: &Job, due: Due) -> Vec<Step> {
     let mut out = vec![Step::Create];
     if job.offsite {
         out.push(Step::Copy);
@@ -41,7 +46,38 @@ pub fn steps(job: &Job) -> Vec<Step> {
             out.push(Step::ForgetOffsite);
         }
     }
+    if job.check.is_some() && due.check {
+        out.push(Step::Check);
+    }
+    if job.drill.is_some() && due.drill {
+        out.push(Step::Drill);
+    }
     out
+}
+
+/// Which cadenced steps are due.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Due {
+    pub check: bool,
+    pub drill: bool,
+}
+
+impl Due {
+    /// Due when the job's last run that carried the step (ok or failed) is `every` old, or there is none.
+    pub fn judge(job: &Job, history: &[&silo_format::maintenance::RunRecord], now: i64) -> Due {
+        let last = |step: &str| {
+            history
+                .iter()
+                .filter(|r| r.steps.iter().any(|s| s.step == step && s.outcome != "skipped"))
+                .map(|r| r.finished)
+                .max()
+        };
+        let every = |e: Option<u64>| e.unwrap_or(super::DEFAULT_EVERY);
+        Due {
+            check: job.check.as_ref().is_some_and(|c| super::cadence_due(last("check"), now, every(c.every))),
+            drill: job.drill.as_ref().is_some_and(|d| super::cadence_due(last("drill"), now, every(d.every))),
+        }
+    }
 }
 
 /// How a step ended.
@@ -120,6 +156,8 @@ mod tests {
             shrink_alert: 50,
             tags: vec![],
             schedule: None,
+            check: None,
+            drill: None,
             notify: vec![],
             cooldown: None,
         }
@@ -127,10 +165,47 @@ mod tests {
 
     #[test]
     fn steps_follow_the_job() {
-        assert_eq!(steps(&job(false, false)), [Step::Create]);
-        assert_eq!(steps(&job(true, false)), [Step::Create, Step::Copy]);
-        assert_eq!(steps(&job(true, true)), [Step::Create, Step::Copy, Step::Forget, Step::ForgetOffsite]);
-        assert_eq!(steps(&job(false, true)), [Step::Create, Step::Forget]);
+        let none = Due::default();
+        assert_eq!(steps(&job(false, false), none), [Step::Create]);
+        assert_eq!(steps(&job(true, false), none), [Step::Create, Step::Copy]);
+        assert_eq!(steps(&job(true, true), none), [Step::Create, Step::Copy, Step::Forget, Step::ForgetOffsite]);
+        assert_eq!(steps(&job(false, true), none), [Step::Create, Step::Forget]);
+        let mut cadenced = job(false, false);
+        cadenced.check = Some(crate::jobs::CheckCadence { subset: None, every: None });
+        cadenced.drill = Some(crate::jobs::DrillCadence { command: "true".into(), stream: None, every: None });
+        let both = Due { check: true, drill: true };
+        assert_eq!(steps(&cadenced, both), [Step::Create, Step::Check, Step::Drill]);
+        assert_eq!(steps(&cadenced, Due { check: false, drill: true }), [Step::Create, Step::Drill]);
+    }
+
+    #[test]
+    fn cadences_are_judged_from_the_records() {
+        use silo_format::maintenance::{RunRecord, RunStep};
+        const D: i64 = 86_400_000_000;
+        let mut j = job(false, false);
+        j.check = Some(crate::jobs::CheckCadence { subset: None, every: None });
+        j.drill = Some(crate::jobs::DrillCadence { command: "true".into(), stream: None, every: Some(86_400) });
+        let record = |day: i64, step: &str, outcome: &str| RunRecord {
+            version: 1,
+            kind: "run".into(),
+            job: "shop".into(),
+            host: "h".into(),
+            started: day * D,
+            finished: day * D,
+            bytes_read: 0,
+            bytes_added: 0,
+            snapshot: None,
+            ok: true,
+            exit_code: 0,
+            error: String::new(),
+            steps: vec![RunStep { step: step.into(), outcome: outcome.into(), error: String::new() }],
+        };
+        let (checked, drilled, skipped) =
+            (record(5, "check", "failed"), record(9, "drill", "ok"), record(9, "check", "skipped"));
+        let due = Due::judge(&j, &[&checked, &drilled, &skipped], 10 * D);
+        assert!(!due.check, "checked (even if it failed) 5 days ago; every 7 days");
+        assert!(due.drill, "drilled a day ago; every day");
+        assert!(Due::judge(&j, &[], 10 * D).check);
     }
 
     #[test]

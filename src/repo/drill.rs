@@ -80,8 +80,10 @@ impl Repository {
         let mut child = crate::inputs::process::command(program)
             .args(args)
             .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| Error::io(format!("starting drill command `{shown}`"), e))?;
+        let tail = child.stderr.take().map(crate::inputs::process::StderrTail::forward);
         let progress = std::sync::atomic::AtomicU64::new(0);
         let restored = {
             let stdin = child.stdin.take().ok_or_else(|| Error::Invalid("drill command has no stdin".into()))?;
@@ -93,8 +95,16 @@ impl Repository {
         let status = child.wait().map_err(|e| Error::io(format!("waiting for `{shown}`"), e))?;
         let finished = self.now();
         let described = crate::inputs::process::describe_status(&status);
+        let tail = tail.map(|t| t.finish()).unwrap_or_default();
+        let stderr_tail =
+            if tail.trim().is_empty() { String::new() } else { format!("; its stderr ended with: {}", tail.trim()) };
+        // A command that failed and stopped reading explains the broken pipe the restore then met.
+        let broken_pipe =
+            matches!(&restored, Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe);
+        let command_failed = !status.success() && (restored.is_ok() || broken_pipe);
         let (ok, error) = match (&restored, status.success()) {
             (Ok(_), true) => (true, String::new()),
+            _ if command_failed => (false, format!("`{shown}` {described}{stderr_tail}")),
             (Err(e), _) => (false, e.to_string()),
             (Ok(_), false) => (false, format!("`{shown}` {described}")),
         };
@@ -114,13 +124,13 @@ impl Repository {
         let id = ObjectId::random();
         rt.block_on(self.save(id, &record))?;
         let failed = match restored {
-            Err(e) => Some(e),
-            Ok(_) if !status.success() => Some(Error::CommandFailed {
+            _ if command_failed => Some(Error::CommandFailed {
                 command: shown,
                 status: described,
                 outcome: "the drill failed and was recorded",
-                stderr_tail: String::new(),
+                stderr_tail,
             }),
+            Err(e) => Some(e),
             Ok(_) => None,
         };
         Ok((record, failed))
