@@ -187,7 +187,14 @@ impl Facts<'_> {
                 bytes_added: r.bytes_added,
             })
             .collect();
-        let ours: BTreeSet<_> = self.snapshots.iter().filter(|s| s.manifest.name == name).map(|s| s.id).collect();
+        // The job's snapshots, including those retention removed since (a drill of one still counts).
+        let ours: BTreeSet<_> = self
+            .snapshots
+            .iter()
+            .filter(|s| s.manifest.name == name)
+            .map(|s| s.id)
+            .chain(self.history.iter().filter(|(_, r)| r.job == name).filter_map(|(_, r)| r.snapshot))
+            .collect();
         let drill = self
             .drills
             .iter()

@@ -24,6 +24,7 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields)]
 pub struct StreamEntry {
     /// The stream's name (default: the database, the file's stem, the directory's name, `redis`, `data`).
+    /// With `database = "all"`, a prefix: `name = "pg"` gives streams `pg-shop`, `pg-globals`, ...
     pub name: Option<String>,
     pub postgres: Option<Database>,
     pub mariadb: Option<Database>,
@@ -177,17 +178,18 @@ impl Preset<'_> {
     /// The stream specs of this entry; `databases` is the server's listing for `"all"`.
     pub fn specs(&self, name: Option<&str>, databases: &[String]) -> Vec<StreamSpec> {
         let spec = |stream: String, argv: Vec<String>| StreamSpec { name: stream, source: Source::Command(argv) };
+        let listed = |db: &str| name.map_or(db.to_string(), |prefix| format!("{prefix}-{db}"));
         let named = |default: String| name.map_or(default, str::to_string);
         match self {
             Preset::Postgres(d) if self.lists_databases() => {
-                let mut out: Vec<StreamSpec> = databases.iter().map(|db| spec(db.clone(), pg_dump(d, db))).collect();
+                let mut out: Vec<StreamSpec> = databases.iter().map(|db| spec(listed(db), pg_dump(d, db))).collect();
                 let mut globals = vec!["pg_dumpall".to_string(), "--no-password".into(), "--globals-only".into()];
                 globals.extend(pg_connection(d));
-                out.push(spec("globals".into(), globals));
+                out.push(spec(listed("globals"), globals));
                 out
             }
             Preset::MariaDb(d) if self.lists_databases() => {
-                databases.iter().map(|db| spec(db.clone(), mysqldump(d, db))).collect()
+                databases.iter().map(|db| spec(listed(db), mysqldump(d, db))).collect()
             }
             Preset::Postgres(d) => vec![spec(named(d.database.clone()), pg_dump(d, &d.database))],
             Preset::MariaDb(d) => vec![spec(named(d.database.clone()), mysqldump(d, &d.database))],
@@ -306,6 +308,8 @@ mod tests {
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "globals"]);
         assert!(argv(&specs[2]).contains(&"--globals-only".to_string()));
+        let prefixed: Vec<String> = p.specs(Some("pg"), &["a".into()]).into_iter().map(|s| s.name).collect();
+        assert_eq!(prefixed, ["pg-a", "pg-globals"], "with \"all\", name is a prefix");
     }
 
     #[test]

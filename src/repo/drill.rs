@@ -77,9 +77,15 @@ impl Repository {
             argv.split_first().ok_or_else(|| Error::Invalid("drill needs a command after --".into()))?;
         let shown = argv.join(" ");
         let started = self.now();
+        // The command's own output goes to stderr: stdout carries silo's answer (`--json` reports).
+        let to_stderr = {
+            use std::os::fd::AsFd;
+            std::io::stderr().as_fd().try_clone_to_owned().map_err(|e| Error::io("duplicating stderr", e))?
+        };
         let mut child = crate::inputs::process::command(program)
             .args(args)
             .stdin(Stdio::piped())
+            .stdout(Stdio::from(to_stderr))
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| Error::io(format!("starting drill command `{shown}`"), e))?;
