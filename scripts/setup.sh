@@ -16,6 +16,8 @@ command -v sqlite3 >/dev/null || need+=(sqlite3)
 # `silo status --prometheus` output.
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v promtool >/dev/null || need+=(prometheus)
+# OpenLDAP's server and tools for the ldap preset's test (the harness starts slapd on a loopback port).
+command -v slapcat >/dev/null || [ -x /usr/sbin/slapcat ] || need+=(slapd)
 # An SMTP server for the e-mail notification test (Debian's python3 runs it).
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 # A terminal for tests/terminal.rs (progress line, colour at a TTY).

@@ -662,3 +662,100 @@ fn check_and_drill_run_when_their_cadence_is_due_and_a_failed_drill_fails_the_ru
     assert_eq!(step_names(&report), ["create=ok", "drill=failed"]);
     assert!(report["jobs"][0]["steps"][1]["detail"].as_str().unwrap().contains("relation missing"), "{report}");
 }
+
+#[test]
+fn an_ldap_directory_is_dumped_with_slapcat_and_restores_with_slapadd() {
+    let s = Setup::new();
+    let Some(slapd) = util::ldap::Slapd::start(s.main.dir.path()) else { return };
+    s.jobs(&format!(
+        "[jobs.directory]\nstreams = [{{ ldap = {{ config = {:?}, suffix = \"{}\" }} }}]\n",
+        slapd.config.display().to_string(),
+        util::ldap::SUFFIX
+    ));
+    let (code, report) = s.json(&["run", "directory"]);
+    assert_eq!(code, 0, "{report}");
+    let restored = s.main.restore("directory:latest:ldap");
+    assert_eq!(restored, slapd.slapcat(), "the stream is slapcat's LDIF");
+    assert!(String::from_utf8_lossy(&restored).contains("dn: uid=ada,dc=example,dc=net"));
+    // It loads into an empty directory.
+    let fresh = util::ldap::config(&s.main.dir.path().join("fresh"));
+    let ldif = s.main.dir.path().join("restored.ldif");
+    std::fs::write(&ldif, &restored).unwrap();
+    let added = Command::new("/usr/sbin/slapadd").arg("-f").arg(&fresh).arg("-l").arg(&ldif).output().unwrap();
+    assert!(added.status.success(), "slapadd: {}", stderr(&added));
+    let again =
+        Command::new("/usr/sbin/slapcat").arg("-f").arg(&fresh).args(["-b", util::ldap::SUFFIX]).output().unwrap();
+    assert_eq!(again.stdout, restored, "the same directory after a restore");
+}
+
+#[test]
+fn e_mail_goes_over_starttls_with_auth_and_an_unverified_server_or_a_wrong_password_is_a_failed_send() {
+    let s = Setup::new();
+    let dir = s.main.dir.path();
+    let Some((mail, ca)) = util::mail::MailServer::start_tls(dir, "smtp pass 42") else { return };
+    let password = secret_file(dir, "smtp-password", "smtp pass 42");
+    let write = |ca_line: &str| {
+        s.jobs(&format!(
+            "[notify.mail]\nemail = {{ to = [\"ops@example.net\"], from = \"silo@example.net\", smtp = \"localhost:{}\", \
+             username = \"silo\", password = {{ file = \"{password}\" }}{ca_line} }}\n\n[jobs.shop]\n\
+             streams = [{{ command = \"exit 1\" }}]\nnotify = [\"mail\"]\ncooldown = \"0s\"\n",
+            mail.port
+        ))
+    };
+    let mail_step = |report: &serde_json::Value| {
+        report["jobs"][0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["step"] == "notify:mail:failed")
+            .cloned()
+            .unwrap()
+    };
+    // The test CA is not one this machine trusts: no mail, the send fails, the run's outcome is the dump's.
+    write("");
+    let (code, report) = s.json(&["run", "shop"]);
+    assert_eq!(code, util::EXIT_COMMAND_FAILED);
+    assert_eq!(mail_step(&report)["outcome"], "failed");
+    assert!(mail_step(&report)["detail"].as_str().unwrap().contains("TLS with localhost"), "{report}");
+    assert!(mail.messages().is_empty());
+    // Trusting the CA: STARTTLS, AUTH PLAIN, delivered.
+    write(&format!(", ca_file = {:?}", ca.display().to_string()));
+    let (code, report) = s.json(&["run", "shop"]);
+    assert_eq!(code, util::EXIT_COMMAND_FAILED);
+    assert_eq!(mail_step(&report)["outcome"], "ok", "{report}");
+    let mails = mail.messages();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("Subject: silo: backup job shop FAILED"), "{}", mails[0]);
+    // A wrong password: refused by the server, recorded, nothing else changes.
+    std::fs::write(dir.join("smtp-password"), "wrong").unwrap();
+    let (code, report) = s.json(&["run", "shop"]);
+    assert_eq!(code, util::EXIT_COMMAND_FAILED);
+    let step = mail_step(&report);
+    assert!(step["outcome"] == "failed" && step["detail"].as_str().unwrap().contains("AUTH"), "{report}");
+    assert!(!report.to_string().contains("smtp pass 42"));
+    assert_eq!(mail.messages().len(), 1);
+}
+
+#[test]
+fn status_notify_reports_a_job_that_never_ran_once_per_cooldown() {
+    let s = Setup::new();
+    let http = util::receiver::Receiver::start();
+    s.jobs(&format!(
+        "[notify.hook]\nwebhook = {{ url = \"{}\" }}\n\n[jobs.forgotten]\nstreams = [{{ command = \"echo x\" }}]\n\
+         freshness = \"26h\"\nnotify = [\"hook\"]\n",
+        http.url("/hook")
+    ));
+    let (code, status) = s.json(&["status", "--notify"]);
+    assert_eq!(code, 8, "never ran: stale: {status}");
+    assert_eq!(status["notifications"][0]["outcome"], "ok", "{status}");
+    assert!(status["repository_bytes"].is_u64());
+    let got = http.take();
+    assert_eq!(got.len(), 1);
+    let body: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!((body["event"].as_str(), body["job"].as_str()), (Some("stale"), Some("forgotten")));
+    assert!(body["message"].as_str().unwrap().contains("no snapshot yet"), "{body}");
+    let (code, status) = s.json(&["status", "--notify"]);
+    assert_eq!(code, 8);
+    assert_eq!(status["notifications"][0]["outcome"], "skipped", "within the cooldown: {status}");
+    assert!(http.take().is_empty());
+}

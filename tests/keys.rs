@@ -121,16 +121,25 @@ fn two_password_changes_at_once_leave_working_keys_and_no_old_one() {
             c.spawn().expect("spawn")
         })
         .collect();
-    for child in children {
+    // A change that opens the repository after the other one removed the old key finds no key for the old
+    // password (exit 4): that is the truth then, not a failure of the protocol. Which happens depends on
+    // timing; what must hold either way: every change that succeeded works, and the old key is gone.
+    let mut changed = Vec::new();
+    for (i, child) in children.into_iter().enumerate() {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
+        match out.status.code() {
+            Some(0) => changed.push(i),
+            Some(EXIT_AUTH) => assert!(stderr(&out).contains("wrong password"), "{}", stderr(&out)),
+            _ => panic!("key passwd: {}", stderr(&out)),
+        }
     }
+    assert!(!changed.is_empty(), "at least the first change succeeds");
     assert_eq!(run_as(&repo, PASSWORD, &["snapshot", "list"]).status.code(), Some(EXIT_AUTH), "the old one is gone");
-    for i in 0..2 {
+    for i in &changed {
         let out = run_as(&repo, &format!("new {i}"), &["snapshot", "restore", "db:latest"]);
         assert!(out.status.success() && out.stdout == data, "new {i}: {}", stderr(&out));
     }
-    assert_eq!(keys(&repo, "new 0").len(), 2);
+    assert_eq!(keys(&repo, &format!("new {}", changed[0])).len(), changed.len());
 }
 
 #[test]

@@ -394,16 +394,30 @@ fn everything_recipe_dumps_every_database_and_redis_and_drills() {
     services::psql("silo_t_recipe_every", "CREATE TABLE t AS SELECT 1 AS x");
     services::my_fresh("silo_t_recipe_every");
     let (all, env) = recipes();
-    let config = env.jobs_file(&all, "everything.toml", &[]);
+    let Some(slapd) = util::ldap::Slapd::start(env.dir.path()) else { return };
+    let ldap = format!("ldap = {{ config = {:?}, suffix", slapd.config.display().to_string());
+    let config = env.jobs_file(&all, "everything.toml", &[("ldap = { suffix", &ldap)]);
     let report = env.run(&config, "everything");
     let steps: Vec<&str> =
         report["jobs"][0]["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
     assert_eq!(steps, ["create", "forget", "drill"], "{report}");
     let (_, show) = env.silo(&["snapshot", "show", "everything:latest"]);
     let streams: Vec<&str> = show["streams"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    for want in ["pg-silo_t_recipe_every", "pg-globals", "pg-postgres", "my-silo_t_recipe_every", "my-mysql", "redis"] {
+    for want in
+        ["pg-silo_t_recipe_every", "pg-globals", "pg-postgres", "my-silo_t_recipe_every", "my-mysql", "redis", "ldap"]
+    {
         assert!(streams.contains(&want), "{want} in {streams:?}");
     }
+    let (code, ldif) = {
+        let out = Command::new(silo_bin())
+            .env_remove("SILO_PASSWORD")
+            .envs(&env.vars)
+            .args(["snapshot", "restore", "everything:latest:ldap"])
+            .output()
+            .unwrap();
+        (out.status.code(), out.stdout)
+    };
+    assert_eq!((code, ldif), (Some(0), slapd.slapcat()), "the directory's LDIF");
     env.install_schedule(&all, "everything");
     let metrics = std::fs::read_to_string(env.dir.path().join("srv/silo-metrics.prom")).expect("metrics");
     assert!(metrics.contains("silo_job_ok{job=\"everything\"} 1"), "{metrics}");

@@ -115,7 +115,9 @@ pub fn events(
     let mut steps = Vec::new();
     for &event in events {
         let message = match event {
-            Event::Failed => format!("{} on {}: the run failed: {}", record.job, record.host, record.error),
+            Event::Failed if !record.error.is_empty() => {
+                format!("{} on {}: the run failed: {}", record.job, record.host, record.error)
+            }
             Event::Recovered => format!("{} on {}: the run succeeded again after failing", record.job, record.host),
             _ => format!("{} on {}: {}", record.job, record.host, reasons.join("; ")),
         };

@@ -23,6 +23,10 @@ pub struct Args {
     /// atomically, mode 0644: it holds no secret).
     #[arg(long, value_name = "FILE")]
     prometheus: Option<PathBuf>,
+    /// Send the jobs' notifications for what status finds (stale, failing, shrunk, damaged), minding each
+    /// job's cooldown — run it from cron or a timer, so a job that stopped running at all is noticed.
+    #[arg(long)]
+    notify: bool,
 }
 
 #[derive(Serialize)]
@@ -31,8 +35,20 @@ struct StatusReport {
     exit_code: u8,
     jobs: Vec<JobStatus>,
     snapshots: usize,
+    /// Bytes the repository's packs take.
+    repository_bytes: u64,
     run_records: usize,
     damaged_run_records: usize,
+    /// With --notify: what was sent (or held back by a cooldown, or failed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    notifications: Vec<NotificationView>,
+}
+
+#[derive(Serialize)]
+struct NotificationView {
+    step: String,
+    outcome: String,
+    error: String,
 }
 
 impl Report for StatusReport {
@@ -97,6 +113,8 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     let history = ctx.rt.block_on(repo.run_history())?;
     let drills = ctx.rt.block_on(repo.load_all::<DrillRecord>())?;
     let now = repo.now();
+    let repository_bytes: u64 =
+        ctx.rt.block_on(repo.backend.list(silo::backend::names::PACKS))?.iter().map(|o| o.size).sum();
 
     let mut names: BTreeSet<String> = limits.keys().cloned().collect();
     if limits.is_empty() {
@@ -125,12 +143,35 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     let state = jobs.iter().map(|j| j.state).min().unwrap_or(State::Ok);
     let exit_code = exit_code_of(state);
     if let Some(path) = &a.prometheus {
-        write_metrics(path, &silo::jobs::metrics::text(&jobs, now))?;
+        write_metrics(path, &silo::jobs::metrics::text(&jobs, repository_bytes, now))?;
+    }
+    let mut notifications = Vec::new();
+    if a.notify {
+        let Some(l) = &loaded else {
+            return Err(silo::Error::Input {
+                what: "--notify".into(),
+                message: "needs a jobs file (its [notify.NAME] targets); pass --config".into(),
+            }
+            .into());
+        };
+        let records: Vec<silo_format::maintenance::RunRecord> =
+            history.records.iter().map(|(_, r)| r.clone()).collect();
+        for status in &jobs {
+            let Some(job) = l.file.jobs.get(&status.job).filter(|j| !j.notify.is_empty()) else { continue };
+            let sent = notify_state(ctx, &repo, &l.file, job, status, &records)?;
+            notifications.extend(sent.into_iter().map(|s| NotificationView {
+                step: s.step,
+                outcome: s.outcome,
+                error: s.error,
+            }));
+        }
     }
     let report = StatusReport {
         state,
         exit_code,
         snapshots: snapshots.len(),
+        repository_bytes,
+        notifications,
         run_records: history.records.len(),
         damaged_run_records: history.damaged,
         jobs,
@@ -204,6 +245,49 @@ impl Facts<'_> {
             .map(|d| DrillFact { finished: d.finished, ok: d.ok, seconds: (d.finished - d.started) as f64 / 1e6 });
         judge(name, limit, &snaps, &runs, drill.as_ref(), self.now)
     }
+}
+
+/// The notifications of a job's state (cooldowns judged from `history`), recorded as a `status` run record.
+fn notify_state(
+    ctx: &Invocation,
+    repo: &silo::repo::Repository,
+    file: &silo::jobs::JobsFile,
+    job: &silo::jobs::Job,
+    status: &JobStatus,
+    history: &[silo_format::maintenance::RunRecord],
+) -> Result<Vec<silo_format::maintenance::RunStep>> {
+    use silo::jobs::notify::Event;
+    let events: Vec<Event> = match status.state {
+        State::Damaged => vec![Event::Damage],
+        State::Failing => vec![Event::Failed],
+        State::Shrunk => vec![Event::SizeDrop],
+        State::Stale | State::Never => vec![Event::Stale],
+        State::Ok => vec![],
+    };
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = silo::time::now_micros();
+    let mut record = silo_format::maintenance::RunRecord {
+        version: silo_format::maintenance::MAINTENANCE_VERSION,
+        kind: "status".into(),
+        job: status.job.clone(),
+        host: silo::repo::hostname(),
+        started: now,
+        finished: now,
+        bytes_read: 0,
+        bytes_added: 0,
+        snapshot: None,
+        ok: true,
+        exit_code: 0,
+        error: String::new(),
+        steps: Vec::new(),
+    };
+    record.steps = super::notify::events(ctx, file, job, &record, &events, &status.reasons, history);
+    if record.steps.iter().any(|s| s.outcome != "skipped") {
+        ctx.rt.block_on(repo.record_run(&record))?;
+    }
+    Ok(record.steps)
 }
 
 /// Records that are runs of a job: `silo run`, or a plain create of that snapshot name.

@@ -58,8 +58,8 @@ fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// The text of the metrics file, written at `now` (µs).
-pub fn text(statuses: &[JobStatus], now: i64) -> String {
+/// The text of the metrics file, written at `now` (µs); `repository_bytes`: what the packs take.
+pub fn text(statuses: &[JobStatus], repository_bytes: u64, now: i64) -> String {
     let mut out = String::new();
     for (name, help, value) in METRICS {
         let _ = writeln!(out, "# HELP {name} {help}.");
@@ -70,6 +70,9 @@ pub fn text(statuses: &[JobStatus], now: i64) -> String {
             }
         }
     }
+    let _ = writeln!(out, "# HELP silo_repository_bytes Bytes the repository's packs take.");
+    let _ = writeln!(out, "# TYPE silo_repository_bytes gauge");
+    let _ = writeln!(out, "silo_repository_bytes {repository_bytes}");
     let _ = writeln!(out, "# HELP silo_status_timestamp_seconds When silo status wrote this file.");
     let _ = writeln!(out, "# TYPE silo_status_timestamp_seconds gauge");
     let _ = writeln!(out, "silo_status_timestamp_seconds {}", now as f64 / SECONDS);
@@ -92,7 +95,8 @@ mod tests {
             None,
             5_000_000,
         );
-        let t = text(&[s], 5_000_000);
+        let t = text(&[s], 1234, 5_000_000);
+        assert!(t.contains("\nsilo_repository_bytes 1234\n"));
         for (name, _, _) in METRICS {
             assert!(t.contains(&format!("# HELP {name} ")) && t.contains(&format!("# TYPE {name} gauge")), "{name}");
         }

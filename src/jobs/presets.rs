@@ -11,6 +11,8 @@
 //! - sqlite: `sqlite3 -readonly FILE .dump`, one read transaction: consistent while the application writes,
 //!   unlike a copy of the live file.
 //! - redis: `redis-cli --rdb -`, the server's own snapshot.
+//! - ldap: `slapcat` of an OpenLDAP database (its LDIF; `slapadd -l` restores it), by suffix or the first
+//!   database, from the server's `slapd.d` directory or a `slapd.conf` file.
 //! - directory: a tar stream of the tree. command: anything, through `sh -c`.
 //!
 //! No password is ever put on a command line (it would be in every snapshot and in `ps`): the tools read
@@ -30,6 +32,7 @@ pub struct StreamEntry {
     pub mariadb: Option<Database>,
     pub sqlite: Option<PathBuf>,
     pub redis: Option<Server>,
+    pub ldap: Option<Ldap>,
     pub directory: Option<PathBuf>,
     pub command: Option<String>,
 }
@@ -42,6 +45,15 @@ pub struct Database {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub user: Option<String>,
+}
+
+/// An OpenLDAP server's configuration (`slapd.d` directory, or a file ending in `.conf`) and the suffix of
+/// the database to dump (default: the first database).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Ldap {
+    pub config: Option<PathBuf>,
+    pub suffix: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -58,11 +70,12 @@ pub enum Preset<'a> {
     MariaDb(&'a Database),
     Sqlite(&'a PathBuf),
     Redis(&'a Server),
+    Ldap(&'a Ldap),
     Directory(&'a PathBuf),
     Command(&'a str),
 }
 
-const KINDS: &str = "postgres, mariadb, sqlite, redis, directory, command";
+const KINDS: &str = "postgres, mariadb, sqlite, redis, ldap, directory, command";
 
 impl StreamEntry {
     pub fn preset(&self) -> Result<Preset<'_>, String> {
@@ -78,6 +91,9 @@ impl StreamEntry {
         }
         if let Some(s) = &self.redis {
             found.push(Preset::Redis(s));
+        }
+        if let Some(l) = &self.ldap {
+            found.push(Preset::Ldap(l));
         }
         if let Some(p) = &self.directory {
             found.push(Preset::Directory(p));
@@ -128,6 +144,7 @@ impl Preset<'_> {
             Preset::Postgres(d) | Preset::MariaDb(d) => d.database.clone(),
             Preset::Sqlite(p) => stem(p),
             Preset::Redis(_) => "redis".into(),
+            Preset::Ldap(_) => "ldap".into(),
             Preset::Directory(p) => p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or("root".into()),
             Preset::Command(_) => "data".into(),
         }
@@ -202,6 +219,16 @@ impl Preset<'_> {
                 argv.extend(["-h".into(), s.host.clone().unwrap_or_else(|| "127.0.0.1".into())]);
                 argv.extend(["-p".into(), s.port.unwrap_or(6379).to_string()]);
                 argv.extend(["--rdb".into(), "-".into()]);
+                vec![spec(named(self.default_name()), argv)]
+            }
+            Preset::Ldap(l) => {
+                let config = l.config.clone().unwrap_or_else(|| PathBuf::from("/etc/ldap/slapd.d"));
+                let flag = if config.extension().is_some_and(|e| e == "conf") { "-f" } else { "-F" };
+                let mut argv = vec!["slapcat".to_string(), flag.into(), config.to_string_lossy().into_owned()];
+                match &l.suffix {
+                    Some(suffix) => argv.extend(["-b".into(), suffix.clone()]),
+                    None => argv.extend(["-n".into(), "1".into()]),
+                }
                 vec![spec(named(self.default_name()), argv)]
             }
             Preset::Directory(p) => vec![spec(
@@ -337,6 +364,16 @@ mod tests {
         let r = Server::default();
         assert_eq!(argv(&Preset::Redis(&r).specs(None, &[])[0])[5..], ["--rdb".to_string(), "-".into()]);
         assert_eq!(argv(&Preset::Command("echo hi").specs(None, &[])[0]), ["sh", "-c", "echo hi"]);
+        let ldap = Ldap { config: None, suffix: Some("dc=example,dc=net".into()) };
+        assert_eq!(
+            argv(&Preset::Ldap(&ldap).specs(None, &[])[0]),
+            ["slapcat", "-F", "/etc/ldap/slapd.d", "-b", "dc=example,dc=net"]
+        );
+        let file = Ldap { config: Some("/etc/ldap/slapd.conf".into()), suffix: None };
+        assert_eq!(
+            argv(&Preset::Ldap(&file).specs(None, &[])[0]),
+            ["slapcat", "-f", "/etc/ldap/slapd.conf", "-n", "1"]
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod dumpgen;
 pub mod faultproxy;
 pub mod garage;
 pub mod inproc;
+pub mod ldap;
 pub mod mail;
 pub mod receiver;
 pub mod services;

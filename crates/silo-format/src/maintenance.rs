@@ -122,8 +122,8 @@ impl Sealed for DrillRecord {
     }
 }
 
-/// What a run record is of: a `silo run` of a job, or one command.
-pub const RUN_KINDS: [&str; 7] = ["run", "create", "copy", "forget", "gc", "check", "drill"];
+/// What a run record is of: a `silo run` of a job, one command, or the notifications of `silo status --notify`.
+pub const RUN_KINDS: [&str; 8] = ["run", "create", "copy", "forget", "gc", "check", "drill", "status"];
 /// Longest error line a run record keeps (bytes); longer ones are cut at a character boundary.
 pub const RUN_ERROR_MAX: usize = 1024;
 
