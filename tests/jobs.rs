@@ -223,7 +223,12 @@ fn a_dump_below_min_size_is_not_committed_and_a_shrunk_one_is_flagged() {
     let size = s.main.dir.path().join("size");
     std::fs::write(&size, "200000").unwrap();
     let cmd = format!("head -c $(cat {}) /dev/zero | tr '\\\\0' x", size.display());
-    s.jobs(&format!("[jobs.shop]\nstreams = [{{ command = {cmd:?} }}]\nmin_size = \"10 kB\"\n"));
+    let http = util::receiver::Receiver::start();
+    s.jobs(&format!(
+        "[notify.hook]\nwebhook = {{ url = \"{}\" }}\nevents = [\"size-drop\"]\n\n[jobs.shop]\n\
+         streams = [{{ command = {cmd:?} }}]\nmin_size = \"10 kB\"\nnotify = [\"hook\"]\n",
+        http.url("/hook")
+    ));
     assert!(s.silo(&["run", "shop"]).status.success());
     std::fs::write(&size, "5000").unwrap();
     let out = s.silo(&["run", "shop"]);
@@ -237,6 +242,12 @@ fn a_dump_below_min_size_is_not_committed_and_a_shrunk_one_is_flagged() {
     assert_eq!(code, 10, "{status}");
     assert_eq!(status["jobs"][0]["state"].as_str(), Some("shrunk"));
     assert!(status["jobs"][0]["reasons"][0].as_str().unwrap().contains("60% smaller"), "{status}");
+    // The run that made it raised the alert.
+    let got = http.take();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let body: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["event"].as_str(), Some("size-drop"));
+    assert!(body["message"].as_str().unwrap().contains("60% smaller"), "{body}");
 }
 
 #[test]
@@ -758,4 +769,30 @@ fn status_notify_reports_a_job_that_never_ran_once_per_cooldown() {
     assert_eq!(code, 8);
     assert_eq!(status["notifications"][0]["outcome"], "skipped", "within the cooldown: {status}");
     assert!(http.take().is_empty());
+}
+
+#[test]
+fn e_mail_through_a_sendmail_program() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new();
+    let dir = s.main.dir.path();
+    let sendmail = dir.join("sendmail");
+    std::fs::write(&sendmail, format!("#!/bin/sh\necho \"$@\" > {0}/args\ncat > {0}/mail.eml\n", dir.display()))
+        .unwrap();
+    std::fs::set_permissions(&sendmail, std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.jobs(&format!(
+        "[notify.mail]\nemail = {{ to = [\"ops@example.net\", \"dba@example.net\"], from = \"silo@example.net\", sendmail = {:?} }}\n\n\
+         [jobs.shop]\nstreams = [{{ command = \"echo 'ERROR: out of memory' >&2; exit 137\" }}]\nnotify = [\"mail\"]\n",
+        sendmail.display().to_string()
+    ));
+    let (code, _) = s.json(&["run", "shop"]);
+    assert_eq!(code, util::EXIT_COMMAND_FAILED);
+    assert_eq!(std::fs::read_to_string(dir.join("args")).unwrap().trim(), "-t -i", "recipients from the headers");
+    let mail = std::fs::read_to_string(dir.join("mail.eml")).unwrap();
+    assert!(
+        mail.contains("To: ops@example.net, dba@example.net\r\n")
+            && mail.contains("Subject: silo: backup job shop FAILED\r\n"),
+        "{mail}"
+    );
+    assert!(mail.contains("out of memory"), "the error line: {mail}");
 }

@@ -50,6 +50,13 @@ pub fn command(ctx: &Invocation, kind: &str, started: i64, result: &anyhow::Resu
     let opened = ctx.opened.lock().map(|o| o.clone()).unwrap_or_else(|p| p.into_inner().clone());
     match opened {
         Some(repo) => {
+            // Records spooled while the repository was out of reach go in first.
+            let spool = ctx.cli.repo.as_deref().and_then(|l| Spool::for_location(ctx.cli.cache_dir.as_deref(), l));
+            if let Some(spool) = spool {
+                if let Err(e) = ctx.rt.block_on(spool.flush(&repo)) {
+                    note!("silo: warning: spooled run records stay spooled: {e}");
+                }
+            }
             if let Err(e) = ctx.rt.block_on(repo.record_run(&record)) {
                 note!("silo: warning: the run record of this {kind} was not stored: {e}");
             }

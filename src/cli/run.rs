@@ -320,7 +320,7 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
     // Notifications: what the run raised and what the job's state is now, minding cooldowns recorded in
     // earlier runs. None of it changes the outcome (I13).
     let (events, reasons, history) = match repos.main() {
-        Ok(repo) => match judged(ctx, repo, name, job) {
+        Ok(repo) => match judged(ctx, repo, name, job, &record) {
             Ok((status, history)) => {
                 let previous = history.iter().rev().find(|r| r.kind == "run" && r.job == name).map(|r| r.ok);
                 let events = silo::jobs::notify::events(record.ok, previous, status.state, drill_failed, damage_found);
@@ -359,14 +359,24 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
 }
 
 /// The job's state as `silo status` would judge it now, and the repository's run records.
-fn judged(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<(JobStatus, Vec<RunRecord>)> {
+/// The job's state with `this` run counted (its record is stored after the notifications), and the earlier
+/// records (for cooldowns and the previous outcome).
+fn judged(
+    ctx: &Invocation,
+    repo: &Repository,
+    name: &str,
+    job: &Job,
+    this: &RunRecord,
+) -> Result<(JobStatus, Vec<RunRecord>)> {
     let snapshots = ctx.rt.block_on(repo.list_snapshots())?;
     let marks = ctx.rt.block_on(repo.damage_marks())?;
     let history = ctx.rt.block_on(repo.run_history())?;
+    let mut with_this = history.records.clone();
+    with_this.push((silo_format::ObjectId::ZERO, this.clone()));
     let facts = super::status::Facts {
         snapshots: &snapshots,
         marks: &marks,
-        history: &history.records,
+        history: &with_this,
         drills: &[],
         now: repo.now(),
     };

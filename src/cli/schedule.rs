@@ -23,8 +23,15 @@ pub enum Command {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Jobs (default: every job that has a schedule).
+    /// Jobs (default, or with --all: every job that has a schedule).
+    #[arg(conflicts_with = "all")]
     jobs: Vec<String>,
+    /// Every job that has a schedule.
+    #[arg(long)]
+    all: bool,
+    /// systemd timers (the default).
+    #[arg(long, conflicts_with = "cron")]
+    systemd: bool,
     /// cron.d files instead of systemd timers.
     #[arg(long)]
     cron: bool,
@@ -115,11 +122,16 @@ fn write(path: &Path, text: &str) -> Result<()> {
         }
         .into());
     }
-    let tmp = path.with_extension("silo-tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let written = || -> std::io::Result<()> {
+        let mut tmp = tempfile::Builder::new().prefix(".silo-schedule").tempfile_in(dir)?;
+        tmp.write_all(text.as_bytes())?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    written().with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

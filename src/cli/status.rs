@@ -9,7 +9,7 @@ use super::jobs_file;
 use super::output::{emit, human_bytes, Report};
 use anyhow::{Context, Result};
 use serde::Serialize;
-use silo::jobs::status::{judge, DrillFact, JobStatus, Limits, RunFact, SnapshotFact, State};
+use silo::jobs::status::{judge, CheckFact, DrillFact, JobStatus, Limits, RunFact, SnapshotFact, State};
 use silo::time::{format_micros, format_seconds};
 use silo_format::maintenance::DrillRecord;
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,6 +61,9 @@ impl Report for StatusReport {
             say!("{:<20} {:<8} {age}{limit}{size}{added}", j.job, j.state.as_str());
             if let (Some(t), Some(e)) = (j.last_failure, &j.last_error) {
                 say!("  last failure {}: {e}", format_micros(t));
+            }
+            if let (Some(t), Some(ok)) = (j.last_check, j.last_check_ok) {
+                say!("  last check {}: {}", format_micros(t), if ok { "ok" } else { "FAILED" });
             }
             if let (Some(t), Some(ok), Some(s)) = (j.last_drill, j.last_drill_ok, j.last_drill_seconds) {
                 say!("  last drill {}: {} in {s:.1} s", format_micros(t), if ok { "ok" } else { "FAILED" });
@@ -243,7 +246,30 @@ impl Facts<'_> {
             .filter(|d| ours.contains(&d.snapshot))
             .max_by_key(|d| d.finished)
             .map(|d| DrillFact { finished: d.finished, ok: d.ok, seconds: (d.finished - d.started) as f64 / 1e6 });
-        judge(name, limit, &snaps, &runs, drill.as_ref(), self.now)
+        // The newest check covering the job: a `silo check` (the whole repository) or the job's own step.
+        let check = self
+            .history
+            .iter()
+            .filter_map(|(_, r)| {
+                if r.kind == "check" {
+                    return Some(CheckFact {
+                        finished: r.finished,
+                        ok: r.ok,
+                        damage: r.exit_code == DAMAGED,
+                        error: r.error.clone(),
+                    });
+                }
+                let step = r.steps.iter().find(|s| s.step == "check" && s.outcome != "skipped" && r.job == name)?;
+                let ok = step.outcome == "ok";
+                Some(CheckFact {
+                    finished: r.finished,
+                    ok,
+                    damage: !ok && step.error.contains("damaged objects"),
+                    error: step.error.clone(),
+                })
+            })
+            .max_by_key(|c| c.finished);
+        judge(name, limit, &snaps, &runs, check.as_ref(), drill.as_ref(), self.now)
     }
 }
 

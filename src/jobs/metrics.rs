@@ -10,7 +10,7 @@ type Metric = (&'static str, &'static str, fn(&JobStatus) -> Option<f64>);
 
 const SECONDS: f64 = 1_000_000.0;
 
-const METRICS: [Metric; 13] = [
+const METRICS: [Metric; 15] = [
     ("silo_job_ok", "1 when the job's state is ok, else 0", |s| Some(f64::from(u8::from(s.state == State::Ok)))),
     ("silo_job_state", "The job's state: 0 ok, 1 never, 2 stale, 3 shrunk, 4 failing, 5 damaged", |s| {
         Some(state_number(s.state))
@@ -36,6 +36,12 @@ const METRICS: [Metric; 13] = [
     }),
     ("silo_job_snapshots", "Snapshots of the job in the repository", |s| Some(s.snapshots as f64)),
     ("silo_job_damaged_snapshots", "Snapshots of the job marked damaged", |s| Some(s.damaged_snapshots as f64)),
+    ("silo_job_last_check_timestamp_seconds", "When the latest check covering the job's snapshots finished", |s| {
+        s.last_check.map(|t| t as f64 / SECONDS)
+    }),
+    ("silo_job_last_check_success", "1 when that check passed, else 0", |s| {
+        s.last_check_ok.map(|ok| f64::from(u8::from(ok)))
+    }),
     ("silo_job_last_drill_success", "1 when the job's latest restore drill succeeded, else 0", |s| {
         s.last_drill_ok.map(|ok| f64::from(u8::from(ok)))
     }),
@@ -92,6 +98,7 @@ mod tests {
             Limits { freshness: Some(60), min_size: None, shrink_alert: 50 },
             &[snap],
             &[],
+            None,
             None,
             5_000_000,
         );

@@ -60,6 +60,16 @@ pub struct RunFact {
     pub bytes_added: u64,
 }
 
+/// The newest check that covered the job's snapshots (a `silo check`, or a job's check step).
+#[derive(Clone, Debug)]
+pub struct CheckFact {
+    pub finished: i64,
+    pub ok: bool,
+    /// It found damage (not merely failed to run).
+    pub damage: bool,
+    pub error: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct DrillFact {
     pub finished: i64,
@@ -88,6 +98,9 @@ pub struct JobStatus {
     pub previous_bytes: Option<u64>,
     pub snapshots: usize,
     pub damaged_snapshots: usize,
+    pub last_check: Option<i64>,
+    pub last_check_ok: Option<bool>,
+    pub last_check_error: Option<String>,
     pub last_drill: Option<i64>,
     pub last_drill_ok: Option<bool>,
     pub last_drill_seconds: Option<f64>,
@@ -99,6 +112,7 @@ pub fn judge(
     limits: Limits,
     snapshots: &[SnapshotFact],
     runs: &[RunFact],
+    check: Option<&CheckFact>,
     drill: Option<&DrillFact>,
     now: i64,
 ) -> JobStatus {
@@ -112,6 +126,9 @@ pub fn judge(
     let damaged = snapshots.iter().filter(|s| s.damaged).count();
     if damaged > 0 {
         found.push((State::Damaged, format!("{damaged} snapshots are marked damaged (silo snapshot list)")));
+    }
+    if let Some(c) = check.filter(|c| c.damage) {
+        found.push((State::Damaged, format!("the last check found damage: {}", c.error)));
     }
     if let Some(r) = last_run.filter(|r| !r.ok) {
         let failures = runs.iter().rev().take_while(|r| !r.ok).count();
@@ -164,6 +181,9 @@ pub fn judge(
         previous_bytes: previous.map(|s| s.bytes),
         snapshots: snapshots.len(),
         damaged_snapshots: damaged,
+        last_check: check.map(|c| c.finished),
+        last_check_ok: check.map(|c| c.ok),
+        last_check_error: check.filter(|c| !c.ok).map(|c| c.error.clone()),
         last_drill: drill.map(|d| d.finished),
         last_drill_ok: drill.map(|d| d.ok),
         last_drill_seconds: drill.map(|d| d.seconds),
@@ -200,6 +220,7 @@ mod tests {
             &[snap("a", 30, 5000), snap("b", 2, 5100)],
             &[run(2, true, Some("b"))],
             None,
+            None,
             100 * H,
         );
         assert_eq!((s.state, s.age_seconds, s.latest_added_bytes), (State::Ok, Some(7200), Some(42)));
@@ -208,45 +229,56 @@ mod tests {
 
     #[test]
     fn stale_after_the_freshness_limit_and_never_without_snapshots() {
-        let s = judge("shop", LIMITS, &[snap("a", 27, 5000)], &[], None, 100 * H);
+        let s = judge("shop", LIMITS, &[snap("a", 27, 5000)], &[], None, None, 100 * H);
         assert_eq!(s.state, State::Stale);
         assert!(s.reasons[0].contains("limit"), "{:?}", s.reasons);
-        let fresh = judge("shop", LIMITS, &[snap("a", 25, 5000)], &[], None, 100 * H);
+        let fresh = judge("shop", LIMITS, &[snap("a", 25, 5000)], &[], None, None, 100 * H);
         assert_eq!(fresh.state, State::Ok);
-        assert_eq!(judge("shop", LIMITS, &[], &[], None, 100 * H).state, State::Never);
+        assert_eq!(judge("shop", LIMITS, &[], &[], None, None, 100 * H).state, State::Never);
         let no_limit = Limits { freshness: None, ..LIMITS };
-        assert_eq!(judge("shop", no_limit, &[snap("a", 1000, 5000)], &[], None, 100 * H).state, State::Ok);
+        assert_eq!(judge("shop", no_limit, &[snap("a", 1000, 5000)], &[], None, None, 100 * H).state, State::Ok);
     }
 
     #[test]
     fn failing_until_a_run_succeeds_again() {
         let runs = [run(3, true, Some("a")), run(2, false, None), run(1, false, None)];
-        let s = judge("shop", LIMITS, &[snap("a", 3, 5000)], &runs, None, 100 * H);
+        let s = judge("shop", LIMITS, &[snap("a", 3, 5000)], &runs, None, None, 100 * H);
         assert_eq!(s.state, State::Failing);
         assert!(s.reasons[0].contains("last 2 runs failed") && s.reasons[0].contains("pg_dump"), "{:?}", s.reasons);
         assert_eq!(s.last_error.as_deref(), Some("create: pg_dump exited with status 1"));
         let recovered = [runs[0].clone(), runs[1].clone(), run(0, true, Some("b"))];
-        let s = judge("shop", LIMITS, &[snap("a", 3, 5000), snap("b", 0, 5000)], &recovered, None, 100 * H);
+        let s = judge("shop", LIMITS, &[snap("a", 3, 5000), snap("b", 0, 5000)], &recovered, None, None, 100 * H);
         assert_eq!(s.state, State::Ok);
         assert!(s.last_failure.is_some());
     }
 
     #[test]
     fn a_shrinking_dump_is_flagged() {
-        let s = judge("shop", LIMITS, &[snap("a", 25, 10_000), snap("b", 1, 4_000)], &[], None, 100 * H);
+        let s = judge("shop", LIMITS, &[snap("a", 25, 10_000), snap("b", 1, 4_000)], &[], None, None, 100 * H);
         assert_eq!(s.state, State::Shrunk);
         assert!(s.reasons[0].contains("60% smaller"), "{:?}", s.reasons);
-        let small = judge("shop", LIMITS, &[snap("a", 1, 999)], &[], None, 100 * H);
+        let small = judge("shop", LIMITS, &[snap("a", 1, 999)], &[], None, None, 100 * H);
         assert_eq!(small.state, State::Shrunk);
-        let fine = judge("shop", LIMITS, &[snap("a", 25, 10_000), snap("b", 1, 5_001)], &[], None, 100 * H);
+        let fine = judge("shop", LIMITS, &[snap("a", 25, 10_000), snap("b", 1, 5_001)], &[], None, None, 100 * H);
         assert_eq!(fine.state, State::Ok);
+    }
+
+    #[test]
+    fn a_check_that_found_damage_makes_the_job_damaged() {
+        let failed = CheckFact { finished: 99 * H, ok: false, damage: false, error: "unreachable".into() };
+        let s = judge("shop", LIMITS, &[snap("a", 1, 5000)], &[], Some(&failed), None, 100 * H);
+        assert_eq!((s.state, s.last_check_ok), (State::Ok, Some(false)), "a check that could not run is not damage");
+        let damaged = CheckFact { damage: true, error: "check found 1 damaged objects".into(), ..failed };
+        let s = judge("shop", LIMITS, &[snap("a", 1, 5000)], &[], Some(&damaged), None, 100 * H);
+        assert_eq!(s.state, State::Damaged);
+        assert!(s.reasons[0].contains("1 damaged objects"));
     }
 
     #[test]
     fn the_worst_state_wins_and_every_reason_is_kept() {
         let mut snaps = vec![snap("a", 50, 10_000), snap("b", 40, 100)];
         snaps[0].damaged = true;
-        let s = judge("shop", LIMITS, &snaps, &[run(40, false, None)], None, 100 * H);
+        let s = judge("shop", LIMITS, &snaps, &[run(40, false, None)], None, None, 100 * H);
         assert_eq!(s.state, State::Damaged);
         assert_eq!(s.reasons.len(), 5, "damaged, failing, shrunk (min and drop) and stale: {:?}", s.reasons);
     }
