@@ -796,3 +796,24 @@ fn e_mail_through_a_sendmail_program() {
     );
     assert!(mail.contains("out of memory"), "the error line: {mail}");
 }
+
+#[test]
+fn a_damaged_run_record_is_skipped_and_counted_never_hiding_the_others() {
+    let repo = TestRepo::init();
+    if repo.skip_unless_local("flips a byte of a file") {
+        return;
+    }
+    repo.create("shop", b"rows");
+    repo.create("shop", b"rows 2");
+    let records = repo.objects("runs");
+    assert_eq!(records.len(), 2);
+    let mut bytes = std::fs::read(&records[0]).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&records[0], bytes).unwrap();
+    let out = repo.run(&["--json", "status"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["damaged_run_records"].as_u64(), v["run_records"].as_u64()), (Some(1), Some(1)), "{v}");
+    assert_eq!(v["jobs"][0]["last_run_ok"].as_bool(), Some(true));
+}

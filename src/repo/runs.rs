@@ -30,16 +30,24 @@ impl Repository {
     }
 
     pub async fn run_history(&self) -> Result<RunHistory> {
+        use futures::StreamExt;
+        // Records are small and many (hourly jobs keep ~2000 each over 90 days): fetched 32 at a time, not
+        // one round trip after another.
+        let listed = self.backend.list(names::RUNS).await?;
+        let loads = listed
+            .into_iter()
+            .filter_map(|info| names::id_of(&info.name).map(|id| (id, info.name)))
+            .map(|(id, name)| async move { (id, self.load_sealed::<RunRecord>(&name, id).await, name) });
+        let mut results = futures::stream::iter(loads).buffer_unordered(32);
         let mut records = Vec::new();
         let mut damaged = 0;
-        for info in self.backend.list(names::RUNS).await? {
-            let Some(id) = names::id_of(&info.name) else { continue };
-            match self.load_sealed::<RunRecord>(&info.name, id).await {
+        while let Some((id, loaded, name)) = results.next().await {
+            match loaded {
                 Ok(r) => records.push((id, r)),
                 Err(Error::Backend(e)) if e.is_not_found() => {}
                 Err(e @ Error::Backend(_)) => return Err(e),
                 Err(e) => {
-                    tracing::warn!("run record {}: {e}; skipped", info.name);
+                    tracing::warn!("run record {name}: {e}; skipped");
                     damaged += 1;
                 }
             }
