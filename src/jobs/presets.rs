@@ -246,7 +246,8 @@ impl Preset<'_> {
     }
 }
 
-fn pg_connection(d: &Database) -> Vec<String> {
+/// `--host`, `--port` and the user flag (`--username` for PostgreSQL's tools, `--user` for MariaDB's).
+fn connection(d: &Database, user_flag: &str) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(h) = &d.host {
         out.push(format!("--host={h}"));
@@ -255,9 +256,13 @@ fn pg_connection(d: &Database) -> Vec<String> {
         out.push(format!("--port={p}"));
     }
     if let Some(u) = &d.user {
-        out.push(format!("--username={u}"));
+        out.push(format!("{user_flag}={u}"));
     }
     out
+}
+
+fn pg_connection(d: &Database) -> Vec<String> {
+    connection(d, "--username")
 }
 
 fn pg_dump(d: &Database, db: &str) -> Vec<String> {
@@ -268,17 +273,7 @@ fn pg_dump(d: &Database, db: &str) -> Vec<String> {
 }
 
 fn my_connection(d: &Database) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(h) = &d.host {
-        out.push(format!("--host={h}"));
-    }
-    if let Some(p) = d.port {
-        out.push(format!("--port={p}"));
-    }
-    if let Some(u) = &d.user {
-        out.push(format!("--user={u}"));
-    }
-    out
+    connection(d, "--user")
 }
 
 fn mysqldump(d: &Database, db: &str) -> Vec<String> {

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# What each day of a real client's database adds to the repository, for silo, restic and borg, against the
+# ideal delta (`zstd -3 --long=31 --patch-from=yesterday today`): the measurement behind issue 16 (delta
+# compression of similar chunks). Two series from real, independent clients, built here:
+#
+#   pgbench   PostgreSQL's own benchmark: `pgbench -i -s SCALE`, then SECONDS of TPC-B a day; plain pg_dump
+#   sysbench  oltp_read_write on MariaDB (TABLES x ROWS rows), SECONDS a day; mysqldump as silo's mariadb
+#             preset runs it (--single-transaction, 8 MB statements)
+#
+#   benches/delta_series.sh [DAYS] [SCALE] [SECONDS] [TABLES] [ROWS]     defaults: 4 20 20 4 400000
+#
+# Every tool ingests every day through a pipe (`cat dayN.sql | tool`), in a fresh repository per series;
+# the bytes each day adds are the growth of the repository directory. Settings: silo defaults, restic
+# defaults (repository v2, compression auto), borg `--compression zstd,3`. pgbench, sysbench, restic, borg
+# and zstd are installed from Debian's packages when missing; the servers are the local PostgreSQL
+# (127.0.0.1:5432, user postgres) and MariaDB (127.0.0.1:3306, root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+days="${1:-4}" scale="${2:-20}" secs="${3:-20}" tables="${4:-4}" rows="${5:-400000}"
+scripts/setup.sh
+need=()
+command -v restic >/dev/null || need+=(restic)
+command -v borg >/dev/null || need+=(borgbackup)
+command -v sysbench >/dev/null || need+=(sysbench)
+command -v zstd >/dev/null || need+=(zstd)
+command -v pgbench >/dev/null || [ -x "$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | head -1)" ] || need+=(postgresql-contrib)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+pgbench=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | head -1)
+profile="${SILO_BENCH_PROFILE:-dev}"
+if [ "$profile" = release ]; then dir=release; else dir=debug; fi
+cargo build --profile "$profile" --quiet --bin silo
+silo="$PWD/target/$dir/silo"
+work=$(mktemp -d "${TMPDIR:-/tmp}/silo-delta.XXXXXX"); trap 'rm -rf "$work"' EXIT
+export PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
+my=(--host=127.0.0.1 --port=3306 --user=root)
+pgdb=silo_bench_pgbench mydb=silo_bench_sysbench
+
+# Series 1: pgbench.
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" -c "CREATE DATABASE $pgdb"
+"$pgbench" -q -i -s "$scale" "$pgdb" 2>/dev/null
+pg_dump --no-password "$pgdb" > "$work/pgbench-0.sql"
+for d in $(seq "$days"); do
+  "$pgbench" -c 4 -j 2 -T "$secs" "$pgdb" > /dev/null 2>&1
+  pg_dump --no-password "$pgdb" > "$work/pgbench-$d.sql"
+done
+psql -X -q -d postgres -c "DROP DATABASE $pgdb WITH (FORCE)"
+
+# Series 2: sysbench oltp_read_write on MariaDB.
+mysql "${my[@]}" -e "DROP DATABASE IF EXISTS $mydb; CREATE DATABASE $mydb"
+sb=(sysbench oltp_read_write --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port=3306 --mysql-user=root
+    --mysql-db="$mydb" --tables="$tables" --table-size="$rows" --threads=4)
+"${sb[@]}" prepare > /dev/null
+dump_my() { mysqldump "${my[@]}" --single-transaction --quick --routines --events --triggers --net-buffer-length=8M "$mydb"; }
+dump_my > "$work/sysbench-0.sql"
+for d in $(seq "$days"); do
+  "${sb[@]}" --time="$secs" run > /dev/null
+  dump_my > "$work/sysbench-$d.sql"
+done
+mysql "${my[@]}" -e "DROP DATABASE $mydb"
+
+size() { du -sb "$1" | cut -f1; }
+results="$work/results"; : > "$results"
+for series in pgbench sysbench; do
+  for d in $(seq 0 "$days"); do
+    f="$work/$series-$d.sql"
+    if [ "$d" = 0 ]; then
+      zstd -q -3 --long=31 -c "$f" > "$work/z"
+    else
+      zstd -q -3 --long=31 --patch-from="$work/$series-$((d - 1)).sql" -c "$f" > "$work/z"
+    fi
+    echo "$series patch-from $d $(stat -c %s "$f") $(stat -c %s "$work/z")" >> "$results"
+  done
+  for tool in silo restic borg; do
+    r="$work/$tool-repo" c="$work/$tool-cache"
+    rm -rf "$r" "$c"
+    case $tool in
+      silo)
+        export SILO_REPO="$r" SILO_PASSWORD=bench SILO_CACHE_DIR="$c"
+        "$silo" init >/dev/null
+        ingest=("$silo" snapshot create --name db) ;;
+      restic)
+        export RESTIC_REPOSITORY="$r" RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$c"
+        restic init -q >/dev/null
+        ingest=(restic backup -q --stdin --stdin-filename dump.sql) ;;
+      borg)
+        export BORG_REPO="$r" BORG_PASSPHRASE=bench BORG_BASE_DIR="$c" BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+        borg init -e repokey-blake2 >/dev/null 2>&1
+        ingest=(borg create --compression zstd,3 "::{now:%Y-%m-%dT%H:%M:%S.%f}" -) ;;
+    esac
+    before=$(size "$r")
+    for d in $(seq 0 "$days"); do
+      cat "$work/$series-$d.sql" | "${ingest[@]}" > /dev/null
+      after=$(size "$r")
+      echo "$series $tool $d $(stat -c %s "$work/$series-$d.sql") $((after - before))" >> "$results"
+      before=$after
+    done
+    rm -rf "$r" "$c"
+  done
+done
+cp "$results" "${TMPDIR:-/tmp}/silo-delta-raw.txt"
+python3 - "$results" "$days" <<'EOF'
+import collections, sys
+path, days = sys.argv[1], int(sys.argv[2])
+added = collections.defaultdict(dict)
+dump = collections.defaultdict(dict)
+for line in open(path):
+    series, tool, day, size, add = line.split()
+    added[series, tool][int(day)] = int(add)
+    dump[series][int(day)] = int(size)
+tools = ["silo", "restic", "borg", "patch-from"]
+for series in ["pgbench", "sysbench"]:
+    print(f"\n{series}: dump {dump[series][0] / 1e6:.0f} MB; MB each day adds (day 0: the first snapshot)")
+    print("| day | " + " | ".join(tools) + " | silo / patch-from |")
+    print("|---|" + "---|" * (len(tools) + 1))
+    for d in range(days + 1):
+        vals = [added[series, t][d] / 1e6 for t in tools]
+        print(f"| {d} | " + " | ".join(f"{v:.2f}" for v in vals) + f" | {vals[0] / vals[3]:.1f}x |")
+EOF
