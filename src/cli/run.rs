@@ -319,7 +319,9 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
     };
     // Notifications: what the run raised and what the job's state is now, minding cooldowns recorded in
     // earlier runs. None of it changes the outcome (I13).
+    // A job without targets needs none of it (listing snapshots and records costs round trips).
     let (events, reasons, history) = match repos.main() {
+        _ if job.notify.is_empty() => (Vec::new(), Vec::new(), Vec::new()),
         Ok(repo) => match judged(ctx, repo, name, job, &record) {
             Ok((status, history)) => {
                 let previous = history.iter().rev().find(|r| r.kind == "run" && r.job == name).map(|r| r.ok);
