@@ -453,6 +453,9 @@ fn schedules_become_timers_systemd_accepts_or_cron_lines_and_only_silos_files_ar
             .contains("systemctl enable --now silo-job-logs.timer silo-job-shop.timer"),
         "{report}"
     );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(units.join("silo-job-shop.timer")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "owner-only like every file silo writes");
     let timer = std::fs::read_to_string(units.join("silo-job-shop.timer")).unwrap();
     assert!(timer.contains("OnCalendar=*-*-* 00/8:00:00") && timer.contains("Persistent=true"), "{timer}");
     let service = std::fs::read_to_string(units.join("silo-job-shop.service")).unwrap();

@@ -111,8 +111,8 @@ fn files_of(job: &str, cron: bool, dir: &Path) -> Vec<PathBuf> {
     }
 }
 
-/// Writes `text` to `path` unless a file silo did not write is there. Mode 0644: unit and cron files are
-/// read by systemd and cron and hold no secret (the jobs file and password files keep those).
+/// Writes `text` to `path` unless a file silo did not write is there. Owner-only like every file silo
+/// writes (I12): systemd and cron read them as root.
 fn write(path: &Path, text: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if path.exists() && !written_by_silo(path) {
@@ -127,7 +127,7 @@ fn write(path: &Path, text: &str) -> Result<()> {
     let written = || -> std::io::Result<()> {
         let mut tmp = tempfile::Builder::new().prefix(".silo-schedule").tempfile_in(dir)?;
         tmp.write_all(text.as_bytes())?;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o600))?;
         tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
     };
