@@ -820,3 +820,31 @@ fn a_damaged_run_record_is_skipped_and_counted_never_hiding_the_others() {
     assert_eq!((v["damaged_run_records"].as_u64(), v["run_records"].as_u64()), (Some(1), Some(1)), "{v}");
     assert_eq!(v["jobs"][0]["last_run_ok"].as_bool(), Some(true));
 }
+
+#[test]
+fn an_overlapping_run_of_the_same_job_is_refused_as_busy_and_recorded() {
+    let s = Setup::new();
+    let fifo = s.main.dir.path().join("dump.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    s.jobs(&format!("[jobs.slow]\nstreams = [{{ command = \"cat {}\" }}]\n", fifo.display()));
+    let mut first = s.main.cmd(&["run", "slow"]);
+    first.env("SILO_CONFIG", &s.config).env_remove("SILO_REPO").env_remove("SILO_PASSWORD");
+    let first = first.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // Opening the FIFO for writing returns once the first run's dump is reading it: the first run holds the
+    // job's lock from before its dump started.
+    let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let (code, report) = s.json(&["run", "slow"]);
+    assert_eq!(code, 6, "busy: {report}");
+    let detail = report["jobs"][0]["steps"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("job slow is still running on this machine"), "{report}");
+    use std::io::Write;
+    writer.write_all(b"rows\n").unwrap();
+    drop(writer);
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success(), "the first run finishes: {}", stderr(&out));
+    assert_eq!(s.main.restore("slow:latest"), b"rows\n");
+    let (_, status) = s.json(&["status", "slow"]);
+    assert_eq!(status["jobs"][0]["last_run_ok"].as_bool(), Some(true), "{status}");
+    assert_eq!(status["run_records"].as_u64(), Some(2), "the refused run is recorded too");
+}

@@ -252,12 +252,41 @@ fn drill(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<(
     failed.map_or(Ok(()), |e| Err(e.into()))
 }
 
+/// One run of a job at a time on this machine (cron lines and timers overlap when a run takes longer than
+/// its period): an flock on `<cache base>/locks/<location hash>-<job>.lock`, held until the returned file is
+/// dropped (or the process ends). `Ok(None)` when no cache base is known.
+fn lock_job(ctx: &Invocation, cfg: &RepoConfig, job: &str) -> Result<Option<std::fs::File>, String> {
+    use std::os::fd::AsRawFd;
+    let Some(base) = silo::cache::base_dir(cfg.cache_dir.as_deref().or(ctx.cli.cache_dir.as_deref())) else {
+        return Ok(None);
+    };
+    let dir = base.join("locks");
+    let key = blake3::hash(cfg.location.as_bytes()).to_hex();
+    let path = dir.join(format!("{}-{job}.lock", &key.as_str()[..16]));
+    let file = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path))
+        .map_err(|e| format!("job lock {}: {e}", path.display()))?;
+    // SAFETY: flock(2) on a descriptor this function owns; released when the file is closed.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "job {job} is still running on this machine (lock {}): this run was skipped; a run taking longer \
+             than its schedule's period wants a longer period",
+            path.display()
+        ));
+    }
+    Ok(Some(file))
+}
+
 fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobReport {
     let started = silo::time::now_micros();
     let clock = std::time::Instant::now();
     let mut notified = super::notify::ping(ctx, repos.file, job, Ping::Start, "");
     let mut outcomes: Vec<(Step, Outcome)> = Vec::new();
     let mut created: Option<Created> = None;
+    let lock = lock_job(ctx, &repos.file.repository, name);
+    if let Err(busy) = &lock {
+        outcomes.push((Step::Create, Outcome::Failed(busy.clone(), super::exit::BUSY)));
+    }
     // Check and drill run when their cadence is due, judged from the job's earlier records.
     let due = match (&job.check, &job.drill, repos.main()) {
         (None, None, _) | (_, _, Err(_)) => Due::default(),
@@ -273,7 +302,7 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
             }
         },
     };
-    for step in steps(job, due) {
+    for step in steps(job, due).into_iter().filter(|_| lock.is_ok()) {
         if let Err(why) = should_run(step, &outcomes) {
             outcomes.push((step, Outcome::Skipped(why)));
             continue;

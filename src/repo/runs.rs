@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// How long run records are kept by default (gc `--keep-runs`).
 pub const KEEP_RUNS_DAYS: u64 = 90;
 
-/// The run records of a repository, oldest first.
+/// The run records of a repository, in the order they finished.
 pub struct RunHistory {
     pub records: Vec<(ObjectId, RunRecord)>,
     /// Records that did not open (named in the log).
@@ -52,7 +52,9 @@ impl Repository {
                 }
             }
         }
-        records.sort_by_key(|(id, r)| (r.started, *id));
+        // In the order runs ended: the latest outcome is the last one (an overlapping run may start earlier
+        // and end later).
+        records.sort_by_key(|(id, r)| (r.finished, *id));
         Ok(RunHistory { records, damaged })
     }
 
