@@ -10,7 +10,8 @@
 #   benches/delta_series.sh [DAYS] [SCALE] [SECONDS] [TABLES] [ROWS]     defaults: 4 20 20 4 400000
 #
 # Every tool ingests every day through a pipe (`cat dayN.sql | tool`), in a fresh repository per series;
-# the bytes each day adds are the growth of the repository directory. Settings: silo defaults, restic
+# the bytes each day adds are the growth of the repository directory; each ingest and a restore of the
+# newest snapshot (to /dev/null; checked against the dump by a second, untimed restore) are timed. Settings: silo defaults, restic
 # defaults (repository v2, compression auto), borg `--compression zstd,3`. pgbench, sysbench, restic, borg
 # and zstd are installed from Debian's packages when missing; the servers are the local PostgreSQL
 # (127.0.0.1:5432, user postgres) and MariaDB (127.0.0.1:3306, root).
@@ -71,7 +72,7 @@ for series in pgbench sysbench; do
     else
       zstd -q -3 --long=31 --patch-from="$work/$series-$((d - 1)).sql" -c "$f" > "$work/z"
     fi
-    echo "$series patch-from $d $(stat -c %s "$f") $(stat -c %s "$work/z")" >> "$results"
+    echo "$series patch-from $d $(stat -c %s "$f") $(stat -c %s "$work/z") 0" >> "$results"
   done
   for tool in silo restic borg; do
     r="$work/$tool-repo" c="$work/$tool-cache"
@@ -92,23 +93,41 @@ for series in pgbench sysbench; do
     esac
     before=$(size "$r")
     for d in $(seq 0 "$days"); do
+      t0=$(date +%s%N)
       cat "$work/$series-$d.sql" | "${ingest[@]}" > /dev/null
+      t1=$(date +%s%N)
       after=$(size "$r")
-      echo "$series $tool $d $(stat -c %s "$work/$series-$d.sql") $((after - before))" >> "$results"
+      echo "$series $tool $d $(stat -c %s "$work/$series-$d.sql") $((after - before)) $(( (t1 - t0) / 1000000 ))" >> "$results"
       before=$after
     done
+    case $tool in
+      silo) restore=("$silo" snapshot restore db:latest) ;;
+      restic) restore=(restic dump -q latest dump.sql) ;;
+      borg) restore=(borg extract --stdout "::$(borg list --last 1 --short)") ;;
+    esac
+    t0=$(date +%s%N)
+    "${restore[@]}" > /dev/null
+    t1=$(date +%s%N)
+    echo "$series $tool restore 0 0 $(( (t1 - t0) / 1000000 ))" >> "$results"
+    # Checked in a second, untimed restore (a consumer in the timed one would bound the fastest tool).
+    "${restore[@]}" | cmp -s - "$work/$series-$days.sql" || { echo "delta_series: $tool restored something else" >&2; exit 1; }
     rm -rf "$r" "$c"
   done
 done
 cp "$results" "${TMPDIR:-/tmp}/silo-delta-raw.txt"
 python3 - "$results" "$days" <<'EOF'
-import collections, sys
+import collections, statistics, sys
 path, days = sys.argv[1], int(sys.argv[2])
 added = collections.defaultdict(dict)
 dump = collections.defaultdict(dict)
+ms = collections.defaultdict(dict)
 for line in open(path):
-    series, tool, day, size, add = line.split()
+    series, tool, day, size, add, millis = line.split()
+    if day == "restore":
+        ms[series, tool]["restore"] = int(millis)
+        continue
     added[series, tool][int(day)] = int(add)
+    ms[series, tool][int(day)] = int(millis)
     dump[series][int(day)] = int(size)
 tools = ["silo", "restic", "borg", "patch-from"]
 for series in ["pgbench", "sysbench"]:
@@ -118,4 +137,12 @@ for series in ["pgbench", "sysbench"]:
     for d in range(days + 1):
         vals = [added[series, t][d] / 1e6 for t in tools]
         print(f"| {d} | " + " | ".join(f"{v:.2f}" for v in vals) + f" | {vals[0] / vals[3]:.1f}x |")
+    print(f"\n{series}: seconds, through a pipe (a day of changes: median of days 1-{days})")
+    print("| | silo | restic | borg | silo/restic | silo/borg |")
+    print("|---|---|---|---|---|---|")
+    for label, key in [("first ingest (day 0)", lambda t: ms[series, t][0]),
+                       ("ingest a day of changes", lambda t: statistics.median(ms[series, t][d] for d in range(1, days + 1))),
+                       ("restore the newest", lambda t: ms[series, t]["restore"])]:
+        v = [key(t) / 1000 for t in ["silo", "restic", "borg"]]
+        print(f"| {label} | {v[0]:.2f} | {v[1]:.2f} | {v[2]:.2f} | {v[0] / v[1]:.2f}x | {v[0] / v[2]:.2f}x |")
 EOF
