@@ -26,6 +26,7 @@ profile="${SILO_BENCH_PROFILE:-dev}"
 if [ "$profile" = release ]; then dir=release; else dir=debug; fi
 cargo build --profile "$profile" --quiet --bin silo --example dumpseries
 silo="$PWD/target/$dir/silo" gen="$PWD/target/$dir/examples/dumpseries"
+source benches/tools.sh
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/silo-compare.XXXXXX"); trap 'rm -rf "$work"' EXIT
 "$gen" "$size" 0 "$variant" > "$work/day0.sql"
@@ -45,35 +46,14 @@ results="$work/results"
 for run in $(seq "$runs"); do
   for tool in silo restic borg; do
     r="$work/$tool-repo" c="$work/$tool-cache"
-    rm -rf "$r" "$c"
-    case $tool in
-      silo)
-        export SILO_REPO="$r" SILO_PASSWORD=bench SILO_CACHE_DIR="$c"
-        "$silo" init >/dev/null
-        ingest=("$silo" snapshot create --name db)
-        ;;
-      restic)
-        export RESTIC_REPOSITORY="$r" RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$c"
-        restic init -q >/dev/null
-        ingest=(restic backup -q --stdin --stdin-filename dump.sql)
-        ;;
-      borg)
-        export BORG_REPO="$r" BORG_PASSPHRASE=bench BORG_BASE_DIR="$c" BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
-        borg init -e repokey-blake2 >/dev/null 2>&1
-        ingest=(borg create --compression zstd,3 "::{now:%Y-%m-%dT%H:%M:%S.%f}" -)
-        ;;
-    esac
+    tool_init "$tool" "$r" "$c"
     sync
     timed ingest "${ingest[@]}" < "$work/day0.sql" > /dev/null
     bytes bytes0 "$r"
     timed rerun "${ingest[@]}" < "$work/day0.sql" > /dev/null
     timed day1 "${ingest[@]}" < "$work/day1.sql" > /dev/null
     bytes bytes1 "$r"
-    case $tool in
-      silo) restore=("$silo" snapshot restore db:latest) ;;
-      restic) restore=(restic dump -q latest dump.sql) ;;
-      borg) restore=(borg extract --stdout "::$(borg list --last 1 --short)") ;;
-    esac
+    tool_restore "$tool"
     timed restore "${restore[@]}" > /dev/null
     # Verified in a second, untimed restore (a consumer in the timed pipe would bound the fastest tool).
     "${restore[@]}" | cmp -s - "$work/day1.sql" \

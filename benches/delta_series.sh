@@ -34,6 +34,7 @@ profile="${SILO_BENCH_PROFILE:-dev}"
 if [ "$profile" = release ]; then dir=release; else dir=debug; fi
 cargo build --profile "$profile" --quiet --bin silo
 silo="$PWD/target/$dir/silo"
+source benches/tools.sh
 work=$(mktemp -d "${TMPDIR:-/tmp}/silo-delta.XXXXXX"); trap 'rm -rf "$work"' EXIT
 export PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
 my=(--host=127.0.0.1 --port=3306 --user=root)
@@ -76,21 +77,7 @@ for series in pgbench sysbench; do
   done
   for tool in silo restic borg; do
     r="$work/$tool-repo" c="$work/$tool-cache"
-    rm -rf "$r" "$c"
-    case $tool in
-      silo)
-        export SILO_REPO="$r" SILO_PASSWORD=bench SILO_CACHE_DIR="$c"
-        "$silo" init >/dev/null
-        ingest=("$silo" snapshot create --name db) ;;
-      restic)
-        export RESTIC_REPOSITORY="$r" RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$c"
-        restic init -q >/dev/null
-        ingest=(restic backup -q --stdin --stdin-filename dump.sql) ;;
-      borg)
-        export BORG_REPO="$r" BORG_PASSPHRASE=bench BORG_BASE_DIR="$c" BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
-        borg init -e repokey-blake2 >/dev/null 2>&1
-        ingest=(borg create --compression zstd,3 "::{now:%Y-%m-%dT%H:%M:%S.%f}" -) ;;
-    esac
+    tool_init "$tool" "$r" "$c"
     before=$(size "$r")
     for d in $(seq 0 "$days"); do
       t0=$(date +%s%N)
@@ -100,11 +87,7 @@ for series in pgbench sysbench; do
       echo "$series $tool $d $(stat -c %s "$work/$series-$d.sql") $((after - before)) $(( (t1 - t0) / 1000000 ))" >> "$results"
       before=$after
     done
-    case $tool in
-      silo) restore=("$silo" snapshot restore db:latest) ;;
-      restic) restore=(restic dump -q latest dump.sql) ;;
-      borg) restore=(borg extract --stdout "::$(borg list --last 1 --short)") ;;
-    esac
+    tool_restore "$tool"
     t0=$(date +%s%N)
     "${restore[@]}" > /dev/null
     t1=$(date +%s%N)

@@ -1,0 +1,32 @@
+# Sourced by benches/compare.sh and benches/delta_series.sh: the three tools, set up the same way in both.
+#   tool_init TOOL REPO CACHE   a fresh repository for TOOL (silo, restic, borg); sets `ingest` (stdin -> snapshot)
+#   tool_restore TOOL           sets `restore` (the newest snapshot -> stdout)
+# Settings: silo defaults ($silo is the binary), restic defaults (repository v2, compression auto), borg
+# `--compression zstd,3` (its default lz4 stores much more). Each tool derives its key from a password on
+# every command, as in real use.
+tool_init() {
+  local tool=$1 r=$2 c=$3
+  rm -rf "$r" "$c"
+  case $tool in
+    silo)
+      export SILO_REPO="$r" SILO_PASSWORD=bench SILO_CACHE_DIR="$c"
+      "$silo" init >/dev/null
+      ingest=("$silo" snapshot create --name db) ;;
+    restic)
+      export RESTIC_REPOSITORY="$r" RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$c"
+      restic init -q >/dev/null
+      ingest=(restic backup -q --stdin --stdin-filename dump.sql) ;;
+    borg)
+      export BORG_REPO="$r" BORG_PASSPHRASE=bench BORG_BASE_DIR="$c" BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+      borg init -e repokey-blake2 >/dev/null 2>&1
+      ingest=(borg create --compression zstd,3 "::{now:%Y-%m-%dT%H:%M:%S.%f}" -) ;;
+  esac
+}
+
+tool_restore() {
+  case $1 in
+    silo) restore=("$silo" snapshot restore db:latest) ;;
+    restic) restore=(restic dump -q latest dump.sql) ;;
+    borg) restore=(borg extract --stdout "::$(borg list --last 1 --short)") ;;
+  esac
+}
