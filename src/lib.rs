@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod cache;
 pub mod clock;
+pub mod dumps;
 pub mod entropy;
 pub mod error;
 pub mod inputs;

@@ -26,6 +26,11 @@ pub struct Args {
     /// of the same name (each candidate is verified before a byte is written; says which on stderr).
     #[arg(long)]
     fallback: bool,
+    /// Only this table of a plain pg_dump or mysqldump stream (`schema.table` or `table`): its DDL, data,
+    /// sequences, defaults, indexes and constraints but foreign keys, as SQL an empty database loads. The
+    /// whole stream is still verified. To stdout (redirect it to keep it).
+    #[arg(long, value_name = "NAME", conflicts_with = "output")]
+    table: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -84,7 +89,15 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
             let lock = stdout.lock();
             let fd = std::os::fd::AsFd::as_fd(&lock).try_clone_to_owned().context("duplicating stdout")?;
             let mut out = std::fs::File::from(fd);
-            repo.restore_stream(ctx.rt.handle(), &snap, stream, &mut out, &counter)?
+            match &a.table {
+                None => repo.restore_stream(ctx.rt.handle(), &snap, stream, &mut out, &counter)?,
+                Some(table) => {
+                    let mut one = silo::dumps::table::TableWriter::new(out, table);
+                    let report = repo.restore_stream(ctx.rt.handle(), &snap, stream, &mut one, &counter)?;
+                    one.finish().map_err(|message| silo::Error::Input { what: format!("--table {table}"), message })?;
+                    report
+                }
+            }
         }
         Some(path) => restore_to_file(ctx, &repo, &snap, stream, path, &counter)?,
     };
