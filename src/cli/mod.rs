@@ -18,6 +18,7 @@ mod context;
 mod copy;
 mod drill;
 pub mod exit;
+mod files;
 mod forget;
 mod gc;
 mod init;

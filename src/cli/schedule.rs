@@ -114,7 +114,6 @@ fn files_of(job: &str, cron: bool, dir: &Path) -> Vec<PathBuf> {
 /// Writes `text` to `path` unless a file silo did not write is there. Owner-only like every file silo
 /// writes (I12): systemd and cron read them as root.
 fn write(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     if path.exists() && !written_by_silo(path) {
         return Err(silo::Error::Input {
             what: path.display().to_string(),
@@ -122,16 +121,8 @@ fn write(path: &Path, text: &str) -> Result<()> {
         }
         .into());
     }
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let written = || -> std::io::Result<()> {
-        let mut tmp = tempfile::Builder::new().prefix(".silo-schedule").tempfile_in(dir)?;
-        tmp.write_all(text.as_bytes())?;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o600))?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
-    };
-    written().with_context(|| format!("writing {}", path.display()))?;
+    super::files::replace_atomically(path, text.as_bytes(), 0o600)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

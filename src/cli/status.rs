@@ -324,8 +324,6 @@ fn is_job_run(kind: &str) -> bool {
 /// Writes the metrics file atomically (a temporary file beside it, renamed over it), readable by the
 /// collector's user.
 fn write_metrics(path: &std::path::Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
     // Only a metrics file silo wrote is replaced: a mistyped path must not destroy someone's file.
     if let Ok(existing) = std::fs::read(path) {
         if !existing.is_empty() && !existing.starts_with(b"# HELP silo_") {
@@ -336,16 +334,7 @@ fn write_metrics(path: &std::path::Path, text: &str) -> Result<()> {
             .into());
         }
     }
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".silo-metrics")
-        .tempfile_in(dir)
+    super::files::replace_atomically(path, text.as_bytes(), 0o644)
         .with_context(|| format!("writing metrics file {}", path.display()))?;
-    tmp.write_all(text.as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing metrics file {}", path.display()))?;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-        .with_context(|| format!("writing metrics file {}", path.display()))?;
-    tmp.persist(path).with_context(|| format!("writing metrics file {}", path.display()))?;
     Ok(())
 }
