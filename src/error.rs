@@ -59,6 +59,8 @@ pub enum Error {
     EmptyStream { stream: String },
     #[error("snapshot {name} would be {bytes} bytes, below the job's min_size of {min} bytes: nothing was committed (a dump that failed early looks like this); check the dump, or lower min_size")]
     TooSmall { name: String, bytes: u64, min: u64 },
+    #[error("stream {stream} is a {format} that is not whole: {problem}; nothing was committed. Check the dump command's errors, or pass --accept-invalid to store it marked as invalid (--no-validate {stream} if the stream only looks like a {format})")]
+    InvalidDump { stream: String, format: String, problem: String },
     #[error("check found {objects} damaged objects; {snapshots} snapshots cannot be fully restored (details above)")]
     CheckDamaged { objects: usize, snapshots: usize },
     #[error("stale: {what}")]

@@ -76,6 +76,7 @@ impl SkewedWriter {
                 times: None,
                 allow_empty: false,
                 min_size: None,
+                validation: Default::default(),
             };
             Ok(r.create_snapshot(rt.handle(), &options)?.id.to_hex())
         });

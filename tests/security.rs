@@ -138,6 +138,7 @@ fn plant(repo: &TestRepo, name: &str, data: &[u8], finished: i64) -> String {
         times: Some((finished - 1_000_000, finished)),
         allow_empty: false,
         min_size: None,
+        validation: Default::default(),
     };
     r.create_snapshot(rt.handle(), &options).expect("planted").id.to_hex()
 }

@@ -14,6 +14,10 @@ pub const STALE: u8 = 8;
 pub const OUTPUT_FAILED: u8 = 9;
 /// `silo status`: a job's latest run failed or its dump shrank (README "Exit codes").
 pub const FAILING: u8 = 10;
+/// `silo restore-database`: the restored database did not verify; the live database is unchanged.
+pub const VERIFY_FAILED: u8 = 11;
+/// `silo restore-database`: swapped in, the start command failed, the previous database was put back.
+pub const ROLLED_BACK: u8 = 12;
 /// The reader of stdout went away (`| head`): silo stopped quietly, as a process killed by SIGPIPE.
 pub const BROKEN_PIPE: u8 = 141;
 
@@ -51,7 +55,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         Some(E::CheckDamaged { .. }) => DAMAGED,
         Some(E::Stale { .. }) => STALE,
         Some(E::Input { .. } | E::SnapshotNotFound { .. } | E::AmbiguousSnapshot { .. }) => USAGE,
-        Some(E::EmptyStream { .. } | E::TooSmall { .. }) => COMMAND_FAILED,
+        Some(E::EmptyStream { .. } | E::TooSmall { .. } | E::InvalidDump { .. }) => COMMAND_FAILED,
         Some(E::GcBusy { .. } | E::LeaseLost { .. } | E::ClockSkew { .. } | E::SessionExpired { .. }) => BUSY,
         _ => FAILURE,
     }

@@ -31,6 +31,7 @@ mod policy;
 mod progress;
 mod record;
 mod repair;
+mod restore_database;
 mod run;
 mod schedule;
 mod snapshot;
@@ -103,6 +104,9 @@ enum Command {
     Copy(copy::Args),
     /// Restore a snapshot into a command (e.g. `psql -d scratch`), timed and recorded in the repository.
     Drill(drill::Args),
+    /// Replace a live PostgreSQL, MariaDB or SQLite database with a snapshot's dump: restored into a scratch
+    /// database, verified (row counts, your checks), swapped in atomically; `--rollback` swaps back.
+    RestoreDatabase(restore_database::Args),
     /// List, add, change and remove the passwords (key files) that open the repository.
     #[command(subcommand)]
     Key(key::Command),
@@ -142,6 +146,7 @@ fn dispatch(ctx: &context::Invocation) -> Result<()> {
         Command::Repair(c) => repair::run(ctx, c),
         Command::Copy(a) => copy::run(ctx, a),
         Command::Drill(a) => drill::run(ctx, a),
+        Command::RestoreDatabase(a) => restore_database::run(ctx, a),
         Command::Key(c) => key::run(ctx, c),
         Command::Run(a) => run::run(ctx, a),
         Command::Status(a) => status::run(ctx, a),

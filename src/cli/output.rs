@@ -105,6 +105,42 @@ pub struct StreamView {
     pub blake3: String,
     pub command: Option<Vec<String>>,
     pub exit_status: Option<i32>,
+    /// What the stream was recognised as when it was stored (absent: not recognised or not inspected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dump: Option<DumpJson>,
+}
+
+/// A stream's dump record (format-spec/manifest.md `DumpRecord`) for `--json` and `snapshot show`.
+#[derive(Serialize)]
+pub struct DumpJson {
+    pub format: &'static str,
+    pub tool_version: String,
+    /// False when the stream failed validation and was committed with --accept-invalid.
+    pub valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    pub entries: u64,
+    pub tables: Vec<TableJson>,
+}
+
+#[derive(Serialize)]
+pub struct TableJson {
+    pub name: String,
+    pub rows: Option<u64>,
+    pub bytes: u64,
+}
+
+impl DumpJson {
+    pub fn of(d: &silo_format::manifest::DumpRecord) -> Self {
+        DumpJson {
+            format: silo_format::manifest::dump_format::name(d.format),
+            tool_version: d.tool_version.clone(),
+            valid: d.invalid.is_none(),
+            problem: d.invalid.clone(),
+            entries: d.entries,
+            tables: d.tables.iter().map(|t| TableJson { name: t.name.clone(), rows: t.rows, bytes: t.bytes }).collect(),
+        }
+    }
 }
 
 impl SnapshotView {
@@ -130,6 +166,7 @@ impl SnapshotView {
                     blake3: hex::encode(st.blake3),
                     command: st.command.clone(),
                     exit_status: st.exit_status,
+                    dump: st.dump.as_ref().map(DumpJson::of),
                 })
                 .collect(),
         }

@@ -142,9 +142,11 @@ fn spool_of(ctx: &Invocation, cfg: &RepoConfig) -> Option<Spool> {
     Spool::for_location(cfg.cache_dir.as_deref().or(ctx.cli.cache_dir.as_deref()), &cfg.location)
 }
 
-/// The job's streams: presets expanded, `"all"` listed from the server now.
-fn streams_of(name: &str, job: &Job) -> Result<Vec<StreamSpec>> {
+/// The job's streams: presets expanded, `"all"` listed from the server now; and the names of those whose
+/// entry says `validate = false`.
+fn streams_of(name: &str, job: &Job) -> Result<(Vec<StreamSpec>, Vec<String>)> {
     let mut out: Vec<StreamSpec> = Vec::new();
+    let mut unvalidated = Vec::new();
     for entry in &job.streams {
         let preset = entry.preset().map_err(|m| silo::Error::Input { what: format!("job {name}"), message: m })?;
         let databases = match preset.list_command() {
@@ -177,10 +179,13 @@ fn streams_of(name: &str, job: &Job) -> Result<Vec<StreamSpec>> {
                 }
                 .into());
             }
+            if entry.validate == Some(false) {
+                unvalidated.push(spec.name.clone());
+            }
             out.push(spec);
         }
     }
-    Ok(out)
+    Ok((out, unvalidated))
 }
 
 struct Created {
@@ -190,18 +195,24 @@ struct Created {
 }
 
 fn create(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<Created> {
+    let (streams, unvalidated) = streams_of(name, job)?;
     let options = CreateOptions {
         name: name.to_string(),
         host: silo::repo::hostname(),
         tags: job.tags.clone(),
-        streams: streams_of(name, job)?,
+        streams,
         progress: Default::default(),
         warn: |text| note!("silo: warning: {text}"),
         times: None,
         allow_empty: false,
         min_size: job.min_size,
+        validation: silo::repo::write::Validation { off: unvalidated, ..Default::default() },
     };
     let report = repo.create_snapshot(ctx.rt.handle(), &options)?;
+    // Tables gone or shrunk: said here, and alerted as a size drop by the status judgement after the run.
+    for line in crate::cli::snapshot::create::content_warnings(ctx, repo, name, &report, job.shrink_alert) {
+        note!("silo: warning: {line}");
+    }
     Ok(Created { snapshot: report.id, bytes_read: report.bytes, bytes_added: report.new_bytes_stored })
 }
 

@@ -216,6 +216,12 @@ impl Facts<'_> {
                 finished: s.manifest.finished,
                 bytes: s.manifest.total_size(),
                 damaged: self.marks.contains_key(&s.id),
+                dumps: s
+                    .manifest
+                    .streams
+                    .iter()
+                    .filter_map(|st| st.dump.clone().map(|d| (st.name.clone(), d)))
+                    .collect(),
             })
             .collect();
         snaps.sort_by_key(|s| s.finished);

@@ -182,7 +182,7 @@ impl Running {
 }
 
 /// The child's stderr, copied to ours as it arrives; its last ~2 KiB are kept for the error message.
-pub(crate) struct StderrTail {
+pub struct StderrTail {
     tail: Arc<Mutex<VecDeque<u8>>>,
     done: Receiver<()>,
 }
@@ -190,7 +190,7 @@ pub(crate) struct StderrTail {
 impl StderrTail {
     const KEEP: usize = 2048;
 
-    pub(crate) fn forward(mut stderr: impl Read + Send + 'static) -> Self {
+    pub fn forward(mut stderr: impl Read + Send + 'static) -> Self {
         use std::io::Write;
         let tail: Arc<Mutex<VecDeque<u8>>> = Arc::default();
         let (done_tx, done) = bounded(1);
@@ -216,7 +216,7 @@ impl StderrTail {
 
     /// The last lines, once the pipe is closed — or after a second if a background process the command
     /// left behind still holds it open (its output keeps being forwarded; silo does not wait for it).
-    pub(crate) fn finish(self) -> String {
+    pub fn finish(self) -> String {
         let _ = self.done.recv_timeout(Duration::from_secs(1));
         let bytes: Vec<u8> = self.tail.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
         let text = String::from_utf8_lossy(&bytes);

@@ -35,6 +35,9 @@ pub struct StreamEntry {
     pub ldap: Option<Ldap>,
     pub directory: Option<PathBuf>,
     pub command: Option<String>,
+    /// `validate = false`: store the stream without inspecting it as a dump (default: inspected, and refused
+    /// when it is a recognised dump that is not whole).
+    pub validate: Option<bool>,
 }
 
 /// A database server and the database (`"all"`: every database it has).

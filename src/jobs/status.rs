@@ -48,6 +48,8 @@ pub struct SnapshotFact {
     pub finished: i64,
     pub bytes: u64,
     pub damaged: bool,
+    /// Per stream, its dump record (streams silo did not recognise are left out).
+    pub dumps: Vec<(String, silo_format::manifest::DumpRecord)>,
 }
 
 /// One run (or create) of the job.
@@ -150,6 +152,25 @@ pub fn judge(
                 ));
             }
         }
+        // Tables gone or shrunk since the snapshot before (dumps::sanity), stream by stream.
+        if let Some(p) = previous {
+            for (stream, now) in &s.dumps {
+                if let Some((_, before)) = p.dumps.iter().find(|(name, _)| name == stream) {
+                    for f in crate::dumps::sanity::compare(stream, before, now, limits.shrink_alert) {
+                        found.push((State::Shrunk, f.line));
+                    }
+                }
+            }
+        }
+        if let Some(problem) = s.dumps.iter().find_map(|(stream, d)| d.invalid.as_ref().map(|p| (stream, p))) {
+            found.push((
+                State::Failing,
+                format!(
+                    "the newest snapshot's stream {} was committed although it failed validation: {}",
+                    problem.0, problem.1
+                ),
+            ));
+        }
     }
     match (age, limits.freshness) {
         (Some(a), Some(limit)) if a > limit => found.push((
@@ -197,7 +218,7 @@ mod tests {
     const H: i64 = 3_600_000_000;
 
     fn snap(id: &str, hours_ago: i64, bytes: u64) -> SnapshotFact {
-        SnapshotFact { id: id.into(), finished: 100 * H - hours_ago * H, bytes, damaged: false }
+        SnapshotFact { id: id.into(), finished: 100 * H - hours_ago * H, bytes, damaged: false, dumps: vec![] }
     }
 
     fn run(hours_ago: i64, ok: bool, snapshot: Option<&str>) -> RunFact {
@@ -237,6 +258,31 @@ mod tests {
         assert_eq!(judge("shop", LIMITS, &[], &[], None, None, 100 * H).state, State::Never);
         let no_limit = Limits { freshness: None, ..LIMITS };
         assert_eq!(judge("shop", no_limit, &[snap("a", 1000, 5000)], &[], None, None, 100 * H).state, State::Ok);
+    }
+
+    #[test]
+    fn a_table_that_shrank_or_vanished_is_flagged_and_an_accepted_invalid_dump_fails() {
+        use silo_format::manifest::{DumpRecord, TableStat};
+        let rec = |rows: &[(&str, u64)], invalid: Option<&str>| DumpRecord {
+            format: 1,
+            tool_version: String::new(),
+            invalid: invalid.map(String::from),
+            entries: 0,
+            tables: rows.iter().map(|(n, r)| TableStat { name: n.to_string(), rows: Some(*r), bytes: 1 }).collect(),
+        };
+        let mut a = snap("a", 2, 5000);
+        a.dumps = vec![("data".into(), rec(&[("public.orders", 1000), ("public.users", 500)], None))];
+        let mut b = snap("b", 1, 5000);
+        b.dumps = vec![("data".into(), rec(&[("public.orders", 100)], None))];
+        let s = judge("shop", LIMITS, &[a.clone(), b], &[], None, None, 100 * H);
+        assert_eq!(s.state, State::Shrunk);
+        assert_eq!(s.reasons.len(), 2, "{:?}", s.reasons);
+        assert!(s.reasons[0].contains("public.orders") && s.reasons[1].contains("public.users is gone"));
+        let mut c = snap("c", 0, 5000);
+        c.dumps = vec![("data".into(), rec(&[("public.orders", 1000), ("public.users", 500)], Some("cut short")))];
+        let s = judge("shop", LIMITS, &[a, c], &[], None, None, 100 * H);
+        assert_eq!(s.state, State::Failing);
+        assert!(s.reasons[0].contains("failed validation: cut short"), "{:?}", s.reasons);
     }
 
     #[test]

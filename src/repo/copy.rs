@@ -140,6 +140,11 @@ impl Repository {
                 times: Some((m.started, m.finished)),
                 allow_empty: true,
                 min_size: None,
+                // The source's records, as they are: a copy neither re-judges nor drops them.
+                validation: crate::repo::write::Validation {
+                    carried: Some(m.streams.iter().map(|s| s.dump.clone()).collect()),
+                    ..Default::default()
+                },
             };
             let created = self.create_snapshot(rt, &options);
             drop(options); // unread pipes close, so no restore thread waits for a reader that is gone

@@ -13,6 +13,7 @@
 use super::Repository;
 use crate::backend::{names, Backend};
 use crate::cache::IndexCache;
+use crate::dumps::inspect::{Inspector, Verdict};
 use crate::inputs::process::StopSwitch;
 use crate::inputs::StreamSpec;
 use crate::{Error, Result};
@@ -20,7 +21,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use silo_format::chunker::{SharedChunk, Windows};
 use silo_format::envelope::random_nonce;
 use silo_format::index::{IndexPack, IndexSegment};
-use silo_format::manifest::{SnapshotManifest, StreamManifest, MANIFEST_VERSION};
+use silo_format::manifest::{DumpRecord, SnapshotManifest, StreamManifest};
 use silo_format::pack::{self, PackEntry, PackWriter};
 use silo_format::{Keys, ObjectId, RepoId};
 use std::collections::{BTreeMap, HashSet};
@@ -50,6 +51,28 @@ pub struct CreateOptions {
     pub allow_empty: bool,
     /// Refuse to commit a snapshot of fewer bytes (all streams together): a jobs file's `min_size`.
     pub min_size: Option<u64>,
+    /// Which streams are inspected as dumps, and what happens to one that is not whole.
+    pub validation: Validation,
+}
+
+/// Dump validation at create (dumps::inspect; design.md "Dump validation"). The default inspects every
+/// stream and refuses to commit one that is recognised but not whole.
+#[derive(Clone, Debug, Default)]
+pub struct Validation {
+    /// Inspect no stream (`--no-validate` without names).
+    pub all_off: bool,
+    /// Streams not inspected (`--no-validate NAME`, a jobs file's `validate = false`).
+    pub off: Vec<String>,
+    /// Commit a stream that fails validation; its record says why (`--accept-invalid`).
+    pub accept_invalid: bool,
+    /// Records stored as given instead of inspecting, by stream index: a copy keeps the source's.
+    pub carried: Option<Vec<Option<DumpRecord>>>,
+}
+
+impl Validation {
+    fn inspects(&self, name: &str) -> bool {
+        self.carried.is_none() && !self.all_off && !self.off.iter().any(|o| o == name)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -65,6 +88,8 @@ pub struct CreateReport {
     pub streams: Vec<(String, u64)>,
     /// Everything `warn` was called with, in stream order.
     pub warnings: Vec<String>,
+    /// Per stream, what it was recognised as (None: not recognised, or not inspected).
+    pub dumps: Vec<Option<DumpRecord>>,
     /// Backend requests this snapshot took (session, sync, packs, segments, manifest).
     pub requests: crate::backend::metered::RequestCounts,
 }
@@ -104,6 +129,7 @@ struct StreamResult {
     blake3: [u8; 32],
     exit_status: Option<i32>,
     warning: Option<String>,
+    dump: Option<Verdict>,
 }
 
 /// What `chunk_stream` learned about a stream.
@@ -111,6 +137,7 @@ struct Chunked {
     size: u64,
     blake3: [u8; 32],
     warning: Option<String>,
+    dump: Option<Verdict>,
 }
 
 #[derive(Default)]
@@ -220,6 +247,7 @@ impl Repository {
                             stop: &stop,
                             progress: &progress,
                             warn: options.warn,
+                            inspect: options.validation.inspects(&spec.name),
                         };
                         let r = read_stream(i, spec, &feed);
                         if r.is_err() {
@@ -263,6 +291,7 @@ impl Repository {
         {
             return Err(Error::EmptyStream { stream: empty.1.name.clone() });
         }
+        let dumps = judge_dumps(options, &mut streams_done, &mut warnings)?;
         let total: u64 = streams_done.iter().map(|r| r.size).sum();
         if let Some(min) = options.min_size.filter(|min| total < *min) {
             return Err(Error::TooSmall { name: options.name.clone(), bytes: total, min });
@@ -272,7 +301,7 @@ impl Repository {
 
         let mut streams = Vec::with_capacity(nstreams);
         let mut chunks = 0u64;
-        for ((spec, result), ids) in options.streams.iter().zip(streams_done).zip(collected.ids) {
+        for (((spec, result), ids), dump) in options.streams.iter().zip(streams_done).zip(collected.ids).zip(&dumps) {
             chunks += ids.len() as u64;
             warnings.extend(result.warning);
             streams.push(StreamManifest {
@@ -282,10 +311,11 @@ impl Repository {
                 size: result.size,
                 blake3: result.blake3,
                 chunks: ids,
+                dump: dump.clone(),
             });
         }
-        let manifest = SnapshotManifest {
-            version: MANIFEST_VERSION,
+        let mut manifest = SnapshotManifest {
+            version: 0,
             name: options.name.clone(),
             host: options.host.clone(),
             tags: options.tags.clone(),
@@ -294,6 +324,7 @@ impl Repository {
             silo_version: env!("CARGO_PKG_VERSION").to_string(),
             streams,
         };
+        manifest.version = manifest.version_needed();
         let id = ObjectId::random();
         rt.block_on(self.save(id, &manifest))?;
         Ok(CreateReport {
@@ -306,6 +337,7 @@ impl Repository {
             duration: clock.elapsed(),
             streams: manifest.streams.iter().map(|s| (s.name.clone(), s.size)).collect(),
             warnings,
+            dumps,
             requests: Default::default(),
         })
     }
@@ -505,6 +537,8 @@ struct Feed<'a> {
     stop: &'a StopSwitch,
     progress: &'a AtomicU64,
     warn: fn(&str),
+    /// Inspect the stream as a dump (dumps::inspect) on its hasher thread.
+    inspect: bool,
 }
 
 /// Stage 1, one thread per stream: opens the input (inputs.rs), cuts it into chunk batches for the sealers,
@@ -514,27 +548,67 @@ fn read_stream(index: usize, spec: &StreamSpec, feed: &Feed) -> Result<StreamRes
     let chunked = chunk_stream(index, &spec.name, windows, feed);
     let exit_status = ending.finish(chunked.is_err(), feed.stop)?;
     let c = chunked?;
-    Ok(StreamResult { size: c.size, blake3: c.blake3, exit_status, warning: c.warning })
+    Ok(StreamResult { size: c.size, blake3: c.blake3, exit_status, warning: c.warning, dump: c.dump })
 }
 
-/// Cuts `reader` into chunks for the workers. The whole-stream BLAKE3 runs on its own thread, off the
-/// chunker's critical path (the chunker is the one sequential stage of the pipeline).
+/// Cuts `reader` into chunks for the workers. The whole-stream BLAKE3 and the dump inspection run on their
+/// own thread, off the chunker's critical path (the chunker is the one sequential stage of the pipeline).
 fn chunk_stream(index: usize, name: &str, reader: impl Windows, feed: &Feed) -> Result<Chunked> {
     let (to_hasher, hasher_rx) = bounded::<Vec<SharedChunk>>(8);
+    let inspect = feed.inspect;
     std::thread::scope(|s| {
         let hasher = s.spawn(move || {
             let mut hasher = blake3::Hasher::new();
+            let mut inspector = inspect.then(Inspector::default);
             for chunk in hasher_rx.iter().flatten() {
                 hasher.update(&chunk);
+                if let Some(i) = inspector.as_mut() {
+                    i.feed(&chunk);
+                }
             }
-            *hasher.finalize().as_bytes()
+            (*hasher.finalize().as_bytes(), inspector.and_then(Inspector::finish))
         });
         let cut = cut_stream(index, name, reader, feed, &to_hasher);
         drop(to_hasher);
-        let blake3 = hasher.join().map_err(|_| Error::Invalid("the stream hasher panicked".into()))?;
+        let (blake3, dump) = hasher.join().map_err(|_| Error::Invalid("the stream hasher panicked".into()))?;
         let (size, warning) = cut?;
-        Ok(Chunked { size, blake3, warning })
+        Ok(Chunked { size, blake3, warning, dump })
     })
+}
+
+/// The dump records to store, per stream; refuses (before anything is committed) a stream that was
+/// recognised and is not whole, unless the options accept it — then it is recorded as invalid and warned of.
+fn judge_dumps(
+    options: &CreateOptions,
+    streams: &mut [StreamResult],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Option<DumpRecord>>> {
+    if let Some(carried) = &options.validation.carried {
+        return Ok((0..streams.len()).map(|i| carried.get(i).cloned().flatten()).collect());
+    }
+    let mut records = Vec::with_capacity(streams.len());
+    for (result, spec) in streams.iter_mut().zip(&options.streams) {
+        let Some(verdict) = result.dump.take() else {
+            records.push(None);
+            continue;
+        };
+        let format = verdict.format_name();
+        let mut record = verdict.record;
+        if let Some(problem) = verdict.problem {
+            if !options.validation.accept_invalid {
+                return Err(Error::InvalidDump { stream: spec.name.clone(), format: format.into(), problem });
+            }
+            let text = format!(
+                "stream {} ({format}) failed validation and was committed because of --accept-invalid: {problem}",
+                spec.name
+            );
+            (options.warn)(&text);
+            warnings.push(text);
+            record.invalid = Some(problem);
+        }
+        records.push(Some(record));
+    }
+    Ok(records)
 }
 
 fn cut_stream(

@@ -8,7 +8,7 @@ use silo_format::keyfile::{KdfParams, KeyFile};
 use silo_format::manifest::{SnapshotManifest, StreamManifest};
 use silo_format::pack::{self, PackEntry, PackWriter};
 use silo_format::Sealed;
-use silo_format::{encoding, envelope, Aad, FormatError, Keys, MasterSecret, ObjectId, ObjectKind, RepoId};
+use silo_format::{envelope, Aad, FormatError, Keys, MasterSecret, ObjectId, ObjectKind, RepoId};
 
 fn keys() -> Keys {
     Keys::derive(&MasterSecret([5; 32]))
@@ -122,6 +122,7 @@ fn index_segments_and_manifests_round_trip() {
             size: 12_000,
             blake3: [0; 32],
             chunks: entries.iter().map(|e| e.chunk).collect(),
+            dump: None,
         }],
     };
     let sealed_m = m.seal(&keys, REPO, id, envelope::random_nonce());
@@ -129,7 +130,7 @@ fn index_segments_and_manifests_round_trip() {
     assert!(IndexSegment::open(&keys, REPO, id, &sealed_m).is_err());
     let mut no_streams = m.clone();
     no_streams.streams.clear();
-    assert!(SnapshotManifest::decode_body(&encoding::encode(&no_streams)).is_err());
+    assert!(SnapshotManifest::decode_body(&no_streams.encode_body()).is_err());
 }
 
 #[test]
@@ -149,15 +150,37 @@ fn bodies_reject_trailing_truncated_and_hostile_lengths() {
             size: 0,
             blake3: [0; 32],
             chunks: vec![ObjectId([1; 32])],
+            dump: None,
         }],
     };
-    let body = encoding::encode(&m);
-    assert_eq!(SnapshotManifest::decode_body(&body).unwrap(), m);
-    let mut extended = body.clone();
-    extended.push(0);
-    assert!(SnapshotManifest::decode_body(&extended).is_err());
-    for n in 0..body.len() {
-        assert!(SnapshotManifest::decode_body(&body[..n]).is_err(), "truncated at {n}");
+    let mut v2 = m.clone();
+    v2.version = 2;
+    v2.streams[0].dump = Some(silo_format::manifest::DumpRecord {
+        format: silo_format::manifest::dump_format::PG_DUMP_PLAIN,
+        tool_version: "15.20".into(),
+        invalid: Some("no trailer".into()),
+        entries: 3,
+        tables: vec![silo_format::manifest::TableStat { name: "public.t".into(), rows: Some(2), bytes: 9 }],
+    });
+    assert_eq!(v2.version_needed(), 2);
+    assert_eq!(m.version_needed(), 1);
+    for m in [m, v2] {
+        let body = m.encode_body();
+        assert_eq!(SnapshotManifest::decode_body(&body).unwrap(), m);
+        let mut extended = body.clone();
+        extended.push(0);
+        assert!(SnapshotManifest::decode_body(&extended).is_err());
+        for n in 0..body.len() {
+            assert!(SnapshotManifest::decode_body(&body[..n]).is_err(), "truncated at {n}");
+        }
+        let mut bad_format = m.clone();
+        if let Some(d) = bad_format.streams[0].dump.as_mut() {
+            d.format = 42;
+            assert!(SnapshotManifest::decode_body(&bad_format.encode_body()).is_err(), "unknown dump format");
+        }
+        let mut future = body.clone();
+        future[..4].copy_from_slice(&3u32.to_le_bytes());
+        assert!(SnapshotManifest::decode_body(&future).is_err(), "an unknown version is refused");
     }
     // A vector length of 2^60 must be refused, not allocated.
     let mut hostile = 1u32.to_le_bytes().to_vec();

@@ -13,7 +13,7 @@ use silo_format::keyfile::{KdfParams, KeyFile};
 use silo_format::maintenance::{
     DamageMark, DrillRecord, Lease, Policy, RunRecord, RunStep, Sealed, Session, StoredPolicy,
 };
-use silo_format::manifest::{SnapshotManifest, StreamManifest};
+use silo_format::manifest::{dump_format, DumpRecord, SnapshotManifest, StreamManifest, TableStat};
 use silo_format::pack::{self, PackWriter};
 use silo_format::{envelope, Aad, Keys, MasterSecret, ObjectId, ObjectKind, RepoId};
 
@@ -123,9 +123,24 @@ fn compute() -> Value {
             size: text.len() as u64 + 10,
             blake3: *blake3::hash(b"stand-in").as_bytes(),
             chunks: vec![chunk_a, chunk_b],
+            dump: None,
         }],
     };
     let manifest_bytes = manifest.seal(&f.keys, f.repo, snapshot_id, seq(0x25));
+    // Version 2: the same stream recognised as a plain pg_dump with two tables.
+    let mut manifest_v2 = manifest.clone();
+    manifest_v2.version = 2;
+    manifest_v2.streams[0].dump = Some(DumpRecord {
+        format: dump_format::PG_DUMP_PLAIN,
+        tool_version: "15.20".into(),
+        invalid: None,
+        entries: 0,
+        tables: vec![
+            TableStat { name: "public.orders".into(), rows: Some(2), bytes: 31 },
+            TableStat { name: "public.empty".into(), rows: Some(0), bytes: 0 },
+        ],
+    });
+    let manifest_v2_bytes = manifest_v2.seal(&f.keys, f.repo, snapshot_id, seq(0x27));
 
     let cfg = RepoConfig {
         version: 1,
@@ -221,6 +236,7 @@ fn compute() -> Value {
         "pack": hex::encode(&pack_bytes),
         "index_segment": hex::encode(&segment_bytes),
         "snapshot_manifest": hex::encode(&manifest_bytes),
+        "snapshot_manifest_v2": hex::encode(&manifest_v2_bytes),
         "config": hex::encode(&config_bytes),
         "key_file": hex::encode(keyfile.encode()),
         "key_file_v2": hex::encode(keyfile_v2.encode()),
@@ -256,6 +272,7 @@ fn code_matches_recorded_vectors() {
         "pack",
         "index_segment",
         "snapshot_manifest",
+        "snapshot_manifest_v2",
         "config",
         "key_file",
         "key_file_v2",
@@ -305,6 +322,11 @@ fn recorded_vectors_decode() {
         SnapshotManifest::open(&f.keys, f.repo, ObjectId(seq(0xc0)), &unhex(&recorded["snapshot_manifest"])).unwrap();
     assert_eq!(m.name, "shop");
     assert_eq!(m.streams[0].chunks[0], chunk_a);
+    assert_eq!((m.version, &m.streams[0].dump), (1, &None), "version 1 manifests stay readable");
+    let m2 = SnapshotManifest::open(&f.keys, f.repo, ObjectId(seq(0xc0)), &unhex(&recorded["snapshot_manifest_v2"]))
+        .unwrap();
+    let dump = m2.streams[0].dump.as_ref().unwrap();
+    assert_eq!((m2.version, dump.format, dump.tables.len()), (2, dump_format::PG_DUMP_PLAIN, 2));
     let cfg = config::decode(&unhex(&recorded["config"]), &f.keys).unwrap();
     assert_eq!(cfg.chunker, VECTOR_CHUNKER);
     let kf = KeyFile::decode(&unhex(&recorded["key_file"])).unwrap();

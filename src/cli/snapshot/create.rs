@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use silo::inputs::{Source, StreamSpec};
 use silo::repo::snapshots::validate_name;
-use silo::repo::write::{CreateOptions, CreateReport};
+use silo::repo::write::{CreateOptions, CreateReport, Validation};
 use std::io::IsTerminal;
 
 #[derive(clap::Args, Debug)]
@@ -30,6 +30,18 @@ pub struct Args {
     /// Commit a stream of zero bytes (refused by default: it is what a dump that failed inside a pipe gives).
     #[arg(long)]
     allow_empty: bool,
+    /// Do not inspect these streams as dumps (all streams when no name is given). By default every stream is
+    /// recognised by its first bytes (pg_dump plain/custom/tar, pg_dumpall, mysqldump, sqlite3 .dump or file,
+    /// Redis RDB, LDIF) and refused if it is not whole; other streams are stored unchecked.
+    #[arg(long, value_name = "STREAM", num_args = 0.., value_delimiter = ',')]
+    no_validate: Option<Vec<String>>,
+    /// Commit a stream that fails dump validation, recorded as invalid (shown by `snapshot show`).
+    #[arg(long)]
+    accept_invalid: bool,
+    /// Warn when a table of the dump shrank by this many percent (or vanished) since the previous snapshot
+    /// of this name.
+    #[arg(long, value_name = "PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=100))]
+    table_shrink_alert: u8,
     /// Command whose standard output is stored; the snapshot is committed only if it exits 0.
     #[arg(last = true)]
     command: Vec<String>,
@@ -54,6 +66,9 @@ struct Created {
 struct StreamSize {
     name: String,
     bytes: u64,
+    /// What the stream was recognised as (absent: not recognised or not inspected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dump: Option<crate::cli::output::DumpJson>,
 }
 
 impl Created {
@@ -67,7 +82,16 @@ impl Created {
             new_chunks: r.new_chunks,
             packs: r.packs,
             duration_seconds: r.duration.as_secs_f64(),
-            streams: r.streams.iter().map(|(name, bytes)| StreamSize { name: name.clone(), bytes: *bytes }).collect(),
+            streams: r
+                .streams
+                .iter()
+                .zip(&r.dumps)
+                .map(|((name, bytes), dump)| StreamSize {
+                    name: name.clone(),
+                    bytes: *bytes,
+                    dump: dump.as_ref().map(crate::cli::output::DumpJson::of),
+                })
+                .collect(),
             warnings: r.warnings.clone(),
             requests: r.requests,
         }
@@ -144,13 +168,33 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         times: None,
         allow_empty: a.allow_empty,
         min_size: None,
+        validation: Validation {
+            all_off: a.no_validate.as_ref().is_some_and(|names| names.is_empty()),
+            off: a.no_validate.clone().unwrap_or_default(),
+            accept_invalid: a.accept_invalid,
+            carried: None,
+        },
     };
+    if let Some(unknown) = validation_names_unknown(&options) {
+        return Err(silo::Error::Input {
+            what: format!("--no-validate {unknown}"),
+            message: format!(
+                "there is no stream of that name (streams: {})",
+                options.streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+        .into());
+    }
     let total = match &options.streams[..] {
         [StreamSpec { source: Source::Stdin, .. }] => silo::inputs::stdin_remaining(),
         _ => None,
     };
     let shown = Progress::start("read", options.progress.clone(), total);
-    let report = repo.create_snapshot(ctx.rt.handle(), &options)?;
+    let mut report = repo.create_snapshot(ctx.rt.handle(), &options)?;
+    for line in content_warnings(ctx, &repo, &a.name, &report, a.table_shrink_alert) {
+        note!("silo: warning: {line}");
+        report.warnings.push(line);
+    }
     ctx.record(|d| {
         (d.snapshot, d.bytes_read, d.bytes_added) = (Some(report.id), report.bytes, report.new_bytes_stored)
     });
@@ -158,4 +202,39 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     emit(&Created::of(&report), ctx.json())
         .and_then(|()| Ok(crate::cli::output::flush()?))
         .with_context(|| format!("snapshot {} was committed (do not run create again for it)", report.id.to_hex()))
+}
+
+/// A `--no-validate` name that is not one of the snapshot's streams (a typo would silently validate).
+fn validation_names_unknown(options: &CreateOptions) -> Option<&str> {
+    options.validation.off.iter().map(String::as_str).find(|n| !options.streams.iter().any(|s| s.name == *n))
+}
+
+/// Tables of the new snapshot's dumps that vanished or shrank since the previous snapshot of `name`
+/// (dumps::sanity), one line each. The snapshot is committed whatever they say: a failure to look is a line.
+pub fn content_warnings(
+    ctx: &Invocation,
+    repo: &silo::repo::Repository,
+    name: &str,
+    report: &CreateReport,
+    threshold: u8,
+) -> Vec<String> {
+    if report.dumps.iter().all(Option::is_none) {
+        return Vec::new();
+    }
+    let snapshots = match ctx.rt.block_on(repo.list_snapshots()) {
+        Ok(s) => s,
+        Err(e) => return vec![format!("could not compare the tables with the previous snapshot: {e}")],
+    };
+    let Some(previous) = snapshots.iter().rev().find(|s| s.manifest.name == name && s.id != report.id) else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    for ((stream, _), dump) in report.streams.iter().zip(&report.dumps) {
+        let Some(now) = dump else { continue };
+        let before = previous.manifest.streams.iter().find(|s| &s.name == stream).and_then(|s| s.dump.as_ref());
+        if let Some(before) = before {
+            lines.extend(silo::dumps::sanity::compare(stream, before, now, threshold).into_iter().map(|f| f.line));
+        }
+    }
+    lines
 }

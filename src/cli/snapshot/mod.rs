@@ -1,6 +1,6 @@
 //! `silo snapshot create|list|show|restore`.
 
-mod create;
+pub mod create;
 mod list;
 mod restore;
 mod show;

@@ -50,6 +50,22 @@ impl Report for Shown {
                 ),
                 None => say!("    command  (standard input)"),
             }
+            if let Some(d) = &st.dump {
+                let version = if d.tool_version.is_empty() { String::new() } else { format!(" {}", d.tool_version) };
+                match &d.problem {
+                    None => say!("    dump     {}{version}, whole", d.format),
+                    Some(p) => {
+                        say!("    dump     {}{version}, INVALID (committed with --accept-invalid): {p}", d.format)
+                    }
+                }
+                if d.entries > 0 {
+                    say!("    entries  {}", d.entries);
+                }
+                for t in &d.tables {
+                    let rows = t.rows.map_or("rows not counted".to_string(), |r| format!("{r} rows"));
+                    say!("    table    {}  {rows}, {}", t.name, human_bytes(t.bytes));
+                }
+            }
         }
         if let Some(d) = &self.damaged {
             say!("  DAMAGED (found {}): {}", d.found_at, d.reason);

@@ -1,0 +1,308 @@
+//! Issue 17 part 3: `silo restore-database` puts a snapshot's dump in place of a live PostgreSQL, MariaDB or
+//! SQLite database — restored into a scratch database, verified, swapped in atomically — and `--rollback`
+//! swaps back. Checked against the real servers: a client querying the live database all along never finds
+//! it missing, a verification failure changes nothing, a failing start command rolls back, `--fallback`
+//! passes over a snapshot that does not verify, and SIGKILL at many points leaves the old or the new database
+//! in place, intact.
+
+mod util;
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use util::{services, stderr, TestRepo};
+
+fn restore_db(repo: &TestRepo, args: &[&str]) -> std::process::Output {
+    let mut c = repo.cmd(&[&["restore-database"][..], args].concat());
+    c.envs(services::PG_ENV).envs(services::MY_ENV);
+    util::run_with_input(c, b"")
+}
+
+fn count(db: &str, table: &str) -> String {
+    services::psql(db, &format!("SELECT count(*) FROM {table}"))
+}
+
+fn pg_exists(db: &str) -> bool {
+    services::psql("postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'")) == "1"
+}
+
+/// Until stopped: asks the catalog whether `db` exists (from another database, so the answer is one MVCC
+/// snapshot of pg_database), and queries `db` itself over a new connection. Returns the queries served and
+/// every moment the name was missing — from the catalog, or as a connection error other than PostgreSQL's
+/// "it seems to have just been dropped or renamed" (a connection attempt that raced the rename transaction:
+/// it looked the name up before the commit and found it renamed after; the next attempt is served).
+fn keep_querying(db: &'static str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    std::thread::spawn(move || {
+        let (mut ok, mut missing) = (0, Vec::new());
+        while !stop.load(Ordering::SeqCst) {
+            let mut c = services::pg("psql");
+            c.args(["-X", "-A", "-t", "-d", "postgres", "-c"]);
+            c.arg(format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"));
+            let out = c.stdin(Stdio::null()).output().unwrap();
+            let n = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() && n != "1" {
+                missing.push(format!("the catalog has {n} databases named {db}"));
+            }
+            let mut c = services::pg("psql");
+            c.args(["-X", "-A", "-t", "-d", db, "-c", "SELECT count(*) FROM orders"]);
+            let out = c.stdin(Stdio::null()).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            if out.status.success() {
+                ok += 1;
+            } else if err.contains("does not exist") && !err.contains("just been dropped or renamed") {
+                missing.push(err);
+            }
+        }
+        (ok, missing)
+    })
+}
+
+#[test]
+fn postgres_swap_under_a_querying_client_rollback_and_failed_verification() {
+    if !services::postgres() {
+        return;
+    }
+    const DB: &str = "silo_t_rdb_pg";
+    for d in [DB, "silo_t_rdb_pg__silo_new", "silo_t_rdb_pg__silo_prev"] {
+        services::pg_drop(d);
+    }
+    services::pg_fresh(DB);
+    services::psql(
+        DB,
+        "CREATE TABLE orders (id serial PRIMARY KEY, note text);
+         INSERT INTO orders (note) SELECT 'order ' || g FROM generate_series(1, 5000) g;
+         CREATE TABLE \"Line Items\" (id int);
+         INSERT INTO \"Line Items\" SELECT generate_series(1, 300);",
+    );
+    let repo = TestRepo::init();
+    let mut create = repo.cmd(&["snapshot", "create", "--name", "shop", "--", "pg_dump", "--no-password", DB]);
+    create.envs(services::PG_ENV);
+    assert!(util::run_with_input(create, b"").status.success());
+    // The application then loses rows: the snapshot is what we want back.
+    services::psql(DB, "DELETE FROM orders WHERE id > 1000; INSERT INTO orders (note) VALUES ('after')");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = keep_querying(DB, stop.clone());
+    let out = restore_db(
+        &repo,
+        &["--json", "shop:latest", "--postgres", DB, "--check-sql", "SELECT count(*) > 0 FROM orders"],
+    );
+    stop.store(true, Ordering::SeqCst);
+    let (served, missing) = client.join().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(missing.is_empty(), "the client found no database: {missing:?}");
+    assert!(served > 0, "the client was served throughout");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["tables_verified"], 2, "{report}");
+    assert_eq!(count(DB, "orders"), "5000");
+    assert_eq!(count(DB, "\"Line Items\""), "300");
+    assert_eq!(count("silo_t_rdb_pg__silo_prev", "orders"), "1001", "the replaced database is kept");
+    assert!(!pg_exists("silo_t_rdb_pg__silo_new"), "no scratch left");
+
+    // --rollback swaps back, and again undoes it.
+    let out = restore_db(&repo, &["--rollback", "--postgres", DB]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(count(DB, "orders"), "1001");
+    assert!(restore_db(&repo, &["--rollback", "--postgres", DB]).status.success());
+    assert_eq!(count(DB, "orders"), "5000");
+
+    // A check that fails: nothing changes, the scratch is gone, exit 11.
+    services::psql(DB, "INSERT INTO orders (note) VALUES ('live change')");
+    let out =
+        restore_db(&repo, &["shop:latest", "--postgres", DB, "--check-sql", "SELECT count(*) > 999999 FROM orders"]);
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    assert!(stderr(&out).contains("check query"), "{}", stderr(&out));
+    assert_eq!(count(DB, "orders"), "5001", "the live database is untouched");
+    assert_eq!(count("silo_t_rdb_pg__silo_prev", "orders"), "1001", "the rollback target too");
+    assert!(!pg_exists("silo_t_rdb_pg__silo_new"));
+
+    // A start command that fails after the swap: the previous database is put back, exit 12.
+    let out = restore_db(&repo, &["shop:latest", "--postgres", DB, "--start-command", "exit 3"]);
+    assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
+    assert_eq!(count(DB, "orders"), "5001", "the database before the attempt is live again");
+
+    // --fallback passes over a newer snapshot that does not verify (committed although cut short).
+    let cut = b"--\n-- PostgreSQL database dump\n--\n\nCOPY public.orders (id, note) FROM stdin;\n1\tx\n";
+    let out = repo.run(&["snapshot", "create", "--name", "shop", "--accept-invalid"], cut);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = restore_db(&repo, &["shop:latest", "--postgres", DB]);
+    assert_eq!(out.status.code(), Some(11), "an invalid dump is not restored: {}", stderr(&out));
+    let out = restore_db(&repo, &["--json", "shop:latest", "--postgres", DB, "--fallback"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["skipped"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(count(DB, "orders"), "5000");
+    for d in [DB, "silo_t_rdb_pg__silo_prev"] {
+        services::pg_drop(d);
+    }
+}
+
+#[test]
+fn postgres_sigkill_at_any_point_leaves_the_old_or_the_new_database() {
+    if !services::postgres() {
+        return;
+    }
+    const DB: &str = "silo_t_rdb_kill";
+    for d in [DB, "silo_t_rdb_kill__silo_new", "silo_t_rdb_kill__silo_prev", "silo_t_rdb_kill__silo_swap"] {
+        services::pg_drop(d);
+    }
+    services::pg_fresh(DB);
+    services::psql(DB, "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 60000) g");
+    let repo = TestRepo::init();
+    let mut create = repo.cmd(&["snapshot", "create", "--name", "k", "--", "pg_dump", "--no-password", DB]);
+    create.envs(services::PG_ENV);
+    assert!(util::run_with_input(create, b"").status.success());
+    services::psql(DB, "DELETE FROM orders WHERE id > 100");
+    let mut state = 0xfeed_u64;
+    for round in 0..12 {
+        let mut c = repo.cmd(&["restore-database", "k:latest", "--postgres", DB]);
+        c.envs(services::PG_ENV).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        // A point anywhere in the run: restore, verification, swap (a run takes ~1-2 s here).
+        let at = util::xorshift(&mut state) % 2500;
+        std::thread::sleep(std::time::Duration::from_millis(at));
+        let _ = child.kill();
+        let _ = child.wait();
+        let rows = count(DB, "orders");
+        assert!(rows == "100" || rows == "60000", "round {round} (killed at {at} ms): {DB} has {rows} rows");
+        // Whichever it is, it is whole: its rows are those of one of the two states.
+        let sum = services::psql(DB, "SELECT coalesce(sum(id), 0) FROM orders");
+        assert!(sum == "5050" || sum == "1800030000", "round {round}: {sum}");
+    }
+    // A later run completes despite what the kills left behind.
+    let out = restore_db(&repo, &["k:latest", "--postgres", DB]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(count(DB, "orders"), "60000");
+    for d in [DB, "silo_t_rdb_kill__silo_new", "silo_t_rdb_kill__silo_prev", "silo_t_rdb_kill__silo_swap"] {
+        services::pg_drop(d);
+    }
+}
+
+#[test]
+fn mariadb_swap_and_rollback() {
+    if !services::mariadb() {
+        return;
+    }
+    const DB: &str = "silo_t_rdb_my";
+    for d in [DB, "silo_t_rdb_my__silo_new", "silo_t_rdb_my__silo_prev", "silo_t_rdb_my__silo_swap"] {
+        services::my_drop(d);
+    }
+    services::my_fresh(DB);
+    services::mysql(
+        Some(DB),
+        "CREATE TABLE orders (id int PRIMARY KEY, note text);
+         INSERT INTO orders SELECT seq, CONCAT('order ', seq) FROM seq_1_to_4000;
+         CREATE TABLE empty_one (x int);",
+    );
+    let repo = TestRepo::init();
+    let mut create =
+        repo.cmd(&["snapshot", "create", "--name", "my", "--", "mysqldump", "-uroot", "--single-transaction", DB]);
+    create.envs(services::MY_ENV);
+    let out = util::run_with_input(create, b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    services::mysql(Some(DB), "DELETE FROM orders WHERE id > 10; CREATE TABLE added_later (y int)");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0, Vec::new());
+            while !stop.load(Ordering::SeqCst) {
+                let mut c = services::my("mysql");
+                c.args(["-N", "-B", DB, "-e", "SELECT COUNT(*) FROM orders"]);
+                let out = c.stdin(Stdio::null()).output().unwrap();
+                match out.status.success() {
+                    true => ok += 1,
+                    false => failed.push(String::from_utf8_lossy(&out.stderr).into_owned()),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let out = restore_db(&repo, &["--json", "my:latest", "--mariadb", DB, "--user", "root"]);
+    stop.store(true, Ordering::SeqCst);
+    let (served, failed) = client.join().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(served > 0 && failed.is_empty(), "a client querying throughout is always served: {failed:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["tables_verified"], 2, "{report}");
+    assert_eq!(services::mysql(Some(DB), "SELECT COUNT(*) FROM orders"), "4000");
+    let tables = services::mysql(None, &format!("SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{DB}'"));
+    assert_eq!(tables, "empty_one,orders", "exactly the dump's tables are live");
+    assert_eq!(services::mysql(Some("silo_t_rdb_my__silo_prev"), "SELECT COUNT(*) FROM orders"), "10");
+
+    let out = restore_db(&repo, &["--rollback", "--mariadb", DB, "--user", "root"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(services::mysql(Some(DB), "SELECT COUNT(*) FROM orders"), "10");
+    assert_eq!(services::mysql(Some(DB), "SELECT COUNT(*) FROM added_later"), "0", "the old tables are back");
+
+    // A view cannot move with RENAME TABLE: refused before anything changes.
+    services::mysql(Some(DB), "CREATE VIEW v AS SELECT id FROM orders");
+    let out = restore_db(&repo, &["my:latest", "--mariadb", DB, "--user", "root"]);
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    assert_eq!(services::mysql(Some(DB), "SELECT COUNT(*) FROM orders"), "10");
+    for d in [DB, "silo_t_rdb_my__silo_new", "silo_t_rdb_my__silo_prev", "silo_t_rdb_my__silo_swap"] {
+        services::my_drop(d);
+    }
+}
+
+#[test]
+fn sqlite_swap_rollback_and_sigkill() {
+    if !services::sqlite() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.db");
+    let sql = |q: &str| {
+        let out = Command::new("sqlite3").arg(&file).arg(q).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    sql("CREATE TABLE notes (id integer primary key, body text);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO notes SELECT i, 'note ' || i FROM n;");
+    let repo = TestRepo::init();
+    let f = file.to_str().unwrap();
+    for (name, args) in [("dump", vec!["sqlite3", f, ".dump"]), ("file", vec!["cat", f])] {
+        let c = repo.cmd(&[&["snapshot", "create", "--name", name, "--"][..], &args].concat());
+        assert!(util::run_with_input(c, b"").status.success());
+    }
+    sql("DELETE FROM notes WHERE id > 7");
+    for name in ["dump", "file"] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let client = {
+            let (stop, file) = (stop.clone(), file.clone());
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0, Vec::new());
+                while !stop.load(Ordering::SeqCst) {
+                    let out = Command::new("sqlite3").arg(&file).arg("SELECT count(*) FROM notes").output().unwrap();
+                    match out.status.success() {
+                        true => ok += 1,
+                        false => failed.push(String::from_utf8_lossy(&out.stderr).into_owned()),
+                    }
+                }
+                (ok, failed)
+            })
+        };
+        let out = restore_db(&repo, &[&format!("{name}:latest"), "--sqlite", f]);
+        stop.store(true, Ordering::SeqCst);
+        let (served, failed) = client.join().unwrap();
+        assert!(served > 0 && failed.is_empty(), "{name}: a reader throughout is always served: {failed:?}");
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_eq!(sql("SELECT count(*) FROM notes"), "3000", "{name}");
+        assert!(restore_db(&repo, &["--rollback", "--sqlite", f]).status.success());
+        assert_eq!(sql("SELECT count(*) FROM notes"), "7", "{name}: rolled back");
+    }
+    let mut state = 0xbeef_u64;
+    for round in 0..10 {
+        let mut c = repo.cmd(&["restore-database", "dump:latest", "--sqlite", f]);
+        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(util::xorshift(&mut state) % 800));
+        let _ = child.kill();
+        let _ = child.wait();
+        let rows = sql("SELECT count(*) FROM notes");
+        assert!(rows == "7" || rows == "3000", "round {round}: {rows}");
+        assert_eq!(sql("PRAGMA integrity_check"), "ok");
+    }
+}

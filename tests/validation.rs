@@ -1,0 +1,274 @@
+//! Issue 17 part 1: every stream is recognised by its first bytes and checked while it is stored. Real dumps
+//! from the servers on this machine — pg_dump plain, custom and tar, pg_dumpall, mysqldump, sqlite3 `.dump`
+//! and a database file, a Redis RDB, slapcat's LDIF — are committed whole and refused when cut at any of many
+//! offsets; `--accept-invalid` commits one marked invalid, `--no-validate` stores it unjudged.
+
+mod util;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use util::{services, stderr, TestRepo};
+
+fn output(mut cmd: Command, what: &str) -> Vec<u8> {
+    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(out.status.success(), "{what}: {}", stderr(&out));
+    out.stdout
+}
+
+/// Offsets to cut `len` bytes at: spread over the whole stream, dense at both ends, and none in the last
+/// `keep` bytes (where a cut may leave a dump that is whole: its final newlines).
+fn cuts(len: usize, keep: usize) -> Vec<usize> {
+    let last = len - keep;
+    // (A single byte is never taken for a dump: from two bytes on, a cut is recognised.)
+    let mut at: Vec<usize> = vec![2, 3, 5, 17, 100, 511, 512, 513, 4096, last - 1, last - 7, last - 100];
+    for i in 1..24 {
+        at.push(len * i / 24);
+    }
+    at.retain(|&c| c > 1 && c < last);
+    at.sort_unstable();
+    at.dedup();
+    at
+}
+
+/// Commits `dump` whole (checking what it was recognised as), then refuses every cut of it.
+fn whole_passes_and_every_cut_is_refused(repo: &TestRepo, label: &str, dump: &[u8], format: &str, keep: usize) {
+    let created = repo.create_json(label, dump);
+    let rec = &created["streams"][0]["dump"];
+    assert_eq!(rec["format"], format, "{label}: {created}");
+    assert_eq!(rec["valid"], true, "{label}: {created}");
+    let before = repo.snapshot_count();
+    for cut in cuts(dump.len(), keep) {
+        let out = repo.run(&["snapshot", "create", "--name", label], &dump[..cut]);
+        assert_eq!(out.status.code(), Some(util::EXIT_COMMAND_FAILED), "{label} cut at {cut} of {}", dump.len());
+        let err = stderr(&out);
+        // Cut in its first bytes, a dump may be named after another format with the same opening ("--").
+        let named = if cut < 48 { "that is not whole".to_string() } else { format!("is a {format} that is not whole") };
+        assert!(err.contains(&named) && err.contains("nothing was committed"), "{label} cut at {cut}: {err}");
+    }
+    assert_eq!(repo.snapshot_count(), before, "{label}: no cut dump was committed");
+}
+
+#[test]
+fn postgres_dumps_in_every_format_pass_whole_and_are_refused_cut() {
+    if !services::postgres() {
+        return;
+    }
+    let db = "silo_t_valid_pg";
+    services::pg_fresh(db);
+    services::psql(
+        db,
+        "CREATE TABLE orders (id serial PRIMARY KEY, note text);
+         INSERT INTO orders (note) SELECT 'order ' || g || E'\\twith a tab' FROM generate_series(1, 20000) g;
+         CREATE TABLE \"Empty Table\" (x int);
+         SELECT lo_from_bytea(0, 'a large object');",
+    );
+    let repo = TestRepo::init();
+    let dump = |format: &str| {
+        let mut c = services::pg("pg_dump");
+        c.args([format, "-d", db]);
+        output(c, &format!("pg_dump {format}"))
+    };
+    let plain = dump("-Fp");
+    whole_passes_and_every_cut_is_refused(&repo, "plain", &plain, "pg_dump (plain SQL)", 3);
+    let shown = repo.json(&["snapshot", "show", "plain:latest"]);
+    let rec = &shown["streams"][0]["dump"];
+    assert!(rec["tool_version"].as_str().unwrap().starts_with("15.") || rec["tool_version"] != "", "{rec}");
+    let tables = rec["tables"].as_array().unwrap();
+    let orders = tables.iter().find(|t| t["name"] == "public.orders").expect("orders listed");
+    assert_eq!(orders["rows"], 20000);
+    let empty = tables.iter().find(|t| t["name"] == "public.\"Empty Table\"").expect("the empty table listed");
+    assert_eq!(empty["rows"], 0);
+
+    let custom = dump("-Fc");
+    whole_passes_and_every_cut_is_refused(&repo, "custom", &custom, "pg_dump (custom archive)", 1);
+    // One data block cut short inside the archive (the bytes after it still there).
+    let toc_end = custom.windows(b"orders".len()).rposition(|w| w == b"orders").unwrap();
+    let middle = toc_end + (custom.len() - toc_end) / 2;
+    let mut holed = custom[..middle].to_vec();
+    holed.extend_from_slice(&custom[middle + 100..]);
+    let out = repo.run(&["snapshot", "create", "--name", "custom"], &holed);
+    assert_eq!(out.status.code(), Some(util::EXIT_COMMAND_FAILED), "{}", stderr(&out));
+
+    let tar = dump("-Ft");
+    whole_passes_and_every_cut_is_refused(&repo, "tar", &tar, "pg_dump (tar archive)", 1);
+    let shown = repo.json(&["snapshot", "show", "tar:latest"]);
+    let tables = shown["streams"][0]["dump"]["tables"].as_array().unwrap().clone();
+    assert_eq!(tables.iter().find(|t| t["name"] == "public.orders").unwrap()["rows"], 20000, "{tables:?}");
+
+    let mut all = services::pg("pg_dumpall");
+    all.args(["--exclude-database=silo_t_*", "--exclude-database=test*"]);
+    let all = output(all, "pg_dumpall");
+    whole_passes_and_every_cut_is_refused(&repo, "all", &all, "pg_dumpall", 3);
+
+    // Each restores: validation changes nothing in what is stored.
+    assert_eq!(repo.restore("custom:latest"), custom);
+    services::pg_drop(db);
+}
+
+#[test]
+fn a_dump_whose_server_connection_is_killed_mid_copy_is_refused() {
+    if !services::postgres() {
+        return;
+    }
+    let db = "silo_t_valid_kill";
+    services::pg_fresh(db);
+    services::psql(db, "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 400000) g");
+    let mut c = services::pg("pg_dump");
+    c.args(["-d", db]).env("PGAPPNAME", "silo_t_valid_kill").stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut child = c.spawn().expect("pg_dump");
+    let mut stdout = child.stdout.take().unwrap();
+    // Read until the big table's data is flowing: pg_dump is then inside its COPY, blocked on this pipe.
+    let mut dump = vec![0u8; 1 << 20];
+    stdout.read_exact(&mut dump).unwrap();
+    assert!(String::from_utf8_lossy(&dump).contains("COPY public.big"), "inside the COPY");
+    let killed = services::psql(
+        "postgres",
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'silo_t_valid_kill'",
+    );
+    assert_eq!(killed, "1");
+    stdout.read_to_end(&mut dump).unwrap();
+    assert!(!child.wait().unwrap().success(), "pg_dump reports the lost connection");
+
+    // What `pg_dump | silo` would have been given: a pipe cannot pass on pg_dump's exit status.
+    let repo = TestRepo::init();
+    let out = repo.run(&["snapshot", "create", "--name", "big"], &dump);
+    assert_eq!(out.status.code(), Some(util::EXIT_COMMAND_FAILED), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is a pg_dump (plain SQL) that is not whole"), "{}", stderr(&out));
+    assert_eq!(repo.snapshot_count(), 0);
+    services::pg_drop(db);
+}
+
+#[test]
+fn mariadb_dumps_pass_whole_and_are_refused_cut() {
+    if !services::mariadb() {
+        return;
+    }
+    let db = "silo_t_valid_my";
+    services::my_fresh(db);
+    services::mysql(
+        Some(db),
+        "CREATE TABLE t (id int PRIMARY KEY, s text);
+         INSERT INTO t SELECT seq, CONCAT('row (', seq, '), ''quoted'';') FROM seq_1_to_30000;
+         CREATE TABLE e (x int);",
+    );
+    let mut c = services::my("mysqldump");
+    c.args(["--single-transaction", db]);
+    let dump = output(c, "mysqldump");
+    let repo = TestRepo::init();
+    // The last line is "-- Dump completed on DATE": cut inside its date, the dump is whole.
+    whole_passes_and_every_cut_is_refused(&repo, "my", &dump, "mysqldump", 40);
+    let rec = &repo.json(&["snapshot", "show", "my:latest"])["streams"][0]["dump"];
+    let t: Vec<_> = rec["tables"].as_array().unwrap().iter().map(|t| (t["name"].clone(), t["rows"].clone())).collect();
+    assert_eq!(t, [("e".into(), 0.into()), ("t".into(), 30000.into())], "in dump order: {rec}");
+    assert!(rec["tool_version"].as_str().unwrap().contains("MariaDB"), "{rec}");
+    services::my_drop(db);
+}
+
+#[test]
+fn sqlite_dumps_and_files_pass_whole_and_are_refused_cut() {
+    if !services::sqlite() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.db");
+    let mut c = Command::new("sqlite3");
+    c.arg(&file).arg(
+        "CREATE TABLE notes (id integer primary key, body text);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+         INSERT INTO notes SELECT i, 'note ' || i || char(10) || 'second line' FROM n;",
+    );
+    output(c, "sqlite3");
+    let mut c = Command::new("sqlite3");
+    c.arg(&file).arg(".dump");
+    let dump = output(c, "sqlite3 .dump");
+    let repo = TestRepo::init();
+    whole_passes_and_every_cut_is_refused(&repo, "dump", &dump, "sqlite3 .dump", 1);
+    let rec = &repo.json(&["snapshot", "show", "dump:latest"])["streams"][0]["dump"];
+    assert_eq!(rec["tables"][0]["rows"], 5000, "{rec}");
+
+    let bytes = std::fs::read(&file).unwrap();
+    whole_passes_and_every_cut_is_refused(&repo, "file", &bytes, "SQLite database file", 0);
+}
+
+#[test]
+fn redis_rdb_and_ldif_pass_whole_and_are_refused_cut() {
+    let redis = services::tool("redis-cli", "--version").and_then(|()| {
+        let ping = Command::new("redis-cli").args(["-h", "127.0.0.1", "ping"]).output().map_err(|e| e.to_string())?;
+        if ping.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&ping.stderr).into_owned())
+        }
+    });
+    let repo = TestRepo::init();
+    if services::require("Redis at 127.0.0.1:6379", redis) {
+        let mut c = Command::new("redis-cli");
+        c.args(["-h", "127.0.0.1", "set", "silo_t_valid", "value"]);
+        output(c, "redis-cli set");
+        let mut c = Command::new("redis-cli");
+        c.args(["-h", "127.0.0.1", "--rdb", "-"]);
+        let rdb = output(c, "redis-cli --rdb");
+        // redis-cli leaves a diskless transfer's 40-byte end mark after the RDB: without it the RDB is whole.
+        let keep = if rdb.len() > 49 && rdb[rdb.len() - 40..].iter().all(u8::is_ascii_alphanumeric) { 41 } else { 0 };
+        whole_passes_and_every_cut_is_refused(&repo, "rdb", &rdb, "Redis RDB", keep);
+        let mut flipped = rdb.clone();
+        let at = flipped.len() / 2;
+        flipped[at] ^= 0x01;
+        let out = repo.run(&["snapshot", "create", "--name", "rdb"], &flipped);
+        assert_eq!(out.status.code(), Some(util::EXIT_COMMAND_FAILED), "a flipped byte fails the CRC");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(slapd) = util::ldap::Slapd::start(dir.path()) {
+        let ldif = slapd.slapcat();
+        let created = repo.create_json("ldif", &ldif);
+        assert_eq!(created["streams"][0]["dump"]["format"], "LDIF", "{created}");
+        // Cuts inside an entry (LDIF has no trailer: a cut exactly between entries cannot be told apart).
+        let text = String::from_utf8_lossy(&ldif).into_owned();
+        for cut in [4, text.len() / 3, text.len() / 2, text.len() - 3] {
+            if text[..cut].ends_with("\n\n") {
+                continue;
+            }
+            let out = repo.run(&["snapshot", "create", "--name", "ldif"], &ldif[..cut]);
+            assert_eq!(out.status.code(), Some(util::EXIT_COMMAND_FAILED), "cut at {cut}: {}", stderr(&out));
+        }
+    }
+}
+
+#[test]
+fn accept_invalid_commits_it_marked_and_no_validate_stores_it_unjudged() {
+    let dump = b"--\n-- PostgreSQL database dump\n--\n\nCOPY public.t (a) FROM stdin;\n1\n2\n";
+    let repo = TestRepo::init();
+    let out = repo.run(&["snapshot", "create", "--name", "t"], dump);
+    assert_eq!(out.status.code(), Some(util::EXIT_COMMAND_FAILED));
+    assert!(stderr(&out).contains("public.t ends without its \\. line"), "{}", stderr(&out));
+
+    let out = repo.run(&["snapshot", "create", "--name", "t", "--accept-invalid"], dump);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("failed validation and was committed"), "{}", stderr(&out));
+    let rec = &repo.json(&["snapshot", "show", "t:latest"])["streams"][0]["dump"];
+    assert_eq!((rec["valid"].as_bool(), rec["tables"][0]["rows"].as_u64()), (Some(false), Some(2)), "{rec}");
+    assert!(rec["problem"].as_str().unwrap().contains("cut short"));
+    let human = repo.ok(&["snapshot", "show", "t:latest"], b"");
+    assert!(String::from_utf8_lossy(&human.stdout).contains("INVALID"), "show says so");
+    assert_eq!(repo.restore("t:latest"), dump, "stored as given");
+
+    let out = repo.run(&["snapshot", "create", "--name", "t", "--no-validate"], dump);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(repo.json(&["snapshot", "show", "t:latest"])["streams"][0].get("dump").is_none());
+    let typo = repo.run(&["snapshot", "create", "--name", "t", "--no-validate", "dta"], dump);
+    assert_eq!(typo.status.code(), Some(util::EXIT_USAGE), "an unknown stream name is refused");
+    let named = repo.run(&["snapshot", "create", "--name", "t", "--no-validate", "data"], dump);
+    assert!(named.status.success(), "{}", stderr(&named));
+
+    // Streams that are not dumps are stored unjudged, as before.
+    let created = repo.create_json("other", &util::dump(100_000, 3));
+    assert!(created["streams"][0].get("dump").is_none(), "{created}");
+    // A copy keeps the record as it was, invalid mark included.
+    let target = TestRepo::init();
+    let mut copy = repo.cmd(&["copy", "--to", &target.location, "t:latest~2"]);
+    copy.env("SILO_TO_PASSWORD", util::PASSWORD);
+    let copied = util::run_with_input(copy, b"");
+    assert!(copied.status.success(), "{}", stderr(&copied));
+    let rec = &target.json(&["snapshot", "show", "t:latest"])["streams"][0]["dump"];
+    assert_eq!(rec["valid"], false, "the copy keeps the invalid mark: {rec}");
+}
