@@ -250,6 +250,55 @@ fn a_dump_below_min_size_is_not_committed_and_a_shrunk_one_is_flagged() {
     assert!(body["message"].as_str().unwrap().contains("60% smaller"), "{body}");
 }
 
+/// A plain pg_dump of one table with `rows` rows (as pg_dump writes it, trailer included).
+fn pg_dump_text(rows: usize) -> String {
+    let mut d = String::from("--\n-- PostgreSQL database dump\n--\n\nCOPY public.orders (id) FROM stdin;\n");
+    for i in 0..rows {
+        d += &format!("{i}\n");
+    }
+    d + "\\.\n\nCOPY public.users (id) FROM stdin;\n1\n\\.\n\n--\n-- PostgreSQL database dump complete\n--\n\n"
+}
+
+#[test]
+fn a_table_that_shrinks_or_vanishes_is_warned_of_flagged_by_status_and_alerted() {
+    let s = Setup::new();
+    let file = s.main.dir.path().join("dump.sql");
+    std::fs::write(&file, pg_dump_text(1000)).unwrap();
+    let http = util::receiver::Receiver::start();
+    s.jobs(&format!(
+        "[notify.hook]\nwebhook = {{ url = \"{}\" }}\nevents = [\"size-drop\"]\n\n[jobs.shop]\n\
+         streams = [{{ command = \"cat {}\", name = \"pg\" }}]\nshrink_alert = 50\nnotify = [\"hook\"]\n",
+        http.url("/hook"),
+        file.display()
+    ));
+    assert!(s.silo(&["run", "shop"]).status.success());
+    // The orders table keeps 300 of its 1000 rows and users is gone; the dump is whole, so it is committed.
+    std::fs::write(&file, pg_dump_text(300).replace("COPY public.users (id) FROM stdin;\n1\n\\.\n\n", "")).unwrap();
+    let out = s.silo(&["run", "shop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("table public.orders of stream pg shrank by 70% (1000 -> 300 rows)"), "{err}");
+    assert!(err.contains("table public.users of stream pg is gone"), "{err}");
+    let (exit, status) = s.json(&["status", "shop"]);
+    assert_eq!(exit, 10, "{status}");
+    let job = &status["jobs"][0];
+    assert_eq!(job["state"].as_str(), Some("shrunk"), "{status}");
+    assert!(job["reasons"].to_string().contains("public.orders of stream pg shrank by 70%"), "{status}");
+    let got = http.take();
+    assert_eq!(got.len(), 1, "one size-drop alert: {got:?}");
+    // A dump cut short is not committed by a job either: the run fails and says what is missing.
+    std::fs::write(&file, &pg_dump_text(1000)[..3000]).unwrap();
+    let out = s.silo(&["run", "shop"]);
+    assert_eq!(code(&out), util::EXIT_COMMAND_FAILED, "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not whole"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(s.main.snapshot_count(), 2);
+    // Plain `snapshot create` warns too, in its --json warnings.
+    let created = s.main.create_json("direct", pg_dump_text(1000).as_bytes());
+    assert!(created["warnings"].as_array().unwrap().is_empty());
+    let created = s.main.create_json("direct", pg_dump_text(10).as_bytes());
+    assert!(created["warnings"].to_string().contains("shrank by 99%"), "{created}");
+}
+
 #[test]
 fn an_unreachable_repository_spools_the_record_and_the_next_run_uploads_it() {
     let s = Setup::new();

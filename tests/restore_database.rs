@@ -236,11 +236,32 @@ fn mariadb_swap_and_rollback() {
     assert_eq!(services::mysql(Some(DB), "SELECT COUNT(*) FROM orders"), "10");
     assert_eq!(services::mysql(Some(DB), "SELECT COUNT(*) FROM added_later"), "0", "the old tables are back");
 
+    // SIGKILL anywhere: the live name holds the old tables or the new ones, all of them.
+    let mut state = 0x5eed_u64;
+    for round in 0..8 {
+        let mut c = repo.cmd(&["restore-database", "my:latest", "--mariadb", DB, "--user", "root"]);
+        c.envs(services::MY_ENV).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let at = util::xorshift(&mut state) % 1500;
+        std::thread::sleep(std::time::Duration::from_millis(at));
+        let _ = child.kill();
+        let _ = child.wait();
+        let rows = services::mysql(Some(DB), "SELECT COUNT(*) FROM orders");
+        let tables = services::mysql(
+            None,
+            &format!("SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{DB}'"),
+        );
+        let old = rows == "10" && tables == "added_later,empty_one,orders";
+        let new = rows == "4000" && tables == "empty_one,orders";
+        assert!(old || new, "round {round} (killed at {at} ms): {rows} rows, tables {tables}");
+    }
+
     // A view cannot move with RENAME TABLE: refused before anything changes.
+    let before = services::mysql(Some(DB), "SELECT COUNT(*) FROM orders");
     services::mysql(Some(DB), "CREATE VIEW v AS SELECT id FROM orders");
     let out = restore_db(&repo, &["my:latest", "--mariadb", DB, "--user", "root"]);
     assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
-    assert_eq!(services::mysql(Some(DB), "SELECT COUNT(*) FROM orders"), "10");
+    assert_eq!(services::mysql(Some(DB), "SELECT COUNT(*) FROM orders"), before);
     for d in [DB, "silo_t_rdb_my__silo_new", "silo_t_rdb_my__silo_prev", "silo_t_rdb_my__silo_swap"] {
         services::my_drop(d);
     }

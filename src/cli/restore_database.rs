@@ -210,10 +210,12 @@ impl Db<'_> {
         use std::os::fd::AsRawFd;
         let key = blake3::hash(format!("{:?}:{}:{:?}", self.engine, self.names.live, self.a.host).as_bytes()).to_hex();
         let path = std::env::temp_dir().join(format!("silo-restore-database-{}.lock", &key.as_str()[..16]));
+        use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| fail(super::exit::FAILURE, format!("lock {}: {e}", path.display())))?;
         // SAFETY: flock(2) on a descriptor this function owns; released when the file is closed.
@@ -315,11 +317,17 @@ impl Db<'_> {
             Engine::Mariadb => {
                 self.sql("", &format!("DROP DATABASE IF EXISTS {}", swap::my_ident(name)))?;
             }
-            Engine::Sqlite => match std::fs::remove_file(name) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(fail(super::exit::FAILURE, format!("removing {name}: {e}"))),
-            },
+            Engine::Sqlite => {
+                // With its journal and WAL files: a stale hot journal would be played into the next file.
+                for path in [name.to_string(), format!("{name}-journal"), format!("{name}-wal"), format!("{name}-shm")]
+                {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(fail(super::exit::FAILURE, format!("removing {path}: {e}"))),
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -386,9 +394,11 @@ impl Db<'_> {
         let new = &self.names.new;
         let progress = std::sync::atomic::AtomicU64::new(0);
         if loader == Loader::SqliteFile {
+            use std::os::unix::fs::OpenOptionsExt;
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(new)
                 .map_err(|e| fail(super::exit::FAILURE, format!("creating {new}: {e}")))?;
             let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut file);
