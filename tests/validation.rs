@@ -188,6 +188,23 @@ fn sqlite_dumps_and_files_pass_whole_and_are_refused_cut() {
 
     let bytes = std::fs::read(&file).unwrap();
     whole_passes_and_every_cut_is_refused(&repo, "file", &bytes, "SQLite database file", 0);
+
+    // On request, PRAGMA integrity_check: a damaged page inside a file of the right size is caught.
+    let out = repo.run(&["snapshot", "create", "--name", "file", "--sqlite-integrity-check"], &bytes);
+    assert!(out.status.success(), "a sound file passes: {}", stderr(&out));
+    let page = u16::from_be_bytes([bytes[16], bytes[17]]) as usize;
+    let mut damaged = bytes.clone();
+    for b in &mut damaged[2 * page..2 * page + 12] {
+        *b = 0xa5;
+    }
+    let out = repo.run(&["snapshot", "create", "--name", "file"], &damaged);
+    assert!(out.status.success(), "without the check, size and header are all that is judged");
+    let out = repo.run(&["snapshot", "create", "--name", "file", "--sqlite-integrity-check"], &damaged);
+    assert_eq!(out.status.code(), Some(util::EXIT_COMMAND_FAILED), "{}", stderr(&out));
+    assert!(stderr(&out).contains("PRAGMA integrity_check failed"), "{}", stderr(&out));
+    // Other streams are not written aside.
+    let out = repo.run(&["snapshot", "create", "--name", "dump", "--sqlite-integrity-check"], &dump);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]

@@ -65,6 +65,9 @@ pub struct Validation {
     pub off: Vec<String>,
     /// Commit a stream that fails validation; its record says why (`--accept-invalid`).
     pub accept_invalid: bool,
+    /// Also run `PRAGMA integrity_check` on a stream that is an SQLite database file: it is written to an
+    /// owner-only temporary file as it passes (`--sqlite-integrity-check`).
+    pub sqlite_integrity: bool,
     /// Records stored as given instead of inspecting, by stream index: a copy keeps the source's.
     pub carried: Option<Vec<Option<DumpRecord>>>,
 }
@@ -248,6 +251,7 @@ impl Repository {
                             progress: &progress,
                             warn: options.warn,
                             inspect: options.validation.inspects(&spec.name),
+                            sqlite_integrity: options.validation.sqlite_integrity,
                         };
                         let r = read_stream(i, spec, &feed);
                         if r.is_err() {
@@ -539,6 +543,8 @@ struct Feed<'a> {
     warn: fn(&str),
     /// Inspect the stream as a dump (dumps::inspect) on its hasher thread.
     inspect: bool,
+    /// And check an SQLite file with `PRAGMA integrity_check` (SqliteSpill).
+    sqlite_integrity: bool,
 }
 
 /// Stage 1, one thread per stream: opens the input (inputs.rs), cuts it into chunk batches for the sealers,
@@ -556,17 +562,32 @@ fn read_stream(index: usize, spec: &StreamSpec, feed: &Feed) -> Result<StreamRes
 fn chunk_stream(index: usize, name: &str, reader: impl Windows, feed: &Feed) -> Result<Chunked> {
     let (to_hasher, hasher_rx) = bounded::<Vec<SharedChunk>>(8);
     let inspect = feed.inspect;
+    let integrity = feed.inspect && feed.sqlite_integrity;
     std::thread::scope(|s| {
         let hasher = s.spawn(move || {
             let mut hasher = blake3::Hasher::new();
             let mut inspector = inspect.then(Inspector::default);
+            let mut spill = integrity.then(SqliteSpill::default);
             for chunk in hasher_rx.iter().flatten() {
                 hasher.update(&chunk);
                 if let Some(i) = inspector.as_mut() {
                     i.feed(&chunk);
+                    match (i.format(), spill.as_mut()) {
+                        (Some(f), Some(_)) if f != Some(silo_format::manifest::dump_format::SQLITE_FILE) => {
+                            spill = None
+                        }
+                        (_, Some(sp)) => sp.write(&chunk),
+                        _ => {}
+                    }
                 }
             }
-            (*hasher.finalize().as_bytes(), inspector.and_then(Inspector::finish))
+            let mut verdict = inspector.and_then(Inspector::finish);
+            if let (Some(sp), Some(v)) = (spill, verdict.as_mut()) {
+                if v.record.format == silo_format::manifest::dump_format::SQLITE_FILE && v.problem.is_none() {
+                    v.problem = sp.check();
+                }
+            }
+            (*hasher.finalize().as_bytes(), verdict)
         });
         let cut = cut_stream(index, name, reader, feed, &to_hasher);
         drop(to_hasher);
@@ -574,6 +595,62 @@ fn chunk_stream(index: usize, name: &str, reader: impl Windows, feed: &Feed) -> 
         let (size, warning) = cut?;
         Ok(Chunked { size, blake3, warning, dump })
     })
+}
+
+/// An SQLite database file stream written aside (an owner-only temporary file, removed when dropped) so
+/// `sqlite3` can run `PRAGMA integrity_check` on it before commit.
+#[derive(Default)]
+struct SqliteSpill {
+    file: Option<std::io::BufWriter<tempfile::NamedTempFile>>,
+    error: Option<String>,
+}
+
+impl SqliteSpill {
+    fn write(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        if self.error.is_some() {
+            return;
+        }
+        if self.file.is_none() {
+            match tempfile::Builder::new().prefix("silo-sqlite-check-").tempfile() {
+                Ok(f) => self.file = Some(std::io::BufWriter::with_capacity(1 << 20, f)),
+                Err(e) => {
+                    self.error = Some(format!("could not create a temporary file for the integrity check: {e}"));
+                    return;
+                }
+            }
+        }
+        if let Some(Err(e)) = self.file.as_mut().map(|f| f.write_all(bytes)) {
+            self.error = Some(format!("could not write the temporary file for the integrity check: {e}"));
+        }
+    }
+
+    /// None when `PRAGMA integrity_check` says ok; otherwise what it (or running it) said.
+    fn check(self) -> Option<String> {
+        if let Some(e) = self.error {
+            return Some(e);
+        }
+        let file = match self.file.map(|f| f.into_inner()) {
+            Some(Ok(f)) => f,
+            Some(Err(e)) => return Some(format!("could not write the temporary file for the integrity check: {e}")),
+            None => return Some("nothing was written for the integrity check".into()),
+        };
+        let out = crate::inputs::process::command("sqlite3")
+            .args(["-readonly", "-batch"])
+            .arg(file.path())
+            .arg("PRAGMA integrity_check;")
+            .stdin(std::process::Stdio::null())
+            .output();
+        match out {
+            Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "ok" => None,
+            Ok(o) => {
+                let said =
+                    String::from_utf8_lossy(if o.stdout.is_empty() { &o.stderr } else { &o.stdout }).into_owned();
+                Some(format!("PRAGMA integrity_check failed: {}", said.trim().lines().next().unwrap_or("no answer")))
+            }
+            Err(e) => Some(format!("--sqlite-integrity-check needs sqlite3, which could not be started: {e}")),
+        }
+    }
 }
 
 /// The dump records to store, per stream; refuses (before anything is committed) a stream that was

@@ -38,6 +38,10 @@ pub struct Args {
     /// Commit a stream that fails dump validation, recorded as invalid (shown by `snapshot show`).
     #[arg(long)]
     accept_invalid: bool,
+    /// Also run SQLite's `PRAGMA integrity_check` on a stream that is an SQLite database file (it is written
+    /// to an owner-only temporary file as it passes; needs sqlite3 and room for one copy).
+    #[arg(long)]
+    sqlite_integrity_check: bool,
     /// Warn when a table of the dump shrank by this many percent (or vanished) since the previous snapshot
     /// of this name.
     #[arg(long, value_name = "PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=100))]
@@ -172,6 +176,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
             all_off: a.no_validate.as_ref().is_some_and(|names| names.is_empty()),
             off: a.no_validate.clone().unwrap_or_default(),
             accept_invalid: a.accept_invalid,
+            sqlite_integrity: a.sqlite_integrity_check,
             carried: None,
         },
     };

@@ -67,11 +67,12 @@ enum State {
 /// Follows one stream. `feed` every byte in order, then `finish`.
 pub struct Inspector {
     state: State,
+    format: Option<u8>,
 }
 
 impl Default for Inspector {
     fn default() -> Self {
-        Inspector { state: State::Sniffing(Vec::with_capacity(SNIFF)) }
+        Inspector { state: State::Sniffing(Vec::with_capacity(SNIFF)), format: None }
     }
 }
 
@@ -85,12 +86,21 @@ impl Inspector {
                 return;
             }
             let head = std::mem::take(head);
-            self.state = start(&head);
+            (self.state, self.format) = start(&head);
         }
         if let State::Scanning(s) = &mut self.state {
             if !data.is_empty() {
                 s.feed(data);
             }
+        }
+    }
+
+    /// `Some(Some(format))` once the opening was recognised, `Some(None)` once it was not, `None` while
+    /// the first bytes are still being gathered.
+    pub fn format(&self) -> Option<Option<u8>> {
+        match self.state {
+            State::Sniffing(_) => None,
+            _ => Some(self.format),
         }
     }
 
@@ -108,7 +118,7 @@ impl Inspector {
                         )),
                     });
                 }
-                start(&head)
+                start(&head).0
             }
             other => other,
         };
@@ -120,30 +130,31 @@ impl Inspector {
 }
 
 /// Picks the scanner for a stream that begins with `head` (all of it, when shorter than `SNIFF`) and feeds it.
-fn start(head: &[u8]) -> State {
-    let mut scanner: Box<dyn Scanner + Send> = if head.starts_with(SIGNATURES[0].0) {
-        Box::new(pg_plain::PgPlain::new(false))
+fn start(head: &[u8]) -> (State, Option<u8>) {
+    use dump_format as f;
+    let (format, mut scanner): (u8, Box<dyn Scanner + Send>) = if head.starts_with(SIGNATURES[0].0) {
+        (f::PG_DUMP_PLAIN, Box::new(pg_plain::PgPlain::new(false)))
     } else if head.starts_with(SIGNATURES[1].0) {
-        Box::new(pg_plain::PgPlain::new(true))
+        (f::PG_DUMPALL, Box::new(pg_plain::PgPlain::new(true)))
     } else if head.starts_with(SIGNATURES[2].0) {
-        Box::new(sql_lexer::SqlDump::sqlite())
+        (f::SQLITE_DUMP, Box::new(sql_lexer::SqlDump::sqlite()))
     } else if head.starts_with(SIGNATURES[3].0) {
-        Box::new(sqlite_file::SqliteFile::default())
+        (f::SQLITE_FILE, Box::new(sqlite_file::SqliteFile::default()))
     } else if head.starts_with(b"PGDMP") && head.get(10).is_none_or(|&f| f == pg_archive::FORMAT_CUSTOM) {
-        Box::new(pg_archive::Custom::default())
+        (f::PG_DUMP_CUSTOM, Box::new(pg_archive::Custom::default()))
     } else if is_pg_tar(head) {
-        Box::new(pg_archive::Tar::default())
+        (f::PG_DUMP_TAR, Box::new(pg_archive::Tar::default()))
     } else if is_mysqldump(head) {
-        Box::new(sql_lexer::SqlDump::mysql())
+        (f::MYSQLDUMP, Box::new(sql_lexer::SqlDump::mysql()))
     } else if rdb::is_rdb(head) {
-        Box::new(rdb::Rdb::default())
+        (f::REDIS_RDB, Box::new(rdb::Rdb::default()))
     } else if ldif::is_ldif(head) {
-        Box::new(ldif::Ldif::default())
+        (f::LDIF, Box::new(ldif::Ldif::default()))
     } else {
-        return State::Unknown;
+        return (State::Unknown, None);
     };
     scanner.feed(head);
-    State::Scanning(scanner)
+    (State::Scanning(scanner), Some(format))
 }
 
 /// A pg_dump tar archive: its first member is `toc.dat` in a POSIX tar header.
@@ -319,6 +330,18 @@ mod tests {
                 let _ = inspect_all(&data, piece);
             }
         }
+    }
+
+    #[test]
+    fn the_format_is_known_after_the_opening() {
+        let mut i = Inspector::default();
+        i.feed(b"SQLite format 3\0");
+        assert_eq!(i.format(), None, "still gathering the opening");
+        i.feed(&[0; 600]);
+        assert_eq!(i.format(), Some(Some(dump_format::SQLITE_FILE)));
+        let mut u = Inspector::default();
+        u.feed(&[7; 600]);
+        assert_eq!(u.format(), Some(None));
     }
 
     #[test]
