@@ -292,6 +292,11 @@ fn a_table_that_shrinks_or_vanishes_is_warned_of_flagged_by_status_and_alerted()
     assert_eq!(code(&out), util::EXIT_COMMAND_FAILED, "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("not whole"), "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(s.main.snapshot_count(), 2);
+    // `validate = false` on the stream: stored unjudged.
+    s.jobs(&format!("[jobs.raw]\nstreams = [{{ command = \"cat {}\", validate = false }}]\n", file.display()));
+    let out = s.silo(&["run", "raw"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(s.main.snapshot_count(), 3);
     // Plain `snapshot create` warns too, in its --json warnings.
     let created = s.main.create_json("direct", pg_dump_text(1000).as_bytes());
     assert!(created["warnings"].as_array().unwrap().is_empty());
