@@ -132,6 +132,17 @@ fn postgres_swap_under_a_querying_client_rollback_and_failed_verification() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["skipped"].as_array().unwrap().len(), 1, "{report}");
     assert_eq!(count(DB, "orders"), "5000");
+
+    // A database under silo's rollback name that silo did not make is never dropped: refused, nothing changed.
+    services::pg_drop("silo_t_rdb_pg__silo_prev");
+    services::psql("postgres", "CREATE DATABASE silo_t_rdb_pg__silo_prev");
+    services::psql("silo_t_rdb_pg__silo_prev", "CREATE TABLE mine (x int); INSERT INTO mine VALUES (1)");
+    let out = restore_db(&repo, &["shop:latest~1", "--postgres", DB]);
+    assert_eq!(out.status.code(), Some(util::EXIT_USAGE), "{}", stderr(&out));
+    assert!(stderr(&out).contains("was not made by silo restore-database"), "{}", stderr(&out));
+    assert_eq!(count("silo_t_rdb_pg__silo_prev", "mine"), "1");
+    assert_eq!(count(DB, "orders"), "5000");
+    assert!(!pg_exists("silo_t_rdb_pg__silo_new"), "the scratch was removed");
     for d in [DB, "silo_t_rdb_pg__silo_prev"] {
         services::pg_drop(d);
     }
@@ -314,6 +325,17 @@ fn sqlite_swap_rollback_and_sigkill() {
         assert!(restore_db(&repo, &["--rollback", "--sqlite", f]).status.success());
         assert_eq!(sql("SELECT count(*) FROM notes"), "7", "{name}: rolled back");
     }
+    // A file under silo's rollback name that silo did not make is never removed.
+    let prev = dir.path().join("app.db.silo-prev");
+    let before_rows = sql("SELECT count(*) FROM notes");
+    std::fs::remove_file(&prev).unwrap();
+    std::fs::write(&prev, b"not silo's").unwrap();
+    let out = restore_db(&repo, &["dump:latest", "--sqlite", f]);
+    assert_eq!(out.status.code(), Some(util::EXIT_USAGE), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&prev).unwrap(), b"not silo's");
+    assert_eq!(sql("SELECT count(*) FROM notes"), before_rows);
+    std::fs::remove_file(&prev).unwrap();
+
     let mut state = 0xbeef_u64;
     for round in 0..10 {
         let mut c = repo.cmd(&["restore-database", "dump:latest", "--sqlite", f]);

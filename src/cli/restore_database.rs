@@ -132,6 +132,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     let names = swap::names(engine, &target).map_err(|m| fail(super::exit::USAGE, m))?;
     let db = Db { engine, a, names };
     let _lock = db.lock()?;
+    db.preflight()?;
     if a.rollback {
         db.rollback()?;
         let report = Restored {
@@ -309,7 +310,133 @@ impl Db<'_> {
         })
     }
 
+    /// Whether `name` is absent or carries restore-database's mark (a database silo created or kept aside).
+    fn ours(&self, name: &str) -> Result<bool> {
+        let comment = match self.engine {
+            Engine::Postgres => self.sql(
+                "postgres",
+                &format!(
+                    "SELECT 'x' || coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE \
+                     datname = {}",
+                    swap::literal(name)
+                ),
+            )?,
+            Engine::Mariadb => self.sql(
+                "",
+                &format!(
+                    "SELECT CONCAT('x', SCHEMA_COMMENT) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}",
+                    swap::literal(name)
+                ),
+            )?,
+            Engine::Sqlite => return Ok(self.sqlite_ours(Path::new(name))),
+        };
+        Ok(match comment.strip_prefix('x') {
+            None => true,
+            Some(c) if swap::is_marked(c) => true,
+            // The scratch is created, then marked: a kill in between leaves it unmarked but empty.
+            Some(_) if name == self.names.new => self.holds_no_tables(name)?,
+            Some(_) => false,
+        })
+    }
+
+    fn holds_no_tables(&self, name: &str) -> Result<bool> {
+        let n = match self.engine {
+            Engine::Postgres => self.sql(
+                name,
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname NOT \
+                 IN ('pg_catalog', 'information_schema', 'pg_toast')",
+            )?,
+            _ => self.sql(
+                "",
+                &format!("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {}", swap::literal(name)),
+            )?,
+        };
+        Ok(n.trim() == "0")
+    }
+
+    /// Refuses, before any work, when a scratch, rollback or swap name holds a database silo did not make.
+    fn preflight(&self) -> Result<()> {
+        let n = &self.names;
+        for name in [&n.new, &n.prev, &n.swap] {
+            if !self.ours(name)? {
+                return Err(not_ours(name));
+            }
+        }
+        Ok(())
+    }
+
+    /// SQLite: the file beside the live one where restore-database lists the files (device and inode) it
+    /// created or moved aside; a file at a scratch or rollback path is silo's only when it is listed.
+    fn sqlite_marks_path(&self) -> PathBuf {
+        PathBuf::from(format!("{}.silo-restore-database", self.names.live))
+    }
+
+    /// Listed files: device, inode, size, modification time (ns).
+    fn sqlite_marks(&self) -> Vec<[i128; 4]> {
+        let text = std::fs::read_to_string(self.sqlite_marks_path()).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let v: Vec<i128> = l.split(' ').filter_map(|x| x.parse().ok()).collect();
+                v.try_into().ok()
+            })
+            .collect()
+    }
+
+    /// A file's identity as listed. The rollback file is never written after it is moved aside, so its size
+    /// and time are part of it (an inode number alone may be reused by a file someone else makes there).
+    fn identity(path: &Path) -> Option<[i128; 4]> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path).ok().filter(|m| m.is_file())?;
+        let mtime = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+        Some([i128::from(m.dev()), i128::from(m.ino()), i128::from(m.size()), mtime])
+    }
+
+    fn sqlite_ours(&self, path: &Path) -> bool {
+        if std::fs::symlink_metadata(path).is_err() {
+            return true;
+        }
+        let Some(id) = Self::identity(path) else { return false };
+        let marks = self.sqlite_marks();
+        if path == Path::new(&self.names.new) {
+            // The scratch is written after it is listed: device and inode identify it.
+            marks.iter().any(|m| m[..2] == id[..2])
+        } else {
+            marks.contains(&id)
+        }
+    }
+
+    /// Adds `path`'s file to the list, keeping only entries still found at one of the four paths.
+    fn sqlite_mark(&self, path: &Path) -> Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let n = &self.names;
+        let present: Vec<[i128; 4]> =
+            [&n.live, &n.new, &n.prev, &n.swap].iter().filter_map(|p| Self::identity(Path::new(p))).collect();
+        let mut marks: Vec<[i128; 4]> =
+            self.sqlite_marks().into_iter().filter(|m| present.iter().any(|p| p[..2] == m[..2])).collect();
+        marks.extend(Self::identity(path));
+        marks.sort_unstable();
+        marks.dedup();
+        let text: String = marks.iter().map(|m| format!("{} {} {} {}\n", m[0], m[1], m[2], m[3])).collect();
+        let target = self.sqlite_marks_path();
+        let tmp = PathBuf::from(format!("{}.tmp-{}", target.display(), std::process::id()));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+            .and_then(|()| std::fs::rename(&tmp, &target));
+        written.map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            fail(super::exit::FAILURE, format!("recording silo's files in {}: {e}", target.display()))
+        })
+    }
+
+    /// Drops `name` — only when it is silo's (absent, or marked); otherwise refuses and changes nothing.
     fn drop_database(&self, name: &str) -> Result<()> {
+        if !self.ours(name)? {
+            return Err(not_ours(name));
+        }
         match self.engine {
             Engine::Postgres => {
                 self.sql("postgres", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", swap::pg_ident(name)))?;
@@ -364,6 +491,8 @@ impl Db<'_> {
                     ),
                 )?;
                 self.sql("postgres", &format!("CREATE DATABASE {} TEMPLATE template0 {like}", swap::pg_ident(new)))?;
+                let mark = swap::literal(&format!("{}: scratch", swap::MARK));
+                self.sql("postgres", &format!("COMMENT ON DATABASE {} IS {mark}", swap::pg_ident(new)))?;
             }
             Engine::Mariadb => {
                 let like = self.sql(
@@ -374,12 +503,38 @@ impl Db<'_> {
                         swap::literal(live)
                     ),
                 )?;
-                self.sql("", &format!("CREATE DATABASE {} {like}", swap::my_ident(new)))?;
+                self.sql("", &format!("CREATE DATABASE {} {like} {}", swap::my_ident(new), my_mark("scratch")))?;
             }
             Engine::Sqlite => {}
         }
-        self.load(ctx, repo, snap, st, loader)?;
+        if self.engine == Engine::Sqlite {
+            // Listed before the loader creates it: a kill mid-load leaves a file silo may remove.
+            self.load_sqlite_marked(ctx, repo, snap, st, loader)?;
+        } else {
+            self.load(ctx, repo, snap, st, loader)?;
+        }
         self.verify(st.dump.as_ref())
+    }
+
+    /// SQLite: the scratch file is created empty and listed as silo's first, then loaded.
+    fn load_sqlite_marked(
+        &self,
+        ctx: &Invocation,
+        repo: &silo::repo::Repository,
+        snap: &Snapshot,
+        st: &silo_format::manifest::StreamManifest,
+        loader: Loader,
+    ) -> Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let new = &self.names.new;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(new)
+            .map_err(|e| fail(super::exit::FAILURE, format!("creating {new}: {e}")))?;
+        self.sqlite_mark(Path::new(new))?;
+        self.load(ctx, repo, snap, st, loader)
     }
 
     /// Streams the snapshot's stream into the loader, which writes the scratch database.
@@ -397,7 +552,7 @@ impl Db<'_> {
             use std::os::unix::fs::OpenOptionsExt;
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
-                .create_new(true)
+                .truncate(true)
                 .mode(0o600)
                 .open(new)
                 .map_err(|e| fail(super::exit::FAILURE, format!("creating {new}: {e}")))?;
@@ -551,7 +706,10 @@ impl Db<'_> {
         let live_exists = self.exists(&n.live)?;
         if live_exists {
             // The older rollback target goes only now: the new database is verified.
-            self.drop_database(&n.prev)?;
+            if let Err(e) = self.drop_database(&n.prev) {
+                self.drop_scratch();
+                return Err(e);
+            }
         }
         match self.engine {
             Engine::Postgres => {
@@ -579,7 +737,12 @@ impl Db<'_> {
                 if live_exists {
                     self.sql(
                         "",
-                        &format!("CREATE DATABASE {} {}", swap::my_ident(&n.prev), self.my_charset(&n.live)?),
+                        &format!(
+                            "CREATE DATABASE {} {} {}",
+                            swap::my_ident(&n.prev),
+                            self.my_charset(&n.live)?,
+                            my_mark("replaced")
+                        ),
                     )?;
                 } else {
                     self.sql("", &format!("CREATE DATABASE {} {}", swap::my_ident(&n.live), self.my_charset(&n.new)?))?;
@@ -604,6 +767,8 @@ impl Db<'_> {
                         ));
                     }
                     copy_mode(Path::new(&n.live), Path::new(&n.new))?;
+                    // The live file becomes silo's rollback target: listed before it moves.
+                    self.sqlite_mark(Path::new(&n.live))?;
                     exchange(Path::new(&n.live), Path::new(&n.new))?;
                     rename(Path::new(&n.new), Path::new(&n.prev))?;
                 } else {
@@ -646,7 +811,7 @@ impl Db<'_> {
                 let live = self.my_tables(&n.live)?;
                 let prev = self.my_tables(&n.prev)?;
                 self.drop_database(&n.swap)?;
-                self.sql("", &format!("CREATE DATABASE {}", swap::my_ident(&n.swap)))?;
+                self.sql("", &format!("CREATE DATABASE {} {}", swap::my_ident(&n.swap), my_mark("swap")))?;
                 let moves = [
                     (n.live.as_str(), n.swap.as_str(), &live[..]),
                     (&n.prev, &n.live, &prev),
@@ -657,7 +822,11 @@ impl Db<'_> {
                 }
                 self.drop_database(&n.swap)
             }
-            Engine::Sqlite => exchange(Path::new(&n.live), Path::new(&n.prev)),
+            Engine::Sqlite => {
+                // The live file becomes the rollback target: listed (as it is now) before it moves.
+                self.sqlite_mark(Path::new(&n.live))?;
+                exchange(Path::new(&n.live), Path::new(&n.prev))
+            }
         }
     }
 
@@ -782,6 +951,21 @@ impl<W: Write> Write for Guard<W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
+}
+
+fn not_ours(name: &str) -> anyhow::Error {
+    fail(
+        super::exit::USAGE,
+        format!(
+            "{name} exists and was not made by silo restore-database (it lacks silo's mark), so silo will not drop \
+             or replace it; rename or remove it yourself. Nothing was changed"
+        ),
+    )
+}
+
+/// The schema comment that marks a MariaDB database as restore-database's.
+fn my_mark(what: &str) -> String {
+    format!("COMMENT {}", swap::literal(&format!("{}: {what}", swap::MARK)))
 }
 
 fn run_with_input(c: &mut Command, input: &[u8]) -> Result<std::process::Output> {

@@ -9,6 +9,15 @@
 use silo_format::manifest::{dump_format, DumpRecord};
 use std::collections::HashMap;
 
+/// The comment restore-database gives every database it creates or keeps aside (PostgreSQL database comment,
+/// MariaDB schema comment): it drops only databases that carry it, never one a user made under such a name.
+pub const MARK: &str = "silo restore-database";
+
+/// Whether a database's comment is restore-database's mark.
+pub fn is_marked(comment: &str) -> bool {
+    comment.starts_with(MARK)
+}
+
 /// Suffixes of the databases restore-database keeps beside the live one.
 pub const NEW_SUFFIX: &str = "__silo_new";
 pub const PREV_SUFFIX: &str = "__silo_prev";
@@ -176,12 +185,19 @@ pub fn check_passed(output: &str) -> bool {
 
 /// PostgreSQL: the one transaction that puts `new` in place of `live` and keeps `live` as `prev` (`prev` must
 /// not exist). Without a live database (first restore) it only renames.
+/// The kept-aside database is marked as silo's (so a later restore may drop it), the live one unmarked.
 pub fn pg_swap_in(n: &Names, live_exists: bool) -> String {
     let mut sql = String::from("BEGIN;\n");
     if live_exists {
         sql += &format!("ALTER DATABASE {} RENAME TO {};\n", pg_ident(&n.live), pg_ident(&n.prev));
+        sql += &format!("COMMENT ON DATABASE {} IS {};\n", pg_ident(&n.prev), literal(&format!("{MARK}: replaced")));
     }
-    sql += &format!("ALTER DATABASE {} RENAME TO {};\nCOMMIT;\n", pg_ident(&n.new), pg_ident(&n.live));
+    sql += &format!(
+        "ALTER DATABASE {} RENAME TO {};\nCOMMENT ON DATABASE {} IS NULL;\nCOMMIT;\n",
+        pg_ident(&n.new),
+        pg_ident(&n.live),
+        pg_ident(&n.live)
+    );
     sql
 }
 
@@ -189,10 +205,12 @@ pub fn pg_swap_in(n: &Names, live_exists: bool) -> String {
 pub fn pg_exchange(n: &Names) -> String {
     format!(
         "BEGIN;\nALTER DATABASE {live} RENAME TO {swap};\nALTER DATABASE {prev} RENAME TO {live};\n\
-         ALTER DATABASE {swap} RENAME TO {prev};\nCOMMIT;\n",
+         ALTER DATABASE {swap} RENAME TO {prev};\nCOMMENT ON DATABASE {prev} IS {mark};\n\
+         COMMENT ON DATABASE {live} IS NULL;\nCOMMIT;\n",
         live = pg_ident(&n.live),
         prev = pg_ident(&n.prev),
-        swap = pg_ident(&n.swap)
+        swap = pg_ident(&n.swap),
+        mark = literal(&format!("{MARK}: rolled back"))
     )
 }
 
@@ -279,7 +297,9 @@ mod tests {
         let sql = pg_swap_in(&n, true);
         assert!(sql.starts_with("BEGIN;") && sql.ends_with("COMMIT;\n"));
         assert!(sql.contains("ALTER DATABASE \"sh\"\"op\" RENAME TO \"sh\"\"op__silo_prev\""));
+        assert!(sql.contains("COMMENT ON DATABASE \"sh\"\"op__silo_prev\" IS 'silo restore-database: replaced'"));
         assert!(!pg_swap_in(&n, false).contains("__silo_prev"));
+        assert!(is_marked("silo restore-database: replaced") && !is_marked("") && !is_marked("mine"));
         assert_eq!(pg_exchange(&n).matches("RENAME").count(), 3);
         let tables = vec!["a".to_string(), "b`c".to_string()];
         let one = vec!["x".to_string()];
