@@ -561,18 +561,25 @@ fn read_stream(index: usize, spec: &StreamSpec, feed: &Feed) -> Result<StreamRes
 /// own thread, off the chunker's critical path (the chunker is the one sequential stage of the pipeline).
 fn chunk_stream(index: usize, name: &str, reader: impl Windows, feed: &Feed) -> Result<Chunked> {
     let (to_hasher, hasher_rx) = bounded::<Vec<SharedChunk>>(8);
-    let inspect = feed.inspect;
+    let (to_inspector, inspector_rx) = bounded::<Vec<SharedChunk>>(8);
     let integrity = feed.inspect && feed.sqlite_integrity;
     std::thread::scope(|s| {
         let hasher = s.spawn(move || {
             let mut hasher = blake3::Hasher::new();
-            let mut inspector = inspect.then(Inspector::default);
-            let mut spill = integrity.then(SqliteSpill::default);
             for chunk in hasher_rx.iter().flatten() {
                 hasher.update(&chunk);
-                if let Some(i) = inspector.as_mut() {
-                    i.feed(&chunk);
-                    match (i.format(), spill.as_mut()) {
+            }
+            *hasher.finalize().as_bytes()
+        });
+        // Dump inspection on a thread of its own: on an unchanged re-run (nothing to seal) hashing and
+        // inspecting are the work, and they overlap.
+        let inspector = feed.inspect.then(|| {
+            s.spawn(move || {
+                let mut inspector = Inspector::default();
+                let mut spill = integrity.then(SqliteSpill::default);
+                for chunk in inspector_rx.iter().flatten() {
+                    inspector.feed(&chunk);
+                    match (inspector.format(), spill.as_mut()) {
                         (Some(f), Some(_)) if f != Some(silo_format::manifest::dump_format::SQLITE_FILE) => {
                             spill = None
                         }
@@ -580,18 +587,25 @@ fn chunk_stream(index: usize, name: &str, reader: impl Windows, feed: &Feed) -> 
                         _ => {}
                     }
                 }
-            }
-            let mut verdict = inspector.and_then(Inspector::finish);
-            if let (Some(sp), Some(v)) = (spill, verdict.as_mut()) {
-                if v.record.format == silo_format::manifest::dump_format::SQLITE_FILE && v.problem.is_none() {
-                    v.problem = sp.check();
+                let mut verdict = inspector.finish();
+                if let (Some(sp), Some(v)) = (spill, verdict.as_mut()) {
+                    if v.record.format == silo_format::manifest::dump_format::SQLITE_FILE && v.problem.is_none() {
+                        v.problem = sp.check();
+                    }
                 }
-            }
-            (*hasher.finalize().as_bytes(), verdict)
+                verdict
+            })
         });
-        let cut = cut_stream(index, name, reader, feed, &to_hasher);
-        drop(to_hasher);
-        let (blake3, dump) = hasher.join().map_err(|_| Error::Invalid("the stream hasher panicked".into()))?;
+        let taps: Vec<&Sender<Vec<SharedChunk>>> =
+            if feed.inspect { vec![&to_hasher, &to_inspector] } else { vec![&to_hasher] };
+        let cut = cut_stream(index, name, reader, feed, &taps);
+        drop((to_hasher, to_inspector));
+        let blake3 = hasher.join().map_err(|_| Error::Invalid("the stream hasher panicked".into()))?;
+        let dump = match inspector.map(|i| i.join()) {
+            Some(Ok(v)) => v,
+            Some(Err(_)) => return Err(Error::Invalid("the dump inspector panicked".into())),
+            None => None,
+        };
         let (size, warning) = cut?;
         Ok(Chunked { size, blake3, warning, dump })
     })
@@ -693,7 +707,7 @@ fn cut_stream(
     name: &str,
     reader: impl Windows,
     feed: &Feed,
-    hasher: &Sender<Vec<SharedChunk>>,
+    taps: &[&Sender<Vec<SharedChunk>>],
 ) -> Result<(u64, Option<String>)> {
     let mut size = 0u64;
     let mut probe = crate::entropy::EntropyProbe::default();
@@ -728,7 +742,7 @@ fn cut_stream(
             let job =
                 ChunkBatch { stream: index, seq, chunks: std::mem::replace(&mut batch, Vec::with_capacity(BATCH)) };
             seq += job.chunks.len();
-            if hasher.send(job.chunks.clone()).is_err() || feed.jobs.send(job).is_err() {
+            if taps.iter().any(|t| t.send(job.chunks.clone()).is_err()) || feed.jobs.send(job).is_err() {
                 return Err(Error::Aborted);
             }
         }

@@ -33,23 +33,31 @@ struct Tuples {
 
 impl Tuples {
     fn feed(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            if self.closed {
-                return;
-            }
+        let mut i = 0;
+        while i < bytes.len() && !self.closed {
             if let Some(q) = self.quote {
                 if self.escaped {
                     self.escaped = false;
-                } else if b == b'\\' {
-                    self.escaped = true;
-                } else if b == q {
-                    // A doubled quote closes and reopens: the count is unaffected.
-                    self.quote = None;
+                    i += 1;
+                    continue;
+                }
+                // Inside a string: jump to its quote or the next backslash (most of a row's bytes).
+                match memchr::memchr2(q, b'\\', &bytes[i..]) {
+                    None => return,
+                    Some(p) => {
+                        if bytes[i + p] == b'\\' {
+                            self.escaped = true;
+                        } else {
+                            // A doubled quote closes and reopens: the count is unaffected.
+                            self.quote = None;
+                        }
+                        i += p + 1;
+                    }
                 }
                 continue;
             }
-            match b {
-                b'\'' | b'"' | b'`' => self.quote = Some(b),
+            match bytes[i] {
+                b'\'' | b'"' | b'`' => self.quote = Some(bytes[i]),
                 b'(' => {
                     if self.depth == 0 {
                         if self.skip > 0 {
@@ -64,6 +72,7 @@ impl Tuples {
                 b';' if self.depth == 0 => self.closed = true,
                 _ => {}
             }
+            i += 1;
         }
     }
 }
