@@ -507,34 +507,8 @@ impl Db<'_> {
             }
             Engine::Sqlite => {}
         }
-        if self.engine == Engine::Sqlite {
-            // Listed before the loader creates it: a kill mid-load leaves a file silo may remove.
-            self.load_sqlite_marked(ctx, repo, snap, st, loader)?;
-        } else {
-            self.load(ctx, repo, snap, st, loader)?;
-        }
+        self.load(ctx, repo, snap, st, loader)?;
         self.verify(st.dump.as_ref())
-    }
-
-    /// SQLite: the scratch file is created empty and listed as silo's first, then loaded.
-    fn load_sqlite_marked(
-        &self,
-        ctx: &Invocation,
-        repo: &silo::repo::Repository,
-        snap: &Snapshot,
-        st: &silo_format::manifest::StreamManifest,
-        loader: Loader,
-    ) -> Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let new = &self.names.new;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(new)
-            .map_err(|e| fail(super::exit::FAILURE, format!("creating {new}: {e}")))?;
-        self.sqlite_mark(Path::new(new))?;
-        self.load(ctx, repo, snap, st, loader)
     }
 
     /// Streams the snapshot's stream into the loader, which writes the scratch database.
@@ -548,14 +522,24 @@ impl Db<'_> {
     ) -> Result<()> {
         let new = &self.names.new;
         let progress = std::sync::atomic::AtomicU64::new(0);
-        if loader == Loader::SqliteFile {
+        if self.engine == Engine::Sqlite {
+            // The scratch file is created empty and listed as silo's before anything is written to it: a kill
+            // mid-load leaves a file the next run may remove.
             use std::os::unix::fs::OpenOptionsExt;
-            let mut file = std::fs::OpenOptions::new()
+            std::fs::OpenOptions::new()
                 .write(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
                 .open(new)
                 .map_err(|e| fail(super::exit::FAILURE, format!("creating {new}: {e}")))?;
+            self.sqlite_mark(Path::new(new))?;
+        }
+        if loader == Loader::SqliteFile {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(new)
+                .map_err(|e| fail(super::exit::FAILURE, format!("opening {new}: {e}")))?;
             let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut file);
             repo.restore_stream(ctx.rt.handle(), snap, st, &mut out, &progress)?;
             out.flush().map_err(|e| fail(super::exit::FAILURE, format!("writing {new}: {e}")))?;
