@@ -133,6 +133,17 @@ fn postgres_swap_under_a_querying_client_rollback_and_failed_verification() {
     assert_eq!(report["skipped"].as_array().unwrap().len(), 1, "{report}");
     assert_eq!(count(DB, "orders"), "5000");
 
+    // A custom archive (pg_dump -Fc -Z0) goes through pg_restore, its rows counted and checked the same way.
+    let mut create =
+        repo.cmd(&["snapshot", "create", "--name", "shopc", "--", "pg_dump", "--no-password", "-Fc", "-Z0", DB]);
+    create.envs(services::PG_ENV);
+    assert!(util::run_with_input(create, b"").status.success());
+    let out = restore_db(&repo, &["--json", "shopc:latest", "--postgres", DB]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["tables_verified"], 2, "{report}");
+    assert_eq!(count(DB, "orders"), "5000");
+
     // A database under silo's rollback name that silo did not make is never dropped: refused, nothing changed.
     services::pg_drop("silo_t_rdb_pg__silo_prev");
     services::psql("postgres", "CREATE DATABASE silo_t_rdb_pg__silo_prev");

@@ -89,6 +89,14 @@ fn postgres_dumps_in_every_format_pass_whole_and_are_refused_cut() {
     let out = repo.run(&["snapshot", "create", "--name", "custom"], &holed);
     assert_eq!(out.status.code(), Some(util::EXIT_COMMAND_FAILED), "{}", stderr(&out));
 
+    // Uncompressed (-Z0, as silo advises): the rows of each table are counted in the archive too.
+    let mut c = services::pg("pg_dump");
+    c.args(["-Fc", "-Z0", "-d", db]);
+    let z0 = output(c, "pg_dump -Fc -Z0");
+    let created = repo.create_json("z0", &z0);
+    let tables = created["streams"][0]["dump"]["tables"].as_array().unwrap().clone();
+    assert_eq!(tables.iter().find(|t| t["name"] == "public.orders").unwrap()["rows"], 20000, "{tables:?}");
+
     let tar = dump("-Ft");
     whole_passes_and_every_cut_is_refused(&repo, "tar", &tar, "pg_dump (tar archive)", 1);
     let shown = repo.json(&["snapshot", "show", "tar:latest"]);

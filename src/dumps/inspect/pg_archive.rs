@@ -90,6 +90,8 @@ struct Header {
     int_size: usize,
     off_size: usize,
     format: u8,
+    /// Data blocks are compressed (custom archives; then their rows are not counted).
+    compressed: bool,
     tool_version: String,
 }
 
@@ -105,16 +107,16 @@ fn parse_header(c: &mut Cursor) -> Result<Header, Stop> {
         return Err(Stop::Bad(format!("integer size {int_size} / offset size {off_size}")));
     }
     let format = c.byte()?;
-    let mut h = Header { version, int_size, off_size, format, tool_version: String::new() };
+    let mut h = Header { version, int_size, off_size, format, compressed: true, tool_version: String::new() };
     if !(OLDEST..=NEWEST).contains(&version) {
         return Ok(h);
     }
     (c.int_size, c.off_size) = (int_size, off_size);
-    if version >= (1, 15) {
-        c.byte()?; // compression algorithm
+    h.compressed = if version >= (1, 15) {
+        c.byte()? != 0 // compression algorithm; 0 is none
     } else {
-        c.int()?; // compression level
-    }
+        c.int()? != 0 // compression level; 0 is none
+    };
     for _ in 0..7 {
         c.int()?; // creation time fields
     }
@@ -168,8 +170,21 @@ fn parse_entry(c: &mut Cursor, h: &Header) -> Result<TocEntry, Stop> {
             (file.is_some(), file)
         }
     };
-    let name = if namespace.is_empty() { tag } else { format!("{namespace}.{tag}") };
+    let name = if namespace.is_empty() { ident(&tag) } else { format!("{}.{}", ident(&namespace), ident(&tag)) };
     Ok(TocEntry { dump_id, desc, name, has_data, file })
+}
+
+/// An identifier as SQL, the way plain pg_dump writes it in COPY lines: bare when it is a lower-case word,
+/// otherwise double-quoted (so archive and plain dumps name a table alike, and the name can be queried).
+fn ident(name: &str) -> String {
+    let mut chars = name.chars();
+    let bare = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if bare {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
 }
 
 /// Header and TOC, parsed from the start of a buffer that grows until they are complete.
@@ -243,6 +258,9 @@ pub(super) struct Custom {
     tables: Tables,
     /// Dump ids with data: the table stat they feed, and whether their block ended.
     expected: HashMap<i64, (Option<usize>, bool)>,
+    /// Uncompressed archives (`-Z0`): the rows of each table's COPY text, and whose data `skip` is.
+    rows: HashMap<usize, CopyRows>,
+    skip_rows: Option<usize>,
     failed: Option<String>,
 }
 
@@ -256,6 +274,8 @@ impl Default for Custom {
             skip: 0,
             tables: Tables::default(),
             expected: HashMap::new(),
+            rows: HashMap::new(),
+            skip_rows: None,
             failed: None,
         }
     }
@@ -304,9 +324,12 @@ impl Custom {
             }
         } else {
             self.skip = len as u64;
-            if let Some(t) = self.expected.get(&id).and_then(|e| e.0) {
+            let table = self.expected.get(&id).and_then(|e| e.0);
+            if let Some(t) = table {
                 self.tables.list[t].bytes += len as u64;
             }
+            let compressed = self.toc.header.as_ref().is_none_or(|h| h.compressed);
+            self.skip_rows = table.filter(|_| !compressed && !blobs);
         }
         Ok(())
     }
@@ -321,6 +344,7 @@ impl Custom {
                 if n == 0 {
                     return Ok(c.pos);
                 }
+                self.count_rows(&buf[c.pos..c.pos + n]);
                 c.pos += n;
                 self.skip -= n as u64;
                 continue;
@@ -342,6 +366,13 @@ impl Custom {
                 Err(Stop::More) => return Ok(start),
                 Err(Stop::Bad(why)) => return Err(why),
             }
+        }
+    }
+
+    /// Chunk data passed over: counted as COPY rows when the archive is uncompressed.
+    fn count_rows(&mut self, data: &[u8]) {
+        if let Some(t) = self.skip_rows {
+            self.rows.entry(t).or_default().feed(data);
         }
     }
 
@@ -389,6 +420,7 @@ impl Scanner for Custom {
         let mut data = data;
         if self.toc_done && self.pending.is_empty() && self.skip > 0 {
             let n = (self.skip as usize).min(data.len());
+            self.count_rows(&data[..n]);
             self.skip -= n as u64;
             data = &data[n..];
         }
@@ -425,12 +457,59 @@ impl Scanner for Custom {
         }
     }
 
-    fn finish(self: Box<Self>) -> Verdict {
-        let problem = self.problem();
+    fn finish(mut self: Box<Self>) -> Verdict {
+        let mut problem = self.problem();
+        if self.toc.header.as_ref().is_some_and(|h| !h.compressed) {
+            for (t, rows) in &self.rows {
+                let stat = &mut self.tables.list[*t];
+                stat.rows = Some(rows.lines);
+                if !rows.ended && problem.is_none() {
+                    problem = Some(format!("the data of table {} has no \\. end line: it was cut short", stat.name));
+                }
+            }
+            // A table whose block held no chunk at all has no rows.
+            for e in self.expected.values() {
+                if let Some(t) = e.0 {
+                    self.tables.list[t].rows.get_or_insert(0);
+                }
+            }
+        }
         let mut r = record(dump_format::PG_DUMP_CUSTOM, self.toc.tool_version());
         r.entries = self.toc.entries.len() as u64;
         r.tables = self.tables.list;
         Verdict { record: r, problem }
+    }
+}
+
+/// Rows of COPY text (pg_dump's data in a tar member or an uncompressed custom archive): the lines before
+/// the `\.` end line.
+#[derive(Default)]
+struct CopyRows {
+    lines: u64,
+    ended: bool,
+    /// The current line's first bytes (enough to tell `\.` from a row).
+    head: Vec<u8>,
+}
+
+impl CopyRows {
+    fn feed(&mut self, data: &[u8]) {
+        let mut start = 0;
+        while !self.ended {
+            let nl = memchr::memchr(b'\n', &data[start..]).map(|p| start + p);
+            let end = nl.unwrap_or(data.len());
+            if self.head.len() < 3 {
+                let take = (end - start).min(3 - self.head.len());
+                self.head.extend_from_slice(&data[start..start + take]);
+            }
+            let Some(nl) = nl else { return };
+            if self.head == b"\\." {
+                self.ended = true;
+                return;
+            }
+            self.lines += 1;
+            self.head.clear();
+            start = nl + 1;
+        }
     }
 }
 
@@ -442,11 +521,7 @@ struct Member {
     pad: u64,
     /// The table whose COPY data this member holds.
     table: Option<usize>,
-    /// Lines seen, and whether the `\.` end line was.
-    lines: u64,
-    ended: bool,
-    at_line_start: bool,
-    line_head: Vec<u8>,
+    rows: CopyRows,
 }
 
 /// A tar-format archive.
@@ -494,16 +569,8 @@ impl Tar {
         if name != "toc.dat" && name != "restore.sql" && !large_object && !self.files.contains_key(&name) {
             return Err(format!("member {name}, which the table of contents does not list"));
         }
-        self.member = Some(Member {
-            name,
-            left: size,
-            pad: (512 - size % 512) % 512,
-            table,
-            lines: 0,
-            ended: false,
-            at_line_start: true,
-            line_head: Vec::new(),
-        });
+        self.member =
+            Some(Member { name, left: size, pad: (512 - size % 512) % 512, table, rows: CopyRows::default() });
         self.finish_member_if_empty()
     }
 
@@ -520,30 +587,8 @@ impl Tar {
             self.toc_bytes.extend_from_slice(data);
             return;
         }
-        if m.table.is_none() || m.ended {
-            return;
-        }
-        // COPY text: rows are the lines before the `\.` line.
-        let mut start = 0;
-        loop {
-            let nl = memchr::memchr(b'\n', &data[start..]).map(|p| start + p);
-            let end = nl.unwrap_or(data.len());
-            if m.line_head.len() < 3 {
-                let take = (end - start).min(3 - m.line_head.len());
-                m.line_head.extend_from_slice(&data[start..start + take]);
-            }
-            let Some(nl) = nl else {
-                m.at_line_start = false;
-                return;
-            };
-            if m.line_head == b"\\." {
-                m.ended = true;
-                return;
-            }
-            m.lines += 1;
-            m.line_head.clear();
-            m.at_line_start = true;
-            start = nl + 1;
+        if m.table.is_some() {
+            m.rows.feed(data);
         }
     }
 
@@ -577,8 +622,8 @@ impl Tar {
             self.toc_bytes = Vec::new();
         } else if let Some(t) = m.table {
             let stat = &mut self.tables.list[t];
-            stat.rows = Some(m.lines);
-            if !m.ended {
+            stat.rows = Some(m.rows.lines);
+            if !m.rows.ended {
                 return Err(format!("member {} (data of {}) has no \\. end line", m.name, stat.name));
             }
         }
@@ -694,6 +739,14 @@ pub(crate) mod tests {
     use super::*;
 
     #[test]
+    fn identifiers_are_quoted_as_pg_dump_quotes_them() {
+        assert_eq!(ident("orders"), "orders");
+        assert_eq!(ident("Line Items"), "\"Line Items\"");
+        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(ident("9lives"), "\"9lives\"");
+    }
+
+    #[test]
     fn octal_fields() {
         assert_eq!(octal(b"00000001750\0"), Some(1000));
         assert_eq!(octal(b"       \0"), Some(0));
@@ -702,6 +755,11 @@ pub(crate) mod tests {
 
     /// A minimal custom archive: version 1.14, one table with data in two chunks, one entry without.
     pub(crate) fn custom_archive() -> Vec<u8> {
+        archive(-1, &[b"x\\y", b"zzzz"])
+    }
+
+    /// A version 1.14 archive with compression `level` whose table's data block holds `chunks`.
+    fn archive(level: i64, chunks: &[&[u8]]) -> Vec<u8> {
         let mut a = b"PGDMP".to_vec();
         a.extend_from_slice(&[1, 14, 0, 4, 8, FORMAT_CUSTOM]);
         let int = |a: &mut Vec<u8>, v: i64| {
@@ -719,7 +777,7 @@ pub(crate) mod tests {
                 a.extend_from_slice(s.as_bytes());
             }
         };
-        int(&mut a, -1); // compression
+        int(&mut a, level); // compression
         for t in [0, 1, 2, 3, 4, 125, 0] {
             int(&mut a, t);
         }
@@ -745,7 +803,7 @@ pub(crate) mod tests {
         }
         a.push(BLK_DATA);
         int(&mut a, 11);
-        for chunk in [&b"x\\y"[..], b"zzzz"] {
+        for chunk in chunks {
             int(&mut a, chunk.len() as i64);
             a.extend_from_slice(chunk);
         }
@@ -772,5 +830,18 @@ pub(crate) mod tests {
         let mut extra = a.clone();
         extra.extend_from_slice(&[BLK_DATA, 0, 11, 0, 0, 0]);
         assert!(crate::dumps::inspect::inspect_all(&extra, 64).unwrap().problem.is_some());
+    }
+
+    #[test]
+    fn an_uncompressed_archive_counts_rows_and_needs_the_end_line() {
+        let a = archive(0, &[b"1\tx\n2\t", b"y\n3\tz\n\\", b".\n\n\n"]);
+        for piece in [1, 2, 7, 4096] {
+            let v = crate::dumps::inspect::inspect_all(&a, piece).unwrap();
+            assert_eq!(v.problem, None, "pieces of {piece}");
+            assert_eq!(v.record.tables[0].rows, Some(3), "pieces of {piece}");
+        }
+        let cut = archive(0, &[b"1\tx\n2\ty\n"]);
+        let p = crate::dumps::inspect::inspect_all(&cut, 5).unwrap().problem.unwrap();
+        assert!(p.contains("public.orders has no \\. end line"), "{p}");
     }
 }
