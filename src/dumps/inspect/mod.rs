@@ -1,6 +1,6 @@
 //! Dump validation while a stream is stored (pure; issue 17 part 1, design.md "Dump validation"): the first
 //! bytes say which tool wrote the stream, and a scanner for that format follows every byte once, on the
-//! stream's hasher thread (no second pass), to learn whether the dump is complete — a plain SQL dump's
+//! thread beside the stream hasher (no second pass), to learn whether the dump is complete — a plain SQL dump's
 //! completion trailer, every data block a custom archive's table of contents lists, an SQLite file's page
 //! count, an RDB's CRC64 — and what it holds (tool version, tables with rows and bytes).
 //!
