@@ -277,7 +277,7 @@ mod tests {
         let s = judge("shop", LIMITS, &[a.clone(), b], &[], None, None, 100 * H);
         assert_eq!(s.state, State::Shrunk);
         assert_eq!(s.reasons.len(), 2, "{:?}", s.reasons);
-        assert!(s.reasons[0].contains("public.orders") && s.reasons[1].contains("public.users is gone"));
+        assert!(s.reasons[0].contains("public.orders") && s.reasons[1].contains("public.users of stream data is gone"));
         let mut c = snap("c", 0, 5000);
         c.dumps = vec![("data".into(), rec(&[("public.orders", 1000), ("public.users", 500)], Some("cut short")))];
         let s = judge("shop", LIMITS, &[a, c], &[], None, None, 100 * H);
