@@ -127,23 +127,39 @@ impl SqlDump {
     /// Part of the current line (no `\n`).
     fn segment(&mut self, seg: &[u8]) {
         let room = HEAD.saturating_sub(self.head.len());
-        self.head.extend_from_slice(&seg[..seg.len().min(room)]);
+        let kept = seg.len().min(room);
+        self.head.extend_from_slice(&seg[..kept]);
         self.len += seg.len() as u64;
         match self.kind {
             LineKind::Insert => self.count(seg),
             LineKind::Other => {}
             LineKind::Undecided => {
-                if self.head.len() >= DECIDE {
+                if self.decidable() {
                     self.decide();
                     if matches!(self.kind, LineKind::Insert) {
-                        // Everything of the line so far is in `head` (the decision comes within HEAD bytes).
+                        // Undecided, the line is all in `head` so far (the decision comes within HEAD bytes);
+                        // what of this segment did not fit in `head` follows it.
                         let seen = std::mem::take(&mut self.head);
                         self.count(&seen);
                         self.head = seen;
+                        self.count(&seg[kept..]);
                     }
                 }
             }
         }
+    }
+
+    /// Enough of the line is in `head` to tell what it is and, for an INSERT, which table it names.
+    fn decidable(&self) -> bool {
+        let h = &self.head;
+        let continuing = self.insert.as_ref().is_some_and(|(_, t)| !t.closed);
+        if h.len() < DECIDE {
+            return false;
+        }
+        if continuing || !h.starts_with(b"INSERT INTO ") {
+            return true;
+        }
+        h.len() >= HEAD || memchr::memmem::find(&h[DECIDE..], b" VALUES").is_some()
     }
 
     fn decide(&mut self) {
@@ -338,6 +354,21 @@ INSERT INTO `b` VALUES (1,'('),(2,\"a\\\"b\"),(3,NULL);\n\
             assert_eq!(v.record.tool_version, "MariaDB dump 10.19  Distrib 10.11.19-MariaDB");
             let t: Vec<_> = v.record.tables.iter().map(|t| (t.name.as_str(), t.rows)).collect();
             assert_eq!(t, [("a", Some(2)), ("e", Some(0)), ("b", Some(3))], "pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn rows_longer_than_a_line_head_are_counted_whole() {
+        // One-line extended INSERTs (MySQL) and long rows: strings far past the 4 KiB a line head keeps.
+        let long = "x".repeat(3 * super::HEAD);
+        let dump = format!(
+            "-- MySQL dump 10.13\nINSERT INTO `t` VALUES (1,'{long}'),(2,'a;b'),(3,'{long}\\'');\n\
+             INSERT INTO `t` VALUES\n(4,'{long}'),\n(5,'(');\n-- Dump completed\n"
+        );
+        for piece in [1, 5, 4000, 5000, 1 << 20] {
+            let v = inspect_all(dump.as_bytes(), piece).unwrap();
+            assert_eq!(v.problem, None, "pieces of {piece}");
+            assert_eq!(v.record.tables[0].rows, Some(5), "pieces of {piece}");
         }
     }
 
