@@ -9,6 +9,8 @@
 //! - The cache only learns chunks from durable segments; until then, chunks of this session are deduplicated
 //!   through `claims`, which is emptied as segments are flushed, so memory does not grow with the stream.
 //! - Memory is bounded by channel capacities × chunk size plus (uploads in flight + 2) × pack size.
+//! - I14: a stream recognised as a dump (dumps::inspect, on a thread beside the stream hasher, fed the same
+//!   shared chunks) is committed only when it is whole, unless `--accept-invalid` records it as invalid.
 
 use super::Repository;
 use crate::backend::{names, Backend};
@@ -541,7 +543,7 @@ struct Feed<'a> {
     stop: &'a StopSwitch,
     progress: &'a AtomicU64,
     warn: fn(&str),
-    /// Inspect the stream as a dump (dumps::inspect) on its hasher thread.
+    /// Inspect the stream as a dump (dumps::inspect) on a thread beside its hasher.
     inspect: bool,
     /// And check an SQLite file with `PRAGMA integrity_check` (SqliteSpill).
     sqlite_integrity: bool,
