@@ -15,18 +15,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 size="${1:-536M}" runs="${2:-3}" variant="${3:-churn}"
 scripts/setup.sh
-need=()
-command -v restic >/dev/null || need+=(restic)
-command -v borg >/dev/null || need+=(borgbackup)
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+source benches/tools.sh
+need_tools restic:restic borg:borgbackup
 profile="${SILO_BENCH_PROFILE:-dev}"
 if [ "$profile" = release ]; then dir=release; else dir=debug; fi
 cargo build --profile "$profile" --quiet --bin silo --example dumpseries
 silo="$PWD/target/$dir/silo" gen="$PWD/target/$dir/examples/dumpseries"
-source benches/tools.sh
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/silo-compare.XXXXXX"); trap 'rm -rf "$work"' EXIT
 "$gen" "$size" 0 "$variant" > "$work/day0.sql"

@@ -19,22 +19,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 days="${1:-4}" scale="${2:-20}" secs="${3:-20}" tables="${4:-4}" rows="${5:-400000}"
 scripts/setup.sh
-need=()
-command -v restic >/dev/null || need+=(restic)
-command -v borg >/dev/null || need+=(borgbackup)
-command -v sysbench >/dev/null || need+=(sysbench)
-command -v zstd >/dev/null || need+=(zstd)
-command -v pgbench >/dev/null || [ -x "$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | head -1)" ] || need+=(postgresql-contrib)
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+source benches/tools.sh
+need_tools restic:restic borg:borgbackup sysbench:sysbench zstd:zstd pgbench:postgresql-contrib
 pgbench=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | head -1)
 profile="${SILO_BENCH_PROFILE:-dev}"
 if [ "$profile" = release ]; then dir=release; else dir=debug; fi
 cargo build --profile "$profile" --quiet --bin silo
 silo="$PWD/target/$dir/silo"
-source benches/tools.sh
 work=$(mktemp -d "${TMPDIR:-/tmp}/silo-delta.XXXXXX"); trap 'rm -rf "$work"' EXIT
 export PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
 my=(--host=127.0.0.1 --port=3306 --user=root)

@@ -1,4 +1,5 @@
-# Sourced by benches/compare.sh and benches/delta_series.sh: the three tools, set up the same way in both.
+# Sourced by the benchmark scripts: the three tools, set up the same way in each (compare.sh, delta_series.sh),
+# and the packages they need (need_tools, also for validation.sh).
 #   tool_init TOOL REPO CACHE   a fresh repository for TOOL (silo, restic, borg); sets `ingest` (stdin -> snapshot)
 #   tool_restore TOOL           sets `restore` (the newest snapshot -> stdout)
 # Settings: silo defaults ($silo is the binary), restic defaults (repository v2, compression auto), borg
@@ -29,4 +30,18 @@ tool_restore() {
     restic) restore=(restic dump -q latest dump.sql) ;;
     borg) restore=(borg extract --stdout "::$(borg list --last 1 --short)") ;;
   esac
+}
+
+# need_tools COMMAND:PACKAGE...: installs from Debian's packages each PACKAGE whose COMMAND is missing (pgbench
+# also counts as present in the PostgreSQL server's own bin directory). Shared by every benchmark script.
+need_tools() {
+  local need=() pair cmd
+  for pair in "$@"; do
+    cmd=${pair%%:*}
+    if [ "$cmd" = pgbench ] && [ -x "$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | head -1)" ]; then continue; fi
+    command -v "$cmd" >/dev/null || need+=("${pair#*:}")
+  done
+  [ ${#need[@]} -gt 0 ] || return 0
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 }

@@ -15,13 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}" scale="${2:-20}" tables="${3:-4}" rows="${4:-400000}"
 scripts/setup.sh
-need=()
-command -v sysbench >/dev/null || need+=(sysbench)
-command -v pgbench >/dev/null || [ -x "$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | head -1)" ] || need+=(postgresql-contrib)
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+source benches/tools.sh
+need_tools sysbench:sysbench pgbench:postgresql-contrib
 pgbench=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | head -1)
 profile="${SILO_BENCH_PROFILE:-dev}"
 if [ "$profile" = release ]; then dir=release; else dir=debug; fi
