@@ -212,6 +212,7 @@ fn index(c: &mut Criterion) {
                     raw_len: 200,
                 })
                 .collect(),
+            deltas: vec![],
         });
         cache.absorb(&ObjectId::random(), &seg).expect("absorb");
     }

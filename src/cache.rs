@@ -3,11 +3,13 @@
 //! durable index segments, may be deleted at any time, and is rebuilt from `index/` when missing, corrupt,
 //! or locked by another silo process (then a private temporary copy is built for this run).
 //!
-//! Keys: `c` chunk(32) pack(32) → offset u32 | stored_len u32 | raw_len u32 (LE);
+//! Keys: `c` chunk(32) pack(32) → offset u32 | stored_len u32 | raw_len u32 (LE), then, for a copy stored
+//!       as a delta (format-spec/delta.md), base(32) | depth u8;
 //!       `s` segment(32) → empty; `d` pack(32) → marked_at i64 (LE); `repo` → repository id.
 
 use crate::{Error, Result};
 use rocksdb::{Direction, IteratorMode, Options, ReadOptions, WriteBatch, DB};
+use silo_format::codec::delta::DeltaHeader;
 use silo_format::index::IndexSegment;
 use silo_format::{ObjectId, RepoId};
 use std::collections::{HashMap, HashSet};
@@ -20,6 +22,8 @@ pub struct Location {
     pub offset: u32,
     pub stored_len: u32,
     pub raw_len: u32,
+    /// This copy is a delta of another chunk (its base and depth); `None`: a whole chunk.
+    pub delta: Option<DeltaHeader>,
 }
 
 type KeyValue = (Box<[u8]>, Box<[u8]>);
@@ -28,6 +32,7 @@ type KeyValue = (Box<[u8]>, Box<[u8]>);
 /// (`ChunkSet`) uses the same chunk-key prefix.
 mod key {
     use super::Location;
+    use silo_format::codec::delta::DeltaHeader;
     use silo_format::ObjectId;
 
     pub const CHUNK: u8 = b'c';
@@ -52,23 +57,29 @@ mod key {
         k
     }
 
-    pub fn location_value(l: &Location) -> [u8; 12] {
-        let mut v = [0u8; 12];
-        v[..4].copy_from_slice(&l.offset.to_le_bytes());
-        v[4..8].copy_from_slice(&l.stored_len.to_le_bytes());
-        v[8..].copy_from_slice(&l.raw_len.to_le_bytes());
+    pub fn location_value(l: &Location) -> Vec<u8> {
+        let mut v = Vec::with_capacity(45);
+        v.extend_from_slice(&l.offset.to_le_bytes());
+        v.extend_from_slice(&l.stored_len.to_le_bytes());
+        v.extend_from_slice(&l.raw_len.to_le_bytes());
+        if let Some(d) = l.delta {
+            v.extend_from_slice(&d.base.0);
+            v.push(d.depth);
+        }
         v
     }
 
     /// A chunk entry's (chunk, location), or `None` when it is malformed.
     pub fn decode_location(k: &[u8], v: &[u8]) -> Option<(ObjectId, Location)> {
-        if k.len() != 65 || v.len() != 12 || k[0] != CHUNK {
+        if k.len() != 65 || !(v.len() == 12 || v.len() == 45) || k[0] != CHUNK {
             return None;
         }
         let chunk = ObjectId(k[1..33].try_into().ok()?);
         let pack = ObjectId(k[33..65].try_into().ok()?);
         let u = |i: usize| u32::from_le_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
-        Some((chunk, Location { pack, offset: u(0), stored_len: u(4), raw_len: u(8) }))
+        let delta = (v.len() == 45)
+            .then(|| DeltaHeader { base: ObjectId(v[12..44].try_into().unwrap_or([0; 32])), depth: v[44] });
+        Some((chunk, Location { pack, offset: u(0), stored_len: u(4), raw_len: u(8), delta }))
     }
 
     /// The id of a `kind` + id key, or `None` when it is malformed.
@@ -304,9 +315,12 @@ impl IndexCache {
     pub fn absorb(&self, segment_id: &ObjectId, segment: &IndexSegment) -> Result<()> {
         let mut batch = WriteBatch::default();
         for p in &segment.packs {
-            for e in &p.entries {
+            let mut deltas = p.deltas.iter().peekable();
+            for (i, e) in p.entries.iter().enumerate() {
+                let delta =
+                    deltas.next_if(|d| d.entry as usize == i).map(|d| DeltaHeader { base: d.base, depth: d.depth });
                 let location =
-                    Location { pack: p.pack, offset: e.offset, stored_len: e.stored_len, raw_len: e.raw_len };
+                    Location { pack: p.pack, offset: e.offset, stored_len: e.stored_len, raw_len: e.raw_len, delta };
                 batch.put(key::chunk_location(&e.chunk, &p.pack), key::location_value(&location));
             }
         }
@@ -397,7 +411,7 @@ mod tests {
                     raw_len: 70 + i as u32,
                 })
                 .collect();
-            seg.packs.push(IndexPack { pack, pack_size: 1000, entries });
+            seg.packs.push(IndexPack { pack, pack_size: 1000, entries, deltas: vec![] });
         }
         seg.deleted.push(silo_format::index::DeletedPack { pack: ObjectId([1; 32]), marked_at: 5 });
         cache.absorb(&ObjectId([9; 32]), &seg).unwrap();

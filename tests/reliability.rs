@@ -77,6 +77,7 @@ impl SkewedWriter {
                 allow_empty: false,
                 min_size: None,
                 validation: Default::default(),
+                deltas: true,
             };
             Ok(r.create_snapshot(rt.handle(), &options)?.id.to_hex())
         });

@@ -139,6 +139,7 @@ fn plant(repo: &TestRepo, name: &str, data: &[u8], finished: i64) -> String {
         allow_empty: false,
         min_size: None,
         validation: Default::default(),
+        deltas: true,
     };
     r.create_snapshot(rt.handle(), &options).expect("planted").id.to_hex()
 }

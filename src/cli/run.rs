@@ -207,6 +207,7 @@ fn create(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<
         allow_empty: false,
         min_size: job.min_size,
         validation: silo::repo::write::Validation { off: unvalidated, ..Default::default() },
+        deltas: true,
     };
     let report = repo.create_snapshot(ctx.rt.handle(), &options)?;
     // Tables gone or shrunk: said here, and alerted as a size drop by the status judgement after the run.

@@ -16,6 +16,16 @@ impl Report for RepoStats {
         say!("compression ratio  {:.2}x", s.compression_ratio);
         say!("total ratio        {:.2}x", s.total_ratio);
         say!("chunks             {}", s.chunks);
+        if s.delta_chunks > 0 {
+            say!(
+                "delta chunks       {} ({} stored in {}, {:.1}x; chains up to {})",
+                s.delta_chunks,
+                human_bytes(s.delta_raw_bytes),
+                human_bytes(s.delta_stored_bytes),
+                s.delta_raw_bytes as f64 / s.delta_stored_bytes.max(1) as f64,
+                s.delta_max_depth
+            );
+        }
         say!("packs              {}", s.packs);
         say!("index segments     {}", s.index_segments);
         Ok(())

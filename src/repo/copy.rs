@@ -145,6 +145,8 @@ impl Repository {
                     carried: Some(m.streams.iter().map(|s| s.dump.clone()).collect()),
                     ..Default::default()
                 },
+                // Against the destination's previous snapshot of the name, as a create there would.
+                deltas: true,
             };
             let created = self.create_snapshot(rt, &options);
             drop(options); // unread pipes close, so no restore thread waits for a reader that is gone

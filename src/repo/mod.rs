@@ -1,6 +1,8 @@
 //! A repository handle: backend + unlocked keys + config + (lazily) the index cache. `init` creates one,
 //! `open` unlocks one; writing lives in `write`, reading in `read`, snapshot selection in `snapshots`.
 
+pub mod bases;
+pub mod chains;
 pub mod check;
 pub mod copy;
 pub mod drill;
@@ -13,6 +15,7 @@ pub mod lease;
 pub mod liveness;
 pub mod read;
 pub mod repair;
+pub mod resemble;
 pub mod runs;
 pub mod session;
 pub mod snapshots;

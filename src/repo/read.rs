@@ -3,6 +3,10 @@
 //! fetched ahead in parallel, decryption + decompression + re-hashing run on the blocking pool, and output
 //! is written strictly in order. The whole-stream BLAKE3 and
 //! size are checked at the end, so a consumer of the pipe sees a non-zero exit if anything was wrong.
+//!
+//! Delta chunks (format-spec/delta.md, I16): a group also fetches the bases of its chunks (repo/chains.rs),
+//! counted in its byte bound, each once; they are decoded bases first, and a decoded base stays in memory only
+//! while its group does. A base that fails is damage to every chunk of the group that needs it.
 
 use super::snapshots::Snapshot;
 use super::Repository;
@@ -12,6 +16,7 @@ use crate::{Error, Result};
 use futures::StreamExt;
 use silo_format::manifest::StreamManifest;
 use silo_format::{pack, Keys, ObjectId, RepoId};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,23 +46,54 @@ struct Span {
     len: u64,
 }
 
-/// Consecutive chunks of the stream (up to `MAX_GROUP_BYTES` raw), fetched together: one ranged read per
-/// span of a pack they are stored in. A later snapshot's chunks sit mostly in the packs of an earlier one
-/// with its changes in new packs; a group reads both spans instead of breaking at every change.
+/// Consecutive chunks of the stream (up to `MAX_GROUP_BYTES` raw, bases included), fetched together: one
+/// ranged read per span of a pack they are stored in. A later snapshot's chunks sit mostly in the packs of
+/// an earlier one with its changes in new packs; a group reads both spans instead of breaking at every change.
 struct ReadGroup {
     spans: Vec<Span>,
     raw: u64,
-    /// In stream order, each with the index of the span that holds it (a chunk may appear twice, and a
-    /// span may hold envelopes the stream does not need there).
-    chunks: Vec<(ObjectId, Location, usize)>,
+    /// Every chunk to open, each once, bases before the deltas that need them, each with the index of the
+    /// span that holds it (a span may hold envelopes the stream does not need there).
+    members: Vec<(ObjectId, Location, usize)>,
+    /// Member index of each chunk already added.
+    index: HashMap<ObjectId, usize>,
+    /// The stream's chunks, in order, as member indexes (a chunk may appear twice).
+    outputs: Vec<usize>,
+}
+
+/// A chunk to add to a group: its copy, and the bases below it (nearest first).
+struct Wanted {
+    id: ObjectId,
+    loc: Location,
+    bases: Vec<(ObjectId, Location)>,
 }
 
 impl ReadGroup {
-    /// Adds `chunk` if the group has room: to a span of its pack it lies near, or as a new span.
-    fn add(&mut self, chunk: ObjectId, loc: Location) -> bool {
-        if self.raw + u64::from(loc.raw_len) > MAX_GROUP_BYTES && !self.chunks.is_empty() {
+    fn new() -> Self {
+        ReadGroup { spans: Vec::new(), raw: 0, members: Vec::new(), index: HashMap::new(), outputs: Vec::new() }
+    }
+
+    /// Adds a chunk of the stream and its bases if the group has room.
+    fn add(&mut self, w: &Wanted) -> bool {
+        let new_raw: u64 = std::iter::once((w.id, w.loc))
+            .chain(w.bases.iter().copied())
+            .filter(|(id, _)| !self.index.contains_key(id))
+            .map(|(_, l)| u64::from(l.raw_len))
+            .sum();
+        if self.raw + new_raw > MAX_GROUP_BYTES && !self.outputs.is_empty() {
             return false;
         }
+        for (id, loc) in w.bases.iter().rev().copied().chain(std::iter::once((w.id, w.loc))) {
+            if !self.index.contains_key(&id) {
+                self.add_member(id, loc);
+            }
+        }
+        self.outputs.push(self.index[&w.id]);
+        true
+    }
+
+    /// Adds one chunk to open: to a span of its pack it lies near, or as a new span.
+    fn add_member(&mut self, chunk: ObjectId, loc: Location) {
         let (offset, len) = (u64::from(loc.offset), u64::from(loc.stored_len));
         // Packs hold chunks nearly in stream order: a span covers any stretch of its pack that stays small.
         let near = self.spans.iter().position(|s| {
@@ -79,8 +115,8 @@ impl ReadGroup {
             }
         };
         self.raw += u64::from(loc.raw_len);
-        self.chunks.push((chunk, loc, index));
-        true
+        self.index.insert(chunk, self.members.len());
+        self.members.push((chunk, loc, index));
     }
 }
 
@@ -91,20 +127,20 @@ struct Planner<'a> {
     chunks: std::slice::Iter<'a, ObjectId>,
     /// Whether each pack seen so far is marked deleted (one lookup per pack, not per chunk).
     deleted: std::collections::HashMap<ObjectId, bool>,
-    /// The location of the chunk that did not fit the previous group.
-    carried: Option<(ObjectId, Location)>,
+    /// The chunk that did not fit the previous group.
+    carried: Option<Wanted>,
 }
 
 impl Iterator for Planner<'_> {
     type Item = Result<ReadGroup>;
 
     fn next(&mut self) -> Option<Result<ReadGroup>> {
-        let mut group = ReadGroup { spans: Vec::new(), raw: 0, chunks: Vec::new() };
-        if let Some((chunk, loc)) = self.carried.take() {
-            group.add(chunk, loc);
+        let mut group = ReadGroup::new();
+        if let Some(w) = self.carried.take() {
+            group.add(&w);
         }
         for chunk in self.chunks.by_ref() {
-            let loc = match self.cache.any_location_memo(chunk, &mut self.deleted) {
+            let loc = match super::chains::pick(&self.cache, chunk, &mut self.deleted) {
                 Ok(Some(loc)) => loc,
                 Ok(None) => {
                     return Some(Err(Error::Inconsistent {
@@ -114,12 +150,17 @@ impl Iterator for Planner<'_> {
                 }
                 Err(e) => return Some(Err(e)),
             };
-            if !group.add(*chunk, loc) {
-                self.carried = Some((*chunk, loc));
+            let bases = match super::chains::bases(&self.cache, chunk, &loc, &mut self.deleted) {
+                Ok(b) => b,
+                Err(e) => return Some(Err(e)),
+            };
+            let w = Wanted { id: *chunk, loc, bases };
+            if !group.add(&w) {
+                self.carried = Some(w);
                 return Some(Ok(group));
             }
         }
-        (!group.chunks.is_empty()).then_some(Ok(group))
+        (!group.outputs.is_empty()).then_some(Ok(group))
     }
 }
 
@@ -244,23 +285,98 @@ async fn fetch_group_once(
         }
     });
     let spans = futures::future::try_join_all(reads).await?;
-    tokio::task::spawn_blocking(move || {
-        group
-            .chunks
-            .iter()
-            .map(|(id, loc, i)| {
-                let (span, bytes) = (&group.spans[*i], &spans[*i]);
-                let start = (u64::from(loc.offset) - span.offset) as usize;
-                let sealed = &bytes[start..start + loc.stored_len as usize];
-                pack::open_chunk(&keys, repo, *id, sealed, loc.raw_len).map_err(|e| {
-                    Error::damaged(
-                        format!("pack {} chunk {} at offset {}", span.pack.short(), id.short(), loc.offset),
-                        e,
+    tokio::task::spawn_blocking(move || decode_group(&keys, repo, &group, &spans))
+        .await
+        .map_err(|e| Error::Invalid(format!("decryption task failed: {e}")))?
+}
+
+/// Opens every member of a fetched group (bases first) and returns the stream's chunks in order.
+fn decode_group(keys: &Keys, repo: RepoId, group: &ReadGroup, spans: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+    let mut plain: Vec<Vec<u8>> = Vec::with_capacity(group.members.len());
+    for (id, loc, i) in &group.members {
+        let (span, bytes) = (&group.spans[*i], &spans[*i]);
+        let start = (u64::from(loc.offset) - span.offset) as usize;
+        let sealed = &bytes[start..start + loc.stored_len as usize];
+        let what = || format!("pack {} chunk {} at offset {}", span.pack.short(), id.short(), loc.offset);
+        let opened =
+            pack::open_chunk_parts(keys, repo, *id, sealed, loc.raw_len).map_err(|e| Error::damaged(what(), e))?;
+        let data = match opened {
+            pack::ChunkParts::Whole(data) if loc.delta.is_none() => data,
+            pack::ChunkParts::Delta { header, payload } if loc.delta == Some(header) => {
+                // Bases were added before the deltas that need them.
+                let base =
+                    group.index.get(&header.base).and_then(|b| plain.get(*b)).ok_or_else(|| Error::Inconsistent {
+                        object: what(),
+                        reason: format!("its base {} was not read before it", header.base.short()),
+                    })?;
+                pack::finish_delta(keys, *id, &payload, base, loc.raw_len)
+                    .map_err(|e| Error::damaged(format!("{} (a delta of chunk {})", what(), header.base.short()), e))?
+            }
+            _ => {
+                return Err(Error::damaged(
+                    what(),
+                    silo_format::FormatError::malformed("chunk", "its envelope and the index disagree on its base"),
+                ))
+            }
+        };
+        plain.push(data);
+    }
+    // The last use of a member takes its bytes; earlier uses (a chunk twice in the stream) copy them.
+    let mut last_use = vec![usize::MAX; plain.len()];
+    for (n, m) in group.outputs.iter().enumerate() {
+        last_use[*m] = n;
+    }
+    Ok(group
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(n, m)| if last_use[*m] == n { std::mem::take(&mut plain[*m]) } else { plain[*m].clone() })
+        .collect())
+}
+
+/// A decoded chunk of a stream read by `read_chunks`, with the copy it was read from.
+pub struct ReadChunk {
+    pub id: ObjectId,
+    pub loc: Location,
+    pub data: Vec<u8>,
+}
+
+/// Reads `chunks` in order (planned, fetched and decoded as a restore does, `prefetch` groups ahead) and
+/// hands each group's chunks to `each`, stopping early when it returns false. Runs on the calling thread
+/// (which must be outside the runtime `rt` belongs to).
+pub fn read_chunks(
+    rt: &Handle,
+    backend: Arc<dyn Backend>,
+    keys: Arc<Keys>,
+    repo: RepoId,
+    cache: Arc<crate::cache::IndexCache>,
+    chunks: &[ObjectId],
+    prefetch: usize,
+    mut each: impl FnMut(Vec<ReadChunk>) -> bool,
+) -> Result<()> {
+    let plan =
+        Planner { cache, snapshot: ObjectId::ZERO, chunks: chunks.iter(), deleted: HashMap::new(), carried: None };
+    rt.block_on(async {
+        let mut results = futures::stream::iter(plan)
+            .map(|group| {
+                let (backend, keys) = (backend.clone(), keys.clone());
+                tokio::spawn(async move {
+                    let group = group?;
+                    let ids: Vec<(ObjectId, Location)> =
+                        group.outputs.iter().map(|m| (group.members[*m].0, group.members[*m].1)).collect();
+                    let data = fetch_group(backend, keys, repo, group).await?;
+                    Ok::<_, Error>(
+                        ids.into_iter().zip(data).map(|((id, loc), data)| ReadChunk { id, loc, data }).collect(),
                     )
                 })
             })
-            .collect::<Result<Vec<_>>>()
+            .buffered(prefetch.max(1));
+        while let Some(group) = results.next().await {
+            let group: Vec<ReadChunk> = group.map_err(|e| Error::Invalid(format!("read task failed: {e}")))??;
+            if !each(group) {
+                break;
+            }
+        }
+        Ok(())
     })
-    .await
-    .map_err(|e| Error::Invalid(format!("decryption task failed: {e}")))?
 }

@@ -69,10 +69,16 @@ impl Repository {
                 continue;
             }
             match self.read_trailer(&pack_id, info.size).await {
-                Ok(entries) => {
+                Ok(t) => {
                     report.packs_indexed += 1;
-                    report.chunks_indexed += entries.len() as u64;
-                    segment.packs.push(IndexPack { pack: pack_id, pack_size: info.size, entries });
+                    report.chunks_indexed += t.entries.len() as u64;
+                    // The trailer's delta references come along, so gc keeps following bases (I16).
+                    segment.packs.push(IndexPack {
+                        pack: pack_id,
+                        pack_size: info.size,
+                        entries: t.entries,
+                        deltas: t.deltas,
+                    });
                 }
                 Err(Error::Damaged { object, source }) => report.unreadable_packs.push(format!("{object}: {source}")),
                 Err(Error::Inconsistent { object, reason }) => {
@@ -97,8 +103,8 @@ impl Repository {
         Ok(RepairReport { dry_run: false, ..plan.report })
     }
 
-    /// A pack's entries from its own trailer (footer and trailer only, two ranged reads).
-    pub async fn read_trailer(&self, pack_id: &ObjectId, size: u64) -> Result<Vec<silo_format::pack::PackEntry>> {
+    /// A pack's trailer: entries and delta references (footer and trailer only, two ranged reads).
+    pub async fn read_trailer(&self, pack_id: &ObjectId, size: u64) -> Result<silo_format::pack::PackTrailer> {
         let name = names::pack(pack_id);
         let too_small = || Error::Inconsistent { object: name.clone(), reason: "too short to be a pack".into() };
         if size < (pack::HEADER_LEN + pack::FOOTER_LEN) as u64 {
@@ -113,6 +119,6 @@ impl Repository {
         let sealed = self.backend.get_range(&name, start, len).await?;
         let body = pack::open_trailer(&self.keys, self.repo_id, *pack_id, &sealed)
             .map_err(|e| Error::damaged(name.clone(), e))?;
-        Ok(pack::decode_trailer_body(&body, start).map_err(|e| Error::damaged(name.clone(), e))?.entries)
+        pack::decode_trailer_body(&body, start).map_err(|e| Error::damaged(name.clone(), e))
     }
 }

@@ -192,7 +192,9 @@ impl Repository {
             self.backend.list(names::PACKS).await?.iter().filter_map(|o| names::id_of(&o.name)).collect();
         let cache = self.cache()?;
         let mut seen = HashSet::new();
-        for id in chunks {
+        // The bases the chunks depend on must be stored too (I16).
+        let all = super::chains::closure(&cache, chunks)?;
+        for id in &all {
             if !seen.insert(*id) {
                 continue;
             }
@@ -212,7 +214,9 @@ impl Repository {
         self.sync_cache().await?;
         let cache = self.cache()?;
         let mut rescue: BTreeMap<ObjectId, crate::cache::Location> = BTreeMap::new();
-        for id in chunks {
+        // Bases of delta chunks are kept alive the same way (I16).
+        let all = super::chains::closure(&cache, chunks)?;
+        for id in &all {
             if rescue.contains_key(id) || cache.live_location(id)?.is_some() {
                 continue;
             }
@@ -241,9 +245,10 @@ impl Repository {
                 }
                 Err(e) => return Err(e.into()),
             };
-            silo_format::pack::open_chunk(&self.keys, self.repo_id, *id, &sealed, loc.raw_len)
+            // Authenticated (a delta's content is checked with its base when read).
+            silo_format::pack::open_chunk_parts(&self.keys, self.repo_id, *id, &sealed, loc.raw_len)
                 .map_err(|e| Error::damaged(format!("pack {} chunk {}", loc.pack.short(), id.short()), e))?;
-            writer.push(*id, &sealed, loc.raw_len);
+            writer.push_with(*id, &sealed, loc.raw_len, loc.delta);
         }
         let pack = self.store_pack(writer).await?;
         let mut segment = silo_format::index::IndexSegment::new();

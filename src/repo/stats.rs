@@ -24,6 +24,13 @@ pub struct RepoStats {
     pub compression_ratio: f64,
     /// logical / stored.
     pub total_ratio: f64,
+    /// Chunk copies stored as deltas of another chunk (format-spec/delta.md), their plaintext bytes and the
+    /// bytes their envelopes take: what delta compression saves is `delta_raw_bytes / delta_stored_bytes`.
+    pub delta_chunks: u64,
+    pub delta_raw_bytes: u64,
+    pub delta_stored_bytes: u64,
+    /// The deepest delta chain (0: none).
+    pub delta_max_depth: u8,
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -42,7 +49,14 @@ pub async fn collect(repo: &Repository) -> Result<RepoStats> {
     let index_segments = repo.backend.list(names::INDEX).await?.len() as u64;
     repo.sync_cache().await?;
     let (mut chunks, mut unique_bytes, mut last) = (0u64, 0u64, None);
+    let (mut delta_chunks, mut delta_raw_bytes, mut delta_stored_bytes, mut delta_max_depth) = (0, 0, 0, 0);
     repo.cache()?.for_each_location(|chunk, loc| {
+        if let Some(d) = loc.delta {
+            delta_chunks += 1;
+            delta_raw_bytes += u64::from(loc.raw_len);
+            delta_stored_bytes += u64::from(loc.stored_len);
+            delta_max_depth = delta_max_depth.max(d.depth);
+        }
         if last != Some(*chunk) {
             chunks += 1;
             unique_bytes += u64::from(loc.raw_len);
@@ -60,5 +74,9 @@ pub async fn collect(repo: &Repository) -> Result<RepoStats> {
         dedup_ratio: ratio(logical_bytes, unique_bytes),
         compression_ratio: ratio(unique_bytes, stored_bytes),
         total_ratio: ratio(logical_bytes, stored_bytes),
+        delta_chunks,
+        delta_raw_bytes,
+        delta_stored_bytes,
+        delta_max_depth,
     })
 }

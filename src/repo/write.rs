@@ -9,9 +9,13 @@
 //! - The cache only learns chunks from durable segments; until then, chunks of this session are deduplicated
 //!   through `claims`, which is emptied as segments are flushed, so memory does not grow with the stream.
 //! - Memory is bounded by channel capacities × chunk size plus (uploads in flight + 2) × pack size.
+//! - I16: a chunk that does not deduplicate may be sealed as a delta of a chunk of the previous snapshot of
+//!   the same name and stream (repo/bases.rs picks it; it is durable, indexed and unmarked); before commit,
+//!   the rescue and the verification cover every base the snapshot's chunks depend on (repo/chains.rs).
 //! - I14: a stream recognised as a dump (dumps::inspect, on a thread beside the stream hasher, fed the same
 //!   shared chunks) is committed only when it is whole, unless `--accept-invalid` records it as invalid.
 
+use super::bases::{BaseChunk, Resembler};
 use super::Repository;
 use crate::backend::{names, Backend};
 use crate::cache::IndexCache;
@@ -21,10 +25,11 @@ use crate::inputs::StreamSpec;
 use crate::{Error, Result};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use silo_format::chunker::{SharedChunk, Windows};
+use silo_format::codec::delta::DeltaHeader;
 use silo_format::envelope::random_nonce;
 use silo_format::index::{IndexPack, IndexSegment};
 use silo_format::manifest::{DumpRecord, SnapshotManifest, StreamManifest};
-use silo_format::pack::{self, PackEntry, PackWriter};
+use silo_format::pack::{self, PackTrailer, PackWriter};
 use silo_format::{Keys, ObjectId, RepoId};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +60,9 @@ pub struct CreateOptions {
     pub min_size: Option<u64>,
     /// Which streams are inspected as dumps, and what happens to one that is not whole.
     pub validation: Validation,
+    /// Store chunks that do not deduplicate as deltas of the previous snapshot of the same name when that
+    /// is smaller (`--no-delta` turns it off).
+    pub deltas: bool,
 }
 
 /// Dump validation at create (dumps::inspect; design.md "Dump validation"). The default inspects every
@@ -88,6 +96,10 @@ pub struct CreateReport {
     pub new_chunks: u64,
     /// Bytes of new chunk envelopes written to packs (after compression and encryption).
     pub new_bytes_stored: u64,
+    /// New chunks stored as deltas, their plaintext bytes and their envelopes' bytes.
+    pub delta_chunks: u64,
+    pub delta_raw_bytes: u64,
+    pub delta_bytes_stored: u64,
     pub packs: u64,
     pub duration: Duration,
     pub streams: Vec<(String, u64)>,
@@ -103,11 +115,13 @@ pub struct CreateReport {
 /// and context switches (~8 per chunk on two cores) than hashing a 64 KiB chunk does.
 const BATCH: usize = 16;
 
-/// Consecutive chunks of one stream, the first at position `seq`.
+/// Consecutive chunks of one stream, the first at position `seq`; with their ids and delta bases when a
+/// resembler went over them first (bases.rs).
 struct ChunkBatch {
     stream: usize,
     seq: usize,
     chunks: Vec<SharedChunk>,
+    resembled: Option<Vec<(ObjectId, Option<BaseChunk>)>>,
 }
 
 /// A job's chunks, identified and (when new) sealed.
@@ -120,13 +134,13 @@ struct SealedBatch {
 struct SealedChunk {
     id: ObjectId,
     raw_len: u32,
-    sealed: Option<Vec<u8>>,
+    sealed: Option<(Vec<u8>, Option<DeltaHeader>)>,
 }
 
 struct SealedPack {
     id: ObjectId,
     bytes: Vec<u8>,
-    entries: Vec<PackEntry>,
+    trailer: PackTrailer,
 }
 
 struct StreamResult {
@@ -150,6 +164,9 @@ struct PackedStreams {
     ids: Vec<Vec<ObjectId>>,
     new_chunks: u64,
     new_bytes: u64,
+    delta_chunks: u64,
+    delta_raw: u64,
+    delta_bytes: u64,
     error: Option<Error>,
 }
 
@@ -210,6 +227,7 @@ impl Repository {
         let params = self.config.chunker;
         let seed = self.keys.chunker_seed();
         let nstreams = options.streams.len();
+        let previous = if options.deltas { self.previous_streams(rt, options)? } else { vec![None; nstreams] };
         // Commands are stored as typed: a password on the command line would be in every snapshot.
         let mut warnings = Vec::new();
         for spec in &options.streams {
@@ -242,8 +260,19 @@ impl Repository {
                 .streams
                 .iter()
                 .enumerate()
-                .map(|(i, spec)| {
+                .zip(previous)
+                .map(|((i, spec), old)| {
                     let (jobs, stop, progress) = (job_tx.clone(), stop.clone(), options.progress.clone());
+                    let resembler = old.map(|old| {
+                        let source = super::bases::Source {
+                            rt: rt.clone(),
+                            backend: self.backend.clone(),
+                            keys: self.keys.clone(),
+                            repo: self.repo_id,
+                            cache: cache.clone(),
+                        };
+                        (Resembler::new(source, old), self.keys.clone(), cache.clone())
+                    });
                     s.spawn(move || {
                         let feed = Feed {
                             jobs: &jobs,
@@ -254,6 +283,7 @@ impl Repository {
                             warn: options.warn,
                             inspect: options.validation.inspects(&spec.name),
                             sqlite_integrity: options.validation.sqlite_integrity,
+                            resembler: std::sync::Mutex::new(resembler),
                         };
                         let r = read_stream(i, spec, &feed);
                         if r.is_err() {
@@ -339,6 +369,9 @@ impl Repository {
             chunks,
             new_chunks: collected.new_chunks,
             new_bytes_stored: collected.new_bytes,
+            delta_chunks: collected.delta_chunks,
+            delta_raw_bytes: collected.delta_raw,
+            delta_bytes_stored: collected.delta_bytes,
             packs,
             duration: clock.elapsed(),
             streams: manifest.streams.iter().map(|s| (s.name.clone(), s.size)).collect(),
@@ -359,13 +392,20 @@ fn seal_worker(
     level: i32,
 ) {
     for job in jobs {
+        let mut resembled = job.resembled.map(|r| r.into_iter());
         let chunks = job
             .chunks
             .iter()
             .map(|data| {
-                let id = keys.chunk_id(data);
+                let (id, base) = match resembled.as_mut().and_then(|r| r.next()) {
+                    Some((id, base)) => (id, base),
+                    None => (keys.chunk_id(data), None),
+                };
                 let known = cache.live_location(&id)?.is_some() || !lock(claims).insert(id);
-                let sealed = (!known).then(|| pack::seal_chunk(keys, repo, id, data, Some(level), random_nonce()));
+                let sealed = (!known).then(|| {
+                    let base = base.as_ref().map(|b| pack::Base { id: b.id, depth: b.depth, plaintext: &b.data });
+                    pack::seal_chunk_against(keys, repo, id, data, level, base, random_nonce())
+                });
                 Ok(SealedChunk { id, raw_len: data.len() as u32, sealed })
             })
             .collect::<Result<Vec<_>>>();
@@ -390,8 +430,8 @@ fn pack_in_stream_order(
     let mut writer = PackWriter::with_capacity(capacity);
     let ship = |writer: PackWriter, out: &mut PackedStreams| {
         let id = ObjectId::random();
-        let (bytes, entries) = writer.finish(keys, repo, id, random_nonce());
-        if packs.blocking_send(SealedPack { id, bytes, entries }).is_err() && out.error.is_none() {
+        let (bytes, trailer) = writer.finish(keys, repo, id, random_nonce());
+        if packs.blocking_send(SealedPack { id, bytes, trailer }).is_err() && out.error.is_none() {
             out.error = Some(Error::Invalid("the uploader stopped early".into()));
             abort.set();
         }
@@ -429,10 +469,15 @@ fn pack_in_stream_order(
         }
         for (i, c) in d.chunks.into_iter().enumerate() {
             out.ids[d.stream][d.seq + i] = c.id;
-            if let Some(sealed) = c.sealed {
+            if let Some((sealed, delta)) = c.sealed {
                 out.new_chunks += 1;
                 out.new_bytes += sealed.len() as u64;
-                writer.push(c.id, &sealed, c.raw_len);
+                if delta.is_some() {
+                    out.delta_chunks += 1;
+                    out.delta_raw += u64::from(c.raw_len);
+                    out.delta_bytes += sealed.len() as u64;
+                }
+                writer.push_with(c.id, &sealed, c.raw_len, delta);
                 if writer.len() >= target {
                     let full = std::mem::replace(&mut writer, PackWriter::with_capacity(capacity));
                     ship(full, &mut out);
@@ -492,7 +537,7 @@ async fn upload_and_index(
         inflight.spawn(async move {
             let size = p.bytes.len() as u64;
             uploader.put(&names::pack(&p.id), p.bytes).await?;
-            Ok(IndexPack { pack: p.id, pack_size: size, entries: p.entries })
+            Ok(IndexPack { pack: p.id, pack_size: size, entries: p.trailer.entries, deltas: p.trailer.deltas })
         });
         if pending_chunks >= SEGMENT_FLUSH_CHUNKS {
             let full = std::mem::replace(&mut segment, IndexSegment::new());
@@ -547,6 +592,9 @@ struct Feed<'a> {
     inspect: bool,
     /// And check an SQLite file with `PRAGMA integrity_check` (SqliteSpill).
     sqlite_integrity: bool,
+    /// Finds delta bases for the stream's chunks (and hashes them) before they go to the workers; with the
+    /// keys and cache it needs. Only the stream's own reader thread uses it.
+    resembler: std::sync::Mutex<Option<(Resembler, Arc<Keys>, Arc<IndexCache>)>>,
 }
 
 /// Stage 1, one thread per stream: opens the input (inputs.rs), cuts it into chunk batches for the sealers,
@@ -741,8 +789,9 @@ fn cut_stream(
         feed.progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         batch.push(chunk);
         if batch.len() == BATCH || chunks.peek().is_none() {
-            let job =
-                ChunkBatch { stream: index, seq, chunks: std::mem::replace(&mut batch, Vec::with_capacity(BATCH)) };
+            let chunks = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            let resembled = resemble(feed, &chunks)?;
+            let job = ChunkBatch { stream: index, seq, chunks, resembled };
             seq += job.chunks.len();
             if taps.iter().any(|t| t.send(job.chunks.clone()).is_err()) || feed.jobs.send(job).is_err() {
                 return Err(Error::Aborted);
@@ -751,4 +800,54 @@ fn cut_stream(
     }
     judge(probe.finish());
     Ok((size, warning))
+}
+
+/// Ids and delta bases of a batch, when the stream has a resembler (its previous version).
+fn resemble(feed: &Feed, chunks: &[SharedChunk]) -> Result<Option<Vec<(ObjectId, Option<BaseChunk>)>>> {
+    let mut slot = feed.resembler.lock().unwrap_or_else(|p| p.into_inner());
+    let Some((resembler, keys, cache)) = slot.as_mut() else { return Ok(None) };
+    let mut out = Vec::with_capacity(chunks.len());
+    for data in chunks {
+        let id = keys.chunk_id(data);
+        let known = cache.live_location(&id)?.is_some();
+        let base = resembler.base_for(&id, data, known);
+        out.push((id, base));
+    }
+    Ok(Some(out))
+}
+
+impl Repository {
+    /// For each stream to create, the chunks (with lengths) of the stream of the same name in the newest
+    /// snapshot of the same name, when there is one: where delta bases come from.
+    fn previous_streams(&self, rt: &Handle, options: &CreateOptions) -> Result<Vec<Option<Vec<(ObjectId, u32)>>>> {
+        let none = vec![None; options.streams.len()];
+        let snapshots = match rt.block_on(self.list_snapshots()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("could not list snapshots to find delta bases: {e}; chunks are stored whole");
+                return Ok(none);
+            }
+        };
+        let Some(previous) = snapshots.iter().rev().find(|s| s.manifest.name == options.name) else {
+            return Ok(none);
+        };
+        let cache = self.cache()?;
+        let mut out = Vec::with_capacity(options.streams.len());
+        for spec in &options.streams {
+            let Some(old) = previous.manifest.streams.iter().find(|s| s.name == spec.name) else {
+                out.push(None);
+                continue;
+            };
+            let mut chunks = Vec::with_capacity(old.chunks.len());
+            for id in &old.chunks {
+                match cache.any_location(id)? {
+                    Some(loc) => chunks.push((*id, loc.raw_len)),
+                    None => break,
+                }
+            }
+            // A stream the index does not fully know cannot be aligned by offset: no bases from it.
+            out.push((chunks.len() == old.chunks.len() && !chunks.is_empty()).then_some(chunks));
+        }
+        Ok(out)
+    }
 }

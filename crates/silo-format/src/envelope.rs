@@ -73,11 +73,16 @@ pub fn random_nonce() -> [u8; NONCE_LEN] {
 /// seals it.
 pub fn seal(key: &[u8; 32], aad: &Aad, payload: &[u8], level: Option<i32>, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
     let (codec, body) = Codec::choose(payload, level);
+    seal_encoded(key, aad, codec, &body, nonce)
+}
+
+/// Seals a body already encoded with `codec` (a delta chunk's payload, codec/delta.rs).
+pub fn seal_encoded(key: &[u8; 32], aad: &Aad, codec: Codec, body: &[u8], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + OVERHEAD);
     out.push(ENVELOPE_VERSION);
     out.extend_from_slice(&nonce);
     out.push(codec.id());
-    out.extend_from_slice(&body);
+    out.extend_from_slice(body);
     let tag = cipher(key)
         .seal_in_place_separate_tag(
             aead::Nonce::assume_unique_for_key(nonce),
@@ -90,8 +95,29 @@ pub fn seal(key: &[u8; 32], aad: &Aad, payload: &[u8], level: Option<i32>, nonce
 }
 
 /// Authenticates and decrypts an envelope, then decompresses its payload. `max_len` bounds the payload size
-/// after decompression (a hostile zstd frame must not exhaust memory).
+/// after decompression (a hostile zstd frame must not exhaust memory). A delta (which needs its base) is an
+/// error here: chunks are opened with `open_chunk_parts`.
 pub fn open(key: &[u8; 32], aad: &Aad, envelope: &[u8], max_len: usize) -> Result<Vec<u8>, FormatError> {
+    match open_chunk_parts(key, aad, envelope, max_len)? {
+        Opened::Whole(plain) => Ok(plain),
+        Opened::Delta { .. } => Codec::Delta.decode(&[], max_len),
+    }
+}
+
+/// An opened envelope: the payload, or a delta whose base must be decoded first.
+#[derive(Debug)]
+pub enum Opened {
+    Whole(Vec<u8>),
+    /// `payload` is the codec's whole payload (header included), for `codec::delta::decode`.
+    Delta {
+        header: crate::codec::delta::DeltaHeader,
+        payload: Vec<u8>,
+    },
+}
+
+/// Authenticates and decrypts an envelope; decompresses it unless it is a delta, whose header is read and
+/// returned with the payload.
+pub fn open_chunk_parts(key: &[u8; 32], aad: &Aad, envelope: &[u8], max_len: usize) -> Result<Opened, FormatError> {
     if envelope.len() < OVERHEAD {
         return Err(FormatError::Truncated { needed: OVERHEAD, have: envelope.len() });
     }
@@ -116,8 +142,12 @@ pub fn open(key: &[u8; 32], aad: &Aad, envelope: &[u8], max_len: usize) -> Resul
         // again (the decoder's bound check applies through the other arm when it is too long).
         Codec::Stored if plain.len() - 1 <= max_len => {
             plain.remove(0);
-            Ok(plain)
+            Ok(Opened::Whole(plain))
         }
-        codec => codec.decode(&plain[1..], max_len),
+        Codec::Delta => {
+            plain.remove(0);
+            Ok(Opened::Delta { header: crate::codec::delta::header(&plain)?, payload: plain })
+        }
+        codec => codec.decode(&plain[1..], max_len).map(Opened::Whole),
     }
 }

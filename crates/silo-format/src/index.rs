@@ -1,11 +1,14 @@
 //! Index segments: immutable lists of chunk locations for the packs one writer session (or one gc run)
 //! produced, plus gc's deletion marks (format-spec/index.md). The union of all segments is the index.
 
-use crate::pack::{validate_entries, PackEntry, MAX_PACK_LEN};
+use crate::pack::{validate_deltas, validate_entries, DeltaRef, PackEntry, MAX_PACK_LEN};
 use crate::{encoding, FormatError, ObjectId, ObjectKind, Sealed};
 use bincode::{Decode, Encode};
 
-pub const INDEX_VERSION: u32 = 1;
+/// The newest segment version: 2 lists delta references per pack. Writers use version 1 when no pack it
+/// names holds a delta, so such segments stay readable by silo versions that know only version 1; a
+/// version 1 reader refuses a version 2 segment by name (and so never collects a base a delta needs).
+pub const INDEX_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct IndexPack {
@@ -13,6 +16,23 @@ pub struct IndexPack {
     /// Size of the whole pack file in bytes.
     pub pack_size: u64,
     pub entries: Vec<PackEntry>,
+    /// Version 2: the entries that are deltas (as in the pack's trailer).
+    pub deltas: Vec<DeltaRef>,
+}
+
+#[derive(Encode, Decode)]
+struct IndexPackV1 {
+    pack: ObjectId,
+    pack_size: u64,
+    entries: Vec<PackEntry>,
+}
+
+#[derive(Encode, Decode)]
+struct IndexSegmentV1 {
+    version: u32,
+    packs: Vec<IndexPackV1>,
+    deleted: Vec<DeletedPack>,
+    supersedes: Vec<ObjectId>,
 }
 
 /// A pack that gc found unreferenced and marked deleted at `marked_at` (microseconds since the Unix epoch).
@@ -34,8 +54,35 @@ pub struct IndexSegment {
 }
 
 impl IndexSegment {
+    /// An empty segment; `seal` gives it the version its content needs.
     pub fn new() -> Self {
-        IndexSegment { version: INDEX_VERSION, ..Default::default() }
+        IndexSegment { version: 1, ..Default::default() }
+    }
+
+    /// The version a writer gives this segment: 2 only when a pack holds a delta.
+    pub fn version_needed(&self) -> u32 {
+        if self.packs.iter().any(|p| !p.deltas.is_empty()) {
+            INDEX_VERSION
+        } else {
+            1
+        }
+    }
+
+    fn encode_body(&self) -> Vec<u8> {
+        let version = self.version_needed();
+        if version != 1 {
+            return encoding::encode(&IndexSegment { version, ..self.clone() });
+        }
+        encoding::encode(&IndexSegmentV1 {
+            version: 1,
+            packs: self
+                .packs
+                .iter()
+                .map(|p| IndexPackV1 { pack: p.pack, pack_size: p.pack_size, entries: p.entries.clone() })
+                .collect(),
+            deleted: self.deleted.clone(),
+            supersedes: self.supersedes.clone(),
+        })
     }
 }
 
@@ -50,6 +97,47 @@ impl Sealed for IndexSegment {
         self.version
     }
 
+    fn seal(&self, keys: &crate::Keys, repo: crate::RepoId, id: ObjectId, nonce: [u8; 12]) -> Vec<u8> {
+        let key = keys.object_key(Self::KIND, &id);
+        crate::envelope::seal(
+            &key,
+            &crate::Aad::new(repo, Self::KIND, id),
+            &self.encode_body(),
+            Self::COMPRESSION,
+            nonce,
+        )
+    }
+
+    fn decode_body(body: &[u8]) -> Result<Self, FormatError> {
+        let s = match body.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])) {
+            Some(1) => {
+                let v1: IndexSegmentV1 = encoding::decode(Self::WHAT, body)?;
+                IndexSegment {
+                    version: 1,
+                    packs: v1
+                        .packs
+                        .into_iter()
+                        .map(|p| IndexPack {
+                            pack: p.pack,
+                            pack_size: p.pack_size,
+                            entries: p.entries,
+                            deltas: Vec::new(),
+                        })
+                        .collect(),
+                    deleted: v1.deleted,
+                    supersedes: v1.supersedes,
+                }
+            }
+            Some(INDEX_VERSION) => encoding::decode(Self::WHAT, body)?,
+            Some(found) => {
+                return Err(FormatError::UnsupportedVersion { what: Self::WHAT, found, supported: INDEX_VERSION })
+            }
+            None => return Err(FormatError::Truncated { needed: 4, have: body.len() }),
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
     fn validate(&self) -> Result<(), FormatError> {
         for p in &self.packs {
             if p.pack_size > MAX_PACK_LEN {
@@ -59,6 +147,7 @@ impl Sealed for IndexSegment {
                 ));
             }
             validate_entries("index segment", &p.entries, p.pack_size)?;
+            validate_deltas("index segment", &p.entries, &p.deltas)?;
         }
         Ok(())
     }

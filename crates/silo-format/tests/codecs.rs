@@ -60,7 +60,8 @@ fn build_pack(keys: &Keys, pack_id: ObjectId, chunks: &[Vec<u8>]) -> (Vec<u8>, V
         let id = keys.chunk_id(c);
         w.push(id, &pack::seal_chunk(keys, REPO, id, c, Some(3), envelope::random_nonce()), c.len() as u32);
     }
-    w.finish(keys, REPO, pack_id, envelope::random_nonce())
+    let (bytes, trailer) = w.finish(keys, REPO, pack_id, envelope::random_nonce());
+    (bytes, trailer.entries)
 }
 
 #[test]
@@ -101,7 +102,12 @@ fn index_segments_and_manifests_round_trip() {
     let keys = keys();
     let (bytes, entries) = build_pack(&keys, ObjectId([4; 32]), &[sample(5000, 1), sample(7000, 2)]);
     let mut seg = IndexSegment::new();
-    seg.packs.push(IndexPack { pack: ObjectId([4; 32]), pack_size: bytes.len() as u64, entries: entries.clone() });
+    seg.packs.push(IndexPack {
+        pack: ObjectId([4; 32]),
+        pack_size: bytes.len() as u64,
+        entries: entries.clone(),
+        deltas: vec![],
+    });
     let id = ObjectId([6; 32]);
     let sealed = seg.seal(&keys, REPO, id, envelope::random_nonce());
     assert_eq!(IndexSegment::open(&keys, REPO, id, &sealed).unwrap(), seg);

@@ -96,16 +96,48 @@ fn compute() -> Value {
     let mut writer = PackWriter::new();
     writer.push(chunk_a, &pack::seal_chunk(&f.keys, f.repo, chunk_a, &text, Some(3), seq(0x21)), text.len() as u32);
     writer.push(chunk_b, &pack::seal_chunk(&f.keys, f.repo, chunk_b, b"hello silo", Some(3), seq(0x22)), 10);
-    let (pack_bytes, entries) = writer.finish(&f.keys, f.repo, pack_id, seq(0x23));
+    let (pack_bytes, trailer) = writer.finish(&f.keys, f.repo, pack_id, seq(0x23));
+    let entries = trailer.entries;
 
     let segment_id = ObjectId(seq(0x60));
     let segment = IndexSegment {
         version: 1,
-        packs: vec![IndexPack { pack: pack_id, pack_size: pack_bytes.len() as u64, entries: entries.clone() }],
+        packs: vec![IndexPack {
+            pack: pack_id,
+            pack_size: pack_bytes.len() as u64,
+            entries: entries.clone(),
+            deltas: vec![],
+        }],
         deleted: vec![DeletedPack { pack: ObjectId(seq(0x80)), marked_at: 1_795_372_226_000_000 }],
         supersedes: vec![ObjectId(seq(0xa0))],
     };
     let segment_bytes = segment.seal(&f.keys, f.repo, segment_id, seq(0x24));
+
+    // Delta chunks (codec 0x03): chunk_d is chunk_a with one row changed, stored as a delta of chunk_a in a
+    // version 2 pack whose trailer lists it, indexed by a version 2 segment.
+    let text_d = delta_plaintext(&text);
+    let chunk_d = f.keys.chunk_id(&text_d);
+    let base_a = pack::Base { id: chunk_a, depth: 0, plaintext: &text };
+    let (sealed_delta, delta_header) =
+        pack::seal_chunk_against(&f.keys, f.repo, chunk_d, &text_d, 3, Some(base_a), seq(0x32));
+    assert_eq!(delta_header.map(|h| (h.base, h.depth)), Some((chunk_a, 1)), "the vector's chunk must be a delta");
+    let pack_v2_id = ObjectId(seq(0x41));
+    let mut writer = PackWriter::new();
+    writer.push(chunk_a, &pack::seal_chunk(&f.keys, f.repo, chunk_a, &text, Some(3), seq(0x33)), text.len() as u32);
+    writer.push_with(chunk_d, &sealed_delta, text_d.len() as u32, delta_header);
+    let (pack_v2_bytes, trailer_v2) = writer.finish(&f.keys, f.repo, pack_v2_id, seq(0x34));
+    let segment_v2 = IndexSegment {
+        version: 2,
+        packs: vec![IndexPack {
+            pack: pack_v2_id,
+            pack_size: pack_v2_bytes.len() as u64,
+            entries: trailer_v2.entries.clone(),
+            deltas: trailer_v2.deltas.clone(),
+        }],
+        deleted: vec![],
+        supersedes: vec![],
+    };
+    let segment_v2_bytes = segment_v2.seal(&f.keys, f.repo, ObjectId(seq(0x61)), seq(0x35));
 
     let snapshot_id = ObjectId(seq(0xc0));
     let manifest = SnapshotManifest {
@@ -217,6 +249,8 @@ fn compute() -> Value {
             "chunk_a_plaintext": hex::encode(&text),
             "chunk_b_plaintext": hex::encode(b"hello silo"),
             "chunk_c_plaintext": hex::encode(&copy_block),
+            "chunk_d_plaintext": hex::encode(&text_d),
+            "delta": "chunk_d is sealed as a delta (codec 0x03) of chunk_a with nonce 0x32; pack_v2 (id from 0x41) holds chunk_a (nonce 0x33) then chunk_d, trailer nonce 0x34; index_segment_v2 (id from 0x61, nonce 0x35) indexes it",
             "nonces": "envelope nonces are 12 consecutive bytes starting at 0x20 (chunk_a envelope), 0x21, 0x22 (pack chunks), 0x23 (trailer), 0x24 (segment), 0x25 (manifest), 0x26 (config), 0x27 (key file), 0x28 (policy), 0x29 (lease), 0x2a (session), 0x2b (damage mark), 0x2c (drill), 0x2d (chunk_c envelope, codec columns), 0x2e (version 2 key file), 0x2f (run record)",
             "ids": "pack id = 32 consecutive bytes from 0x40, segment 0x60, deleted pack 0x80, superseded segment 0xa0, snapshot 0xc0, key file 0xe0 (version 2: 0xe1), policy 0x11, lease holder 0x12, session 0x13, drill 0x14, run record 0x15; the damage mark's id is the snapshot id; the lease's AAD id is zero; key file salt 16 bytes from 0x30 (version 2: 0x31)",
             "password": "correct horse",
@@ -226,6 +260,7 @@ fn compute() -> Value {
             "chunk_a_id": chunk_a.to_hex(),
             "chunk_b_id": chunk_b.to_hex(),
             "chunk_c_id": chunk_c.to_hex(),
+            "chunk_d_id": chunk_d.to_hex(),
             "chunk_a_object_key": hex::encode(env_key),
             "aad_chunk_a": hex::encode(aad.to_bytes()),
         },
@@ -233,6 +268,9 @@ fn compute() -> Value {
         "envelope_stored": hex::encode(&sealed_stored),
         "envelope_columns": hex::encode(&sealed_columns),
         "columns_payload": hex::encode(&columns_payload),
+        "envelope_delta": hex::encode(&sealed_delta),
+        "pack_v2": hex::encode(&pack_v2_bytes),
+        "index_segment_v2": hex::encode(&segment_v2_bytes),
         "pack": hex::encode(&pack_bytes),
         "index_segment": hex::encode(&segment_bytes),
         "snapshot_manifest": hex::encode(&manifest_bytes),
@@ -269,6 +307,9 @@ fn code_matches_recorded_vectors() {
         "envelope_stored",
         "envelope_columns",
         "columns_payload",
+        "envelope_delta",
+        "pack_v2",
+        "index_segment_v2",
         "pack",
         "index_segment",
         "snapshot_manifest",
@@ -316,7 +357,30 @@ fn recorded_vectors_decode() {
     let sealed = &pack_bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
     assert_eq!(pack::open_chunk(&f.keys, f.repo, e.chunk, sealed, e.raw_len).unwrap(), text);
 
+    // The delta chunk decodes against chunk_a, from the envelope alone and from the version 2 pack.
+    let text_d = unhex(&recorded["inputs"]["chunk_d_plaintext"]);
+    let chunk_d = ObjectId::from_hex(recorded["keys"]["chunk_d_id"].as_str().unwrap()).unwrap();
+    let len_d = text_d.len() as u32;
+    let sealed = unhex(&recorded["envelope_delta"]);
+    assert!(pack::open_chunk(&f.keys, f.repo, chunk_d, &sealed, len_d).is_err(), "a delta needs its base");
+    let pack::ChunkParts::Delta { header, payload } =
+        pack::open_chunk_parts(&f.keys, f.repo, chunk_d, &sealed, len_d).unwrap()
+    else {
+        panic!("envelope_delta is not a delta")
+    };
+    assert_eq!((header.base, header.depth), (chunk_a, 1));
+    assert_eq!(pack::finish_delta(&f.keys, chunk_d, &payload, &text, len_d).unwrap(), text_d);
+    let wrong = String::from_utf8(text.clone()).unwrap().replace("(1, 'silo')", "(1, 'oops')").into_bytes();
+    assert!(pack::finish_delta(&f.keys, chunk_d, &payload, &wrong, len_d).is_err(), "the wrong base");
+    let pack_v2 = unhex(&recorded["pack_v2"]);
+    let t2 = pack::open_pack(&f.keys, f.repo, ObjectId(seq(0x41)), &pack_v2).unwrap();
+    assert_eq!(t2.version, 2);
+    assert_eq!(t2.deltas, vec![pack::DeltaRef { entry: 1, base: chunk_a, depth: 1 }]);
+    let seg2 = IndexSegment::open(&f.keys, f.repo, ObjectId(seq(0x61)), &unhex(&recorded["index_segment_v2"])).unwrap();
+    assert_eq!((seg2.version, &seg2.packs[0].deltas), (2, &t2.deltas));
+
     let seg = IndexSegment::open(&f.keys, f.repo, ObjectId(seq(0x60)), &unhex(&recorded["index_segment"])).unwrap();
+    assert_eq!((seg.version, trailer.version), (1, 1), "segments and trailers without deltas stay version 1");
     assert_eq!(seg.packs[0].entries, trailer.entries);
     let m =
         SnapshotManifest::open(&f.keys, f.repo, ObjectId(seq(0xc0)), &unhex(&recorded["snapshot_manifest"])).unwrap();
@@ -350,6 +414,12 @@ fn recorded_vectors_decode() {
     assert_eq!((drill.command[0].as_str(), drill.ok), ("psql", true));
     let run = RunRecord::open(&f.keys, f.repo, ObjectId(seq(0x15)), &unhex(&recorded["run_record"])).unwrap();
     assert_eq!(run, run_record());
+}
+
+/// chunk_a with its second row changed (a balance, as a daily dump changes a row): a delta of chunk_a.
+fn delta_plaintext(text: &[u8]) -> Vec<u8> {
+    let s = String::from_utf8(text.to_vec()).expect("chunk_a is text");
+    s.replacen("(2, 'silo')", "(2, 'SILO')", 1).into_bytes()
 }
 
 /// A failed `silo run` whose offsite copy failed: the run record of the vectors.

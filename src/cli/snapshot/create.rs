@@ -46,6 +46,10 @@ pub struct Args {
     /// of this name.
     #[arg(long, value_name = "PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=100))]
     table_shrink_alert: u8,
+    /// Store every new chunk whole. By default a chunk that does not deduplicate is stored as a delta of the
+    /// most similar chunk of the previous snapshot of this name when that is smaller (rows changed since).
+    #[arg(long)]
+    no_delta: bool,
     /// Command whose standard output is stored; the snapshot is committed only if it exits 0.
     #[arg(last = true)]
     command: Vec<String>,
@@ -59,6 +63,10 @@ struct Created {
     new_bytes_stored: u64,
     chunks: u64,
     new_chunks: u64,
+    /// New chunks stored as deltas of the previous snapshot's, their bytes before and after.
+    delta_chunks: u64,
+    delta_raw_bytes: u64,
+    delta_bytes_stored: u64,
     packs: u64,
     duration_seconds: f64,
     streams: Vec<StreamSize>,
@@ -84,6 +92,9 @@ impl Created {
             new_bytes_stored: r.new_bytes_stored,
             chunks: r.chunks,
             new_chunks: r.new_chunks,
+            delta_chunks: r.delta_chunks,
+            delta_raw_bytes: r.delta_raw_bytes,
+            delta_bytes_stored: r.delta_bytes_stored,
             packs: r.packs,
             duration_seconds: r.duration.as_secs_f64(),
             streams: r
@@ -105,8 +116,13 @@ impl Created {
 impl Report for Created {
     /// The summary goes to stderr; the id alone is the answer (`id=$(... | silo snapshot create ...)`).
     fn human(&self) -> Result<()> {
+        let deltas = if self.delta_chunks > 0 {
+            format!(" ({} as deltas of {})", self.delta_chunks, human_bytes(self.delta_raw_bytes))
+        } else {
+            String::new()
+        };
         note!(
-            "snapshot {}: {} read, {} new chunks of {}, {} stored, {:.2} s",
+            "snapshot {}: {} read, {} new chunks of {}{deltas}, {} stored, {:.2} s",
             self.short_id,
             human_bytes(self.bytes),
             self.new_chunks,
@@ -179,6 +195,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
             sqlite_integrity: a.sqlite_integrity_check,
             carried: None,
         },
+        deltas: !a.no_delta,
     };
     if let Some(unknown) = validation_names_unknown(&options) {
         return Err(silo::Error::Input {

@@ -6,6 +6,11 @@
 //! In phases (restic's checker as a model): load keys, snapshots and the index; plan each pack's check
 //! (`plan::plan_pack`, pure); read the packs as planned; assess which findings are damage and which
 //! snapshots they affect (`plan::assess`, pure); freshness.
+//!
+//! Delta chunks (I16, format-spec/delta.md): a chunk is restorable when it has an intact whole copy, or an
+//! intact delta copy whose base is restorable (`plan::restorable`); damage to a base is reported with every
+//! chunk that depends on it, so every snapshot it affects is named (`plan::spread`). Data verification
+//! decodes each delta it reads against its base (read through the index, as a restore would).
 
 pub mod plan;
 
@@ -18,7 +23,7 @@ use serde::Serialize;
 use silo_format::index::IndexSegment;
 use silo_format::keyfile::KeyFile;
 use silo_format::manifest::SnapshotManifest;
-use silo_format::pack::{self, PackEntry};
+use silo_format::pack::{self, DeltaRef, PackEntry};
 use silo_format::{ObjectId, Sealed};
 use std::collections::{HashMap, HashSet};
 
@@ -155,7 +160,7 @@ impl Repository {
         report.snapshots = snapshots.len() as u64;
 
         // Index: pack -> entries, chunk -> indexed.
-        let mut packs: HashMap<ObjectId, (u64, Vec<PackEntry>)> = HashMap::new();
+        let mut packs: HashMap<ObjectId, (u64, Vec<PackEntry>, Vec<DeltaRef>)> = HashMap::new();
         let mut marked: HashSet<ObjectId> = HashSet::new();
         for info in self.backend.list(names::INDEX).await? {
             let Some(id) = names::id_of(&info.name) else { continue };
@@ -168,7 +173,7 @@ impl Repository {
             match seg {
                 Ok(seg) => {
                     for p in seg.packs {
-                        packs.entry(p.pack).or_insert((p.pack_size, p.entries));
+                        packs.entry(p.pack).or_insert((p.pack_size, p.entries, p.deltas));
                     }
                     marked.extend(seg.deleted.iter().map(|d| d.pack));
                 }
@@ -185,8 +190,10 @@ impl Repository {
             .filter_map(|o| names::id_of(&o.name).map(|id| (id, o.size)))
             .collect();
         report.packs = listed.len() as u64;
-        let mut good_chunks: HashSet<ObjectId> = HashSet::new();
-        for (pack_id, (size, entries)) in &packs {
+        // Intact copies: chunk -> for each copy, its base (None: whole).
+        let mut copies: HashMap<ObjectId, Vec<Option<ObjectId>>> = HashMap::new();
+        let mut pending: Vec<PendingDelta> = Vec::new();
+        for (pack_id, (size, entries, deltas)) in &packs {
             let name = names::pack(pack_id);
             let all: HashSet<ObjectId> = entries.iter().map(|e| e.chunk).collect();
             let check = plan::plan_pack(
@@ -215,10 +222,10 @@ impl Repository {
             }
             let read_data = check == PackCheck::Data;
             // With data: the whole pack (header, chunks, trailer). Without: its header and trailer only.
-            let (bytes, trailer_entries) = if read_data {
+            let (bytes, trailer) = if read_data {
                 let bytes = self.backend.get(&name).await?;
                 match pack::open_pack(&self.keys, self.repo_id, *pack_id, &bytes) {
-                    Ok(t) => (bytes, t.entries),
+                    Ok(t) => (bytes, t),
                     Err(e) => {
                         damaged.push(Finding::new(name, e.to_string(), all));
                         continue;
@@ -231,7 +238,7 @@ impl Repository {
                     Err(e) => Err(Error::damaged(name.clone(), e)),
                 };
                 match read {
-                    Ok(entries) => (Vec::new(), entries),
+                    Ok(t) => (Vec::new(), t),
                     Err(e @ (Error::Damaged { .. } | Error::Inconsistent { .. })) => {
                         damaged.push(Finding::new(name, e.to_string(), all));
                         continue;
@@ -239,21 +246,41 @@ impl Repository {
                     Err(e) => return Err(e),
                 }
             };
-            if trailer_entries != *entries {
+            if trailer.entries != *entries || trailer.deltas != *deltas {
                 damaged.push(Finding::new(name, "trailer does not match the index", all));
                 continue;
             }
+            let base_of: HashMap<u32, &DeltaRef> = deltas.iter().map(|d| (d.entry, d)).collect();
             if read_data {
                 report.packs_read += 1;
                 options.progress.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 let mut bad = HashSet::new();
                 let mut first_error = None;
-                for e in entries {
+                for (i, e) in entries.iter().enumerate() {
                     let sealed = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
-                    match pack::open_chunk(&self.keys, self.repo_id, e.chunk, sealed, e.raw_len) {
-                        Ok(_) => {
+                    let indexed = base_of.get(&(i as u32)).map(|d| (d.base, d.depth));
+                    let opened = pack::open_chunk_parts(&self.keys, self.repo_id, e.chunk, sealed, e.raw_len).and_then(
+                        |parts| match parts {
+                            pack::ChunkParts::Whole(_) if indexed.is_none() => Ok(None),
+                            pack::ChunkParts::Delta { header, payload }
+                                if indexed == Some((header.base, header.depth)) =>
+                            {
+                                Ok(Some((header.base, payload)))
+                            }
+                            _ => Err(silo_format::FormatError::malformed(
+                                "chunk",
+                                "its envelope and the index disagree on whether it is a delta, or of which base",
+                            )),
+                        },
+                    );
+                    match opened {
+                        Ok(None) => {
                             report.chunks_verified += 1;
                             report.bytes_verified += u64::from(e.raw_len);
+                        }
+                        // Verified once its base is known to be intact (below).
+                        Ok(Some((base, payload))) => {
+                            pending.push(PendingDelta { pack: *pack_id, entry: *e, base, payload })
                         }
                         Err(err) => {
                             first_error.get_or_insert(format!(
@@ -266,13 +293,44 @@ impl Repository {
                     }
                 }
                 if let Some(problem) = first_error {
-                    good_chunks.extend(all.difference(&bad));
+                    add_copies(&mut copies, entries, &base_of, |c| !bad.contains(c));
                     damaged.push(Finding::new(name, problem, bad));
                     continue;
                 }
             }
-            good_chunks.extend(all);
+            add_copies(&mut copies, entries, &base_of, |_| true);
         }
+        // Deltas read above: decoded against their bases (when those are restorable at all; a base that is
+        // not is already a finding, spread to its dependents below).
+        let mut restorable = plan::restorable(&copies);
+        let mut decoded = DecodedBases::default();
+        for d in pending {
+            let name = names::pack(&d.pack);
+            if !restorable.contains(&d.base) {
+                continue;
+            }
+            match self.verify_delta(&d, &packs, &copies, &mut decoded).await {
+                Ok(()) => {
+                    report.chunks_verified += 1;
+                    report.bytes_verified += u64::from(d.entry.raw_len);
+                }
+                Err(problem) => {
+                    if let Some(c) = copies.get_mut(&d.entry.chunk) {
+                        if let Some(i) = c.iter().position(|b| *b == Some(d.base)) {
+                            c.remove(i);
+                        }
+                    }
+                    let problem = format!("chunk {} at offset {}: {problem}", d.entry.chunk.short(), d.entry.offset);
+                    damaged.push(Finding::new(name, problem, [d.entry.chunk].into_iter().collect()));
+                }
+            }
+        }
+        restorable = plan::restorable(&copies);
+        let dependents = plan::dependents(packs.values().flat_map(|(_, entries, deltas)| {
+            deltas.iter().filter_map(|d| entries.get(d.entry as usize).map(|e| (e.chunk, d.base)))
+        }));
+        let damaged = plan::spread(damaged, &dependents, &restorable);
+        let good_chunks = restorable;
         for (id, _) in listed.iter().filter(|(id, _)| !packs.contains_key(id)) {
             report.orphans.push(names::pack(id));
         }
@@ -283,6 +341,7 @@ impl Repository {
             .map(|(id, m)| (*id, m.streams.iter().flat_map(|s| s.chunks.iter().copied()).collect()))
             .collect();
         let already = std::mem::take(&mut report.affected_snapshots);
+        let damaged: Vec<Finding> = damaged;
         let (assessed, affected) = plan::assess(damaged, &needs, &good_chunks, already, names::snapshot);
         report.damaged = assessed
             .into_iter()
@@ -322,5 +381,102 @@ impl Repository {
             };
         }
         Ok(report)
+    }
+}
+
+/// A delta chunk whose envelope check read and authenticated, to decode against its base.
+struct PendingDelta {
+    pack: ObjectId,
+    entry: PackEntry,
+    base: ObjectId,
+    payload: Vec<u8>,
+}
+
+/// Decoded plaintexts of bases during one check, bounded: cleared when it would pass `DECODED_BOUND`.
+#[derive(Default)]
+struct DecodedBases {
+    plain: HashMap<ObjectId, std::sync::Arc<Vec<u8>>>,
+    bytes: usize,
+}
+
+const DECODED_BOUND: usize = 64 << 20;
+
+fn add_copies(
+    copies: &mut HashMap<ObjectId, Vec<Option<ObjectId>>>,
+    entries: &[PackEntry],
+    base_of: &HashMap<u32, &DeltaRef>,
+    intact: impl Fn(&ObjectId) -> bool,
+) {
+    for (i, e) in entries.iter().enumerate() {
+        if intact(&e.chunk) {
+            copies.entry(e.chunk).or_default().push(base_of.get(&(i as u32)).map(|d| d.base));
+        }
+    }
+}
+
+impl Repository {
+    /// Decodes a delta read by check against its base; the problem, if it does not give its chunk.
+    async fn verify_delta(
+        &self,
+        d: &PendingDelta,
+        packs: &HashMap<ObjectId, (u64, Vec<PackEntry>, Vec<DeltaRef>)>,
+        copies: &HashMap<ObjectId, Vec<Option<ObjectId>>>,
+        decoded: &mut DecodedBases,
+    ) -> std::result::Result<(), String> {
+        let base = Box::pin(self.plain_for_check(d.base, packs, copies, decoded, 0)).await?;
+        pack::finish_delta(&self.keys, d.entry.chunk, &d.payload, &base, d.entry.raw_len)
+            .map(|_| ())
+            .map_err(|e| format!("does not decode against its base {}: {e}", d.base.short()))
+    }
+
+    /// The plaintext of `chunk` from an intact copy (a whole one if there is one), decoding its chain.
+    async fn plain_for_check(
+        &self,
+        chunk: ObjectId,
+        packs: &HashMap<ObjectId, (u64, Vec<PackEntry>, Vec<DeltaRef>)>,
+        copies: &HashMap<ObjectId, Vec<Option<ObjectId>>>,
+        decoded: &mut DecodedBases,
+        depth: u8,
+    ) -> std::result::Result<std::sync::Arc<Vec<u8>>, String> {
+        if let Some(p) = decoded.plain.get(&chunk) {
+            return Ok(p.clone());
+        }
+        if depth > silo_format::codec::delta::MAX_DEPTH {
+            return Err(format!("its chain is longer than {}", silo_format::codec::delta::MAX_DEPTH));
+        }
+        let whole_first = copies.get(&chunk).is_some_and(|c| c.contains(&None));
+        let found = packs.iter().find_map(|(pack, (_, entries, deltas))| {
+            let i = entries.iter().position(|e| e.chunk == chunk)?;
+            let delta = deltas.iter().find(|d| d.entry as usize == i);
+            (!whole_first || delta.is_none()).then(|| (*pack, entries[i], delta.copied()))
+        });
+        let Some((pack_id, e, delta)) = found else {
+            return Err(format!("base {} is in no intact indexed pack", chunk.short()));
+        };
+        let name = names::pack(&pack_id);
+        let sealed = self
+            .backend
+            .get_range(&name, u64::from(e.offset), u64::from(e.stored_len))
+            .await
+            .map_err(|err| format!("base {} in {name}: {err}", chunk.short()))?;
+        let parts = pack::open_chunk_parts(&self.keys, self.repo_id, chunk, &sealed, e.raw_len)
+            .map_err(|err| format!("base {} in {name}: {err}", chunk.short()))?;
+        let plain = match (parts, delta) {
+            (pack::ChunkParts::Whole(p), None) => p,
+            (pack::ChunkParts::Delta { header, payload }, Some(d)) if header.base == d.base => {
+                let base = Box::pin(self.plain_for_check(d.base, packs, copies, decoded, depth + 1)).await?;
+                pack::finish_delta(&self.keys, chunk, &payload, &base, e.raw_len)
+                    .map_err(|err| format!("base {} in {name}: {err}", chunk.short()))?
+            }
+            _ => return Err(format!("base {} in {name}: its envelope and the index disagree", chunk.short())),
+        };
+        let plain = std::sync::Arc::new(plain);
+        if decoded.bytes + plain.len() > DECODED_BOUND {
+            decoded.plain.clear();
+            decoded.bytes = 0;
+        }
+        decoded.bytes += plain.len();
+        decoded.plain.insert(chunk, plain.clone());
+        Ok(plain)
     }
 }

@@ -4,7 +4,7 @@
 //! snapshot still needs it).
 
 use silo_format::ObjectId;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// What check does with one pack an index segment names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +104,62 @@ pub fn assess(
     (reported, affected.into_iter().collect())
 }
 
+/// The chunks that can be restored, from the intact copies of each (`None`: a whole copy, `Some(base)`: a
+/// delta of `base`): those with a whole copy, then, repeatedly, those with a delta copy of a restorable base
+/// (I16). A chain that never reaches a whole copy (a cycle) stays out.
+pub fn restorable(copies: &HashMap<ObjectId, Vec<Option<ObjectId>>>) -> HashSet<ObjectId> {
+    let mut out: HashSet<ObjectId> =
+        copies.iter().filter(|(_, c)| c.iter().any(Option::is_none)).map(|(id, _)| *id).collect();
+    let mut waiting: Vec<(&ObjectId, &Vec<Option<ObjectId>>)> =
+        copies.iter().filter(|(id, _)| !out.contains(*id)).collect();
+    loop {
+        let before = out.len();
+        waiting.retain(|(id, c)| {
+            if c.iter().flatten().any(|b| out.contains(b)) {
+                out.insert(**id);
+                false
+            } else {
+                true
+            }
+        });
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
+/// Base -> the delta chunks that name it, from (delta, base) pairs.
+pub fn dependents(pairs: impl Iterator<Item = (ObjectId, ObjectId)>) -> HashMap<ObjectId, Vec<ObjectId>> {
+    let mut out: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
+    for (delta, base) in pairs {
+        out.entry(base).or_default().push(delta);
+    }
+    out
+}
+
+/// Each finding also holds every chunk that depends on one of its chunks through delta bases and is not
+/// restorable another way, so the snapshots that damage to a base affects are named with it.
+pub fn spread(
+    findings: Vec<Finding>,
+    dependents: &HashMap<ObjectId, Vec<ObjectId>>,
+    restorable: &HashSet<ObjectId>,
+) -> Vec<Finding> {
+    findings
+        .into_iter()
+        .map(|mut f| {
+            let mut todo: Vec<ObjectId> = f.chunks.iter().copied().collect();
+            while let Some(c) = todo.pop() {
+                for d in dependents.get(&c).into_iter().flatten() {
+                    if !restorable.contains(d) && f.chunks.insert(*d) {
+                        todo.push(*d);
+                    }
+                }
+            }
+            f
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +213,35 @@ mod tests {
         assert_eq!(reported[0].object, format!("snapshots/{}", id(10).short()));
         assert_eq!(reported[0].problem, "2 chunks are in no intact indexed pack");
         assert_eq!(affected, vec![id(10).to_hex(), "ab".repeat(32)], "earlier ones kept, sorted");
+    }
+
+    #[test]
+    fn a_damaged_base_spreads_to_every_chunk_that_depends_on_it_and_no_other() {
+        // 1 whole; 2 = delta of 1; 3 = delta of 2; 4 = delta of 1 with a whole copy too; 5 = delta of 6
+        // (6 has no copy); 7 and 8 are deltas of each other (a cycle).
+        let mut copies: HashMap<ObjectId, Vec<Option<ObjectId>>> = HashMap::new();
+        copies.insert(id(1), vec![None]);
+        copies.insert(id(2), vec![Some(id(1))]);
+        copies.insert(id(3), vec![Some(id(2))]);
+        copies.insert(id(4), vec![Some(id(1)), None]);
+        copies.insert(id(5), vec![Some(id(6))]);
+        copies.insert(id(7), vec![Some(id(8))]);
+        copies.insert(id(8), vec![Some(id(7))]);
+        let ok = restorable(&copies);
+        let want: HashSet<ObjectId> = [1, 2, 3, 4].into_iter().map(id).collect();
+        assert_eq!(ok, want);
+        // Chunk 1's pack is damaged: 2 and 3 go with it, 4 has its own whole copy.
+        copies.remove(&id(1));
+        let ok = restorable(&copies);
+        assert_eq!(ok, [id(4)].into_iter().collect());
+        let deps = dependents([(id(2), id(1)), (id(3), id(2)), (id(4), id(1)), (id(5), id(6))].into_iter());
+        let f = Finding::new("packs/aa/x", "chunk 1: authentication failed", [id(1)].into_iter().collect());
+        let spread = spread(vec![f], &deps, &ok);
+        assert_eq!(spread[0].chunks, [1, 2, 3].into_iter().map(id).collect::<HashSet<_>>());
+        // And the snapshots needing 3 only are named with that pack.
+        let snaps = vec![(id(10), vec![id(3)]), (id(11), vec![id(4)])];
+        let (reported, affected) = assess(spread, &snaps, &ok, [], |s| s.to_hex());
+        assert_eq!(reported[0].snapshots, vec![id(10).to_hex()]);
+        assert_eq!(affected, vec![id(10).to_hex()]);
     }
 }

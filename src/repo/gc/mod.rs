@@ -220,6 +220,8 @@ impl Repository {
         let (oldest_session_start, mut leftovers) = self.sessions(now).await?;
 
         self.sync_cache().await?;
+        // 1b. Mark along delta references (I16): a base is live while a live chunk has a copy that needs it.
+        mark_bases(&*self.cache()?, &marks)?;
         // 2. Read the index: per pack, how much is live; and which packs are marked deleted.
         let segment_ids: Vec<ObjectId> =
             self.backend.list(names::INDEX).await?.iter().filter_map(|o| names::id_of(&o.name)).collect();
@@ -465,7 +467,11 @@ impl Repository {
         let mut out = Vec::new();
         let mut writer = PackWriter::with_capacity(target + (1 << 20));
         let cache = self.cache()?;
-        for e in trailer.entries.iter() {
+        let mut deltas = trailer.deltas.iter().peekable();
+        for (i, e) in trailer.entries.iter().enumerate() {
+            let delta = deltas
+                .next_if(|d| d.entry as usize == i)
+                .map(|d| silo_format::codec::delta::DeltaHeader { base: d.base, depth: d.depth });
             if !marks.contains(&e.chunk)?
                 || copied.contains(&e.chunk)
                 || has_copy_elsewhere(&cache, &e.chunk, pack_id, leaving)?
@@ -474,7 +480,8 @@ impl Repository {
             }
             copied.insert(e.chunk);
             let sealed = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
-            writer.push(e.chunk, sealed, e.raw_len);
+            // A delta's envelope is copied as it is; its reference goes along into the new trailer.
+            writer.push_with(e.chunk, sealed, e.raw_len, delta);
             if writer.len() >= target {
                 let full = std::mem::replace(&mut writer, PackWriter::with_capacity(target + (1 << 20)));
                 out.push(self.store_pack(full).await?);
@@ -488,7 +495,7 @@ impl Repository {
 
     /// The referenced chunks of `pack_id` that have no copy in another, unmarked pack.
     async fn rescue_candidates(&self, pack_id: &ObjectId, size: u64, marks: &ChunkSet) -> Result<Vec<ObjectId>> {
-        let entries = self.read_trailer(pack_id, size).await?;
+        let entries = self.read_trailer(pack_id, size).await?.entries;
         let cache = self.cache()?;
         let mut out = Vec::new();
         for e in &entries {
@@ -501,10 +508,10 @@ impl Repository {
 
     pub(crate) async fn store_pack(&self, writer: PackWriter) -> Result<IndexPack> {
         let id = ObjectId::random();
-        let (bytes, entries) = writer.finish(&self.keys, self.repo_id, id, random_nonce());
+        let (bytes, trailer) = writer.finish(&self.keys, self.repo_id, id, random_nonce());
         let size = bytes.len() as u64;
         self.backend.put(&names::pack(&id), bytes).await?;
-        Ok(IndexPack { pack: id, pack_size: size, entries })
+        Ok(IndexPack { pack: id, pack_size: size, entries: trailer.entries, deltas: trailer.deltas })
     }
 
     /// Rewrites every current segment into a few large ones without the entries of `deleted` packs; the last
@@ -590,4 +597,44 @@ fn has_copy_elsewhere(
         }
     }
     Ok(false)
+}
+
+/// Adds to `marks` every base a marked chunk's copy is a delta of, transitively (I16). Passes over the
+/// index's delta copies until one adds nothing; chains are at most `MAX_DEPTH` long, so that many passes (plus
+/// one) reach the fixpoint whatever order the copies come in. Memory stays that of the mark set.
+fn mark_bases(cache: &crate::cache::IndexCache, marks: &ChunkSet) -> Result<()> {
+    for _ in 0..=silo_format::codec::delta::MAX_DEPTH {
+        let mut added = 0u64;
+        let mut failed = None;
+        cache.for_each_location(|chunk, loc| {
+            let Some(d) = loc.delta else { return };
+            if failed.is_some() {
+                return;
+            }
+            let step = || -> Result<bool> {
+                if marks.contains(chunk)? && !marks.contains(&d.base)? {
+                    marks.insert(&d.base)?;
+                    return Ok(true);
+                }
+                Ok(false)
+            };
+            match step() {
+                Ok(true) => added += 1,
+                Ok(false) => {}
+                Err(e) => failed = Some(e),
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if added == 0 {
+            return Ok(());
+        }
+    }
+    Err(Error::Inconsistent {
+        object: "index".into(),
+        reason: "delta references form chains longer than the format allows (or a cycle); gc stops without \
+                 deleting anything: run `silo check`"
+            .into(),
+    })
 }

@@ -6,6 +6,7 @@
 //! a hostile payload claims.
 
 pub mod columns;
+pub mod delta;
 mod zstd;
 
 use crate::FormatError;
@@ -22,16 +23,20 @@ pub enum Codec {
     Zstd,
     /// Tab-separated lines column by column, each column a zstd frame (columns.rs).
     Columns,
+    /// The difference from another chunk, its base (delta.rs); chunks only, decoded with the base's
+    /// plaintext (`envelope::open_chunk_parts`).
+    Delta,
 }
 
 impl Codec {
-    pub const ALL: [Codec; 3] = [Codec::Stored, Codec::Zstd, Codec::Columns];
+    pub const ALL: [Codec; 4] = [Codec::Stored, Codec::Zstd, Codec::Columns, Codec::Delta];
 
     pub fn id(self) -> u8 {
         match self {
             Codec::Stored => 0,
             Codec::Zstd => 1,
             Codec::Columns => 2,
+            Codec::Delta => delta::DELTA_CODEC,
         }
     }
 
@@ -73,6 +78,7 @@ impl Codec {
             }
             Codec::Zstd => zstd::decompress_bounded(body, max_len),
             Codec::Columns => columns::decode(body, max_len),
+            Codec::Delta => Err(FormatError::malformed("envelope", "a delta chunk can only be decoded with its base")),
         }
     }
 }
@@ -86,7 +92,7 @@ mod tests {
         for c in Codec::ALL {
             assert_eq!(Codec::from_id(c.id()).ok(), Some(c));
         }
-        assert!(Codec::from_id(3).is_err());
+        assert!(Codec::from_id(4).is_err());
         assert!(Codec::from_id(255).is_err());
     }
 
