@@ -90,7 +90,7 @@ fn chains_stay_within_the_bound_and_every_day_restores() {
     }
     let stats = repo.json(&["stats"]);
     let depth = n(&stats, "delta_max_depth");
-    assert!((2..=12).contains(&depth), "chains are as deep as the writer's limit allows, no deeper: {stats}");
+    assert!((2..=8).contains(&depth), "chains are as deep as the writer's limit allows, no deeper: {stats}");
     let ids = repo.snapshot_ids();
     assert_eq!(ids.len(), days.len());
     for (id, data) in ids.iter().zip(&days) {

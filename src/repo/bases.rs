@@ -14,19 +14,19 @@
 //! - Memory: the window holds about 2 x `REACH` of old plaintext, the reader `PREFETCH` groups ahead.
 
 use super::read::{self, ReadChunk};
-use super::resemble::{Aligner, OldChunk, Sketch};
+use super::resemble::{Aligner, OldChunk, Sketch, REACH};
 use crate::backend::Backend;
 use crate::cache::IndexCache;
 use crossbeam_channel::{bounded, Receiver};
 use silo_format::{Keys, ObjectId, RepoId};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::runtime::Handle;
 
 /// The deepest delta a writer makes; the format allows 32 (restore reads at most that many bases per chunk).
 /// Per chunk the limit is between half of this and this, so chains of chunks stored on the same day end on
 /// different days.
-pub const DEPTH_LIMIT: u8 = 12;
+pub const DEPTH_LIMIT: u8 = 8;
 /// Read groups the old stream's reader keeps in flight.
 const PREFETCH: usize = 2;
 
@@ -63,110 +63,136 @@ pub struct Source {
     pub cache: Arc<IndexCache>,
 }
 
-/// Finds bases for one stream's new chunks, in stream order.
-pub struct Resembler {
-    source: Source,
-    old: Arc<Vec<ObjectId>>,
-    /// Index and offset of each chunk id the old stream holds once, for anchors (a chunk it holds several
-    /// times, like a run of zeros, says nothing about where the streams align).
-    offsets: HashMap<ObjectId, Option<(usize, u64)>>,
-    aligner: Aligner<(u8, Arc<Vec<u8>>)>,
-    feed: Option<Receiver<Vec<Decoded>>>,
-    pending: VecDeque<Decoded>,
-    /// Offset of the next old chunk the reader delivers.
-    next_offset: u64,
-    new_offset: u64,
-    stopped: bool,
-    /// Chunks given a base, for the report.
-    pub offered: u64,
+/// Old chunks a reader is asked to decode: indexes `from..to` of the old stream, in request `generation`.
+struct Request {
+    generation: u64,
+    from: usize,
+    to: usize,
 }
 
+/// Finds bases for one stream's new chunks, in stream order.
+pub struct Resembler {
+    old: Arc<Vec<ObjectId>>,
+    /// Offset of each old chunk in the old stream, and the stream's end.
+    old_offsets: Vec<u64>,
+    /// Index and offset of each chunk id the old stream holds once, for anchors (a chunk it holds several
+    /// times, like a run of zeros, says nothing about where the streams align).
+    anchors: HashMap<ObjectId, Option<usize>>,
+    aligner: Aligner<(u8, Arc<Vec<u8>>)>,
+    requests: Option<crossbeam_channel::Sender<Request>>,
+    replies: Option<Receiver<(u64, Vec<Decoded>)>>,
+    /// Requests are numbered; a jump (an anchor far away) starts a new generation and replies of older
+    /// ones are dropped.
+    generation: u64,
+    /// The next old chunk index to ask for, and whether a request is out.
+    next_index: usize,
+    outstanding: usize,
+    new_offset: u64,
+    stopped: bool,
+}
+
+/// Old chunks asked for at a time: about 4 MiB of a 64 KiB-chunked stream.
+const REQUEST_CHUNKS: usize = 64;
+
 impl Resembler {
-    /// A resembler over the old stream `old` (its chunk ids in order, each with its length).
+    /// A resembler over the old stream `old` (its chunk ids in order, each with its length). The reader
+    /// thread decodes only what the resembler asks for.
     pub fn new(source: Source, old: Vec<(ObjectId, u32)>) -> Self {
-        let mut offsets = HashMap::with_capacity(old.len());
+        let mut anchors = HashMap::with_capacity(old.len());
+        let mut old_offsets = Vec::with_capacity(old.len() + 1);
         let mut at = 0u64;
         for (i, (id, len)) in old.iter().enumerate() {
-            offsets.entry(*id).and_modify(|o| *o = None).or_insert(Some((i, at)));
+            anchors.entry(*id).and_modify(|o| *o = None).or_insert(Some(i));
+            old_offsets.push(at);
             at += u64::from(*len);
         }
+        old_offsets.push(at);
         let old = Arc::new(old.into_iter().map(|(id, _)| id).collect::<Vec<_>>());
+        let (req_tx, req_rx) = bounded::<Request>(2);
+        let (rep_tx, rep_rx) = bounded::<(u64, Vec<Decoded>)>(2);
+        let reader_old = old.clone();
+        let spawned = std::thread::Builder::new()
+            .name("silo-bases".into())
+            .spawn(move || read_requested(source, reader_old, req_rx, rep_tx));
         let mut r = Resembler {
-            source,
             old,
-            offsets,
+            old_offsets,
+            anchors,
             aligner: Aligner::default(),
-            feed: None,
-            pending: VecDeque::new(),
-            next_offset: 0,
+            requests: Some(req_tx),
+            replies: Some(rep_rx),
+            generation: 0,
+            next_index: 0,
+            outstanding: 0,
             new_offset: 0,
             stopped: false,
-            offered: 0,
         };
-        r.restart(0, 0);
+        if let Err(e) = spawned {
+            tracing::warn!("could not start the delta base reader: {e}; chunks are stored whole");
+            r.stopped = true;
+        }
         r
     }
 
-    /// (Re)starts the reader at old chunk `index` (at old offset `offset`), dropping the window.
-    fn restart(&mut self, index: usize, offset: u64) {
-        self.feed = None; // the old reader stops at its next send
-        self.pending.clear();
-        self.aligner = Aligner::default();
-        self.next_offset = offset;
-        let (tx, rx) = bounded::<Vec<Decoded>>(PREFETCH);
-        let (source, old) = (self.source.clone(), self.old.clone());
-        let spawned = std::thread::Builder::new().name("silo-bases".into()).spawn(move || {
-            let cache = source.cache.clone();
-            let mut deleted: HashMap<ObjectId, bool> = HashMap::new();
-            let result = read::read_chunks(
-                &source.rt,
-                source.backend,
-                source.keys,
-                source.repo,
-                source.cache,
-                &old[index.min(old.len())..],
-                PREFETCH,
-                |group: Vec<ReadChunk>| {
-                    let batch = group
-                        .into_iter()
-                        .map(|c| {
-                            let depth = super::chains::depth(&c.loc);
-                            let marked = *deleted
-                                .entry(c.loc.pack)
-                                .or_insert_with(|| cache.is_marked_deleted(&c.loc.pack).unwrap_or(true));
-                            Decoded {
-                                id: c.id,
-                                depth,
-                                usable: !marked && depth < depth_limit(&c.id),
-                                len: c.data.len() as u64,
-                                sketch: Sketch::of(&c.data),
-                                data: Arc::new(c.data),
-                            }
-                        })
-                        .collect();
-                    tx.send(batch).is_ok()
-                },
-            );
-            if let Err(e) = result {
-                tracing::warn!("reading the previous snapshot for delta bases stopped: {e}; chunks are stored whole");
+    /// Asks for the next stretch of old chunks, if none is out and any are left.
+    fn ask(&mut self) {
+        if self.outstanding > 0 || self.next_index >= self.old.len() || self.stopped {
+            return;
+        }
+        let to = (self.next_index + REQUEST_CHUNKS).min(self.old.len());
+        let request = Request { generation: self.generation, from: self.next_index, to };
+        match self.requests.as_ref().map(|r| r.send(request)) {
+            Some(Ok(())) => {
+                self.outstanding = to - self.next_index;
+                self.next_index = to;
             }
-        });
-        match spawned {
-            Ok(_) => self.feed = Some(rx),
-            Err(e) => {
-                tracing::warn!("could not start the delta base reader: {e}; chunks are stored whole");
-                self.stopped = true;
-            }
+            _ => self.stopped = true,
         }
     }
 
-    /// The next decoded old chunk, if the reader has one.
-    fn next_old(&mut self) -> Option<Decoded> {
-        if self.pending.is_empty() {
-            let batch = self.feed.as_ref()?.recv().ok()?;
-            self.pending.extend(batch);
+    /// Waits for the outstanding stretch and puts it in the window; asks for the next one at once.
+    fn take(&mut self) -> bool {
+        self.ask();
+        if self.outstanding == 0 {
+            return false;
         }
-        self.pending.pop_front()
+        loop {
+            let Some(Ok((generation, batch))) = self.replies.as_ref().map(|r| r.recv()) else {
+                self.stopped = true;
+                return false;
+            };
+            if generation != self.generation {
+                continue;
+            }
+            let first = self.next_index - self.outstanding;
+            self.outstanding = 0;
+            if batch.is_empty() {
+                // The reader stopped (it logged why).
+                self.stopped = true;
+                return false;
+            }
+            for (i, d) in batch.into_iter().enumerate() {
+                let offset = self.old_offsets[first + i];
+                self.aligner.push(OldChunk {
+                    id: d.id,
+                    offset,
+                    len: d.len,
+                    sketch: d.sketch,
+                    usable: d.usable,
+                    data: (d.depth, d.data),
+                });
+            }
+            self.ask();
+            return true;
+        }
+    }
+
+    /// Moves the window to start at old chunk `index`: what was asked for before is dropped.
+    fn jump(&mut self, index: usize) {
+        self.generation += 1;
+        self.outstanding = 0;
+        self.next_index = index;
+        self.aligner.clear();
     }
 
     /// The base for the next chunk of the new stream (`id`, `data`), or None. `known` says the chunk
@@ -178,12 +204,14 @@ impl Resembler {
         if self.stopped {
             return None;
         }
-        if let Some(&Some((index, old_offset))) = self.offsets.get(id) {
-            // The same chunk in both streams: align on it. Far outside the window, the reader jumps there.
-            let window = self.aligner.target(offset).saturating_sub(super::resemble::REACH)
-                ..self.aligner.old_end() + super::resemble::REACH;
-            if !window.contains(&old_offset) {
-                self.restart(index, old_offset);
+        if let Some(&Some(index)) = self.anchors.get(id) {
+            // The same chunk in both streams: align on it. Outside the window (behind it, or ahead of what
+            // was asked for by more than the reach), the window moves there without reading what lies
+            // between.
+            let old_offset = self.old_offsets[index];
+            let held = self.aligner.target(offset).saturating_sub(REACH)..self.old_offsets[self.next_index] + REACH;
+            if !held.contains(&old_offset) {
+                self.jump(index + 1);
             }
             self.aligner.anchor(offset, old_offset);
             return None;
@@ -191,23 +219,59 @@ impl Resembler {
         if known {
             return None;
         }
-        while self.aligner.wants_more(offset, len) {
-            let Some(d) = self.next_old() else { break };
-            let chunk = OldChunk {
-                id: d.id,
-                offset: self.next_offset,
-                len: d.len,
-                sketch: d.sketch,
-                usable: d.usable,
-                data: (d.depth, d.data),
-            };
-            self.next_offset += d.len;
-            self.aligner.push(chunk);
-        }
+        while self.aligner.wants_more(offset, len) && self.take() {}
         self.aligner.forget_before(offset);
         let sketch = Sketch::of(data);
         let chosen = self.aligner.choose(offset, len, &sketch)?;
-        self.offered += 1;
         Some(BaseChunk { id: chosen.id, depth: chosen.data.0, data: chosen.data.1.clone() })
+    }
+}
+
+/// The reader thread: decodes each requested stretch of the old stream, as a restore would. An error ends
+/// it (logged once; the resembler then stops offering bases).
+fn read_requested(
+    source: Source,
+    old: Arc<Vec<ObjectId>>,
+    requests: Receiver<Request>,
+    replies: crossbeam_channel::Sender<(u64, Vec<Decoded>)>,
+) {
+    let cache = source.cache.clone();
+    let mut deleted: HashMap<ObjectId, bool> = HashMap::new();
+    for req in requests {
+        let mut out = Vec::with_capacity(req.to - req.from);
+        let result = read::read_chunks(
+            &source.rt,
+            source.backend.clone(),
+            source.keys.clone(),
+            source.repo,
+            source.cache.clone(),
+            &old[req.from..req.to],
+            PREFETCH,
+            |group: Vec<ReadChunk>| {
+                for c in group {
+                    let depth = super::chains::depth(&c.loc);
+                    let marked = *deleted
+                        .entry(c.loc.pack)
+                        .or_insert_with(|| cache.is_marked_deleted(&c.loc.pack).unwrap_or(true));
+                    out.push(Decoded {
+                        id: c.id,
+                        depth,
+                        usable: !marked && depth < depth_limit(&c.id),
+                        len: c.data.len() as u64,
+                        sketch: Sketch::of(&c.data),
+                        data: Arc::new(c.data),
+                    });
+                }
+                true
+            },
+        );
+        if let Err(e) = result {
+            tracing::warn!("reading the previous snapshot for delta bases stopped: {e}; chunks are stored whole");
+            let _ = replies.send((req.generation, Vec::new()));
+            return;
+        }
+        if replies.send((req.generation, out)).is_err() {
+            return;
+        }
     }
 }

@@ -293,13 +293,20 @@ async fn fetch_group_once(
 /// Opens every member of a fetched group (bases first) and returns the stream's chunks in order.
 fn decode_group(keys: &Keys, repo: RepoId, group: &ReadGroup, spans: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
     let mut plain: Vec<Vec<u8>> = Vec::with_capacity(group.members.len());
-    for (id, loc, i) in &group.members {
+    let mut is_output = vec![false; group.members.len()];
+    for m in &group.outputs {
+        is_output[*m] = true;
+    }
+    for (n, (id, loc, i)) in group.members.iter().enumerate() {
+        // A chunk read only as a base is authenticated but not re-hashed: the id check of the chunk decoded
+        // from it covers it (a wrong base cannot give the right id).
+        let verify = if is_output[n] { pack::Verify::Id } else { pack::Verify::BaseOnly };
         let (span, bytes) = (&group.spans[*i], &spans[*i]);
         let start = (u64::from(loc.offset) - span.offset) as usize;
         let sealed = &bytes[start..start + loc.stored_len as usize];
         let what = || format!("pack {} chunk {} at offset {}", span.pack.short(), id.short(), loc.offset);
-        let opened =
-            pack::open_chunk_parts(keys, repo, *id, sealed, loc.raw_len).map_err(|e| Error::damaged(what(), e))?;
+        let opened = pack::open_chunk_parts_with(keys, repo, *id, sealed, loc.raw_len, verify)
+            .map_err(|e| Error::damaged(what(), e))?;
         let data = match opened {
             pack::ChunkParts::Whole(data) if loc.delta.is_none() => data,
             pack::ChunkParts::Delta { header, payload } if loc.delta == Some(header) => {
@@ -309,7 +316,7 @@ fn decode_group(keys: &Keys, repo: RepoId, group: &ReadGroup, spans: &[Vec<u8>])
                         object: what(),
                         reason: format!("its base {} was not read before it", header.base.short()),
                     })?;
-                pack::finish_delta(keys, *id, &payload, base, loc.raw_len)
+                pack::finish_delta_with(keys, *id, &payload, base, loc.raw_len, verify)
                     .map_err(|e| Error::damaged(format!("{} (a delta of chunk {})", what(), header.base.short()), e))?
             }
             _ => {

@@ -121,7 +121,14 @@ struct ChunkBatch {
     stream: usize,
     seq: usize,
     chunks: Vec<SharedChunk>,
-    resembled: Option<Vec<(ObjectId, Option<BaseChunk>)>>,
+    resembled: Option<Vec<Resembled>>,
+}
+
+/// A chunk a resembler went over: its id, whether the index had it (live) then, and its delta base.
+struct Resembled {
+    id: ObjectId,
+    live: bool,
+    base: Option<BaseChunk>,
 }
 
 /// A job's chunks, identified and (when new) sealed.
@@ -397,11 +404,11 @@ fn seal_worker(
             .chunks
             .iter()
             .map(|data| {
-                let (id, base) = match resembled.as_mut().and_then(|r| r.next()) {
-                    Some((id, base)) => (id, base),
-                    None => (keys.chunk_id(data), None),
+                let (id, live, base) = match resembled.as_mut().and_then(|r| r.next()) {
+                    Some(r) => (r.id, r.live, r.base),
+                    None => (keys.chunk_id(data), false, None),
                 };
-                let known = cache.live_location(&id)?.is_some() || !lock(claims).insert(id);
+                let known = live || cache.live_location(&id)?.is_some() || !lock(claims).insert(id);
                 let sealed = (!known).then(|| {
                     let base = base.as_ref().map(|b| pack::Base { id: b.id, depth: b.depth, plaintext: &b.data });
                     pack::seal_chunk_against(keys, repo, id, data, level, base, random_nonce())
@@ -648,8 +655,35 @@ fn chunk_stream(index: usize, name: &str, reader: impl Windows, feed: &Feed) -> 
         });
         let taps: Vec<&Sender<Vec<SharedChunk>>> =
             if feed.inspect { vec![&to_hasher, &to_inspector] } else { vec![&to_hasher] };
-        let cut = cut_stream(index, name, reader, feed, &taps);
-        drop((to_hasher, to_inspector));
+        // With a previous version of the stream, a thread of its own hashes each batch and finds delta bases
+        // (bases.rs) between the chunker and the workers, off the chunker's critical path.
+        let resembler = feed.resembler.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let (to_resembler, resembler_rx) = bounded::<ChunkBatch>(4);
+        let resembling = resembler.map(|(mut r, keys, cache)| {
+            let (jobs, stop) = (feed.jobs, feed.stop);
+            s.spawn(move || -> Result<()> {
+                for mut batch in resembler_rx {
+                    let mut out = Vec::with_capacity(batch.chunks.len());
+                    for data in &batch.chunks {
+                        let id = keys.chunk_id(data);
+                        let live = cache.live_location(&id).inspect_err(|_| stop.set())?.is_some();
+                        let base = r.base_for(&id, data, live);
+                        out.push(Resembled { id, live, base });
+                    }
+                    batch.resembled = Some(out);
+                    if jobs.send(batch).is_err() {
+                        return Err(Error::Aborted);
+                    }
+                }
+                Ok(())
+            })
+        });
+        let jobs = if resembling.is_some() { &to_resembler } else { feed.jobs };
+        let cut = cut_stream(index, name, reader, feed, jobs, &taps);
+        drop((to_hasher, to_inspector, to_resembler));
+        if let Some(r) = resembling {
+            r.join().map_err(|_| Error::Invalid("the delta base finder panicked".into()))??;
+        }
         let blake3 = hasher.join().map_err(|_| Error::Invalid("the stream hasher panicked".into()))?;
         let dump = match inspector.map(|i| i.join()) {
             Some(Ok(v)) => v,
@@ -757,6 +791,7 @@ fn cut_stream(
     name: &str,
     reader: impl Windows,
     feed: &Feed,
+    jobs: &Sender<ChunkBatch>,
     taps: &[&Sender<Vec<SharedChunk>>],
 ) -> Result<(u64, Option<String>)> {
     let mut size = 0u64;
@@ -790,30 +825,15 @@ fn cut_stream(
         batch.push(chunk);
         if batch.len() == BATCH || chunks.peek().is_none() {
             let chunks = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            let resembled = resemble(feed, &chunks)?;
-            let job = ChunkBatch { stream: index, seq, chunks, resembled };
+            let job = ChunkBatch { stream: index, seq, chunks, resembled: None };
             seq += job.chunks.len();
-            if taps.iter().any(|t| t.send(job.chunks.clone()).is_err()) || feed.jobs.send(job).is_err() {
+            if taps.iter().any(|t| t.send(job.chunks.clone()).is_err()) || jobs.send(job).is_err() {
                 return Err(Error::Aborted);
             }
         }
     }
     judge(probe.finish());
     Ok((size, warning))
-}
-
-/// Ids and delta bases of a batch, when the stream has a resembler (its previous version).
-fn resemble(feed: &Feed, chunks: &[SharedChunk]) -> Result<Option<Vec<(ObjectId, Option<BaseChunk>)>>> {
-    let mut slot = feed.resembler.lock().unwrap_or_else(|p| p.into_inner());
-    let Some((resembler, keys, cache)) = slot.as_mut() else { return Ok(None) };
-    let mut out = Vec::with_capacity(chunks.len());
-    for data in chunks {
-        let id = keys.chunk_id(data);
-        let known = cache.live_location(&id)?.is_some();
-        let base = resembler.base_for(&id, data, known);
-        out.push((id, base));
-    }
-    Ok(Some(out))
 }
 
 impl Repository {

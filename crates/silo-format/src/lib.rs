@@ -16,6 +16,7 @@ pub mod maintenance;
 pub mod manifest;
 pub mod pack;
 pub mod sealed;
+pub mod sketch;
 
 pub use codec::{columns, Codec};
 pub use crypto::{Keys, MasterSecret};

@@ -304,12 +304,13 @@ impl Repository {
         // not is already a finding, spread to its dependents below).
         let mut restorable = plan::restorable(&copies);
         let mut decoded = DecodedBases::default();
+        let located = locate_bases(&packs, pending.iter().map(|d| d.base));
         for d in pending {
             let name = names::pack(&d.pack);
             if !restorable.contains(&d.base) {
                 continue;
             }
-            match self.verify_delta(&d, &packs, &copies, &mut decoded).await {
+            match self.verify_delta(&d, &located, &mut decoded).await {
                 Ok(()) => {
                     report.chunks_verified += 1;
                     report.bytes_verified += u64::from(d.entry.raw_len);
@@ -414,27 +415,66 @@ fn add_copies(
     }
 }
 
+/// Where each copy of a chunk lies: pack, entry, and its delta reference if it is one.
+type Copies = HashMap<ObjectId, Vec<(ObjectId, PackEntry, Option<DeltaRef>)>>;
+
+/// The copies of `bases` and of every chunk below them in their chains, whole copies first.
+fn locate_bases(
+    packs: &HashMap<ObjectId, (u64, Vec<PackEntry>, Vec<DeltaRef>)>,
+    bases: impl Iterator<Item = ObjectId>,
+) -> Copies {
+    let mut todo: Vec<ObjectId> = bases.collect();
+    if todo.is_empty() {
+        return HashMap::new();
+    }
+    let mut base_of: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
+    for (_, entries, deltas) in packs.values() {
+        for d in deltas {
+            if let Some(e) = entries.get(d.entry as usize) {
+                base_of.entry(e.chunk).or_default().push(d.base);
+            }
+        }
+    }
+    let mut needed: HashSet<ObjectId> = HashSet::new();
+    while let Some(c) = todo.pop() {
+        if needed.insert(c) {
+            todo.extend(base_of.get(&c).into_iter().flatten().copied());
+        }
+    }
+    let mut out: Copies = HashMap::new();
+    for (pack, (_, entries, deltas)) in packs {
+        let refs: HashMap<u32, &DeltaRef> = deltas.iter().map(|d| (d.entry, d)).collect();
+        for (i, e) in entries.iter().enumerate() {
+            if needed.contains(&e.chunk) {
+                out.entry(e.chunk).or_default().push((*pack, *e, refs.get(&(i as u32)).map(|d| **d)));
+            }
+        }
+    }
+    for copies in out.values_mut() {
+        copies.sort_by_key(|(_, _, d)| d.map_or(0, |d| d.depth));
+    }
+    out
+}
+
 impl Repository {
     /// Decodes a delta read by check against its base; the problem, if it does not give its chunk.
     async fn verify_delta(
         &self,
         d: &PendingDelta,
-        packs: &HashMap<ObjectId, (u64, Vec<PackEntry>, Vec<DeltaRef>)>,
-        copies: &HashMap<ObjectId, Vec<Option<ObjectId>>>,
+        located: &Copies,
         decoded: &mut DecodedBases,
     ) -> std::result::Result<(), String> {
-        let base = Box::pin(self.plain_for_check(d.base, packs, copies, decoded, 0)).await?;
+        let base = Box::pin(self.plain_for_check(d.base, located, decoded, 0)).await?;
         pack::finish_delta(&self.keys, d.entry.chunk, &d.payload, &base, d.entry.raw_len)
             .map(|_| ())
             .map_err(|e| format!("does not decode against its base {}: {e}", d.base.short()))
     }
 
-    /// The plaintext of `chunk` from an intact copy (a whole one if there is one), decoding its chain.
+    /// The plaintext of `chunk` from the first copy that decodes (whole copies first), decoding its chain.
     async fn plain_for_check(
         &self,
         chunk: ObjectId,
-        packs: &HashMap<ObjectId, (u64, Vec<PackEntry>, Vec<DeltaRef>)>,
-        copies: &HashMap<ObjectId, Vec<Option<ObjectId>>>,
+        located: &Copies,
         decoded: &mut DecodedBases,
         depth: u8,
     ) -> std::result::Result<std::sync::Arc<Vec<u8>>, String> {
@@ -444,39 +484,53 @@ impl Repository {
         if depth > silo_format::codec::delta::MAX_DEPTH {
             return Err(format!("its chain is longer than {}", silo_format::codec::delta::MAX_DEPTH));
         }
-        let whole_first = copies.get(&chunk).is_some_and(|c| c.contains(&None));
-        let found = packs.iter().find_map(|(pack, (_, entries, deltas))| {
-            let i = entries.iter().position(|e| e.chunk == chunk)?;
-            let delta = deltas.iter().find(|d| d.entry as usize == i);
-            (!whole_first || delta.is_none()).then(|| (*pack, entries[i], delta.copied()))
-        });
-        let Some((pack_id, e, delta)) = found else {
-            return Err(format!("base {} is in no intact indexed pack", chunk.short()));
-        };
+        let mut problem = format!("base {} is in no indexed pack", chunk.short());
+        for (pack_id, e, delta) in located.get(&chunk).into_iter().flatten() {
+            match self.copy_for_check(chunk, *pack_id, e, delta, located, decoded, depth).await {
+                Ok(plain) => {
+                    let plain = std::sync::Arc::new(plain);
+                    if decoded.bytes + plain.len() > DECODED_BOUND {
+                        decoded.plain.clear();
+                        decoded.bytes = 0;
+                    }
+                    decoded.bytes += plain.len();
+                    decoded.plain.insert(chunk, plain.clone());
+                    return Ok(plain);
+                }
+                Err(p) => problem = p,
+            }
+        }
+        Err(problem)
+    }
+
+    /// One copy of `chunk`, read and decoded (its base first when it is a delta).
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_for_check(
+        &self,
+        chunk: ObjectId,
+        pack_id: ObjectId,
+        e: &PackEntry,
+        delta: &Option<DeltaRef>,
+        located: &Copies,
+        decoded: &mut DecodedBases,
+        depth: u8,
+    ) -> std::result::Result<Vec<u8>, String> {
         let name = names::pack(&pack_id);
+        let failed = |err: &dyn std::fmt::Display| format!("base {} in {name}: {err}", chunk.short());
         let sealed = self
             .backend
             .get_range(&name, u64::from(e.offset), u64::from(e.stored_len))
             .await
-            .map_err(|err| format!("base {} in {name}: {err}", chunk.short()))?;
-        let parts = pack::open_chunk_parts(&self.keys, self.repo_id, chunk, &sealed, e.raw_len)
-            .map_err(|err| format!("base {} in {name}: {err}", chunk.short()))?;
-        let plain = match (parts, delta) {
-            (pack::ChunkParts::Whole(p), None) => p,
+            .map_err(|err| failed(&err))?;
+        let parts =
+            pack::open_chunk_parts(&self.keys, self.repo_id, chunk, &sealed, e.raw_len).map_err(|err| failed(&err))?;
+        match (parts, delta) {
+            (pack::ChunkParts::Whole(p), None) => Ok(p),
             (pack::ChunkParts::Delta { header, payload }, Some(d)) if header.base == d.base => {
-                let base = Box::pin(self.plain_for_check(d.base, packs, copies, decoded, depth + 1)).await?;
-                pack::finish_delta(&self.keys, chunk, &payload, &base, e.raw_len)
-                    .map_err(|err| format!("base {} in {name}: {err}", chunk.short()))?
+                let base = Box::pin(self.plain_for_check(d.base, located, decoded, depth + 1)).await?;
+                pack::finish_delta(&self.keys, chunk, &payload, &base, e.raw_len).map_err(|err| failed(&err))
             }
-            _ => return Err(format!("base {} in {name}: its envelope and the index disagree", chunk.short())),
-        };
-        let plain = std::sync::Arc::new(plain);
-        if decoded.bytes + plain.len() > DECODED_BOUND {
-            decoded.plain.clear();
-            decoded.bytes = 0;
+            _ => Err(failed(&"its envelope and the index disagree")),
         }
-        decoded.bytes += plain.len();
-        decoded.plain.insert(chunk, plain.clone());
-        Ok(plain)
     }
 }
