@@ -15,13 +15,10 @@
 
 use super::read::{self, ReadChunk};
 use super::resemble::{Aligner, OldChunk, Sketch, REACH};
-use crate::backend::Backend;
-use crate::cache::IndexCache;
 use crossbeam_channel::{bounded, Receiver};
-use silo_format::{Keys, ObjectId, RepoId};
+use silo_format::ObjectId;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::runtime::Handle;
 
 /// The deepest delta a writer makes; the format allows 32 (restore reads at most that many bases per chunk).
 /// Per chunk the limit is between half of this and this, so chains of chunks stored on the same day end on
@@ -53,15 +50,7 @@ struct Decoded {
     data: Arc<Vec<u8>>,
 }
 
-/// What a resembler needs to reach the repository.
-#[derive(Clone)]
-pub struct Source {
-    pub rt: Handle,
-    pub backend: Arc<dyn Backend>,
-    pub keys: Arc<Keys>,
-    pub repo: RepoId,
-    pub cache: Arc<IndexCache>,
-}
+pub use super::read::Source;
 
 /// Old chunks a reader is asked to decode: indexes `from..to` of the old stream, in request `generation`.
 struct Request {
@@ -239,32 +228,22 @@ fn read_requested(
     let mut deleted: HashMap<ObjectId, bool> = HashMap::new();
     for req in requests {
         let mut out = Vec::with_capacity(req.to - req.from);
-        let result = read::read_chunks(
-            &source.rt,
-            source.backend.clone(),
-            source.keys.clone(),
-            source.repo,
-            source.cache.clone(),
-            &old[req.from..req.to],
-            PREFETCH,
-            |group: Vec<ReadChunk>| {
-                for c in group {
-                    let depth = super::chains::depth(&c.loc);
-                    let marked = *deleted
-                        .entry(c.loc.pack)
-                        .or_insert_with(|| cache.is_marked_deleted(&c.loc.pack).unwrap_or(true));
-                    out.push(Decoded {
-                        id: c.id,
-                        depth,
-                        usable: !marked && depth < depth_limit(&c.id),
-                        len: c.data.len() as u64,
-                        sketch: Sketch::of(&c.data),
-                        data: Arc::new(c.data),
-                    });
-                }
-                true
-            },
-        );
+        let result = read::read_chunks(&source, &old[req.from..req.to], PREFETCH, |group: Vec<ReadChunk>| {
+            for c in group {
+                let depth = super::chains::depth(&c.loc);
+                let marked =
+                    *deleted.entry(c.loc.pack).or_insert_with(|| cache.is_marked_deleted(&c.loc.pack).unwrap_or(true));
+                out.push(Decoded {
+                    id: c.id,
+                    depth,
+                    usable: !marked && depth < depth_limit(&c.id),
+                    len: c.data.len() as u64,
+                    sketch: Sketch::of(&c.data),
+                    data: Arc::new(c.data),
+                });
+            }
+            true
+        });
         if let Err(e) = result {
             tracing::warn!("reading the previous snapshot for delta bases stopped: {e}; chunks are stored whole");
             let _ = replies.send((req.generation, Vec::new()));

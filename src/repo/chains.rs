@@ -3,9 +3,8 @@
 //! must keep or read them (restore, gc's mark, a writer's pre-commit checks, check) goes through here.
 //!
 //! Invariants upheld here:
-//! - I16 (docs/design.md): a chain descends strictly in depth to a whole chunk within `MAX_DEPTH` steps; one
-//!   that does not (a cycle, a missing base, a depth that does not fall) is an error naming the chunk, never a
-//!   loop or a guess.
+//! - I16 (docs/design.md): a chain reaches a whole chunk within `MAX_DEPTH` steps; one that does not (a
+//!   cycle, a missing base) is an error naming the chunk, never a loop or a guess.
 //! - A reader prefers copies in packs gc has not marked, then the shallowest copy.
 
 use crate::cache::{IndexCache, Location};
@@ -63,14 +62,6 @@ pub fn bases(
                 id.short()
             )));
         };
-        if depth(&base) >= d.depth {
-            return Err(broken(format!(
-                "its delta chain does not descend: chunk {} at depth {} has a base at depth {}",
-                id.short(),
-                d.depth,
-                depth(&base)
-            )));
-        }
         out.push((d.base, base));
         (id, current) = (d.base, base);
     }
@@ -101,4 +92,70 @@ pub fn closure<'a>(cache: &IndexCache, chunks: impl Iterator<Item = &'a ObjectId
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use silo_format::index::{DeletedPack, IndexPack, IndexSegment};
+    use silo_format::pack::{DeltaRef, PackEntry};
+    use silo_format::RepoId;
+
+    fn id(n: u8) -> ObjectId {
+        ObjectId([n; 32])
+    }
+
+    /// A cache holding pack `pack` with `chunks` (id, delta of (base, depth)).
+    fn absorb(cache: &IndexCache, pack: u8, chunks: &[(u8, Option<(u8, u8)>)]) {
+        let entries: Vec<PackEntry> = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| PackEntry { chunk: id(*c), offset: 12 + 100 * i as u32, stored_len: 100, raw_len: 1000 })
+            .collect();
+        let deltas = chunks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, d))| d.map(|(b, depth)| DeltaRef { entry: i as u32, base: id(b), depth }))
+            .collect();
+        let mut seg = IndexSegment::new();
+        seg.packs.push(IndexPack { pack: id(pack), pack_size: 1 << 20, entries, deltas });
+        cache.absorb(&ObjectId::random(), &seg).unwrap();
+    }
+
+    #[test]
+    fn chains_are_followed_to_a_whole_chunk_preferring_live_and_shallow_copies() {
+        let cache = IndexCache::open_private(RepoId([1; 16])).unwrap();
+        // 1 whole; 2 = delta of 1; 3 = delta of 2; 4 has a delta copy (of 3) and a whole copy.
+        absorb(&cache, 100, &[(1, None), (2, Some((1, 1))), (3, Some((2, 2))), (4, Some((3, 3)))]);
+        absorb(&cache, 101, &[(4, None)]);
+        let mut memo = HashMap::new();
+        let loc3 = pick(&cache, &id(3), &mut memo).unwrap().unwrap();
+        let chain: Vec<ObjectId> = bases(&cache, &id(3), &loc3, &mut memo).unwrap().into_iter().map(|b| b.0).collect();
+        assert_eq!(chain, vec![id(2), id(1)]);
+        assert_eq!(depth(&pick(&cache, &id(4), &mut memo).unwrap().unwrap()), 0, "the whole copy is shallower");
+        // Once the whole copy's pack is marked deleted, the live delta copy is preferred.
+        let mut seg = IndexSegment::new();
+        seg.deleted.push(DeletedPack { pack: id(101), marked_at: 1 });
+        cache.absorb(&ObjectId::random(), &seg).unwrap();
+        let mut memo = HashMap::new();
+        assert_eq!(depth(&pick(&cache, &id(4), &mut memo).unwrap().unwrap()), 3);
+        let mut all = closure(&cache, [id(4)].iter()).unwrap();
+        all.sort();
+        assert_eq!(all, vec![id(1), id(2), id(3), id(4)], "every copy's bases, transitively");
+    }
+
+    #[test]
+    fn a_cycle_or_a_missing_base_is_an_error_not_a_loop() {
+        let cache = IndexCache::open_private(RepoId([2; 16])).unwrap();
+        absorb(&cache, 100, &[(5, Some((6, 2))), (6, Some((5, 1))), (7, Some((9, 1)))]);
+        let mut memo = HashMap::new();
+        let loc = pick(&cache, &id(5), &mut memo).unwrap().unwrap();
+        let e = bases(&cache, &id(5), &loc, &mut memo).unwrap_err().to_string();
+        assert!(e.contains("longer than"), "{e}");
+        let loc = pick(&cache, &id(7), &mut memo).unwrap().unwrap();
+        let e = bases(&cache, &id(7), &loc, &mut memo).unwrap_err().to_string();
+        assert!(e.contains("in no index segment"), "{e}");
+        // The closure stops at the cycle too.
+        assert_eq!(closure(&cache, [id(5)].iter()).unwrap().len(), 2);
+    }
 }

@@ -24,7 +24,7 @@ pub enum CopyOutcome {
     /// The target already holds this snapshot (as this id).
     Present(silo_format::ObjectId),
     Copied {
-        report: CreateReport,
+        report: Box<CreateReport>,
         source_requests: u64,
     },
 }
@@ -172,7 +172,7 @@ impl Repository {
                     reason: format!("cannot be read intact: {reason}; nothing was committed to the target"),
                 });
             }
-            Ok(CopyOutcome::Copied { report: created?, source_requests })
+            Ok(CopyOutcome::Copied { report: Box::new(created?), source_requests })
         })
     }
 }

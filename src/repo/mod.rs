@@ -51,7 +51,7 @@ impl Default for InitOptions {
             kdf: KdfParams::DEFAULT,
             chunker: ChunkerParams::DEFAULT,
             pack_target_size: 8 << 20,
-            compression_level: 1,
+            compression_level: 3,
             gc_safety_age: 24 * 3600,
             gc_grace_period: 24 * 3600,
         }

@@ -341,6 +341,16 @@ fn decode_group(keys: &Keys, repo: RepoId, group: &ReadGroup, spans: &[Vec<u8>])
         .collect())
 }
 
+/// What reading chunks outside a restore needs: the runtime to fetch on, the repository's parts.
+#[derive(Clone)]
+pub struct Source {
+    pub rt: Handle,
+    pub backend: Arc<dyn Backend>,
+    pub keys: Arc<Keys>,
+    pub repo: RepoId,
+    pub cache: Arc<crate::cache::IndexCache>,
+}
+
 /// A decoded chunk of a stream read by `read_chunks`, with the copy it was read from.
 pub struct ReadChunk {
     pub id: ObjectId,
@@ -352,18 +362,20 @@ pub struct ReadChunk {
 /// hands each group's chunks to `each`, stopping early when it returns false. Runs on the calling thread
 /// (which must be outside the runtime `rt` belongs to).
 pub fn read_chunks(
-    rt: &Handle,
-    backend: Arc<dyn Backend>,
-    keys: Arc<Keys>,
-    repo: RepoId,
-    cache: Arc<crate::cache::IndexCache>,
+    source: &Source,
     chunks: &[ObjectId],
     prefetch: usize,
     mut each: impl FnMut(Vec<ReadChunk>) -> bool,
 ) -> Result<()> {
-    let plan =
-        Planner { cache, snapshot: ObjectId::ZERO, chunks: chunks.iter(), deleted: HashMap::new(), carried: None };
-    rt.block_on(async {
+    let (backend, keys, repo) = (source.backend.clone(), source.keys.clone(), source.repo);
+    let plan = Planner {
+        cache: source.cache.clone(),
+        snapshot: ObjectId::ZERO,
+        chunks: chunks.iter(),
+        deleted: HashMap::new(),
+        carried: None,
+    };
+    source.rt.block_on(async {
         let mut results = futures::stream::iter(plan)
             .map(|group| {
                 let (backend, keys) = (backend.clone(), keys.clone());

@@ -177,6 +177,12 @@ struct PackedStreams {
     error: Option<Error>,
 }
 
+/// A stream's resembler with the keys and cache its thread needs (bases.rs).
+type StreamResembler = (Resembler, Arc<Keys>, Arc<IndexCache>);
+
+/// A previous version of a stream: its chunk ids with their lengths, in order.
+type OldStream = Vec<(ObjectId, u32)>;
+
 /// Chunk ids this session stores whose index segment is not durable yet.
 type Claims = Arc<Mutex<HashSet<ObjectId>>>;
 
@@ -601,7 +607,7 @@ struct Feed<'a> {
     sqlite_integrity: bool,
     /// Finds delta bases for the stream's chunks (and hashes them) before they go to the workers; with the
     /// keys and cache it needs. Only the stream's own reader thread uses it.
-    resembler: std::sync::Mutex<Option<(Resembler, Arc<Keys>, Arc<IndexCache>)>>,
+    resembler: std::sync::Mutex<Option<StreamResembler>>,
 }
 
 /// Stage 1, one thread per stream: opens the input (inputs.rs), cuts it into chunk batches for the sealers,
@@ -839,7 +845,7 @@ fn cut_stream(
 impl Repository {
     /// For each stream to create, the chunks (with lengths) of the stream of the same name in the newest
     /// snapshot of the same name, when there is one: where delta bases come from.
-    fn previous_streams(&self, rt: &Handle, options: &CreateOptions) -> Result<Vec<Option<Vec<(ObjectId, u32)>>>> {
+    fn previous_streams(&self, rt: &Handle, options: &CreateOptions) -> Result<Vec<Option<OldStream>>> {
         let none = vec![None; options.streams.len()];
         let snapshots = match rt.block_on(self.list_snapshots()) {
             Ok(s) => s,
