@@ -1,6 +1,7 @@
 //! Bases for delta chunks at create (format-spec/delta.md; design.md "Delta chunks"): one resembler per
 //! stream that has a previous version (the newest snapshot of the same name, the stream of the same name).
-//! A reader thread decodes the old stream in order, as a restore would, a few MiB ahead of the new one; the
+//! A reader thread decodes the stretches of the old stream the resembler asks for, as a restore would (a
+//! stretch ahead of where the new stream is; a far anchor moves the window without reading between); the
 //! resembler (repo/resemble.rs decides) hands every new chunk that does not deduplicate the old chunk most
 //! like it, which the sealing workers then try as a delta base.
 //!
@@ -11,7 +12,8 @@
 //!   days instead of all falling on one).
 //! - Anything going wrong with the old stream (damage, a missing pack, a slow store) only costs deltas: the
 //!   reader stops, a warning is logged, and the snapshot is written with whole chunks.
-//! - Memory: the window holds about 2 x `REACH` of old plaintext, the reader `PREFETCH` groups ahead.
+//! - Memory: the window holds about 2 x `REACH` of old plaintext, plus one stretch (`REQUEST_CHUNKS`
+//!   chunks) asked for ahead.
 
 use super::read::{self, ReadChunk};
 use super::resemble::{Aligner, OldChunk, Sketch, REACH};
@@ -25,7 +27,7 @@ use std::sync::Arc;
 /// different days.
 pub const DEPTH_LIMIT: u8 = 8;
 /// Read groups the old stream's reader keeps in flight.
-const PREFETCH: usize = 2;
+const PREFETCH: usize = 1;
 
 /// A chunk's delta base as the sealing workers get it.
 pub struct BaseChunk {
@@ -64,9 +66,10 @@ pub struct Resembler {
     old: Arc<Vec<ObjectId>>,
     /// Offset of each old chunk in the old stream, and the stream's end.
     old_offsets: Vec<u64>,
-    /// Index and offset of each chunk id the old stream holds once, for anchors (a chunk it holds several
-    /// times, like a run of zeros, says nothing about where the streams align).
-    anchors: HashMap<ObjectId, Option<usize>>,
+    /// Index of each chunk the old stream holds once, by the first 8 bytes of its id, for anchors (a chunk
+    /// it holds several times, like a run of zeros, says nothing about where the streams align: `AMBIGUOUS`).
+    /// Eight bytes keep the map small at 10 GiB streams; a clash only costs one anchor.
+    anchors: HashMap<u64, u32>,
     aligner: Aligner<(u8, Arc<Vec<u8>>)>,
     requests: Option<crossbeam_channel::Sender<Request>>,
     replies: Option<Receiver<(u64, Vec<Decoded>)>>,
@@ -80,8 +83,14 @@ pub struct Resembler {
     stopped: bool,
 }
 
-/// Old chunks asked for at a time: about 4 MiB of a 64 KiB-chunked stream.
-const REQUEST_CHUNKS: usize = 64;
+/// Old chunks asked for at a time: about 2 MiB of a 64 KiB-chunked stream.
+const REQUEST_CHUNKS: usize = 32;
+/// An anchor key the old stream holds more than once.
+const AMBIGUOUS: u32 = u32::MAX;
+
+fn anchor_key(id: &ObjectId) -> u64 {
+    u64::from_le_bytes([id.0[0], id.0[1], id.0[2], id.0[3], id.0[4], id.0[5], id.0[6], id.0[7]])
+}
 
 impl Resembler {
     /// A resembler over the old stream `old` (its chunk ids in order, each with its length). The reader
@@ -91,7 +100,7 @@ impl Resembler {
         let mut old_offsets = Vec::with_capacity(old.len() + 1);
         let mut at = 0u64;
         for (i, (id, len)) in old.iter().enumerate() {
-            anchors.entry(*id).and_modify(|o| *o = None).or_insert(Some(i));
+            anchors.entry(anchor_key(id)).and_modify(|o| *o = AMBIGUOUS).or_insert(i as u32);
             old_offsets.push(at);
             at += u64::from(*len);
         }
@@ -193,7 +202,7 @@ impl Resembler {
         if self.stopped {
             return None;
         }
-        if let Some(&Some(index)) = self.anchors.get(id) {
+        if let Some(index) = self.anchors.get(&anchor_key(id)).filter(|i| **i != AMBIGUOUS).map(|i| *i as usize) {
             // The same chunk in both streams: align on it. Outside the window (behind it, or ahead of what
             // was asked for by more than the reach), the window moves there without reading what lies
             // between.
@@ -252,5 +261,24 @@ fn read_requested(
         if replies.send((req.generation, out)).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_limits_spread_between_half_and_the_whole_limit() {
+        let mut seen = std::collections::BTreeSet::new();
+        for n in 0..=255u8 {
+            let mut id = [0u8; 32];
+            id[31] = n;
+            let l = depth_limit(&ObjectId(id));
+            assert!((DEPTH_LIMIT / 2..=DEPTH_LIMIT).contains(&l));
+            seen.insert(l);
+        }
+        assert_eq!(seen.len(), usize::from(DEPTH_LIMIT - DEPTH_LIMIT / 2 + 1), "every limit in the range occurs");
+        assert!(DEPTH_LIMIT < silo_format::codec::delta::MAX_DEPTH);
     }
 }

@@ -17,7 +17,7 @@ use silo_format::ObjectId;
 use std::collections::VecDeque;
 
 /// How far (bytes) from the aligned position a base may lie.
-pub const REACH: u64 = 2 << 20;
+pub const REACH: u64 = 1 << 20;
 /// The least share of the new chunk's samples a base must have in common with it (1/`MIN_SHARE`).
 const MIN_SHARE: usize = 8;
 
