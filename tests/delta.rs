@@ -34,7 +34,8 @@ fn next_day(base: &[u8], day: u64, every: usize) -> Vec<u8> {
 fn create_day(repo: &TestRepo, data: &[u8], extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["--json", "snapshot", "create", "--name", "db"];
     args.extend_from_slice(extra);
-    serde_json::from_slice(&repo.ok(&args, data).stdout).expect("json")
+    let out = repo.ok(&args, data);
+    serde_json::from_slice(&out.stdout).expect("json")
 }
 
 fn n(v: &serde_json::Value, key: &str) -> u64 {
@@ -82,12 +83,24 @@ fn a_day_of_scattered_changes_is_stored_as_small_deltas_and_restores() {
 fn chains_stay_within_the_bound_and_every_day_restores() {
     let repo = TestRepo::init();
     let mut days = vec![dump(2 << 20, 1602)];
-    create_day(&repo, &days[0], &[]);
+    let mut stored = vec![n(&create_day(&repo, &days[0], &[]), "new_bytes_stored")];
     for day in 1..=16u64 {
         let next = next_day(days.last().unwrap(), day, 16 << 10);
-        create_day(&repo, &next, &[]);
+        stored.push(n(&create_day(&repo, &next, &[]), "new_bytes_stored"));
         days.push(next);
     }
+    // Past the depth limit chains re-anchor on an older base instead of storing chunks whole: later days cost
+    // a few days of changes (more where an edit moved a chunk boundary), never a large part of the dump.
+    let first_days = stored[1..=3].iter().copied().max().unwrap();
+    let mut later: Vec<u64> = stored[4..].to_vec();
+    later.sort_unstable();
+    assert!(
+        later[later.len() / 2] < 8 * first_days,
+        "median day {} vs {first_days}: {stored:?}",
+        later[later.len() / 2]
+    );
+    assert!(stored[4..].iter().all(|s| s * 4 < stored[0]), "a day stored a quarter of the dump: {stored:?}");
+    eprintln!("bytes stored per day: {stored:?}");
     let stats = repo.json(&["stats"]);
     let depth = n(&stats, "delta_max_depth");
     assert!((2..=8).contains(&depth), "chains are as deep as the writer's limit allows, no deeper: {stats}");

@@ -42,15 +42,29 @@ pub fn depth_limit(base: &ObjectId) -> u8 {
     half + base.0[31] % (DEPTH_LIMIT - half + 1)
 }
 
+/// For an old chunk at its depth limit, the depth at or below which a new delta takes its base from the old
+/// chunk's chain instead (a re-anchor: the new chain goes on from there, at most 3 deep, holding the few
+/// days of changes since), rather than storing the chunk whole, which on dumps whose whole chunks compress
+/// poorly costs 5-10 times a delta (sysbench, benches/delta_30days.sh).
+fn reanchor_depth(id: &ObjectId, depth: u8) -> Option<u8> {
+    (depth >= depth_limit(id)).then_some(DEPTH_LIMIT / 4)
+}
+
 /// An old chunk, decoded, with what the window needs of it.
 struct Decoded {
     id: ObjectId,
+    /// The base a new delta of it uses: itself, or the ancestor it re-anchors on.
+    base_id: ObjectId,
     depth: u8,
     usable: bool,
     len: u64,
     sketch: Sketch,
     data: Arc<Vec<u8>>,
 }
+
+/// What the window keeps of an old chunk: the base a new delta of it uses (itself, or the ancestor it
+/// re-anchors on when it is at its depth limit).
+type WindowData = (ObjectId, u8, Arc<Vec<u8>>);
 
 pub use super::read::Source;
 
@@ -70,7 +84,7 @@ pub struct Resembler {
     /// it holds several times, like a run of zeros, says nothing about where the streams align: `AMBIGUOUS`).
     /// Eight bytes keep the map small at 10 GiB streams; a clash only costs one anchor.
     anchors: HashMap<u64, u32>,
-    aligner: Aligner<(u8, Arc<Vec<u8>>)>,
+    aligner: Aligner<WindowData>,
     requests: Option<crossbeam_channel::Sender<Request>>,
     replies: Option<Receiver<(u64, Vec<Decoded>)>>,
     /// Requests are numbered; a jump (an anchor far away) starts a new generation and replies of older
@@ -177,7 +191,7 @@ impl Resembler {
                     len: d.len,
                     sketch: d.sketch,
                     usable: d.usable,
-                    data: (d.depth, d.data),
+                    data: (d.base_id, d.depth, d.data),
                 });
             }
             self.ask();
@@ -221,7 +235,7 @@ impl Resembler {
         self.aligner.forget_before(offset);
         let sketch = Sketch::of(data);
         let chosen = self.aligner.choose(offset, len, &sketch)?;
-        Some(BaseChunk { id: chosen.id, depth: chosen.data.0, data: chosen.data.1.clone() })
+        Some(BaseChunk { id: chosen.data.0, depth: chosen.data.1, data: chosen.data.2.clone() })
     }
 }
 
@@ -237,22 +251,41 @@ fn read_requested(
     let mut deleted: HashMap<ObjectId, bool> = HashMap::new();
     for req in requests {
         let mut out = Vec::with_capacity(req.to - req.from);
-        let result = read::read_chunks(&source, &old[req.from..req.to], PREFETCH, |group: Vec<ReadChunk>| {
-            for c in group {
-                let depth = super::chains::depth(&c.loc);
-                let marked =
-                    *deleted.entry(c.loc.pack).or_insert_with(|| cache.is_marked_deleted(&c.loc.pack).unwrap_or(true));
-                out.push(Decoded {
-                    id: c.id,
-                    depth,
-                    usable: !marked && depth < depth_limit(&c.id),
-                    len: c.data.len() as u64,
-                    sketch: Sketch::of(&c.data),
-                    data: Arc::new(c.data),
-                });
-            }
-            true
-        });
+        let result = read::read_chunks(
+            &source,
+            &old[req.from..req.to],
+            PREFETCH,
+            Some(reanchor_depth),
+            |group: Vec<ReadChunk>| {
+                for c in group {
+                    let mut marked = |pack: ObjectId| {
+                        *deleted.entry(pack).or_insert_with(|| cache.is_marked_deleted(&pack).unwrap_or(true))
+                    };
+                    let depth = super::chains::depth(&c.loc);
+                    let len = c.data.len() as u64;
+                    let sketch = Sketch::of(&c.data);
+                    // At its depth limit a chunk is compared as itself, but a new delta takes the ancestor.
+                    let (base_id, base_depth, data, usable) = match c.ancestor {
+                        _ if depth < depth_limit(&c.id) => (c.id, depth, c.data, !marked(c.loc.pack)),
+                        Some(a) => {
+                            let usable = !marked(c.loc.pack) && !marked(a.loc.pack);
+                            (a.id, super::chains::depth(&a.loc), a.data, usable)
+                        }
+                        None => (c.id, depth, Vec::new(), false),
+                    };
+                    out.push(Decoded {
+                        id: c.id,
+                        base_id,
+                        depth: base_depth,
+                        usable,
+                        len,
+                        sketch,
+                        data: Arc::new(data),
+                    });
+                }
+                true
+            },
+        );
         if let Err(e) = result {
             tracing::warn!("reading the previous snapshot for delta bases stopped: {e}; chunks are stored whole");
             let _ = replies.send((req.generation, Vec::new()));
@@ -279,6 +312,6 @@ mod tests {
             seen.insert(l);
         }
         assert_eq!(seen.len(), usize::from(DEPTH_LIMIT - DEPTH_LIMIT / 2 + 1), "every limit in the range occurs");
-        assert!(DEPTH_LIMIT < silo_format::codec::delta::MAX_DEPTH);
+        const { assert!(DEPTH_LIMIT < silo_format::codec::delta::MAX_DEPTH) };
     }
 }

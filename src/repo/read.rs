@@ -59,6 +59,8 @@ struct ReadGroup {
     index: HashMap<ObjectId, usize>,
     /// The stream's chunks, in order, as member indexes (a chunk may appear twice).
     outputs: Vec<usize>,
+    /// For a chunk (id, depth) whose ancestor in its chain is wanted, the depth at or below which to take it.
+    ancestor: Option<fn(&ObjectId, u8) -> Option<u8>>,
 }
 
 /// A chunk to add to a group: its copy, and the bases below it (nearest first).
@@ -70,7 +72,14 @@ struct Wanted {
 
 impl ReadGroup {
     fn new() -> Self {
-        ReadGroup { spans: Vec::new(), raw: 0, members: Vec::new(), index: HashMap::new(), outputs: Vec::new() }
+        ReadGroup {
+            spans: Vec::new(),
+            raw: 0,
+            members: Vec::new(),
+            index: HashMap::new(),
+            outputs: Vec::new(),
+            ancestor: None,
+        }
     }
 
     /// Adds a chunk of the stream and its bases if the group has room.
@@ -199,7 +208,7 @@ impl Repository {
             let mut results = futures::stream::iter(plan)
                 .map(|group| {
                     let (backend, keys, repo) = (self.backend.clone(), self.keys.clone(), self.repo_id);
-                    tokio::spawn(async move { fetch_group(backend, keys, repo, group?).await })
+                    tokio::spawn(async move { Ok::<_, Error>(fetch_group(backend, keys, repo, group?).await?.outputs) })
                 })
                 .buffered(prefetch);
             while let Some(chunks) = results.next().await {
@@ -250,12 +259,7 @@ impl Repository {
 
 /// Fetches and opens a group's chunks. A chunk that fails authentication is fetched once more (with its
 /// whole group) before it is called damaged: a byte flipped in transit is not damage in the repository.
-async fn fetch_group(
-    backend: Arc<dyn Backend>,
-    keys: Arc<Keys>,
-    repo: RepoId,
-    group: ReadGroup,
-) -> Result<Vec<Vec<u8>>> {
+async fn fetch_group(backend: Arc<dyn Backend>, keys: Arc<Keys>, repo: RepoId, group: ReadGroup) -> Result<Decoded> {
     let group = Arc::new(group);
     match fetch_group_once(backend.clone(), keys.clone(), repo, group.clone()).await {
         Err(e @ Error::Damaged { .. }) => {
@@ -271,7 +275,7 @@ async fn fetch_group_once(
     keys: Arc<Keys>,
     repo: RepoId,
     group: Arc<ReadGroup>,
-) -> Result<Vec<Vec<u8>>> {
+) -> Result<Decoded> {
     let reads = group.spans.iter().map(|span| {
         let backend = backend.clone();
         async move {
@@ -290,8 +294,21 @@ async fn fetch_group_once(
         .map_err(|e| Error::Invalid(format!("decryption task failed: {e}")))?
 }
 
+/// A base below a chunk in its chain, handed out by `read_chunks` when asked for (`ReadGroup::ancestor`).
+pub struct Ancestor {
+    pub id: ObjectId,
+    pub loc: Location,
+    pub data: Vec<u8>,
+}
+
+/// A decoded group: the stream's chunks in order, and for each the ancestor asked for, if any.
+struct Decoded {
+    outputs: Vec<Vec<u8>>,
+    ancestors: Vec<Option<Ancestor>>,
+}
+
 /// Opens every member of a fetched group (bases first) and returns the stream's chunks in order.
-fn decode_group(keys: &Keys, repo: RepoId, group: &ReadGroup, spans: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+fn decode_group(keys: &Keys, repo: RepoId, group: &ReadGroup, spans: &[Vec<u8>]) -> Result<Decoded> {
     let mut plain: Vec<Vec<u8>> = Vec::with_capacity(group.members.len());
     let mut is_output = vec![false; group.members.len()];
     for m in &group.outputs {
@@ -328,17 +345,39 @@ fn decode_group(keys: &Keys, repo: RepoId, group: &ReadGroup, spans: &[Vec<u8>])
         };
         plain.push(data);
     }
+    // Ancestors asked for: the first base down the chain at or below the depth `ancestor` names.
+    let ancestors = match group.ancestor {
+        None => Vec::new(),
+        Some(want) => group
+            .outputs
+            .iter()
+            .map(|m| {
+                let (id, loc, _) = &group.members[*m];
+                let target = want(id, super::chains::depth(loc))?;
+                let mut at = *m;
+                while let Some(d) = group.members[at].1.delta {
+                    at = *group.index.get(&d.base)?;
+                    let (aid, aloc, _) = &group.members[at];
+                    if super::chains::depth(aloc) <= target {
+                        return Some(Ancestor { id: *aid, loc: *aloc, data: plain[at].clone() });
+                    }
+                }
+                None
+            })
+            .collect(),
+    };
     // The last use of a member takes its bytes; earlier uses (a chunk twice in the stream) copy them.
     let mut last_use = vec![usize::MAX; plain.len()];
     for (n, m) in group.outputs.iter().enumerate() {
         last_use[*m] = n;
     }
-    Ok(group
+    let outputs = group
         .outputs
         .iter()
         .enumerate()
         .map(|(n, m)| if last_use[*m] == n { std::mem::take(&mut plain[*m]) } else { plain[*m].clone() })
-        .collect())
+        .collect();
+    Ok(Decoded { outputs, ancestors })
 }
 
 /// What reading chunks outside a restore needs: the runtime to fetch on, the repository's parts.
@@ -356,6 +395,8 @@ pub struct ReadChunk {
     pub id: ObjectId,
     pub loc: Location,
     pub data: Vec<u8>,
+    /// The base below it that `read_chunks` was asked for, if it has one.
+    pub ancestor: Option<Ancestor>,
 }
 
 /// Reads `chunks` in order (planned, fetched and decoded as a restore does, `prefetch` groups ahead) and
@@ -365,6 +406,7 @@ pub fn read_chunks(
     source: &Source,
     chunks: &[ObjectId],
     prefetch: usize,
+    ancestor: Option<fn(&ObjectId, u8) -> Option<u8>>,
     mut each: impl FnMut(Vec<ReadChunk>) -> bool,
 ) -> Result<()> {
     let (backend, keys, repo) = (source.backend.clone(), source.keys.clone(), source.repo);
@@ -380,12 +422,17 @@ pub fn read_chunks(
             .map(|group| {
                 let (backend, keys) = (backend.clone(), keys.clone());
                 tokio::spawn(async move {
-                    let group = group?;
+                    let mut group = group?;
+                    group.ancestor = ancestor;
                     let ids: Vec<(ObjectId, Location)> =
                         group.outputs.iter().map(|m| (group.members[*m].0, group.members[*m].1)).collect();
-                    let data = fetch_group(backend, keys, repo, group).await?;
+                    let decoded = fetch_group(backend, keys, repo, group).await?;
+                    let mut ancestors = decoded.ancestors.into_iter();
                     Ok::<_, Error>(
-                        ids.into_iter().zip(data).map(|((id, loc), data)| ReadChunk { id, loc, data }).collect(),
+                        ids.into_iter()
+                            .zip(decoded.outputs)
+                            .map(|((id, loc), data)| ReadChunk { id, loc, data, ancestor: ancestors.next().flatten() })
+                            .collect(),
                     )
                 })
             })
