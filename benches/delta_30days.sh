@@ -10,7 +10,7 @@
 # is dumped, through a pipe, and only the last two dumps are kept (30 days of sysbench are ~10 GB). Restores
 # go to /dev/null, timed (the newest is checked against its dump, the oldest against day 0's SHA-256, in a
 # second, untimed restore). SILO_SERIES_DIR=DIR keeps the repositories there; with SILO_RESTORE_ONLY=1 the
-# script only times the restores of repositories a previous run kept.
+# script only times the restores of repositories a previous run kept. SILO_SERIES=sysbench runs one series.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 days="${1:-30}" scale="${2:-20}" secs="${3:-20}" tables="${4:-4}" rows="${5:-400000}"
@@ -48,7 +48,7 @@ day_dump() {
 sb=(sysbench oltp_read_write --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port=3306 --mysql-user=root
     --mysql-db=silo_bench_30_my --tables="$tables" --table-size="$rows" --threads=4)
 
-for series in pgbench sysbench; do
+for series in ${SILO_SERIES:-pgbench sysbench}; do
   s="$state/$series"
   if [ "${SILO_RESTORE_ONLY:-}" != 1 ]; then
     rm -rf "$s"; mkdir -p "$s"
@@ -108,10 +108,10 @@ for series in pgbench sysbench; do
   du -sb "$s/restic-repo" | cut -f1 > "$s/restic-total"
 done
 
-python3 - "$state" "$days" <<'EOF'
+python3 - "$state" "$days" "${SILO_SERIES:-pgbench sysbench}" <<'EOF'
 import json, statistics, sys
 state, days = sys.argv[1], int(sys.argv[2])
-for series in ["pgbench", "sysbench"]:
+for series in sys.argv[3].split():
     s = f"{state}/{series}"
     rows = [list(map(int, l.split())) for l in open(f"{s}/days")]
     st = json.load(open(f"{s}/stats.json"))

@@ -65,19 +65,6 @@ fn orphan_packs_are_reported_but_are_not_damage() {
     assert_eq!(report["damaged"].as_array().unwrap().len(), 0);
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let p = e.path();
-        let t = to.join(e.file_name());
-        if p.is_dir() {
-            copy_dir(&p, &t);
-        } else {
-            std::fs::copy(&p, &t).unwrap();
-        }
-    }
-}
-
 #[test]
 fn every_single_byte_flip_is_detected_and_nothing_panics() {
     let cases: usize = std::env::var("SILO_FAULT_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
