@@ -143,6 +143,11 @@ fn options() -> Options {
     o.set_write_buffer_size(8 << 20);
     o.set_max_write_buffer_number(2);
     o.set_max_open_files(256);
+    // A small block cache: RocksDB's default (32 MiB) filled up when a create with delta chunks looked up
+    // every chunk of the previous snapshot of a 10 GiB stream (peak RSS 145 MiB against 80 MiB at 2 GiB).
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_cache(&rocksdb::Cache::new_lru_cache(4 << 20));
+    o.set_block_based_table_factory(&table);
     o
 }
 
