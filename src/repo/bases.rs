@@ -207,9 +207,10 @@ impl Resembler {
         self.aligner.clear();
     }
 
-    /// The base for the next chunk of the new stream (`id`, `data`), or None. `known` says the chunk
-    /// deduplicates (it then only re-aligns). Call for every chunk, in stream order.
-    pub fn base_for(&mut self, id: &ObjectId, data: &[u8], known: bool) -> Option<BaseChunk> {
+    /// The base for the next chunk of the new stream (`id`, `data`), or None. `known` says whether the chunk
+    /// deduplicates (it then only re-aligns); it is asked only for chunks the old stream does not hold, so an
+    /// unchanged stream costs no index lookups here. Call for every chunk, in stream order.
+    pub fn base_for(&mut self, id: &ObjectId, data: &[u8], known: impl FnOnce() -> bool) -> Option<BaseChunk> {
         let offset = self.new_offset;
         let len = data.len() as u64;
         self.new_offset += len;
@@ -228,7 +229,7 @@ impl Resembler {
             self.aligner.anchor(offset, old_offset);
             return None;
         }
-        if known {
+        if known() {
             return None;
         }
         while self.aligner.wants_more(offset, len) && self.take() {}

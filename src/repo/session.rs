@@ -214,16 +214,34 @@ impl Repository {
         self.sync_cache().await?;
         let cache = self.cache()?;
         let mut rescue: BTreeMap<ObjectId, crate::cache::Location> = BTreeMap::new();
-        // Bases of delta chunks are kept alive the same way (I16).
-        let all = super::chains::closure(&cache, chunks)?;
-        for id in &all {
-            if rescue.contains_key(id) || cache.live_location(id)?.is_some() {
+        // One lookup per chunk; the bases of delta copies join the walk and are kept alive the same way (I16).
+        let mut marked: std::collections::HashMap<ObjectId, bool> = std::collections::HashMap::new();
+        let mut seen: HashSet<ObjectId> = HashSet::new();
+        let mut todo: Vec<ObjectId> = chunks.copied().collect();
+        while let Some(id) = todo.pop() {
+            if !seen.insert(id) {
                 continue;
             }
-            let loc = cache.any_location(id)?.ok_or_else(|| Error::SessionExpired {
+            let locations = cache.locations(&id)?;
+            todo.extend(locations.iter().filter_map(|l| l.delta.map(|d| d.base)));
+            let mut live = false;
+            for l in &locations {
+                let dead = match marked.get(&l.pack) {
+                    Some(d) => *d,
+                    None => *marked.entry(l.pack).or_insert(cache.is_marked_deleted(&l.pack)?),
+                };
+                if !dead {
+                    live = true;
+                    break;
+                }
+            }
+            if live {
+                continue;
+            }
+            let loc = locations.first().copied().ok_or_else(|| Error::SessionExpired {
                 reason: format!("gc removed chunk {} while this run used it", id.short()),
             })?;
-            rescue.insert(*id, loc);
+            rescue.insert(id, loc);
         }
         if rescue.is_empty() {
             return Ok(0);

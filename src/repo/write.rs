@@ -672,8 +672,21 @@ fn chunk_stream(index: usize, name: &str, reader: impl Windows, feed: &Feed) -> 
                     let mut out = Vec::with_capacity(batch.chunks.len());
                     for data in &batch.chunks {
                         let id = keys.chunk_id(data);
-                        let live = cache.live_location(&id).inspect_err(|_| stop.set())?.is_some();
-                        let base = r.base_for(&id, data, live);
+                        let (mut live, mut failed) = (false, None);
+                        let base = r.base_for(&id, data, || match cache.live_location(&id) {
+                            Ok(l) => {
+                                live = l.is_some();
+                                live
+                            }
+                            Err(e) => {
+                                failed = Some(e);
+                                true
+                            }
+                        });
+                        if let Some(e) = failed {
+                            stop.set();
+                            return Err(e);
+                        }
                         out.push(Resembled { id, live, base });
                     }
                     batch.resembled = Some(out);
