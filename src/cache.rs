@@ -12,7 +12,7 @@ use rocksdb::{Direction, IteratorMode, Options, ReadOptions, WriteBatch, DB};
 use silo_format::codec::delta::DeltaHeader;
 use silo_format::index::IndexSegment;
 use silo_format::{ObjectId, RepoId};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// Where one copy of a chunk lives.
@@ -274,29 +274,12 @@ impl IndexCache {
         Ok(None)
     }
 
-    /// Any location, preferring live packs: what a reader uses.
+    /// Any location, preferring live packs (a reader that walks delta chains uses `repo::chains::pick`,
+    /// which also prefers the shallowest copy and memoises pack marks).
     pub fn any_location(&self, chunk: &ObjectId) -> Result<Option<Location>> {
-        self.any_location_memo(chunk, &mut HashMap::new())
-    }
-
-    /// `any_location`, remembering in `deleted` whether each pack it meets is marked deleted, so that a
-    /// caller locating many chunks (a restore) looks each pack's mark up once.
-    pub fn any_location_memo(
-        &self,
-        chunk: &ObjectId,
-        deleted: &mut HashMap<ObjectId, bool>,
-    ) -> Result<Option<Location>> {
         let all = self.locations(chunk)?;
         for loc in &all {
-            let dead = match deleted.get(&loc.pack) {
-                Some(d) => *d,
-                None => {
-                    let d = self.is_marked_deleted(&loc.pack)?;
-                    deleted.insert(loc.pack, d);
-                    d
-                }
-            };
-            if !dead {
+            if !self.is_marked_deleted(&loc.pack)? {
                 return Ok(Some(*loc));
             }
         }

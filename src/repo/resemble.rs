@@ -117,11 +117,6 @@ impl<T> Aligner<T> {
         self.drift = chosen.offset as i64 - new_offset as i64;
         Some(chosen)
     }
-
-    /// A window chunk with id `id`, if any (an anchor the caller can align on).
-    pub fn find(&self, id: &ObjectId) -> Option<&OldChunk<T>> {
-        self.window.iter().find(|c| c.id == *id)
-    }
 }
 
 #[cfg(test)]
