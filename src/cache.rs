@@ -290,6 +290,11 @@ impl IndexCache {
         Ok(self.db.get_pinned(key::of(key::DELETED, pack)).map_err(|e| self.err(e))?.is_some())
     }
 
+    /// Whether gc has marked any pack deleted that is still indexed (between gc's two phases).
+    pub fn any_marked_deleted(&self) -> Result<bool> {
+        Ok(self.keys_with_prefix(&[key::DELETED]).next().transpose()?.is_some())
+    }
+
     pub fn absorbed_segments(&self) -> Result<HashSet<ObjectId>> {
         let mut out = HashSet::new();
         for item in self.keys_with_prefix(&[key::SEGMENT]) {

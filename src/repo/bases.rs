@@ -78,8 +78,12 @@ struct Request {
 /// Finds bases for one stream's new chunks, in stream order.
 pub struct Resembler {
     old: Arc<Vec<ObjectId>>,
-    /// Offset of each old chunk in the old stream, and the stream's end.
+    /// Offset of each old chunk in the old stream, and the stream's end; empty until the first chunk that is
+    /// not an anchor needs them (`ensure_offsets`): an unchanged stream never looks up the old chunks.
     old_offsets: Vec<u64>,
+    /// The last anchor (new offset, old index) seen before the offsets were known.
+    pending_anchor: Option<(u64, usize)>,
+    cache: Arc<crate::cache::IndexCache>,
     /// Index of each chunk the old stream holds once, by the first 8 bytes of its id, for anchors (a chunk
     /// it holds several times, like a run of zeros, says nothing about where the streams align: `AMBIGUOUS`).
     /// Eight bytes keep the map small at 10 GiB streams; a clash only costs one anchor.
@@ -107,19 +111,15 @@ fn anchor_key(id: &ObjectId) -> u64 {
 }
 
 impl Resembler {
-    /// A resembler over the old stream `old` (its chunk ids in order, each with its length). The reader
-    /// thread decodes only what the resembler asks for.
-    pub fn new(source: Source, old: Vec<(ObjectId, u32)>) -> Self {
+    /// A resembler over the old stream `old` (its chunk ids in order). The reader thread decodes only what
+    /// the resembler asks for.
+    pub fn new(source: Source, old: Vec<ObjectId>) -> Self {
         let mut anchors = HashMap::with_capacity(old.len());
-        let mut old_offsets = Vec::with_capacity(old.len() + 1);
-        let mut at = 0u64;
-        for (i, (id, len)) in old.iter().enumerate() {
+        for (i, id) in old.iter().enumerate() {
             anchors.entry(anchor_key(id)).and_modify(|o| *o = AMBIGUOUS).or_insert(i as u32);
-            old_offsets.push(at);
-            at += u64::from(*len);
         }
-        old_offsets.push(at);
-        let old = Arc::new(old.into_iter().map(|(id, _)| id).collect::<Vec<_>>());
+        let old = Arc::new(old);
+        let cache = source.cache.clone();
         let (req_tx, req_rx) = bounded::<Request>(2);
         let (rep_tx, rep_rx) = bounded::<(u64, Vec<Decoded>)>(2);
         let reader_old = old.clone();
@@ -128,7 +128,9 @@ impl Resembler {
             .spawn(move || read_requested(source, reader_old, req_rx, rep_tx));
         let mut r = Resembler {
             old,
-            old_offsets,
+            old_offsets: Vec::new(),
+            pending_anchor: None,
+            cache,
             anchors,
             aligner: Aligner::default(),
             requests: Some(req_tx),
@@ -144,6 +146,53 @@ impl Resembler {
             r.stopped = true;
         }
         r
+    }
+
+    /// Learns the old chunks' lengths from the index (one lookup each) and so their offsets, then applies
+    /// the last anchor seen before. False when the index does not know every old chunk: a stream that
+    /// cannot be aligned by offset gives no bases.
+    fn ensure_offsets(&mut self) -> bool {
+        if !self.old_offsets.is_empty() {
+            return true;
+        }
+        let mut offsets = Vec::with_capacity(self.old.len() + 1);
+        let mut at = 0u64;
+        for id in self.old.iter() {
+            match self.cache.any_location(id) {
+                Ok(Some(loc)) => {
+                    offsets.push(at);
+                    at += u64::from(loc.raw_len);
+                }
+                Ok(None) => {
+                    tracing::info!("chunk {} of the previous snapshot is not in the index; no delta bases", id.short());
+                    return false;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "looking up the previous snapshot for delta bases failed: {e}; chunks are stored whole"
+                    );
+                    return false;
+                }
+            }
+        }
+        offsets.push(at);
+        self.old_offsets = offsets;
+        if let Some((new_offset, index)) = self.pending_anchor.take() {
+            self.align_on(new_offset, index);
+        }
+        true
+    }
+
+    /// Aligns the chunk at `new_offset` of the new stream with old chunk `index` (the same chunk in both).
+    /// Outside the window (behind it, or ahead of what was asked for by more than the reach), the window
+    /// moves there without reading what lies between.
+    fn align_on(&mut self, new_offset: u64, index: usize) {
+        let old_offset = self.old_offsets[index];
+        let held = self.aligner.target(new_offset).saturating_sub(REACH)..self.old_offsets[self.next_index] + REACH;
+        if !held.contains(&old_offset) {
+            self.jump(index + 1);
+        }
+        self.aligner.anchor(new_offset, old_offset);
     }
 
     /// Asks for the next stretch of old chunks, if none is out and any are left.
@@ -218,18 +267,19 @@ impl Resembler {
             return None;
         }
         if let Some(index) = self.anchors.get(&anchor_key(id)).filter(|i| **i != AMBIGUOUS).map(|i| *i as usize) {
-            // The same chunk in both streams: align on it. Outside the window (behind it, or ahead of what
-            // was asked for by more than the reach), the window moves there without reading what lies
-            // between.
-            let old_offset = self.old_offsets[index];
-            let held = self.aligner.target(offset).saturating_sub(REACH)..self.old_offsets[self.next_index] + REACH;
-            if !held.contains(&old_offset) {
-                self.jump(index + 1);
+            // The same chunk in both streams: align on it (once the offsets are known).
+            if self.old_offsets.is_empty() {
+                self.pending_anchor = Some((offset, index));
+            } else {
+                self.align_on(offset, index);
             }
-            self.aligner.anchor(offset, old_offset);
             return None;
         }
         if known() {
+            return None;
+        }
+        if !self.ensure_offsets() {
+            self.stopped = true;
             return None;
         }
         while self.aligner.wants_more(offset, len) && self.take() {}

@@ -213,17 +213,23 @@ impl Repository {
     pub async fn rescue_marked_chunks<'a>(&self, chunks: impl Iterator<Item = &'a ObjectId>) -> Result<u64> {
         self.sync_cache().await?;
         let cache = self.cache()?;
+        // No pack marked deleted: every chunk this run used is in a live pack (it was when it was used, and
+        // gc marks a pack before deleting it; a pack deleted in spite of this session means the session
+        // expired, which `verify_before_commit` detects and answers by checking every chunk).
+        if !cache.any_marked_deleted()? {
+            return Ok(0);
+        }
         let mut rescue: BTreeMap<ObjectId, crate::cache::Location> = BTreeMap::new();
         // One lookup per chunk; the bases of delta copies join the walk and are kept alive the same way (I16).
+        // Only bases are remembered as seen (a chunk the snapshot names twice is looked up twice): the walk
+        // holds no set of the whole snapshot's chunks.
         let mut marked: std::collections::HashMap<ObjectId, bool> = std::collections::HashMap::new();
         let mut seen: HashSet<ObjectId> = HashSet::new();
-        let mut todo: Vec<ObjectId> = chunks.copied().collect();
-        while let Some(id) = todo.pop() {
-            if !seen.insert(id) {
-                continue;
-            }
+        let mut todo: Vec<ObjectId> = Vec::new();
+        let mut chunks = chunks.copied();
+        while let Some(id) = todo.pop().or_else(|| chunks.next()) {
             let locations = cache.locations(&id)?;
-            todo.extend(locations.iter().filter_map(|l| l.delta.map(|d| d.base)));
+            todo.extend(locations.iter().filter_map(|l| l.delta.map(|d| d.base)).filter(|b| seen.insert(*b)));
             let mut live = false;
             for l in &locations {
                 let dead = match marked.get(&l.pack) {

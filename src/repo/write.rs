@@ -180,8 +180,8 @@ struct PackedStreams {
 /// A stream's resembler with the keys and cache its thread needs (bases.rs).
 type StreamResembler = (Resembler, Arc<Keys>, Arc<IndexCache>);
 
-/// A previous version of a stream: its chunk ids with their lengths, in order.
-type OldStream = Vec<(ObjectId, u32)>;
+/// A previous version of a stream: its chunk ids, in order.
+type OldStream = Vec<ObjectId>;
 
 /// Chunk ids this session stores whose index segment is not durable yet.
 type Claims = Arc<Mutex<HashSet<ObjectId>>>;
@@ -491,7 +491,7 @@ fn pack_in_stream_order(
                     out.delta_bytes += sealed.len() as u64;
                 }
                 writer.push_with(c.id, &sealed, c.raw_len, delta);
-                if writer.len() >= target {
+                if writer.is_full(target) {
                     let full = std::mem::replace(&mut writer, PackWriter::with_capacity(capacity));
                     ship(full, &mut out);
                 }
@@ -867,25 +867,16 @@ impl Repository {
                 return Ok(none);
             }
         };
-        let Some(previous) = snapshots.iter().rev().find(|s| s.manifest.name == options.name) else {
+        // Only the newest snapshot of the name is kept; the other manifests are dropped at once.
+        let Some(mut previous) = snapshots.into_iter().rev().find(|s| s.manifest.name == options.name) else {
             return Ok(none);
         };
-        let cache = self.cache()?;
         let mut out = Vec::with_capacity(options.streams.len());
         for spec in &options.streams {
-            let Some(old) = previous.manifest.streams.iter().find(|s| s.name == spec.name) else {
-                out.push(None);
-                continue;
-            };
-            let mut chunks = Vec::with_capacity(old.chunks.len());
-            for id in &old.chunks {
-                match cache.any_location(id)? {
-                    Some(loc) => chunks.push((*id, loc.raw_len)),
-                    None => break,
-                }
-            }
-            // A stream the index does not fully know cannot be aligned by offset: no bases from it.
-            out.push((chunks.len() == old.chunks.len() && !chunks.is_empty()).then_some(chunks));
+            // Its chunks' lengths are looked up only when a chunk needs a base (bases.rs): an unchanged
+            // stream, the most common run, never pays for them.
+            let old = previous.manifest.streams.iter_mut().find(|s| s.name == spec.name && !s.chunks.is_empty());
+            out.push(old.map(|s| std::mem::take(&mut s.chunks)));
         }
         Ok(out)
     }

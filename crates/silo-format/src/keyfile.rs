@@ -85,9 +85,12 @@ pub fn derive_wrapping_key(
     params.validate()?;
     let p = argon2::Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
         .map_err(|e| FormatError::Kdf(e.to_string()))?;
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p.clone());
     let mut out = Zeroizing::new([0u8; 32]);
-    argon.hash_password_into(password, salt, out.as_mut()).map_err(|e| FormatError::Kdf(e.to_string()))?;
+    let mut memory = crate::kdf_memory::KdfMemory::new(p.block_count());
+    argon
+        .hash_password_into_with_memory(password, salt, out.as_mut(), &mut memory)
+        .map_err(|e| FormatError::Kdf(e.to_string()))?;
     Ok(out)
 }
 

@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod error;
 pub mod id;
 pub mod index;
+mod kdf_memory;
 pub mod keyfile;
 pub mod maintenance;
 pub mod manifest;

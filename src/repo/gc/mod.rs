@@ -482,7 +482,7 @@ impl Repository {
             let sealed = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
             // A delta's envelope is copied as it is; its reference goes along into the new trailer.
             writer.push_with(e.chunk, sealed, e.raw_len, delta);
-            if writer.len() >= target {
+            if writer.is_full(target) {
                 let full = std::mem::replace(&mut writer, PackWriter::with_capacity(target + (1 << 20)));
                 out.push(self.store_pack(full).await?);
             }
