@@ -120,6 +120,39 @@ fn shifted_input_reuses_most_chunks() {
     assert_eq!(repo.restore("db:latest"), shifted);
 }
 
+/// A create guided by the previous snapshot of its name (where the stream repeats it, each chunk is
+/// confirmed by its id instead of searched for) cuts exactly where an unguided create cuts: the same stream
+/// stored afterwards under a name with no history adds no chunk, for a stream changed in the middle, one
+/// grown past the old end (whose last chunk its end had cut short) and one cut short.
+#[test]
+fn guided_cuts_are_the_searched_cuts() {
+    let repo = TestRepo::init();
+    let data = dump(12 << 20, 6);
+    repo.create_json("db", &data);
+    let mut changed = data.clone();
+    changed.splice(5_000_000..5_000_100, b"-- rows changed here\n".iter().copied());
+    let mut longer = data.clone();
+    longer.extend_from_slice(&dump(1 << 20, 7));
+    let shorter = data[..9_000_000].to_vec();
+    for (i, version) in [changed, longer, shorter].iter().enumerate() {
+        let mut create = repo.cmd(&["snapshot", "create", "--name", "db"]);
+        create.env("SILO_LOG", "silo=debug");
+        let out = run_with_input(create, version);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let log = stderr(&out);
+        let confirmed: u64 = log
+            .split("chunking guided by the previous snapshot: ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no guide log line: {log}"));
+        assert!(confirmed > 100, "version {i}: most chunks confirmed by id, not searched: {log}");
+        let searched = repo.create_json(&format!("fresh{i}"), version);
+        assert_eq!(searched["new_chunks"].as_u64(), Some(0), "version {i}: {searched}");
+        assert_eq!(repo.restore("db:latest"), *version);
+    }
+}
+
 #[test]
 fn failing_command_commits_nothing_and_shows_its_stderr() {
     let repo = TestRepo::init();

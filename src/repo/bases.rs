@@ -15,6 +15,7 @@
 //! - Memory: the window holds about 2 x `REACH` of old plaintext, plus one stretch (`REQUEST_CHUNKS`
 //!   chunks) asked for ahead.
 
+use super::previous::OldStream;
 use super::read::{self, ReadChunk};
 use super::resemble::{Aligner, OldChunk, Sketch, REACH};
 use crossbeam_channel::{bounded, Receiver};
@@ -77,17 +78,13 @@ struct Request {
 
 /// Finds bases for one stream's new chunks, in stream order.
 pub struct Resembler {
-    old: Arc<Vec<ObjectId>>,
-    /// Offset of each old chunk in the old stream, and the stream's end; empty until the first chunk that is
-    /// not an anchor needs them (`ensure_offsets`): an unchanged stream never looks up the old chunks.
-    old_offsets: Vec<u64>,
+    /// The old stream: ids, anchors, offsets (looked up when the first chunk needs a base; an unchanged
+    /// stream never needs them here).
+    old: Arc<OldStream>,
     /// The last anchor (new offset, old index) seen before the offsets were known.
     pending_anchor: Option<(u64, usize)>,
-    cache: Arc<crate::cache::IndexCache>,
-    /// Index of each chunk the old stream holds once, by the first 8 bytes of its id, for anchors (a chunk
-    /// it holds several times, like a run of zeros, says nothing about where the streams align: `AMBIGUOUS`).
-    /// Eight bytes keep the map small at 10 GiB streams; a clash only costs one anchor.
-    anchors: HashMap<u64, u32>,
+    /// Whether the offsets are known (and the pending anchor applied).
+    aligned: bool,
     aligner: Aligner<WindowData>,
     requests: Option<crossbeam_channel::Sender<Request>>,
     replies: Option<Receiver<(u64, Vec<Decoded>)>>,
@@ -103,23 +100,9 @@ pub struct Resembler {
 
 /// Old chunks asked for at a time: about 2 MiB of a 64 KiB-chunked stream.
 const REQUEST_CHUNKS: usize = 32;
-/// An anchor key the old stream holds more than once.
-const AMBIGUOUS: u32 = u32::MAX;
-
-fn anchor_key(id: &ObjectId) -> u64 {
-    u64::from_le_bytes([id.0[0], id.0[1], id.0[2], id.0[3], id.0[4], id.0[5], id.0[6], id.0[7]])
-}
-
 impl Resembler {
-    /// A resembler over the old stream `old` (its chunk ids in order). The reader thread decodes only what
-    /// the resembler asks for.
-    pub fn new(source: Source, old: Vec<ObjectId>) -> Self {
-        let mut anchors = HashMap::with_capacity(old.len());
-        for (i, id) in old.iter().enumerate() {
-            anchors.entry(anchor_key(id)).and_modify(|o| *o = AMBIGUOUS).or_insert(i as u32);
-        }
-        let old = Arc::new(old);
-        let cache = source.cache.clone();
+    /// A resembler over the old stream `old`. The reader thread decodes only what the resembler asks for.
+    pub fn new(source: Source, old: Arc<OldStream>) -> Self {
         let (req_tx, req_rx) = bounded::<Request>(2);
         let (rep_tx, rep_rx) = bounded::<(u64, Vec<Decoded>)>(2);
         let reader_old = old.clone();
@@ -128,10 +111,8 @@ impl Resembler {
             .spawn(move || read_requested(source, reader_old, req_rx, rep_tx));
         let mut r = Resembler {
             old,
-            old_offsets: Vec::new(),
             pending_anchor: None,
-            cache,
-            anchors,
+            aligned: false,
             aligner: Aligner::default(),
             requests: Some(req_tx),
             replies: Some(rep_rx),
@@ -148,35 +129,22 @@ impl Resembler {
         r
     }
 
-    /// Learns the old chunks' lengths from the index (one lookup each) and so their offsets, then applies
-    /// the last anchor seen before. False when the index does not know every old chunk: a stream that
-    /// cannot be aligned by offset gives no bases.
+    /// The offset of old chunk `i` (or the end, for `i` = the chunk count); 0 before the offsets are known.
+    fn offset(&self, i: usize) -> u64 {
+        self.old.offsets_if_known().and_then(|o| o.get(i).copied()).unwrap_or(0)
+    }
+
+    /// Learns the old chunks' offsets (old_stream looks them up once), then applies the last anchor seen
+    /// before. False when the index does not know every old chunk: a stream that cannot be aligned by offset
+    /// gives no bases.
     fn ensure_offsets(&mut self) -> bool {
-        if !self.old_offsets.is_empty() {
+        if self.aligned {
             return true;
         }
-        let mut offsets = Vec::with_capacity(self.old.len() + 1);
-        let mut at = 0u64;
-        for id in self.old.iter() {
-            match self.cache.any_location(id) {
-                Ok(Some(loc)) => {
-                    offsets.push(at);
-                    at += u64::from(loc.raw_len);
-                }
-                Ok(None) => {
-                    tracing::info!("chunk {} of the previous snapshot is not in the index; no delta bases", id.short());
-                    return false;
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "looking up the previous snapshot for delta bases failed: {e}; chunks are stored whole"
-                    );
-                    return false;
-                }
-            }
+        if self.old.offsets().is_none() {
+            return false;
         }
-        offsets.push(at);
-        self.old_offsets = offsets;
+        self.aligned = true;
         if let Some((new_offset, index)) = self.pending_anchor.take() {
             self.align_on(new_offset, index);
         }
@@ -187,8 +155,8 @@ impl Resembler {
     /// Outside the window (behind it, or ahead of what was asked for by more than the reach), the window
     /// moves there without reading what lies between.
     fn align_on(&mut self, new_offset: u64, index: usize) {
-        let old_offset = self.old_offsets[index];
-        let held = self.aligner.target(new_offset).saturating_sub(REACH)..self.old_offsets[self.next_index] + REACH;
+        let old_offset = self.offset(index);
+        let held = self.aligner.target(new_offset).saturating_sub(REACH)..self.offset(self.next_index) + REACH;
         if !held.contains(&old_offset) {
             self.jump(index + 1);
         }
@@ -233,7 +201,7 @@ impl Resembler {
                 return false;
             }
             for (i, d) in batch.into_iter().enumerate() {
-                let offset = self.old_offsets[first + i];
+                let offset = self.offset(first + i);
                 self.aligner.push(OldChunk {
                     id: d.id,
                     offset,
@@ -266,9 +234,9 @@ impl Resembler {
         if self.stopped {
             return None;
         }
-        if let Some(index) = self.anchors.get(&anchor_key(id)).filter(|i| **i != AMBIGUOUS).map(|i| *i as usize) {
+        if let Some(index) = self.old.anchor(id) {
             // The same chunk in both streams: align on it (once the offsets are known).
-            if self.old_offsets.is_empty() {
+            if !self.aligned {
                 self.pending_anchor = Some((offset, index));
             } else {
                 self.align_on(offset, index);
@@ -294,7 +262,7 @@ impl Resembler {
 /// it (logged once; the resembler then stops offering bases).
 fn read_requested(
     source: Source,
-    old: Arc<Vec<ObjectId>>,
+    old: Arc<OldStream>,
     requests: Receiver<Request>,
     replies: crossbeam_channel::Sender<(u64, Vec<Decoded>)>,
 ) {
@@ -304,7 +272,7 @@ fn read_requested(
         let mut out = Vec::with_capacity(req.to - req.from);
         let result = read::read_chunks(
             &source,
-            &old[req.from..req.to],
+            &old.ids[req.from..req.to],
             PREFETCH,
             Some(reanchor_depth),
             |group: Vec<ReadChunk>| {

@@ -13,6 +13,7 @@ pub mod index;
 pub mod keys;
 pub mod lease;
 pub mod liveness;
+pub mod previous;
 pub mod read;
 pub mod repair;
 pub mod resemble;

@@ -12,10 +12,14 @@
 //! - I16: a chunk that does not deduplicate may be sealed as a delta of a chunk of the previous snapshot of
 //!   the same name and stream (repo/bases.rs picks it; it is durable, indexed and unmarked); before commit,
 //!   the rescue and the verification cover every base the snapshot's chunks depend on (repo/chains.rs).
+//! - Cuts are FastCDC's: where a stream repeats the previous snapshot of its name, the chunker confirms the
+//!   next old chunk by its id instead of searching (repo/previous.rs), which cuts exactly where the search
+//!   would (silo_format::chunker::Guide).
 //! - I14: a stream recognised as a dump (dumps::inspect, on a thread beside the stream hasher, fed the same
 //!   shared chunks) is committed only when it is whole, unless `--accept-invalid` records it as invalid.
 
 use super::bases::{BaseChunk, Resembler};
+use super::previous::OldStream;
 use super::Repository;
 use crate::backend::{names, Backend};
 use crate::cache::IndexCache;
@@ -181,7 +185,7 @@ struct PackedStreams {
 type StreamResembler = (Resembler, Arc<Keys>, Arc<IndexCache>);
 
 /// A previous version of a stream: its chunk ids, in order.
-type OldStream = Vec<ObjectId>;
+type OldIds = Vec<ObjectId>;
 
 /// Chunk ids this session stores whose index segment is not durable yet.
 type Claims = Arc<Mutex<HashSet<ObjectId>>>;
@@ -240,7 +244,13 @@ impl Repository {
         let params = self.config.chunker;
         let seed = self.keys.chunker_seed();
         let nstreams = options.streams.len();
-        let previous = if options.deltas { self.previous_streams(rt, options)? } else { vec![None; nstreams] };
+        // The previous version of each stream guides the chunker (an unchanged stretch skips the cut search)
+        // and, with deltas, gives bases; its chunks' offsets are looked up on a thread of their own.
+        let previous: Vec<Option<Arc<OldStream>>> = self
+            .previous_streams(rt, options)?
+            .into_iter()
+            .map(|ids| ids.map(|ids| Arc::new(OldStream::new(ids, cache.clone()))))
+            .collect();
         // Commands are stored as typed: a password on the command line would be in every snapshot.
         let mut warnings = Vec::new();
         for spec in &options.streams {
@@ -276,7 +286,15 @@ impl Repository {
                 .zip(previous)
                 .map(|((i, spec), old)| {
                     let (jobs, stop, progress) = (job_tx.clone(), stop.clone(), options.progress.clone());
-                    let resembler = old.map(|old| {
+                    if let Some(old) = &old {
+                        let old = old.clone();
+                        s.spawn(move || old.offsets().is_some());
+                    }
+                    let guide = old.clone().map(|old| {
+                        Box::new(super::previous::StreamGuide::new(old, self.keys.clone()))
+                            as Box<dyn silo_format::chunker::Guide>
+                    });
+                    let resembler = old.filter(|_| options.deltas).map(|old| {
                         let source = super::bases::Source {
                             rt: rt.clone(),
                             backend: self.backend.clone(),
@@ -297,6 +315,7 @@ impl Repository {
                             inspect: options.validation.inspects(&spec.name),
                             sqlite_integrity: options.validation.sqlite_integrity,
                             resembler: std::sync::Mutex::new(resembler),
+                            guide: std::sync::Mutex::new(guide),
                         };
                         let r = read_stream(i, spec, &feed);
                         if r.is_err() {
@@ -412,7 +431,7 @@ fn seal_worker(
             .map(|data| {
                 let (id, live, base) = match resembled.as_mut().and_then(|r| r.next()) {
                     Some(r) => (r.id, r.live, r.base),
-                    None => (keys.chunk_id(data), false, None),
+                    None => (data.id().unwrap_or_else(|| keys.chunk_id(data)), false, None),
                 };
                 let known = live || cache.live_location(&id)?.is_some() || !lock(claims).insert(id);
                 let sealed = (!known).then(|| {
@@ -608,6 +627,8 @@ struct Feed<'a> {
     /// Finds delta bases for the stream's chunks (and hashes them) before they go to the workers; with the
     /// keys and cache it needs. Only the stream's own reader thread uses it.
     resembler: std::sync::Mutex<Option<StreamResembler>>,
+    /// Predicts the stream's chunks from its previous version (previous.rs); the reader thread takes it.
+    guide: std::sync::Mutex<Option<Box<dyn silo_format::chunker::Guide>>>,
 }
 
 /// Stage 1, one thread per stream: opens the input (inputs.rs), cuts it into chunk batches for the sealers,
@@ -671,7 +692,7 @@ fn chunk_stream(index: usize, name: &str, reader: impl Windows, feed: &Feed) -> 
                 for mut batch in resembler_rx {
                     let mut out = Vec::with_capacity(batch.chunks.len());
                     for data in &batch.chunks {
-                        let id = keys.chunk_id(data);
+                        let id = data.id().unwrap_or_else(|| keys.chunk_id(data));
                         let (mut live, mut failed) = (false, None);
                         let base = r.base_for(&id, data, || match cache.live_location(&id) {
                             Ok(l) => {
@@ -829,7 +850,11 @@ fn cut_stream(
     };
     let mut batch = Vec::with_capacity(BATCH);
     let mut seq = 0;
-    let mut chunks = feed.params.windows(reader, feed.seed).peekable();
+    let mut chunker = feed.params.windows(reader, feed.seed);
+    if let Some(guide) = feed.guide.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        chunker = chunker.guided(guide);
+    }
+    let mut chunks = chunker.peekable();
     while let Some(chunk) = chunks.next() {
         let chunk = chunk.map_err(|e| Error::Input {
             what: format!("stream {name}"),
@@ -856,9 +881,9 @@ fn cut_stream(
 }
 
 impl Repository {
-    /// For each stream to create, the chunks (with lengths) of the stream of the same name in the newest
-    /// snapshot of the same name, when there is one: where delta bases come from.
-    fn previous_streams(&self, rt: &Handle, options: &CreateOptions) -> Result<Vec<Option<OldStream>>> {
+    /// For each stream to create, the chunk ids of the stream of the same name in the newest snapshot of the
+    /// same name, when there is one: what guides the chunker and where delta bases come from.
+    fn previous_streams(&self, rt: &Handle, options: &CreateOptions) -> Result<Vec<Option<OldIds>>> {
         let none = vec![None; options.streams.len()];
         let snapshots = match rt.block_on(self.list_snapshots()) {
             Ok(s) => s,

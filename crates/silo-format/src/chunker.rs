@@ -2,7 +2,7 @@
 //! repository secret, so that chunk boundaries — and therefore chunk sizes — do not leak content
 //! (format-spec/chunker.md).
 
-use crate::FormatError;
+use crate::{FormatError, ObjectId};
 use bincode::{Decode, Encode};
 use fastcdc::v2020;
 use std::collections::VecDeque;
@@ -81,6 +81,7 @@ impl ChunkerParams {
             pos: 0,
             eof: false,
             ready: VecDeque::new(),
+            guide: None,
         }
     }
 
@@ -247,6 +248,15 @@ pub struct SharedChunk {
     buf: Window,
     start: usize,
     end: usize,
+    /// The chunk's id, when a guide computed it while chunking.
+    id: Option<ObjectId>,
+}
+
+impl SharedChunk {
+    /// The chunk's id if the chunker's guide already computed it (`Guide`).
+    pub fn id(&self) -> Option<ObjectId> {
+        self.id
+    }
 }
 
 impl std::fmt::Debug for SharedChunk {
@@ -275,6 +285,22 @@ pub struct BlockChunker<W> {
     pos: usize,
     eof: bool,
     ready: VecDeque<SharedChunk>,
+    guide: Option<Box<dyn Guide>>,
+}
+
+/// Where a stream may repeat a previous version of itself: the guide predicts the next chunk, and the chunker
+/// confirms it by its id instead of searching for its cut. Cuts stay exactly the search's: a FastCDC cut
+/// depends only on the chunk's own bytes, so a chunk with the same bytes as one the search cut before (same
+/// keyed id) ends where the search would end it — except a previous stream's last chunk, which its end may
+/// have cut short; a guide never predicts that one. Where the streams differ, the search runs, and the guide
+/// may learn from the chunks it cuts where they meet again.
+pub trait Guide: Send {
+    /// The length of the chunk expected next, if any.
+    fn expected(&mut self) -> Option<usize>;
+    /// Whether `data` (of the expected length) is the expected chunk: its id if so.
+    fn confirm(&mut self, data: &[u8]) -> Option<ObjectId>;
+    /// A chunk the search cut: its id when the guide computed it.
+    fn searched(&mut self, data: &[u8]) -> Option<ObjectId>;
 }
 
 impl<W: Windows> BlockChunker<W> {
@@ -295,17 +321,37 @@ impl<W: Windows> BlockChunker<W> {
         Ok(())
     }
 
+    /// Chunks with `guide`'s help (see `Guide`).
+    pub fn guided(mut self, guide: Box<dyn Guide>) -> Self {
+        self.guide = Some(guide);
+        self
+    }
+
     /// Queues every final cut of the current window.
     fn cut(&mut self) {
+        let buf = self.buf.clone();
+        let bytes = (*buf).as_ref();
         let mut start = self.pos;
-        let len = self.bytes().len();
+        let len = bytes.len();
         while start < len {
-            let cut = self.cutter.cut(&self.bytes()[start..]);
+            let expected = self.guide.as_mut().and_then(|g| g.expected()).filter(|l| (1..=self.cutter.max).contains(l));
+            if let Some(l) = expected {
+                if start + l > len && !self.eof {
+                    break; // the expected chunk is not all here yet
+                }
+                if let Some(id) = self.guide.as_mut().and_then(|g| g.confirm(bytes.get(start..start + l)?)) {
+                    self.ready.push_back(SharedChunk { buf: buf.clone(), start, end: start + l, id: Some(id) });
+                    start += l;
+                    continue;
+                }
+            }
+            let cut = self.cutter.cut(&bytes[start..]);
             let end = start + cut;
             if end == len && !self.eof && cut < self.cutter.max {
                 break; // more bytes may move this cut: wait for them
             }
-            self.ready.push_back(SharedChunk { buf: self.buf.clone(), start, end });
+            let id = self.guide.as_mut().and_then(|g| g.searched(&bytes[start..end]));
+            self.ready.push_back(SharedChunk { buf: buf.clone(), start, end, id });
             start = end;
         }
         self.pos = start;
@@ -458,6 +504,93 @@ mod tests {
                     .collect()
             };
             assert_eq!(streamed, whole, "len {len}");
+        }
+    }
+
+    /// A guide over a previous stream's chunks (ids: unkeyed BLAKE3), as write.rs's is over the index's.
+    struct TestGuide {
+        lens: Vec<usize>,
+        ids: Vec<ObjectId>,
+        next: Option<usize>,
+        confirmed: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl TestGuide {
+        fn over(old: &[u8], cuts: &[usize], confirmed: Arc<std::sync::atomic::AtomicUsize>) -> Self {
+            let mut start = 0;
+            let (mut lens, mut ids) = (Vec::new(), Vec::new());
+            for &end in cuts {
+                lens.push(end - start);
+                ids.push(ObjectId(*blake3::hash(&old[start..end]).as_bytes()));
+                start = end;
+            }
+            TestGuide { lens, ids, next: Some(0), confirmed }
+        }
+    }
+
+    impl Guide for TestGuide {
+        fn expected(&mut self) -> Option<usize> {
+            // Never the old stream's last chunk: its end may have cut it short.
+            self.next.filter(|k| k + 1 < self.lens.len()).map(|k| self.lens[k])
+        }
+        fn confirm(&mut self, data: &[u8]) -> Option<ObjectId> {
+            let k = self.next.take()?;
+            let id = ObjectId(*blake3::hash(data).as_bytes());
+            (id == self.ids[k]).then(|| {
+                self.next = Some(k + 1);
+                self.confirmed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                id
+            })
+        }
+        fn searched(&mut self, data: &[u8]) -> Option<ObjectId> {
+            let id = ObjectId(*blake3::hash(data).as_bytes());
+            self.next = self.ids.iter().position(|i| *i == id).map(|k| k + 1);
+            Some(id)
+        }
+    }
+
+    /// Guided chunking cuts exactly where the search cuts: over the same stream, an edited one, a longer
+    /// one (the old last chunk, cut by its end, is not taken as is), a shorter one, and an unrelated one;
+    /// and it skips the search where the streams agree.
+    #[test]
+    fn guided_cuts_equal_searched_cuts() {
+        let p = ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 16_384 };
+        let old = data(3 << 20);
+        let old_cuts = p.cut_points(&old, 5);
+        let mut edited = old.clone();
+        edited.splice(1_000_000..1_000_010, b"an edit that shifts the rest".iter().copied());
+        let mut longer = old.clone();
+        longer.extend_from_slice(&data(100_000)[7..]);
+        let shorter = old[..2_000_000].to_vec();
+        let unrelated: Vec<u8> = data(1 << 20).iter().map(|b| b.wrapping_add(1)).collect();
+        let cases = [
+            ("same", &old),
+            ("edited", &edited),
+            ("longer", &longer),
+            ("shorter", &shorter),
+            ("unrelated", &unrelated),
+        ];
+        for (name, new) in cases {
+            let confirmed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let guide = TestGuide::over(&old, &old_cuts, confirmed.clone());
+            let mut cuts = Vec::new();
+            let mut end = 0;
+            for c in p.windows(Mapped(new.clone()), 5).guided(Box::new(guide)) {
+                let c = c.expect("window");
+                if let Some(id) = c.id() {
+                    assert_eq!(id, ObjectId(*blake3::hash(&c).as_bytes()), "{name}: a guide's id is the chunk's");
+                }
+                end += c.len();
+                cuts.push(end);
+            }
+            assert_eq!(cuts, p.cut_points(new, 5), "{name}");
+            let confirmed = confirmed.load(std::sync::atomic::Ordering::Relaxed);
+            match name {
+                "same" => assert_eq!(confirmed, old_cuts.len() - 1, "{name}: all but the last, unsearched"),
+                "longer" => assert!(confirmed >= old_cuts.len() - 1, "{name}: {confirmed} confirmed"),
+                "edited" | "shorter" => assert!(confirmed > old_cuts.len() / 2, "{name}: {confirmed} confirmed"),
+                _ => assert_eq!(confirmed, 0, "{name}"),
+            }
         }
     }
 }
