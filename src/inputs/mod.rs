@@ -6,9 +6,10 @@
 
 pub mod mapped;
 pub mod process;
+pub mod readahead;
 
 use crate::{Error, Result};
-use silo_format::chunker::{ReadWindows, Window, Windows};
+use silo_format::chunker::{Window, Windows};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
@@ -71,7 +72,7 @@ pub struct StreamSpec {
 /// An opened input's bytes, as windows for the chunker.
 pub enum InputWindows {
     Mapped(mapped::MappedFile),
-    Read(ReadWindows<Box<dyn Read>>),
+    Read(readahead::ReadAhead),
 }
 
 impl Windows for InputWindows {
@@ -102,24 +103,34 @@ impl Ending {
 }
 
 /// Opens stream `index`'s source. A command is started here, in its own process group registered with
-/// `stop`.
-pub fn open(index: usize, spec: &StreamSpec, stop: &process::StopSwitch) -> Result<(InputWindows, Ending)> {
+/// `stop`. A piped input is read ahead on a thread of its own; `max_chunk` is the chunker's largest chunk.
+pub fn open(
+    index: usize,
+    spec: &StreamSpec,
+    stop: &process::StopSwitch,
+    max_chunk: usize,
+) -> Result<(InputWindows, Ending)> {
+    let ahead = |reader: Box<dyn Read + Send>| {
+        readahead::ReadAhead::new(reader, max_chunk)
+            .map(InputWindows::Read)
+            .map_err(|e| Error::io(format!("starting the reader of stream {}", spec.name), e))
+    };
     match &spec.source {
         Source::Stdin => {
-            let stdin = std::io::stdin().lock();
+            let stdin = std::io::stdin();
             if let Some(file) = mapped::MappedFile::open(std::os::fd::AsFd::as_fd(&stdin)) {
                 return Ok((InputWindows::Mapped(file), Ending::Fixed(None)));
             }
             enlarge_pipe(0);
-            Ok((InputWindows::Read(ReadWindows::new(Box::new(stdin))), Ending::Fixed(None)))
+            Ok((ahead(Box::new(stdin))?, Ending::Fixed(None)))
         }
         Source::Command(argv) => {
             let (running, stdout) = process::Running::start(index, argv, stop)?;
-            Ok((InputWindows::Read(ReadWindows::new(Box::new(stdout))), Ending::Command(running)))
+            Ok((ahead(Box::new(stdout))?, Ending::Command(running)))
         }
         Source::Reader { reader, exit_status, .. } => {
             let reader = reader.take().ok_or_else(|| Error::Invalid(format!("stream {} read twice", spec.name)))?;
-            Ok((InputWindows::Read(ReadWindows::new(reader)), Ending::Fixed(*exit_status)))
+            Ok((ahead(reader)?, Ending::Fixed(*exit_status)))
         }
     }
 }

@@ -634,7 +634,7 @@ struct Feed<'a> {
 /// Stage 1, one thread per stream: opens the input (inputs.rs), cuts it into chunk batches for the sealers,
 /// and, once it ends, learns whether it ended cleanly (a command's exit status).
 fn read_stream(index: usize, spec: &StreamSpec, feed: &Feed) -> Result<StreamResult> {
-    let (windows, ending) = crate::inputs::open(index, spec, feed.stop)?;
+    let (windows, ending) = crate::inputs::open(index, spec, feed.stop, feed.params.max_size as usize)?;
     let chunked = chunk_stream(index, &spec.name, windows, feed);
     let exit_status = ending.finish(chunked.is_err(), feed.stop)?;
     let c = chunked?;

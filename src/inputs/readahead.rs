@@ -1,0 +1,168 @@
+//! Reading a piped stream ahead of the chunker: a thread of its own reads the next piece while the chunker
+//! cuts (or, guided by the previous snapshot, hashes) the current one. Reading a pipe used to happen on the
+//! chunker's own thread, between its cuts, so every copy out of the pipe was on the pipeline's one
+//! sequential path.
+//!
+//! Invariants upheld here:
+//! - The windows are the stream's bytes in order, each starting with the tail the chunker hands back, so
+//!   the cuts are those of any other reader (silo_format::chunker::Windows).
+//! - Memory: one piece being read and none queued (the hand-over waits for the chunker), plus the pieces
+//!   chunks still hold; a buffer goes back for reuse when the last chunk of it is dropped.
+//! - A read error ends the stream with that error; a create that stopped ends the thread at its next piece.
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use silo_format::chunker::{Window, Windows};
+use std::io::Read;
+use std::sync::Arc;
+
+/// Bytes read per piece.
+const PIECE: usize = 4 << 20;
+/// Buffers kept for reuse.
+const POOL: usize = 8;
+
+struct Piece {
+    buf: Vec<u8>,
+    len: usize,
+    eof: bool,
+}
+
+/// A stream read on its own thread, as windows for the chunker.
+pub struct ReadAhead {
+    pieces: Receiver<std::io::Result<Piece>>,
+    back: Sender<Vec<u8>>,
+    /// Room kept before each piece for the chunker's tail (at least the largest chunk).
+    front: usize,
+}
+
+/// A window: `buf[start..end]`; the buffer goes back to the reader when the window is dropped.
+struct PieceWindow {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    back: Sender<Vec<u8>>,
+}
+
+impl AsRef<[u8]> for PieceWindow {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+}
+
+impl Drop for PieceWindow {
+    fn drop(&mut self) {
+        let _ = self.back.try_send(std::mem::take(&mut self.buf));
+    }
+}
+
+impl ReadAhead {
+    /// Starts reading `source`; `front` is the most tail bytes the chunker hands back (its largest chunk).
+    pub fn new(mut source: Box<dyn Read + Send>, front: usize) -> std::io::Result<Self> {
+        let (pieces_tx, pieces) = bounded(0);
+        let (back, returned) = bounded::<Vec<u8>>(POOL);
+        std::thread::Builder::new().name("silo-read".into()).spawn(move || loop {
+            let mut buf = returned.try_recv().unwrap_or_default();
+            if buf.len() >= front {
+                buf.truncate(front); // the old bytes there are overwritten by a tail before use
+            } else {
+                buf = Vec::with_capacity(front + PIECE);
+                buf.resize(front, 0);
+            }
+            let piece =
+                (&mut source).take(PIECE as u64).read_to_end(&mut buf).map(|len| Piece { buf, len, eof: len < PIECE });
+            let end = piece.as_ref().map_or(true, |p| p.eof);
+            if pieces_tx.send(piece).is_err() || end {
+                return;
+            }
+        })?;
+        Ok(ReadAhead { pieces, back, front })
+    }
+}
+
+impl Windows for ReadAhead {
+    fn next_window(&mut self, tail: &[u8], _at: u64, _block: usize) -> std::io::Result<(Window, bool)> {
+        let Piece { mut buf, len, eof } =
+            self.pieces.recv().map_err(|_| std::io::Error::other("the stream's reader thread stopped"))??;
+        let body = self.front..self.front + len;
+        if tail.len() > self.front {
+            let mut joined = Vec::with_capacity(tail.len() + len);
+            joined.extend_from_slice(tail);
+            joined.extend_from_slice(&buf[body]);
+            return Ok((Arc::new(joined), eof));
+        }
+        let start = self.front - tail.len();
+        buf[start..self.front].copy_from_slice(tail);
+        Ok((Arc::new(PieceWindow { buf, start, end: body.end, back: self.back.clone() }), eof))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use silo_format::chunker::ChunkerParams;
+
+    /// Hands out its data in reads of varying, sometimes tiny, sizes, like a pipe, and fails at `fail_at`.
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        step: usize,
+        fail_at: Option<usize>,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.fail_at.is_some_and(|f| self.at >= f) {
+                return Err(std::io::Error::other("the pipe broke"));
+            }
+            self.step = (self.step * 7 + 13) % 300_001;
+            let n = (self.step + 1).min(out.len()).min(self.data.len() - self.at);
+            out[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    fn data(len: usize) -> Vec<u8> {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        (0..len)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if i % 7000 < 1500 {
+                    b'x'
+                } else {
+                    x as u8
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cuts_are_those_of_the_whole_buffer_at_every_size() {
+        for p in [ChunkerParams::DEFAULT, ChunkerParams { min_size: 1 << 20, avg_size: 4 << 20, max_size: 16 << 20 }] {
+            for len in [0, 1, 65_535, PIECE - 1, PIECE, PIECE + 1, (13 << 20) + 12_345, 40 << 20] {
+                let d = data(len);
+                let source = Box::new(Trickle { data: d.clone(), at: 0, step: 1, fail_at: None });
+                let windows = ReadAhead::new(source, p.max_size as usize).expect("thread");
+                let mut end = 0;
+                let cuts: Vec<usize> = p
+                    .windows(windows, 3)
+                    .map(|c| {
+                        end += c.expect("read").len();
+                        end
+                    })
+                    .collect();
+                assert_eq!(cuts, p.cut_points(&d, 3), "{p:?} len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_error_ends_the_stream_with_it() {
+        let d = data(20 << 20);
+        let source = Box::new(Trickle { data: d, at: 0, step: 1, fail_at: Some(9 << 20) });
+        let windows = ReadAhead::new(source, 1 << 18).expect("thread");
+        let err = ChunkerParams::DEFAULT.windows(windows, 3).find_map(|c| c.err()).expect("an error");
+        assert_eq!(err.to_string(), "the pipe broke");
+    }
+}
