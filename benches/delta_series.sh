@@ -10,8 +10,9 @@
 #   benches/delta_series.sh [DAYS] [SCALE] [SECONDS] [TABLES] [ROWS]     defaults: 4 20 20 4 400000
 #
 # Every tool ingests every day through a pipe (`cat dayN.sql | tool`), in a fresh repository per series;
-# the bytes each day adds are the growth of the repository directory; each ingest and a restore of the
-# newest snapshot (to /dev/null; checked against the dump by a second, untimed restore) are timed. Settings: silo defaults, restic
+# the bytes each day adds are the growth of the repository directory; each ingest, an unchanged re-run (the
+# newest dump again) and a restore of the newest snapshot (to /dev/null; checked against the dump by a
+# second, untimed restore) are timed. Settings: silo defaults, restic
 # defaults (repository v2, compression auto), borg `--compression zstd,3`. pgbench, sysbench, restic, borg
 # and zstd are installed from Debian's packages when missing; the servers are the local PostgreSQL
 # (127.0.0.1:5432, user postgres) and MariaDB (127.0.0.1:3306, root).
@@ -84,6 +85,11 @@ for series in pgbench sysbench; do
       echo "$series $tool $d $(stat -c %s "$series_dir/$series-$d.sql") $((after - before)) $(( (t1 - t0) / 1000000 ))" >> "$results"
       before=$after
     done
+    # The unchanged re-run: the newest dump again, as a second run of the same night's job stores it.
+    t0=$(date +%s%N)
+    cat "$series_dir/$series-$days.sql" | "${ingest[@]}" > /dev/null
+    t1=$(date +%s%N)
+    echo "$series $tool rerun 0 0 $(( (t1 - t0) / 1000000 ))" >> "$results"
     tool_restore "$tool"
     t0=$(date +%s%N)
     "${restore[@]}" > /dev/null
@@ -103,8 +109,8 @@ dump = collections.defaultdict(dict)
 ms = collections.defaultdict(dict)
 for line in open(path):
     series, tool, day, size, add, millis = line.split()
-    if day == "restore":
-        ms[series, tool]["restore"] = int(millis)
+    if day in ("restore", "rerun"):
+        ms[series, tool][day] = int(millis)
         continue
     added[series, tool][int(day)] = int(add)
     ms[series, tool][int(day)] = int(millis)
@@ -123,6 +129,7 @@ for series in ["pgbench", "sysbench"]:
     print("|---|" + "---|" * (1 + 2 * len(peers)))
     for label, key in [("first ingest (day 0)", lambda t: ms[series, t][0]),
                        ("ingest a day of changes", lambda t: statistics.median(ms[series, t][d] for d in range(1, days + 1))),
+                       ("unchanged re-run (the newest dump again)", lambda t: ms[series, t]["rerun"]),
                        ("restore the newest", lambda t: ms[series, t]["restore"])]:
         v = [key(t) / 1000 for t in ["silo"] + peers]
         print(f"| {label} | " + " | ".join(f"{x:.2f}" for x in v) + " | " + " | ".join(f"{v[0] / x:.2f}x" for x in v[1:]) + " |")
