@@ -100,50 +100,43 @@ mod tests {
     use super::*;
     use silo_format::chunker::ChunkerParams;
 
-    /// Hands out its data in reads of varying, sometimes tiny, sizes, like a pipe, and fails at `fail_at`.
-    struct Trickle {
-        data: Vec<u8>,
-        at: usize,
-        step: usize,
-        fail_at: Option<usize>,
-    }
-
-    impl Read for Trickle {
-        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-            if self.fail_at.is_some_and(|f| self.at >= f) {
-                return Err(std::io::Error::other("the pipe broke"));
-            }
-            self.step = (self.step * 7 + 13) % 300_001;
-            let n = (self.step + 1).min(out.len()).min(self.data.len() - self.at);
-            out[..n].copy_from_slice(&self.data[self.at..self.at + n]);
-            self.at += n;
-            Ok(n)
+    /// Dump-like rows with numbers that vary, so cuts fall at many sizes.
+    fn rows(len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 64);
+        let mut i = 0u64;
+        while out.len() < len {
+            let n = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+            out.extend_from_slice(format!("{i}\tcustomer {n:08}\t{}\n", n % 977).as_bytes());
+            i += 1;
         }
+        out.truncate(len);
+        out
     }
 
-    fn data(len: usize) -> Vec<u8> {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        (0..len)
-            .map(|i| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                if i % 7000 < 1500 {
-                    b'x'
-                } else {
-                    x as u8
-                }
-            })
-            .collect()
+    /// `data` through a real pipe, written by a thread in writes of varying sizes.
+    fn piped(data: Vec<u8>) -> Box<dyn Read + Send> {
+        use std::io::Write;
+        let (reader, mut writer) = std::io::pipe().expect("pipe");
+        std::thread::spawn(move || {
+            let mut at = 0;
+            let mut size = 1usize;
+            while at < data.len() {
+                size = (size * 31 + 7) % 200_003 + 1;
+                let end = (at + size).min(data.len());
+                writer.write_all(&data[at..end]).expect("write");
+                at = end;
+            }
+        });
+        Box::new(reader)
     }
 
     #[test]
-    fn cuts_are_those_of_the_whole_buffer_at_every_size() {
-        for p in [ChunkerParams::DEFAULT, ChunkerParams { min_size: 1 << 20, avg_size: 4 << 20, max_size: 16 << 20 }] {
+    fn cuts_through_a_pipe_are_those_of_the_whole_buffer_at_every_size() {
+        let big = ChunkerParams { min_size: 1 << 20, avg_size: 4 << 20, max_size: 16 << 20 };
+        for p in [ChunkerParams::DEFAULT, big] {
             for len in [0, 1, 65_535, PIECE - 1, PIECE, PIECE + 1, (13 << 20) + 12_345, 40 << 20] {
-                let d = data(len);
-                let source = Box::new(Trickle { data: d.clone(), at: 0, step: 1, fail_at: None });
-                let windows = ReadAhead::new(source, p.max_size as usize).expect("thread");
+                let d = rows(len);
+                let windows = ReadAhead::new(piped(d.clone()), p.max_size as usize).expect("thread");
                 let mut end = 0;
                 let cuts: Vec<usize> = p
                     .windows(windows, 3)
@@ -157,11 +150,26 @@ mod tests {
         }
     }
 
+    /// Gives `good` bytes, then fails.
+    struct Breaks {
+        good: usize,
+    }
+
+    impl Read for Breaks {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.good == 0 {
+                return Err(std::io::Error::other("the pipe broke"));
+            }
+            let n = out.len().min(self.good).min(100_000);
+            out[..n].fill(b'r');
+            self.good -= n;
+            Ok(n)
+        }
+    }
+
     #[test]
     fn a_read_error_ends_the_stream_with_it() {
-        let d = data(20 << 20);
-        let source = Box::new(Trickle { data: d, at: 0, step: 1, fail_at: Some(9 << 20) });
-        let windows = ReadAhead::new(source, 1 << 18).expect("thread");
+        let windows = ReadAhead::new(Box::new(Breaks { good: 9 << 20 }), 1 << 18).expect("thread");
         let err = ChunkerParams::DEFAULT.windows(windows, 3).find_map(|c| c.err()).expect("an error");
         assert_eq!(err.to_string(), "the pipe broke");
     }
