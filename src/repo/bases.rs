@@ -78,8 +78,8 @@ struct Request {
 
 /// Finds bases for one stream's new chunks, in stream order.
 pub struct Resembler {
-    /// The old stream: ids, anchors, offsets (looked up when the first chunk needs a base; an unchanged
-    /// stream never needs them here).
+    /// The old stream: ids, anchors, offsets (looked up once, beside the stream; the first chunk that needs
+    /// a base waits for them).
     old: Arc<OldStream>,
     /// The last anchor (new offset, old index) seen before the offsets were known.
     pending_anchor: Option<(u64, usize)>,

@@ -898,8 +898,7 @@ impl Repository {
         };
         let mut out = Vec::with_capacity(options.streams.len());
         for spec in &options.streams {
-            // Its chunks' lengths are looked up only when a chunk needs a base (bases.rs): an unchanged
-            // stream, the most common run, never pays for them.
+            // Its chunks' lengths are looked up beside the stream, not before it (previous.rs).
             let old = previous.manifest.streams.iter_mut().find(|s| s.name == spec.name && !s.chunks.is_empty());
             out.push(old.map(|s| std::mem::take(&mut s.chunks)));
         }
