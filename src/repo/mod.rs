@@ -357,7 +357,12 @@ async fn unlock(backend: &dyn Backend, repo: RepoId, password: &[u8]) -> Result<
         let Some(id) = names::id_of(&info.name) else {
             continue;
         };
-        let bytes = backend.get(&info.name).await?;
+        let bytes = match backend.get(&info.name).await {
+            Ok(bytes) => bytes,
+            // Removed since the listing (a concurrent `key passwd` or `key remove`): no longer a key.
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.into()),
+        };
         let kf = match KeyFile::decode(&bytes) {
             Ok(kf) if kf.repo == repo => kf,
             Ok(_) => {
