@@ -73,7 +73,14 @@ impl Repository {
     /// The argon2id parameters of the key file that opened this handle (what `key add` keeps by default).
     pub async fn current_kdf(&self) -> Result<KdfParams> {
         let name = names::key(&self.key_id);
-        let kf = KeyFile::decode(&self.backend.get(&name).await?).map_err(|e| Error::damaged(name, e))?;
+        let bytes = match self.backend.get(&name).await {
+            Ok(bytes) => bytes,
+            // A concurrent `key passwd` or `key remove` took it since this run opened: the password no
+            // longer opens the repository (as `unlock` would now answer).
+            Err(e) if e.is_not_found() => return Err(Error::WrongPassword),
+            Err(e) => return Err(e.into()),
+        };
+        let kf = KeyFile::decode(&bytes).map_err(|e| Error::damaged(name, e))?;
         Ok(kf.params)
     }
 
