@@ -153,6 +153,29 @@ fn guided_cuts_are_the_searched_cuts() {
     }
 }
 
+/// A plain dump's COPY rows with a sequential key are stored with the key column as differences (columns
+/// payload version 2): a million rows of `key, group, blank filler` take ~90 KB (mostly each chunk's
+/// framing), where the key column as text alone takes ~0.6 bytes a row (~600 KB). Restored byte for byte, together with a table whose keys have leading
+/// zeros (text columns, version 1).
+#[test]
+fn sequential_keys_are_stored_as_differences() {
+    let repo = TestRepo::init();
+    let rows = 1_000_000u64;
+    let mut data = b"COPY public.accounts (aid, bid, filler) FROM stdin;\n".to_vec();
+    for aid in 1..=rows {
+        data.extend_from_slice(format!("{aid}\t{}\t{}\n", aid / 100_000, " ".repeat(40)).as_bytes());
+    }
+    data.extend_from_slice(b"\\.\n\nCOPY public.codes (code, name) FROM stdin;\n");
+    for code in 0..50_000u64 {
+        data.extend_from_slice(format!("{code:06}\tname {}\n", code % 13).as_bytes());
+    }
+    data.extend_from_slice(b"\\.\n");
+    let report = repo.create_json("db", &data);
+    let stored = report["new_bytes_stored"].as_u64().expect("stored bytes");
+    assert!(stored < rows / 5, "{stored} bytes stored for {rows} rows: the key column was not stored as differences");
+    assert_eq!(repo.restore("db:latest"), data);
+}
+
 #[test]
 fn failing_command_commits_nothing_and_shows_its_stderr() {
     let repo = TestRepo::init();

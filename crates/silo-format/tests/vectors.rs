@@ -83,14 +83,18 @@ fn compute() -> Value {
     let sealed_stored = envelope::seal(&env_key, &aad, &text, None, seq(0x20));
     let copy_block = copy_block();
     let chunk_c = f.keys.chunk_id(&copy_block);
-    let columns_payload = silo_format::columns::encode(&copy_block, 1).expect("a COPY block takes the columns codec");
-    let sealed_columns = envelope::seal(
-        &f.keys.object_key(ObjectKind::Chunk, &chunk_c),
-        &Aad::new(f.repo, ObjectKind::Chunk, chunk_c),
-        &copy_block,
-        Some(1),
-        seq(0x2d),
-    );
+    // Version 1 (text columns only, as silo wrote before integer columns) and version 2 (the key column as
+    // differences), each alone and sealed.
+    let columns_payload =
+        silo_format::columns::encode_v1(&copy_block, 1).expect("a COPY block takes the columns codec");
+    let key_c = f.keys.object_key(ObjectKind::Chunk, &chunk_c);
+    let aad_c = Aad::new(f.repo, ObjectKind::Chunk, chunk_c);
+    let sealed_columns =
+        envelope::seal_encoded(&key_c, &aad_c, silo_format::codec::Codec::Columns, &columns_payload, seq(0x2d));
+    let columns_payload_v2 =
+        silo_format::columns::encode(&copy_block, 1).expect("a COPY block takes the columns codec");
+    assert_eq!(columns_payload_v2[0], silo_format::columns::COLUMNS_VERSION, "the key column is stored as differences");
+    let sealed_columns_v2 = envelope::seal(&key_c, &aad_c, &copy_block, Some(1), seq(0x2d));
 
     let pack_id = ObjectId(seq(0x40));
     let mut writer = PackWriter::new();
@@ -268,6 +272,8 @@ fn compute() -> Value {
         "envelope_stored": hex::encode(&sealed_stored),
         "envelope_columns": hex::encode(&sealed_columns),
         "columns_payload": hex::encode(&columns_payload),
+        "envelope_columns_v2": hex::encode(&sealed_columns_v2),
+        "columns_payload_v2": hex::encode(&columns_payload_v2),
         "envelope_delta": hex::encode(&sealed_delta),
         "pack_v2": hex::encode(&pack_v2_bytes),
         "index_segment_v2": hex::encode(&segment_v2_bytes),
@@ -307,6 +313,8 @@ fn code_matches_recorded_vectors() {
         "envelope_stored",
         "envelope_columns",
         "columns_payload",
+        "envelope_columns_v2",
+        "columns_payload_v2",
         "envelope_delta",
         "pack_v2",
         "index_segment_v2",
@@ -346,6 +354,11 @@ fn recorded_vectors_decode() {
     let len = copy_block.len() as u32;
     assert_eq!(pack::open_chunk(&f.keys, f.repo, chunk_c, &sealed, len).unwrap(), copy_block);
     let payload = unhex(&recorded["columns_payload"]);
+    assert_eq!(payload[0], silo_format::columns::COLUMNS_VERSION_1);
+    assert_eq!(silo_format::columns::decode(&payload, copy_block.len()).unwrap(), copy_block);
+    let sealed = unhex(&recorded["envelope_columns_v2"]);
+    assert_eq!(pack::open_chunk(&f.keys, f.repo, chunk_c, &sealed, len).unwrap(), copy_block);
+    let payload = unhex(&recorded["columns_payload_v2"]);
     assert_eq!(payload[0], silo_format::columns::COLUMNS_VERSION);
     assert_eq!(silo_format::columns::decode(&payload, copy_block.len()).unwrap(), copy_block);
 

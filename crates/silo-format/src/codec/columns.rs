@@ -10,8 +10,10 @@ use super::{zstd_compress as compress, zstd_decompress_exact as decompress_exact
 use crate::FormatError;
 use memchr::{memchr, memrchr};
 
-/// Version byte at the start of every columns payload.
-pub const COLUMNS_VERSION: u8 = 1;
+/// Version byte of a columns payload that uses integer columns (stream codec 0x02); others are version 1.
+pub const COLUMNS_VERSION: u8 = 2;
+/// Version byte of a payload without integer columns (what silo wrote before version 2; still written then).
+pub const COLUMNS_VERSION_1: u8 = 1;
 /// Most fields per line the codec splits (wider lines leave the chunk to plain zstd).
 pub const MAX_FIELDS: usize = 64;
 /// A chunk is split only if it has at least this many regular lines...
@@ -25,12 +27,25 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 const STREAM_STORED: u8 = 0;
 const STREAM_ZSTD: u8 = 1;
+const STREAM_INT_DELTAS: u8 = 2;
+/// Longest canonical decimal of an i64 (`-9223372036854775808`).
+const MAX_INT_DIGITS: usize = 20;
 const LINE_REGULAR: u8 = 0;
 const LINE_VERBATIM: u8 = 1;
 
 /// The columns payload of `data`, streams compressed with zstd at `level`; `None` when `data` does not look
 /// like tab-separated lines (then the caller uses plain zstd).
 pub fn encode(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    encode_with(data, level, true)
+}
+
+/// The version 1 payload of `data`: no integer columns, byte for byte what silo wrote before version 2 (the
+/// test vectors keep it reproducible).
+pub fn encode_v1(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    encode_with(data, level, false)
+}
+
+fn encode_with(data: &[u8], level: i32, int_columns: bool) -> Option<Vec<u8>> {
     let first = memchr(b'\n', data)?;
     let last = memrchr(b'\n', data)?;
     if first == last {
@@ -48,7 +63,7 @@ pub fn encode(data: &[u8], level: i32) -> Option<Vec<u8>> {
 
     SCRATCH.with(|scratch| {
         let mut columns = scratch.borrow_mut();
-        split_and_pack(data, first, last, fields, level, &mut columns)
+        split_and_pack(data, first, last, fields, level, int_columns, &mut columns)
     })
 }
 
@@ -64,6 +79,7 @@ fn split_and_pack(
     last: usize,
     fields: usize,
     level: i32,
+    int_columns: bool,
     columns: &mut Vec<Vec<u8>>,
 ) -> Option<Vec<u8>> {
     let body = &data[first + 1..=last];
@@ -119,17 +135,145 @@ fn split_and_pack(
     rest.extend_from_slice(&data[last + 1..]);
 
     let mut out = Vec::with_capacity(data.len() / 2);
-    out.push(COLUMNS_VERSION);
+    out.push(COLUMNS_VERSION_1);
     out.extend_from_slice(&u32::try_from(shape.len()).ok()?.to_le_bytes());
     out.push(fields as u8);
     out.extend_from_slice(&u32::try_from(first + 1).ok()?.to_le_bytes());
     out.extend_from_slice(&u32::try_from(data.len() - last - 1).ok()?.to_le_bytes());
     put_stream(&mut out, &rest, level)?;
     put_stream(&mut out, &shape, level)?;
+    let mut any_int = false;
     for (column, len) in columns.iter().zip(lens).take(fields) {
-        put_stream(&mut out, &column[..len], level)?;
+        any_int |= put_column(&mut out, &column[..len], level, int_columns)?;
+    }
+    if any_int {
+        out[0] = COLUMNS_VERSION;
     }
     Some(out)
+}
+
+/// Puts a column's stream: as integer deltas (codec 0x02) when every field is a canonical integer and that
+/// comes out smaller than the usual stream; says whether it did.
+fn put_column(out: &mut Vec<u8>, raw: &[u8], level: i32, int_columns: bool) -> Option<bool> {
+    let start = out.len();
+    put_stream(out, raw, level)?;
+    let Some(deltas) = int_columns.then(|| int_deltas(raw)).flatten() else { return Some(false) };
+    let Some(packed) = compress(&deltas, level) else { return Some(false) };
+    let size = 1 + 4 + 4 + 4 + packed.len();
+    if size >= out.len() - start {
+        return Some(false);
+    }
+    out.truncate(start);
+    out.push(STREAM_INT_DELTAS);
+    out.extend_from_slice(&u32::try_from(raw.len()).ok()?.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(4 + packed.len()).ok()?.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(deltas.len()).ok()?.to_le_bytes());
+    out.extend_from_slice(&packed);
+    Some(true)
+}
+
+/// A column's fields (each ending in `\n`) as LEB128 varints of the zigzag-encoded wrapping differences
+/// between consecutive values (the first from 0); `None` unless every field is a canonical decimal i64.
+fn int_deltas(raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw.len() / 2);
+    let mut previous = 0i64;
+    let mut at = 0;
+    while at < raw.len() {
+        let len = field_len(&raw[at..])?;
+        let value = canonical_int(&raw[at..at + len])?;
+        let d = value.wrapping_sub(previous);
+        let mut z = ((d << 1) ^ (d >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+        previous = value;
+        at += len + 1;
+    }
+    Some(out)
+}
+
+/// The value of `field` if it is a canonical decimal i64: `0`, or an optional `-` and digits without a
+/// leading zero (no `+`, no `-0`, nothing else), so that formatting the value gives the field back.
+fn canonical_int(field: &[u8]) -> Option<i64> {
+    let (negative, digits) = match field.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, field),
+    };
+    if digits.is_empty() || digits.len() > MAX_INT_DIGITS - 1 || (digits[0] == b'0' && (negative || digits.len() > 1)) {
+        return None;
+    }
+    let mut magnitude = 0u64;
+    for &c in digits {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        magnitude = magnitude.checked_mul(10)?.checked_add(u64::from(digit))?;
+    }
+    match negative {
+        false => i64::try_from(magnitude).ok(),
+        true if magnitude <= 1 << 63 => Some((magnitude as i64).wrapping_neg()),
+        true => None,
+    }
+}
+
+/// Appends `value`'s canonical decimal and a `\n`.
+fn push_int(out: &mut Vec<u8>, value: i64) {
+    let mut digits = [0u8; MAX_INT_DIGITS];
+    let mut at = digits.len();
+    let mut magnitude = value.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        at -= 1;
+        digits[at] = b'-';
+    }
+    out.extend_from_slice(&digits[at..]);
+    out.push(b'\n');
+}
+
+/// Reverses `int_deltas`: the column's text, which must be exactly `raw_len` bytes.
+fn int_column(varints: &[u8], raw_len: usize) -> Result<Vec<u8>, FormatError> {
+    let mut out = Vec::with_capacity(raw_len + MAX_INT_DIGITS + 1);
+    let mut value = 0i64;
+    let mut at = 0;
+    while at < varints.len() {
+        let mut z = 0u64;
+        let mut shift = 0;
+        loop {
+            let byte = *varints.get(at).ok_or_else(|| bad("an integer column ends inside a number"))?;
+            at += 1;
+            if shift == 63 && byte > 1 {
+                return Err(bad("an integer column's difference exceeds 64 bits"));
+            }
+            z |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                if byte == 0 && shift > 0 {
+                    return Err(bad("an integer column's difference is not minimally encoded"));
+                }
+                break;
+            }
+            shift += 7;
+        }
+        let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        value = value.wrapping_add(d);
+        push_int(&mut out, value);
+        if out.len() > raw_len {
+            return Err(bad(format!("an integer column decodes to more than its {raw_len} bytes")));
+        }
+    }
+    if out.len() != raw_len {
+        return Err(bad(format!("an integer column decodes to {} bytes, not {raw_len}", out.len())));
+    }
+    Ok(out)
 }
 
 /// Copies `src[start..end]` to `dst` at `at` and returns the end. A field is usually at most 32 bytes: then,
@@ -193,7 +337,7 @@ fn put_stream(out: &mut Vec<u8>, raw: &[u8], level: i32) -> Option<()> {
 pub fn decode(payload: &[u8], max_len: usize) -> Result<Vec<u8>, FormatError> {
     let mut r = Cursor { data: payload, at: 0 };
     let version = r.u8()?;
-    if version != COLUMNS_VERSION {
+    if version != COLUMNS_VERSION && version != COLUMNS_VERSION_1 {
         return Err(FormatError::UnsupportedVersion {
             what: "columns payload",
             found: u32::from(version),
@@ -212,10 +356,11 @@ pub fn decode(payload: &[u8], max_len: usize) -> Result<Vec<u8>, FormatError> {
     }
     // rest, shape, then one stream per column; the output is exactly rest + columns in length.
     let mut budget = max_len;
-    let rest = r.stream(&mut budget)?;
+    let rest = r.stream(&mut budget, false)?;
     let mut shape_budget = lines;
-    let shape = r.stream(&mut shape_budget)?;
-    let columns = (0..fields).map(|_| r.stream(&mut budget)).collect::<Result<Vec<_>, _>>()?;
+    let shape = r.stream(&mut shape_budget, false)?;
+    let ints = version == COLUMNS_VERSION;
+    let columns = (0..fields).map(|_| r.stream(&mut budget, ints)).collect::<Result<Vec<_>, _>>()?;
     if r.at != payload.len() {
         return Err(bad(format!("{} bytes after the last column", payload.len() - r.at)));
     }
@@ -312,8 +457,9 @@ impl Cursor<'_> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    /// One stream, whose raw length is charged to `budget` before anything is allocated.
-    fn stream(&mut self, budget: &mut usize) -> Result<Vec<u8>, FormatError> {
+    /// One stream, whose raw length is charged to `budget` before anything is allocated; integer deltas
+    /// only where `ints` allows them (the columns of a version 2 payload).
+    fn stream(&mut self, budget: &mut usize, ints: bool) -> Result<Vec<u8>, FormatError> {
         let codec = self.u8()?;
         let raw_len = self.u32()? as usize;
         let len = self.u32()? as usize;
@@ -324,6 +470,16 @@ impl Cursor<'_> {
             STREAM_STORED if len == raw_len => Ok(bytes.to_vec()),
             STREAM_STORED => Err(bad(format!("stored stream of {len} bytes claims {raw_len}"))),
             STREAM_ZSTD => decompress_exact(bytes, raw_len),
+            STREAM_INT_DELTAS if ints => {
+                let (count, frame) =
+                    bytes.split_first_chunk::<4>().ok_or_else(|| bad("an integer column without its length"))?;
+                let varints_len = u32::from_le_bytes(*count) as usize;
+                // Every field takes at least 2 raw bytes and its difference at most 10.
+                if varints_len > raw_len / 2 * 10 {
+                    return Err(bad(format!("{varints_len} bytes of differences for a column of {raw_len} bytes")));
+                }
+                int_column(&decompress_exact(frame, varints_len)?, raw_len)
+            }
             other => Err(bad(format!("stream codec {other}"))),
         }
     }
@@ -413,5 +569,65 @@ mod tests {
         for n in 0..payload.len() {
             assert!(decode(&payload[..n], data.len()).is_err());
         }
+    }
+
+    /// pgbench_accounts-like rows: a sequential key, a key that repeats, a balance, blank filler.
+    fn accounts(from: i64, rows: usize) -> Vec<u8> {
+        let mut s = String::from("ler\n");
+        for aid in from..from + rows as i64 {
+            s += &format!("{aid}\t{}\t{}\t{}\n", aid / 1000, (aid * 7919) % 20001 - 10000, " ".repeat(84));
+        }
+        s.into_bytes()
+    }
+
+    #[test]
+    fn integer_columns_are_stored_as_differences() {
+        let data = accounts(1, 3000);
+        let payload = encode(&data, 3).expect("columnar");
+        assert_eq!(payload[0], COLUMNS_VERSION, "integer columns make a version 2 payload");
+        assert_eq!(decode(&payload, data.len()).unwrap(), data);
+        let v1 = encode_v1(&data, 3).expect("columnar");
+        assert_eq!(v1[0], COLUMNS_VERSION_1);
+        assert_eq!(decode(&v1, data.len()).unwrap(), data);
+        assert!(payload.len() * 2 < v1.len(), "differences {} vs text {}", payload.len(), v1.len());
+        assert!(decode(&payload, data.len() - 1).is_err(), "the bound is exact");
+    }
+
+    #[test]
+    fn only_canonical_integers_take_the_integer_codec() {
+        let column = |fields: &[&str]| fields.iter().map(|f| format!("{f}\n")).collect::<String>().into_bytes();
+        let extremes = ["0", "-1", "9223372036854775807", "-9223372036854775808", "12", "-9223372036854775808"];
+        let raw = column(&extremes);
+        let deltas = int_deltas(&raw).expect("canonical");
+        assert_eq!(int_column(&deltas, raw.len()).unwrap(), raw, "wrapping differences round-trip");
+        for odd in ["007", "+5", "-0", "1.5", "", "9223372036854775808", "-9223372036854775809", "1e3", " 1"] {
+            assert!(int_deltas(&column(&["1", odd, "2"])).is_none(), "{odd:?} is not canonical");
+        }
+        // A table whose key has leading zeros is still columnar, as version 1.
+        let padded: String = (0..100).map(|i| format!("{i:05}\tx{}\n", i % 7)).collect();
+        let data = format!("a\n{padded}").into_bytes();
+        let payload = encode(&data, 3).expect("columnar");
+        assert_eq!(payload[0], COLUMNS_VERSION_1);
+        assert_eq!(decode(&payload, data.len()).unwrap(), data);
+    }
+
+    #[test]
+    fn integer_columns_refuse_bad_differences() {
+        let raw = b"1\n2\n3\n".to_vec();
+        let good = int_deltas(&raw).unwrap();
+        assert_eq!(good, [2, 2, 2]);
+        assert!(int_column(&good, raw.len() + 1).is_err(), "shorter than recorded");
+        assert!(int_column(&good, raw.len() - 1).is_err(), "longer than recorded");
+        assert!(int_column(&[0x82], 2).is_err(), "ends inside a number");
+        assert!(int_column(&[0x82, 0x00], 2).is_err(), "not minimally encoded");
+        let mut too_wide = vec![0xff; 9];
+        too_wide.push(0x02);
+        assert!(int_column(&too_wide, 100).is_err(), "more than 64 bits");
+        // Codec 0x02 is refused in a version 1 payload.
+        let data = accounts(1, 200);
+        let mut payload = encode(&data, 3).unwrap();
+        assert_eq!(payload[0], COLUMNS_VERSION);
+        payload[0] = COLUMNS_VERSION_1;
+        assert!(decode(&payload, data.len()).is_err());
     }
 }
