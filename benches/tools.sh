@@ -2,6 +2,8 @@
 # and the packages they need (need_tools, also for validation.sh).
 #   tool_init TOOL REPO CACHE   a fresh repository for TOOL (silo, restic, borg); sets `ingest` (stdin -> snapshot)
 #   tool_restore TOOL           sets `restore` (the newest snapshot -> stdout)
+#   quiet                       waits (at most a minute) until the machine is idle: no benchmark starts while
+#                               a database server still works off the load that built its series
 # Settings: silo defaults ($silo is the binary), restic defaults (repository v2, compression auto), borg
 # `--compression zstd,3` (its default lz4 stores much more). Each tool derives its key from a password on
 # every command, as in real use.
@@ -44,4 +46,18 @@ need_tools() {
   [ ${#need[@]} -gt 0 ] || return 0
   local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+}
+
+quiet() {
+  local waited=0 idle total i1 t1 i2 t2
+  while [ "$waited" -lt 60 ]; do
+    read -r _ a b c i1 e f g h _ < /proc/stat; t1=$((a + b + c + i1 + e + f + g + h))
+    sleep 1
+    read -r _ a b c i2 e f g h _ < /proc/stat; t2=$((a + b + c + i2 + e + f + g + h))
+    idle=$(( 100 * (i2 - i1) / (t2 - t1 > 0 ? t2 - t1 : 1) ))
+    [ "$idle" -ge 90 ] && break
+    waited=$((waited + 1))
+  done
+  [ "$waited" -gt 0 ] && echo "# waited ${waited}s for the machine to be idle (${idle}% idle)" >&2
+  return 0
 }
