@@ -85,7 +85,9 @@ for series in ${SILO_SERIES:-pgbench sysbench}; do
       sysbench) mysql "${my[@]}" -e "DROP DATABASE silo_bench_30_my" ;;
     esac
   fi
-  # Restores: the newest and the oldest silo snapshot, and restic's newest, each 3 times (median).
+  # Restores: the newest and the oldest silo snapshot, and restic's newest, each 3 times (median), once the
+  # servers have worked off the last day's load.
+  quiet
   export SILO_REPO="$s/silo-repo" SILO_PASSWORD=bench SILO_CACHE_DIR="$s/silo-cache"
   export RESTIC_REPOSITORY="$s/restic-repo" RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$s/restic-cache"
   ids=$("$silo" --json snapshot list | python3 -c 'import json,sys; l=json.load(sys.stdin); print(l[0]["id"], l[-1]["id"])')
