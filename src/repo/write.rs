@@ -885,16 +885,26 @@ impl Repository {
     /// same name, when there is one: what guides the chunker and where delta bases come from.
     fn previous_streams(&self, rt: &Handle, options: &CreateOptions) -> Result<Vec<Option<OldIds>>> {
         let none = vec![None; options.streams.len()];
-        let snapshots = match rt.block_on(self.list_snapshots()) {
-            Ok(s) => s,
+        // Headers of every snapshot (chunk lists dropped as each is read), then the newest of the name whole.
+        let previous = rt.block_on(async {
+            let scan = self.scan_snapshot_heads().await?;
+            for u in &scan.unreadable {
+                tracing::warn!("skipping snapshots/{}: {}", u.id.to_hex(), u.reason);
+            }
+            match scan.snapshots.into_iter().rev().find(|s| s.manifest.name == options.name) {
+                Some(head) => self.load_snapshot(head.id).await.map(Some),
+                None => Ok(None),
+            }
+        });
+        let mut previous = match previous {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(none),
             Err(e) => {
-                tracing::warn!("could not list snapshots to find delta bases: {e}; chunks are stored whole");
+                tracing::warn!(
+                    "could not read the previous snapshot to find delta bases: {e}; chunks are stored whole"
+                );
                 return Ok(none);
             }
-        };
-        // Only the newest snapshot of the name is kept; the other manifests are dropped at once.
-        let Some(mut previous) = snapshots.into_iter().rev().find(|s| s.manifest.name == options.name) else {
-            return Ok(none);
         };
         let mut out = Vec::with_capacity(options.streams.len());
         for spec in &options.streams {
