@@ -27,6 +27,13 @@ fn stdin_round_trips_are_byte_exact_at_every_size() {
     }
     let report = repo.create_json("many-again", &cases[4].1);
     assert!(report["chunks"].as_u64().unwrap() > 5, "6 MiB should cut into several chunks: {report}");
+    // NAME:latest is chosen from manifest headers (chunk lists dropped) and then loaded whole; a listing
+    // shows every chunk too.
+    let show = repo.json(&["snapshot", "show", "many-again:latest"]);
+    assert_eq!(show["streams"][0]["chunks"], report["chunks"], "{show}");
+    let listed = repo.json(&["snapshot", "list"]);
+    let entry = listed.as_array().and_then(|l| l.iter().find(|s| s["name"] == "many-again")).expect("listed");
+    assert_eq!(entry["streams"][0]["chunks"], report["chunks"], "{entry}");
     let show = repo.json(&["snapshot", "show", "one-byte:latest"]);
     assert_eq!(show["streams"][0]["blake3"].as_str(), Some(blake3::hash(&[0x42]).to_hex().as_str()));
     assert_eq!(show["streams"][0]["command"], serde_json::Value::Null);

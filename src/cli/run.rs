@@ -411,7 +411,7 @@ fn judged(
     job: &Job,
     this: &RunRecord,
 ) -> Result<(JobStatus, Vec<RunRecord>)> {
-    let snapshots = ctx.rt.block_on(repo.list_snapshots())?;
+    let snapshots = ctx.rt.block_on(repo.list_snapshot_heads())?; // headers: sizes, times, dump records
     let marks = ctx.rt.block_on(repo.damage_marks())?;
     let history = ctx.rt.block_on(repo.run_history())?;
     let mut with_this = history.records.clone();

@@ -111,7 +111,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         }
         _ => (ctx.open()?, BTreeMap::new()),
     };
-    let snapshots = ctx.rt.block_on(repo.list_snapshots())?;
+    let snapshots = ctx.rt.block_on(repo.list_snapshot_heads())?; // headers: sizes, times, dump records
     let marks = ctx.rt.block_on(repo.damage_marks())?;
     let history = ctx.rt.block_on(repo.run_history())?;
     let drills = ctx.rt.block_on(repo.load_all::<DrillRecord>())?;

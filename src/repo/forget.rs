@@ -90,7 +90,8 @@ impl Repository {
             )?;
         }
         let mut groups: BTreeMap<(String, String), Vec<(Snapshot, i64)>> = BTreeMap::new();
-        for s in self.list_snapshots().await?.into_iter().filter(|s| filter.matches(s)) {
+        // Headers only: retention needs names, hosts, tags and times, never chunks.
+        for s in self.list_snapshot_heads().await?.into_iter().filter(|s| filter.matches(s)) {
             let key = (s.manifest.name.clone(), s.manifest.host.clone());
             let t = s.manifest.finished;
             groups.entry(key).or_default().push((s, t));

@@ -106,6 +106,15 @@ impl Repository {
         Ok(scan.snapshots)
     }
 
+    /// `list_snapshots` without chunk lists (`scan_snapshot_heads`): for retention, status and reports.
+    pub async fn list_snapshot_heads(&self) -> Result<Vec<Snapshot>> {
+        let scan = self.scan_snapshot_heads().await?;
+        for u in &scan.unreadable {
+            tracing::warn!("skipping snapshots/{}: {}", u.id.to_hex(), u.reason);
+        }
+        Ok(scan.snapshots)
+    }
+
     pub async fn scan_snapshots(&self) -> Result<SnapshotScan> {
         self.scan(false).await
     }
