@@ -887,11 +887,7 @@ impl Repository {
         let none = vec![None; options.streams.len()];
         // Headers of every snapshot (chunk lists dropped as each is read), then the newest of the name whole.
         let previous = rt.block_on(async {
-            let scan = self.scan_snapshot_heads().await?;
-            for u in &scan.unreadable {
-                tracing::warn!("skipping snapshots/{}: {}", u.id.to_hex(), u.reason);
-            }
-            match scan.snapshots.into_iter().rev().find(|s| s.manifest.name == options.name) {
+            match self.list_snapshot_heads().await?.into_iter().rev().find(|s| s.manifest.name == options.name) {
                 Some(head) => self.load_snapshot(head.id).await.map(Some),
                 None => Ok(None),
             }
