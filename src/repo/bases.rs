@@ -98,6 +98,9 @@ pub struct Resembler {
     outstanding: usize,
     new_offset: u64,
     stopped: bool,
+    /// The reader thread, joined when the resembler is dropped: it holds the cache and the runtime, and a
+    /// thread still decoding while the process exits can crash it (a SIGSEGV after a committed snapshot).
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Old chunks asked for at a time: about 2 MiB of a 64 KiB-chunked stream.
@@ -123,10 +126,14 @@ impl Resembler {
             outstanding: 0,
             new_offset: 0,
             stopped: false,
+            reader: None,
         };
-        if let Err(e) = spawned {
-            tracing::warn!("could not start the delta base reader: {e}; chunks are stored whole");
-            r.stopped = true;
+        match spawned {
+            Ok(handle) => r.reader = Some(handle),
+            Err(e) => {
+                tracing::warn!("could not start the delta base reader: {e}; chunks are stored whole");
+                r.stopped = true;
+            }
         }
         r
     }
@@ -257,6 +264,18 @@ impl Resembler {
         let sketch = Sketch::of(data);
         let chosen = self.aligner.choose(offset, len, &sketch)?;
         Some(BaseChunk { id: chosen.data.0, depth: chosen.data.1, data: chosen.data.2.clone() })
+    }
+}
+
+impl Drop for Resembler {
+    /// Closes both channels (the reader ends after its current stretch, or at once when blocked on a
+    /// reply) and waits for the reader thread.
+    fn drop(&mut self) {
+        self.requests = None;
+        self.replies = None;
+        if let Some(handle) = self.reader.take() {
+            let _ = handle.join();
+        }
     }
 }
 
