@@ -11,6 +11,9 @@
 # go to /dev/null, timed (the newest is checked against its dump, the oldest against day 0's SHA-256, in a
 # second, untimed restore). SILO_SERIES_DIR=DIR keeps the repositories there; with SILO_RESTORE_ONLY=1 the
 # script only times the restores of repositories a previous run kept. SILO_SERIES=sysbench runs one series.
+# SILO_DUMPS_DIR=DIR keeps every day's dump there (DIR/SERIES/dayNN.sql, ~10 GB for sysbench) and, when a
+# series' last day is already there, replays those dumps instead of loading the databases: two versions of
+# silo are then compared on the very same days.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 days="${1:-30}" scale="${2:-20}" secs="${3:-20}" tables="${4:-4}" rows="${5:-400000}"
@@ -21,10 +24,11 @@ pgbench=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | head -1)
 profile="${SILO_BENCH_PROFILE:-dev}"
 if [ "$profile" = release ]; then dir=release; else dir=debug; fi
 cargo build --profile "$profile" --quiet --bin silo
-silo="$PWD/target/$dir/silo"
 keep="${SILO_SERIES_DIR:-}"
 work=$(mktemp -d "${TMPDIR:-/tmp}/silo-30days.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+# A copy: a build during the run (a test, another checkout's bench) must not change what is measured.
+cp "target/$dir/silo" "$work/silo"; silo="$work/silo"
 state="${keep:-$work}"; mkdir -p "$state"
 export PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
 my=(--host=127.0.0.1 --port=3306 --user=root)
@@ -50,9 +54,17 @@ sb=(sysbench oltp_read_write --db-driver=mysql --mysql-host=127.0.0.1 --mysql-po
 
 for series in ${SILO_SERIES:-pgbench sysbench}; do
   s="$state/$series"
+  # day_file D: where day D's dump is written (and found, when replaying).
+  kept=""; replay=""
+  if [ -n "${SILO_DUMPS_DIR:-}" ]; then
+    kept="$SILO_DUMPS_DIR/$series"; mkdir -p "$kept"
+    [ -s "$kept/day$(printf %02d "$days").sql" ] && replay=1
+  fi
+  day_file() { if [ -n "$kept" ]; then echo "$kept/day$(printf %02d "$1").sql"; else echo "$s/today.sql"; fi; }
+  yesterday="$(day_file "$days")"; [ -n "$kept" ] || yesterday="$s/yesterday.sql"
   if [ "${SILO_RESTORE_ONLY:-}" != 1 ]; then
     rm -rf "$s"; mkdir -p "$s"
-    case $series in
+    [ -n "$replay" ] || case $series in
       pgbench)
         psql -X -q -d postgres -c "DROP DATABASE IF EXISTS silo_bench_30_pg WITH (FORCE)" -c "CREATE DATABASE silo_bench_30_pg"
         "$pgbench" -q -i -s "$scale" silo_bench_30_pg 2>/dev/null ;;
@@ -64,23 +76,26 @@ for series in ${SILO_SERIES:-pgbench sysbench}; do
     tool_init restic "$s/restic-repo" "$s/restic-cache"; restic_ingest=("${ingest[@]}")
     : > "$s/days"
     for d in $(seq 0 "$days"); do
-      [ "$d" = 0 ] || day_load "$series"
-      day_dump "$series" "$s/today.sql"
-      [ "$d" = 0 ] && sha256sum < "$s/today.sql" > "$s/day0.sum"
-      if [ "$d" = 0 ]; then zstd -q -3 --long=31 -c "$s/today.sql" > "$s/z"
-      else zstd -q -3 --long=31 --patch-from="$s/yesterday.sql" -c "$s/today.sql" > "$s/z"; fi
+      today="$(day_file "$d")"
+      if [ -z "$replay" ]; then
+        [ "$d" = 0 ] || day_load "$series"
+        day_dump "$series" "$today"
+      fi
+      [ "$d" = 0 ] && sha256sum < "$today" > "$s/day0.sum"
+      if [ "$d" = 0 ]; then zstd -q -3 --long=31 -c "$today" > "$s/z"
+      else zstd -q -3 --long=31 --patch-from="$yesterday" -c "$today" > "$s/z"; fi
       export SILO_REPO="$s/silo-repo" SILO_PASSWORD=bench SILO_CACHE_DIR="$s/silo-cache"
       before=$(size "$s/silo-repo"); t0=$(date +%s%N)
-      cat "$s/today.sql" | "${silo_ingest[@]}" > /dev/null 2>&1
+      cat "$today" | "${silo_ingest[@]}" > /dev/null 2>&1
       silo_ms=$(ms "$t0"); silo_add=$(( $(size "$s/silo-repo") - before ))
       export RESTIC_REPOSITORY="$s/restic-repo" RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$s/restic-cache"
       before=$(size "$s/restic-repo")
-      cat "$s/today.sql" | "${restic_ingest[@]}" > /dev/null
+      cat "$today" | "${restic_ingest[@]}" > /dev/null
       restic_add=$(( $(size "$s/restic-repo") - before ))
-      echo "$d $(stat -c %s "$s/today.sql") $silo_add $restic_add $(stat -c %s "$s/z") $silo_ms" >> "$s/days"
-      mv "$s/today.sql" "$s/yesterday.sql"
+      echo "$d $(stat -c %s "$today") $silo_add $restic_add $(stat -c %s "$s/z") $silo_ms" >> "$s/days"
+      if [ -n "$kept" ]; then yesterday="$today"; else mv "$today" "$yesterday"; fi
     done
-    case $series in
+    [ -n "$replay" ] || case $series in
       pgbench) psql -X -q -d postgres -c "DROP DATABASE silo_bench_30_pg WITH (FORCE)" ;;
       sysbench) mysql "${my[@]}" -e "DROP DATABASE silo_bench_30_my" ;;
     esac
@@ -104,7 +119,7 @@ for series in ${SILO_SERIES:-pgbench sysbench}; do
       echo "$what $(ms "$t0")" >> "$s/restores"
     done
   done
-  "$silo" snapshot restore "$newest" | cmp -s - "$s/yesterday.sql" || { echo "30days: $series newest restores wrong" >&2; exit 1; }
+  "$silo" snapshot restore "$newest" | cmp -s - "$yesterday" || { echo "30days: $series newest restores wrong" >&2; exit 1; }
   [ "$("$silo" snapshot restore "$oldest" | sha256sum)" = "$(cat "$s/day0.sum")" ] || { echo "30days: $series oldest restores wrong" >&2; exit 1; }
   "$silo" --json stats > "$s/stats.json"
   du -sb "$s/restic-repo" | cut -f1 > "$s/restic-total"
