@@ -43,14 +43,63 @@ pub fn depth_limit(base: &ObjectId) -> u8 {
     half + base.0[31] % (DEPTH_LIMIT - half + 1)
 }
 
-/// For an old chunk at its depth limit, the depth at or below which a new delta takes its base from the old
-/// chunk's chain instead (a re-anchor: the new chain goes on from there, at most 3 deep), rather than storing
-/// the chunk whole, which on dumps whose whole chunks compress poorly costs 5-10 times a delta (sysbench,
-/// benches/delta_30days.sh). The ancestor at that depth never advances, so a re-anchored delta holds every
-/// day of changes since it: over 30 days sysbench's increments climbed from 1.5x to 4.4x patch-from (README,
-/// "Thirty days again"); advancing anchors is the open next step.
-fn reanchor_depth(id: &ObjectId, depth: u8) -> Option<u8> {
-    (depth >= depth_limit(id)).then_some(DEPTH_LIMIT / 4)
+/// What a new delta of an old chunk takes as its base.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaseChoice {
+    /// The old chunk itself: its chain leaves room.
+    Itself,
+    /// The ancestor at this depth in the old chunk's chain (a re-anchor: the new chain goes on from there).
+    Ancestor(u8),
+    /// No base: the new chunk is stored whole and starts a new chain.
+    Whole,
+}
+
+/// The base for a new delta of an old chunk whose chain has these stored sizes, indexed by depth (`sizes[0]`
+/// the whole chunk at the bottom, the last the old chunk itself), under the depth limit `limit`.
+///
+/// Below the limit the old chunk itself. At it, the choice that costs least per day until the next one,
+/// estimated from the sizes alone: a delta from the ancestor at depth `j` holds about every change stored
+/// above it plus today's (`today`, the smallest delta of the chain: about one day), then leaves room for `limit - j - 1` daily
+/// deltas; storing the chunk whole costs `sizes[0]` and leaves room for `limit`. An ancestor that never
+/// moved would make every re-anchored delta hold all the days since it (sysbench's increments climbed to
+/// 4.4x patch-from over 30 days with a fixed one, README "Thirty days again"); weighing the span against
+/// the room lets anchors advance — a re-anchor deep in the chain while the changes above it are few, a
+/// shallower one or a whole chunk once they are many. Within the depth budget this is close to the least
+/// total (design.md "Delta chunks").
+pub fn choose_base(limit: u8, sizes: &[u32]) -> BaseChoice {
+    let Some(depth) = sizes.len().checked_sub(1) else { return BaseChoice::Whole };
+    let limit = usize::from(limit);
+    if depth < limit {
+        return BaseChoice::Itself;
+    }
+    // A day's changes: the smallest delta in the chain (a re-anchored one holds several days).
+    let today = sizes[1..].iter().copied().min().map_or(0, u64::from);
+    let whole = u64::from(sizes[0]);
+    // Costs per day as fractions compared by cross-multiplying: (cost, days).
+    let whole_rate = (whole + limit as u64 * today, limit as u64 + 1);
+    let mut best = (whole_rate, BaseChoice::Whole);
+    let mut above: u64 = 0;
+    for j in (0..depth).rev() {
+        above += u64::from(sizes[j + 1]);
+        if j + 1 > limit {
+            continue;
+        }
+        let span = (above + today).min(whole);
+        let room = (limit - j - 1) as u64;
+        let rate = (span + room * today, room + 1);
+        if u128::from(rate.0) * u128::from(best.0 .1) < u128::from(best.0 .0) * u128::from(rate.1) {
+            best = (rate, BaseChoice::Ancestor(j as u8));
+        }
+    }
+    best.1
+}
+
+/// The reader's hook (read.rs): the ancestor to hand out with an old chunk at its limit.
+fn reanchor(id: &ObjectId, sizes: &[u32]) -> Option<u8> {
+    match choose_base(depth_limit(id), sizes) {
+        BaseChoice::Ancestor(j) => Some(j),
+        BaseChoice::Itself | BaseChoice::Whole => None,
+    }
 }
 
 /// An old chunk, decoded, with what the window needs of it.
@@ -66,7 +115,7 @@ struct Decoded {
 }
 
 /// What the window keeps of an old chunk: the base a new delta of it uses (itself, or the ancestor it
-/// re-anchors on when it is at its depth limit).
+/// re-anchors on when it is at its depth limit; no data when the new chunk is to be stored whole).
 type WindowData = (ObjectId, u8, Arc<Vec<u8>>);
 
 pub use super::read::Source;
@@ -263,7 +312,12 @@ impl Resembler {
         self.aligner.forget_before(offset);
         let sketch = Sketch::of(data);
         let chosen = self.aligner.choose(offset, len, &sketch)?;
-        Some(BaseChunk { id: chosen.data.0, depth: chosen.data.1, data: chosen.data.2.clone() })
+        // A chosen chunk without data is one `choose_base` stores whole: aligned on, no base.
+        (!chosen.data.2.is_empty()).then(|| BaseChunk {
+            id: chosen.data.0,
+            depth: chosen.data.1,
+            data: chosen.data.2.clone(),
+        })
     }
 }
 
@@ -295,7 +349,7 @@ fn read_requested(
             &source,
             &old.ids[req.from..req.to],
             PREFETCH,
-            Some(reanchor_depth),
+            Some(reanchor),
             |group: Vec<ReadChunk>| {
                 for c in group {
                     let mut marked = |pack: ObjectId| {
@@ -304,14 +358,15 @@ fn read_requested(
                     let depth = super::chains::depth(&c.loc);
                     let len = c.data.len() as u64;
                     let sketch = Sketch::of(&c.data);
-                    // At its depth limit a chunk is compared as itself, but a new delta takes the ancestor.
+                    // At its depth limit a chunk is compared as itself, but a new delta takes the ancestor
+                    // `choose_base` named, or none (no data: the new chunk is stored whole).
                     let (base_id, base_depth, data, usable) = match c.ancestor {
                         _ if depth < depth_limit(&c.id) => (c.id, depth, c.data, !marked(c.loc.pack)),
                         Some(a) => {
                             let usable = !marked(c.loc.pack) && !marked(a.loc.pack);
                             (a.id, super::chains::depth(&a.loc), a.data, usable)
                         }
-                        None => (c.id, depth, Vec::new(), false),
+                        None => (c.id, depth, Vec::new(), !marked(c.loc.pack)),
                     };
                     out.push(Decoded {
                         id: c.id,
@@ -340,6 +395,47 @@ fn read_requested(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn below_its_limit_a_chunk_is_its_own_base() {
+        assert_eq!(choose_base(4, &[30_000, 500, 400, 600]), BaseChoice::Itself);
+        assert_eq!(choose_base(8, &[30_000]), BaseChoice::Itself);
+    }
+
+    #[test]
+    fn a_chain_of_small_daily_deltas_re_anchors_deep() {
+        // Equal days: every re-anchor costs two days a day until the next; the deepest is kept.
+        assert_eq!(choose_base(4, &[30_000, 500, 500, 500, 500]), BaseChoice::Ancestor(3));
+    }
+
+    #[test]
+    fn anchors_advance_once_the_changes_above_them_are_many() {
+        // The parent is a recent re-anchor (its delta is big, but today's above it is one day): build on it.
+        assert_eq!(choose_base(5, &[30_000, 300, 300, 300, 6_000, 300]), BaseChoice::Ancestor(4));
+        // Every ancestor but the whole chunk has many days above it: a delta from the whole chunk costs
+        // them once and leaves the most room (a fixed depth-2 anchor would pay 5,700 again and again).
+        assert_eq!(choose_base(4, &[30_000, 300, 300, 2_400, 2_700]), BaseChoice::Ancestor(0));
+        // A whole chunk barely bigger than the changes: store it whole.
+        assert_eq!(choose_base(4, &[6_000, 3_000, 3_000, 3_000, 1_000]), BaseChoice::Whole);
+    }
+
+    #[test]
+    fn a_chunk_that_compresses_poorly_is_not_stored_whole_for_a_few_days_of_changes() {
+        assert!(matches!(choose_base(4, &[60_000, 2_000, 2_000, 2_000, 2_000]), BaseChoice::Ancestor(_)));
+    }
+
+    #[test]
+    fn a_chain_deeper_than_the_limit_re_anchors_within_it() {
+        // A chunk written under a larger limit (its own id's) is read under a smaller one.
+        for limit in 1..=DEPTH_LIMIT {
+            match choose_base(limit, &[60_000, 100, 100, 100, 100, 100, 100, 100, 100]) {
+                BaseChoice::Ancestor(j) => assert!(j < limit, "limit {limit}: ancestor {j}"),
+                BaseChoice::Whole => {}
+                BaseChoice::Itself => panic!("limit {limit}: a chain over it kept growing"),
+            }
+        }
+        assert_eq!(choose_base(3, &[]), BaseChoice::Whole);
+    }
 
     #[test]
     fn depth_limits_spread_between_half_and_the_whole_limit() {

@@ -59,9 +59,13 @@ struct ReadGroup {
     index: HashMap<ObjectId, usize>,
     /// The stream's chunks, in order, as member indexes (a chunk may appear twice).
     outputs: Vec<usize>,
-    /// For a chunk (id, depth) whose ancestor in its chain is wanted, the depth at or below which to take it.
-    ancestor: Option<fn(&ObjectId, u8) -> Option<u8>>,
+    /// Which ancestor of a chunk to hand out, from its id and its chain's stored sizes (`AncestorHook`).
+    ancestor: Option<AncestorHook>,
 }
+
+/// Given a chunk's id and the stored sizes of its chain, indexed by depth (the whole chunk at the bottom
+/// first, the chunk itself last), the depth of the ancestor to hand out with it, if any.
+pub type AncestorHook = fn(&ObjectId, &[u32]) -> Option<u8>;
 
 /// A chunk to add to a group: its copy, and the bases below it (nearest first).
 struct Wanted {
@@ -345,24 +349,24 @@ fn decode_group(keys: &Keys, repo: RepoId, group: &ReadGroup, spans: &[Vec<u8>])
         };
         plain.push(data);
     }
-    // Ancestors asked for: the first base down the chain at or below the depth `ancestor` names.
+    // Ancestors asked for: the hook sees the chain's stored sizes and names a depth; the first base down
+    // the chain at or below it is handed out.
     let ancestors = match group.ancestor {
         None => Vec::new(),
         Some(want) => group
             .outputs
             .iter()
             .map(|m| {
-                let (id, loc, _) = &group.members[*m];
-                let target = want(id, super::chains::depth(loc))?;
-                let mut at = *m;
-                while let Some(d) = group.members[at].1.delta {
-                    at = *group.index.get(&d.base)?;
-                    let (aid, aloc, _) = &group.members[at];
-                    if super::chains::depth(aloc) <= target {
-                        return Some(Ancestor { id: *aid, loc: *aloc, data: plain[at].clone() });
-                    }
+                let mut chain = vec![*m];
+                while let Some(d) = group.members[chain[chain.len() - 1]].1.delta {
+                    chain.push(*group.index.get(&d.base)?);
                 }
-                None
+                let sizes: Vec<u32> = chain.iter().rev().map(|at| group.members[*at].1.stored_len).collect();
+                let target = want(&group.members[*m].0, &sizes)?;
+                chain.iter().skip(1).find(|at| super::chains::depth(&group.members[**at].1) <= target).map(|at| {
+                    let (aid, aloc, _) = &group.members[*at];
+                    Ancestor { id: *aid, loc: *aloc, data: plain[*at].clone() }
+                })
             })
             .collect(),
     };
@@ -406,7 +410,7 @@ pub fn read_chunks(
     source: &Source,
     chunks: &[ObjectId],
     prefetch: usize,
-    ancestor: Option<fn(&ObjectId, u8) -> Option<u8>>,
+    ancestor: Option<AncestorHook>,
     mut each: impl FnMut(Vec<ReadChunk>) -> bool,
 ) -> Result<()> {
     let (backend, keys, repo) = (source.backend.clone(), source.keys.clone(), source.repo);
