@@ -39,12 +39,16 @@ fn main() -> ExitCode {
     // 134 MiB (10 GiB). And once a large block is freed, glibc raises its mmap threshold to that size, so
     // later read buffers and packs (MiBs each) come from the heap and stay resident: create's peak RSS
     // crept from 83 MiB (2 GiB) to 106 MiB (10 GiB). Two arenas and a fixed 1 MiB threshold keep both
-    // flat (benches/memory.sh).
+    // flat (benches/memory.sh). A fixed threshold also fixes the trim threshold at its 128 KiB default:
+    // each arena gave back its free top as soon as it passed that, and restoring delta chains (a chunk
+    // buffer per base decoded) faulted the same pages in again and again — 42-46k page faults for a
+    // 198 MB pgbench restore against 28k with an 8 MiB trim threshold, 5-6% of its CPU time.
     // SAFETY: mallopt at start-up, before any thread exists.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
     }
     let parsed = match cli::Cli::try_parse() {
         Ok(c) => c,
