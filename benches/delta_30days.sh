@@ -100,7 +100,8 @@ for series in ${SILO_SERIES:-pgbench sysbench}; do
       sysbench) mysql "${my[@]}" -e "DROP DATABASE silo_bench_30_my" ;;
     esac
   fi
-  # Restores: the newest and the oldest silo snapshot, and restic's newest, each 3 times (median), once the
+  # Restores: the newest and the oldest silo snapshot, and restic's newest, each SILO_BENCH_REPEAT times
+  # (default 3; interleaved, the median reported: single restores on a VM vary by 20%), once the
   # servers have worked off the last day's load.
   quiet
   export SILO_REPO="$s/silo-repo" SILO_PASSWORD=bench SILO_CACHE_DIR="$s/silo-cache"
@@ -108,7 +109,7 @@ for series in ${SILO_SERIES:-pgbench sysbench}; do
   ids=$("$silo" --json snapshot list | python3 -c 'import json,sys; l=json.load(sys.stdin); print(l[0]["id"], l[-1]["id"])')
   oldest=${ids% *} newest=${ids#* }
   : > "$s/restores"
-  for i in 1 2 3; do
+  for i in $(seq "${SILO_BENCH_REPEAT:-3}"); do
     for what in newest oldest restic; do
       t0=$(date +%s%N)
       case $what in
@@ -150,6 +151,6 @@ for series in sys.argv[3].split():
         what, millis = line.split()
         t.setdefault(what, []).append(int(millis))
     m = {k: statistics.median(v) / 1000 for k, v in t.items()}
-    print(f"{series}: restore (median of 3): silo newest {m['newest']:.2f} s, silo oldest {m['oldest']:.2f} s, "
+    print(f"{series}: restore (median of {len(t['newest'])}): silo newest {m['newest']:.2f} s, silo oldest {m['oldest']:.2f} s, "
           f"restic newest {m['restic']:.2f} s; silo newest / restic {m['newest'] / m['restic']:.2f}x")
 EOF
