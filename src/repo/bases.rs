@@ -9,7 +9,8 @@
 //! - A base is a chunk of a committed snapshot, read through the index and verified like any restored chunk,
 //!   whose copy is in a pack no segment marks deleted (as for deduplication), and whose chain leaves room:
 //!   the new delta's depth stays within the writer's limit (staggered per chunk, so keyframes spread over
-//!   days instead of all falling on one).
+//!   days instead of all falling on one). At the limit the base is `choose_base`'s, a pure function of the
+//!   old chunk's chain.
 //! - Anything going wrong with the old stream (damage, a missing pack, a slow store) only costs deltas: the
 //!   reader stops, a warning is logged, and the snapshot is written with whole chunks.
 //! - Memory: the window holds about 2 x `REACH` of old plaintext, plus one stretch (`REQUEST_CHUNKS`
@@ -59,13 +60,16 @@ pub enum BaseChoice {
 ///
 /// Below the limit the old chunk itself. At it, the choice that costs least per day until the next one,
 /// estimated from the sizes alone: a delta from the ancestor at depth `j` holds about every change stored
-/// above it plus today's (`today`, the smallest delta of the chain: about one day), then leaves room for `limit - j - 1` daily
-/// deltas; storing the chunk whole costs `sizes[0]` and leaves room for `limit`. An ancestor that never
-/// moved would make every re-anchored delta hold all the days since it (sysbench's increments climbed to
-/// 4.4x patch-from over 30 days with a fixed one, README "Thirty days again"); weighing the span against
-/// the room lets anchors advance — a re-anchor deep in the chain while the changes above it are few, a
-/// shallower one or a whole chunk once they are many. Within the depth budget this is close to the least
-/// total (design.md "Delta chunks").
+/// above it plus today's (`today`, the smallest delta of the chain: about one day), then leaves room for
+/// `limit - j - 1` daily deltas; storing the chunk whole costs `sizes[0]` and leaves room for `limit`. An
+/// ancestor that never moved would make every re-anchored delta hold all the days since it (sysbench's
+/// increments climbed to 4.4x patch-from over 30 days with a fixed one, README "Thirty days again");
+/// weighing the span against the room lets anchors advance — a re-anchor deep in the chain while the
+/// changes above it are few, a shallower one or a whole chunk once they are many. Within the depth budget
+/// this is close to the least total (design.md "Bounded chains"; benches/chain_model.py). `sizes[0]` is the
+/// whole chunk as first stored: a chunk that has since grown or merged with a neighbour costs more whole
+/// than it says, so the rule can store whole a chunk that then costs several times its estimate (measured
+/// on generated streams; a better estimate is left open).
 pub fn choose_base(limit: u8, sizes: &[u32]) -> BaseChoice {
     let Some(depth) = sizes.len().checked_sub(1) else { return BaseChoice::Whole };
     let limit = usize::from(limit);
