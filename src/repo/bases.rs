@@ -19,6 +19,7 @@
 use super::previous::OldStream;
 use super::read::{self, ReadChunk};
 use super::resemble::{Aligner, OldChunk, Sketch, REACH};
+use crate::cache::Location;
 use crossbeam_channel::{bounded, Receiver};
 use silo_format::ObjectId;
 use std::collections::HashMap;
@@ -66,10 +67,9 @@ pub enum BaseChoice {
 /// increments climbed to 4.4x patch-from over 30 days with a fixed one, README "Thirty days again");
 /// weighing the span against the room lets anchors advance — a re-anchor deep in the chain while the
 /// changes above it are few, a shallower one or a whole chunk once they are many. Within the depth budget
-/// this is close to the least total (design.md "Bounded chains"; benches/chain_model.py). `sizes[0]` is the
-/// whole chunk as first stored: a chunk that has since grown or merged with a neighbour costs more whole
-/// than it says, so the rule can store whole a chunk that then costs several times its estimate (measured
-/// on generated streams; a better estimate is left open).
+/// this is close to the least total (design.md "Bounded chains"; benches/chain_model.py). `sizes[0]` is an
+/// estimate: the caller scales the chain's whole chunk to the old chunk's length (an edit may have merged
+/// chunks since); a chunk whose rows compress worse than they did still costs more whole than it says.
 pub fn choose_base(limit: u8, sizes: &[u32]) -> BaseChoice {
     let Some(depth) = sizes.len().checked_sub(1) else { return BaseChoice::Whole };
     let limit = usize::from(limit);
@@ -98,12 +98,25 @@ pub fn choose_base(limit: u8, sizes: &[u32]) -> BaseChoice {
     best.1
 }
 
-/// The reader's hook (read.rs): the ancestor to hand out with an old chunk at its limit.
-fn reanchor(id: &ObjectId, sizes: &[u32]) -> Option<u8> {
-    match choose_base(depth_limit(id), sizes) {
+/// The reader's hook (read.rs): the ancestor to hand out with an old chunk at its limit. The whole chunk's
+/// size is scaled to the old chunk's length: where an edit merged chunks, the chain's bottom is a fraction
+/// of what the chunk now costs whole.
+fn reanchor(id: &ObjectId, chain: &[Location]) -> Option<u8> {
+    match choose_base(depth_limit(id), &estimated_sizes(chain)) {
         BaseChoice::Ancestor(j) => Some(j),
         BaseChoice::Itself | BaseChoice::Whole => None,
     }
+}
+
+/// The stored sizes of a chain (bottom first) as `choose_base` takes them: the whole chunk's scaled to the
+/// top chunk's length.
+fn estimated_sizes(chain: &[Location]) -> Vec<u32> {
+    let mut sizes: Vec<u32> = chain.iter().map(|l| l.stored_len).collect();
+    if let (Some(bottom), Some(top), Some(first)) = (chain.first(), chain.last(), sizes.first_mut()) {
+        let scaled = u64::from(bottom.stored_len) * u64::from(top.raw_len) / u64::from(bottom.raw_len.max(1));
+        *first = u32::try_from(scaled).unwrap_or(u32::MAX);
+    }
+    sizes
 }
 
 /// An old chunk, decoded, with what the window needs of it.
@@ -439,6 +452,21 @@ mod tests {
             }
         }
         assert_eq!(choose_base(3, &[]), BaseChoice::Whole);
+    }
+
+    #[test]
+    fn the_whole_chunks_size_is_scaled_to_the_chunk_it_became() {
+        let copy =
+            |stored_len, raw_len| Location { pack: ObjectId([1; 32]), offset: 12, stored_len, raw_len, delta: None };
+        // An edit merged two neighbours into a chunk three times as long: whole, it costs about three times
+        // what the chain's bottom did.
+        assert_eq!(
+            estimated_sizes(&[copy(5_000, 20_000), copy(100, 20_000), copy(30_000, 60_000)]),
+            [15_000, 100, 30_000]
+        );
+        assert_eq!(estimated_sizes(&[copy(5_000, 20_000)]), [5_000]);
+        assert_eq!(estimated_sizes(&[copy(5_000, 0), copy(7, u32::MAX)]), [u32::MAX, 7]);
+        assert!(estimated_sizes(&[]).is_empty());
     }
 
     #[test]

@@ -59,13 +59,13 @@ struct ReadGroup {
     index: HashMap<ObjectId, usize>,
     /// The stream's chunks, in order, as member indexes (a chunk may appear twice).
     outputs: Vec<usize>,
-    /// Which ancestor of a chunk to hand out, from its id and its chain's stored sizes (`AncestorHook`).
+    /// Which ancestor of a chunk to hand out, from its id and its chain (`AncestorHook`).
     ancestor: Option<AncestorHook>,
 }
 
-/// Given a chunk's id and the stored sizes of its chain, indexed by depth (the whole chunk at the bottom
-/// first, the chunk itself last), the depth of the ancestor to hand out with it, if any.
-pub type AncestorHook = fn(&ObjectId, &[u32]) -> Option<u8>;
+/// Given a chunk's id and the copies of its chain, indexed by depth (the whole chunk at the bottom first,
+/// the chunk itself last), the depth of the ancestor to hand out with it, if any.
+pub type AncestorHook = fn(&ObjectId, &[Location]) -> Option<u8>;
 
 /// A chunk to add to a group: its copy, and the bases below it (nearest first).
 struct Wanted {
@@ -349,8 +349,8 @@ fn decode_group(keys: &Keys, repo: RepoId, group: &ReadGroup, spans: &[Vec<u8>])
         };
         plain.push(data);
     }
-    // Ancestors asked for: the hook sees the chain's stored sizes and names a depth; the first base down
-    // the chain at or below it is handed out.
+    // Ancestors asked for: the hook sees the chain's copies and names a depth; the first base down the
+    // chain at or below it is handed out.
     let ancestors = match group.ancestor {
         None => Vec::new(),
         Some(want) => group
@@ -361,8 +361,8 @@ fn decode_group(keys: &Keys, repo: RepoId, group: &ReadGroup, spans: &[Vec<u8>])
                 while let Some(d) = group.members[chain[chain.len() - 1]].1.delta {
                     chain.push(*group.index.get(&d.base)?);
                 }
-                let sizes: Vec<u32> = chain.iter().rev().map(|at| group.members[*at].1.stored_len).collect();
-                let target = want(&group.members[*m].0, &sizes)?;
+                let copies: Vec<Location> = chain.iter().rev().map(|at| group.members[*at].1).collect();
+                let target = want(&group.members[*m].0, &copies)?;
                 chain.iter().skip(1).find(|at| super::chains::depth(&group.members[**at].1) <= target).map(|at| {
                     let (aid, aloc, _) = &group.members[*at];
                     Ancestor { id: *aid, loc: *aloc, data: plain[*at].clone() }
