@@ -161,8 +161,9 @@ fn guided_cuts_are_the_searched_cuts() {
 }
 
 /// A plain dump's COPY rows with a sequential key are stored with the key column as differences (columns
-/// payload version 2): a million rows of `key, group, blank filler` take ~90 KB (mostly each chunk's
-/// framing), where the key column as text alone takes ~0.6 bytes a row (~600 KB). Restored byte for byte, together with a table whose keys have leading
+/// payload version 2): a million rows of `key, group, blank filler` take 114-136 KB (mostly each chunk's
+/// framing; 2 chunker seeds in 24 gave 194 and 203 KB, and one CI run 228 KB), where with the key column as
+/// text (version 1) they took 726 KB. Restored byte for byte, together with a table whose keys have leading
 /// zeros (text columns, version 1).
 #[test]
 fn sequential_keys_are_stored_as_differences() {
@@ -179,7 +180,10 @@ fn sequential_keys_are_stored_as_differences() {
     data.extend_from_slice(b"\\.\n");
     let report = repo.create_json("db", &data);
     let stored = report["new_bytes_stored"].as_u64().expect("stored bytes");
-    assert!(stored < rows / 5, "{stored} bytes stored for {rows} rows: the key column was not stored as differences");
+    assert!(
+        stored < rows * 2 / 5,
+        "{stored} bytes stored for {rows} rows: the key column was not stored as differences"
+    );
     assert_eq!(repo.restore("db:latest"), data);
 }
 
