@@ -6,7 +6,7 @@
 
 mod util;
 
-use silo::backend::{Backend, BackendError};
+use silo::backend::{Backend, BackendError, RangeRequest};
 use silo::clock::{Clock, ManualClock, SystemClock};
 use std::sync::Arc;
 
@@ -50,6 +50,23 @@ async fn conformance(b: &dyn Backend, clock: &dyn Clock) {
     assert_eq!(b.get_range(&pack, 99_990, 10).await.expect("range"), data[99_990..], "{what}: range at end");
     assert_eq!(b.get_range(&pack, 4096, 4096).await.expect("range"), data[4096..8192], "{what}: range inside");
     assert!(b.get_range(&pack, 99_995, 10).await.is_err(), "{what}: range past the end must fail");
+    // Several at once: each answered in order as alone, a failed one failing only itself.
+    let range = |name: &str, offset: u64, len: u64| RangeRequest { name: name.to_string(), offset, len };
+    let answers = b
+        .get_ranges(&[
+            range(&pack, 4096, 100),
+            range(&pack, 0, 10),
+            range("packs/ab/missing", 0, 1),
+            range(&pack, 99_995, 10),
+            range(&pack, 99_990, 10),
+        ])
+        .await;
+    assert_eq!(answers.len(), 5, "{what}: one answer per range");
+    assert_eq!(answers[0].as_deref().expect("range"), &data[4096..4196], "{what}: first of several");
+    assert_eq!(answers[1].as_deref().expect("range"), &data[..10], "{what}: an earlier range after a later one");
+    assert!(matches!(answers[2], Err(BackendError::NotFound { .. })), "{what}: missing among several");
+    assert!(answers[3].is_err(), "{what}: past the end among several must fail");
+    assert_eq!(answers[4].as_deref().expect("range"), &data[99_990..], "{what}: a range after failed ones");
 
     // Listing: exactly the objects under the prefix, with their sizes and the backend's stamps.
     let listed = b.list("packs/").await.expect("list");

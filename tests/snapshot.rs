@@ -320,3 +320,39 @@ fn human_list_and_show_name_the_snapshot() {
     let stats = String::from_utf8(repo.ok(&["stats"], b"").stdout).unwrap();
     assert!(stats.contains("dedup ratio"), "{stats}");
 }
+
+/// `snapshot restore` and `create` open the index cache on a thread of their own while the password's key
+/// is derived (src/repo/mod.rs `open_with_cache`). A wrong password still fails as it did (exit 4, nothing
+/// written, no crash from the thread), and a restore while a writer holds the shared cache opens a private
+/// one and restores the same bytes.
+#[test]
+fn the_cache_opened_beside_the_key_derivation_changes_no_outcome() {
+    use std::io::Write;
+    let repo = TestRepo::init();
+    let data = dump(3 << 20, 41);
+    repo.create("db", &data);
+    let mut wrong = repo.cmd(&["snapshot", "restore", "db:latest"]);
+    wrong.env("SILO_PASSWORD", "not the password");
+    let out = run_with_input(wrong, b"");
+    assert_eq!(out.status.code(), Some(EXIT_AUTH), "{}", stderr(&out));
+    assert!(out.stdout.is_empty() && stderr(&out).contains("wrong password"), "{}", stderr(&out));
+
+    // The writer reads its standard input only once the repository and its cache are open: once it has
+    // taken 8 MiB of it (more than a pipe holds), it holds the shared cache.
+    let mut writer = repo.cmd(&["snapshot", "create", "--name", "other"]);
+    writer.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = writer.spawn().expect("spawn");
+    let mut input = child.stdin.take().expect("stdin");
+    let first = dump(8 << 20, 42);
+    input.write_all(&first).expect("the writer reads its input");
+    let mut restore = repo.cmd(&["snapshot", "restore", "db:latest"]);
+    restore.env("SILO_LOG", "info");
+    let out = run_with_input(restore, b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout == data, "restored {} bytes of {}", out.stdout.len(), data.len());
+    assert!(stderr(&out).contains("using a private temporary cache"), "the writer held the cache: {}", stderr(&out));
+    drop(input);
+    let written = child.wait_with_output().expect("writer");
+    assert!(written.status.success(), "{}", stderr(&written));
+    assert!(repo.restore("other:latest") == first, "the writer's snapshot restores");
+}

@@ -1,6 +1,6 @@
 //! Counts the requests a backend handle makes, by kind, as an object store would bill them.
 
-use super::{Backend, BackendError, ObjectInfo};
+use super::{Backend, BackendError, ObjectInfo, RangeRequest};
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -106,6 +106,13 @@ impl Backend for Metered {
         let data = self.inner.get_range(name, offset, len).await?;
         add(&self.counters.bytes_down, data.len() as u64);
         Ok(data)
+    }
+
+    async fn get_ranges(&self, ranges: &[RangeRequest]) -> Vec<Result<Vec<u8>, BackendError>> {
+        add(&self.counters.get_range, ranges.len() as u64);
+        let answers = self.inner.get_ranges(ranges).await;
+        add(&self.counters.bytes_down, answers.iter().flatten().map(|d| d.len() as u64).sum());
+        answers
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {

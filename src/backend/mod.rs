@@ -72,6 +72,14 @@ pub struct ObjectInfo {
     pub modified: i64,
 }
 
+/// One range of `get_ranges`: `len` bytes of object `name` at `offset`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeRequest {
+    pub name: String,
+    pub offset: u64,
+    pub len: u64,
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// Where the repository lives, for messages.
@@ -83,6 +91,13 @@ pub trait Backend: Send + Sync + 'static {
     async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError>;
     /// Exactly `len` bytes at `offset`, or an error.
     async fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError>;
+    /// Several ranges (of one object or of several), each answered as `get_range` would, in order. The
+    /// default asks for them all at once; a backend whose every call has a fixed cost of its own (a local
+    /// directory: a hop to a blocking thread and back) reads them in one call. A restore reads its chunks and
+    /// their bases a group of ranges at a time (repo/read.rs).
+    async fn get_ranges(&self, ranges: &[RangeRequest]) -> Vec<Result<Vec<u8>, BackendError>> {
+        futures::future::join_all(ranges.iter().map(|r| self.get_range(&r.name, r.offset, r.len))).await
+    }
     /// Every object whose name starts with `prefix` (a directory such as `index/`), in no particular order.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError>;
     async fn delete(&self, name: &str) -> Result<(), BackendError>;

@@ -48,6 +48,16 @@ impl Invocation {
         })
     }
 
+    /// Like `open`, for a command that reads the index cache at once (restore, create): the cache is
+    /// opened while the password's key is derived.
+    pub fn open_with_cache(&self) -> Result<Repository> {
+        let backend = silo::backend::open(self.location()?)?;
+        let password = self.password(false)?;
+        let repo = self.rt.block_on(Repository::open_with_cache(backend, &password, self.cli.cache_dir.clone()))?;
+        self.opened.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| repo.clone());
+        Ok(repo)
+    }
+
     pub fn open_at(&self, location: &str, password: &[u8]) -> Result<Repository> {
         let backend = silo::backend::open(location)?;
         let repo = self.rt.block_on(Repository::open(backend, password, self.cli.cache_dir.clone()))?;

@@ -211,6 +211,28 @@ impl Repository {
 
     /// Unlocks a repository with `password`. Reads only; writes nothing to the repository.
     pub async fn open(backend: Arc<dyn Backend>, password: &[u8], cache_dir: Option<PathBuf>) -> Result<Self> {
+        Self::open_inner(backend, password, cache_dir, false).await
+    }
+
+    /// Like `open`, and opens the index cache meanwhile, on a thread of its own, while the password's key
+    /// derivation runs: opening it (RocksDB replays and rewrites its log, with fsyncs) is mostly waiting,
+    /// and a restore needs it before its first read. Only the repository id of `config`'s plain header
+    /// names the cache before the key has authenticated it: a cache is only opened early, never trusted
+    /// early — a wrong password still fails the open.
+    pub async fn open_with_cache(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        cache_dir: Option<PathBuf>,
+    ) -> Result<Self> {
+        Self::open_inner(backend, password, cache_dir, true).await
+    }
+
+    async fn open_inner(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        cache_dir: Option<PathBuf>,
+        warm_cache: bool,
+    ) -> Result<Self> {
         let raw = match backend.get(names::CONFIG).await {
             Ok(b) => b,
             Err(e) if e.is_not_found() => return Err(Error::NotARepository { location: backend.location() }),
@@ -227,9 +249,15 @@ impl Repository {
             }
             Err(e) => return Err(Error::damaged("config", e)),
         };
+        let warming = warm_cache.then(|| CacheOpening::start(cache_dir.clone(), header.repo));
         let (master, key_id, role) = unlock(backend.as_ref(), header.repo, password).await?;
         let keys = Keys::derive(&master);
         let config = config::decode(&raw, &keys).map_err(|e| Error::damaged("config", e))?;
+        let cache = OnceLock::new();
+        // A cache that failed to open is opened again on first use, which reports why.
+        if let Some(Ok(opened)) = warming.and_then(CacheOpening::finish) {
+            let _ = cache.set(Arc::new(opened));
+        }
         Ok(Repository {
             backend,
             repo_id: header.repo,
@@ -239,7 +267,7 @@ impl Repository {
             writer_only: role == silo_format::keyfile::ROLE_WRITER,
             config,
             cache_dir,
-            cache: OnceLock::new(),
+            cache,
             clock: Arc::new(SystemClock),
         })
     }
@@ -277,11 +305,44 @@ impl Repository {
         if let Some(c) = self.cache.get() {
             return Ok(c.clone());
         }
-        let opened = Arc::new(match cache::dir_for(self.cache_dir.as_deref(), self.repo_id) {
-            Some(dir) => IndexCache::open(&dir, self.repo_id)?,
-            None => IndexCache::open_private(self.repo_id)?,
-        });
+        let opened = Arc::new(open_cache(self.cache_dir.as_deref(), self.repo_id)?);
         Ok(self.cache.get_or_init(|| opened).clone())
+    }
+}
+
+/// The index cache of repository `repo` below `cache_dir` (or silo's default place), or a private one.
+fn open_cache(cache_dir: Option<&std::path::Path>, repo: RepoId) -> Result<IndexCache> {
+    match cache::dir_for(cache_dir, repo) {
+        Some(dir) => IndexCache::open(&dir, repo),
+        None => IndexCache::open_private(repo),
+    }
+}
+
+/// The index cache being opened on a thread of its own (`Repository::open_with_cache`). The thread is
+/// always joined, on every path: a thread left running with RocksDB open when the process exits crashes
+/// it.
+struct CacheOpening(Option<std::thread::JoinHandle<Result<IndexCache>>>);
+
+impl CacheOpening {
+    fn start(cache_dir: Option<PathBuf>, repo: RepoId) -> Self {
+        let spawned = std::thread::Builder::new()
+            .name("silo-cache-open".into())
+            .spawn(move || open_cache(cache_dir.as_deref(), repo));
+        // No thread to be had: the cache is opened on first use instead.
+        CacheOpening(spawned.ok())
+    }
+
+    /// The opened cache (or why not); `None` if the thread could not be started or panicked.
+    fn finish(mut self) -> Option<Result<IndexCache>> {
+        self.0.take().and_then(|t| t.join().ok())
+    }
+}
+
+impl Drop for CacheOpening {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            let _ = t.join();
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Restore: the mirror of create. Chunk locations come from the cache (synced first); consecutive chunks
-//! are fetched in groups of up to 4 MiB, one ranged read per stretch of a pack they lie in; groups are
+//! are fetched in groups of up to 4 MiB, one ranged read per stretch of a pack they lie in (asked for together,
+//! `Backend::get_ranges`: a local directory reads them in one blocking call); groups are
 //! fetched ahead in parallel, decryption + decompression + re-hashing run on the blocking pool, and output
 //! is written strictly in order. The whole-stream BLAKE3 and
 //! size are checked at the end, so a consumer of the pipe sees a non-zero exit if anything was wrong.
@@ -10,7 +11,7 @@
 
 use super::snapshots::Snapshot;
 use super::Repository;
-use crate::backend::{names, Backend, BackendError};
+use crate::backend::{names, Backend, BackendError, RangeRequest};
 use crate::cache::Location;
 use crate::{Error, Result};
 use futures::StreamExt;
@@ -280,19 +281,25 @@ async fn fetch_group_once(
     repo: RepoId,
     group: Arc<ReadGroup>,
 ) -> Result<Decoded> {
-    let reads = group.spans.iter().map(|span| {
-        let backend = backend.clone();
-        async move {
-            match backend.get_range(&names::pack(&span.pack), span.offset, span.len).await {
-                Ok(b) => Ok(b),
-                Err(e @ (BackendError::NotFound { .. } | BackendError::ShortRead { .. })) => {
-                    Err(Error::Inconsistent { object: format!("pack {}", span.pack.short()), reason: e.to_string() })
-                }
-                Err(e) => Err(e.into()),
+    // One request for all the group's spans: a local directory reads them in one blocking call.
+    let ranges: Vec<RangeRequest> = group
+        .spans
+        .iter()
+        .map(|span| RangeRequest { name: names::pack(&span.pack), offset: span.offset, len: span.len })
+        .collect();
+    let mut spans = Vec::with_capacity(ranges.len());
+    for (span, answer) in group.spans.iter().zip(backend.get_ranges(&ranges).await) {
+        match answer {
+            Ok(b) => spans.push(b),
+            Err(e @ (BackendError::NotFound { .. } | BackendError::ShortRead { .. })) => {
+                return Err(Error::Inconsistent {
+                    object: format!("pack {}", span.pack.short()),
+                    reason: e.to_string(),
+                })
             }
+            Err(e) => return Err(e.into()),
         }
-    });
-    let spans = futures::future::try_join_all(reads).await?;
+    }
     tokio::task::spawn_blocking(move || decode_group(&keys, repo, &group, &spans))
         .await
         .map_err(|e| Error::Invalid(format!("decryption task failed: {e}")))?

@@ -177,7 +177,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     } else {
         vec![StreamSpec { name: "data".into(), source: Source::Stdin }]
     };
-    let repo = ctx.open()?;
+    let repo = ctx.open_with_cache()?;
     let options = CreateOptions {
         name: a.name.clone(),
         host: a.host.clone().unwrap_or_else(silo::repo::hostname),

@@ -58,7 +58,7 @@ impl Report for Restored {
 }
 
 pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
-    let repo = ctx.open()?;
+    let repo = ctx.open_with_cache()?;
     let spec = SnapshotSpec::parse(&a.snapshot)?;
     let snap = if a.fallback {
         repo.choose_intact(ctx.rt.handle(), &spec, &|text| note!("silo: {text}"))?
