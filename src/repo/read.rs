@@ -7,7 +7,7 @@
 //!
 //! Delta chunks (format-spec/delta.md, I16): a group also fetches the bases of its chunks (repo/chains.rs),
 //! counted in its byte bound, each once; they are decoded bases first, and a decoded base stays in memory only
-//! while its group does. A base that fails is damage to every chunk of the group that needs it.
+//! until the last chunk of its group that needs it is decoded. A base that fails is damage to every chunk of the group that needs it.
 
 use super::snapshots::Snapshot;
 use super::Repository;
@@ -325,6 +325,16 @@ fn decode_group(keys: &Keys, repo: RepoId, group: &ReadGroup, spans: &[Vec<u8>])
     for m in &group.outputs {
         is_output[*m] = true;
     }
+    // The member that last needs each base: a base that is not also an output is dropped once that one is
+    // decoded (unless ancestors are handed out), so its buffer is reused for the next instead of a chain's
+    // every level staying in memory, and faulted in anew, until the group ends.
+    let base_of = |loc: &Location| loc.delta.and_then(|d| group.index.get(&d.base).copied());
+    let mut last_use_as_base = vec![usize::MAX; group.members.len()];
+    for (n, (_, loc, _)) in group.members.iter().enumerate() {
+        if let Some(b) = base_of(loc) {
+            last_use_as_base[b] = n;
+        }
+    }
     for (n, (id, loc, i)) in group.members.iter().enumerate() {
         // A chunk read only as a base is authenticated but not re-hashed: the id check of the chunk decoded
         // from it covers it (a wrong base cannot give the right id).
@@ -355,6 +365,11 @@ fn decode_group(keys: &Keys, repo: RepoId, group: &ReadGroup, spans: &[Vec<u8>])
             }
         };
         plain.push(data);
+        if let Some(b) = base_of(loc) {
+            if group.ancestor.is_none() && !is_output[b] && last_use_as_base[b] == n {
+                plain[b] = Vec::new();
+            }
+        }
     }
     // Ancestors asked for: the hook sees the chain's copies and names a depth; the first base down the
     // chain at or below it is handed out.
