@@ -219,21 +219,20 @@ impl Backend for LocalBackend {
         let answers = tokio::task::spawn_blocking(move || {
             let mut open: Option<(PathBuf, File)> = None;
             let mut answers = Vec::with_capacity(wanted.len());
+            // Each range gets one answer: the open's error, or its read.
             for (path, r) in wanted {
                 if open.as_ref().is_none_or(|(p, _)| *p != path) {
-                    open = None;
-                    match File::open(&path) {
-                        Ok(f) => open = Some((path, f)),
+                    open = match File::open(&path) {
+                        Ok(f) => Some((path, f)),
                         Err(e) => {
                             answers.push(Err(Self::io(&r.name, e)));
-                            continue;
+                            None
                         }
-                    }
+                    };
                 }
-                answers.push(match open.as_mut() {
-                    Some((_, f)) => read_range(f, &r.name, r.offset, r.len),
-                    None => Err(Self::io(&r.name, io::Error::other("not opened"))),
-                });
+                if let Some((_, f)) = open.as_mut() {
+                    answers.push(read_range(f, &r.name, r.offset, r.len));
+                }
             }
             answers
         })

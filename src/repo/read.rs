@@ -1,13 +1,14 @@
 //! Restore: the mirror of create. Chunk locations come from the cache (synced first); consecutive chunks
-//! are fetched in groups of up to 4 MiB, one ranged read per stretch of a pack they lie in (asked for together,
-//! `Backend::get_ranges`: a local directory reads them in one blocking call); groups are
-//! fetched ahead in parallel, decryption + decompression + re-hashing run on the blocking pool, and output
-//! is written strictly in order. The whole-stream BLAKE3 and
-//! size are checked at the end, so a consumer of the pipe sees a non-zero exit if anything was wrong.
+//! are fetched in groups of up to 4 MiB, one ranged read per stretch of a pack they lie in (asked for
+//! together, `Backend::get_ranges`: a local directory reads them in one blocking call); groups are fetched
+//! ahead in parallel, decryption + decompression + re-hashing run on the blocking pool, and output is written
+//! strictly in order. The whole-stream BLAKE3 and size are checked at the end, so a consumer of the pipe sees
+//! a non-zero exit if anything was wrong.
 //!
 //! Delta chunks (format-spec/delta.md, I16): a group also fetches the bases of its chunks (repo/chains.rs),
-//! counted in its byte bound, each once; they are decoded bases first, and a decoded base stays in memory only
-//! until the last chunk of its group that needs it is decoded. A base that fails is damage to every chunk of the group that needs it.
+//! counted in its byte bound, each once; they are decoded bases first, and a decoded base stays in memory
+//! only until the last chunk of its group that needs it is decoded. A base that fails is damage to every
+//! chunk of the group that needs it.
 
 use super::snapshots::Snapshot;
 use super::Repository;
