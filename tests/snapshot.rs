@@ -321,14 +321,20 @@ fn human_list_and_show_name_the_snapshot() {
     assert!(stats.contains("dedup ratio"), "{stats}");
 }
 
-/// `snapshot restore` and `create` open the index cache on a thread of their own while the password's key
-/// is derived (src/repo/mod.rs `open_with_cache`). A wrong password still fails as it did (exit 4, nothing
-/// written, no crash from the thread), and a restore while a writer holds the shared cache opens a private
-/// one and restores the same bytes.
+/// `snapshot restore` and `create` open an existing index cache on a thread of their own while the
+/// password's key is derived (src/repo/mod.rs `open_with_cache`). A wrong password still fails as it did
+/// (exit 4, nothing written, no cache made, no crash from the thread), and a restore while a writer holds
+/// the shared cache opens a private one and restores the same bytes.
 #[test]
 fn the_cache_opened_beside_the_key_derivation_changes_no_outcome() {
     use std::io::Write;
     let repo = TestRepo::init();
+    // Before the password is checked, only a cache silo made before is opened: a wrong password creates none.
+    let mut wrong = repo.cmd(&["snapshot", "restore", "db:latest"]);
+    wrong.env("SILO_PASSWORD", "not the password");
+    let out = run_with_input(wrong, b"");
+    assert_eq!(out.status.code(), Some(EXIT_AUTH), "{}", stderr(&out));
+    assert!(!repo.cache().exists(), "a wrong password made a cache: {:?}", std::fs::read_dir(repo.cache()).ok());
     let data = dump(3 << 20, 41);
     repo.create("db", &data);
     let mut wrong = repo.cmd(&["snapshot", "restore", "db:latest"]);

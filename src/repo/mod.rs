@@ -217,8 +217,9 @@ impl Repository {
     /// Like `open`, and opens the index cache meanwhile, on a thread of its own, while the password's key
     /// derivation runs: opening it (RocksDB replays and rewrites its log, with fsyncs) is mostly waiting,
     /// and a restore needs it before its first read. Only the repository id of `config`'s plain header
-    /// names the cache before the key has authenticated it: a cache is only opened early, never trusted
-    /// early — a wrong password still fails the open.
+    /// names the cache before the key has authenticated it, so only a cache silo made before (its marker is
+    /// there) is opened early, and it is never trusted early: a wrong password still fails the open and
+    /// creates no cache.
     pub async fn open_with_cache(
         backend: Arc<dyn Backend>,
         password: &[u8],
@@ -324,12 +325,16 @@ fn open_cache(cache_dir: Option<&std::path::Path>, repo: RepoId) -> Result<Index
 struct CacheOpening(Option<std::thread::JoinHandle<Result<IndexCache>>>);
 
 impl CacheOpening {
+    /// Starts opening the cache of `repo` if silo made one there before; otherwise (and when no thread is
+    /// to be had) it is opened on first use, after the password was checked.
     fn start(cache_dir: Option<PathBuf>, repo: RepoId) -> Self {
-        let spawned = std::thread::Builder::new()
-            .name("silo-cache-open".into())
-            .spawn(move || open_cache(cache_dir.as_deref(), repo));
-        // No thread to be had: the cache is opened on first use instead.
-        CacheOpening(spawned.ok())
+        let exists = cache::dir_for(cache_dir.as_deref(), repo).is_some_and(|d| d.join(cache::MARKER).is_file());
+        let spawned = exists.then(|| {
+            std::thread::Builder::new()
+                .name("silo-cache-open".into())
+                .spawn(move || open_cache(cache_dir.as_deref(), repo))
+        });
+        CacheOpening(spawned.and_then(|s| s.ok()))
     }
 
     /// The opened cache (or why not); `None` if the thread could not be started or panicked.
