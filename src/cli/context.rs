@@ -51,16 +51,22 @@ impl Invocation {
     /// Like `open`, for a command that reads the index cache at once (restore, create): the cache is
     /// opened while the password's key is derived.
     pub fn open_with_cache(&self) -> Result<Repository> {
-        let backend = silo::backend::open(self.location()?)?;
-        let password = self.password(false)?;
-        let repo = self.rt.block_on(Repository::open_with_cache(backend, &password, self.cli.cache_dir.clone()))?;
-        self.opened.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| repo.clone());
-        Ok(repo)
+        let location = self.location()?;
+        self.open_at_with(location, &self.password(false)?, true)
     }
 
     pub fn open_at(&self, location: &str, password: &[u8]) -> Result<Repository> {
-        let backend = silo::backend::open(location)?;
-        let repo = self.rt.block_on(Repository::open(backend, password, self.cli.cache_dir.clone()))?;
+        self.open_at_with(location, password, false)
+    }
+
+    fn open_at_with(&self, location: &str, password: &[u8], with_cache: bool) -> Result<Repository> {
+        let (backend, dir) = (silo::backend::open(location)?, self.cli.cache_dir.clone());
+        let repo = self.rt.block_on(async {
+            match with_cache {
+                true => Repository::open_with_cache(backend, password, dir).await,
+                false => Repository::open(backend, password, dir).await,
+            }
+        })?;
         self.opened.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| repo.clone());
         Ok(repo)
     }
