@@ -215,7 +215,6 @@ impl Backend for LocalBackend {
     /// object opened once for the ranges of it that follow one another.
     async fn get_ranges(&self, ranges: &[RangeRequest]) -> Vec<Result<Vec<u8>, BackendError>> {
         let wanted: Vec<(PathBuf, RangeRequest)> = ranges.iter().map(|r| (self.path(&r.name), r.clone())).collect();
-        let names: Vec<String> = ranges.iter().map(|r| r.name.clone()).collect();
         let answers = tokio::task::spawn_blocking(move || {
             let mut open: Option<(PathBuf, File)> = None;
             let mut answers = Vec::with_capacity(wanted.len());
@@ -239,9 +238,9 @@ impl Backend for LocalBackend {
         .await;
         match answers {
             Ok(answers) => answers,
-            Err(e) => names
-                .into_iter()
-                .map(|name| Err(BackendError::Io { name, source: io::Error::other(e.to_string()) }))
+            Err(e) => ranges
+                .iter()
+                .map(|r| Err(BackendError::Io { name: r.name.clone(), source: io::Error::other(e.to_string()) }))
                 .collect(),
         }
     }

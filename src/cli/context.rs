@@ -62,9 +62,10 @@ impl Invocation {
     fn open_at_with(&self, location: &str, password: &[u8], with_cache: bool) -> Result<Repository> {
         let (backend, dir) = (silo::backend::open(location)?, self.cli.cache_dir.clone());
         let repo = self.rt.block_on(async {
-            match with_cache {
-                true => Repository::open_with_cache(backend, password, dir).await,
-                false => Repository::open(backend, password, dir).await,
+            if with_cache {
+                Repository::open_with_cache(backend, password, dir).await
+            } else {
+                Repository::open(backend, password, dir).await
             }
         })?;
         self.opened.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| repo.clone());
