@@ -68,6 +68,9 @@ pub enum Error {
     /// Another part of the pipeline failed first; that error is the one reported.
     #[error("aborted")]
     Aborted,
+    /// Ctrl-C, SIGTERM or the deadline stopped a create before its commit (crate::interrupt exits).
+    #[error("interrupted before {what} was committed; nothing was committed")]
+    Interrupted { what: String },
 }
 
 impl Error {

@@ -8,7 +8,7 @@
 //! clean-up for as long as it owns it (`on_interrupt` returns a guard that unregisters on drop).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -29,6 +29,22 @@ const DEADLINE: u8 = 255;
 /// Exit status when the deadline passed: as for a store that cannot be reached (README "Exit codes").
 const DEADLINE_EXIT: i32 = 3;
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+/// Set by the watcher before it runs the clean-ups: from then on nothing may be committed.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// True once silo has been interrupted (signal or deadline): a step that would commit must not.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Called by `main` before it returns: once interrupted, the watcher owns the exit (its clean-ups must
+/// finish, and the exit status is the signal's), so the main thread waits for it instead of exiting with
+/// its own status — or running static destructors while the clean-ups still use the runtime.
+pub fn wait_if_interrupted() {
+    while interrupted() {
+        std::thread::park();
+    }
+}
 
 /// Unregisters its clean-up when dropped (the thing to undo is gone or committed).
 pub struct Registration(u64);
@@ -82,6 +98,7 @@ pub fn install() {
             }
         }
         let sig = i32::from(byte);
+        INTERRUPTED.store(true, Ordering::SeqCst);
         let cleanups: Vec<Cleanup> = std::mem::take(&mut *lock()).into_values().rev().collect();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

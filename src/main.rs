@@ -86,7 +86,9 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_ansi(colour)
         .init();
-    match cli::run(parsed).and_then(|()| Ok(cli::output::flush()?)) {
+    let outcome = cli::run(parsed).and_then(|()| Ok(cli::output::flush()?));
+    silo::interrupt::wait_if_interrupted();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e)
             if e.downcast_ref::<cli::output::OutputFailed>()

@@ -762,22 +762,37 @@ fn url_like_locations_without_a_known_scheme_are_refused() {
 #[test]
 fn ctrl_c_during_create_removes_the_session_and_commits_nothing() {
     let repo = TestRepo::init();
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("started");
+    let b = format!("b=touch {}; exec sleep 300", marker.display());
+    for (sig, when) in [(libc::SIGINT, "session"), (libc::SIGTERM, "session"), (libc::SIGINT, "commands")] {
+        let _ = std::fs::remove_file(&marker);
         let mut child = repo
-            .cmd(&["snapshot", "create", "--name", "db", "--stream", "a=cat", "--stream", "b=sleep 300"])
+            .cmd(&["snapshot", "create", "--name", "db", "--stream", "a=cat", "--stream", &b])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        wait_for_objects(&repo, "sessions", 1);
+        // As soon as the session exists, and once the commands run (the interrupt kills them; the streams
+        // then end short, and what they had must not be committed).
+        if when == "session" {
+            wait_for_objects(&repo, "sessions", 1);
+        } else {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !marker.exists() {
+                assert!(Instant::now() < deadline, "the stream command never started");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as i32, sig) };
         drop(child.stdin.take());
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(128 + sig), "{}", stderr(&out));
-        assert!(repo.objects("sessions").is_empty(), "the session object is removed");
-        assert_eq!(repo.snapshot_count(), 0);
+        let left = repo.objects("sessions");
+        assert!(left.is_empty(), "the session object is removed: {left:?}; {}", stderr(&out));
+        assert_eq!(repo.snapshot_count(), 0, "{}", stderr(&out));
     }
 }
 

@@ -163,6 +163,60 @@ fn a_store_that_stays_down_fails_within_the_budget_with_exit_3() {
     assert!(started.elapsed() < Duration::from_secs(120), "{:?}", started.elapsed());
 }
 
+impl Faulty {
+    /// The names of the objects under `prefix`, listed past the proxy.
+    fn objects(&self, prefix: &str) -> Vec<String> {
+        use silo::backend::Backend;
+        let backend = silo::backend::s3::S3Backend::connect(
+            &self.garage.location(0, self.location.rsplit('/').next().expect("prefix")),
+            &self.garage.credentials(),
+        )
+        .expect("backend");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(backend.list(prefix)).expect("list").into_iter().map(|o| o.name).collect()
+    }
+}
+
+#[test]
+fn an_interrupt_while_the_session_is_slow_to_remove_commits_nothing() {
+    let Some(g) = garage() else { return };
+    let f = Faulty::new(g);
+    // Removing the session object takes 3 s: the create's own thread has that long to do something wrong
+    // after the interrupt killed its commands — as committing what they had written so far once did.
+    f.proxy.add(Rule::for_time(Fault::Delay(Duration::from_secs(3)), Duration::from_secs(120)).on("DELETE"));
+    let marker = f.dir.path().join("started");
+    let b = format!("b=touch {}; exec sleep 300", marker.display());
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let _ = std::fs::remove_file(&marker);
+        let mut child = f
+            .cmd(&["snapshot", "create", "--name", "db", "--stream", "a=cat", "--stream", &b])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut input, &dump(1 << 20, 10)).unwrap();
+        // The commands run, so the interrupt's stop reaches them.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !marker.exists() {
+            assert!(Instant::now() < deadline, "the stream command never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(128 + sig), "{}", stderr(&out));
+        assert!(f.objects("snapshots/").is_empty(), "nothing committed: {}", stderr(&out));
+        assert!(f.objects("sessions/").is_empty(), "the session object is removed: {}", stderr(&out));
+    }
+    f.proxy.clear();
+    let data = dump(1 << 20, 11);
+    f.ok(&["snapshot", "create", "--name", "db"], &data);
+    f.verify("db:latest", &data);
+}
+
 #[test]
 fn sigterm_mid_restore_removes_the_partial_output() {
     let Some(g) = garage() else { return };

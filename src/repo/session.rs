@@ -53,8 +53,24 @@ pub struct SessionGuard {
     heartbeat: tokio::task::JoinHandle<()>,
     /// Opened with a writer key: the session object is left for gc instead of deleted.
     keep_object: bool,
+    /// Every write of the session object holds it; whoever removes the object closes it first, so no write
+    /// in flight can put the object back after it was removed.
+    gate: Gate,
     /// On Ctrl-C / SIGTERM the session object is removed (crate::interrupt).
     _on_interrupt: crate::interrupt::Registration,
+}
+
+/// Open (false) while the session object may be written; closed (true) once it is being removed.
+type Gate = Arc<tokio::sync::Mutex<bool>>;
+
+/// Closes the gate (waiting for a write in flight to land) and removes the session object.
+async fn close_and_remove(gate: &Gate, backend: &dyn Backend, id: &ObjectId) -> Result<(), BackendError> {
+    let mut closed = gate.lock().await;
+    *closed = true;
+    match backend.delete(&names::session(id)).await {
+        Err(e) if !e.is_not_found() => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn lock(beats: &Mutex<Beats>) -> std::sync::MutexGuard<'_, Beats> {
@@ -62,7 +78,9 @@ fn lock(beats: &Mutex<Beats>) -> std::sync::MutexGuard<'_, Beats> {
 }
 
 /// Writes `session` under `name` and returns the backend's time of that write (µs) and ours at its middle.
+/// Once the gate is closed (the session is being ended or was interrupted) nothing is written.
 async fn write_session(
+    gate: &Gate,
     backend: &dyn Backend,
     clock: &dyn Clock,
     keys: &silo_format::Keys,
@@ -71,8 +89,13 @@ async fn write_session(
     session: &Session,
 ) -> Result<(Option<i64>, i64)> {
     let name = names::session(&id);
+    let closed = gate.lock().await;
+    if *closed {
+        return Err(Error::Interrupted { what: "the snapshot".into() });
+    }
     let before = clock.now_micros();
     super::save_to(backend, keys, repo, id, session).await?;
+    drop(closed);
     let ours = before + (clock.now_micros() - before) / 2;
     let theirs = backend.list(&name).await?.into_iter().find(|o| o.name == name).map(|o| o.modified);
     Ok((theirs, ours))
@@ -82,12 +105,15 @@ impl SessionGuard {
     /// Stops the heartbeat and removes the session object (a leftover one only delays gc; never harmful).
     /// A writer-key handle deletes nothing: its session object stays until gc removes it as a leftover.
     pub async fn end(self, backend: &dyn Backend) {
+        // Closed first, so a heartbeat write in flight lands before the task is stopped: aborting it mid-write
+        // would leave the write running on the blocking pool, free to put the object back after the delete.
+        *self.gate.lock().await = true;
         self.heartbeat.abort();
         let _ = self.heartbeat.await;
         if self.keep_object {
             return;
         }
-        if let Err(e) = backend.delete(&names::session(&self.id)).await {
+        if let Err(e) = close_and_remove(&self.gate, backend, &self.id).await {
             tracing::warn!("could not remove session object {}: {e}", self.id.short());
         }
     }
@@ -100,7 +126,8 @@ impl SessionGuard {
         let beat = Session { heartbeat_at: repo.now() + self.offset, ..self.session.clone() };
         let clock = repo.clock();
         let (theirs, ours) =
-            write_session(repo.backend.as_ref(), clock.as_ref(), &repo.keys, repo.repo_id, self.id, &beat).await?;
+            write_session(&self.gate, repo.backend.as_ref(), clock.as_ref(), &repo.keys, repo.repo_id, self.id, &beat)
+                .await?;
         lock(&self.beats).record(liveness::boot_clock());
         let drift = theirs.map_or(0, |t| ((t - ours) - self.offset).unsigned_abs());
         Ok(SessionFacts {
@@ -116,13 +143,18 @@ impl Repository {
         let id = ObjectId::random();
         // Registered before the object exists, so an interrupt at any point after it is written removes it.
         let keep_object = self.is_writer_only();
+        let gate: Gate = Arc::default();
         let on_interrupt = {
-            let (backend, handle, name) =
-                (self.backend.clone(), tokio::runtime::Handle::current(), names::session(&id));
+            let (backend, handle, gate) = (self.backend.clone(), tokio::runtime::Handle::current(), gate.clone());
             crate::interrupt::on_interrupt(move || {
-                if !keep_object {
-                    let _ = handle.block_on(backend.delete(&name));
-                }
+                // Closed even for a writer key (which leaves its object to gc): nothing is rewritten after.
+                handle.block_on(async {
+                    if keep_object {
+                        *gate.lock().await = true;
+                    } else {
+                        let _ = close_and_remove(&gate, backend.as_ref(), &id).await;
+                    }
+                })
             })
         };
         let ours = self.now();
@@ -135,7 +167,7 @@ impl Repository {
             heartbeat_at: ours,
         };
         let (theirs, ours) =
-            write_session(self.backend.as_ref(), clock.as_ref(), &self.keys, self.repo_id, id, &session).await?;
+            write_session(&gate, self.backend.as_ref(), clock.as_ref(), &self.keys, self.repo_id, id, &session).await?;
         let offset = theirs.map_or(0, |t| t - ours);
         if offset.unsigned_abs() > MAX_SKEW.as_micros() as u64 {
             tracing::warn!(
@@ -148,12 +180,12 @@ impl Repository {
         if let Some(t) = theirs.filter(|t| session.started_at > *t + START_SLACK) {
             session.started_at = t;
             session.heartbeat_at = t;
-            write_session(self.backend.as_ref(), clock.as_ref(), &self.keys, self.repo_id, id, &session).await?;
+            write_session(&gate, self.backend.as_ref(), clock.as_ref(), &self.keys, self.repo_id, id, &session).await?;
         }
         let started = liveness::boot_clock();
         let beats = Arc::new(Mutex::new(Beats { started, last_ok: started, longest_gap: Duration::ZERO }));
-        let (backend, keys, repo, shared, template) =
-            (self.backend.clone(), self.keys.clone(), self.repo_id, beats.clone(), session.clone());
+        let (backend, keys, repo, shared, template, beat_gate) =
+            (self.backend.clone(), self.keys.clone(), self.repo_id, beats.clone(), session.clone(), gate.clone());
         let clock = self.clock();
         let heartbeat = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(HEARTBEAT);
@@ -161,13 +193,18 @@ impl Repository {
             loop {
                 ticker.tick().await;
                 let beat = Session { heartbeat_at: clock.now_micros() + offset, ..template.clone() };
+                let closed = beat_gate.lock().await;
+                if *closed {
+                    return;
+                }
                 match super::save_to(backend.as_ref(), &keys, repo, id, &beat).await {
                     Ok(()) => lock(&shared).record(liveness::boot_clock()),
                     Err(e) => tracing::warn!("session heartbeat failed: {e}"),
                 }
+                drop(closed);
             }
         });
-        Ok(SessionGuard { id, session, offset, beats, heartbeat, keep_object, _on_interrupt: on_interrupt })
+        Ok(SessionGuard { id, session, offset, beats, heartbeat, keep_object, gate, _on_interrupt: on_interrupt })
     }
 
     /// The last step before a manifest naming `chunks` is committed: a heartbeat, then, if gc may have judged

@@ -353,6 +353,12 @@ impl Repository {
         if let Some(e) = first_error.or(collected.error) {
             return Err(e);
         }
+        // Streams stopped with no error of their own: an interrupt killed their commands. What was read is
+        // cut short and must never become a snapshot (I9).
+        let interrupted = || Error::Interrupted { what: format!("snapshot {:?}", options.name) };
+        if stop.is_set() || crate::interrupt::interrupted() || streams_done.len() != nstreams {
+            return Err(interrupted());
+        }
         let mut packs = uploaded??;
         if let Some(empty) =
             streams_done.iter().zip(&options.streams).find(|(r, _)| r.size == 0 && !options.allow_empty)
@@ -394,6 +400,10 @@ impl Repository {
         };
         manifest.version = manifest.version_needed();
         let id = ObjectId::random();
+        // The last moment an interrupt can still keep the snapshot from being committed.
+        if crate::interrupt::interrupted() {
+            return Err(interrupted());
+        }
         rt.block_on(self.save(id, &manifest))?;
         Ok(CreateReport {
             id,
