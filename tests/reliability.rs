@@ -22,11 +22,7 @@ fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 
 /// Waits until `dir` of the repository holds at least `n` objects.
 fn wait_for_objects(repo: &TestRepo, dir: &str, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while repo.objects(dir).len() < n {
-        assert!(Instant::now() < deadline, "never saw {n} objects in {dir}/");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(&format!("{n} objects in {dir}/"), || repo.objects(dir).len() >= n);
 }
 
 /// `snapshot create --name NAME` through the binary (its clock right), fed through a pipe the caller holds.
@@ -779,11 +775,7 @@ fn ctrl_c_during_create_removes_the_session_and_commits_nothing() {
         if when == "session" {
             wait_for_objects(&repo, "sessions", 1);
         } else {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !marker.exists() {
-                assert!(Instant::now() < deadline, "the stream command never started");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_until("the stream command to start", || marker.exists());
         }
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as i32, sig) };

@@ -201,11 +201,7 @@ fn an_interrupt_while_the_session_is_slow_to_remove_commits_nothing() {
             .spawn()
             .unwrap();
         // The commands run (they start after the session object is written), so the interrupt stops them.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !marker.exists() {
-            assert!(Instant::now() < deadline, "the stream command never started");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until("the stream command to start", || marker.exists());
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as i32, sig) };
         let out = child.wait_with_output().unwrap();
@@ -237,11 +233,7 @@ fn sigterm_mid_restore_removes_the_partial_output() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read_dir(&out_dir).unwrap().count() == 0 {
-        assert!(Instant::now() < deadline, "the restore never started writing");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the restore to start writing", || std::fs::read_dir(&out_dir).unwrap().count() > 0);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();

@@ -201,6 +201,15 @@ impl TestRepo {
     }
 }
 
+/// Waits (up to a minute, looking every 10 ms) until `done` holds; fails naming `what` otherwise.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "waited a minute for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 fn list(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
