@@ -63,10 +63,13 @@ pub struct SessionGuard {
 /// Open (false) while the session object may be written; closed (true) once it is being removed.
 type Gate = Arc<tokio::sync::Mutex<bool>>;
 
-/// Closes the gate (waiting for a write in flight to land) and removes the session object.
-async fn close_and_remove(gate: &Gate, backend: &dyn Backend, id: &ObjectId) -> Result<(), BackendError> {
-    let mut closed = gate.lock().await;
-    *closed = true;
+/// Closes the gate, after a write in flight has landed: nothing writes the session object from then on.
+async fn close(gate: &Gate) {
+    *gate.lock().await = true;
+}
+
+/// Removes the session object (call once the gate is closed); already gone is fine.
+async fn remove(backend: &dyn Backend, id: &ObjectId) -> Result<(), BackendError> {
     match backend.delete(&names::session(id)).await {
         Err(e) if !e.is_not_found() => Err(e),
         _ => Ok(()),
@@ -107,13 +110,13 @@ impl SessionGuard {
     pub async fn end(self, backend: &dyn Backend) {
         // Closed first, so a heartbeat write in flight lands before the task is stopped: aborting it mid-write
         // would leave the write running on the blocking pool, free to put the object back after the delete.
-        *self.gate.lock().await = true;
+        close(&self.gate).await;
         self.heartbeat.abort();
         let _ = self.heartbeat.await;
         if self.keep_object {
             return;
         }
-        if let Err(e) = close_and_remove(&self.gate, backend, &self.id).await {
+        if let Err(e) = remove(backend, &self.id).await {
             tracing::warn!("could not remove session object {}: {e}", self.id.short());
         }
     }
@@ -149,10 +152,9 @@ impl Repository {
             crate::interrupt::on_interrupt(move || {
                 // Closed even for a writer key (which leaves its object to gc): nothing is rewritten after.
                 handle.block_on(async {
-                    if keep_object {
-                        *gate.lock().await = true;
-                    } else {
-                        let _ = close_and_remove(&gate, backend.as_ref(), &id).await;
+                    close(&gate).await;
+                    if !keep_object {
+                        let _ = remove(backend.as_ref(), &id).await;
                     }
                 })
             })
