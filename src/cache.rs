@@ -205,7 +205,11 @@ impl IndexCache {
         }
         match DB::open(&options(), path) {
             Ok(db) => Self::adopt(db, path.to_path_buf(), repo, None).map_err(|e| e.to_string()),
-            Err(e) if e.to_string().contains("lock") => Err("in use by another silo process".into()),
+            // RocksDB's own words for a held LOCK file (another process / this one); not any "lock", which a
+            // path such as /srv/blocks would also contain.
+            Err(e) if ["While lock file", "lock hold by current process"].iter().any(|w| e.to_string().contains(w)) => {
+                Err("in use by another silo process".into())
+            }
             Err(e) => {
                 tracing::warn!("index cache {} is unreadable ({e}); rebuilding it", path.display());
                 // The marker says this directory is silo's: its contents may go.
@@ -379,6 +383,20 @@ mod tests {
     use super::*;
     use silo_format::index::IndexPack;
     use silo_format::pack::PackEntry;
+
+    #[test]
+    fn a_held_cache_is_in_use_and_a_broken_one_is_rebuilt_even_under_a_path_saying_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blocks-lock");
+        let held = IndexCache::open_shared(&path, RepoId([1; 16])).unwrap();
+        let again = IndexCache::open_shared(&path, RepoId([1; 16])).err().unwrap();
+        assert_eq!(again, "in use by another silo process");
+        drop(held);
+        // A cache RocksDB cannot read (its CURRENT names a manifest that is not there) is silo's to rebuild.
+        std::fs::write(path.join("CURRENT"), "MANIFEST-999999\n").unwrap();
+        let rebuilt = IndexCache::open_shared(&path, RepoId([1; 16]));
+        assert!(rebuilt.is_ok(), "{:?}", rebuilt.err());
+    }
 
     #[test]
     fn upper_bound_carries() {

@@ -86,6 +86,20 @@ impl Credentials {
     }
 }
 
+/// The HTTP status of the store's answer, as object_store's error text gives it ("... status code: 416 Range
+/// Not Satisfiable ..."). Only that phrase counts: a message also carries the request's URL, and an object
+/// named `packs/26/268e3416...` must not read as a 416 (a timed-out read of that pack once did, and a
+/// transient stall was reported as a damaged repository).
+fn answer_status(text: &str) -> Option<u16> {
+    ["status code: ", "status "].iter().find_map(|phrase| {
+        text.match_indices(phrase).find_map(|(at, _)| {
+            let rest = &text.as_bytes()[at + phrase.len()..];
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            (digits == 3).then(|| std::str::from_utf8(&rest[..3]).ok()?.parse().ok()).flatten()
+        })
+    })
+}
+
 fn invalid(location: &str, reason: &str) -> BackendError {
     BackendError::Location { location: location.to_string(), reason: reason.to_string() }
 }
@@ -199,9 +213,8 @@ impl S3Backend {
             other => {
                 let text = other.to_string();
                 // A 4xx answer other than timeout / too many requests is the store's final word.
-                let final_answer = (400..500)
-                    .filter(|c| *c != 408 && *c != 429)
-                    .any(|c| text.contains(&format!("status code: {c}")) || text.contains(&format!("status {c}")));
+                let final_answer =
+                    answer_status(&text).is_some_and(|c| (400..500).contains(&c) && c != 408 && c != 429);
                 io(if final_answer { K::InvalidInput } else { K::Other }, other)
             }
         }
@@ -233,7 +246,7 @@ impl S3Backend {
             Err(e) => {
                 // 501 Not Implemented and friends arrive as generic errors from some stores.
                 let text = e.to_string();
-                if text.contains("501") || text.contains("NotImplemented") {
+                if answer_status(&text) == Some(501) || text.contains("NotImplemented") {
                     false
                 } else {
                     return Err(Self::error(&name, e));
@@ -298,7 +311,7 @@ impl Backend for S3Backend {
             object_store::Error::NotFound { .. } => BackendError::NotFound { name: name.to_string() },
             // Only the store's own answer "416 Range Not Satisfiable" means the object is shorter: a
             // timeout or a cut connection on a ranged GET may name the range in its text and is transient.
-            other if other.to_string().contains("416") => {
+            other if answer_status(&other.to_string()) == Some(416) => {
                 BackendError::ShortRead { name: name.to_string(), offset, wanted: len }
             }
             other => Self::error(name, other),
@@ -347,7 +360,21 @@ impl Backend for S3Backend {
 
 #[cfg(test)]
 mod tests {
-    use super::S3Location;
+    use super::{answer_status, S3Location};
+
+    #[test]
+    fn the_status_is_read_from_the_answer_not_from_the_url() {
+        let url = "http://127.0.0.1:44119/silo/cceb/packs/26/268e341613445e0b6dabdb08403f98c1d9b55db622e27c32cbcea5fc2c051dd5";
+        let timeout =
+            format!("Generic S3 error: HTTP error: error sending request for url ({url}): operation timed out");
+        assert_eq!(answer_status(&timeout), None);
+        let range = format!("Generic S3 error: Error performing GET {url} in 1ms - Server returned non-2xx status code: 416 Range Not Satisfiable: ");
+        assert_eq!(answer_status(&range), Some(416));
+        assert_eq!(answer_status("Client error with status 403 Forbidden"), Some(403));
+        assert_eq!(answer_status("status code: 5012"), None);
+        assert_eq!(answer_status("status code: 50"), None);
+        assert_eq!(answer_status(""), None);
+    }
 
     #[test]
     fn parses_locations() {
