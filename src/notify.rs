@@ -2,6 +2,13 @@
 //! retries, e-mail over SMTP (STARTTLS when offered, required unless the server is on loopback; AUTH PLAIN
 //! only over TLS or loopback) or through a sendmail program. Errors name the target and the host, never a
 //! URL path, token or password (a ping URL or topic can be a secret).
+//!
+//! I23 a hostile receiver costs bounded memory and time and never gets a secret it was not addressed:
+//! redirects are never followed (a 3xx answer is a failed send: a 307 would re-send a token to another
+//! host, a 302 would turn the POST into a GET) and no `Referer` is sent; a request whose header holds a
+//! control character is refused before it is sent; an SMTP line is read up to `MAX_LINE` bytes and a reply
+//! up to `MAX_REPLY_LINES` lines (an endless greeting, before STARTTLS, once took 3 GB); every send, all its
+//! tries together, ends within `TOTAL`.
 
 use crate::jobs::notify::Request;
 use std::sync::Arc;
@@ -11,6 +18,13 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 /// Each try's limit, and tries per send (waiting 1 s, then 3 s between them).
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 pub const TRIES: u32 = 3;
+/// An SMTP session's limit (a few round trips, TLS), per try.
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most one send may take, all tries and waits together.
+pub const TOTAL: Duration = Duration::from_secs(60);
+/// The longest SMTP reply line read (RFC 5321 allows 512 bytes), and the most lines of one reply.
+pub const MAX_LINE: usize = 4096;
+pub const MAX_REPLY_LINES: usize = 64;
 
 fn host_of(url: &str) -> String {
     url::Url::parse(url)
@@ -24,28 +38,55 @@ fn host_of(url: &str) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-/// POSTs `req`, retrying connection failures, timeouts, 429 and 5xx answers.
+/// The wait before try `attempt` (0-based): none, 1 s, 3 s.
+fn backoff(attempt: u32) -> Duration {
+    if attempt == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(1 + 2 * u64::from(attempt - 1))
+    }
+}
+
+/// POSTs `req`, retrying connection failures, timeouts, 429 and 5xx answers; never following a redirect.
 pub async fn post(req: &Request) -> Result<(), String> {
-    let client = reqwest::Client::builder().timeout(TIMEOUT).build().map_err(|e| format!("HTTP client: {e}"))?;
     let host = host_of(&req.url);
+    req.check().map_err(|e| format!("{host}: {e}; nothing was sent"))?;
+    let client = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    let deadline = tokio::time::Instant::now() + TOTAL;
     let mut last = String::new();
     for attempt in 0..TRIES {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_secs(1 + 2 * u64::from(attempt - 1))).await;
+        let wait = backoff(attempt);
+        if tokio::time::Instant::now() + wait >= deadline {
+            break;
         }
+        tokio::time::sleep(wait).await;
         let mut builder = client.post(&req.url).body(req.body.clone());
         for (k, v) in &req.headers {
             builder = builder.header(k, v);
         }
-        match builder.send().await {
-            Ok(r) if r.status().is_success() => return Ok(()),
-            Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
+        let sent = tokio::time::timeout_at(deadline, builder.send()).await;
+        match sent {
+            Err(_) => last = format!("{host} did not answer within {} s", TOTAL.as_secs()),
+            Ok(Ok(r)) if r.status().is_success() => return Ok(()),
+            Ok(Ok(r)) if r.status().is_redirection() => {
+                return Err(format!(
+                    "{host} answered {} (a redirect); silo does not follow redirects: put the final URL in the jobs \
+                     file",
+                    r.status()
+                ))
+            }
+            Ok(Ok(r)) if r.status().as_u16() == 429 || r.status().is_server_error() => {
                 last = format!("{host} answered {}", r.status());
             }
-            Ok(r) => return Err(format!("{host} answered {}", r.status())),
-            Err(e) if e.is_timeout() => last = format!("{host} did not answer within {} s", TIMEOUT.as_secs()),
-            Err(e) if e.is_connect() => last = format!("cannot connect to {host}"),
-            Err(e) => last = format!("{host}: {}", e.without_url()),
+            Ok(Ok(r)) => return Err(format!("{host} answered {}", r.status())),
+            Ok(Err(e)) if e.is_timeout() => last = format!("{host} did not answer within {} s", TIMEOUT.as_secs()),
+            Ok(Err(e)) if e.is_connect() => last = format!("cannot connect to {host}"),
+            Ok(Err(e)) => last = format!("{host}: {}", e.without_url()),
         }
     }
     Err(format!("{last} ({TRIES} tries)"))
@@ -88,30 +129,89 @@ pub struct Smtp<'a> {
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-/// Reads one SMTP reply (all its lines); returns the code and the last line.
-async fn reply(r: &mut BufReader<Box<dyn Stream>>) -> Result<(u16, String), String> {
-    let mut text = String::new();
+/// Reads one line of at most `MAX_LINE` bytes (its end included); `Ok(None)` at end of stream.
+async fn bounded_line(r: &mut BufReader<Box<dyn Stream>>) -> Result<Option<String>, Failure> {
+    let mut line = Vec::new();
     loop {
-        let mut line = String::new();
-        let n = r.read_line(&mut line).await.map_err(|e| format!("reading: {e}"))?;
-        if n == 0 {
-            return Err("the server closed the connection".into());
+        let buf = r.fill_buf().await.map_err(|e| Failure::transient(format!("reading: {e}")))?;
+        if buf.is_empty() {
+            return if line.is_empty() { Ok(None) } else { Ok(Some(String::from_utf8_lossy(&line).into_owned())) };
         }
-        text.push_str(&line);
-        if line.len() < 4 || line.as_bytes()[3] != b'-' {
-            let code = line.get(..3).and_then(|c| c.parse().ok()).ok_or("not an SMTP reply")?;
-            return Ok((code, text));
+        let (take, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if line.len() + take > MAX_LINE {
+            return Err(Failure::permanent(format!("the server sent a line longer than {MAX_LINE} bytes")));
+        }
+        line.extend_from_slice(&buf[..take]);
+        r.consume(take);
+        if done {
+            return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
         }
     }
 }
 
-async fn command(r: &mut BufReader<Box<dyn Stream>>, line: &str, want: u16, what: &str) -> Result<String, String> {
-    r.get_mut().write_all(format!("{line}\r\n").as_bytes()).await.map_err(|e| format!("writing: {e}"))?;
+/// Reads one SMTP reply (all its lines, at most `MAX_REPLY_LINES`); returns the code and its text.
+async fn reply(r: &mut BufReader<Box<dyn Stream>>) -> Result<(u16, String), Failure> {
+    let mut text = String::new();
+    for _ in 0..MAX_REPLY_LINES {
+        let Some(line) = bounded_line(r).await? else {
+            return Err(Failure::transient("the server closed the connection"));
+        };
+        text.push_str(&line);
+        if line.len() < 4 || line.as_bytes()[3] != b'-' {
+            let code =
+                line.get(..3).and_then(|c| c.parse().ok()).ok_or_else(|| Failure::permanent("not an SMTP reply"))?;
+            return Ok((code, text));
+        }
+    }
+    Err(Failure::permanent(format!("the server sent a reply of more than {MAX_REPLY_LINES} lines")))
+}
+
+async fn command(r: &mut BufReader<Box<dyn Stream>>, line: &str, want: u16, what: &str) -> Result<String, Failure> {
+    r.get_mut()
+        .write_all(format!("{line}\r\n").as_bytes())
+        .await
+        .map_err(|e| Failure::transient(format!("writing: {e}")))?;
     let (code, text) = reply(r).await?;
     if code / 100 != want / 100 {
-        return Err(format!("{what}: the server answered {}", text.lines().last().unwrap_or_default().trim()));
+        let message = format!("{what}: the server answered {}", text.lines().last().unwrap_or_default().trim());
+        // 4xx: the server says try again later.
+        return Err(Failure { message, transient: code / 100 == 4 });
     }
     Ok(text)
+}
+
+/// Why an SMTP try failed, and whether another try may do better.
+struct Failure {
+    message: String,
+    transient: bool,
+}
+
+impl Failure {
+    fn transient(message: impl Into<String>) -> Self {
+        Failure { message: message.into(), transient: true }
+    }
+
+    fn permanent(message: impl Into<String>) -> Self {
+        Failure { message: message.into(), transient: false }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::permanent(message)
+    }
+}
+
+/// Whether an e-mail address can go into `MAIL FROM:<…>` / `RCPT TO:<…>` and a header as it is: no control
+/// character (a CR/LF would inject a command), no `<`, `>`, space or comma (I23).
+pub fn address_ok(address: &str) -> bool {
+    !address.is_empty()
+        && address.len() <= 254
+        && address.contains('@')
+        && !address.chars().any(|c| c.is_control() || c.is_whitespace() || "<>,;\"".contains(c))
 }
 
 fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
@@ -134,22 +234,43 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientCon
     Ok(Arc::new(config))
 }
 
-/// Sends `message` over SMTP. Loopback servers may be plain; any other must offer STARTTLS.
+/// Sends `message` over SMTP. Loopback servers may be plain; any other must offer STARTTLS. Tried up to
+/// `TRIES` times when a try fails for a reason that may pass (no connection, a timeout, a 4xx answer), all
+/// within `TOTAL`.
 pub async fn smtp(s: &Smtp<'_>, message: &str) -> Result<(), String> {
-    tokio::time::timeout(TIMEOUT * 3, smtp_session(s, message))
-        .await
-        .map_err(|_| format!("{} did not finish within {} s", s.server, 3 * TIMEOUT.as_secs()))?
+    if let Some(bad) = std::iter::once(s.from).chain(s.to.iter().map(String::as_str)).find(|a| !address_ok(a)) {
+        return Err(format!("e-mail address {bad:?} is not a plain address; nothing was sent"));
+    }
+    let deadline = tokio::time::Instant::now() + TOTAL;
+    let mut last = String::new();
+    for attempt in 0..TRIES {
+        let wait = backoff(attempt);
+        if tokio::time::Instant::now() + wait >= deadline {
+            break;
+        }
+        tokio::time::sleep(wait).await;
+        let try_start = tokio::time::Instant::now();
+        let limit = (try_start + SMTP_TIMEOUT).min(deadline);
+        match tokio::time::timeout_at(limit, smtp_session(s, message)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(f)) if !f.transient => return Err(format!("{}: {}", s.server, f.message)),
+            Ok(Err(f)) => last = format!("{}: {}", s.server, f.message),
+            Err(_) => last = format!("{} did not finish within {} s", s.server, (limit - try_start).as_secs()),
+        }
+    }
+    Err(format!("{last} ({TRIES} tries)"))
 }
 
-async fn smtp_session(s: &Smtp<'_>, message: &str) -> Result<(), String> {
+async fn smtp_session(s: &Smtp<'_>, message: &str) -> Result<(), Failure> {
     let (host, _) = s.server.rsplit_once(':').ok_or_else(|| format!("smtp {:?}: expected host:port", s.server))?;
-    let tcp =
-        tokio::net::TcpStream::connect(s.server).await.map_err(|e| format!("cannot connect to {}: {e}", s.server))?;
+    let tcp = tokio::net::TcpStream::connect(s.server)
+        .await
+        .map_err(|e| Failure::transient(format!("cannot connect to {}: {e}", s.server)))?;
     let loopback = tcp.peer_addr().is_ok_and(|a| a.ip().is_loopback());
     let mut r = BufReader::new(Box::new(tcp) as Box<dyn Stream>);
     let (code, _) = reply(&mut r).await?;
     if code != 220 {
-        return Err(format!("{}: greeting {code}", s.server));
+        return Err(Failure { message: format!("greeting {code}"), transient: code / 100 == 4 });
     }
     let me = crate::repo::hostname();
     let mut ehlo = command(&mut r, &format!("EHLO {me}"), 250, "EHLO").await?;
@@ -164,12 +285,14 @@ async fn smtp_session(s: &Smtp<'_>, message: &str) -> Result<(), String> {
         ehlo = command(&mut r, &format!("EHLO {me}"), 250, "EHLO").await?;
         tls = true;
     } else if !loopback {
-        return Err(format!("{} does not offer STARTTLS; silo sends mail in the clear only to loopback", s.server));
+        return Err(
+            format!("{} does not offer STARTTLS; silo sends mail in the clear only to loopback", s.server).into()
+        );
     }
     let _ = ehlo;
     if let Some((user, password)) = s.login {
         if !tls && !loopback {
-            return Err("refusing to send a password without TLS".into());
+            return Err(Failure::permanent("refusing to send a password without TLS"));
         }
         let mut plain = vec![0u8];
         plain.extend_from_slice(user.as_bytes());
@@ -186,7 +309,7 @@ async fn smtp_session(s: &Smtp<'_>, message: &str) -> Result<(), String> {
     // Dot-stuffing: a line that starts with '.' gets another.
     let body = message.replace("\r\n.", "\r\n..");
     let body = body.strip_prefix('.').map_or(body.clone(), |rest| format!("..{rest}"));
-    r.get_mut().write_all(body.as_bytes()).await.map_err(|e| format!("writing: {e}"))?;
+    r.get_mut().write_all(body.as_bytes()).await.map_err(|e| Failure::transient(format!("writing: {e}")))?;
     command(&mut r, ".", 250, "sending the message").await?;
     let _ = command(&mut r, "QUIT", 221, "QUIT").await;
     Ok(())
@@ -211,6 +334,14 @@ fn base64(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn addresses_that_could_inject_a_command_are_refused() {
+        assert!(super::address_ok("ops@example.net"));
+        for bad in ["ops@x>\r\nRCPT TO:<evil@y", "ops@x\n", "a b@x", "<ops@x>", "", "ops", "a@x,b@y"] {
+            assert!(!super::address_ok(bad), "{bad:?}");
+        }
+    }
+
     #[test]
     fn base64_matches_rfc_4648() {
         for (plain, encoded) in

@@ -902,3 +902,314 @@ fn an_overlapping_run_of_the_same_job_is_refused_as_busy_and_recorded() {
     assert_eq!(status["jobs"][0]["last_run_ok"].as_bool(), Some(true), "{status}");
     assert_eq!(status["run_records"].as_u64(), Some(2), "the refused run is recorded too");
 }
+
+/// An executable script `name` in `dir` (a stand-in for a dump tool found first on PATH).
+fn script(dir: &std::path::Path, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Issue 28 item 6 (I21): the commands of a job get an allow-listed environment: the offsite password, a
+/// notifier's token and the S3 secret never reach them; each preset's tool gets the variables it reads and
+/// no other tool's; the job's `env = [...]` is passed on.
+#[test]
+fn children_get_an_allow_listed_environment_never_silos_secrets() {
+    let s = Setup::new();
+    let bin = s.main.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    // Stand-ins that print their environment as the dump.
+    script(&bin, "pg_dump", "env | sort");
+    script(&bin, "mysqldump", "env | sort");
+    s.jobs(
+        "[notify.phone]\nntfy = { url = \"http://127.0.0.1:1/t\", token = { env = \"SILO_TEST_NTFY_TOKEN\" } }\n\n\
+         [jobs.app]\nstreams = [{ postgres = { database = \"shop\" } }, { mariadb = { database = \"shop\" }, name = \"my\" }, \
+         { command = \"env | sort\", name = \"cmd\" }]\nenv = [\"SILO_TEST_PASSED\"]\noffsite = true\n",
+    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut c = s.main.cmd(&["run", "app"]);
+    c.env("SILO_CONFIG", &s.config).env_remove("SILO_REPO").env_remove("SILO_PASSWORD");
+    c.env("SILO_TEST_OFFSITE_PASSWORD", PASSWORD)
+        .env("SILO_TEST_NTFY_TOKEN", "ntfy-token-777")
+        .env("AWS_SECRET_ACCESS_KEY", "aws-secret-888")
+        .env("PGPASSFILE", "/etc/pg-pass-file")
+        .env("MYSQL_TCP_PORT", "3307")
+        .env("REDISCLI_AUTH", "redis-auth-999")
+        .env("SILO_TEST_PASSED", "passed-on")
+        .env("SILO_TEST_UNLISTED", "not-passed")
+        .env("PATH", &path);
+    let out = util::run_with_input(c, b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let env_of = |stream: &str| String::from_utf8(s.main.restore(&format!("app:latest:{stream}"))).unwrap();
+    for stream in ["shop", "my", "cmd"] {
+        let env = env_of(stream);
+        for secret in [PASSWORD, "ntfy-token-777", "aws-secret-888", "redis-auth-999", "not-passed"] {
+            assert!(!env.contains(secret), "{stream} was given {secret:?}:\n{env}");
+        }
+        assert!(env.contains(&format!("PATH={path}\n")), "{stream} keeps PATH:\n{env}");
+        assert!(env.contains("SILO_TEST_PASSED=passed-on\n"), "{stream}: the job's env is passed on:\n{env}");
+    }
+    let (pg, my, cmd) = (env_of("shop"), env_of("my"), env_of("cmd"));
+    assert!(pg.contains("PGPASSFILE=/etc/pg-pass-file\n") && !pg.contains("MYSQL_TCP_PORT"), "{pg}");
+    assert!(my.contains("MYSQL_TCP_PORT=3307\n") && !my.contains("PGPASSFILE"), "{my}");
+    assert!(!cmd.contains("PGPASSFILE") && !cmd.contains("MYSQL_TCP_PORT"), "{cmd}");
+}
+
+/// Issue 28 item 7 (I22): database names are never options. `-rvictim` (a name MariaDB accepts) in an
+/// `"all"` listing made mysqldump truncate a file `victim` in silo's working directory; odd names failed
+/// the whole job. Now the name goes behind `--`, an odd one is skipped and reported (the run fails, exit 7)
+/// while every other database is backed up, and `database = "--version"` is refused by the check.
+#[test]
+fn database_names_that_look_like_options_are_never_options() {
+    if !services::mariadb() {
+        return;
+    }
+    let _server = server();
+    let s = Setup::new();
+    let cwd = s.main.dir.path().join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    std::fs::write(cwd.join("victim"), "precious").unwrap();
+    let normal = "silo_j_names";
+    services::my_fresh(normal);
+    services::mysql(Some(normal), "CREATE TABLE t (id int primary key); INSERT INTO t VALUES (7)");
+    for odd in ["-rvictim", "we ird"] {
+        services::mysql(None, &format!("DROP DATABASE IF EXISTS `{odd}`; CREATE DATABASE `{odd}`"));
+    }
+    s.jobs("[jobs.my]\nstreams = [{ mariadb = { database = \"all\", host = \"127.0.0.1\", user = \"root\" } }]\n");
+    let mut c = s.main.cmd(&["--json", "run", "my"]);
+    c.current_dir(&cwd).env("SILO_CONFIG", &s.config).env_remove("SILO_REPO").env_remove("SILO_PASSWORD");
+    c.env("SILO_TEST_OFFSITE_PASSWORD", PASSWORD).envs(services::MY_ENV);
+    let out = util::run_with_input(c, b"");
+    for odd in ["-rvictim", "we ird"] {
+        services::mysql(None, &format!("DROP DATABASE IF EXISTS `{odd}`"));
+    }
+    let dump = s.main.restore(&format!("my:latest:{normal}"));
+    services::my_drop(normal);
+    assert_eq!(std::fs::read_to_string(cwd.join("victim")).unwrap(), "precious", "mysqldump took -rvictim as -r");
+    assert_eq!(code(&out), util::EXIT_COMMAND_FAILED, "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&dump);
+    assert!(text.contains("INSERT INTO `t` VALUES") && text.contains("(7)"), "the others are backed up: {text}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let steps = &report["jobs"][0]["steps"];
+    let list = steps.as_array().unwrap().iter().find(|x| x["step"] == "list").expect("a list step");
+    let detail = list["detail"].as_str().unwrap();
+    assert!(list["outcome"] == "failed" && detail.contains("\"-rvictim\"") && detail.contains("\"we ird\""), "{list}");
+    let show = s.main.json(&["snapshot", "show", "my:latest"]);
+    let streams: Vec<&str> = show["streams"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert!(streams.contains(&normal) && !streams.iter().any(|n| n.contains("victim")), "{streams:?}");
+
+    let before = s.main.snapshot_count();
+    s.jobs("[jobs.v]\nstreams = [{ mariadb = { database = \"--version\", host = \"127.0.0.1\" } }]\n");
+    let out = s.silo(&["run", "v"]);
+    assert_eq!(code(&out), util::EXIT_USAGE, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("silo.toml:10:") && stderr(&out).contains("cannot start with '-'"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(s.main.snapshot_count(), before, "nothing was run");
+}
+
+/// Runs job `job` of `s`'s jobs file (`--json`), returning the exit code and the job's steps.
+fn run_steps(s: &Setup, job: &str) -> (i32, Vec<serde_json::Value>) {
+    let (code, report) = s.json(&["run", job]);
+    let steps = report["jobs"][0]["steps"].as_array().cloned().unwrap_or_default();
+    (code, steps)
+}
+
+fn step_of<'a>(steps: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    steps.iter().find(|x| x["step"] == name).unwrap_or_else(|| panic!("no step {name} in {steps:?}"))
+}
+
+/// Issue 28 item 8 (I23): a redirect is a failed send, never followed: a 307 re-sent the Pushover token to
+/// another host (with a `Referer` carrying the secret URL), a 302 turned the POST into a GET that was
+/// recorded as delivered.
+#[test]
+fn a_redirect_is_a_failed_send_and_the_other_host_gets_nothing() {
+    let s = Setup::new();
+    let dir = s.main.dir.path();
+    let (http, elsewhere) = (util::receiver::Receiver::start(), util::receiver::Receiver::start());
+    let to = |code: &str, path: &str| {
+        format!("HTTP/1.1 {code}\r\nLocation: {}\r\nContent-Length: 0\r\n\r\n", elsewhere.url(path))
+    };
+    http.answer("/1/", &to("307 Temporary Redirect", "/stolen"));
+    http.answer("/ping/", &to("302 Found", "/got"));
+    http.answer("/ntfy/", &to("308 Permanent Redirect", "/topic"));
+    let token = secret_file(dir, "token", "app-token-abc");
+    s.jobs(&format!(
+        "[notify.pager]\npushover = {{ token = {{ file = \"{token}\" }}, user = {{ file = \"{token}\" }}, url = \"{}\" }}\n\n\
+         [notify.hc]\nhealthchecks = {{ url = \"{}\" }}\n\n[notify.phone]\nntfy = {{ url = \"{}\" }}\n\n\
+         [jobs.shop]\nstreams = [{{ command = \"exit 1\" }}]\nnotify = [\"pager\", \"hc\", \"phone\"]\n",
+        http.url("/1/messages.json"),
+        http.url("/ping/secret-uuid"),
+        http.url("/ntfy/secret-topic"),
+    ));
+    let (code, steps) = run_steps(&s, "shop");
+    assert_eq!(code, util::EXIT_COMMAND_FAILED, "{steps:?}");
+    assert!(elsewhere.take().is_empty(), "the other host got a request");
+    for name in ["notify:pager:failed", "notify:phone:failed", "ping:hc:start", "ping:hc:fail"] {
+        let step = step_of(&steps, name);
+        assert_eq!(step["outcome"], "failed", "{name}: {step}");
+        assert!(step["detail"].as_str().unwrap().contains("redirect"), "{name}: {step}");
+        assert!(!step["detail"].as_str().unwrap().contains("secret"), "{name}: {step}");
+    }
+    let got = http.take();
+    assert!(got.iter().all(|r| r.method == "POST" && !r.headers.contains_key("referer")), "{got:?}");
+    assert_eq!(got.len(), 4, "a redirect is not retried: {got:?}");
+}
+
+/// Issue 28 item 8 (I23): an SMTP server that sends an endless greeting line costs silo a bounded read (it
+/// drove silo to 3 GB before STARTTLS); a server that says "try later" (4xx) is tried 3 times, as the
+/// README says, and the run's outcome is unchanged.
+#[test]
+fn an_endless_smtp_greeting_is_read_bounded_and_a_busy_server_is_tried_three_times() {
+    static ENDLESS: [u8; 8192] = [b'a'; 8192];
+    let endless = util::mail::HostileSmtp::start(&ENDLESS, 64 << 20);
+    let busy = util::mail::HostileSmtp::start(b"421 4.3.2 busy, try later\r\n", 27);
+    let s = Setup::new();
+    s.jobs(&format!(
+        "[notify.endless]\nemail = {{ to = [\"ops@example.net\"], from = \"silo@example.net\", smtp = \"127.0.0.1:{}\" }}\n\n\
+         [notify.busy]\nemail = {{ to = [\"ops@example.net\"], from = \"silo@example.net\", smtp = \"127.0.0.1:{}\" }}\n\n\
+         [jobs.shop]\nstreams = [{{ command = \"exit 1\" }}]\nnotify = [\"endless\", \"busy\"]\n",
+        endless.port, busy.port
+    ));
+    let (code, steps) = run_steps(&s, "shop");
+    assert_eq!(code, util::EXIT_COMMAND_FAILED, "the outcome is the dump's: {steps:?}");
+    let step = step_of(&steps, "notify:endless:failed");
+    assert_eq!(step["outcome"], "failed", "{step}");
+    assert!(step["detail"].as_str().unwrap().contains("longer than 4096 bytes"), "{step}");
+    assert!(endless.written() < 32 << 20, "silo read {} bytes of one greeting line", endless.written());
+    assert_eq!(endless.connections(), 1, "a hostile answer is not tried again");
+    let step = step_of(&steps, "notify:busy:failed");
+    assert!(step["outcome"] == "failed" && step["detail"].as_str().unwrap().contains("(3 tries)"), "{step}");
+    assert_eq!(busy.connections(), 3, "a server that says try later is tried 3 times");
+}
+
+/// Issue 28 item 8 (I23): CR/LF in an e-mail address injected an extra `RCPT TO`; a jobs file's path with a
+/// line break injected a line into the cron file; `schedule --user` was not checked. All refused before
+/// anything is sent or written.
+#[test]
+fn addresses_paths_and_users_that_would_inject_a_line_are_refused() {
+    let s = Setup::new();
+    s.jobs(
+        "[notify.mail]\nemail = { to = [\"ops@example.net>\\r\\nRCPT TO:<evil@example.org\"], from = \"silo@example.net\", \
+         smtp = \"127.0.0.1:25\" }\n\n[jobs.shop]\nstreams = [{ command = \"echo x\" }]\nnotify = [\"mail\"]\n",
+    );
+    let out = s.silo(&["run", "--dry-run", "shop"]);
+    assert_eq!(code(&out), util::EXIT_USAGE, "{}", stderr(&out));
+    assert!(stderr(&out).contains("silo.toml:9:") && stderr(&out).contains("not a plain address"), "{}", stderr(&out));
+
+    let cron = s.main.dir.path().join("cron.d");
+    s.jobs("[jobs.shop]\nstreams = [{ command = \"echo x\" }]\nschedule = \"daily 02:00\"\n");
+    let bad_user = "root\n* * * * * root touch /tmp/silo-injected\n#";
+    let out = s.silo(&["schedule", "install", "--cron", "--dir", cron.to_str().unwrap(), "--user", bad_user]);
+    assert_eq!(code(&out), util::EXIT_USAGE, "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a user name"), "{}", stderr(&out));
+    assert!(!cron.join("silo-job-shop").exists(), "nothing was written");
+
+    let odd = s.main.dir.path().join("conf\n* * * * * root touch /tmp/silo-injected\n");
+    std::fs::create_dir_all(&odd).unwrap();
+    std::fs::copy(&s.config, odd.join("silo.toml")).unwrap();
+    let mut c = s.main.cmd(&["schedule", "install", "--cron", "--dir", cron.to_str().unwrap()]);
+    c.env("SILO_CONFIG", odd.join("silo.toml")).env_remove("SILO_REPO");
+    let out = util::run_with_input(c, b"");
+    let written = std::fs::read_to_string(cron.join("silo-job-shop")).unwrap_or_default();
+    assert!(!written.contains("\n* * * * * root touch"), "a line was injected:\n{written}");
+    assert_eq!(code(&out), util::EXIT_USAGE, "{}", stderr(&out));
+    assert!(stderr(&out).contains("inject a line"), "{}", stderr(&out));
+}
+
+/// Issue 28 item 9: what would fail every run is caught by the check (`FILE:LINE`, exit 2, nothing runs):
+/// a `keep` rule of 0, `password_env = ""`, an `http://` location, a file that is not UTF-8; `--config
+/// /dev/zero` is refused instead of read until memory runs out.
+#[test]
+fn what_would_fail_every_run_is_caught_by_the_check() {
+    let s = Setup::new();
+    for (jobs, line, want) in [
+        (
+            "[jobs.app]\nstreams = [{ command = \"echo hi\" }]\nkeep = { last = 0 }\n",
+            11,
+            "keep last = 0 would keep nothing",
+        ),
+        ("[jobs.app]\nstreams = [{ command = \"echo hi\" }]\nkeep = { daily = 0 }\n", 11, "keep daily = 0"),
+        ("[jobs.app]\nstreams = [{ command = \"echo hi\" }]\nkeep = { within = \"0s\" }\n", 11, "keep within = 0"),
+    ] {
+        s.jobs(jobs);
+        let out = s.silo(&["run", "app"]);
+        assert_eq!(code(&out), util::EXIT_USAGE, "{jobs}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("silo.toml:{line}:")) && stderr(&out).contains(want),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let header_then = |location: &str, env: &str| {
+        format!(
+            "[repository]\nlocation = {location:?}\npassword_env = {env:?}\n\n[jobs.app]\nstreams = [{{ command = \"echo hi\" }}]\n"
+        )
+    };
+    for (text, line, want) in [
+        (header_then(&s.main.location, ""), 1, "password_env \"\" is not a variable name"),
+        (header_then("http://127.0.0.1:9/bucket", "SILO_TEST_OFFSITE_PASSWORD"), 1, "for S3 write s3:http://"),
+    ] {
+        std::fs::write(&s.config, &text).unwrap();
+        let out = s.silo(&["run", "app"]);
+        assert_eq!(code(&out), util::EXIT_USAGE, "{text}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("silo.toml:{line}:")) && stderr(&out).contains(want),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let mut bytes = header_then(&s.main.location, "SILO_TEST_OFFSITE_PASSWORD").into_bytes();
+    bytes.extend_from_slice(b"tags = [\"caf\xe9\"]\n");
+    std::fs::write(&s.config, &bytes).unwrap();
+    let out = s.silo(&["run", "app"]);
+    assert_eq!(code(&out), util::EXIT_USAGE, "{}", stderr(&out));
+    assert!(stderr(&out).contains("silo.toml:7:") && stderr(&out).contains("not UTF-8"), "{}", stderr(&out));
+    assert_eq!(s.main.snapshot_count(), 0, "nothing ran");
+
+    // /dev/zero is endless: with 1 GiB of address space, reading it whole aborts; refused, it exits 2.
+    let mut c = s.main.cmd(&["--config", "/dev/zero", "run", "app"]);
+    c.env_remove("SILO_REPO");
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 1 << 30, rlim_max: 1 << 30 };
+            libc::setrlimit(libc::RLIMIT_AS, &limit);
+            Ok(())
+        });
+    }
+    let out = util::run_with_input(c, b"");
+    assert_eq!(code(&out), util::EXIT_USAGE, "{}", stderr(&out));
+    assert!(stderr(&out).contains("/dev/zero") && stderr(&out).contains("larger than"), "{}", stderr(&out));
+}
+
+/// Issue 28 item 9: a job with `keep` run with a writer key (which may not forget, I11) failed every run
+/// after committing; it now skips forget with a note and succeeds.
+#[test]
+fn a_writer_key_job_with_keep_skips_forget_with_a_note() {
+    let s = Setup::new();
+    let writer = s.main.dir.path().join("writer-password");
+    std::fs::write(&writer, "writer password\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&writer, std::fs::Permissions::from_mode(0o600)).unwrap();
+    s.main.ok(&["key", "add", "--writer", "--new-password-file", writer.to_str().unwrap()], b"");
+    let text = format!(
+        "[repository]\nlocation = {:?}\npassword_file = {:?}\n\n[jobs.app]\nstreams = [{{ command = \"echo hi\" }}]\nkeep = {{ last = 1 }}\n",
+        s.main.location,
+        writer.display().to_string()
+    );
+    std::fs::write(&s.config, text).unwrap();
+    for _ in 0..2 {
+        let out = s.silo(&["--json", "run", "app"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains("writer key") && stderr(&out).contains("forget skipped"), "{}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let steps = report["jobs"][0]["steps"].as_array().cloned().unwrap();
+        assert_eq!(step_of(&steps, "forget")["outcome"], "skipped", "{steps:?}");
+    }
+    assert_eq!(s.main.snapshot_count(), 2, "both committed; nothing forgotten");
+}

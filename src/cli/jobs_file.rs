@@ -1,6 +1,7 @@
 //! Finding, reading and trusting the jobs file (`--config`, `SILO_CONFIG`, `/etc/silo/silo.toml`,
 //! `$XDG_CONFIG_HOME/silo/silo.toml`), and opening the repositories it names. A file that holds a password
-//! must be owner-only (I12); a password file it names must be too (password.rs).
+//! must be owner-only (I12); a password file it names must be too (password.rs). Reading it is bounded and a
+//! file that is not UTF-8 is one `FILE:LINE` error (I23).
 
 use super::context::Invocation;
 use super::password;
@@ -38,8 +39,8 @@ pub fn load(ctx: &Invocation) -> Result<Loaded> {
 pub fn find(ctx: &Invocation) -> Result<Option<Loaded>> {
     let Some(path) = path(ctx) else { return Ok(None) };
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading jobs file {shown}"))?;
-    let file = silo::jobs::parse(&text, &shown).map_err(|e| silo::Error::Input {
+    let bytes = read_bounded(&path)?;
+    let file = silo::jobs::parse_bytes(&bytes, &shown).map_err(|e| silo::Error::Input {
         what: format!("jobs file {}:{}", e.file, e.line),
         message: format!("{}; nothing was run", e.message),
     })?;
@@ -57,6 +58,25 @@ pub fn find(ctx: &Invocation) -> Result<Option<Loaded>> {
         }
     }
     Ok(Some(Loaded { path, file }))
+}
+
+/// The file's bytes, refusing one larger than `MAX_FILE_BYTES` (I23: `--config /dev/zero` must not fill
+/// memory).
+fn read_bounded(path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let limit = silo::jobs::MAX_FILE_BYTES;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("reading jobs file {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(silo::Error::Input {
+            what: format!("jobs file {}", path.display()),
+            message: format!("is larger than {} KiB; a jobs file is text of a few KiB: check --config", limit >> 10),
+        }
+        .into());
+    }
+    Ok(bytes)
 }
 
 /// The password of a repository the jobs file names.

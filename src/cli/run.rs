@@ -142,16 +142,25 @@ fn spool_of(ctx: &Invocation, cfg: &RepoConfig) -> Option<Spool> {
     Spool::for_location(cfg.cache_dir.as_deref().or(ctx.cli.cache_dir.as_deref()), &cfg.location)
 }
 
-/// The job's streams: presets expanded, `"all"` listed from the server now; and the names of those whose
-/// entry says `validate = false`.
-fn streams_of(name: &str, job: &Job) -> Result<(Vec<StreamSpec>, Vec<String>)> {
+/// A job's streams, ready to run.
+struct Streams {
+    specs: Vec<StreamSpec>,
+    /// Names of the streams whose entry says `validate = false`.
+    unvalidated: Vec<String>,
+    /// Listed databases not dumped (I22), each with why.
+    skipped: Vec<(String, String)>,
+}
+
+/// The job's streams: presets expanded, `"all"` listed from the server now.
+fn streams_of(name: &str, job: &Job) -> Result<Streams> {
     let mut out: Vec<StreamSpec> = Vec::new();
     let mut unvalidated = Vec::new();
+    let mut skipped = Vec::new();
     for entry in &job.streams {
         let preset = entry.preset().map_err(|m| silo::Error::Input { what: format!("job {name}"), message: m })?;
         let databases = match preset.list_command() {
             Some(argv) => {
-                let listed = silo::inputs::process::command(&argv[0])
+                let listed = silo::inputs::process::command_with(&argv[0], &preset.child_env(&job.env))
                     .args(&argv[1..])
                     .stdin(Stdio::null())
                     .output()
@@ -166,11 +175,13 @@ fn streams_of(name: &str, job: &Job) -> Result<(Vec<StreamSpec>, Vec<String>)> {
                     }
                     .into());
                 }
-                preset.dumpable(&String::from_utf8_lossy(&listed.stdout))
+                let listing = preset.dumpable(entry.name.as_deref(), &String::from_utf8_lossy(&listed.stdout));
+                skipped.extend(listing.skipped);
+                listing.databases
             }
             None => Vec::new(),
         };
-        for spec in preset.specs(entry.name.as_deref(), &databases) {
+        for spec in preset.specs(entry.name.as_deref(), &databases, &job.env) {
             silo::repo::snapshots::validate_name("stream name", &spec.name)?;
             if out.iter().any(|s| s.name == spec.name) {
                 return Err(silo::Error::Input {
@@ -185,17 +196,22 @@ fn streams_of(name: &str, job: &Job) -> Result<(Vec<StreamSpec>, Vec<String>)> {
             out.push(spec);
         }
     }
-    Ok((out, unvalidated))
+    Ok(Streams { specs: out, unvalidated, skipped })
 }
 
 struct Created {
     snapshot: silo_format::ObjectId,
     bytes_read: u64,
     bytes_added: u64,
+    /// Listed databases not dumped, with why (I22).
+    skipped: Vec<(String, String)>,
 }
 
 fn create(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<Created> {
-    let (streams, unvalidated) = streams_of(name, job)?;
+    let Streams { specs: streams, unvalidated, skipped } = streams_of(name, job)?;
+    for (db, why) in &skipped {
+        note!("silo: warning: job {name}: database {db:?} the server listed is not backed up: its name {why}");
+    }
     let options = CreateOptions {
         name: name.to_string(),
         host: silo::repo::hostname(),
@@ -214,7 +230,7 @@ fn create(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<
     for line in crate::cli::snapshot::create::content_warnings(ctx, repo, name, &report, job.shrink_alert) {
         note!("silo: warning: {line}");
     }
-    Ok(Created { snapshot: report.id, bytes_read: report.bytes, bytes_added: report.new_bytes_stored })
+    Ok(Created { snapshot: report.id, bytes_read: report.bytes, bytes_added: report.new_bytes_stored, skipped })
 }
 
 fn copy(ctx: &Invocation, source: &Repository, target: &Repository, id: silo_format::ObjectId) -> Result<()> {
@@ -289,7 +305,17 @@ fn lock_job(ctx: &Invocation, cfg: &RepoConfig, job: &str) -> Result<Option<std:
     Ok(Some(file))
 }
 
+/// What every command of the job may see (I21): the base, the job's `env`, and what its presets' tools read
+/// (a drill of a PostgreSQL dump runs psql). Each stream's tool gets only its own (presets.rs).
+fn job_env(job: &Job) -> silo::inputs::process::ChildEnv {
+    job.streams
+        .iter()
+        .filter_map(|e| e.preset().ok())
+        .fold(silo::inputs::process::ChildEnv::base().with_names(&job.env), |env, p| env.union(&p.child_env(&[])))
+}
+
 fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobReport {
+    silo::inputs::process::confine_children(job_env(job));
     let started = silo::time::now_micros();
     let clock = std::time::Instant::now();
     let mut notified = super::notify::ping(ctx, repos.file, job, Ping::Start, "");
@@ -319,11 +345,27 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
             outcomes.push((step, Outcome::Skipped(why)));
             continue;
         }
+        // A writer key may not forget (I11): the job's keep is for the owner's `silo forget`, not a failure
+        // of every run.
+        let writer = match step {
+            Step::Forget => repos.main().is_ok_and(|r| r.is_writer_only()),
+            Step::ForgetOffsite => repos.offsite().is_ok_and(|r| r.is_writer_only()),
+            _ => false,
+        };
+        if writer {
+            let why = "the repository was opened with a writer key, which may not forget (I11); the owner's \
+                       `silo forget` or `silo prune` applies keep"
+                .to_string();
+            note!("silo: note: job {name}: {} skipped: {why}", step.name());
+            outcomes.push((step, Outcome::Skipped(why)));
+            continue;
+        }
         let result: Result<(), StepError> = match step {
             Step::Create => repos.main().and_then(|repo| {
                 created = Some(create(ctx, repo, name, job).map_err(failed)?);
                 Ok(())
             }),
+            Step::Listing => Ok(()),
             Step::Copy => match created.as_ref() {
                 Some(c) => repos.offsite().map(|_| ()).and_then(|()| {
                     let (Some(Ok(source)), Some(Ok(target))) = (&repos.main, &repos.offsite) else {
@@ -339,6 +381,15 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
             Step::Drill => repos.main().and_then(|repo| drill(ctx, repo, name, job).map_err(failed)),
         };
         outcomes.push((step, result.map_or_else(|(e, code)| Outcome::Failed(e, code), |()| Outcome::Ok)));
+        // The others are committed (and go on to copy and forget); the run still fails, naming the rest.
+        if let Some(c) = created.as_ref().filter(|c| step == Step::Create && !c.skipped.is_empty()) {
+            let names: Vec<String> = c.skipped.iter().map(|(db, why)| format!("{db:?} ({why})")).collect();
+            let message = format!(
+                "databases the server listed were not backed up: {}; rename them to back them up",
+                names.join(", ")
+            );
+            outcomes.push((Step::Listing, Outcome::Failed(message, super::exit::COMMAND_FAILED)));
+        }
     }
     let failed_step = |s: Step| outcomes.iter().any(|(x, o)| *x == s && matches!(o, Outcome::Failed(..)));
     let (drill_failed, damage_found) = (failed_step(Step::Drill), failed_step(Step::Check));
@@ -456,10 +507,12 @@ fn plan(name: &str, job: &Job, file: &JobsFile) -> JobReport {
                 if p.lists_databases() {
                     vec![format!("{:?}: one stream per database the server lists", p)]
                 } else {
-                    p.specs(e.name.as_deref(), &[])
+                    p.specs(e.name.as_deref(), &[], &job.env)
                         .into_iter()
                         .map(|s| match s.source {
-                            silo::inputs::Source::Command(argv) => format!("{} = {}", s.name, argv.join(" ")),
+                            silo::inputs::Source::Command(argv) | silo::inputs::Source::Tool { argv, .. } => {
+                                format!("{} = {}", s.name, argv.join(" "))
+                            }
                             _ => s.name,
                         })
                         .collect()
@@ -467,6 +520,7 @@ fn plan(name: &str, job: &Job, file: &JobsFile) -> JobReport {
             })
             .collect::<Vec<_>>()
             .join("; "),
+        Step::Listing => String::new(),
         Step::Copy => format!("to {}", file.offsite.as_ref().map_or("?", |o| o.location.as_str())),
         Step::Forget | Step::ForgetOffsite => {
             format!("{:?}", job.keep.as_ref().map(|k| k.policy()).unwrap_or_default())
@@ -507,6 +561,10 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     if a.dry_run {
         let jobs = selected.iter().map(|(n, j)| plan(n, j, &loaded.file)).collect();
         return emit(&RunReport { dry_run: true, jobs, exit_code: 0 }, ctx.json());
+    }
+    // Every secret the file names is kept from every command, whatever the order repositories open in.
+    for name in loaded.file.secret_variables() {
+        silo::inputs::process::add_secret_variable(&name);
     }
     let mut repos = Repos { ctx, file: &loaded.file, main: None, offsite: None };
     let jobs: Vec<JobReport> = selected.iter().map(|(n, j)| run_job(ctx, &mut repos, n, j)).collect();

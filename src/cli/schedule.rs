@@ -1,6 +1,7 @@
 //! `silo schedule install|uninstall|list`: each job's `schedule` as a systemd timer + service (default) or a
 //! cron.d file, running `silo --config FILE run JOB`. The unit text is the library's (jobs/schedule.rs).
-//! Only files silo wrote (first line `schedule::MARKER`) are ever replaced or removed.
+//! Only files silo wrote (first line `schedule::MARKER`) are ever replaced or removed. A path or user that
+//! would inject a line into a unit or cron file is refused before anything is written (I23).
 
 use super::context::Invocation;
 use super::jobs_file;
@@ -154,6 +155,14 @@ pub fn run(ctx: &Invocation, c: &Command) -> Result<()> {
     let dir =
         a.dir.clone().unwrap_or_else(|| PathBuf::from(if a.cron { "/etc/cron.d" } else { "/etc/systemd/system" }));
     let jobs = chosen(&loaded.file, &a.jobs)?;
+    // I23: checked before anything is written, also when --cron is not given (a later --cron would use it).
+    if a.cron && !silo::jobs::schedule::valid_user(&a.user) {
+        return Err(silo::Error::Input {
+            what: format!("--user {:?}", a.user),
+            message: "is not a user name (a-z 0-9 _ -, starting with a letter or _); nothing was written".into(),
+        }
+        .into());
+    }
     let command = |job: &str| -> Vec<String> {
         vec![silo.display().to_string(), "--config".into(), config.display().to_string(), "run".into(), job.to_string()]
     };
@@ -162,10 +171,12 @@ pub fn run(ctx: &Invocation, c: &Command) -> Result<()> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         for (name, _, schedule) in &jobs {
             let files = files_of(name, a.cron, &dir);
+            let refused = |message: String| silo::Error::Input { what: format!("silo schedule, job {name}"), message };
             if a.cron {
-                write(&files[0], &cron_file(&[((*name).clone(), *schedule, command(name))], &a.user))?;
+                let text = cron_file(&[((*name).clone(), *schedule, command(name))], &a.user).map_err(refused)?;
+                write(&files[0], &text)?;
             } else {
-                let (service, timer) = systemd_units(name, *schedule, &command(name));
+                let (service, timer) = systemd_units(name, *schedule, &command(name)).map_err(refused)?;
                 write(&files[0], &service)?;
                 write(&files[1], &timer)?;
             }

@@ -159,6 +159,11 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         };
         let records: Vec<silo_format::maintenance::RunRecord> =
             history.records.iter().map(|(_, r)| r.clone()).collect();
+        // I21: a sendmail silo starts gets the allow-listed base, never silo's environment.
+        for name in l.file.secret_variables() {
+            silo::inputs::process::add_secret_variable(&name);
+        }
+        silo::inputs::process::confine_children(silo::inputs::process::ChildEnv::base());
         for status in &jobs {
             let Some(job) = l.file.jobs.get(&status.job).filter(|j| !j.notify.is_empty()) else { continue };
             let sent = notify_state(ctx, &repo, &l.file, job, status, &records)?;

@@ -18,6 +18,11 @@ pub enum Source {
     Stdin,
     /// argv of a command whose standard output is the stream.
     Command(Vec<String>),
+    /// A dump tool's argv (a jobs file's preset) and exactly the environment it gets (I21).
+    Tool {
+        argv: Vec<String>,
+        env: process::ChildEnv,
+    },
     /// A reader's bytes (a stream copied from another repository, a test's data), recorded with the command
     /// and exit status given here.
     Reader {
@@ -32,7 +37,7 @@ impl Source {
     pub fn recorded_command(&self) -> Option<Vec<String>> {
         match self {
             Source::Stdin => None,
-            Source::Command(argv) => Some(argv.clone()),
+            Source::Command(argv) | Source::Tool { argv, .. } => Some(argv.clone()),
             Source::Reader { command, .. } => command.clone(),
         }
     }
@@ -125,7 +130,11 @@ pub fn open(
             Ok((ahead(Box::new(stdin))?, Ending::Fixed(None)))
         }
         Source::Command(argv) => {
-            let (running, stdout) = process::Running::start(index, argv, stop)?;
+            let (running, stdout) = process::Running::start(index, argv, None, stop)?;
+            Ok((ahead(Box::new(stdout))?, Ending::Command(running)))
+        }
+        Source::Tool { argv, env } => {
+            let (running, stdout) = process::Running::start(index, argv, Some(env), stop)?;
             Ok((ahead(Box::new(stdout))?, Ending::Command(running)))
         }
         Source::Reader { reader, exit_status, .. } => {

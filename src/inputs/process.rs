@@ -2,6 +2,11 @@
 //! (a `pg_dump` or a shell has no business reading the repository password), in their own process group
 //! so a failing create stops a whole `a | b` pipeline at once (I9), their stderr forwarded with its tail
 //! kept for the error message, and their end described in one way (`describe_status`).
+//!
+//! I21 children get an allow-listed environment: `ChildEnv` builds a child's environment from a list (never
+//! a copy of silo's); `silo run` confines every command it starts (`confine_children`), and a stream of a
+//! preset gets exactly what its tool reads (`Source::Tool`). Without confinement (`snapshot create -- CMD`,
+//! typed by the user) a child keeps the caller's environment minus silo's own secrets (I12).
 
 use crate::{Error, Result};
 use crossbeam_channel::{bounded, Receiver};
@@ -36,16 +41,113 @@ pub fn set_child_umask(mask: libc::mode_t) {
     CHILD_UMASK.store(mask, Ordering::SeqCst);
 }
 
-/// `std::process::Command::new(program)` without silo's secrets in its environment, with the caller's
-/// umask.
+/// Whether `name` holds one of silo's secrets (README "Use", or a name the jobs file gave).
+fn is_secret(name: &str) -> bool {
+    SECRET_VARIABLES.contains(&name)
+        || MORE_SECRET_VARIABLES.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|n| n == name)
+}
+
+/// A child's environment, built from an allow-list (I21): the variables every program needs (`BASE`,
+/// `LC_*`), those its tool reads (`PG*` for PostgreSQL's, `MYSQL_*`/`MARIADB_*` for MariaDB's,
+/// `REDISCLI_AUTH` for redis-cli) and those named explicitly, with the values silo's own environment has.
+/// silo's secrets are never on it, even when named. `apply` (or `command_with`) gives a command exactly
+/// this environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChildEnv {
+    names: std::collections::BTreeSet<String>,
+    prefixes: std::collections::BTreeSet<String>,
+}
+
+impl ChildEnv {
+    /// What any program may need to run as the caller expects.
+    pub const BASE: [&'static str; 10] =
+        ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TZ", "LANG", "LANGUAGE", "TERM"];
+
+    /// `BASE` and the locale's `LC_*`.
+    pub fn base() -> Self {
+        let mut env = ChildEnv::default();
+        env.names.extend(Self::BASE.iter().map(|n| n.to_string()));
+        env.prefixes.insert("LC_".into());
+        env
+    }
+
+    /// PostgreSQL's client tools (psql, pg_dump, pg_dumpall, pg_restore): `PG*` (PGHOST, PGPASSFILE, ...).
+    pub fn postgres(mut self) -> Self {
+        self.prefixes.insert("PG".into());
+        self
+    }
+
+    /// MariaDB's/MySQL's client tools: `MYSQL_*` (MYSQL_HOST, MYSQL_TCP_PORT, MYSQL_PWD, ...), `MARIADB_*`.
+    pub fn mariadb(mut self) -> Self {
+        self.prefixes.extend(["MYSQL_".to_string(), "MARIADB_".to_string()]);
+        self
+    }
+
+    /// redis-cli: `REDISCLI_AUTH`.
+    pub fn redis(mut self) -> Self {
+        self.names.insert("REDISCLI_AUTH".into());
+        self
+    }
+
+    /// And these variables by name (a jobs file's `env = [...]`).
+    pub fn with_names<S: AsRef<str>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.names.extend(names.into_iter().map(|n| n.as_ref().to_string()));
+        self
+    }
+
+    /// Everything `other` allows too.
+    pub fn union(mut self, other: &ChildEnv) -> Self {
+        self.names.extend(other.names.iter().cloned());
+        self.prefixes.extend(other.prefixes.iter().cloned());
+        self
+    }
+
+    /// Whether a variable of this name may pass.
+    pub fn allows(&self, name: &str) -> bool {
+        !is_secret(name) && (self.names.contains(name) || self.prefixes.iter().any(|p| name.starts_with(p.as_str())))
+    }
+
+    /// The variables of silo's environment that pass, with their values.
+    pub fn vars(&self) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        std::env::vars_os().filter(|(k, _)| k.to_str().is_some_and(|k| self.allows(k))).collect()
+    }
+
+    /// Gives `c` exactly this environment (what was set on it before is dropped).
+    pub fn apply(&self, c: &mut std::process::Command) {
+        c.env_clear().envs(self.vars());
+    }
+}
+
+/// The environment of every command silo starts from now on (`silo run`), when set.
+static CONFINED: Mutex<Option<ChildEnv>> = Mutex::new(None);
+
+/// From now on, every command silo starts through `command` gets `env` and nothing else (I21).
+pub fn confine_children(env: ChildEnv) {
+    *CONFINED.lock().unwrap_or_else(|p| p.into_inner()) = Some(env);
+}
+
+/// `command(program)` with exactly the environment `env` allows.
+pub fn command_with(program: &str, env: &ChildEnv) -> std::process::Command {
+    let mut c = command(program);
+    env.apply(&mut c);
+    c
+}
+
+/// `std::process::Command::new(program)` without silo's secrets in its environment (confined to the
+/// allow-list when `confine_children` set one), with the caller's umask.
 pub fn command(program: &str) -> std::process::Command {
     use std::os::unix::process::CommandExt;
     let mut c = std::process::Command::new(program);
-    for name in SECRET_VARIABLES {
-        c.env_remove(name);
-    }
-    for name in MORE_SECRET_VARIABLES.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        c.env_remove(name);
+    match CONFINED.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        Some(env) => env.apply(&mut c),
+        None => {
+            for name in SECRET_VARIABLES {
+                c.env_remove(name);
+            }
+            for name in MORE_SECRET_VARIABLES.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                c.env_remove(name);
+            }
+        }
     }
     let mask = CHILD_UMASK.load(Ordering::SeqCst);
     if mask != u32::MAX {
@@ -124,11 +226,18 @@ pub struct Running {
 
 impl Running {
     /// Starts `argv` with its stdout piped to silo, registered with `stop`; returns it and its stdout.
-    pub fn start(index: usize, argv: &[String], stop: &StopSwitch) -> Result<(Running, std::process::ChildStdout)> {
+    /// `env`: exactly the environment it gets (else `command`'s).
+    pub fn start(
+        index: usize,
+        argv: &[String],
+        env: Option<&ChildEnv>,
+        stop: &StopSwitch,
+    ) -> Result<(Running, std::process::ChildStdout)> {
         let shown = argv.join(" ");
         let (program, args) = argv.split_first().ok_or_else(|| Error::Invalid("empty command".into()))?;
         use std::os::unix::process::CommandExt;
-        let mut child = command(program)
+        let mut child = env
+            .map_or_else(|| command(program), |env| command_with(program, env))
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -130,6 +130,10 @@ pub struct Job {
     /// When `silo schedule install` runs the job (schedule.rs has the forms).
     #[serde(default, deserialize_with = "schedule")]
     pub schedule: Option<schedule::Schedule>,
+    /// Environment variables (names) passed on from silo's to the job's commands, beyond what each preset's
+    /// tool reads (I21: nothing else is).
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 fn schedule<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<schedule::Schedule>, D::Error> {
@@ -194,6 +198,21 @@ pub struct Keep {
 }
 
 impl Keep {
+    /// The first rule that is 0 (a rule that would keep nothing; retention refuses it at every run).
+    pub fn zero_rule(&self) -> Option<&'static str> {
+        [
+            ("last", self.last),
+            ("hourly", self.hourly),
+            ("daily", self.daily),
+            ("weekly", self.weekly),
+            ("monthly", self.monthly),
+            ("yearly", self.yearly),
+            ("within", self.within.map(|w| u32::from(w != 0))),
+        ]
+        .into_iter()
+        .find_map(|(rule, n)| (n == Some(0)).then_some(rule))
+    }
+
     pub fn policy(&self) -> Policy {
         Policy {
             last: self.last,
@@ -250,6 +269,45 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok((value * factor as f64).round() as u64)
 }
 
+/// Whether `name` is an environment variable's name (`[A-Za-z_][A-Za-z0-9_]*`).
+pub fn is_variable_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Why a repository location that is not `s3:` would be refused when opened: it looks like a URL (the local
+/// backend takes only directories), so the check says it instead of every run.
+fn url_like_location(location: &str) -> Option<String> {
+    if location.starts_with("s3:") || location.starts_with('/') || location.starts_with('.') {
+        return None;
+    }
+    let (scheme, rest) = location.split_once(':')?;
+    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c)) {
+        return None;
+    }
+    Some(if rest.starts_with("//") && matches!(scheme, "http" | "https") {
+        format!("is a URL; for S3 write s3:{location}")
+    } else {
+        format!("is not a directory or s3:http[s]://...; for a directory named so, write ./{location}")
+    })
+}
+
+/// The largest jobs file read (a jobs file is a few KiB; `--config /dev/zero` must not fill memory).
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Parses a jobs file from its bytes: as `parse`, and a file that is not UTF-8 is one line naming the line
+/// of its first bad byte.
+pub fn parse_bytes(bytes: &[u8], file: &str) -> Result<JobsFile, ConfigError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text, file),
+        Err(e) => Err(ConfigError {
+            file: file.to_string(),
+            line: bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1,
+            message: "is not UTF-8 text (a TOML file must be); save it as UTF-8".into(),
+        }),
+    }
+}
+
 /// A jobs file that cannot be used: one line naming the file, the line and what is allowed.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}:{line}: {message}")]
@@ -284,6 +342,17 @@ pub fn parse(text: &str, file: &str) -> Result<JobsFile, ConfigError> {
         }
         if repo.location.trim().is_empty() {
             return Err(at(offset, format!("[{name}]: location is empty")));
+        }
+        if let Some(why) = url_like_location(&repo.location) {
+            return Err(at(offset, format!("[{name}]: location {:?} {why}", repo.location)));
+        }
+        if let Some(var) = &repo.password_env {
+            if !is_variable_name(var) {
+                return Err(at(
+                    offset,
+                    format!("[{name}]: password_env {var:?} is not a variable name (A-Z a-z 0-9 _, not empty)"),
+                ));
+            }
         }
     }
     for (name, target) in &parsed.notify {
@@ -325,6 +394,13 @@ pub fn parse(text: &str, file: &str) -> Result<JobsFile, ConfigError> {
                 format!("job {name}: keep has no rule; use last, hourly, daily, weekly, monthly, yearly or within"),
             ));
         }
+        if let Some(rule) = job.keep.as_ref().and_then(Keep::zero_rule) {
+            let keep_at = text[offset..].find("keep").map_or(offset, |o| offset + o);
+            return Err(at(
+                keep_at,
+                format!("job {name}: keep {rule} = 0 would keep nothing (I10); remove the rule or give at least 1"),
+            ));
+        }
         if let Some(unknown) = job.notify.iter().find(|n| !parsed.notify.contains_key(*n)) {
             let known: Vec<&str> = parsed.notify.keys().map(String::as_str).collect();
             return Err(at(
@@ -341,11 +417,34 @@ pub fn parse(text: &str, file: &str) -> Result<JobsFile, ConfigError> {
         for t in &job.tags {
             crate::repo::snapshots::validate_name("tag", t).map_err(|e| at(offset, format!("job {name}: {e}")))?;
         }
+        let secrets = parsed.secret_variables();
+        for var in &job.env {
+            if !is_variable_name(var) {
+                return Err(at(offset, format!("job {name}: env {var:?} is not a variable name (A-Z a-z 0-9 _)")));
+            }
+            if secrets.iter().any(|s| s == var) {
+                return Err(at(
+                    offset,
+                    format!("job {name}: env {var:?} holds one of silo's secrets; no command silo starts gets it"),
+                ));
+            }
+        }
     }
     Ok(parsed)
 }
 
 impl JobsFile {
+    /// The environment variables that hold secrets: silo's own, the repositories' `password_env`, the
+    /// notification targets' `env` (I21: kept from every command silo starts).
+    pub fn secret_variables(&self) -> Vec<String> {
+        let mut out: Vec<String> = crate::inputs::process::SECRET_VARIABLES.iter().map(|s| s.to_string()).collect();
+        out.push("AWS_SECRET_ACCESS_KEY".into());
+        out.push("AWS_SESSION_TOKEN".into());
+        out.extend(std::iter::once(&self.repository).chain(self.offsite.iter()).filter_map(|r| r.password_env.clone()));
+        out.extend(self.notify.values().flat_map(|t| t.secrets()).filter_map(|s| s.env.clone()));
+        out
+    }
+
     /// Whether the file itself holds a password (it must then be owner-only).
     pub fn holds_password(&self) -> bool {
         self.repository.password.is_some() || self.offsite.as_ref().is_some_and(|o| o.password.is_some())
@@ -454,6 +553,42 @@ streams = [{ directory = "/srv/app", name = "app" }, { command = "echo hi" }]
         let f = parse(&inline, "x").unwrap();
         assert!(f.holds_password());
         assert!(!format!("{f:?}").contains("hunter2"), "Debug never shows the password");
+    }
+
+    #[test]
+    fn what_would_fail_every_run_is_refused_at_check_time() {
+        for (rule, want) in [
+            ("keep = { hourly = 24, daily = 7, within = \"2d\" }", ""),
+            ("keep = { last = 0 }", "keep last = 0 would keep nothing"),
+            ("keep = { hourly = 24, daily = 0 }", "keep daily = 0"),
+            ("keep = { within = \"0s\" }", "keep within = 0"),
+        ] {
+            let text = GOOD.replace("keep = { hourly = 24, daily = 7, within = \"2d\" }", rule);
+            match parse(&text, "silo.toml") {
+                Ok(_) => assert!(want.is_empty(), "{rule} must be refused"),
+                Err(e) => {
+                    assert!(!want.is_empty() && e.message.contains(want), "{rule}: {e}");
+                    assert_eq!(e.line, 12, "{rule}: at the keep line");
+                }
+            }
+        }
+        let e = error_of(&GOOD.replace("password_env = \"OFFSITE_PASSWORD\"", "password_env = \"\""));
+        assert!(e.message.contains("password_env \"\" is not a variable name") && e.line == 6, "{e}");
+        let e = error_of(&GOOD.replace("location = \"/srv/silo\"", "location = \"http://minio:9000/b\""));
+        assert!(e.message.contains("for S3 write s3:http://minio:9000/b") && e.line == 2, "{e}");
+        let e = error_of(&GOOD.replace("location = \"/srv/silo\"", "location = \"sftp:host/x\""));
+        assert!(e.message.contains("./sftp:host/x"), "{e}");
+        assert!(parse(&GOOD.replace("location = \"/srv/silo\"", "location = \"./a:b\""), "x").is_ok());
+        let mut bytes = GOOD.as_bytes().to_vec();
+        let at = GOOD.find("echo hi").unwrap();
+        bytes[at] = 0xff;
+        let e = parse_bytes(&bytes, "silo.toml").unwrap_err();
+        assert_eq!((e.line, e.to_string().starts_with("silo.toml:19: ")), (19, true), "{e}");
+        assert!(e.message.contains("not UTF-8"));
+        let e = error_of(&GOOD.replace("[jobs.files]", "[jobs.files]\nenv = [\"OFFSITE_PASSWORD\"]"));
+        assert!(e.message.contains("holds one of silo's secrets"), "{e}");
+        let e = error_of(&GOOD.replace("[jobs.files]", "[jobs.files]\nenv = [\"A=B\"]"));
+        assert!(e.message.contains("not a variable name"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //! Webhook body (JSON, schema version 1): `version`, `event`, `job`, `host`, `time` (RFC 3339), `ok`,
 //! `exit_code`, `error`, `snapshot` (hex or null), `bytes_read`, `bytes_added`, `message`. With a secret,
 //! header `X-Silo-Signature: sha256=HEX` is HMAC-SHA256(secret, body).
+//!
+//! I23: addresses and header values are checked for control characters (`Target::check` when the jobs file
+//! is read, `Request::check` before a send) so nothing in the file or a secret injects a command or header.
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -145,16 +148,7 @@ impl Target {
                 return Err(format!("unknown event {bad:?}; events are {}", known.join(", ")));
             }
         }
-        let secrets: Vec<&SecretRef> = [
-            self.webhook.as_ref().and_then(|w| w.secret.as_ref()),
-            self.ntfy.as_ref().and_then(|n| n.token.as_ref()),
-            self.pushover.as_ref().map(|p| &p.token),
-            self.pushover.as_ref().map(|p| &p.user),
-            self.email.as_ref().and_then(|e| e.password.as_ref()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let secrets = self.secrets();
         if secrets.iter().any(|s| s.file.is_some() == s.env.is_some()) {
             return Err("a secret needs exactly one of file = \"...\" or env = \"NAME\"".into());
         }
@@ -174,8 +168,32 @@ impl Target {
                     "email needs to = [...] and exactly one of smtp = \"host:port\" or sendmail = \"/path\"".into()
                 );
             }
+            // I23: a CR/LF in an address would inject an SMTP command or a header.
+            if let Some(bad) = std::iter::once(&e.from).chain(&e.to).find(|a| !crate::notify::address_ok(a)) {
+                return Err(format!(
+                    "e-mail address {:?} is not a plain address (no spaces, control characters, <, >, commas)",
+                    bad
+                ));
+            }
+            if let Some(u) = e.username.as_ref().filter(|u| u.chars().any(char::is_control)) {
+                return Err(format!("username {u:?} holds a control character"));
+            }
         }
         Ok(())
+    }
+
+    /// The secrets the target names.
+    pub fn secrets(&self) -> Vec<&SecretRef> {
+        [
+            self.webhook.as_ref().and_then(|w| w.secret.as_ref()),
+            self.ntfy.as_ref().and_then(|n| n.token.as_ref()),
+            self.pushover.as_ref().map(|p| &p.token),
+            self.pushover.as_ref().map(|p| &p.user),
+            self.email.as_ref().and_then(|e| e.password.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// Whether this target takes `event`.
@@ -264,6 +282,23 @@ pub struct Request {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl Request {
+    /// Refuses a request whose header names or values hold a control character (a CR/LF would end the
+    /// header; a secret read from a file with a stray line break must not be sent half) (I23). The error
+    /// names the header, never its value.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, value) in &self.headers {
+            if name.is_empty() || name.chars().any(|c| !c.is_ascii_graphic() || c == ':') {
+                return Err(format!("header name {name:?} is not a token"));
+            }
+            if value.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(format!("the value of header {name} holds a line break or control character"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// HMAC-SHA256 of `body` under `secret`, hex.
@@ -438,5 +473,24 @@ mod tests {
         assert!(t.check().is_ok() && t.wants(Event::Failed) && !t.wants(Event::Recovered));
         t.ntfy = Some(Ntfy { url: "https://x".into(), token: None });
         assert!(t.check().unwrap_err().contains("exactly one of webhook"));
+        let email = |to: &str| Target {
+            email: Some(Email {
+                to: vec![to.into()],
+                from: "silo@x".into(),
+                smtp: Some("h:25".into()),
+                username: None,
+                password: None,
+                sendmail: None,
+                ca_file: None,
+            }),
+            ..Default::default()
+        };
+        assert!(email("ops@x").check().is_ok());
+        assert!(email("ops@x>\r\nRCPT TO:<evil@y").check().unwrap_err().contains("not a plain address"));
+        let n = notice(Event::Failed);
+        let r = ntfy(&Ntfy { url: "http://h/t".into(), token: None }, &n, Some(b"tok\nen"));
+        let e = r.check().unwrap_err();
+        assert!(e.contains("Authorization") && !e.contains("tok"), "{e}");
+        assert!(ntfy(&Ntfy { url: "http://h/t".into(), token: None }, &n, Some(b"token")).check().is_ok());
     }
 }

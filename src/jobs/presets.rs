@@ -17,7 +17,15 @@
 //!
 //! No password is ever put on a command line (it would be in every snapshot and in `ps`): the tools read
 //! ~/.pgpass / PGPASSFILE, ~/.my.cnf, REDISCLI_AUTH.
+//!
+//! I21: each tool gets an allow-listed environment (`Preset::child_env`): the base, the variables its tool
+//! reads (PG*, MYSQL_*, REDISCLI_AUTH) and the job's `env = [...]`, never silo's own.
+//! I22: a database name goes behind `--dbname=dbname='…'` (pg_dump: quoted as a connection string, so
+//! `=` or a URI is still a name) or `--` (mysqldump); a name starting with `-` or holding a control
+//! character is refused when the jobs file is checked (`unsafe_name`), and one in an `"all"` listing is
+//! skipped and reported (`Listing`) while the others are dumped.
 
+use crate::inputs::process::ChildEnv;
 use crate::inputs::{Source, StreamSpec};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -120,6 +128,14 @@ impl Preset<'_> {
             Preset::Postgres(d) | Preset::MariaDb(d) if d.database.trim().is_empty() => {
                 Err("database is empty; name one, or \"all\"".into())
             }
+            Preset::Postgres(d) | Preset::MariaDb(d) if unsafe_name(&d.database).is_some() => Err(format!(
+                "database {:?} {}; a database name cannot start with '-' or hold control characters",
+                d.database,
+                unsafe_name(&d.database).unwrap_or_default()
+            )),
+            Preset::Ldap(Ldap { suffix: Some(s), .. }) if unsafe_name(s).is_some() => {
+                Err(format!("suffix {s:?} {}", unsafe_name(s).unwrap_or_default()))
+            }
             Preset::Sqlite(p) | Preset::Directory(p) if !p.is_absolute() => {
                 Err(format!("{} is not an absolute path", p.display()))
             }
@@ -183,22 +199,51 @@ impl Preset<'_> {
         }
     }
 
-    /// Databases of a listing worth dumping (the servers' own schemas are not).
-    pub fn dumpable(&self, listed: &str) -> Vec<String> {
+    /// Databases of a listing worth dumping (the servers' own schemas are not), and those skipped because no
+    /// tool can take their name safely or it makes no valid stream name (with `name` as the prefix), each
+    /// with why (I22).
+    pub fn dumpable(&self, name: Option<&str>, listed: &str) -> Listing {
         const SYSTEM: [&str; 3] = ["information_schema", "performance_schema", "sys"];
-        listed
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .filter(|l| !matches!(self, Preset::MariaDb(_)) || !SYSTEM.contains(l))
-            .map(str::to_string)
-            .collect()
+        let mut out = Listing::default();
+        for db in listed.lines().filter(|l| !l.trim().is_empty()) {
+            if matches!(self, Preset::MariaDb(_)) && SYSTEM.contains(&db) {
+                continue;
+            }
+            let why = match unsafe_name(db) {
+                Some(why) => Some(why.to_string()),
+                None => crate::repo::snapshots::validate_name("stream name", &listed_name(name, db))
+                    .err()
+                    .map(|_| "makes no stream name (use A-Z a-z 0-9 . _ - @ +)".to_string()),
+            };
+            match why {
+                Some(why) => out.skipped.push((db.to_string(), why)),
+                None => out.databases.push(db.to_string()),
+            }
+        }
+        out
     }
 
-    /// The stream specs of this entry; `databases` is the server's listing for `"all"`.
-    pub fn specs(&self, name: Option<&str>, databases: &[String]) -> Vec<StreamSpec> {
-        let spec = |stream: String, argv: Vec<String>| StreamSpec { name: stream, source: Source::Command(argv) };
-        let listed = |db: &str| name.map_or(db.to_string(), |prefix| format!("{prefix}-{db}"));
+    /// What this preset's tool gets as its environment (I21): the base, the variables it reads, and the
+    /// job's `env` names.
+    pub fn child_env(&self, job_env: &[String]) -> ChildEnv {
+        let env = ChildEnv::base().with_names(job_env);
+        match self {
+            Preset::Postgres(_) => env.postgres(),
+            Preset::MariaDb(_) => env.mariadb(),
+            Preset::Redis(_) => env.redis(),
+            _ => env,
+        }
+    }
+
+    /// The stream specs of this entry; `databases` is the server's listing for `"all"`; `job_env` the
+    /// variables the job passes on.
+    pub fn specs(&self, name: Option<&str>, databases: &[String], job_env: &[String]) -> Vec<StreamSpec> {
+        let env = self.child_env(job_env);
+        let spec = |stream: String, argv: Vec<String>| StreamSpec {
+            name: stream,
+            source: Source::Tool { argv, env: env.clone() },
+        };
+        let listed = |db: &str| listed_name(name, db);
         let named = |default: String| name.map_or(default, str::to_string);
         match self {
             Preset::Postgres(d) if self.lists_databases() => {
@@ -249,6 +294,39 @@ impl Preset<'_> {
     }
 }
 
+/// A server's listing of databases, sorted into those to dump and those skipped (with why).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Listing {
+    pub databases: Vec<String>,
+    pub skipped: Vec<(String, String)>,
+}
+
+/// The stream name of listed database `db` (`name` is a prefix with `"all"`).
+fn listed_name(name: Option<&str>, db: &str) -> String {
+    name.map_or(db.to_string(), |prefix| format!("{prefix}-{db}"))
+}
+
+/// Why a name from data cannot go on a tool's command line (I22): a tool would read `-x` as an option, and
+/// a control character has no business in a name.
+pub fn unsafe_name(name: &str) -> Option<&'static str> {
+    if name.starts_with('-') {
+        Some("starts with '-' (a tool would read it as an option)")
+    } else if name.chars().any(char::is_control) {
+        Some("holds a control character")
+    } else {
+        None
+    }
+}
+
+/// `dbname='…'`: a libpq connection string naming just the database, so a name with `=` or a URI prefix
+/// stays a name (pg_dump reads a `--dbname` that contains `=` as a connection string).
+fn pg_dbname(db: &str) -> String {
+    if !db.is_empty() && db.chars().all(|c| c.is_ascii_alphanumeric() || "_.@+-".contains(c)) {
+        return db.to_string();
+    }
+    format!("dbname='{}'", db.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 /// `--host`, `--port` and the user flag (`--username` for PostgreSQL's tools, `--user` for MariaDB's).
 fn connection(d: &Database, user_flag: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -271,7 +349,7 @@ fn pg_connection(d: &Database) -> Vec<String> {
 fn pg_dump(d: &Database, db: &str) -> Vec<String> {
     let mut argv = vec!["pg_dump".to_string(), "--no-password".into()];
     argv.extend(pg_connection(d));
-    argv.push(format!("--dbname={db}"));
+    argv.push(format!("--dbname={}", pg_dbname(db)));
     argv
 }
 
@@ -292,7 +370,7 @@ fn mysqldump(d: &Database, db: &str) -> Vec<String> {
     .map(String::from)
     .into();
     argv.extend(my_connection(d));
-    argv.push(db.to_string());
+    argv.extend(["--".to_string(), db.to_string()]);
     argv
 }
 
@@ -311,7 +389,7 @@ mod tests {
 
     fn argv(s: &StreamSpec) -> Vec<String> {
         match &s.source {
-            Source::Command(a) => a.clone(),
+            Source::Tool { argv, .. } => argv.clone(),
             other => panic!("not a command: {other:?}"),
         }
     }
@@ -319,7 +397,7 @@ mod tests {
     #[test]
     fn postgres_dumps_plain_and_all_adds_globals() {
         let d = db("shop");
-        let one = Preset::Postgres(&d).specs(None, &[]);
+        let one = Preset::Postgres(&d).specs(None, &[], &[]);
         assert_eq!(one[0].name, "shop");
         assert_eq!(
             argv(&one[0]),
@@ -329,11 +407,11 @@ mod tests {
         let p = Preset::Postgres(&all);
         assert!(p.lists_databases() && p.static_names(None).is_empty());
         assert!(p.list_command().unwrap().iter().any(|a| a.contains("datistemplate")));
-        let specs = p.specs(None, &p.dumpable("a\nb\n\n"));
+        let specs = p.specs(None, &p.dumpable(None, "a\nb\n\n").databases, &[]);
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "globals"]);
         assert!(argv(&specs[2]).contains(&"--globals-only".to_string()));
-        let prefixed: Vec<String> = p.specs(Some("pg"), &["a".into()]).into_iter().map(|s| s.name).collect();
+        let prefixed: Vec<String> = p.specs(Some("pg"), &["a".into()], &[]).into_iter().map(|s| s.name).collect();
         assert_eq!(prefixed, ["pg-a", "pg-globals"], "with \"all\", name is a prefix");
     }
 
@@ -341,35 +419,35 @@ mod tests {
     fn mariadb_is_consistent_with_large_statements_and_skips_system_schemas() {
         let d = Database { database: "all".into(), host: None, port: None, user: Some("root".into()) };
         let p = Preset::MariaDb(&d);
-        let dbs = p.dumpable("information_schema\nmysql\nperformance_schema\nshop\nsys\n");
+        let dbs = p.dumpable(None, "information_schema\nmysql\nperformance_schema\nshop\nsys\n").databases;
         assert_eq!(dbs, ["mysql", "shop"]);
-        let a = argv(&p.specs(None, &dbs)[1]);
+        let a = argv(&p.specs(None, &dbs, &[])[1]);
         assert!(a.contains(&"--single-transaction".into()) && a.contains(&"--net-buffer-length=8M".into()));
-        assert_eq!((a[0].as_str(), a.last().map(String::as_str)), ("mysqldump", Some("shop")));
+        assert_eq!((a[0].as_str(), &a[a.len() - 2..]), ("mysqldump", &["--".to_string(), "shop".into()][..]));
     }
 
     #[test]
     fn file_presets_and_names() {
         let p = PathBuf::from("/srv/app/app.db");
-        let s = &Preset::Sqlite(&p).specs(None, &[])[0];
+        let s = &Preset::Sqlite(&p).specs(None, &[], &[])[0];
         assert_eq!(
             (s.name.as_str(), argv(s)),
             ("app", vec!["sqlite3".into(), "-readonly".into(), "/srv/app/app.db".into(), ".dump".into()])
         );
         let dir = PathBuf::from("/srv/www");
-        assert_eq!(Preset::Directory(&dir).specs(Some("site"), &[])[0].name, "site");
+        assert_eq!(Preset::Directory(&dir).specs(Some("site"), &[], &[])[0].name, "site");
         assert_eq!(Preset::Directory(&dir).static_names(None), ["www"]);
         let r = Server::default();
-        assert_eq!(argv(&Preset::Redis(&r).specs(None, &[])[0])[5..], ["--rdb".to_string(), "-".into()]);
-        assert_eq!(argv(&Preset::Command("echo hi").specs(None, &[])[0]), ["sh", "-c", "echo hi"]);
+        assert_eq!(argv(&Preset::Redis(&r).specs(None, &[], &[])[0])[5..], ["--rdb".to_string(), "-".into()]);
+        assert_eq!(argv(&Preset::Command("echo hi").specs(None, &[], &[])[0]), ["sh", "-c", "echo hi"]);
         let ldap = Ldap { config: None, suffix: Some("dc=example,dc=net".into()) };
         assert_eq!(
-            argv(&Preset::Ldap(&ldap).specs(None, &[])[0]),
+            argv(&Preset::Ldap(&ldap).specs(None, &[], &[])[0]),
             ["slapcat", "-F", "/etc/ldap/slapd.d", "-b", "dc=example,dc=net"]
         );
         let file = Ldap { config: Some("/etc/ldap/slapd.conf".into()), suffix: None };
         assert_eq!(
-            argv(&Preset::Ldap(&file).specs(None, &[])[0]),
+            argv(&Preset::Ldap(&file).specs(None, &[], &[])[0]),
             ["slapcat", "-f", "/etc/ldap/slapd.conf", "-n", "1"]
         );
     }
@@ -386,5 +464,54 @@ mod tests {
             ..Default::default()
         };
         assert!(empty.preset().is_err());
+    }
+
+    #[test]
+    fn names_from_data_are_never_options() {
+        for bad in ["--version", "-rvictim", "a\nb"] {
+            for entry in [
+                StreamEntry {
+                    mariadb: Some(Database { database: bad.into(), host: None, port: None, user: None }),
+                    ..Default::default()
+                },
+                StreamEntry {
+                    postgres: Some(Database { database: bad.into(), host: None, port: None, user: None }),
+                    ..Default::default()
+                },
+            ] {
+                let e = entry.preset().unwrap_err();
+                assert!(e.contains("cannot start with '-'"), "{bad:?}: {e}");
+            }
+        }
+        let d = Database { database: "all".into(), host: None, port: None, user: None };
+        let my = argv(&Preset::MariaDb(&d).specs(None, &["-rvictim".into()], &[])[0]);
+        assert_eq!(my[my.len() - 2..], ["--".to_string(), "-rvictim".into()], "behind --");
+        let pg = |db: &str| argv(&Preset::Postgres(&d).specs(None, &[db.into()], &[])[0]).last().unwrap().clone();
+        assert_eq!(pg("shop-2"), "--dbname=shop-2");
+        assert_eq!(pg("host=evil dbname=x"), "--dbname=dbname='host=evil dbname=x'");
+        assert_eq!(pg("it's\\"), "--dbname=dbname='it\\'s\\\\'");
+        let all = Database { database: "all".into(), host: None, port: None, user: None };
+        for p in [Preset::MariaDb(&all), Preset::Postgres(&all)] {
+            let listing = p.dumpable(None, "shop\n-rvictim\nwe ird\na=b\nn\u{e4}me\nok.2\n");
+            assert_eq!(listing.databases, ["shop", "ok.2"]);
+            let skipped: Vec<&str> = listing.skipped.iter().map(|(d, _)| d.as_str()).collect();
+            assert_eq!(skipped, ["-rvictim", "we ird", "a=b", "n\u{e4}me"]);
+            assert!(listing.skipped[0].1.contains("option"), "{:?}", listing.skipped);
+        }
+    }
+
+    #[test]
+    fn each_tool_gets_only_what_it_reads() {
+        let d = db("shop");
+        let env = Preset::Postgres(&d).child_env(&["MY_VAR".into()]);
+        assert!(env.allows("PGPASSFILE") && env.allows("PATH") && env.allows("LC_ALL") && env.allows("MY_VAR"));
+        assert!(!env.allows("MYSQL_PWD") && !env.allows("AWS_SECRET_ACCESS_KEY") && !env.allows("SILO_PASSWORD"));
+        let m = Preset::MariaDb(&d).child_env(&[]);
+        assert!(m.allows("MYSQL_PWD") && !m.allows("PGPASSWORD") && !m.allows("REDISCLI_AUTH"));
+        let c = Preset::Command("true").child_env(&[]);
+        assert!(!c.allows("PGPASSWORD") && !c.allows("MYSQL_PWD") && !c.allows("REDISCLI_AUTH") && c.allows("HOME"));
+        assert!(Preset::Redis(&Server::default()).child_env(&[]).allows("REDISCLI_AUTH"));
+        let s = &Preset::Command("true").specs(None, &[], &[])[0];
+        assert!(matches!(&s.source, Source::Tool { env, .. } if *env == c));
     }
 }

@@ -13,6 +13,9 @@ use silo_format::maintenance::{run_error_line, RunStep};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     Create,
+    /// Databases an `"all"` listing returned that were not dumped (I22); failed when there are any, after
+    /// the others were committed.
+    Listing,
     Copy,
     Forget,
     ForgetOffsite,
@@ -24,6 +27,7 @@ impl Step {
     pub fn name(self) -> &'static str {
         match self {
             Step::Create => "create",
+            Step::Listing => "list",
             Step::Copy => "copy",
             Step::Forget => "forget",
             Step::ForgetOffsite => "forget-offsite",
@@ -160,6 +164,7 @@ mod tests {
             drill: None,
             notify: vec![],
             cooldown: None,
+            env: vec![],
         }
     }
 

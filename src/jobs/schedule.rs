@@ -4,6 +4,9 @@
 //! Forms: `hourly` (at minute 0; `hourly :15` at minute 15), `daily HH:MM`, `every Nh` (hours dividing the
 //! day: 1, 2, 3, 4, 6, 8, 12), `weekly DAY HH:MM` (mon..sun), `monthly D HH:MM` (day 1-28, so every month has
 //! it).
+//!
+//! I23: what goes into a unit or a cron line (the jobs file's path, the job, the user) is quoted, and what
+//! no quoting can carry (a line break: cron and systemd read one line per entry) is refused.
 
 use std::fmt;
 
@@ -104,8 +107,29 @@ pub fn unit_name(job: &str, suffix: &str) -> String {
     format!("silo-job-{job}.{suffix}")
 }
 
+/// Refuses an argument no unit or cron line can carry: one with a line break or another control
+/// character (it would end the line and start one of its own).
+fn one_line(command: &[String]) -> Result<(), String> {
+    match command.iter().find(|a| a.chars().any(char::is_control)) {
+        Some(a) => Err(format!(
+            "{:?} holds a line break or control character, which would inject a line into the file; rename it",
+            a
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether `user` is a user name cron may take (`[a-z_][a-z0-9_-]*`, at most 32, optionally ending in `$`).
+pub fn valid_user(user: &str) -> bool {
+    let name = user.strip_suffix('$').unwrap_or(user);
+    user.len() <= 32
+        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
 /// The systemd service and timer of `job`, running `command` (argv, absolute program path).
-pub fn systemd_units(job: &str, schedule: Schedule, command: &[String]) -> (String, String) {
+pub fn systemd_units(job: &str, schedule: Schedule, command: &[String]) -> Result<(String, String), String> {
+    one_line(command)?;
     let exec = command.iter().map(|a| systemd_quote(a)).collect::<Vec<_>>().join(" ");
     let service = format!(
         "{MARKER}\n[Unit]\nDescription=silo backup job {job}\nWants=network-online.target\n\
@@ -117,18 +141,24 @@ pub fn systemd_units(job: &str, schedule: Schedule, command: &[String]) -> (Stri
          Persistent=true\nRandomizedDelaySec=300\n\n[Install]\nWantedBy=timers.target\n",
         schedule.on_calendar()
     );
-    (service, timer)
+    Ok((service, timer))
 }
 
 /// The cron.d file of the jobs: one line each, run as `user`, with a random delay like the timers'.
-pub fn cron_file(jobs: &[(String, Schedule, Vec<String>)], user: &str) -> String {
+pub fn cron_file(jobs: &[(String, Schedule, Vec<String>)], user: &str) -> Result<String, String> {
+    if !valid_user(user) {
+        return Err(format!("user {user:?} is not a user name (a-z 0-9 _ -, starting with a letter or _)"));
+    }
+    for (_, _, command) in jobs {
+        one_line(command)?;
+    }
     let mut out =
         format!("{MARKER}\nSHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
     for (job, schedule, command) in jobs {
         let cmd = command.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ");
         out.push_str(&format!("# {job}: {schedule}\n{} {user} {cmd}\n", schedule.cron()));
     }
-    out
+    Ok(out)
 }
 
 fn systemd_quote(arg: &str) -> String {
@@ -191,7 +221,7 @@ mod tests {
     fn units_and_cron_lines_quote_what_they_must() {
         let cmd: Vec<String> =
             ["/usr/bin/silo", "--config", "/etc/silo/my jobs.toml", "run", "shop"].map(String::from).into();
-        let (service, timer) = systemd_units("shop", Schedule::parse("daily 02:00").unwrap(), &cmd);
+        let (service, timer) = systemd_units("shop", Schedule::parse("daily 02:00").unwrap(), &cmd).unwrap();
         assert!(service.starts_with(MARKER));
         assert!(
             service.contains("ExecStart=/usr/bin/silo --config \"/etc/silo/my jobs.toml\" run shop\n"),
@@ -203,7 +233,17 @@ mod tests {
                 && timer.contains("Persistent=true")
                 && timer.contains("RandomizedDelaySec=")
         );
-        let cron = cron_file(&[("shop".into(), Schedule::parse("every 8h").unwrap(), cmd)], "root");
+        let every = Schedule::parse("every 8h").unwrap();
+        let cron = cron_file(&[("shop".into(), every, cmd.clone())], "root").unwrap();
         assert!(cron.contains("0 */8 * * * root /usr/bin/silo --config '/etc/silo/my jobs.toml' run shop\n"), "{cron}");
+        for user in ["root\n* * * * * root evil", "-x", "Root", "", "a b"] {
+            assert!(cron_file(&[("shop".into(), every, cmd.clone())], user).unwrap_err().contains("not a user name"));
+        }
+        assert!(cron_file(&[], "backup-1").is_ok() && cron_file(&[], "_svc$").is_ok());
+        let mut injected = cmd;
+        injected[2] = "/tmp/a\n* * * * * root evil\n/silo.toml".into();
+        let e = cron_file(&[("shop".into(), every, injected.clone())], "root").unwrap_err();
+        assert!(e.contains("inject a line"), "{e}");
+        assert!(systemd_units("shop", every, &injected).is_err());
     }
 }

@@ -170,3 +170,49 @@ fn make_certificates(dir: &Path) -> PathBuf {
     ]);
     dir.join("ca.pem")
 }
+
+/// A hostile SMTP "server" on a loopback port, written here (no aiosmtpd needed): every connection gets
+/// `greeting` sent up to `limit` bytes (repeated; an endless line when it has no line end), then is closed.
+/// Counts connections and bytes it managed to write, which bounds what the client read.
+pub struct HostileSmtp {
+    pub port: u16,
+    connections: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl HostileSmtp {
+    pub fn start(greeting: &'static [u8], limit: u64) -> HostileSmtp {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let connections: std::sync::Arc<std::sync::atomic::AtomicU64> = Default::default();
+        let written: std::sync::Arc<std::sync::atomic::AtomicU64> = Default::default();
+        let (c, w) = (std::sync::Arc::clone(&connections), std::sync::Arc::clone(&written));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                c.fetch_add(1, Ordering::SeqCst);
+                let mut sent = 0u64;
+                while sent < limit {
+                    match conn.write(greeting) {
+                        Ok(n) if n > 0 => {
+                            sent += n as u64;
+                            w.fetch_add(n as u64, Ordering::SeqCst);
+                        }
+                        _ => break, // the client hung up
+                    }
+                }
+            }
+        });
+        HostileSmtp { port, connections, written }
+    }
+
+    pub fn connections(&self) -> u64 {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -1,6 +1,7 @@
 //! An HTTP receiver on a loopback port that records every request (method, path, headers, body) and
-//! answers 200, or the status a path prefix is told to answer: the notification tests check the exact
-//! requests silo sends to webhook, ntfy, Pushover and healthchecks-style endpoints.
+//! answers 200, or the raw response a path prefix is told to answer (`answer`: a redirect, an error): the
+//! notification tests check the exact requests silo sends to webhook, ntfy, Pushover and healthchecks-style
+//! endpoints, and that a hostile answer gets nothing more.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,9 +17,13 @@ pub struct Received {
     pub body: Vec<u8>,
 }
 
+/// Raw answers by path prefix (the first that matches), instead of 200.
+type Answers = Arc<Mutex<Vec<(String, String)>>>;
+
 pub struct Receiver {
     pub port: u16,
     received: Arc<Mutex<Vec<Received>>>,
+    answers: Answers,
 }
 
 impl Receiver {
@@ -26,15 +31,22 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let log = received.clone();
+        let answers: Answers = Arc::default();
+        let (log, told) = (received.clone(), answers.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let log = log.clone();
-                std::thread::spawn(move || serve(conn, &log));
+                let (log, told) = (log.clone(), told.clone());
+                std::thread::spawn(move || serve(conn, &log, &told));
             }
         });
-        Receiver { port, received }
+        Receiver { port, received, answers }
+    }
+
+    /// Requests whose path starts with `prefix` are answered with `raw` (a whole HTTP response: status
+    /// line, headers, body), e.g. a redirect to another receiver.
+    pub fn answer(&self, prefix: &str, raw: &str) {
+        self.answers.lock().unwrap().push((prefix.to_string(), raw.to_string()));
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -47,7 +59,7 @@ impl Receiver {
     }
 }
 
-fn serve(conn: std::net::TcpStream, log: &Mutex<Vec<Received>>) {
+fn serve(conn: std::net::TcpStream, log: &Mutex<Vec<Received>>, answers: &Mutex<Vec<(String, String)>>) {
     let mut writer = conn.try_clone().expect("clone");
     let mut reader = BufReader::new(conn);
     loop {
@@ -76,8 +88,10 @@ fn serve(conn: std::net::TcpStream, log: &Mutex<Vec<Received>>) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
+        let raw = answers.lock().unwrap().iter().find(|(p, _)| path.starts_with(p.as_str())).map(|(_, r)| r.clone());
         log.lock().unwrap().push(Received { method, path, headers, body });
-        if writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() {
+        let answer = raw.unwrap_or_else(|| "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".into());
+        if writer.write_all(answer.as_bytes()).is_err() {
             return;
         }
     }
