@@ -155,8 +155,8 @@ pub fn run(ctx: &Invocation, c: &Command) -> Result<()> {
     let dir =
         a.dir.clone().unwrap_or_else(|| PathBuf::from(if a.cron { "/etc/cron.d" } else { "/etc/systemd/system" }));
     let jobs = chosen(&loaded.file, &a.jobs)?;
-    // I23: checked before anything is written, also when --cron is not given (a later --cron would use it).
-    if a.cron && !silo::jobs::schedule::valid_user(&a.user) {
+    // I23: checked before anything is written (cron.d lines carry it; a bad one is a mistake either way).
+    if !silo::jobs::schedule::valid_user(&a.user) {
         return Err(silo::Error::Input {
             what: format!("--user {:?}", a.user),
             message: "is not a user name (a-z 0-9 _ -, starting with a letter or _); nothing was written".into(),
