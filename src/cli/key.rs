@@ -27,13 +27,20 @@ pub enum Command {
     },
     /// Change the password: add a key for the new one (proven to open), then remove the one you used.
     Passwd(NewKey),
-    /// Remove a key file (never the last; the one your password opened only with --force).
+    /// Remove a key file: never the last owner key proven to open (the one your password opened only with
+    /// --force and --other-password-file).
+    ///
+    /// Example: silo key remove 3fa2c1 --force --other-password-file ~/.config/silo/new-password
     Remove {
         /// Key id or a unique prefix of it (`silo key list`).
         id: String,
         /// Also remove the key your password opened (you then need another password).
         #[arg(long)]
         force: bool,
+        /// The password of another owner key (first line; owner-only), proving it opens before the key your
+        /// password opened is removed. A damaged key file or a writer key never counts as the one left.
+        #[arg(long, value_name = "FILE")]
+        other_password_file: Option<PathBuf>,
     },
 }
 
@@ -134,17 +141,21 @@ pub fn run(ctx: &Invocation, c: &Command) -> Result<()> {
         Command::Add { key: n, writer } => {
             let kdf = n.kdf(ctx.rt.block_on(repo.current_kdf())?);
             let role = if *writer { silo::format::keyfile::ROLE_WRITER } else { silo::format::keyfile::ROLE_OWNER };
-            let id = ctx.rt.block_on(repo.add_key(&n.password()?, kdf, role))?;
-            emit(&Changed { added: Some(id.to_hex()), removed: None }, ctx.json())
+            let key = ctx.rt.block_on(repo.add_key(&n.password()?, kdf, role))?;
+            emit(&Changed { added: Some(key.id.to_hex()), removed: None }, ctx.json())
         }
         Command::Passwd(n) => {
             let kdf = n.kdf(ctx.rt.block_on(repo.current_kdf())?);
             let id = ctx.rt.block_on(repo.change_password(&n.password()?, kdf))?;
             emit(&Changed { added: Some(id.to_hex()), removed: Some(repo.key_id().to_hex()) }, ctx.json())
         }
-        Command::Remove { id, force } => {
+        Command::Remove { id, force, other_password_file } => {
             let id = ctx.rt.block_on(repo.resolve_key(id))?;
-            ctx.rt.block_on(repo.remove_key(id, *force))?;
+            let proven = match other_password_file {
+                Some(file) => vec![ctx.rt.block_on(repo.prove_other_key(&password::read_file(file)?, id))?],
+                None => Vec::new(),
+            };
+            ctx.rt.block_on(repo.remove_key(id, *force, &proven))?;
             emit(&Changed { added: None, removed: Some(id.to_hex()) }, ctx.json())
         }
     }

@@ -2,6 +2,11 @@
 //! password. `key add` wraps it under a new password and reads the new key file back to prove it opens before
 //! saying so; `key passwd` is add-then-remove, so a crash at any point leaves at least one working key;
 //! removals hold the gc lease, so two of them at once cannot remove the last two keys.
+//!
+//! Upholds I17 (no command removes the last key that opens the repository): a key counts as what remains
+//! only when this process proved it opens — the key the password opened, a key just added, or the key
+//! another password given for the purpose opens — its file is still byte for byte what opened, and it is an
+//! owner key. A damaged or unproven key file, or a writer key, never counts.
 
 use super::Repository;
 use crate::backend::names;
@@ -10,6 +15,13 @@ use silo_format::envelope::random_nonce;
 use silo_format::keyfile::{KdfParams, KeyFile};
 use silo_format::ObjectId;
 use std::time::Duration;
+
+/// A key file this process proved opens the repository: its id and the BLAKE3 of its bytes then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProvenKey {
+    pub id: ObjectId,
+    pub digest: [u8; 32],
+}
 
 /// How long a key removal waits for the lease another removal (or a gc) holds before giving up.
 const LEASE_WAIT: Duration = Duration::from_secs(30);
@@ -86,7 +98,7 @@ impl Repository {
 
     /// Wraps the master secret under `password` in a new key file, then reads it back and unwraps it: the id
     /// is returned only once the new password is proven to open the repository.
-    pub async fn add_key(&self, password: &[u8], kdf: KdfParams, role: u8) -> Result<ObjectId> {
+    pub async fn add_key(&self, password: &[u8], kdf: KdfParams, role: u8) -> Result<ProvenKey> {
         // A writer key must not mint an owner key (or any key: it would outlive the writer's own).
         self.require_owner("key add")?;
         if password.is_empty() {
@@ -113,9 +125,10 @@ impl Repository {
         if !self.backend.put_if_absent(&name, kf.encode()).await? {
             return Err(Error::Inconsistent { object: name, reason: "a key file of this random id exists".into() });
         }
-        let back = KeyFile::decode(&self.backend.get(&name).await?).map_err(|e| Error::damaged(name.clone(), e))?;
+        let read = self.backend.get(&name).await?;
+        let back = KeyFile::decode(&read).map_err(|e| Error::damaged(name.clone(), e))?;
         match back.unwrap(password, id) {
-            Ok(m) if m.0 == self.master.0 => Ok(id),
+            Ok(m) if m.0 == self.master.0 => Ok(ProvenKey { id, digest: *blake3::hash(&read).as_bytes() }),
             _ => {
                 let _ = self.backend.delete(&name).await;
                 Err(Error::Inconsistent { object: name, reason: "the new key file does not open as written".into() })
@@ -147,8 +160,31 @@ impl Repository {
         }
     }
 
-    /// Removes key file `id`. Refuses the last key, and the key that opened this run unless `force`.
-    pub async fn remove_key(&self, id: ObjectId, force: bool) -> Result<()> {
+    /// The key file that opened this handle, as proven then.
+    pub fn proven_self(&self) -> ProvenKey {
+        ProvenKey { id: self.key_id, digest: self.key_digest }
+    }
+
+    /// Proves that `password` opens a key file other than `except` (the one about to be removed).
+    pub async fn prove_other_key(&self, password: &[u8], except: ObjectId) -> Result<ProvenKey> {
+        match super::unlock(self.backend.as_ref(), self.repo_id, password, Some(except)).await {
+            Ok(u) if u.master.0 == self.master.0 => Ok(ProvenKey { id: u.key_id, digest: u.digest }),
+            Ok(_) => Err(Error::Input {
+                what: "the other password".into(),
+                message: "opens a key file of another master secret (tampered?)".into(),
+            }),
+            Err(Error::WrongPassword) => Err(Error::Input {
+                what: "the other password".into(),
+                message: format!("opens no intact key file but {}; give the password of another owner key", except.short()),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes key file `id`, only while another owner key this process proved opens stays (I17): the key
+    /// that opened this handle, or one in `proven` (`--other-password-file`, or a key just added). The key
+    /// that opened this handle goes only with `force`.
+    pub async fn remove_key(&self, id: ObjectId, force: bool, proven: &[ProvenKey]) -> Result<()> {
         self.require_owner("key remove")?;
         if id == self.key_id && !force {
             return Err(Error::Input {
@@ -156,20 +192,40 @@ impl Repository {
                 message: "is the one your password opened; pass --force to remove it anyway (keep another)".into(),
             });
         }
+        let mut all = vec![self.proven_self()];
+        all.extend_from_slice(proven);
         let lease = self.acquire_lease_waiting(LEASE_WAIT).await?;
-        let result = self.remove_key_under_lease(id).await;
+        let result = self.remove_key_under_lease(id, &all).await;
         self.release_lease(lease).await?;
-        result
+        match result? {
+            true => Ok(()),
+            false => Err(Error::Input {
+                what: format!("key {}", id.short()),
+                message: "is not in the repository (removed already?)".into(),
+            }),
+        }
     }
 
-    async fn remove_key_under_lease(&self, id: ObjectId) -> Result<()> {
+    /// Whether `key` still opens as proven: its file is the same bytes and an owner key of this repository.
+    async fn still_opens_as_owner(&self, key: &ProvenKey) -> Result<bool> {
+        let bytes = match self.backend.get(&names::key(&key.id)).await {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        if *blake3::hash(&bytes).as_bytes() != key.digest {
+            return Ok(false);
+        }
+        Ok(KeyFile::decode(&bytes)
+            .is_ok_and(|kf| kf.repo == self.repo_id && kf.role == silo_format::keyfile::ROLE_OWNER))
+    }
+
+    /// Removes `id` if a key in `proven` stays (I17). `Ok(false)`: it was not there (removed already).
+    async fn remove_key_under_lease(&self, id: ObjectId, proven: &[ProvenKey]) -> Result<bool> {
         let ids: Vec<ObjectId> =
             self.backend.list(names::KEYS).await?.iter().filter_map(|o| names::id_of(&o.name)).collect();
         if !ids.contains(&id) {
-            return Err(Error::Input {
-                what: format!("key {}", id.short()),
-                message: "is not in the repository (removed already?)".into(),
-            });
+            return Ok(false);
         }
         if ids.len() <= 1 {
             return Err(Error::Input {
@@ -177,9 +233,25 @@ impl Repository {
                 message: "is the repository's last key: without it nothing can be restored; add another first".into(),
             });
         }
+        let mut remains = false;
+        for key in proven.iter().filter(|k| k.id != id) {
+            if self.still_opens_as_owner(key).await? {
+                remains = true;
+                break;
+            }
+        }
+        if !remains {
+            return Err(Error::Input {
+                what: format!("key {}", id.short()),
+                message: "would leave no owner key proven to open the repository (a damaged key file or a writer \
+                          key does not count): give another owner key's password with --other-password-file, \
+                          or use `silo key passwd`"
+                    .into(),
+            });
+        }
         match self.backend.delete(&names::key(&id)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(true),
             Err(e) => Err(e.into()),
         }
     }
@@ -189,14 +261,14 @@ impl Repository {
     /// old key is left.
     pub async fn change_password(&self, password: &[u8], kdf: KdfParams) -> Result<ObjectId> {
         self.require_owner("key passwd")?;
-        let new = self.add_key(password, kdf, silo_format::keyfile::ROLE_OWNER).await?;
+        let proven = self.add_key(password, kdf, silo_format::keyfile::ROLE_OWNER).await?;
+        let new = proven.id;
         let lease = self.acquire_lease_waiting(LEASE_WAIT).await.map_err(|e| left_behind(self.key_id, new, e))?;
-        let removed = self.remove_key_under_lease(self.key_id).await;
+        let removed = self.remove_key_under_lease(self.key_id, &[proven]).await;
         self.release_lease(lease).await.map_err(|e| left_behind(self.key_id, new, e))?;
         match removed {
-            Ok(()) => Ok(new),
-            // Another `key passwd` from the same old password removed it first: the goal is reached.
-            Err(Error::Input { .. }) => Ok(new),
+            // Removed now, or another `key passwd` from the same old password removed it first.
+            Ok(_) => Ok(new),
             Err(e) => Err(left_behind(self.key_id, new, e)),
         }
     }

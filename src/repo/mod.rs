@@ -115,6 +115,9 @@ pub struct Repository {
     master: Arc<MasterSecret>,
     /// The key file that opened this handle.
     key_id: ObjectId,
+    /// BLAKE3 of that key file's bytes as they opened: a later removal counts it as a key that opens only
+    /// while its file is still exactly these bytes (I17).
+    key_digest: [u8; 32],
     /// Opened with a writer key: nothing is ever deleted or overwritten through this handle (I11).
     writer_only: bool,
     cache_dir: Option<PathBuf>,
@@ -251,7 +254,8 @@ impl Repository {
             Err(e) => return Err(Error::damaged("config", e)),
         };
         let warming = warm_cache.then(|| CacheOpening::start(cache_dir.clone(), header.repo));
-        let (master, key_id, role) = unlock(backend.as_ref(), header.repo, password).await?;
+        let Unlocked { master, key_id, role, digest: key_digest } =
+            unlock(backend.as_ref(), header.repo, password, None).await?;
         let keys = Keys::derive(&master);
         let config = config::decode(&raw, &keys).map_err(|e| Error::damaged("config", e))?;
         let cache = OnceLock::new();
@@ -265,6 +269,7 @@ impl Repository {
             keys: Arc::new(keys),
             master: Arc::new(master),
             key_id,
+            key_digest,
             writer_only: role == silo_format::keyfile::ROLE_WRITER,
             config,
             cache_dir,
@@ -411,8 +416,21 @@ impl Repository {
     }
 }
 
-/// The master secret, the id of the key file `password` opens and that key's role.
-async fn unlock(backend: &dyn Backend, repo: RepoId, password: &[u8]) -> Result<(MasterSecret, ObjectId, u8)> {
+/// What a password opened: the master secret, the key file's id, its role and the BLAKE3 of its bytes.
+pub(crate) struct Unlocked {
+    pub master: MasterSecret,
+    pub key_id: ObjectId,
+    pub role: u8,
+    pub digest: [u8; 32],
+}
+
+/// The key file `password` opens (other than `except`, when given).
+pub(crate) async fn unlock(
+    backend: &dyn Backend,
+    repo: RepoId,
+    password: &[u8],
+    except: Option<ObjectId>,
+) -> Result<Unlocked> {
     let listed = backend.list(names::KEYS).await?;
     if listed.is_empty() {
         return Err(Error::Inconsistent { object: names::KEYS.into(), reason: "no key files".into() });
@@ -423,6 +441,9 @@ async fn unlock(backend: &dyn Backend, repo: RepoId, password: &[u8]) -> Result<
         let Some(id) = names::id_of(&info.name) else {
             continue;
         };
+        if except == Some(id) {
+            continue;
+        }
         let bytes = match backend.get(&info.name).await {
             Ok(bytes) => bytes,
             // Removed since the listing (a concurrent `key passwd` or `key remove`): no longer a key.
@@ -446,7 +467,9 @@ async fn unlock(backend: &dyn Backend, repo: RepoId, password: &[u8]) -> Result<
         };
         intact += 1;
         match kf.unwrap(password, id) {
-            Ok(master) => return Ok((master, id, kf.role)),
+            Ok(master) => {
+                return Ok(Unlocked { master, key_id: id, role: kf.role, digest: *blake3::hash(&bytes).as_bytes() })
+            }
             Err(FormatError::Authentication) => continue,
             Err(e) => damaged = Some(Error::damaged(info.name.clone(), e)),
         }
