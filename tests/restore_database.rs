@@ -108,8 +108,10 @@ fn postgres_swap_under_a_querying_client_rollback_and_failed_verification() {
 
     // A check that fails: nothing changes, the scratch is gone, exit 11.
     services::psql(DB, "INSERT INTO orders (note) VALUES ('live change')");
-    let out =
-        restore_db(&repo, &["shop:latest", "--postgres", DB, "--check-sql", "SELECT count(*) > 999999 FROM orders"]);
+    let out = restore_db(
+        &repo,
+        &["shop:latest", "--postgres", DB, "--drop-previous", "--check-sql", "SELECT count(*) > 999999 FROM orders"],
+    );
     assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
     assert!(stderr(&out).contains("check query"), "{}", stderr(&out));
     assert_eq!(count(DB, "orders"), "5001", "the live database is untouched");
@@ -117,7 +119,7 @@ fn postgres_swap_under_a_querying_client_rollback_and_failed_verification() {
     assert!(!pg_exists("silo_t_rdb_pg__silo_new"));
 
     // A start command that fails after the swap: the previous database is put back, exit 12.
-    let out = restore_db(&repo, &["shop:latest", "--postgres", DB, "--start-command", "exit 3"]);
+    let out = restore_db(&repo, &["shop:latest", "--postgres", DB, "--drop-previous", "--start-command", "exit 3"]);
     assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
     assert_eq!(count(DB, "orders"), "5001", "the database before the attempt is live again");
 
@@ -125,9 +127,9 @@ fn postgres_swap_under_a_querying_client_rollback_and_failed_verification() {
     let cut = b"--\n-- PostgreSQL database dump\n--\n\nCOPY public.orders (id, note) FROM stdin;\n1\tx\n";
     let out = repo.run(&["snapshot", "create", "--name", "shop", "--accept-invalid"], cut);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = restore_db(&repo, &["shop:latest", "--postgres", DB]);
+    let out = restore_db(&repo, &["shop:latest", "--postgres", DB, "--drop-previous"]);
     assert_eq!(out.status.code(), Some(11), "an invalid dump is not restored: {}", stderr(&out));
-    let out = restore_db(&repo, &["--json", "shop:latest", "--postgres", DB, "--fallback"]);
+    let out = restore_db(&repo, &["--json", "shop:latest", "--postgres", DB, "--fallback", "--drop-previous"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["skipped"].as_array().unwrap().len(), 1, "{report}");
@@ -138,7 +140,7 @@ fn postgres_swap_under_a_querying_client_rollback_and_failed_verification() {
         repo.cmd(&["snapshot", "create", "--name", "shopc", "--", "pg_dump", "--no-password", "-Fc", "-Z0", DB]);
     create.envs(services::PG_ENV);
     assert!(util::run_with_input(create, b"").status.success());
-    let out = restore_db(&repo, &["--json", "shopc:latest", "--postgres", DB]);
+    let out = restore_db(&repo, &["--json", "shopc:latest", "--postgres", DB, "--drop-previous"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["tables_verified"], 2, "{report}");
@@ -148,7 +150,7 @@ fn postgres_swap_under_a_querying_client_rollback_and_failed_verification() {
     services::pg_drop("silo_t_rdb_pg__silo_prev");
     services::psql("postgres", "CREATE DATABASE silo_t_rdb_pg__silo_prev");
     services::psql("silo_t_rdb_pg__silo_prev", "CREATE TABLE mine (x int); INSERT INTO mine VALUES (1)");
-    let out = restore_db(&repo, &["shop:latest~1", "--postgres", DB]);
+    let out = restore_db(&repo, &["shop:latest~1", "--postgres", DB, "--drop-previous"]);
     assert_eq!(out.status.code(), Some(util::EXIT_USAGE), "{}", stderr(&out));
     assert!(stderr(&out).contains("was not made by silo restore-database"), "{}", stderr(&out));
     assert_eq!(count("silo_t_rdb_pg__silo_prev", "mine"), "1");
@@ -177,7 +179,7 @@ fn postgres_sigkill_at_any_point_leaves_the_old_or_the_new_database() {
     services::psql(DB, "DELETE FROM orders WHERE id > 100");
     let mut state = 0xfeed_u64;
     for round in 0..12 {
-        let mut c = repo.cmd(&["restore-database", "k:latest", "--postgres", DB]);
+        let mut c = repo.cmd(&["restore-database", "k:latest", "--postgres", DB, "--drop-previous"]);
         c.envs(services::PG_ENV).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         let mut child = c.spawn().unwrap();
         // A point anywhere in the run: restore, verification, swap (a run takes ~1-2 s here).
@@ -192,7 +194,7 @@ fn postgres_sigkill_at_any_point_leaves_the_old_or_the_new_database() {
         assert!(sum == "5050" || sum == "1800030000", "round {round}: {sum}");
     }
     // A later run completes despite what the kills left behind.
-    let out = restore_db(&repo, &["k:latest", "--postgres", DB]);
+    let out = restore_db(&repo, &["k:latest", "--postgres", DB, "--drop-previous"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(count(DB, "orders"), "60000");
     for d in [DB, "silo_t_rdb_kill__silo_new", "silo_t_rdb_kill__silo_prev", "silo_t_rdb_kill__silo_swap"] {
@@ -261,7 +263,7 @@ fn mariadb_swap_and_rollback() {
     // SIGKILL anywhere: the live name holds the old tables or the new ones, all of them.
     let mut state = 0x5eed_u64;
     for round in 0..8 {
-        let mut c = repo.cmd(&["restore-database", "my:latest", "--mariadb", DB, "--user", "root"]);
+        let mut c = repo.cmd(&["restore-database", "my:latest", "--mariadb", DB, "--user", "root", "--drop-previous"]);
         c.envs(services::MY_ENV).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         let mut child = c.spawn().unwrap();
         let at = util::xorshift(&mut state) % 1500;
@@ -281,7 +283,7 @@ fn mariadb_swap_and_rollback() {
     // A view cannot move with RENAME TABLE: refused before anything changes.
     let before = services::mysql(Some(DB), "SELECT COUNT(*) FROM orders");
     services::mysql(Some(DB), "CREATE VIEW v AS SELECT id FROM orders");
-    let out = restore_db(&repo, &["my:latest", "--mariadb", DB, "--user", "root"]);
+    let out = restore_db(&repo, &["my:latest", "--mariadb", DB, "--user", "root", "--drop-previous"]);
     assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
     assert_eq!(services::mysql(Some(DB), "SELECT COUNT(*) FROM orders"), before);
     for d in [DB, "silo_t_rdb_my__silo_new", "silo_t_rdb_my__silo_prev", "silo_t_rdb_my__silo_swap"] {
@@ -318,7 +320,12 @@ fn sqlite_swap_rollback_and_sigkill() {
             std::thread::spawn(move || {
                 let (mut ok, mut failed) = (0, Vec::new());
                 while !stop.load(Ordering::SeqCst) {
-                    let out = Command::new("sqlite3").arg(&file).arg("SELECT count(*) FROM notes").output().unwrap();
+                    let out = Command::new("sqlite3")
+                        .arg("-readonly")
+                        .arg(&file)
+                        .arg("SELECT count(*) FROM notes")
+                        .output()
+                        .unwrap();
                     match out.status.success() {
                         true => ok += 1,
                         false => failed.push(String::from_utf8_lossy(&out.stderr).into_owned()),
@@ -327,7 +334,7 @@ fn sqlite_swap_rollback_and_sigkill() {
                 (ok, failed)
             })
         };
-        let out = restore_db(&repo, &[&format!("{name}:latest"), "--sqlite", f]);
+        let out = restore_db(&repo, &[&format!("{name}:latest"), "--sqlite", f, "--drop-previous"]);
         stop.store(true, Ordering::SeqCst);
         let (served, failed) = client.join().unwrap();
         assert!(served > 0 && failed.is_empty(), "{name}: a reader throughout is always served: {failed:?}");
@@ -341,7 +348,7 @@ fn sqlite_swap_rollback_and_sigkill() {
     let before_rows = sql("SELECT count(*) FROM notes");
     std::fs::remove_file(&prev).unwrap();
     std::fs::write(&prev, b"not silo's").unwrap();
-    let out = restore_db(&repo, &["dump:latest", "--sqlite", f]);
+    let out = restore_db(&repo, &["dump:latest", "--sqlite", f, "--drop-previous"]);
     assert_eq!(out.status.code(), Some(util::EXIT_USAGE), "{}", stderr(&out));
     assert_eq!(std::fs::read(&prev).unwrap(), b"not silo's");
     assert_eq!(sql("SELECT count(*) FROM notes"), before_rows);
@@ -349,7 +356,7 @@ fn sqlite_swap_rollback_and_sigkill() {
 
     let mut state = 0xbeef_u64;
     for round in 0..10 {
-        let mut c = repo.cmd(&["restore-database", "dump:latest", "--sqlite", f]);
+        let mut c = repo.cmd(&["restore-database", "dump:latest", "--sqlite", f, "--drop-previous"]);
         c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         let mut child = c.spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(util::xorshift(&mut state) % 800));
@@ -358,5 +365,183 @@ fn sqlite_swap_rollback_and_sigkill() {
         let rows = sql("SELECT count(*) FROM notes");
         assert!(rows == "7" || rows == "3000", "round {round}: {rows}");
         assert_eq!(sql("PRAGMA integrity_check"), "ok");
+    }
+}
+
+
+/// I18: a second restore-database never drops the database the first one replaced (the original, live
+/// before silo's first swap) unless told to with --drop-previous.
+#[test]
+fn postgres_a_second_restore_keeps_the_database_the_first_replaced() {
+    if !services::postgres() {
+        return;
+    }
+    const DB: &str = "silo_t_rdb_second";
+    let prev = "silo_t_rdb_second__silo_prev";
+    for d in [DB, "silo_t_rdb_second__silo_new", prev] {
+        services::pg_drop(d);
+    }
+    services::pg_fresh(DB);
+    services::psql(DB, "CREATE TABLE orders AS SELECT generate_series(1, 5) AS id");
+    let repo = TestRepo::init();
+    let mut create = repo.cmd(&["snapshot", "create", "--name", "s", "--", "pg_dump", "--no-password", DB]);
+    create.envs(services::PG_ENV);
+    assert!(util::run_with_input(create, b"").status.success());
+    // Production moves on: these 9 rows are the original that must never be lost.
+    services::psql(DB, "INSERT INTO orders SELECT generate_series(6, 9)");
+    assert!(restore_db(&repo, &["s:latest", "--postgres", DB]).status.success());
+    assert_eq!((count(DB, "orders"), count(prev, "orders")), ("5".into(), "9".into()));
+    // The same command again (the "right" snapshot after the wrong one): refused, nothing changed.
+    let out = restore_db(&repo, &["s:latest", "--postgres", DB]);
+    assert_eq!(out.status.code(), Some(util::EXIT_USAGE), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--drop-previous") && stderr(&out).contains(prev), "{}", stderr(&out));
+    assert_eq!((count(DB, "orders"), count(prev, "orders")), ("5".into(), "9".into()));
+    assert!(!pg_exists("silo_t_rdb_second__silo_new"), "refused before any work");
+    // After a rollback the original is live; a restore told to drop the previous one drops only the restored.
+    assert!(restore_db(&repo, &["--rollback", "--postgres", DB]).status.success());
+    assert_eq!(count(DB, "orders"), "9");
+    let out = restore_db(&repo, &["s:latest", "--postgres", DB, "--drop-previous"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!((count(DB, "orders"), count(prev, "orders")), ("5".into(), "9".into()));
+    for d in [DB, prev] {
+        services::pg_drop(d);
+    }
+}
+
+/// I22: a database name that libpq would read as a connection string (`dbname=... application_name=...`)
+/// is passed as a name: the dump goes into the scratch of that very database, not into the one it names.
+#[test]
+fn postgres_a_name_that_parses_as_a_connection_string_is_only_a_name() {
+    if !services::postgres() {
+        return;
+    }
+    const VICTIM: &str = "silo_t_rdb_victim";
+    const SOURCE: &str = "silo_t_rdb_cs_source";
+    let live = "dbname=silo_t_rdb_victim application_name=x";
+    for d in [VICTIM, SOURCE, live, &format!("{live}__silo_new"), &format!("{live}__silo_prev")] {
+        services::pg_drop(d);
+    }
+    services::pg_fresh(SOURCE);
+    services::psql(SOURCE, "CREATE TABLE orders AS SELECT generate_series(1, 42) AS id");
+    services::pg_fresh(VICTIM);
+    services::psql(VICTIM, "CREATE TABLE mine (x int); INSERT INTO mine VALUES (1)");
+    services::psql("postgres", &format!("CREATE DATABASE \"{live}\""));
+    let repo = TestRepo::init();
+    let mut create = repo.cmd(&["snapshot", "create", "--name", "cs", "--", "pg_dump", "--no-password", SOURCE]);
+    create.envs(services::PG_ENV);
+    assert!(util::run_with_input(create, b"").status.success());
+    let out = restore_db(&repo, &["cs:latest", "--postgres", live]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tables = services::psql(VICTIM, "SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = 'public'");
+    assert_eq!(tables, "mine", "nothing was loaded into the database the name spells");
+    let mut c = services::pg("psql");
+    c.args(["-X", "-A", "-t", "-c", "SELECT count(*) FROM orders"]).arg(format!("--dbname=dbname='{live}'"));
+    let n = c.output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&n.stdout).trim(), "42", "{}", stderr(&n));
+    for d in [VICTIM, SOURCE, live, &format!("{live}__silo_prev")] {
+        services::pg_drop(d);
+    }
+}
+
+fn sqlite_sql(file: &std::path::Path, q: &str) -> String {
+    let out = Command::new("sqlite3").arg(file).arg(q).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// I15: a SQLite file another process holds open for writing (an application in WAL mode) is not swapped
+/// (its later writes would land in the replaced file); a symlinked live path stays a link to the restored
+/// file, and --rollback works through it.
+#[test]
+fn sqlite_refuses_a_file_held_open_and_keeps_a_symlink() {
+    if !services::sqlite() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real.db");
+    sqlite_sql(&real, "PRAGMA journal_mode=WAL; CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2), (3);");
+    let repo = TestRepo::init();
+    let f = real.to_str().unwrap();
+    let c = repo.cmd(&["snapshot", "create", "--name", "lite", "--", "sqlite3", f, ".dump"]);
+    assert!(util::run_with_input(c, b"").status.success());
+    sqlite_sql(&real, "INSERT INTO t VALUES (4)");
+
+    // An application holding the database open (a writer's connection, as Python's sqlite3 opens it).
+    let mut app = Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('select count(*) from t').fetchall(); print('open', flush=True); sys.stdin.read()", f])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(app.stdout.as_mut().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "open");
+    let out = restore_db(&repo, &["lite:latest", "--sqlite", f]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("pid {}", app.id())), "{}", stderr(&out));
+    assert_eq!(sqlite_sql(&real, "SELECT count(*) FROM t"), "4", "nothing was swapped");
+    drop(app.stdin.take());
+    app.wait().unwrap();
+
+    // Through a symlink: the link stays a link, to the restored file; rollback through it too.
+    let link = dir.path().join("app.db");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = restore_db(&repo, &["lite:latest", "--sqlite", link.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+    assert_eq!(sqlite_sql(&link, "SELECT count(*) FROM t"), "3");
+    let out = restore_db(&repo, &["--rollback", "--sqlite", link.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sqlite_sql(&link, "SELECT count(*) FROM t"), "4");
+}
+
+/// I18 as a model: random sequences of restore-database (of several snapshots, some failing verification)
+/// and --rollback on one SQLite database; after every step the database as it was before silo's first
+/// swap is either live or the rollback target, whole.
+#[test]
+fn sqlite_random_restores_and_rollbacks_never_lose_the_original() {
+    if !services::sqlite() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("model.db");
+    let f = file.to_str().unwrap().to_string();
+    let repo = TestRepo::init();
+    for n in [10, 20, 30] {
+        std::fs::remove_file(&file).ok();
+        sqlite_sql(&file, &format!("CREATE TABLE t (x int); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) INSERT INTO t SELECT i FROM n;"));
+        let c = repo.cmd(&["snapshot", "create", "--name", &format!("s{n}"), "--", "sqlite3", &f, ".dump"]);
+        assert!(util::run_with_input(c, b"").status.success());
+    }
+    // The original: 7 rows, a table of its own.
+    std::fs::remove_file(&file).unwrap();
+    sqlite_sql(&file, "CREATE TABLE t (x int); INSERT INTO t VALUES (1),(2),(3),(4),(5),(6),(7); CREATE TABLE original (y int);");
+    let prev = dir.path().join("model.db.silo-prev");
+    let is_original = |p: &std::path::Path| {
+        p.exists() && sqlite_sql(p, "SELECT count(*) FROM sqlite_master WHERE name = 'original'") == "1"
+            && sqlite_sql(p, "SELECT count(*) FROM t") == "7"
+    };
+    let mut rng = 0x0d15_ea5e_u64 ^ u64::from(std::process::id());
+    eprintln!("seed {rng:#x}");
+    for step in 0..30 {
+        let r = util::xorshift(&mut rng);
+        let snap = format!("s{}:latest", [10, 20, 30][(r >> 8) as usize % 3]);
+        let original_is_live = is_original(&file);
+        let mut args: Vec<&str> = match r % 4 {
+            0 => vec!["--rollback", "--sqlite", &f],
+            1 => vec![&snap, "--sqlite", &f, "--check-command", "exit 1"],
+            _ => vec![&snap, "--sqlite", &f],
+        };
+        // Told to drop the previous database only while it is not the original (the user's own choice).
+        if r & (1 << 20) != 0 && original_is_live && r % 4 != 0 {
+            args.push("--drop-previous");
+        }
+        let out = restore_db(&repo, &args);
+        assert!(
+            is_original(&file) || is_original(&prev),
+            "step {step} ({args:?}, exit {:?}): the original is gone: {}",
+            out.status.code(),
+            stderr(&out)
+        );
     }
 }

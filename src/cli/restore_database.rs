@@ -66,6 +66,11 @@ pub struct Args {
     /// Swap the live database and the one the last restore-database replaced (run again, it undoes itself).
     #[arg(long)]
     rollback: bool,
+    /// Drop the database an earlier restore-database replaced (DB__silo_prev, maybe your original) once the
+    /// new one is verified. Without it, silo refuses while one exists: it never drops a database it replaced
+    /// unless told to.
+    #[arg(long, conflicts_with = "rollback")]
+    drop_previous: bool,
 }
 
 use super::exit::{ROLLED_BACK, VERIFY_FAILED};
@@ -126,14 +131,22 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     let (engine, target) = match (&a.postgres, &a.mariadb, &a.sqlite) {
         (Some(db), _, _) => (Engine::Postgres, db.clone()),
         (_, Some(db), _) => (Engine::Mariadb, db.clone()),
-        (_, _, Some(file)) => (Engine::Sqlite, file.display().to_string()),
+        (_, _, Some(file)) => (Engine::Sqlite, sqlite_target(file)?),
         _ => return Err(fail(super::exit::USAGE, "give --postgres, --mariadb or --sqlite")),
     };
     let names = swap::names(engine, &target).map_err(|m| fail(super::exit::USAGE, m))?;
     let db = Db { engine, a, names };
     let _lock = db.lock()?;
     db.preflight()?;
+    if !a.rollback {
+        db.refuse_to_drop_previous()?;
+        // With a stop command the holder may be the application it stops: checked again at the swap.
+        if a.stop_command.is_none() {
+            db.refuse_while_held_open()?;
+        }
+    }
     if a.rollback {
+        db.refuse_while_held_open()?;
         db.rollback()?;
         let report = Restored {
             engine: engine.name(),
@@ -259,7 +272,8 @@ impl Db<'_> {
         let mut c = match self.engine {
             Engine::Postgres => {
                 let mut c = self.client("psql");
-                c.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", database]);
+                c.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"]);
+                c.arg(format!("--dbname={}", swap::pg_conninfo(database)));
                 c
             }
             Engine::Mariadb => {
@@ -363,6 +377,45 @@ impl Db<'_> {
             }
         }
         Ok(())
+    }
+
+    /// I18: a database an earlier restore-database replaced is dropped only with --drop-previous.
+    fn refuse_to_drop_previous(&self) -> Result<()> {
+        let prev = &self.names.prev;
+        if self.a.drop_previous || !self.exists(prev)? {
+            return Ok(());
+        }
+        Err(fail(
+            super::exit::USAGE,
+            format!(
+                "{prev} holds the database an earlier restore-database replaced (it may be your original): nothing \
+                 was done; keep it under another name, or pass --drop-previous to drop it once the new one is \
+                 verified"
+            ),
+        ))
+    }
+
+    /// SQLite: refuses while another process holds the live file (or its -wal/-shm) open: its later writes
+    /// would land in the pages of whichever file it has open, not in the live name (I15).
+    fn refuse_while_held_open(&self) -> Result<()> {
+        if self.engine != Engine::Sqlite {
+            return Ok(());
+        }
+        let live = &self.names.live;
+        let paths = [live.clone(), format!("{live}-wal"), format!("{live}-shm"), format!("{live}-journal")];
+        let holders = holders_of(&paths.iter().map(PathBuf::from).collect::<Vec<_>>());
+        if holders.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<String> = holders.iter().map(|(pid, comm)| format!("{comm} (pid {pid})")).collect();
+        Err(fail(
+            super::exit::BUSY,
+            format!(
+                "{live} is open in {}: stop it first (--stop-command) so no write lands in the replaced file; \
+                 nothing was swapped",
+                shown.join(", ")
+            ),
+        ))
     }
 
     /// SQLite: the file beside the live one where restore-database lists the files (device and inode) it
@@ -550,12 +603,14 @@ impl Db<'_> {
         let mut c = match loader {
             Loader::Psql => {
                 let mut c = self.client("psql");
-                c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", new]);
+                c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
+                c.arg(format!("--dbname={}", swap::pg_conninfo(new)));
                 c
             }
             Loader::PgRestore => {
                 let mut c = self.client("pg_restore");
-                c.args(["--exit-on-error", "-d", new]);
+                c.arg("--exit-on-error");
+                c.arg(format!("--dbname={}", swap::pg_conninfo(new)));
                 c
             }
             Loader::Mysql => {
@@ -689,8 +744,9 @@ impl Db<'_> {
         }
         let live_exists = self.exists(&n.live)?;
         if live_exists {
-            // The older rollback target goes only now: the new database is verified.
-            if let Err(e) = self.drop_database(&n.prev) {
+            // The older rollback target goes only now, the new database verified, and only when told to (I18).
+            let refused = self.refuse_to_drop_previous().and_then(|()| self.refuse_while_held_open());
+            if let Err(e) = refused.and_then(|()| self.drop_database(&n.prev)) {
                 self.drop_scratch();
                 return Err(e);
             }
@@ -733,6 +789,22 @@ impl Db<'_> {
                 }
                 if let Some(sql) = swap::my_rename(&[(&n.live, &n.prev, &old_tables), (&n.new, &n.live, &new_tables)]) {
                     self.sql("", &sql)?;
+                }
+                // A table a client created between the listing and the rename stayed behind in the live
+                // database: it belongs with the database replaced, so it follows it (the table set is read
+                // again after the swap).
+                let strays = swap::strays(&new_tables, &self.my_tables(&n.live)?);
+                if !strays.is_empty() && live_exists {
+                    if let Some(sql) = swap::my_rename(&[(&n.live, &n.prev, &strays)]) {
+                        self.sql("", &sql)?;
+                    }
+                    note!(
+                        "silo: {} table(s) created in {} during the swap moved to {}: {}",
+                        strays.len(),
+                        n.live,
+                        n.prev,
+                        strays.join(", ")
+                    );
                 }
                 self.drop_database(&n.new)?;
             }
@@ -935,6 +1007,66 @@ impl<W: Write> Write for Guard<W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// The processes (pid, name) other than this one with one of `paths` open for writing, from /proc/*/fd and
+/// fdinfo (a reader that opened it read-only can never write into the replaced file). Processes of other
+/// users are visible only to root; what cannot be read is passed over.
+fn holders_of(paths: &[PathBuf]) -> Vec<(u32, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let wanted: Vec<(u64, u64)> =
+        paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| (m.dev(), m.ino())).collect();
+    let mut out = Vec::new();
+    if wanted.is_empty() {
+        return out;
+    }
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else { return out };
+    for entry in procs.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::metadata(fd.path()).is_ok_and(|m| wanted.contains(&(m.dev(), m.ino())))
+                && opened_for_writing(&entry.path().join("fdinfo").join(fd.file_name()))
+        });
+        if holds {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            out.push((pid, comm.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// Whether an fdinfo file says its descriptor was opened for writing (unreadable: assumed so).
+fn opened_for_writing(fdinfo: &Path) -> bool {
+    let text = std::fs::read_to_string(fdinfo).unwrap_or_default();
+    let flags = text
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok());
+    flags.is_none_or(|f| f & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32)
+}
+
+/// The SQLite target as an absolute path through any symlink (the swap replaces the file the link points
+/// to, so the link stays), so two spellings of one file take one lock and no path reads as an option.
+fn sqlite_target(file: &Path) -> Result<String> {
+    let resolved = match std::fs::canonicalize(file) {
+        Ok(p) => p,
+        Err(_) => {
+            let name = file.file_name().ok_or_else(|| fail(super::exit::USAGE, format!("{}: not a file name", file.display())))?;
+            let parent = match file.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            std::fs::canonicalize(parent)
+                .map_err(|e| fail(super::exit::USAGE, format!("{}: {e}", parent.display())))?
+                .join(name)
+        }
+    };
+    resolved.to_str().map(String::from).ok_or_else(|| fail(super::exit::USAGE, format!("{}: not UTF-8", file.display())))
 }
 
 fn not_ours(name: &str) -> anyhow::Error {

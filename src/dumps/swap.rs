@@ -127,6 +127,18 @@ pub fn pg_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A PostgreSQL connection string naming only `database`, for `--dbname=`: a name holding `=` or starting
+/// `postgresql://` is otherwise read by libpq as a connection string of its own (I22).
+pub fn pg_conninfo(database: &str) -> String {
+    format!("dbname='{}'", database.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// MariaDB: the tables found in the live database after the swap that the swap did not bring (created by a
+/// client between the listing and `RENAME TABLE`): they belong with the replaced database.
+pub fn strays(brought: &[String], live_now: &[String]) -> Vec<String> {
+    live_now.iter().filter(|t| !brought.contains(t)).cloned().collect()
+}
+
 /// A MariaDB identifier, quoted.
 pub fn my_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -242,6 +254,21 @@ mod tests {
         assert!(names(Engine::Mariadb, &"x".repeat(53)).is_ok());
         assert!(names(Engine::Postgres, "").is_err());
         assert_eq!(names(Engine::Sqlite, "/srv/app.db").unwrap().prev, "/srv/app.db.silo-prev");
+    }
+
+    #[test]
+    fn a_database_name_is_never_read_as_a_connection_string() {
+        assert_eq!(pg_conninfo("shop"), "dbname='shop'");
+        assert_eq!(pg_conninfo("dbname=x host=evil"), "dbname='dbname=x host=evil'");
+        assert_eq!(pg_conninfo("it's\\"), "dbname='it\\'s\\\\'");
+        assert!(pg_conninfo("postgresql://evil/db").starts_with("dbname='"));
+    }
+
+    #[test]
+    fn strays_are_the_live_tables_the_swap_did_not_bring() {
+        let new = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(strays(&new, &["a".into(), "b".into()]), Vec::<String>::new());
+        assert_eq!(strays(&new, &["a".into(), "b".into(), "made_meanwhile".into()]), vec!["made_meanwhile"]);
     }
 
     #[test]

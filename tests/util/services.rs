@@ -97,7 +97,7 @@ pub fn pg_fresh(db: &str) {
 }
 
 pub fn pg_drop(db: &str) {
-    psql("postgres", &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+    psql("postgres", &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", db.replace('"', "\"\"")));
 }
 
 /// Runs SQL against MariaDB (in `db` if given) and returns the batch output.
