@@ -102,6 +102,68 @@ pub fn keep_newest_real<T>(decisions: &mut [Decision<T>], is_real: impl Fn(&T) -
     }
 }
 
+/// The shrink (percent of the snapshot before) beyond which retention calls a snapshot suspect (I19);
+/// the same default as a job's `shrink_alert`.
+pub const SUSPECT_SHRINK_PERCENT: u8 = 50;
+
+/// What retention weighs to call a snapshot plausible: its size and whether its dump was stored invalid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plausibility {
+    pub size: u64,
+    pub invalid: bool,
+}
+
+/// I19: why each item is suspect (`None`: plausible), aligned with `items` (any order). Oldest first, an
+/// item is suspect when it holds no data, its dump was stored invalid (`--accept-invalid`), or it is
+/// `shrink` percent or more smaller than the newest plausible item before it (100: size alone never makes
+/// one suspect). Suspects never become the reference, so a run of planted tiny snapshots stays suspect.
+pub fn suspects(items: &[(Plausibility, i64)], shrink: u8) -> Vec<Option<String>> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| items[i].1);
+    let mut out = vec![None; items.len()];
+    let mut reference: Option<u64> = None;
+    for i in order {
+        let p = items[i].0;
+        let why = if p.size == 0 {
+            Some("holds no data".to_string())
+        } else if p.invalid {
+            Some("its dump was stored invalid".to_string())
+        } else {
+            match reference {
+                Some(r) if shrink < 100 && u128::from(p.size) * 100 <= u128::from(r) * u128::from(100 - shrink) => {
+                    let drop = 100.0 - p.size as f64 * 100.0 / r as f64;
+                    Some(format!("{drop:.0}% smaller than the plausible snapshot before it ({} -> {} bytes)", r, p.size))
+                }
+                _ => None,
+            }
+        };
+        if why.is_none() {
+            reference = Some(p.size);
+        }
+        out[i] = why;
+    }
+    out
+}
+
+/// Sets aside the suspect items (`suspects`): a policy never counts them and never removes them; they are
+/// kept in addition, reason `suspect`. Returns the items a policy may judge and the decisions set aside.
+pub fn set_aside_suspect<T: Clone>(
+    items: Vec<(T, i64)>,
+    facts: impl Fn(&T) -> Plausibility,
+    shrink: u8,
+) -> (Vec<(T, i64)>, Vec<Decision<T>>) {
+    let judged: Vec<(Plausibility, i64)> = items.iter().map(|(t, time)| (facts(t), *time)).collect();
+    let mut plausible = Vec::new();
+    let mut aside = Vec::new();
+    for ((item, time), why) in items.into_iter().zip(suspects(&judged, shrink)) {
+        match why {
+            None => plausible.push((item, time)),
+            Some(_) => aside.push(Decision { item, time, keep: true, reasons: vec!["suspect"] }),
+        }
+    }
+    (plausible, aside)
+}
+
 /// How far past now a snapshot may be dated before retention sets it aside: twice the clock skew gc
 /// tolerates (repo/session.rs), so a writer with a slightly fast clock is still counted.
 pub const FUTURE_TOLERANCE_MICROS: i64 = 600_000_000;
@@ -188,6 +250,49 @@ mod tests {
     }
 
     use super::*;
+
+    fn p(size: u64) -> Plausibility {
+        Plausibility { size, invalid: false }
+    }
+
+    #[test]
+    fn planted_tiny_snapshots_are_suspect_and_never_the_reference() {
+        let items = [(p(1000), 1), (p(1100), 2), (p(1), 3), (p(1), 4), (p(990), 5)];
+        let s = suspects(&items, 50);
+        assert_eq!(s.iter().map(Option::is_some).collect::<Vec<_>>(), [false, false, true, true, false]);
+        assert!(s[2].as_deref().unwrap().contains("100% smaller"), "{s:?}");
+        // Any order in, aligned out.
+        let mut rev = items;
+        rev.reverse();
+        let flags: Vec<bool> = suspects(&rev, 50).iter().map(Option::is_some).collect();
+        assert_eq!(flags, [false, true, true, false, false]);
+    }
+
+    #[test]
+    fn empty_and_invalid_are_suspect_whatever_the_threshold() {
+        let items = [(p(0), 1), (Plausibility { size: 50, invalid: true }, 2), (p(40), 3), (p(10), 4)];
+        let flags: Vec<bool> = suspects(&items, 100).iter().map(Option::is_some).collect();
+        assert_eq!(flags, [true, true, false, false]);
+        // 10 is 75% smaller than 40: suspect at 50%, not at 80%.
+        assert!(suspects(&items, 50)[3].is_some());
+        assert!(suspects(&items, 80)[3].is_none());
+        // Exactly the threshold counts.
+        assert!(suspects(&[(p(100), 1), (p(50), 2)], 50)[1].is_some());
+        assert!(suspects(&[(p(100), 1), (p(51), 2)], 50)[1].is_none());
+    }
+
+    #[test]
+    fn suspects_never_displace_plausible_snapshots() {
+        // Four real snapshots, then two planted tiny ones: keep-last 2 keeps the two newest real ones and
+        // the planted ones in addition.
+        let items: Vec<(u32, i64)> = (1..=6).map(|i| (i, i64::from(i))).collect();
+        let sizes = |i: &u32| p(if *i > 4 { 1 } else { 1000 });
+        let (judged, aside) = set_aside_suspect(items, sizes, 50);
+        let policy = Policy { last: Some(2), ..Policy::default() };
+        let kept: Vec<u32> = policy.apply(&judged).into_iter().filter(|d| d.keep).map(|d| d.item).collect();
+        assert_eq!(kept, [4, 3]);
+        assert_eq!(aside.iter().map(|d| (d.item, d.keep)).collect::<Vec<_>>(), [(5, true), (6, true)]);
+    }
 
     const HOUR: i64 = 3_600_000_000;
     const DAY: i64 = 24 * HOUR;

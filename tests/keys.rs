@@ -180,7 +180,7 @@ fn a_writer_key_creates_copies_and_reads_but_never_deletes() {
     // refused commands' run records (I13: failures leave a trace; a record only adds).
     let mut c = repo.cmd(&["snapshot", "create", "--name", "db"]);
     c.env("SILO_PASSWORD", "writer password");
-    assert!(run_with_input(c, &dump(64 << 10, 96)).status.success(), "a second snapshot, so forget has work");
+    assert!(run_with_input(c, &dump(2 << 20, 96)).status.success(), "a second snapshot, so forget has work");
     let not_runs = |objects: Vec<std::path::PathBuf>| -> Vec<std::path::PathBuf> {
         objects.into_iter().filter(|p| !p.to_string_lossy().contains("runs/")).collect()
     };
@@ -211,4 +211,199 @@ fn a_writer_key_creates_copies_and_reads_but_never_deletes() {
     let later = util::inproc::gc_at(&repo, 3 * 86_400);
     assert!(later["leftovers_removed"].as_u64().unwrap() >= 1, "{later}");
     assert!(repo.objects("sessions").is_empty());
+}
+
+/// Damages key file `id` in one of three ways: garbage, the wrapped secret flipped (the file still decodes),
+/// or cut short.
+fn damage_key(repo: &TestRepo, id: &str, how: u64) {
+    let path = repo.path().join("keys").join(id);
+    let mut bytes = std::fs::read(&path).unwrap();
+    match how % 3 {
+        0 => bytes = b"garbage\n".to_vec(),
+        1 => {
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0x40;
+        }
+        _ => bytes.truncate(bytes.len() / 2),
+    }
+    std::fs::write(&path, bytes).unwrap();
+}
+
+fn current_key(repo: &TestRepo, password: &str) -> String {
+    let k = keys(repo, password).into_iter().find(|k| k["current"] == true).unwrap();
+    k["id"].as_str().unwrap().to_string()
+}
+
+/// I17: a key file that is damaged (any of three ways) never counts as the key that remains, so removing
+/// the key the password opened is refused; another owner key proven by its password lets it go.
+#[test]
+fn a_damaged_key_never_counts_as_the_one_left() {
+    let repo = TestRepo::init();
+    if repo.skip_unless_local("damages key files in place") {
+        return;
+    }
+    let data = dump(1 << 16, 3);
+    repo.create("db", &data);
+    let mine = current_key(&repo, PASSWORD);
+    for how in 0..3 {
+        let pw = format!("second password {how}");
+        let file = password_file(&repo, &format!("second{how}"), &pw);
+        let out = run_as(&repo, PASSWORD, &["--json", "key", "add", "--new-password-file", &file]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let added: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        damage_key(&repo, added["added"].as_str().unwrap(), how);
+        for args in [
+            vec!["key", "remove", "--force", mine.as_str()],
+            vec!["key", "remove", "--force", mine.as_str(), "--other-password-file", file.as_str()],
+        ] {
+            let out = run_as(&repo, PASSWORD, &args);
+            assert!(!out.status.success(), "damage {how}, {args:?}: the only working key went");
+            assert!(!stderr(&out).contains(&pw), "no password in an error: {}", stderr(&out));
+            assert_eq!(run_as(&repo, PASSWORD, &["snapshot", "restore", "db:latest"]).stdout, data, "damage {how}");
+        }
+    }
+    // Without another password, the key in use stays even beside an intact second key.
+    let good = password_file(&repo, "good", "good password");
+    assert!(run_as(&repo, PASSWORD, &["key", "add", "--new-password-file", &good]).status.success());
+    let out = run_as(&repo, PASSWORD, &["key", "remove", "--force", &mine]);
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--other-password-file"), "{}", stderr(&out));
+    // Proven by its password, the intact one counts.
+    let out = run_as(&repo, PASSWORD, &["key", "remove", "--force", &mine, "--other-password-file", &good]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(run_as(&repo, PASSWORD, &["snapshot", "list"]).status.code(), Some(EXIT_AUTH));
+    assert_eq!(run_as(&repo, "good password", &["snapshot", "restore", "db:latest"]).stdout, data);
+}
+
+/// I17: a writer key is not an owner key; the last owner key stays while writer keys exist.
+#[test]
+fn the_last_owner_key_stays_while_writer_keys_exist() {
+    let repo = TestRepo::init();
+    let writer = password_file(&repo, "writer", "writer password");
+    assert!(run_as(&repo, PASSWORD, &["key", "add", "--writer", "--new-password-file", &writer]).status.success());
+    let mine = current_key(&repo, PASSWORD);
+    let out = run_as(&repo, PASSWORD, &["key", "remove", "--force", &mine, "--other-password-file", &writer]);
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{}", stderr(&out));
+    assert!(stderr(&out).contains("owner key"), "{}", stderr(&out));
+    assert!(run_as(&repo, PASSWORD, &["snapshot", "list"]).status.success());
+}
+
+/// I17 as a model: random sequences of key add (owner or writer), passwd, remove (with and without --force
+/// and another password) and damage to key files; after every step some owner password the test holds
+/// still opens the repository and restores.
+#[test]
+fn random_key_changes_with_damaged_files_always_leave_an_owner_password_that_opens() {
+    let repo = TestRepo::init();
+    if repo.skip_unless_local("damages key files in place") {
+        return;
+    }
+    let data = dump(1 << 15, 4);
+    repo.create("db", &data);
+    // The model: key id -> (password, owner?, damaged?).
+    let mut model: Vec<(String, String, bool, bool)> =
+        vec![(current_key(&repo, PASSWORD), PASSWORD.to_string(), true, false)];
+    let mut rng = 0x5eed_1234_u64 ^ std::process::id() as u64;
+    eprintln!("seed {rng:#x}");
+    let mut made = 0;
+    for step in 0..36 {
+        let r = xorshift(&mut rng);
+        let pick = |n: usize, r: u64| (r >> 8) as usize % n.max(1);
+        let usable: Vec<usize> = (0..model.len()).filter(|&i| model[i].2 && !model[i].3).collect();
+        let actor = usable[pick(usable.len(), r)];
+        let actor_pw = model[actor].1.clone();
+        match r % 5 {
+            0 | 1 => {
+                made += 1;
+                let pw = format!("pw {made}");
+                let file = password_file(&repo, &format!("pw{made}"), &pw);
+                let owner = r % 5 == 0;
+                let mut args = vec!["--json", "key", "add", "--new-password-file", &file];
+                if !owner {
+                    args.push("--writer");
+                }
+                let out = run_as(&repo, &actor_pw, &args);
+                assert!(out.status.success(), "step {step}: {}", stderr(&out));
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                model.push((v["added"].as_str().unwrap().to_string(), pw, owner, false));
+            }
+            2 => {
+                // Damage any key but the last intact owner key the model holds (that would be the test's doing).
+                let victim = pick(model.len(), r >> 16);
+                if model[victim].3 || (usable.len() == 1 && usable[0] == victim) {
+                    continue;
+                }
+                damage_key(&repo, &model[victim].0, r >> 24);
+                model[victim].3 = true;
+            }
+            3 => {
+                let victim = pick(model.len(), r >> 16);
+                let other = pick(model.len(), r >> 32);
+                let other_file = password_file(&repo, "other", &model[other].1);
+                let mut args = vec!["key", "remove", model[victim].0.as_str()];
+                if r & (1 << 40) != 0 {
+                    args.push("--force");
+                }
+                if r & (1 << 41) != 0 {
+                    args.extend(["--other-password-file", other_file.as_str()]);
+                }
+                if run_as(&repo, &actor_pw, &args).status.success() {
+                    model.remove(victim);
+                }
+            }
+            _ => {
+                made += 1;
+                let pw = format!("pw {made}");
+                let file = password_file(&repo, &format!("pw{made}"), &pw);
+                let out = run_as(&repo, &actor_pw, &["--json", "key", "passwd", "--new-password-file", &file]);
+                if out.status.success() {
+                    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                    model.retain(|k| Some(k.0.as_str()) != v["removed"].as_str());
+                    model.push((v["added"].as_str().unwrap().to_string(), pw, true, false));
+                }
+            }
+        }
+        let opens = model
+            .iter()
+            .filter(|k| k.2 && !k.3)
+            .any(|k| run_as(&repo, &k.1, &["snapshot", "restore", "db:latest"]).stdout == data);
+        assert!(opens, "step {step}: no owner password the test holds opens the repository; model {model:?}");
+    }
+}
+
+/// I19: a writer key (a compromised database host) plants tiny snapshots under a real name; the owner's
+/// stored policy then keeps the real ones it would have kept, and the planted ones in addition, flagged.
+#[test]
+fn planted_snapshots_from_a_writer_key_never_displace_real_ones() {
+    let repo = TestRepo::init();
+    let writer = password_file(&repo, "writer", "writer password");
+    assert!(run_as(&repo, PASSWORD, &["key", "add", "--writer", "--new-password-file", &writer]).status.success());
+    let real: Vec<String> = (0..4).map(|i| repo.create("shop", &dump(200_000, 40 + i))).collect();
+    repo.ok(&["policy", "set", "shop", "--keep-last", "2"], b"");
+    for _ in 0..2 {
+        let out = run_with_input(
+            {
+                let mut c = repo.cmd(&["snapshot", "create", "--name", "shop", "--no-validate"]);
+                c.env("SILO_PASSWORD", "writer password");
+                c
+            },
+            b"x",
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let listed = repo.json(&["snapshot", "list", "--name", "shop"]);
+    let suspect: Vec<bool> = listed.as_array().unwrap().iter().map(|s| !s["suspect"].is_null()).collect();
+    assert_eq!(suspect, [false, false, false, false, true, true], "{listed}");
+    let forgot = repo.json(&["forget"]);
+    let removed: Vec<String> = forgot["groups"][0]["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["keep"] == false)
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(removed, [real[1].clone(), real[0].clone()], "only the two oldest real ones go: {forgot}");
+    let left = repo.snapshot_ids();
+    assert!(left.contains(&real[3]) && left.contains(&real[2]), "{left:?}");
+    assert_eq!(left.len(), 4, "two real, two planted (kept, not counted)");
+    assert_eq!(repo.restore("shop:latest~2"), dump(200_000, 43));
 }

@@ -68,6 +68,12 @@ pub struct Args {
     /// Show what would be removed; remove nothing.
     #[arg(long)]
     dry_run: bool,
+    /// A snapshot this many percent smaller than the plausible one before it is suspect: kept, and not
+    /// counted by the rules (empty and invalid ones always are). 100 turns the size rule off, e.g. once
+    /// after a database was meant to shrink.
+    #[arg(long, value_name = "PERCENT", default_value_t = silo::retention::SUSPECT_SHRINK_PERCENT,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    suspect_shrink: u8,
 }
 
 /// A forget plan, as decided and (unless a dry run) carried out.
@@ -152,7 +158,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     let plan = if specs.is_empty() {
         let filter = silo::repo::forget::Filter { name: a.name.clone(), host: a.host.clone(), tag: a.tag.clone() };
         use silo::retention::Evaluate;
-        ctx.rt.block_on(repo.plan_forget(&filter, (!policy.is_empty()).then_some(&policy)))?
+        ctx.rt.block_on(repo.plan_forget_with(&filter, (!policy.is_empty()).then_some(&policy), a.suspect_shrink))?
     } else {
         ctx.rt.block_on(repo.plan_forget_ids(&specs))?
     };

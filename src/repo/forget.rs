@@ -1,10 +1,17 @@
 //! Stored retention policies and `forget`: deciding, per (name, host) group, which snapshot manifests to
 //! remove, and removing them. Only manifests are deleted here; their data is reclaimed by gc.
+//!
+//! Upholds I10 (retention keeps a real backup) and I19 (a suspect snapshot — empty, stored invalid, or
+//! shrunk by the threshold against the plausible one before it — never counts toward a rule and is never
+//! removed by one: planted snapshots from a writer key cannot push real ones out).
 
 use super::snapshots::Snapshot;
 use super::Repository;
 use crate::backend::names;
-use crate::retention::{keep_newest_real, set_aside_future, Decision, Evaluate, Policy};
+use crate::retention::{
+    keep_newest_real, set_aside_future, set_aside_suspect, Decision, Evaluate, Plausibility, Policy,
+    SUSPECT_SHRINK_PERCENT,
+};
 use crate::{Error, Result};
 use silo_format::maintenance::{StoredPolicy, MAINTENANCE_VERSION};
 use silo_format::ObjectId;
@@ -79,6 +86,17 @@ impl Repository {
     /// Decides which snapshots to forget: `policy` for every group if given, else each name's stored
     /// policy (groups without one keep everything). Deletes nothing.
     pub async fn plan_forget(&self, filter: &Filter, policy: Option<&Policy>) -> Result<Vec<ForgetGroup>> {
+        self.plan_forget_with(filter, policy, SUSPECT_SHRINK_PERCENT).await
+    }
+
+    /// `plan_forget` with the shrink percentage that makes a snapshot suspect (I19; 100: only empty and
+    /// invalid ones are).
+    pub async fn plan_forget_with(
+        &self,
+        filter: &Filter,
+        policy: Option<&Policy>,
+        shrink: u8,
+    ) -> Result<Vec<ForgetGroup>> {
         if let Some(p) = policy {
             refuse_zero_rules(p, "forget")?;
         }
@@ -104,9 +122,12 @@ impl Repository {
                 let decisions = match &chosen {
                     Some(p) => {
                         let (items, mut aside) = set_aside_future(items, now);
+                        let (items, suspect) = set_aside_suspect(items, plausibility, shrink);
                         let mut d = p.apply(&items);
                         keep_newest_real(&mut d, |s: &Snapshot| s.manifest.total_size() > 0);
+                        aside.extend(suspect);
                         aside.extend(d);
+                        aside.sort_by_key(|d| std::cmp::Reverse(d.time));
                         aside
                     }
                     None => {
@@ -153,6 +174,30 @@ impl Repository {
         }
         Ok(removed)
     }
+}
+
+/// What I19 weighs of a snapshot: its size and whether a stream's dump was stored invalid.
+pub fn plausibility(s: &Snapshot) -> Plausibility {
+    let invalid = s.manifest.streams.iter().any(|st| st.dump.as_ref().is_some_and(|d| d.invalid.is_some()));
+    Plausibility { size: s.manifest.total_size(), invalid }
+}
+
+/// Per snapshot id, why it is suspect (I19), judged within its (name, host) group as forget judges it.
+pub fn suspect_reasons(snapshots: &[Snapshot], shrink: u8) -> std::collections::HashMap<ObjectId, String> {
+    let mut groups: BTreeMap<(&str, &str), Vec<&Snapshot>> = BTreeMap::new();
+    for s in snapshots {
+        groups.entry((&s.manifest.name, &s.manifest.host)).or_default().push(s);
+    }
+    let mut out = std::collections::HashMap::new();
+    for members in groups.values() {
+        let facts: Vec<(Plausibility, i64)> = members.iter().map(|s| (plausibility(s), s.manifest.finished)).collect();
+        for (s, why) in members.iter().zip(crate::retention::suspects(&facts, shrink)) {
+            if let Some(why) = why {
+                out.insert(s.id, why);
+            }
+        }
+    }
+    out
 }
 
 fn refuse_zero_rules(policy: &Policy, what: &str) -> Result<()> {

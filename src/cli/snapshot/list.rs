@@ -21,6 +21,9 @@ enum Listed {
         #[serde(flatten)]
         snapshot: SnapshotView,
         damaged: bool,
+        /// Why retention sets it aside (I19: empty, stored invalid, or much smaller than the one before),
+        /// or null.
+        suspect: Option<String>,
     },
     Unreadable {
         id: String,
@@ -41,7 +44,7 @@ impl Report for Listing {
         let (mut readable, mut unreadable) = (0, 0);
         for item in &self.0 {
             match item {
-                Listed::Readable { snapshot: s, damaged } => {
+                Listed::Readable { snapshot: s, damaged, suspect } => {
                     readable += 1;
                     let size = human_bytes(s.bytes);
                     let tags = s.tags.join(",");
@@ -53,6 +56,9 @@ impl Report for Listing {
                     }
                     if *damaged {
                         say!("          ^ damaged: see `silo snapshot show {}`", s.short_id);
+                    }
+                    if let Some(why) = suspect {
+                        say!("          ^ suspect ({why}): retention keeps it and does not count it");
                     }
                 }
                 Listed::Unreadable { short_id, stored, unreadable: reason, .. } => {
@@ -77,10 +83,16 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         scan.snapshots.retain(|s| &s.manifest.name == n);
     }
     let damaged = ctx.rt.block_on(repo.damage_marks())?;
+    let suspects =
+        silo::repo::forget::suspect_reasons(&scan.snapshots, silo::retention::SUSPECT_SHRINK_PERCENT);
     let items = scan
         .snapshots
         .iter()
-        .map(|s| Listed::Readable { snapshot: SnapshotView::of(s), damaged: damaged.contains_key(&s.id) })
+        .map(|s| Listed::Readable {
+            snapshot: SnapshotView::of(s),
+            damaged: damaged.contains_key(&s.id),
+            suspect: suspects.get(&s.id).cloned(),
+        })
         .chain(scan.unreadable.iter().map(|u| Listed::Unreadable {
             id: u.id.to_hex(),
             short_id: u.id.short(),
