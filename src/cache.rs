@@ -134,6 +134,11 @@ pub struct IndexCache {
     path: PathBuf,
     /// Set when the shared cache was locked and this run uses a private copy (removed on drop).
     _private: Option<tempfile::TempDir>,
+    /// A writer's view of which packs exist (I20): the listing it took after syncing, plus the packs it
+    /// indexed since. `None`: not limited (every other user of the cache).
+    present: std::sync::Mutex<Option<HashSet<ObjectId>>>,
+    /// Packs the index names that `usable_location` found absent from `present`: the writer marks them.
+    absent_seen: std::sync::Mutex<HashSet<ObjectId>>,
 }
 
 fn options() -> Options {
@@ -228,7 +233,13 @@ impl IndexCache {
     }
 
     fn adopt(db: DB, path: PathBuf, repo: RepoId, private: Option<tempfile::TempDir>) -> Result<Self> {
-        let cache = IndexCache { db, path, _private: private };
+        let cache = IndexCache {
+            db,
+            path,
+            _private: private,
+            present: std::sync::Mutex::new(None),
+            absent_seen: std::sync::Mutex::new(HashSet::new()),
+        };
         match cache.db.get(key::REPO).map_err(|e| cache.err(e))? {
             Some(v) if v == repo.0 => {}
             Some(_) => {
@@ -276,6 +287,61 @@ impl IndexCache {
             }
         }
         Ok(None)
+    }
+
+    /// From now on `usable_location` counts only packs in `listed` (and those added by `add_present`).
+    pub fn limit_to_present(&self, listed: HashSet<ObjectId>) {
+        *self.present.lock().unwrap_or_else(|p| p.into_inner()) = Some(listed);
+    }
+
+    /// Packs this process made durable and indexed since the listing.
+    pub fn add_present(&self, packs: impl IntoIterator<Item = ObjectId>) {
+        if let Some(set) = self.present.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            set.extend(packs);
+        }
+    }
+
+    /// The packs `usable_location` passed over because they are gone (taken: each is reported once).
+    pub fn take_absent_seen(&self) -> Vec<ObjectId> {
+        self.absent_seen.lock().unwrap_or_else(|p| p.into_inner()).drain().collect()
+    }
+
+    /// What a writer may deduplicate against (I20): a location in a pack gc has not marked deleted and that
+    /// exists (when `limit_to_present` was called). A chunk whose only copies are in packs that are gone is
+    /// stored again.
+    pub fn usable_location(&self, chunk: &ObjectId) -> Result<Option<Location>> {
+        let present = self.present.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for loc in self.locations(chunk)? {
+            if self.is_marked_deleted(&loc.pack)? {
+                continue;
+            }
+            match present.as_ref() {
+                None => return Ok(Some(loc)),
+                Some(set) if self.stored_in(&loc, set, 0)? => return Ok(Some(loc)),
+                Some(_) => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the copy at `loc` and, for a delta, some copy of each base down its chain are in `present`
+    /// packs (I16: a delta is only as good as its base). Packs found absent are remembered.
+    fn stored_in(&self, loc: &Location, present: &HashSet<ObjectId>, depth: usize) -> Result<bool> {
+        if !present.contains(&loc.pack) {
+            self.absent_seen.lock().unwrap_or_else(|p| p.into_inner()).insert(loc.pack);
+            return Ok(false);
+        }
+        let Some(delta) = loc.delta else { return Ok(true) };
+        // Chains are at most 32 deep (format-spec/delta.md); anything deeper is not trusted.
+        if depth > 32 {
+            return Ok(false);
+        }
+        for base in self.locations(&delta.base)? {
+            if self.stored_in(&base, present, depth + 1)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Any location, preferring live packs (a reader that walks delta chains uses `repo::chains::pick`,

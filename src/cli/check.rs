@@ -48,7 +48,7 @@ impl Report for CheckReport {
             say!("damaged: {}: {}{affects}", p.object, p.problem);
         }
         for o in &r.orphans {
-            say!("orphan: {o} (no index names it; gc reclaims it)");
+            say!("orphan: {o} (no index names it and no snapshot needs what it holds; gc reclaims it)");
         }
         if let Some(s) = &r.stale {
             say!("stale: {s}");
@@ -57,7 +57,17 @@ impl Report for CheckReport {
             say!("warning: {w}");
         }
         if !r.is_damaged() && r.stale.is_none() {
-            say!("no errors found");
+            if r.data_read {
+                say!("no errors found");
+            } else {
+                say!("no errors found in the structure; no chunk data was read (--read-data or --read-data-subset reads it)");
+            }
+        }
+        if r.is_damaged() {
+            say!(
+                "to repair: `silo repair index` (packs without index entries), then `silo repair snapshots{}` (marks                  what is lost and drops it from the index, so the next backup stores it again)",
+                if r.data_read { " --read-data" } else { "" }
+            );
         }
         Ok(())
     }

@@ -90,6 +90,9 @@ impl Report for GcReport {
         if r.packs_too_young > 0 {
             say!("{} unreferenced packs are younger than the safety age and were left alone", r.packs_too_young);
         }
+        for p in &r.unindexed_kept {
+            say!("kept {p}; no index names it: run `silo repair index`");
+        }
         Ok(())
     }
 }

@@ -18,8 +18,10 @@ impl Repository {
         Ok(self.load_all::<DamageMark>().await?.into_iter().map(|(_, _, m)| (m.snapshot, m)).collect())
     }
 
-    /// Runs check and marks every snapshot it finds damaged. Returns the marks written now.
-    pub async fn repair_snapshots(&self, read_data: bool, dry_run: bool) -> Result<Vec<DamageMark>> {
+    /// Runs check and marks every snapshot it finds damaged, then drops the copies it found missing or
+    /// damaged from the index (I20), so the next create stores them again — and the marked snapshots become
+    /// restorable again when it does. Returns the marks written now and how many copies left the index.
+    pub async fn repair_snapshots(&self, read_data: bool, dry_run: bool) -> Result<(Vec<DamageMark>, usize)> {
         let options = CheckOptions {
             data: if read_data { DataCheck::All } else { DataCheck::None },
             snapshot: None,
@@ -48,7 +50,15 @@ impl Repository {
             }
             written.push(mark);
         }
-        Ok(written)
+        let lost = report.lost.len();
+        if !dry_run && lost > 0 {
+            self.require_owner("repair snapshots")?;
+            let lease = self.acquire_lease(3600).await?;
+            let dropped = self.drop_lost_from_index(&report.lost, &lease).await;
+            self.release_lease(lease).await?;
+            dropped?;
+        }
+        Ok((written, lost))
     }
 
     pub async fn drills(&self, snapshot: &ObjectId) -> Result<Vec<DrillRecord>> {

@@ -219,6 +219,11 @@ impl Repository {
     ) -> Result<CreateReport> {
         rt.block_on(self.sync_cache())?;
         let cache = self.cache()?;
+        // I20: chunks whose packs are gone (a disk error, an operator's mistake) are stored again, not
+        // deduplicated against; listed after the sync, so every pack the synced index names that exists is
+        // listed (a segment is written only after its packs are durable).
+        let listed = rt.block_on(self.backend.list(names::PACKS))?;
+        cache.limit_to_present(listed.iter().filter_map(|o| names::id_of(&o.name)).collect());
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
         let claims: Claims = Arc::default();
         let stop = Arc::new(StopSwitch::default());
@@ -238,6 +243,7 @@ impl Repository {
             cache.clone(),
             claims.clone(),
             pack_rx,
+            self.now(),
         ));
         let level = self.config.compression_level;
         let target = self.config.pack_target_size as usize;
@@ -400,11 +406,9 @@ impl Repository {
         };
         manifest.version = manifest.version_needed();
         let id = ObjectId::random();
-        // The last moment an interrupt can still keep the snapshot from being committed.
-        if crate::interrupt::interrupted() {
-            return Err(interrupted());
-        }
-        rt.block_on(self.save(id, &manifest))?;
+        // The last moment an interrupt can still keep the snapshot from being committed; one arriving
+        // during the save waits for it, and the command then exits as committed (I9).
+        crate::interrupt::commit(|| rt.block_on(self.save(id, &manifest))).ok_or_else(interrupted)??;
         Ok(CreateReport {
             id,
             bytes: manifest.total_size(),
@@ -443,7 +447,7 @@ fn seal_worker(
                     Some(r) => (r.id, r.live, r.base),
                     None => (data.id().unwrap_or_else(|| keys.chunk_id(data)), false, None),
                 };
-                let known = live || cache.live_location(&id)?.is_some() || !lock(claims).insert(id);
+                let known = live || cache.usable_location(&id)?.is_some() || !lock(claims).insert(id);
                 let sealed = (!known).then(|| {
                     let base = base.as_ref().map(|b| pack::Base { id: b.id, depth: b.depth, plaintext: &b.data });
                     pack::seal_chunk_against(keys, repo, id, data, level, base, random_nonce())
@@ -542,6 +546,7 @@ async fn upload_and_index(
     cache: Arc<IndexCache>,
     claims: Claims,
     mut rx: tokio::sync::mpsc::Receiver<SealedPack>,
+    marked_at: i64,
 ) -> Result<u64> {
     let mut inflight = tokio::task::JoinSet::new();
     let mut segment = IndexSegment::new();
@@ -592,8 +597,22 @@ async fn upload_and_index(
     while let Some(r) = inflight.join_next().await {
         finish_one(r, &mut segment, &mut pending_chunks, &mut first_error);
     }
+    // Packs the index names that are gone get a deletion mark, so readers prefer the copies stored again
+    // now and gc drops their entries (I20).
+    segment.deleted = cache
+        .take_absent_seen()
+        .into_iter()
+        .map(|pack| silo_format::index::DeletedPack { pack, marked_at })
+        .collect();
+    if !segment.deleted.is_empty() {
+        tracing::warn!(
+            "{} pack(s) the index names are gone; their chunks were stored again: {}",
+            segment.deleted.len(),
+            segment.deleted.iter().map(|d| d.pack.short()).collect::<Vec<_>>().join(", ")
+        );
+    }
     // Durable packs are indexed even when the snapshot fails: a retry then deduplicates against them.
-    if !segment.packs.is_empty() {
+    if !segment.packs.is_empty() || !segment.deleted.is_empty() {
         flush_segment(backend.as_ref(), &keys, repo, &cache, &claims, segment).await?;
     }
     match first_error {
@@ -612,6 +631,7 @@ async fn flush_segment(
 ) -> Result<()> {
     let id = ObjectId::random();
     super::save_to(backend, keys, repo, id, &segment).await?;
+    cache.add_present(segment.packs.iter().map(|p| p.pack));
     cache.absorb(&id, &segment)?;
     let mut claimed = lock(claims);
     for p in &segment.packs {
@@ -704,7 +724,7 @@ fn chunk_stream(index: usize, name: &str, reader: impl Windows, feed: &Feed) -> 
                     for data in &batch.chunks {
                         let id = data.id().unwrap_or_else(|| keys.chunk_id(data));
                         let (mut live, mut failed) = (false, None);
-                        let base = r.base_for(&id, data, || match cache.live_location(&id) {
+                        let base = r.base_for(&id, data, || match cache.usable_location(&id) {
                             Ok(l) => {
                                 live = l.is_some();
                                 live

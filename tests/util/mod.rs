@@ -23,8 +23,11 @@ pub const EXIT_AUTH: i32 = 4;
 pub const EXIT_DAMAGED: i32 = 5;
 pub const EXIT_COMMAND_FAILED: i32 = 7;
 
+/// The binary under test: this build's, or `SILO_TEST_BIN` (to show that a new test fails on an older
+/// build: `SILO_TEST_BIN=/path/to/old/silo cargo test --test NAME`). A switch of the harness, not the binary.
 pub fn silo_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_silo")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| std::env::var("SILO_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_silo").to_string()))
 }
 
 pub struct TestRepo {

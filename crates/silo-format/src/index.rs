@@ -20,6 +20,51 @@ pub struct IndexPack {
     pub deltas: Vec<DeltaRef>,
 }
 
+impl IndexPack {
+    /// This pack's entries without those of `chunks`, delta references renumbered to the entries kept
+    /// (format-spec/index.md: a segment may omit trailer entries, for copies found damaged). `None` when no
+    /// entry is left.
+    pub fn without(&self, chunks: &std::collections::HashSet<ObjectId>) -> Option<IndexPack> {
+        let mut renumbered: Vec<Option<u32>> = Vec::with_capacity(self.entries.len());
+        let mut entries = Vec::with_capacity(self.entries.len());
+        for e in &self.entries {
+            if chunks.contains(&e.chunk) {
+                renumbered.push(None);
+            } else {
+                renumbered.push(Some(entries.len() as u32));
+                entries.push(*e);
+            }
+        }
+        if entries.is_empty() {
+            return None;
+        }
+        let deltas = self
+            .deltas
+            .iter()
+            .filter_map(|d| {
+                let entry = (*renumbered.get(d.entry as usize)?)?;
+                Some(DeltaRef { entry, ..*d })
+            })
+            .collect();
+        Some(IndexPack { pack: self.pack, pack_size: self.pack_size, entries, deltas })
+    }
+
+    /// Whether this index entry list is `trailer`'s (entries and delta references) with some entries left
+    /// out, as `without` leaves them out.
+    pub fn agrees_with(&self, trailer_entries: &[PackEntry], trailer_deltas: &[DeltaRef]) -> bool {
+        let kept: std::collections::HashSet<ObjectId> = self.entries.iter().map(|e| e.chunk).collect();
+        let left_out: std::collections::HashSet<ObjectId> =
+            trailer_entries.iter().map(|e| e.chunk).filter(|c| !kept.contains(c)).collect();
+        let whole = IndexPack {
+            pack: self.pack,
+            pack_size: self.pack_size,
+            entries: trailer_entries.to_vec(),
+            deltas: trailer_deltas.to_vec(),
+        };
+        whole.without(&left_out).is_some_and(|w| w.entries == self.entries && w.deltas == self.deltas)
+    }
+}
+
 #[derive(Encode, Decode)]
 struct IndexPackV1 {
     pack: ObjectId,
@@ -150,5 +195,56 @@ impl Sealed for IndexSegment {
             validate_deltas("index segment", &p.entries, &p.deltas)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(c: u8, offset: u32) -> PackEntry {
+        PackEntry { chunk: ObjectId([c; 32]), offset, stored_len: 100, raw_len: 200 }
+    }
+
+    fn pack() -> IndexPack {
+        IndexPack {
+            pack: ObjectId([9; 32]),
+            pack_size: 10_000,
+            entries: vec![entry(1, 16), entry(2, 116), entry(3, 216), entry(4, 316)],
+            deltas: vec![
+                DeltaRef { entry: 1, base: ObjectId([1; 32]), depth: 1 },
+                DeltaRef { entry: 3, base: ObjectId([7; 32]), depth: 2 },
+            ],
+        }
+    }
+
+    #[test]
+    fn without_drops_entries_and_renumbers_deltas() {
+        let p = pack();
+        let w = p.without(&[ObjectId([1; 32]), ObjectId([2; 32])].into_iter().collect()).unwrap();
+        assert_eq!(w.entries, vec![entry(3, 216), entry(4, 316)]);
+        assert_eq!(w.deltas, vec![DeltaRef { entry: 1, base: ObjectId([7; 32]), depth: 2 }]);
+        validate_entries("test", &w.entries, w.pack_size).unwrap();
+        validate_deltas("test", &w.entries, &w.deltas).unwrap();
+        assert!(p.without(&p.entries.iter().map(|e| e.chunk).collect()).is_none());
+        assert_eq!(p.without(&Default::default()).unwrap(), p);
+    }
+
+    #[test]
+    fn an_index_with_entries_left_out_agrees_with_its_trailer_and_no_other() {
+        let p = pack();
+        assert!(p.agrees_with(&p.entries, &p.deltas));
+        let w = p.without(&[ObjectId([3; 32])].into_iter().collect()).unwrap();
+        assert!(w.agrees_with(&p.entries, &p.deltas));
+        // A changed entry, a delta reference moved or lost: no longer agrees.
+        let mut changed = w.clone();
+        changed.entries[0].raw_len += 1;
+        assert!(!changed.agrees_with(&p.entries, &p.deltas));
+        let mut moved = w.clone();
+        moved.deltas[0].entry = 0;
+        assert!(!moved.agrees_with(&p.entries, &p.deltas));
+        let mut lost = p.clone();
+        lost.deltas.pop();
+        assert!(!lost.agrees_with(&p.entries, &p.deltas));
     }
 }

@@ -11,6 +11,11 @@
 //! intact delta copy whose base is restorable (`plan::restorable`); damage to a base is reported with every
 //! chunk that depends on it, so every snapshot it affects is named (`plan::spread`). Data verification
 //! decodes each delta it reads against its base (read through the index, as a restore would).
+//!
+//! I20: every copy found missing or damaged is listed in `lost` (pack, and chunk unless the whole pack is
+//! gone), for `repair snapshots` to drop from the index so the next create stores it again. A pack no index
+//! names is read by its trailer: if it holds chunks a snapshot needs that no indexed pack holds, it is
+//! damage to repair (`silo repair index`), never an orphan for gc to reclaim.
 
 pub mod plan;
 
@@ -20,7 +25,7 @@ use crate::backend::names;
 use crate::{Error, Result};
 use plan::{Finding, PackCheck};
 use serde::Serialize;
-use silo_format::index::IndexSegment;
+use silo_format::index::{IndexPack, IndexSegment};
 use silo_format::keyfile::KeyFile;
 use silo_format::manifest::SnapshotManifest;
 use silo_format::pack::{self, DeltaRef, PackEntry};
@@ -98,6 +103,19 @@ pub struct CheckReport {
     pub stale: Option<String>,
     /// Not damage, but worth fixing: key files other users can read (local repositories).
     pub warnings: Vec<String>,
+    /// Whether chunk data was read (`--read-data`, `--read-data-subset`); without it, damage inside packs
+    /// cannot have been found.
+    pub data_read: bool,
+    /// Copies found missing or damaged (I20): what `repair snapshots` drops from the index.
+    #[serde(skip)]
+    pub lost: Vec<LostCopy>,
+}
+
+/// A copy the index names that cannot be read: the whole pack (`chunk` None) or one chunk in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LostCopy {
+    pub pack: ObjectId,
+    pub chunk: Option<ObjectId>,
 }
 
 impl CheckReport {
@@ -108,7 +126,7 @@ impl CheckReport {
 
 impl Repository {
     pub async fn check(&self, options: &CheckOptions) -> Result<CheckReport> {
-        let mut report = CheckReport::default();
+        let mut report = CheckReport { data_read: options.data != DataCheck::None, ..Default::default() };
         let mut damaged: Vec<Finding> = Vec::new();
 
         // A group-readable repository (init --group-readable: config is 0640) lets its group read key files.
@@ -196,15 +214,12 @@ impl Repository {
         for (pack_id, (size, entries, deltas)) in &packs {
             let name = names::pack(pack_id);
             let all: HashSet<ObjectId> = entries.iter().map(|e| e.chunk).collect();
-            let check = plan::plan_pack(
-                *size,
-                listed.get(pack_id).copied(),
-                marked.contains(pack_id),
-                options.data.selects(pack_id),
-            );
+            let selected = options.data.selects(pack_id);
+            let check = plan::plan_pack(*size, listed.get(pack_id).copied(), marked.contains(pack_id), selected);
             match check {
                 PackCheck::Missing => {
                     damaged.push(Finding::new(name, "missing", all));
+                    report.lost.push(LostCopy { pack: *pack_id, chunk: None });
                     continue;
                 }
                 // gc marked it and deleted it on purpose (a later gc drops its entries): damage only if a
@@ -214,21 +229,38 @@ impl Repository {
                     damaged.push(Finding { only_if_needed: true, ..f });
                     continue;
                 }
-                PackCheck::WrongSize { actual } => {
+                // Without data: every chunk counts as lost. With data, the chunks are read by their index
+                // entries below (a pack cut short at its end loses its trailer, not its chunks).
+                PackCheck::WrongSize { actual } if !selected => {
                     damaged.push(Finding::new(name, format!("{actual} bytes where the index says {size}"), all));
                     continue;
                 }
-                PackCheck::Structure | PackCheck::Data => {}
+                PackCheck::WrongSize { .. } | PackCheck::Structure | PackCheck::Data => {}
             }
-            let read_data = check == PackCheck::Data;
+            let read_data = matches!(check, PackCheck::Data | PackCheck::WrongSize { .. });
             // With data: the whole pack (header, chunks, trailer). Without: its header and trailer only.
             let (bytes, trailer) = if read_data {
                 let bytes = self.backend.get(&name).await?;
-                match pack::open_pack(&self.keys, self.repo_id, *pack_id, &bytes) {
+                let opened = match check {
+                    PackCheck::WrongSize { actual } => {
+                        Err(format!("{actual} bytes where the index says {size}"))
+                    }
+                    _ => pack::open_pack(&self.keys, self.repo_id, *pack_id, &bytes).map_err(|e| e.to_string()),
+                };
+                match opened {
                     Ok(t) => (bytes, t),
-                    Err(e) => {
-                        damaged.push(Finding::new(name, e.to_string(), all));
-                        continue;
+                    // Its chunks are verified by their index entries; only those that fail are lost.
+                    Err(problem) => {
+                        damaged.push(Finding::new(
+                            name.clone(),
+                            format!(
+                                "{problem}; its chunks are read by their index entries: run `silo repair packs` to \
+                                 rewrite the readable ones"
+                            ),
+                            HashSet::new(),
+                        ));
+                        let whole = pack::PackTrailer { version: 0, entries: entries.clone(), deltas: deltas.clone() };
+                        (bytes, whole)
                     }
                 }
             } else {
@@ -246,7 +278,10 @@ impl Repository {
                     Err(e) => return Err(e),
                 }
             };
-            if trailer.entries != *entries || trailer.deltas != *deltas {
+            // The index may leave out entries of copies found damaged (I20); nothing else may differ.
+            let indexed =
+                IndexPack { pack: *pack_id, pack_size: *size, entries: entries.clone(), deltas: deltas.clone() };
+            if !indexed.agrees_with(&trailer.entries, &trailer.deltas) {
                 damaged.push(Finding::new(name, "trailer does not match the index", all));
                 continue;
             }
@@ -257,7 +292,12 @@ impl Repository {
                 let mut bad = HashSet::new();
                 let mut first_error = None;
                 for (i, e) in entries.iter().enumerate() {
-                    let sealed = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
+                    let Some(sealed) = bytes.get(e.offset as usize..(e.offset as usize + e.stored_len as usize)) else {
+                        first_error
+                            .get_or_insert(format!("chunk {} at offset {}: past the end of the pack", e.chunk.short(), e.offset));
+                        bad.insert(e.chunk);
+                        continue;
+                    };
                     let indexed = base_of.get(&(i as u32)).map(|d| (d.base, d.depth));
                     let opened = pack::open_chunk_parts(&self.keys, self.repo_id, e.chunk, sealed, e.raw_len).and_then(
                         |parts| match parts {
@@ -293,6 +333,7 @@ impl Repository {
                     }
                 }
                 if let Some(problem) = first_error {
+                    report.lost.extend(bad.iter().map(|c| LostCopy { pack: *pack_id, chunk: Some(*c) }));
                     add_copies(&mut copies, entries, &base_of, |c| !bad.contains(c));
                     damaged.push(Finding::new(name, problem, bad));
                     continue;
@@ -322,6 +363,7 @@ impl Repository {
                         }
                     }
                     let problem = format!("chunk {} at offset {}: {problem}", d.entry.chunk.short(), d.entry.offset);
+                    report.lost.push(LostCopy { pack: d.pack, chunk: Some(d.entry.chunk) });
                     damaged.push(Finding::new(name, problem, [d.entry.chunk].into_iter().collect()));
                 }
             }
@@ -330,17 +372,33 @@ impl Repository {
         let dependents = plan::dependents(packs.values().flat_map(|(_, entries, deltas)| {
             deltas.iter().filter_map(|d| entries.get(d.entry as usize).map(|e| (e.chunk, d.base)))
         }));
-        let damaged = plan::spread(damaged, &dependents, &restorable);
+        let mut damaged = plan::spread(damaged, &dependents, &restorable);
         let good_chunks = restorable;
-        for (id, _) in listed.iter().filter(|(id, _)| !packs.contains_key(id)) {
-            report.orphans.push(names::pack(id));
-        }
 
         // Which snapshots can no longer be restored, and why.
         let needs: Vec<(ObjectId, Vec<ObjectId>)> = snapshots
             .iter()
             .map(|(id, m)| (*id, m.streams.iter().flat_map(|s| s.chunks.iter().copied()).collect()))
             .collect();
+        // Packs no index names: orphans of an interrupted create, or live packs whose segment was lost.
+        let wanted: HashSet<ObjectId> =
+            needs.iter().flat_map(|(_, c)| c.iter()).filter(|c| !good_chunks.contains(c)).copied().collect();
+        for (id, size) in listed.iter().filter(|(id, _)| !packs.contains_key(id)) {
+            let held: HashSet<ObjectId> = match self.read_trailer(id, *size).await {
+                Ok(t) => t.entries.iter().map(|e| e.chunk).filter(|c| wanted.contains(c)).collect(),
+                Err(Error::Damaged { .. } | Error::Inconsistent { .. }) => HashSet::new(),
+                Err(e) => return Err(e),
+            };
+            if held.is_empty() {
+                report.orphans.push(names::pack(id));
+            } else {
+                let problem = format!(
+                    "unindexed, holds {} chunks snapshots need: run `silo repair index` (gc keeps it)",
+                    held.len()
+                );
+                damaged.push(Finding::new(names::pack(id), problem, held));
+            }
+        }
         let already = std::mem::take(&mut report.affected_snapshots);
         let damaged: Vec<Finding> = damaged;
         let (assessed, affected) = plan::assess(damaged, &needs, &good_chunks, already, names::snapshot);

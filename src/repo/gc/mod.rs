@@ -99,6 +99,9 @@ pub struct GcReport {
     pub bytes_kept_by_store: u64,
     /// Run records older than the kept age that were (or, in a dry run, would be) deleted.
     pub run_records_deleted: u64,
+    /// Packs no index names that hold chunks snapshots reference (a lost index segment), or whose trailer
+    /// cannot be read: kept (I25); `silo repair index` indexes them again.
+    pub unindexed_kept: Vec<String>,
     /// With --dry-run: every pack the run would act on, and how.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<PlannedPack>,
@@ -117,6 +120,8 @@ pub struct GcPlan {
     pub gone: HashSet<ObjectId>,
     /// Session objects of long-dead writers and silo's old temporary objects.
     pub leftovers: Vec<String>,
+    /// Unindexed packs kept because they hold referenced chunks or cannot be read (I25).
+    pub unindexed_kept: Vec<String>,
     marks: ChunkSet,
     existing: HashSet<ObjectId>,
     segments: usize,
@@ -158,6 +163,7 @@ impl GcPlan {
             bytes_pending,
             pending_reclaimable_at: earliest.map(crate::time::format_micros),
             packs_too_young: count(&|a| matches!(a, PackAction::TooYoung)).0,
+            unindexed_kept: self.unindexed_kept.clone(),
             plan: self.packs.clone(),
             ..Default::default()
         }
@@ -257,6 +263,7 @@ impl Repository {
         let run = RunFacts { now, oldest_session_start, safety, repack_threshold: options.repack_threshold };
         let mut packs = Vec::new();
         let mut listed_packs = 0;
+        let mut unindexed_kept = Vec::new();
         for info in listed {
             let Some(id) = names::id_of(&info.name) else { continue };
             listed_packs += 1;
@@ -268,8 +275,36 @@ impl Repository {
                 marked_at: marked_at.get(&id).copied(),
                 holds_only_copy: false,
             };
+            // I25: a pack no index names is judged by its own trailer, whatever the index says: one holding a
+            // referenced chunk (its segment was lost) or one that cannot be read is kept.
+            if facts.usage.is_none() && facts.marked_at.is_none() {
+                let live = match self.read_trailer(&id, info.size).await {
+                    Ok(t) => {
+                        let mut n = 0;
+                        for e in &t.entries {
+                            n += u64::from(marks.contains(&e.chunk)?);
+                        }
+                        n
+                    }
+                    Err(Error::Damaged { .. } | Error::Inconsistent { .. }) => u64::MAX,
+                    Err(e) => return Err(e),
+                };
+                if live > 0 {
+                    let what = if live == u64::MAX { "its trailer cannot be read".to_string() } else {
+                        format!("holds {live} chunks snapshots reference")
+                    };
+                    tracing::warn!("{}: no index names it, but {what}: kept; run `silo repair index`", info.name);
+                    unindexed_kept.push(format!("{}: {what}", info.name));
+                    facts.usage = Some(PackUse { live_chunks: live.min(u64::from(u32::MAX)), dead_bytes: 0 });
+                }
+            }
             if facts.marked_at.is_some() && facts.usage.is_some_and(|u| u.live_chunks > 0) {
-                facts.holds_only_copy = !self.rescue_candidates(&id, info.size, &marks).await?.is_empty();
+                facts.holds_only_copy = match self.rescue_candidates(&id, info.size, &marks).await {
+                    Ok(only) => !only.is_empty(),
+                    // Its trailer cannot be read: assume it holds an only copy (it is then left as it is).
+                    Err(Error::Damaged { .. } | Error::Inconsistent { .. }) => true,
+                    Err(e) => return Err(e),
+                };
             }
             let action = plan::decide(&facts, &run);
             if action != PackAction::Keep {
@@ -294,6 +329,7 @@ impl Repository {
             packs,
             gone,
             leftovers,
+            unindexed_kept,
             marks,
             existing,
             segments: segment_ids.len(),
@@ -310,7 +346,7 @@ impl Repository {
         let ids = |wanted: fn(&PackAction) -> bool| -> Vec<ObjectId> { plan.with(wanted).map(|p| p.pack).collect() };
         let to_delete = ids(|a| matches!(a, PackAction::Delete));
         let to_repack = ids(|a| matches!(a, PackAction::Repack | PackAction::Rescue));
-        let to_mark = ids(|a| matches!(a, PackAction::Mark | PackAction::Repack));
+        let mut to_mark = ids(|a| matches!(a, PackAction::Mark | PackAction::Repack));
 
         // Delete what was marked a grace period ago — first, so a gc on a full disk frees space before it
         // needs any to write new marks.
@@ -322,10 +358,22 @@ impl Repository {
         let mut segment = IndexSegment::new();
         let leaving: HashSet<ObjectId> = plan.with(PackAction::takes_away).map(|p| p.pack).collect();
         let mut copied: HashSet<ObjectId> = HashSet::new();
+        let mut unreadable: HashSet<ObjectId> = HashSet::new();
         for id in &to_repack {
-            segment.packs.extend(self.repack(id, &plan.marks, &leaving, &mut copied).await?);
+            match self.repack(id, &plan.marks, &leaving, &mut copied).await {
+                Ok(packs) => segment.packs.extend(packs),
+                // A pack whose trailer cannot be read is left as it is (its chunks are still read by their
+                // index entries) and never marked: `silo repair packs` rewrites it. gc goes on with the rest.
+                Err(Error::Damaged { object, source }) => {
+                    tracing::warn!("{object}: {source}; not repacked (run `silo repair packs`)");
+                    report.unindexed_kept.push(format!("{object}: not repacked, {source}; run `silo repair packs`"));
+                    unreadable.insert(*id);
+                }
+                Err(e) => return Err(e),
+            }
         }
         report.packs_written = segment.packs.len() as u64;
+        to_mark.retain(|id| !unreadable.contains(id));
         for id in &to_mark {
             segment.deleted.push(DeletedPack { pack: *id, marked_at: plan.now });
             report.packs_marked += 1;
@@ -478,8 +526,14 @@ impl Repository {
             {
                 continue;
             }
-            copied.insert(e.chunk);
             let sealed = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
+            // I20: a copy that fails authentication is damage, never copied into a new pack (where writers
+            // would deduplicate against it again).
+            if let Err(err) = pack::open_chunk_parts(&self.keys, self.repo_id, e.chunk, sealed, e.raw_len) {
+                tracing::warn!("{name}: chunk {} is damaged ({err}); not copied", e.chunk.short());
+                continue;
+            }
+            copied.insert(e.chunk);
             // A delta's envelope is copied as it is; its reference goes along into the new trailer.
             writer.push_with(e.chunk, sealed, e.raw_len, delta);
             if writer.is_full(target) {
