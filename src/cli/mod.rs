@@ -37,6 +37,7 @@ mod schedule;
 mod snapshot;
 mod stats;
 mod status;
+mod unlock;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -100,6 +101,10 @@ enum Command {
     /// Rebuild what can be rebuilt.
     #[command(subcommand)]
     Repair(repair::Command),
+    /// Remove the gc lease a dead gc or repair left (on this host: only when its process is gone).
+    ///
+    /// Example: silo unlock            (a gc killed with SIGKILL on this machine)
+    Unlock(unlock::Args),
     /// Copy snapshots into another repository (other keys), uploading only chunks it does not have.
     Copy(copy::Args),
     /// Restore a snapshot into a command (e.g. `psql -d scratch`), timed and recorded in the repository.
@@ -145,6 +150,7 @@ fn dispatch(ctx: &context::Invocation) -> Result<()> {
         Command::Check(a) => check::run(ctx, a),
         Command::Repair(c) => repair::run(ctx, c),
         Command::Copy(a) => copy::run(ctx, a),
+        Command::Unlock(a) => unlock::run(ctx, a),
         Command::Drill(a) => drill::run(ctx, a),
         Command::RestoreDatabase(a) => restore_database::run(ctx, a),
         Command::Key(c) => key::run(ctx, c),

@@ -2,6 +2,9 @@
 //! or `repair index` changes the index and deletes at a time. Taken with create-if-absent; an expired lease
 //! is broken (its holder is dead or paused past it, and deletes nothing more: every destructive step first
 //! checks that the lease is still ours with a margin). Released on success, error and interrupt (I9).
+//! A lease whose holder is provably dead — on this host, its process gone — is taken over at once (a gc
+//! killed with SIGKILL would otherwise block every gc for the lease's hour); `silo unlock` removes one whose
+//! holder is dead or, told so with `--force`, on another host.
 
 use super::Repository;
 use crate::backend::names;
@@ -42,14 +45,15 @@ impl Repository {
                 return Ok(HeldLease { holder, expires_at: lease.expires_at, _on_interrupt });
             }
             match self.read_lease().await? {
-                Some(other) if other.expires_at > self.now() => {
+                Some(other) if other.expires_at > self.now() && !holder_is_dead(&other) => {
                     return Err(Error::GcBusy {
                         host: other.host,
                         pid: other.pid,
                         until: crate::time::format_micros(other.expires_at),
                     });
                 }
-                // Expired: its holder is dead or paused past it, and will delete nothing more.
+                // Expired (its holder is dead or paused past it, and will delete nothing more), or its holder
+                // is provably dead.
                 Some(_) => match self.backend.delete(names::LEASE).await {
                     Ok(()) => {}
                     Err(e) if e.is_not_found() => {}
@@ -95,6 +99,30 @@ impl Repository {
         })
     }
 
+    /// `silo unlock`: removes the lease when its holder is dead (this host, process gone) or expired; one
+    /// held on another host only with `force` (silo cannot see that host's processes). Returns the lease
+    /// removed, if there was one.
+    pub async fn unlock(&self, force: bool) -> Result<Option<Lease>> {
+        self.require_owner("unlock")?;
+        let Some(lease) = self.read_lease().await? else { return Ok(None) };
+        let expired = lease.expires_at <= self.now();
+        if !expired && !holder_is_dead(&lease) {
+            let here = lease.host == super::hostname();
+            if here || !force {
+                return Err(Error::GcBusy {
+                    host: if here { lease.host } else { format!("{} (pass --force if it is dead)", lease.host) },
+                    pid: lease.pid,
+                    until: crate::time::format_micros(lease.expires_at),
+                });
+            }
+        }
+        match self.backend.delete(names::LEASE).await {
+            Ok(()) => Ok(Some(lease)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn read_lease(&self) -> Result<Option<Lease>> {
         match self.load::<Lease>(ObjectId::ZERO).await {
             Ok(lease) => Ok(Some(lease)),
@@ -113,5 +141,30 @@ impl Repository {
             Some(l) if l.holder == held.holder => Ok(()),
             _ => Err(lost()),
         }
+    }
+}
+
+/// Whether `lease`'s holder is provably dead: it ran on this host and its process is gone.
+fn holder_is_dead(lease: &Lease) -> bool {
+    is_dead(&lease.host, lease.pid, &super::hostname(), |pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// The decision, pure: a holder on another host is never provably dead; on this one, when its pid is not a
+/// live process (a pid reused by another process counts as alive: waiting is safe).
+fn is_dead(holder_host: &str, pid: u32, this_host: &str, process_exists: impl Fn(u32) -> bool) -> bool {
+    holder_host == this_host && pid != 0 && pid != std::process::id() && !process_exists(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_dead;
+
+    #[test]
+    fn only_a_holder_on_this_host_whose_process_is_gone_is_dead() {
+        assert!(is_dead("db1", 4242, "db1", |_| false));
+        assert!(!is_dead("db1", 4242, "db1", |_| true), "alive, or its pid reused");
+        assert!(!is_dead("db2", 4242, "db1", |_| false), "another host's processes are not visible");
+        assert!(!is_dead("db1", 0, "db1", |_| false));
+        assert!(!is_dead("db1", std::process::id(), "db1", |_| false), "never this process");
     }
 }
