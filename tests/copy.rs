@@ -136,3 +136,31 @@ fn a_damaged_source_commits_nothing_and_wrong_passwords_are_refused() {
     let check = target(&to, &["check", "--read-data"], b"");
     assert!(check.status.success(), "the target stays consistent: {}", stderr(&check));
 }
+
+/// Issue 34: a damaged snapshot does not stop the copy: every intact snapshot (newer ones too) is copied,
+/// the damaged one is reported, and the exit says damage (5).
+#[test]
+fn copy_passes_over_a_damaged_snapshot_and_copies_the_intact_ones() {
+    let source = TestRepo::init();
+    if source.skip_unless_local("flips a byte of a pack file") {
+        return;
+    }
+    source.create("old", &dump(2 << 20, 14));
+    let old_packs = source.objects("packs");
+    let newer = dump(2 << 20, 15);
+    source.create("new", &newer);
+    let pack = old_packs[0].clone();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&pack, bytes).unwrap();
+    let to = init_target();
+    let out = copy(&source, &to, &[]);
+    assert_eq!(out.status.code(), Some(EXIT_DAMAGED), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 damaged snapshot(s) not copied"), "{}", stderr(&out));
+    let listed = target_json(&to, &["snapshot", "list"]);
+    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["new"], "{listed}");
+    let restored = target(&to, &["snapshot", "restore", "new:latest"], b"");
+    assert_eq!(restored.stdout, newer);
+}

@@ -128,12 +128,26 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     let chosen = ctx.rt.block_on(source.select_for_copy(&specs, a.name.as_deref()))?;
     let mut existing = ctx.rt.block_on(target.list_snapshots())?;
     let mut results = Vec::with_capacity(chosen.len());
+    let mut damaged = Vec::new();
     for snap in &chosen {
         let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let shown = Progress::start("copied", counter.clone(), Some(snap.manifest.total_size()));
         let outcome = target.copy_from(ctx.rt.handle(), &source, snap, &existing, counter);
         drop(shown);
-        let outcome = outcome?;
+        // A damaged snapshot is reported and passed over: every intact one is still copied. Anything else
+        // (the target unreachable, an interrupt) stops the copy.
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                let e = anyhow::Error::from(e);
+                if super::exit::exit_code(&e) != super::exit::DAMAGED {
+                    return Err(e);
+                }
+                note!("{} {}: not copied: {e:#}", snap.id.short(), snap.manifest.name);
+                damaged.push(format!("{} ({e:#})", snap.id.short()));
+                continue;
+            }
+        };
         if let CopyOutcome::Copied { report, .. } = &outcome {
             existing.push(ctx.rt.block_on(target.load_snapshot(report.id))?);
         }
@@ -142,5 +156,17 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         }
         results.push(CopiedView::of(snap, &outcome));
     }
-    emit(&Copied(results), ctx.json())
+    emit(&Copied(results), ctx.json())?;
+    if damaged.is_empty() {
+        return Ok(());
+    }
+    Err(super::exit::RunFailed {
+        code: super::exit::DAMAGED,
+        message: format!(
+            "{} damaged snapshot(s) not copied (every intact one was): {}; see `silo check --read-data` on the source",
+            damaged.len(),
+            damaged.join("; ")
+        ),
+    }
+    .into())
 }
