@@ -32,9 +32,29 @@ static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 /// Set by the watcher before it runs the clean-ups: from then on nothing may be committed.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// Held by a commit in progress (`commit`) and by the watcher while it decides: an interrupt either comes
+/// before a commit (which then does not happen) or after it (and then the command finishes as committed).
+static COMMIT: Mutex<()> = Mutex::new(());
+/// Set once a command's commit is done: an interrupt after it finds nothing to undo, so the command's exit
+/// status says what is stored (a restored file in place, a snapshot committed), never 130/143.
+static COMMITTED: AtomicBool = AtomicBool::new(false);
+
 /// True once silo has been interrupted (signal or deadline): a step that would commit must not.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Runs the step that makes a command's work visible (the rename of a restored file, a snapshot's manifest)
+/// unless silo was interrupted first (`None`). An interrupt arriving while it runs waits for it, and one
+/// arriving after it lets the command finish with its own status: what the exit says is what is on disk.
+pub fn commit<T>(step: impl FnOnce() -> T) -> Option<T> {
+    let _held = COMMIT.lock().unwrap_or_else(|p| p.into_inner());
+    if interrupted() {
+        return None;
+    }
+    let out = step();
+    COMMITTED.store(true, Ordering::SeqCst);
+    Some(out)
 }
 
 /// Called by `main` before it returns: once interrupted, the watcher owns the exit (its clean-ups must
@@ -98,7 +118,18 @@ pub fn install() {
             }
         }
         let sig = i32::from(byte);
-        INTERRUPTED.store(true, Ordering::SeqCst);
+        {
+            let _held = COMMIT.lock().unwrap_or_else(|p| p.into_inner());
+            if COMMITTED.load(Ordering::SeqCst) {
+                // The work is committed: nothing to undo; the command finishes and exits as it stands.
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stderr(),
+                    b"silo: signal received after the work was committed; finishing\n",
+                );
+                return;
+            }
+            INTERRUPTED.store(true, Ordering::SeqCst);
+        }
         let cleanups: Vec<Cleanup> = std::mem::take(&mut *lock()).into_values().rev().collect();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -820,3 +820,48 @@ fn age_files(dir: &std::path::Path, seconds: u64) {
         }
     }
 }
+
+/// I9 (issue 34, item 8): SIGTERM at any moment of `restore -o FILE` leaves what the exit says: exit 0 and
+/// the whole file, or 143 and no file (never the whole file with 143). The kill points sweep the whole run,
+/// its last moments included, where the rename happens.
+#[test]
+fn sigterm_during_restore_to_a_file_exits_as_what_is_on_disk() {
+    let repo = TestRepo::init();
+    let data = dump(8 << 20, 76);
+    repo.create("db", &data);
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = 0x5167_u64;
+    let (mut whole, mut stopped) = (0, 0);
+    for round in 0..24 {
+        let out = dir.path().join(format!("restored-{round}"));
+        let mut c = repo.cmd(&["snapshot", "restore", "db:latest", "--output", out.to_str().unwrap()]);
+        c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let child = c.spawn().unwrap();
+        let at = util::xorshift(&mut state) % 400;
+        std::thread::sleep(std::time::Duration::from_millis(at));
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait_with_output().unwrap().status;
+        match status.code() {
+            Some(0) => {
+                assert_eq!(std::fs::read(&out).unwrap(), data, "round {round} ({at} ms): exit 0 with the whole file");
+                whole += 1;
+            }
+            // 143, or killed by the signal itself before silo installed its handler.
+            Some(143) | None => {
+                use std::os::unix::process::ExitStatusExt;
+                assert!(status.code().is_some() || status.signal() == Some(libc::SIGTERM), "{status:?}");
+                assert!(!out.exists(), "round {round} ({at} ms): exit 143 yet {} is there", out.display());
+                stopped += 1;
+            }
+            other => panic!("round {round} ({at} ms): exit {other:?}"),
+        }
+        let partial: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".silo-partial"))
+            .collect();
+        assert!(partial.is_empty(), "round {round}: a partial file was left");
+    }
+    eprintln!("{whole} rounds finished whole, {stopped} stopped");
+}

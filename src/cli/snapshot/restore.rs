@@ -208,8 +208,10 @@ fn restore_to_file(
         file.set_permissions(std::fs::Permissions::from_mode(mode)).context("keeping the file's mode")?;
     }
     file.sync_all().context("syncing restored file")?;
-    temp_path
-        .persist(&path)
+    // I9: an interrupt either comes before the rename (the partial file is removed, exit 130/143) or after
+    // it (the file is whole, exit 0), never a whole file with an interrupted exit.
+    silo::interrupt::commit(|| temp_path.persist(&path))
+        .ok_or_else(|| silo::Error::Interrupted { what: format!("{}", path.display()) })?
         .map_err(|e| e.error)
         .with_context(|| format!("renaming the restored file to {}", path.display()))?;
     Ok(report)
