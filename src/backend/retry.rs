@@ -5,6 +5,11 @@
 //! answers, not faults: returned at once.
 //!
 //! The policy is a pure function (`RetryPolicy::delay`), unit-tested; `Retrying` is the I/O around it.
+//!
+//! One budget per command: once a request gave up (the store unreachable for the whole budget), every later
+//! request of the same command gets the short `AFTER_OUTAGE` budget until one succeeds again, so a command
+//! that still has a heartbeat, a session delete and a run record to send fails in ~3 minutes, not in four
+//! budgets one after another (a partitioned create took 825 s).
 
 use super::{Backend, BackendError, ObjectInfo};
 use async_trait::async_trait;
@@ -32,6 +37,13 @@ impl RetryPolicy {
         budget: Duration::from_secs(180),
     };
 
+    /// What is left to a request once another request of the command gave up: an attempt or two.
+    pub const AFTER_OUTAGE: RetryPolicy = RetryPolicy {
+        first: Duration::from_millis(500),
+        cap: Duration::from_secs(2),
+        budget: Duration::from_secs(5),
+    };
+
     /// The wait after `failures` failed attempts (1 = the first failed), `elapsed` since the first attempt
     /// began, with `jitter` in [0, 1): half the exponential step fixed, half random ("equal jitter"), so
     /// waits grow for certain and clients that failed together do not retry together. `None` once the
@@ -53,11 +65,19 @@ pub struct Retrying {
     retries: AtomicU64,
     /// How often a request that is still waiting says so on stderr.
     report_every: Duration,
+    /// Set when a request gave up, cleared by the next success: later requests use `AFTER_OUTAGE`.
+    unreachable: std::sync::atomic::AtomicBool,
 }
 
 impl Retrying {
     pub fn new(inner: Arc<dyn Backend>, policy: RetryPolicy) -> Self {
-        Retrying { inner, policy, retries: AtomicU64::new(0), report_every: Duration::from_secs(5) }
+        Retrying {
+            inner,
+            policy,
+            retries: AtomicU64::new(0),
+            report_every: Duration::from_secs(5),
+            unreachable: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     async fn run<T, F, Fut>(&self, what: &str, name: &str, mut attempt: F) -> Result<T, BackendError>
@@ -67,10 +87,16 @@ impl Retrying {
     {
         let started = Instant::now();
         let mut failures = 0u32;
+        let policy = if self.unreachable.load(Ordering::Relaxed) {
+            RetryPolicy { budget: RetryPolicy::AFTER_OUTAGE.budget.min(self.policy.budget), ..RetryPolicy::AFTER_OUTAGE }
+        } else {
+            self.policy
+        };
         loop {
             let result = self.watch(what, name, started, attempt()).await;
             match result {
                 Ok(v) => {
+                    self.unreachable.store(false, Ordering::Relaxed);
                     if failures > 0 {
                         tracing::warn!(
                             "{what} {name}: succeeded after {failures} retries ({:.0} s)",
@@ -82,7 +108,8 @@ impl Retrying {
                 Err(e) if !e.is_transient() => return Err(e),
                 Err(e) => {
                     failures += 1;
-                    let Some(wait) = self.policy.delay(failures, started.elapsed(), rand::random::<f64>()) else {
+                    let Some(wait) = policy.delay(failures, started.elapsed(), rand::random::<f64>()) else {
+                        self.unreachable.store(true, Ordering::Relaxed);
                         return Err(BackendError::GaveUp {
                             name: name.to_string(),
                             attempts: failures,
@@ -93,7 +120,7 @@ impl Retrying {
                     tracing::warn!(
                         "{what} {name}: {e}; retry {failures} in {:.1} s (gives up {} s after the first attempt)",
                         wait.as_secs_f64(),
-                        self.policy.budget.as_secs()
+                        policy.budget.as_secs()
                     );
                     self.retries.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(wait).await;
@@ -186,6 +213,57 @@ impl Backend for Retrying {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store that never answers: every request fails as a refused connection would.
+    struct Down(AtomicU64);
+
+    #[async_trait]
+    impl Backend for Down {
+        fn location(&self) -> String {
+            "down".into()
+        }
+        async fn put(&self, name: &str, _: Vec<u8>) -> Result<(), BackendError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Err(BackendError::Io { name: name.into(), source: std::io::ErrorKind::ConnectionRefused.into() })
+        }
+        async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
+            self.put(name, data).await.map(|()| true)
+        }
+        async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
+            self.put(name, Vec::new()).await.map(|()| Vec::new())
+        }
+        async fn get_range(&self, name: &str, _: u64, _: u64) -> Result<Vec<u8>, BackendError> {
+            self.get(name).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+            self.put(prefix, Vec::new()).await.map(|()| Vec::new())
+        }
+        async fn delete(&self, name: &str) -> Result<(), BackendError> {
+            self.put(name, Vec::new()).await
+        }
+        async fn server_time(&self) -> Result<Option<i64>, BackendError> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn after_one_request_gave_up_the_next_ones_get_an_attempt_or_two() {
+        let down = Arc::new(Down(AtomicU64::new(0)));
+        let quick = RetryPolicy {
+            first: Duration::from_millis(1),
+            cap: Duration::from_millis(2),
+            budget: Duration::from_millis(60),
+        };
+        let r = Retrying::new(down.clone(), quick);
+        assert!(matches!(r.put("packs/a", vec![1]).await, Err(BackendError::GaveUp { .. })));
+        let first = down.0.swap(0, Ordering::Relaxed);
+        assert!(first >= 8, "the first request used its whole budget: {first} attempts");
+        for name in ["sessions/x", "runs/y"] {
+            assert!(r.delete(name).await.is_err());
+            let later = down.0.swap(0, Ordering::Relaxed);
+            assert!((1..=4).contains(&later), "{name}: {later} attempts once the store was known down");
+        }
+    }
 
     const P: RetryPolicy = RetryPolicy::DEFAULT;
 
