@@ -132,7 +132,10 @@ pub fn suspects(items: &[(Plausibility, i64)], shrink: u8) -> Vec<Option<String>
             match reference {
                 Some(r) if shrink < 100 && u128::from(p.size) * 100 <= u128::from(r) * u128::from(100 - shrink) => {
                     let drop = 100.0 - p.size as f64 * 100.0 / r as f64;
-                    Some(format!("{drop:.0}% smaller than the plausible snapshot before it ({} -> {} bytes)", r, p.size))
+                    Some(format!(
+                        "{drop:.0}% smaller than the plausible snapshot before it ({} -> {} bytes)",
+                        r, p.size
+                    ))
                 }
                 _ => None,
             }
@@ -145,23 +148,24 @@ pub fn suspects(items: &[(Plausibility, i64)], shrink: u8) -> Vec<Option<String>
     out
 }
 
-/// Sets aside the suspect items (`suspects`): a policy never counts them and never removes them; they are
-/// kept in addition, reason `suspect`. Returns the items a policy may judge and the decisions set aside.
-pub fn set_aside_suspect<T: Clone>(
+/// Splits the items into those a policy counts and the suspects (`suspects`, I19). The policy is applied to
+/// each part on its own: a suspect never takes a plausible snapshot's place in a rule, and suspects are
+/// kept in addition — as many as the same rules keep among suspects (so planted ones are not kept without
+/// bound, and the newest stay as evidence). Returns (plausible, suspect).
+pub fn split_suspects<T: Clone>(
     items: Vec<(T, i64)>,
     facts: impl Fn(&T) -> Plausibility,
     shrink: u8,
-) -> (Vec<(T, i64)>, Vec<Decision<T>>) {
+) -> (Vec<(T, i64)>, Vec<(T, i64)>) {
     let judged: Vec<(Plausibility, i64)> = items.iter().map(|(t, time)| (facts(t), *time)).collect();
-    let mut plausible = Vec::new();
-    let mut aside = Vec::new();
-    for ((item, time), why) in items.into_iter().zip(suspects(&judged, shrink)) {
+    let (mut plausible, mut suspect) = (Vec::new(), Vec::new());
+    for (item, why) in items.into_iter().zip(suspects(&judged, shrink)) {
         match why {
-            None => plausible.push((item, time)),
-            Some(_) => aside.push(Decision { item, time, keep: true, reasons: vec!["suspect"] }),
+            None => plausible.push(item),
+            Some(_) => suspect.push(item),
         }
     }
-    (plausible, aside)
+    (plausible, suspect)
 }
 
 /// How far past now a snapshot may be dated before retention sets it aside: twice the clock skew gc
@@ -283,15 +287,59 @@ mod tests {
 
     #[test]
     fn suspects_never_displace_plausible_snapshots() {
-        // Four real snapshots, then two planted tiny ones: keep-last 2 keeps the two newest real ones and
-        // the planted ones in addition.
-        let items: Vec<(u32, i64)> = (1..=6).map(|i| (i, i64::from(i))).collect();
+        // Four real snapshots, then three planted tiny ones: keep-last 2 keeps the two newest real ones, and
+        // among the planted ones the two newest, in addition.
+        let items: Vec<(u32, i64)> = (1..=7).map(|i| (i, i64::from(i))).collect();
         let sizes = |i: &u32| p(if *i > 4 { 1 } else { 1000 });
-        let (judged, aside) = set_aside_suspect(items, sizes, 50);
+        let (plausible, suspect) = split_suspects(items, sizes, 50);
         let policy = Policy { last: Some(2), ..Policy::default() };
-        let kept: Vec<u32> = policy.apply(&judged).into_iter().filter(|d| d.keep).map(|d| d.item).collect();
-        assert_eq!(kept, [4, 3]);
-        assert_eq!(aside.iter().map(|d| (d.item, d.keep)).collect::<Vec<_>>(), [(5, true), (6, true)]);
+        let kept = |items: &[(u32, i64)]| -> Vec<u32> {
+            policy.apply(items).into_iter().filter(|d| d.keep).map(|d| d.item).collect()
+        };
+        assert_eq!(kept(&plausible), [4, 3]);
+        assert_eq!(kept(&suspect), [7, 6]);
+    }
+
+    /// I19 as a property: over random histories of real snapshots (sizes within 30% of each other) with
+    /// planted tiny ones anywhere, the plausible snapshots a policy keeps are exactly those it keeps when
+    /// nothing was planted.
+    #[test]
+    fn planted_snapshots_never_change_which_real_ones_are_kept() {
+        let mut state = 0x1915_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..500 {
+            let n = 2 + next() % 30;
+            let mut items = Vec::new();
+            let mut real = Vec::new();
+            for i in 0..n {
+                let time = i as i64 * (1 + (next() % 30) as i64) * HOUR;
+                let planted = next() % 3 == 0;
+                let size = if planted { next() % 100 } else { 10_000 + next() % 3_000 };
+                items.push(((i, size), time));
+                if !planted {
+                    real.push(((i, size), time));
+                }
+            }
+            let policy = Policy {
+                last: Some(1 + (next() % 4) as u32),
+                daily: (next() % 2 == 0).then(|| 1 + (next() % 5) as u32),
+                ..Policy::default()
+            };
+            let (plausible, _) = split_suspects(items, |&(_, size)| p(size), SUSPECT_SHRINK_PERCENT);
+            // A planted one older than every real one has nothing to be measured against and counts; being
+            // the oldest, it can take no real one's place in a rule of the newest N.
+            let real_ids: Vec<u64> = real.iter().map(|((i, _), _)| *i).collect();
+            let keep = |items: &[((u64, u64), i64)]| -> Vec<u64> {
+                let kept = policy.apply(items).into_iter().filter(|d| d.keep).map(|d| d.item.0);
+                kept.filter(|i| real_ids.contains(i)).collect()
+            };
+            assert_eq!(keep(&plausible), keep(&real), "round {round}: {policy:?}");
+        }
     }
 
     const HOUR: i64 = 3_600_000_000;

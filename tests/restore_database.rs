@@ -368,7 +368,6 @@ fn sqlite_swap_rollback_and_sigkill() {
     }
 }
 
-
 /// I18: a second restore-database never drops the database the first one replaced (the original, live
 /// before silo's first swap) unless told to with --drop-previous.
 #[test]
@@ -515,10 +514,14 @@ fn sqlite_random_restores_and_rollbacks_never_lose_the_original() {
     }
     // The original: 7 rows, a table of its own.
     std::fs::remove_file(&file).unwrap();
-    sqlite_sql(&file, "CREATE TABLE t (x int); INSERT INTO t VALUES (1),(2),(3),(4),(5),(6),(7); CREATE TABLE original (y int);");
+    sqlite_sql(
+        &file,
+        "CREATE TABLE t (x int); INSERT INTO t VALUES (1),(2),(3),(4),(5),(6),(7); CREATE TABLE original (y int);",
+    );
     let prev = dir.path().join("model.db.silo-prev");
     let is_original = |p: &std::path::Path| {
-        p.exists() && sqlite_sql(p, "SELECT count(*) FROM sqlite_master WHERE name = 'original'") == "1"
+        p.exists()
+            && sqlite_sql(p, "SELECT count(*) FROM sqlite_master WHERE name = 'original'") == "1"
             && sqlite_sql(p, "SELECT count(*) FROM t") == "7"
     };
     let mut rng = 0x0d15_ea5e_u64 ^ u64::from(std::process::id());

@@ -38,11 +38,8 @@ impl RetryPolicy {
     };
 
     /// What is left to a request once another request of the command gave up: an attempt or two.
-    pub const AFTER_OUTAGE: RetryPolicy = RetryPolicy {
-        first: Duration::from_millis(500),
-        cap: Duration::from_secs(2),
-        budget: Duration::from_secs(5),
-    };
+    pub const AFTER_OUTAGE: RetryPolicy =
+        RetryPolicy { first: Duration::from_millis(500), cap: Duration::from_secs(2), budget: Duration::from_secs(5) };
 
     /// The wait after `failures` failed attempts (1 = the first failed), `elapsed` since the first attempt
     /// began, with `jitter` in [0, 1): half the exponential step fixed, half random ("equal jitter"), so
@@ -88,7 +85,10 @@ impl Retrying {
         let started = Instant::now();
         let mut failures = 0u32;
         let policy = if self.unreachable.load(Ordering::Relaxed) {
-            RetryPolicy { budget: RetryPolicy::AFTER_OUTAGE.budget.min(self.policy.budget), ..RetryPolicy::AFTER_OUTAGE }
+            RetryPolicy {
+                budget: RetryPolicy::AFTER_OUTAGE.budget.min(self.policy.budget),
+                ..RetryPolicy::AFTER_OUTAGE
+            }
         } else {
             self.policy
         };

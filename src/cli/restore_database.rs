@@ -246,9 +246,16 @@ impl Db<'_> {
         Ok(file)
     }
 
-    /// A client program with the connection options.
+    /// A client program with the connection options and an allow-listed environment (I21: the database
+    /// tool's own variables, never silo's).
     fn client(&self, program: &str) -> Command {
-        let mut c = silo::inputs::process::command(program);
+        use silo::inputs::process::ChildEnv;
+        let env = match self.engine {
+            Engine::Postgres => ChildEnv::base().postgres(),
+            Engine::Mariadb => ChildEnv::base().mariadb(),
+            Engine::Sqlite => ChildEnv::base(),
+        };
+        let mut c = silo::inputs::process::command_with(program, &env);
         let a = self.a;
         match self.engine {
             Engine::Postgres => {
@@ -1043,10 +1050,7 @@ fn holders_of(paths: &[PathBuf]) -> Vec<(u32, String)> {
 /// Whether an fdinfo file says its descriptor was opened for writing (unreadable: assumed so).
 fn opened_for_writing(fdinfo: &Path) -> bool {
     let text = std::fs::read_to_string(fdinfo).unwrap_or_default();
-    let flags = text
-        .lines()
-        .find_map(|l| l.strip_prefix("flags:"))
-        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok());
+    let flags = text.lines().find_map(|l| l.strip_prefix("flags:")).and_then(|v| u32::from_str_radix(v.trim(), 8).ok());
     flags.is_none_or(|f| f & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32)
 }
 
@@ -1056,7 +1060,9 @@ fn sqlite_target(file: &Path) -> Result<String> {
     let resolved = match std::fs::canonicalize(file) {
         Ok(p) => p,
         Err(_) => {
-            let name = file.file_name().ok_or_else(|| fail(super::exit::USAGE, format!("{}: not a file name", file.display())))?;
+            let name = file
+                .file_name()
+                .ok_or_else(|| fail(super::exit::USAGE, format!("{}: not a file name", file.display())))?;
             let parent = match file.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p,
                 _ => Path::new("."),
@@ -1066,7 +1072,10 @@ fn sqlite_target(file: &Path) -> Result<String> {
                 .join(name)
         }
     };
-    resolved.to_str().map(String::from).ok_or_else(|| fail(super::exit::USAGE, format!("{}: not UTF-8", file.display())))
+    resolved
+        .to_str()
+        .map(String::from)
+        .ok_or_else(|| fail(super::exit::USAGE, format!("{}: not UTF-8", file.display())))
 }
 
 fn not_ours(name: &str) -> anyhow::Error {

@@ -243,7 +243,9 @@ fn copy(ctx: &Invocation, source: &Repository, target: &Repository, id: silo_for
 fn forget(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<()> {
     let Some(policy) = job.keep.as_ref().map(|k| k.policy()) else { return Ok(()) };
     let filter = silo::repo::forget::Filter { name: Some(name.to_string()), host: None, tag: None };
-    let plan = ctx.rt.block_on(repo.plan_forget(&filter, Some(&policy)))?;
+    // I19 with the job's own threshold: a snapshot shrunk by its shrink_alert is suspect (100: only empty or
+    // invalid ones are).
+    let plan = ctx.rt.block_on(repo.plan_forget_with(&filter, Some(&policy), job.shrink_alert))?;
     ctx.rt.block_on(repo.forget(&plan))?;
     Ok(())
 }

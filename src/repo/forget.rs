@@ -2,14 +2,15 @@
 //! remove, and removing them. Only manifests are deleted here; their data is reclaimed by gc.
 //!
 //! Upholds I10 (retention keeps a real backup) and I19 (a suspect snapshot — empty, stored invalid, or
-//! shrunk by the threshold against the plausible one before it — never counts toward a rule and is never
-//! removed by one: planted snapshots from a writer key cannot push real ones out).
+//! shrunk by the threshold against the plausible one before it — never counts toward a rule for the
+//! plausible ones: the policy is applied to suspects on their own, so planted snapshots from a writer key
+//! cannot push real ones out, and are themselves kept only as the rules keep them among suspects).
 
 use super::snapshots::Snapshot;
 use super::Repository;
 use crate::backend::names;
 use crate::retention::{
-    keep_newest_real, set_aside_future, set_aside_suspect, Decision, Evaluate, Plausibility, Policy,
+    keep_newest_real, set_aside_future, split_suspects, Decision, Evaluate, Plausibility, Policy,
     SUSPECT_SHRINK_PERCENT,
 };
 use crate::{Error, Result};
@@ -122,10 +123,13 @@ impl Repository {
                 let decisions = match &chosen {
                     Some(p) => {
                         let (items, mut aside) = set_aside_future(items, now);
-                        let (items, suspect) = set_aside_suspect(items, plausibility, shrink);
+                        let (items, suspect) = split_suspects(items, plausibility, shrink);
                         let mut d = p.apply(&items);
                         keep_newest_real(&mut d, |s: &Snapshot| s.manifest.total_size() > 0);
-                        aside.extend(suspect);
+                        // Suspects are judged among themselves: kept in addition, never in a plausible one's place.
+                        let mut s = p.apply(&suspect);
+                        s.iter_mut().filter(|d| d.keep).for_each(|d| d.reasons.push("suspect"));
+                        aside.extend(s);
                         aside.extend(d);
                         aside.sort_by_key(|d| std::cmp::Reverse(d.time));
                         aside

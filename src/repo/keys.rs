@@ -175,7 +175,10 @@ impl Repository {
             }),
             Err(Error::WrongPassword) => Err(Error::Input {
                 what: "the other password".into(),
-                message: format!("opens no intact key file but {}; give the password of another owner key", except.short()),
+                message: format!(
+                    "opens no intact key file but {}; give the password of another owner key",
+                    except.short()
+                ),
             }),
             Err(e) => Err(e),
         }

@@ -281,11 +281,14 @@ impl Repository {
             let delta_of: HashMap<u32, &pack::DeltaRef> = p.deltas.iter().map(|d| (d.entry, d)).collect();
             for (i, e) in p.entries.iter().enumerate() {
                 let sealed = bytes.get(e.offset as usize..e.offset as usize + e.stored_len as usize);
-                let ok = sealed.filter(|s| {
-                    pack::open_chunk_parts(&self.keys, self.repo_id, e.chunk, s, e.raw_len).is_ok()
-                });
+                let ok =
+                    sealed.filter(|s| pack::open_chunk_parts(&self.keys, self.repo_id, e.chunk, s, e.raw_len).is_ok());
                 let Some(sealed) = ok else {
-                    tracing::warn!("{}: chunk {} cannot be read; it is lost with the pack", names::pack(id), e.chunk.short());
+                    tracing::warn!(
+                        "{}: chunk {} cannot be read; it is lost with the pack",
+                        names::pack(id),
+                        e.chunk.short()
+                    );
                     report.chunks_lost += 1;
                     continue;
                 };
@@ -307,7 +310,8 @@ impl Repository {
         // The new packs are durable; one segment indexes them and marks the damaged packs (gc deletes them
         // after the grace period), then the damaged packs leave the segments that named them.
         let now = self.now();
-        segment.deleted = damaged.iter().map(|(pack, _)| silo_format::index::DeletedPack { pack: *pack, marked_at: now }).collect();
+        segment.deleted =
+            damaged.iter().map(|(pack, _)| silo_format::index::DeletedPack { pack: *pack, marked_at: now }).collect();
         self.check_lease(lease).await?;
         self.save(ObjectId::random(), &segment).await?;
         let lost: Vec<LostCopy> = damaged.iter().map(|(pack, _)| LostCopy { pack: *pack, chunk: None }).collect();

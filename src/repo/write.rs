@@ -599,11 +599,8 @@ async fn upload_and_index(
     }
     // Packs the index names that are gone get a deletion mark, so readers prefer the copies stored again
     // now and gc drops their entries (I20).
-    segment.deleted = cache
-        .take_absent_seen()
-        .into_iter()
-        .map(|pack| silo_format::index::DeletedPack { pack, marked_at })
-        .collect();
+    segment.deleted =
+        cache.take_absent_seen().into_iter().map(|pack| silo_format::index::DeletedPack { pack, marked_at }).collect();
     if !segment.deleted.is_empty() {
         tracing::warn!(
             "{} pack(s) the index names are gone; their chunks were stored again: {}",

@@ -58,7 +58,7 @@ impl Report for Listing {
                         say!("          ^ damaged: see `silo snapshot show {}`", s.short_id);
                     }
                     if let Some(why) = suspect {
-                        say!("          ^ suspect ({why}): retention keeps it and does not count it");
+                        say!("          ^ suspect ({why}): retention never counts it in place of a real backup");
                     }
                 }
                 Listed::Unreadable { short_id, stored, unreadable: reason, .. } => {
@@ -83,8 +83,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         scan.snapshots.retain(|s| &s.manifest.name == n);
     }
     let damaged = ctx.rt.block_on(repo.damage_marks())?;
-    let suspects =
-        silo::repo::forget::suspect_reasons(&scan.snapshots, silo::retention::SUSPECT_SHRINK_PERCENT);
+    let suspects = silo::repo::forget::suspect_reasons(&scan.snapshots, silo::retention::SUSPECT_SHRINK_PERCENT);
     let items = scan
         .snapshots
         .iter()

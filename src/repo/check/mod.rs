@@ -242,9 +242,7 @@ impl Repository {
             let (bytes, trailer) = if read_data {
                 let bytes = self.backend.get(&name).await?;
                 let opened = match check {
-                    PackCheck::WrongSize { actual } => {
-                        Err(format!("{actual} bytes where the index says {size}"))
-                    }
+                    PackCheck::WrongSize { actual } => Err(format!("{actual} bytes where the index says {size}")),
                     _ => pack::open_pack(&self.keys, self.repo_id, *pack_id, &bytes).map_err(|e| e.to_string()),
                 };
                 match opened {
@@ -293,8 +291,11 @@ impl Repository {
                 let mut first_error = None;
                 for (i, e) in entries.iter().enumerate() {
                     let Some(sealed) = bytes.get(e.offset as usize..(e.offset as usize + e.stored_len as usize)) else {
-                        first_error
-                            .get_or_insert(format!("chunk {} at offset {}: past the end of the pack", e.chunk.short(), e.offset));
+                        first_error.get_or_insert(format!(
+                            "chunk {} at offset {}: past the end of the pack",
+                            e.chunk.short(),
+                            e.offset
+                        ));
                         bad.insert(e.chunk);
                         continue;
                     };
@@ -387,6 +388,7 @@ impl Repository {
             let held: HashSet<ObjectId> = match self.read_trailer(id, *size).await {
                 Ok(t) => t.entries.iter().map(|e| e.chunk).filter(|c| wanted.contains(c)).collect(),
                 Err(Error::Damaged { .. } | Error::Inconsistent { .. }) => HashSet::new(),
+                Err(Error::Backend(e)) if e.is_not_found() => HashSet::new(),
                 Err(e) => return Err(e),
             };
             if held.is_empty() {

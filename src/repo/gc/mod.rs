@@ -287,10 +287,14 @@ impl Repository {
                         n
                     }
                     Err(Error::Damaged { .. } | Error::Inconsistent { .. }) => u64::MAX,
+                    // Gone since the listing (or not where its name puts it): nothing to keep.
+                    Err(Error::Backend(e)) if e.is_not_found() => 0,
                     Err(e) => return Err(e),
                 };
                 if live > 0 {
-                    let what = if live == u64::MAX { "its trailer cannot be read".to_string() } else {
+                    let what = if live == u64::MAX {
+                        "its trailer cannot be read".to_string()
+                    } else {
                         format!("holds {live} chunks snapshots reference")
                     };
                     tracing::warn!("{}: no index names it, but {what}: kept; run `silo repair index`", info.name);
