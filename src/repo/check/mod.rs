@@ -109,6 +109,9 @@ pub struct CheckReport {
     /// Copies found missing or damaged (I20): what `repair snapshots` drops from the index.
     #[serde(skip)]
     pub lost: Vec<LostCopy>,
+    /// Backend requests the check took (a data check reads each pack whole, and bases it already read are
+    /// not fetched again).
+    pub requests: crate::backend::metered::RequestCounts,
 }
 
 /// A copy the index names that cannot be read: the whole pack (`chunk` None) or one chunk in it.
@@ -126,6 +129,7 @@ impl CheckReport {
 
 impl Repository {
     pub async fn check(&self, options: &CheckOptions) -> Result<CheckReport> {
+        let before = self.backend.requests();
         let mut report = CheckReport { data_read: options.data != DataCheck::None, ..Default::default() };
         let mut damaged: Vec<Finding> = Vec::new();
 
@@ -211,6 +215,10 @@ impl Repository {
         // Intact copies: chunk -> for each copy, its base (None: whole).
         let mut copies: HashMap<ObjectId, Vec<Option<ObjectId>>> = HashMap::new();
         let mut pending: Vec<PendingDelta> = Vec::new();
+        // The chunks some delta names as its base, and the plaintexts of those read (bounded; 34.7: reading
+        // each base again by a ranged GET cost a check on S3 tens of thousands of requests).
+        let base_ids: HashSet<ObjectId> = packs.values().flat_map(|(_, _, d)| d.iter().map(|r| r.base)).collect();
+        let mut decoded = DecodedBases::default();
         for (pack_id, (size, entries, deltas)) in &packs {
             let name = names::pack(pack_id);
             let all: HashSet<ObjectId> = entries.iter().map(|e| e.chunk).collect();
@@ -302,11 +310,11 @@ impl Repository {
                     let indexed = base_of.get(&(i as u32)).map(|d| (d.base, d.depth));
                     let opened = pack::open_chunk_parts(&self.keys, self.repo_id, e.chunk, sealed, e.raw_len).and_then(
                         |parts| match parts {
-                            pack::ChunkParts::Whole(_) if indexed.is_none() => Ok(None),
+                            pack::ChunkParts::Whole(plain) if indexed.is_none() => Ok(Opened::Whole(plain)),
                             pack::ChunkParts::Delta { header, payload }
                                 if indexed == Some((header.base, header.depth)) =>
                             {
-                                Ok(Some((header.base, payload)))
+                                Ok(Opened::Delta(header.base, header.depth, payload))
                             }
                             _ => Err(silo_format::FormatError::malformed(
                                 "chunk",
@@ -315,13 +323,17 @@ impl Repository {
                         },
                     );
                     match opened {
-                        Ok(None) => {
+                        Ok(Opened::Whole(plain)) => {
                             report.chunks_verified += 1;
                             report.bytes_verified += u64::from(e.raw_len);
+                            // A base of some delta: kept (bounded), so deltas decode without reading it again.
+                            if base_ids.contains(&e.chunk) {
+                                decoded.keep(e.chunk, plain);
+                            }
                         }
                         // Verified once its base is known to be intact (below).
-                        Ok(Some((base, payload))) => {
-                            pending.push(PendingDelta { pack: *pack_id, entry: *e, base, payload })
+                        Ok(Opened::Delta(base, depth, payload)) => {
+                            pending.push(PendingDelta { pack: *pack_id, entry: *e, base, depth, payload })
                         }
                         Err(err) => {
                             first_error.get_or_insert(format!(
@@ -345,14 +357,15 @@ impl Repository {
         // Deltas read above: decoded against their bases (when those are restorable at all; a base that is
         // not is already a finding, spread to its dependents below).
         let mut restorable = plan::restorable(&copies);
-        let mut decoded = DecodedBases::default();
         let located = locate_bases(&packs, pending.iter().map(|d| d.base));
+        // Shallow deltas first: a decoded delta that is itself a base is kept for those above it.
+        pending.sort_by_key(|d| d.depth);
         for d in pending {
             let name = names::pack(&d.pack);
             if !restorable.contains(&d.base) {
                 continue;
             }
-            match self.verify_delta(&d, &located, &mut decoded).await {
+            match self.verify_delta(&d, &located, &mut decoded, &base_ids).await {
                 Ok(()) => {
                     report.chunks_verified += 1;
                     report.bytes_verified += u64::from(d.entry.raw_len);
@@ -441,6 +454,7 @@ impl Repository {
                 Some(_) => None,
             };
         }
+        report.requests = self.backend.requests().since(&before);
         Ok(report)
     }
 }
@@ -450,7 +464,14 @@ struct PendingDelta {
     pack: ObjectId,
     entry: PackEntry,
     base: ObjectId,
+    depth: u8,
     payload: Vec<u8>,
+}
+
+/// A chunk read in the data phase: whole (its plaintext), or a delta to decode later.
+enum Opened {
+    Whole(Vec<u8>),
+    Delta(ObjectId, u8, Vec<u8>),
 }
 
 /// Decoded plaintexts of bases during one check, bounded: cleared when it would pass `DECODED_BOUND`.
@@ -461,6 +482,16 @@ struct DecodedBases {
 }
 
 const DECODED_BOUND: usize = 64 << 20;
+
+impl DecodedBases {
+    /// Keeps `plain` as `chunk`'s while the bound allows (read in the data phase: never evicts).
+    fn keep(&mut self, chunk: ObjectId, plain: Vec<u8>) {
+        if self.bytes + plain.len() <= DECODED_BOUND && !self.plain.contains_key(&chunk) {
+            self.bytes += plain.len();
+            self.plain.insert(chunk, std::sync::Arc::new(plain));
+        }
+    }
+}
 
 fn add_copies(
     copies: &mut HashMap<ObjectId, Vec<Option<ObjectId>>>,
@@ -523,11 +554,15 @@ impl Repository {
         d: &PendingDelta,
         located: &Copies,
         decoded: &mut DecodedBases,
+        base_ids: &HashSet<ObjectId>,
     ) -> std::result::Result<(), String> {
         let base = Box::pin(self.plain_for_check(d.base, located, decoded, 0)).await?;
-        pack::finish_delta(&self.keys, d.entry.chunk, &d.payload, &base, d.entry.raw_len)
-            .map(|_| ())
-            .map_err(|e| format!("does not decode against its base {}: {e}", d.base.short()))
+        let plain = pack::finish_delta(&self.keys, d.entry.chunk, &d.payload, &base, d.entry.raw_len)
+            .map_err(|e| format!("does not decode against its base {}: {e}", d.base.short()))?;
+        if base_ids.contains(&d.entry.chunk) {
+            decoded.keep(d.entry.chunk, plain);
+        }
+        Ok(())
     }
 
     /// The plaintext of `chunk` from the first copy that decodes (whole copies first), decoding its chain.
