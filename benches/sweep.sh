@@ -2,7 +2,7 @@
 # Chunk size and zstd level against the dump series: for each combination, days 0..DAYS of
 # examples/dumpseries are ingested into a fresh repository; printed: the repository's size after day 0 and
 # after the last day, and the median ingest time of day 0 over RUNS fresh repositories. The defaults
-# (ChunkerParams::DEFAULT, --compression 3) were chosen from this table (README "Measured").
+# (ChunkerParams::DEFAULT, --compression 3) were chosen from this table (docs/benchmarks.md).
 #
 #   benches/sweep.sh [SIZE] [DAYS] [RUNS] [VARIANT]     defaults: 256M 3 3 churn
 set -euo pipefail

@@ -26,7 +26,7 @@ fn lock() -> std::sync::MutexGuard<'static, BTreeMap<u64, Cleanup>> {
 static NEXT: AtomicU64 = AtomicU64::new(1);
 /// What the watcher reads when the deadline passed (signal numbers are below 65).
 const DEADLINE: u8 = 255;
-/// Exit status when the deadline passed: as for a store that cannot be reached (README "Exit codes").
+/// Exit status when the deadline passed: as for a store that cannot be reached (docs/operations.md "Exit codes").
 const DEADLINE_EXIT: i32 = 3;
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 /// Set by the watcher before it runs the clean-ups: from then on nothing may be committed.

@@ -22,7 +22,7 @@ pub const TRIES: u32 = 3;
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(18);
 /// The most one send may take, all tries and waits together.
 pub const TOTAL: Duration = Duration::from_secs(60);
-// Every try fits in the total, waits included (README: 3 tries).
+// Every try fits in the total, waits included (docs/jobs.md: 3 tries).
 const _: () = assert!(TRIES as u64 * SMTP_TIMEOUT.as_secs() + 1 + 3 <= TOTAL.as_secs());
 const _: () = assert!(TRIES as u64 * TIMEOUT.as_secs() + 1 + 3 <= TOTAL.as_secs());
 /// The longest SMTP reply line read (RFC 5321 allows 512 bytes), and the most lines of one reply.

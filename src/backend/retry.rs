@@ -30,7 +30,7 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// README "Object storage": a request is given up after 3 minutes of failures.
+    /// docs/operations.md "S3-compatible storage": a request is given up after 3 minutes of failures.
     pub const DEFAULT: RetryPolicy = RetryPolicy {
         first: Duration::from_millis(500),
         cap: Duration::from_secs(20),

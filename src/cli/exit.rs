@@ -1,4 +1,4 @@
-//! Documented exit codes (README "Exit codes") and the mapping of every error to one of them.
+//! Documented exit codes (docs/operations.md "Exit codes") and the mapping of every error to one of them.
 
 use super::output::OutputFailed;
 
@@ -12,7 +12,7 @@ pub const COMMAND_FAILED: u8 = 7;
 pub const STALE: u8 = 8;
 /// The work is done (a snapshot committed, a report made) but the answer could not be written to stdout.
 pub const OUTPUT_FAILED: u8 = 9;
-/// `silo status`: a job's latest run failed or its dump shrank (README "Exit codes").
+/// `silo status`: a job's latest run failed or its dump shrank (docs/operations.md "Exit codes").
 pub const FAILING: u8 = 10;
 /// `silo restore-database`: the restored database did not verify; the live database is unchanged.
 pub const VERIFY_FAILED: u8 = 11;

@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long, default_value_t = 8 << 20)]
     pack_size: u32,
     /// zstd level for chunks (1-22). 3 halves a pgbench dump's first snapshot against 1 (below borg's) and
-    /// costs 3-5% on other dumps (README "Measured"); delta chunks use at least 5.
+    /// costs 3-5% on other dumps (docs/benchmarks.md); delta chunks use at least 5.
     #[arg(long, default_value_t = 3)]
     compression: i32,
     /// gc never touches a pack younger than this many seconds.

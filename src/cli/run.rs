@@ -1,7 +1,7 @@
 //! `silo run JOB... | --all`: each job of the jobs file as one unit — create, offsite copy, forget — with
 //! every step's outcome recorded in the repository (or spooled when it is out of reach), successful or
 //! failed. The steps and how outcomes combine are the library's (jobs/run.rs); this file carries them out.
-//! The exit code is the worst outcome over all jobs (README "Exit codes").
+//! The exit code is the worst outcome over all jobs (docs/operations.md "Exit codes").
 
 use super::context::Invocation;
 use super::exit::{exit_code, RunFailed};

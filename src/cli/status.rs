@@ -1,6 +1,6 @@
 //! `silo status [JOB...] [--prometheus FILE]`: each job's state (jobs/status.rs) from what the repository
 //! holds. With a jobs file, its jobs and their limits; without one, every snapshot name of `--repo`.
-//! The exit code is the worst state's (README "Exit codes"): 0 ok, 8 stale or never, 10 failing or shrunk,
+//! The exit code is the worst state's (docs/operations.md "Exit codes"): 0 ok, 8 stale or never, 10 failing or shrunk,
 //! 5 damaged.
 
 use super::context::Invocation;

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Environment variables that hold silo's secrets (README "Use"); removed from every child's environment.
+/// Environment variables that hold silo's secrets (docs/usage.md); removed from every child's environment.
 pub const SECRET_VARIABLES: [&str; 3] = ["SILO_PASSWORD", "SILO_FROM_PASSWORD", "SILO_TO_PASSWORD"];
 
 /// More environment variables that hold secrets: those a jobs file names (`password_env`).
@@ -41,7 +41,7 @@ pub fn set_child_umask(mask: libc::mode_t) {
     CHILD_UMASK.store(mask, Ordering::SeqCst);
 }
 
-/// Whether `name` holds one of silo's secrets (README "Use", or a name the jobs file gave).
+/// Whether `name` holds one of silo's secrets (docs/usage.md, or a name the jobs file gave).
 fn is_secret(name: &str) -> bool {
     SECRET_VARIABLES.contains(&name)
         || MORE_SECRET_VARIABLES.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|n| n == name)

@@ -1,5 +1,5 @@
 //! `silo status --prometheus FILE`: job states in the Prometheus text format, for node_exporter's textfile
-//! collector. The names and labels are stable (README "Metrics"); every metric is a gauge with HELP and
+//! collector. The names and labels are stable (docs/jobs.md (metrics)); every metric is a gauge with HELP and
 //! TYPE lines, checked by `promtool check metrics` in the tests. Pure: the caller writes the file.
 
 use super::status::{JobStatus, State};

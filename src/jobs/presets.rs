@@ -6,7 +6,7 @@
 //!   deduplicate); `database = "all"` is one stream per database the server lists, plus the roles and
 //!   tablespaces (`pg_dumpall --globals-only`) as stream `globals`.
 //! - mariadb: `mysqldump --single-transaction` (a consistent InnoDB snapshot without locking) with routines,
-//!   events and triggers, and 8 MB INSERT statements (README: a row that changes size then moves far fewer
+//!   events and triggers, and 8 MB INSERT statements (docs/benchmarks.md: a row that changes size then moves far fewer
 //!   statement boundaries, 4-6x less stored a day).
 //! - sqlite: `sqlite3 -readonly FILE .dump`, one read transaction: consistent while the application writes,
 //!   unlike a copy of the live file.

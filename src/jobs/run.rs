@@ -109,7 +109,7 @@ pub fn should_run(step: Step, so_far: &[(Step, Outcome)]) -> Result<(), String> 
 }
 
 /// Exit codes from most to least severe: the worst outcome of a run (or of several jobs) is its exit code
-/// (README "Exit codes").
+/// (docs/operations.md "Exit codes").
 pub const SEVERITY: [u8; 9] = [5, 4, 7, 3, 6, 1, 2, 9, 8];
 
 /// The exit code of the worst of `codes` (0 when all are 0).

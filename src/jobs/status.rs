@@ -2,7 +2,7 @@
 //! run records, damage marks, drills — against the job's limits. Pure: `judge` is a function of the facts
 //! and the time.
 //!
-//! States, worst first (the exit code of `silo status` is the worst job's, README "Exit codes"):
+//! States, worst first (the exit code of `silo status` is the worst job's, docs/operations.md "Exit codes"):
 //! damaged (a snapshot of the job is marked damaged), failing (its latest run failed), shrunk (its latest
 //! snapshot is smaller than `min_size`, or smaller than the one before by `shrink_alert` percent or more),
 //! stale (no snapshot within the freshness limit), never (no snapshot at all), ok.

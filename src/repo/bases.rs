@@ -64,7 +64,7 @@ pub enum BaseChoice {
 /// above it plus today's (`today`, the smallest delta of the chain: about one day), then leaves room for
 /// `limit - j - 1` daily deltas; storing the chunk whole costs `sizes[0]` and leaves room for `limit`. An
 /// ancestor that never moved would make every re-anchored delta hold all the days since it (sysbench's
-/// increments climbed to 4.4x patch-from over 30 days with a fixed one, README "Thirty days again");
+/// increments climbed to 4.4x patch-from over 30 days with a fixed one, docs/benchmarks.md "Thirty days again");
 /// weighing the span against the room lets anchors advance — a re-anchor deep in the chain while the
 /// changes above it are few, a shallower one or a whole chunk once they are many. Within the depth budget
 /// this is close to the least total (design.md "Bounded chains"; benches/chain_model.py). `sizes[0]` is an
