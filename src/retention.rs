@@ -148,6 +148,9 @@ pub fn suspects(items: &[(Plausibility, i64)], shrink: u8) -> Vec<Option<String>
     out
 }
 
+/// Items with their times (µs), as a policy takes them.
+pub type Timed<T> = Vec<(T, i64)>;
+
 /// Splits the items into those a policy counts and the suspects (`suspects`, I19). The policy is applied to
 /// each part on its own: a suspect never takes a plausible snapshot's place in a rule, and suspects are
 /// kept in addition — as many as the same rules keep among suspects (so planted ones are not kept without
@@ -156,7 +159,7 @@ pub fn split_suspects<T: Clone>(
     items: Vec<(T, i64)>,
     facts: impl Fn(&T) -> Plausibility,
     shrink: u8,
-) -> (Vec<(T, i64)>, Vec<(T, i64)>) {
+) -> (Timed<T>, Timed<T>) {
     let judged: Vec<(Plausibility, i64)> = items.iter().map(|(t, time)| (facts(t), *time)).collect();
     let (mut plausible, mut suspect) = (Vec::new(), Vec::new());
     for (item, why) in items.into_iter().zip(suspects(&judged, shrink)) {
@@ -318,7 +321,7 @@ mod tests {
             let mut real = Vec::new();
             for i in 0..n {
                 let time = i as i64 * (1 + (next() % 30) as i64) * HOUR;
-                let planted = next() % 3 == 0;
+                let planted = next().is_multiple_of(3);
                 let size = if planted { next() % 100 } else { 10_000 + next() % 3_000 };
                 items.push(((i, size), time));
                 if !planted {
@@ -327,7 +330,7 @@ mod tests {
             }
             let policy = Policy {
                 last: Some(1 + (next() % 4) as u32),
-                daily: (next() % 2 == 0).then(|| 1 + (next() % 5) as u32),
+                daily: next().is_multiple_of(2).then(|| 1 + (next() % 5) as u32),
                 ..Policy::default()
             };
             let (plausible, _) = split_suspects(items, |&(_, size)| p(size), SUSPECT_SHRINK_PERCENT);

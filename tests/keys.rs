@@ -316,7 +316,7 @@ fn random_key_changes_with_damaged_files_always_leave_an_owner_password_that_ope
                 made += 1;
                 let pw = format!("pw {made}");
                 let file = password_file(&repo, &format!("pw{made}"), &pw);
-                let owner = r % 5 == 0;
+                let owner = r.is_multiple_of(5);
                 let mut args = vec!["--json", "key", "add", "--new-password-file", &file];
                 if !owner {
                     args.push("--writer");

@@ -536,7 +536,7 @@ fn sqlite_random_restores_and_rollbacks_never_lose_the_original() {
             _ => vec![&snap, "--sqlite", &f],
         };
         // Told to drop the previous database only while it is not the original (the user's own choice).
-        if r & (1 << 20) != 0 && original_is_live && r % 4 != 0 {
+        if r & (1 << 20) != 0 && original_is_live && !r.is_multiple_of(4) {
             args.push("--drop-previous");
         }
         let out = restore_db(&repo, &args);
