@@ -44,6 +44,7 @@ impl Lines {
     }
 
     /// The last line when the stream did not end with `\n`.
+    #[cfg(test)]
     pub(super) fn unterminated(&self) -> Option<(&[u8], u64)> {
         self.pending.then_some((&self.partial[..], self.partial_len))
     }

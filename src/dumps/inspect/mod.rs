@@ -14,6 +14,7 @@ mod lines;
 mod pg_archive;
 mod pg_plain;
 mod rdb;
+mod sql;
 mod sql_lexer;
 mod sqlite_file;
 

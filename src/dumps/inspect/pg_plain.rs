@@ -3,7 +3,7 @@
 //! `\restrict`), no COPY block is left open, and — for pg_dumpall — every database dump that opened also
 //! completed. Tables are the COPY blocks (rows = data lines) or, for `--inserts` dumps, INSERT lines.
 
-use super::lines::Lines;
+use super::sql::{starts_with_word, Dialect, End, Event, Lexer};
 use super::{record, shown, trim_end, Scanner, Tables, Tail, Verdict};
 use silo_format::manifest::dump_format;
 
@@ -12,9 +12,17 @@ const DUMP_COMPLETE: &[u8] = b"-- PostgreSQL database dump complete";
 const CLUSTER_COMPLETE: &[u8] = b"-- PostgreSQL database cluster dump complete";
 
 pub(super) struct PgPlain {
-    all: bool,
-    lines: Lines,
+    lexer: Lexer,
     tail: Tail,
+    found: Found,
+    /// Where the stream ended, set by `finish`.
+    open_statement: Option<String>,
+    in_copy: bool,
+}
+
+/// What the lexer's events told.
+struct Found {
+    all: bool,
     tables: Tables,
     /// The table whose COPY data is being read.
     copy: Option<usize>,
@@ -32,42 +40,98 @@ pub(super) struct PgPlain {
 impl PgPlain {
     pub(super) fn new(all: bool) -> Self {
         PgPlain {
-            all,
-            lines: Lines::default(),
+            lexer: Lexer::new(Dialect::Postgres),
             tail: Tail::new(1024),
-            tables: Tables::default(),
-            copy: None,
-            tool_version: String::new(),
-            restricted: None,
-            wrong_key: false,
-            database: None,
-            opened: 0,
-            completed: 0,
+            found: Found {
+                all,
+                tables: Tables::default(),
+                copy: None,
+                tool_version: String::new(),
+                restricted: None,
+                wrong_key: false,
+                database: None,
+                opened: 0,
+                completed: 0,
+            },
+            open_statement: None,
+            in_copy: false,
         }
     }
 
-    fn line(&mut self, head: &[u8], len: u64) {
-        if let Some(i) = self.copy {
-            if head == b"\\." {
-                self.copy = None;
-            } else {
-                let t = &mut self.tables.list[i];
-                t.rows = t.rows.map(|r| r + 1);
-                t.bytes += len + 1;
-            }
-            return;
+    fn problem(&self) -> Option<String> {
+        let f = &self.found;
+        let what = if f.all { "pg_dumpall" } else { "pg_dump" };
+        if let (true, Some(i)) = (self.in_copy, f.copy) {
+            return Some(format!(
+                "the data of table {} ends without its \\. line: the dump was cut short",
+                f.tables.list[i].name
+            ));
         }
-        if let Some(rest) = head.strip_prefix(b"COPY ") {
-            let name = self.qualified(relation_name(rest));
-            let i = self.tables.by_name.get(&name).copied();
-            self.tables.get(&name, true);
-            self.copy = Some(i.unwrap_or(self.tables.list.len() - 1));
-        } else if let Some(rest) = head.strip_prefix(b"INSERT INTO ") {
-            let name = self.qualified(relation_name(rest));
-            let t = self.tables.get(&name, true);
-            t.rows = t.rows.map(|r| r + 1);
-            t.bytes += len + 1;
-        } else if head == DUMP_OPENING {
+        if let Some(head) = &self.open_statement {
+            return Some(format!("the dump ends inside a statement ({head:.60}): it was cut short or {what} failed"));
+        }
+        if f.restricted.is_some() || f.wrong_key {
+            return Some(format!(
+                "the dump does not close its \\restrict line with the matching \\unrestrict: it was cut short or \
+                 {what} failed"
+            ));
+        }
+        let mut end = trim_end(self.tail.get());
+        // pg_dump ends with its \unrestrict line, after the trailer.
+        if let Some(nl) = end.iter().rposition(|&b| b == b'\n') {
+            if end[nl + 1..].starts_with(b"\\unrestrict ") {
+                end = trim_end(&end[..nl]);
+            }
+        }
+        let trailer = if f.all { CLUSTER_COMPLETE } else { DUMP_COMPLETE };
+        let mut expected = trailer.to_vec();
+        expected.extend_from_slice(b"\n--");
+        if !end.ends_with(&expected) {
+            return Some(format!(
+                "the dump does not end with {what}'s \"{}\" trailer: it was cut short or {what} failed",
+                shown(&trailer[3..])
+            ));
+        }
+        if f.all && f.completed < f.opened {
+            return Some(format!(
+                "{} of the {} database dumps inside this pg_dumpall output did not complete",
+                f.opened - f.completed,
+                f.opened
+            ));
+        }
+        None
+    }
+}
+
+impl Found {
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::CopyRow { len } => {
+                if let Some(i) = self.copy {
+                    let t = &mut self.tables.list[i];
+                    t.rows = t.rows.map(|r| r + 1);
+                    t.bytes += len + 1;
+                }
+            }
+            Event::CopyEnd => self.copy = None,
+            Event::Statement { head, len, rows } => {
+                if starts_with_word(head, b"copy") {
+                    let name = self.qualified(relation_name(&head[5..]));
+                    self.tables.get(&name, true);
+                    self.copy = self.tables.by_name.get(&name).copied();
+                } else if head.starts_with(b"INSERT INTO ") {
+                    let name = self.qualified(relation_name(&head[12..]));
+                    let t = self.tables.get(&name, true);
+                    t.rows = t.rows.map(|r| r + rows);
+                    t.bytes += len + 1;
+                }
+            }
+            Event::Line(head) => self.line(head),
+        }
+    }
+
+    fn line(&mut self, head: &[u8]) {
+        if head == DUMP_OPENING {
             self.opened += 1;
         } else if head == DUMP_COMPLETE {
             self.completed += 1;
@@ -99,82 +163,50 @@ impl PgPlain {
             _ => name,
         }
     }
-
-    fn problem(&self) -> Option<String> {
-        let what = if self.all { "pg_dumpall" } else { "pg_dump" };
-        if let Some(i) = self.copy {
-            return Some(format!(
-                "the data of table {} ends without its \\. line: the dump was cut short",
-                self.tables.list[i].name
-            ));
-        }
-        if self.restricted.is_some() || self.wrong_key {
-            return Some(format!(
-                "the dump does not close its \\restrict line with the matching \\unrestrict: it was cut short or \
-                 {what} failed"
-            ));
-        }
-        let mut end = trim_end(self.tail.get());
-        // pg_dump ends with its \unrestrict line, after the trailer.
-        if let Some(nl) = end.iter().rposition(|&b| b == b'\n') {
-            if end[nl + 1..].starts_with(b"\\unrestrict ") {
-                end = trim_end(&end[..nl]);
-            }
-        }
-        let trailer = if self.all { CLUSTER_COMPLETE } else { DUMP_COMPLETE };
-        let mut expected = trailer.to_vec();
-        expected.extend_from_slice(b"\n--");
-        if !end.ends_with(&expected) {
-            return Some(format!(
-                "the dump does not end with {what}'s \"{}\" trailer: it was cut short or {what} failed",
-                shown(&trailer[3..])
-            ));
-        }
-        if self.all && self.completed < self.opened {
-            return Some(format!(
-                "{} of the {} database dumps inside this pg_dumpall output did not complete",
-                self.opened - self.completed,
-                self.opened
-            ));
-        }
-        None
-    }
 }
 
 impl Scanner for PgPlain {
     fn feed(&mut self, data: &[u8]) {
         self.tail.feed(data);
-        let mut lines = std::mem::take(&mut self.lines);
-        lines.feed(data, |head, len| self.line(head, len));
-        self.lines = lines;
+        let found = &mut self.found;
+        self.lexer.feed(data, &mut |e| found.event(e));
     }
 
     fn finish(mut self: Box<Self>) -> Verdict {
-        // A last line without its newline still counts (a stream cut only in its final newlines is whole).
-        if let Some((head, len)) = self.lines.unterminated() {
-            let head = head.to_vec();
-            self.line(&head, len);
+        let found = &mut self.found;
+        match self.lexer.finish(&mut |e| found.event(e)) {
+            End::Clean => {}
+            End::InCopy => self.in_copy = true,
+            End::InStatement(head) => self.open_statement = Some(shown(head)),
         }
         let problem = self.problem();
-        let format = if self.all { dump_format::PG_DUMPALL } else { dump_format::PG_DUMP_PLAIN };
-        let mut r = record(format, self.tool_version);
-        r.entries = if self.all { self.opened } else { 0 };
-        r.tables = self.tables.list;
+        let f = self.found;
+        let format = if f.all { dump_format::PG_DUMPALL } else { dump_format::PG_DUMP_PLAIN };
+        let mut r = record(format, f.tool_version);
+        r.entries = if f.all { f.opened } else { 0 };
+        r.tables = f.tables.list;
         Verdict { record: r, problem }
     }
 }
 
-/// The relation a `COPY`/`INSERT INTO` statement names: everything up to the first space or `(` outside
-/// double quotes, as the dump writes it (`public.orders`, `public."Order Lines"`).
+/// The relation a `COPY`/`INSERT INTO` statement names: everything up to the first blank or `(` outside
+/// identifier quotes (`"`, `` ` ``, `[...]`), as the dump writes it (`public.orders`, `public."Order Lines"`,
+/// `` `my table` ``).
 pub(super) fn relation_name(rest: &[u8]) -> String {
-    let mut quoted = false;
+    let mut quote: Option<u8> = None;
     let end = rest
         .iter()
         .position(|&b| {
-            if b == b'"' {
-                quoted = !quoted;
+            match quote {
+                Some(q) if b == q => quote = None,
+                Some(_) => {}
+                None => match b {
+                    b'"' | b'`' => quote = Some(b),
+                    b'[' => quote = Some(b']'),
+                    _ => return b.is_ascii_whitespace() || b == b'(' || b == b';',
+                },
             }
-            !quoted && (b == b' ' || b == b'(')
+            false
         })
         .unwrap_or(rest.len());
     shown(&rest[..end])
