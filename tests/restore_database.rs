@@ -548,3 +548,162 @@ fn sqlite_random_restores_and_rollbacks_never_lose_the_original() {
         );
     }
 }
+
+/// Issue 29: dumps that load fine verify — table inheritance (a parent counted without its children), one
+/// INSERT of many rows (`--rows-per-insert`), a trigger function whose body has `INSERT INTO log VALUES` at
+/// column 0, an SQL function body with `COPY ... FROM`, a COPY row that begins `CREATE DATABASE ` — and a
+/// failing `--check-sql` says psql's ERROR line, not its caret.
+#[test]
+fn postgres_dumps_that_load_fine_verify() {
+    if !services::postgres() {
+        return;
+    }
+    const DB: &str = "silo_t_rdb29";
+    let targets = ["silo_t_rdb29_plain", "silo_t_rdb29_rows", "silo_t_rdb29_check"];
+    for t in targets {
+        for suffix in ["", "__silo_new", "__silo_prev"] {
+            services::pg_drop(&format!("{t}{suffix}"));
+        }
+    }
+    services::pg_fresh(DB);
+    services::psql(
+        DB,
+        "CREATE TABLE events (id int, what text);
+         CREATE TABLE events_2026 () INHERITS (events);
+         INSERT INTO events VALUES (1, 'parent');
+         INSERT INTO events_2026 VALUES (2, 'child'), (3, 'child');
+         CREATE TABLE log (x text);
+         CREATE FUNCTION log_it() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+INSERT INTO log VALUES ('fired');
+RETURN NEW;
+END $$;
+         CREATE TRIGGER t AFTER INSERT ON events_2026 FOR EACH ROW EXECUTE FUNCTION log_it();
+         CREATE TABLE audit (what text);
+         INSERT INTO audit VALUES (E'CREATE DATABASE evil\\tby admin'), ('x');
+         SET check_function_bodies = off;
+         CREATE FUNCTION reload() RETURNS void LANGUAGE sql AS $$
+COPY audit FROM '/dev/null';
+$$;",
+    );
+    let repo = TestRepo::init();
+    for (name, extra) in [("plain", None), ("rows", Some("--rows-per-insert=100"))] {
+        let mut args = vec!["snapshot", "create", "--name", name, "--", "pg_dump", "--no-password"];
+        args.extend(extra);
+        args.push(DB);
+        let mut create = repo.cmd(&args);
+        create.envs(services::PG_ENV);
+        let out = util::run_with_input(create, b"");
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+    }
+    for (name, target) in [("plain", targets[0]), ("rows", targets[1])] {
+        let out = restore_db(&repo, &["--json", &format!("{name}:latest"), "--postgres", target]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_eq!(count(target, "ONLY events"), "1", "{name}");
+        assert_eq!(count(target, "events"), "3", "{name}");
+        assert_eq!(count(target, "audit"), "2", "{name}");
+        assert_eq!(count(target, "log"), "0", "{name}");
+    }
+    let out =
+        restore_db(&repo, &["plain:latest", "--postgres", targets[2], "--check-sql", "SELECT nosuch FROM events"]);
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("ERROR:") && err.contains("nosuch"), "the error line is shown: {err}");
+    assert!(!pg_exists(targets[2]), "a failed verification restores nothing");
+    for t in [DB, targets[0], targets[1]] {
+        services::pg_drop(t);
+    }
+}
+
+/// Issue 29: one restore-database per database, however the server is named: `--host 127.0.0.1` and
+/// `PGHOST=127.0.0.1` take the same lock.
+#[test]
+fn postgres_two_spellings_of_one_server_take_one_lock() {
+    if !services::postgres() {
+        return;
+    }
+    const DB: &str = "silo_t_rdb29_lock";
+    for suffix in ["", "__silo_new", "__silo_prev"] {
+        services::pg_drop(&format!("{DB}{suffix}"));
+    }
+    services::pg_fresh(DB);
+    services::psql(DB, "CREATE TABLE t AS SELECT 1 AS x");
+    let repo = TestRepo::init();
+    let mut create = repo.cmd(&["snapshot", "create", "--name", "l", "--", "pg_dump", "--no-password", DB]);
+    create.envs(services::PG_ENV);
+    assert!(util::run_with_input(create, b"").status.success());
+    let target = "silo_t_rdb29_lock_to";
+    for suffix in ["", "__silo_new", "__silo_prev"] {
+        services::pg_drop(&format!("{target}{suffix}"));
+    }
+    let mut first = repo.cmd(&["restore-database", "l:latest", "--postgres", target, "--host", "127.0.0.1"]);
+    first.args(["--stop-command", "sleep 4"]).envs(services::PG_ENV).env_remove("PGHOST");
+    let first = first.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // The second run names the server through PGHOST only.
+    let second = restore_db(&repo, &["l:latest", "--postgres", target]);
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(second.status.code(), Some(6), "the second run waits for the first: {}", stderr(&second));
+    assert!(stderr(&second).contains("another restore-database"), "{}", stderr(&second));
+    for d in [DB, target] {
+        services::pg_drop(d);
+    }
+}
+
+/// Issue 29: a MariaDB table whose name needs backquotes is recorded and counted by its whole name.
+#[test]
+fn mariadb_a_table_named_with_a_space_verifies() {
+    if !services::mariadb() {
+        return;
+    }
+    const DB: &str = "silo_t_rdb29_my";
+    for d in [DB, "silo_t_rdb29_my__silo_new", "silo_t_rdb29_my__silo_prev", "silo_t_rdb29_my__silo_swap"] {
+        services::my_drop(d);
+    }
+    services::my_fresh(DB);
+    services::mysql(
+        Some(DB),
+        "CREATE TABLE `my table` (a text); INSERT INTO `my table` VALUES ('x\\nUSE `y`;'), ('z');",
+    );
+    let repo = TestRepo::init();
+    let mut create = repo.cmd(&["snapshot", "create", "--name", "my", "--", "mysqldump", "-uroot", DB]);
+    create.envs(services::MY_ENV);
+    assert!(util::run_with_input(create, b"").status.success());
+    let shown = repo.json(&["snapshot", "show", "my:latest"]);
+    let tables = &shown["streams"][0]["dump"]["tables"];
+    assert!(
+        tables.as_array().unwrap().iter().any(|t| t["name"] == format!("{DB}.my table") || t["name"] == "my table"),
+        "{tables}"
+    );
+    services::mysql(Some(DB), "DELETE FROM `my table`");
+    let out = restore_db(&repo, &["my:latest", "--mariadb", DB]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(services::mysql(Some(DB), "SELECT COUNT(*) FROM `my table`"), "2");
+    for d in [DB, "silo_t_rdb29_my__silo_prev"] {
+        services::my_drop(d);
+    }
+}
+
+/// Issue 29: an SQLite trigger whose body has `INSERT INTO log VALUES` at column 0 is no row of `log`.
+#[test]
+fn sqlite_a_trigger_body_is_not_a_row() {
+    if !services::sqlite() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.db");
+    let out = Command::new("sqlite3")
+        .arg(&file)
+        .arg("CREATE TABLE t (a); CREATE TABLE log (x); INSERT INTO t VALUES (1), (2);\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN\nINSERT INTO log VALUES (new.a);\nEND;")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let repo = TestRepo::init();
+    let f = file.to_str().unwrap();
+    let c = repo.cmd(&["snapshot", "create", "--name", "d", "--", "sqlite3", f, ".dump"]);
+    assert!(util::run_with_input(c, b"").status.success());
+    let out = restore_db(&repo, &["d:latest", "--sqlite", f]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sqlite_sql(&file, "SELECT count(*) FROM log"), "0");
+}

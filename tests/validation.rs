@@ -17,14 +17,14 @@ fn output(mut cmd: Command, what: &str) -> Vec<u8> {
 
 /// Offsets to cut `len` bytes at: spread over the whole stream, dense at both ends, and none in the last
 /// `keep` bytes (where a cut may leave a dump that is whole: its final newlines).
-fn cuts(len: usize, keep: usize) -> Vec<usize> {
+fn cuts(len: usize, keep: usize, from: usize) -> Vec<usize> {
     let last = len - keep;
-    // (A single byte is never taken for a dump: from two bytes on, a cut is recognised.)
-    let mut at: Vec<usize> = vec![2, 3, 5, 17, 100, 511, 512, 513, 4096, last - 1, last - 7, last - 100];
+    // Shorter than `from`, a stream identifies no tool (`--`, `RE`): it is stored unjudged with a note.
+    let mut at: Vec<usize> = vec![from, from + 1, 17, 100, 511, 512, 513, 4096, last - 1, last - 7, last - 100];
     for i in 1..24 {
         at.push(len * i / 24);
     }
-    at.retain(|&c| c > 1 && c < last);
+    at.retain(|&c| c >= from && c < last);
     at.sort_unstable();
     at.dedup();
     at
@@ -36,8 +36,19 @@ fn whole_passes_and_every_cut_is_refused(repo: &TestRepo, label: &str, dump: &[u
     let rec = &created["streams"][0]["dump"];
     assert_eq!(rec["format"], format, "{label}: {created}");
     assert_eq!(rec["valid"], true, "{label}: {created}");
+    // The first length at which the dump names its tool; a shorter cut is stored unjudged with a note.
+    let identified = |n: usize| {
+        let mut i = silo::dumps::inspect::Inspector::default();
+        i.feed(&dump[..n]);
+        i.conclude().0.is_some()
+    };
+    let from = (2..dump.len().min(8192)).find(|&n| identified(n)).expect("identified within 8 KiB");
+    if from > 2 {
+        let out = repo.ok(&["snapshot", "create", "--name", &format!("{label}-tiny")], &dump[..2]);
+        assert!(stderr(&out).contains("stored unjudged"), "{label} cut at 2: {}", stderr(&out));
+    }
     let before = repo.snapshot_count();
-    for cut in cuts(dump.len(), keep) {
+    for cut in cuts(dump.len(), keep, from) {
         let out = repo.run(&["snapshot", "create", "--name", label], &dump[..cut]);
         assert_eq!(out.status.code(), Some(util::EXIT_COMMAND_FAILED), "{label} cut at {cut} of {}", dump.len());
         let err = stderr(&out);
@@ -256,7 +267,12 @@ fn redis_rdb_and_ldif_pass_whole_and_are_refused_cut() {
         assert_eq!(created["streams"][0]["dump"]["format"], "LDIF", "{created}");
         // Cuts inside an entry (LDIF has no trailer: a cut exactly between entries cannot be told apart).
         let text = String::from_utf8_lossy(&ldif).into_owned();
-        for cut in [4, text.len() / 3, text.len() / 2, text.len() - 3] {
+        // Identified as slapcat's from its first operational attribute on (before it: stored unjudged).
+        let attr = text.find("\nstructuralObjectClass:").expect("slapcat's operational attributes");
+        let known = attr + 2 + text[attr + 1..].find('\n').unwrap();
+        let out = repo.ok(&["snapshot", "create", "--name", "ldif-early"], &ldif[..attr / 2]);
+        assert!(stderr(&out).contains("stored unjudged"), "{}", stderr(&out));
+        for cut in [known + 3, text.len() / 3, text.len() / 2, text.len() - 3] {
             if text[..cut].ends_with("\n\n") {
                 continue;
             }

@@ -222,7 +222,7 @@ impl Db<'_> {
     /// One restore-database per target on this machine (flock below the temp dir, or beside the SQLite file).
     fn lock(&self) -> Result<std::fs::File> {
         use std::os::fd::AsRawFd;
-        let key = blake3::hash(format!("{:?}:{}:{:?}", self.engine, self.names.live, self.a.host).as_bytes()).to_hex();
+        let key = blake3::hash(self.lock_key().as_bytes()).to_hex();
         let path = std::env::temp_dir().join(format!("silo-restore-database-{}.lock", &key.as_str()[..16]));
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
@@ -244,6 +244,30 @@ impl Db<'_> {
             ));
         }
         Ok(file)
+    }
+
+    /// The target as the server sees it, the same however it was spelt: host and port from the options, else
+    /// the client's environment (PG*, MYSQL_*), else the client's default; every local spelling (a socket
+    /// directory, localhost, 127.0.0.1, ::1) is one host. SQLite paths are canonical already.
+    fn lock_key(&self) -> String {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let (host, port) = match self.engine {
+            Engine::Postgres => (
+                self.a.host.clone().or_else(|| env("PGHOST")),
+                self.a.port.map(|p| p.to_string()).or_else(|| env("PGPORT")).unwrap_or_else(|| "5432".into()),
+            ),
+            Engine::Mariadb => (
+                self.a.host.clone().or_else(|| env("MYSQL_HOST")),
+                self.a.port.map(|p| p.to_string()).or_else(|| env("MYSQL_TCP_PORT")).unwrap_or_else(|| "3306".into()),
+            ),
+            Engine::Sqlite => (None, String::new()),
+        };
+        let host = match host.as_deref().map(|h| h.trim_end_matches('/')) {
+            None | Some("" | "localhost" | "127.0.0.1" | "::1" | "[::1]") => "local".to_string(),
+            Some(h) if h.starts_with('/') => "local".to_string(),
+            Some(h) => h.to_ascii_lowercase(),
+        };
+        format!("{:?}\0{host}\0{port}\0{}", self.engine, self.names.live)
     }
 
     /// A client program with the connection options and an allow-listed environment (I21: the database
@@ -302,7 +326,7 @@ impl Db<'_> {
             let err = String::from_utf8_lossy(&out.stderr);
             return Err(fail(
                 super::exit::COMMAND_FAILED,
-                format!("{} on {database}: {}", self.engine.name(), err.trim().lines().last().unwrap_or("failed")),
+                format!("{} on {database}: {}", self.engine.name(), error_line(&err)),
             ));
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -643,11 +667,15 @@ impl Db<'_> {
             let stdin = child.stdin.take().ok_or_else(|| fail(super::exit::FAILURE, "loader has no stdin"))?;
             let mut out = Guard::new(std::io::BufWriter::with_capacity(1 << 20, stdin), loader);
             let r = repo.restore_stream(ctx.rt.handle(), snap, st, &mut out, &progress);
+            if let Some(why) = out.refused.take() {
+                // Killed, not sent end-of-input: psql and mysql run a statement left unterminated at EOF.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(VERIFY_FAILED, why));
+            }
             let flushed = out.inner.flush();
-            r.map_err(anyhow::Error::from).and_then(|_| {
-                out.refused.map_or(Ok(()), |why| Err(fail(VERIFY_FAILED, why)))?;
-                flushed.map_err(|e| fail(VERIFY_FAILED, format!("{shown} stopped reading: {e}")))
-            })
+            r.map_err(anyhow::Error::from)
+                .and_then(|_| flushed.map_err(|e| fail(VERIFY_FAILED, format!("{shown} stopped reading: {e}"))))
         };
         let status = child.wait().map_err(|e| fail(super::exit::FAILURE, format!("waiting for {shown}: {e}")))?;
         let tail = tail.map(|t| t.finish()).unwrap_or_default();
@@ -677,10 +705,8 @@ impl Db<'_> {
         let expected = dump.map(swap::counted_tables).unwrap_or_default();
         let mut found = HashMap::new();
         for batch in expected.chunks(200) {
-            let query: String = batch
-                .iter()
-                .map(|(name, _)| format!("SELECT count(*) FROM {};\n", swap::table_sql(self.engine, name)))
-                .collect();
+            let query: String =
+                batch.iter().map(|(name, _)| format!("{}\n", swap::count_sql(self.engine, name))).collect();
             // A table that is missing fails the whole batch: then count one by one to name it.
             match self.sql(new, &query) {
                 Ok(out) => {
@@ -690,7 +716,7 @@ impl Db<'_> {
                 }
                 Err(_) => {
                     for (name, _) in batch {
-                        let q = format!("SELECT count(*) FROM {};", swap::table_sql(self.engine, name));
+                        let q = swap::count_sql(self.engine, name);
                         if let Ok(n) = self.sql(new, &q) {
                             found.insert(name.clone(), n.trim().parse().unwrap_or(u64::MAX));
                         }
@@ -971,41 +997,37 @@ impl Db<'_> {
 }
 
 /// Refuses, while the stream is written into the loader, SQL that would leave the scratch database:
-/// `\connect` (pg_dump --create, pg_dumpall) or `USE` (mysqldump --databases).
+/// `\connect` (pg_dump --create, pg_dumpall), `CREATE DATABASE`, `USE` (mysqldump --databases) — as
+/// statements and client commands only (dumps::inspect::SwitchWatch follows the dialect's quoting), never data
+/// such as a COPY row that begins `CREATE DATABASE `. The piece that completes one is not passed on.
 struct Guard<W: Write> {
     inner: W,
-    loader: Loader,
-    carry: Vec<u8>,
+    watch: Option<silo::dumps::inspect::SwitchWatch>,
     refused: Option<String>,
 }
 
 impl<W: Write> Guard<W> {
     fn new(inner: W, loader: Loader) -> Self {
-        Guard { inner, loader, carry: b"\n".to_vec(), refused: None }
+        use silo::dumps::inspect::{Dialect, SwitchWatch};
+        let watch = match loader {
+            Loader::Psql => Some(SwitchWatch::new(Dialect::Postgres)),
+            Loader::Mysql => Some(SwitchWatch::new(Dialect::Mysql)),
+            _ => None,
+        };
+        Guard { inner, watch, refused: None }
     }
 }
 
 impl<W: Write> Write for Guard<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let needles: &[&[u8]] = match self.loader {
-            Loader::Psql => &[b"\n\\connect ", b"\n\\c ", b"\nCREATE DATABASE "],
-            Loader::Mysql => &[b"\nUSE `", b"\nCREATE DATABASE "],
-            _ => &[],
-        };
-        if !needles.is_empty() {
-            let mut window = std::mem::take(&mut self.carry);
-            window.extend_from_slice(&buf[..buf.len().min(64)]);
-            let hit = needles.iter().any(|n| memchr::memmem::find(&window, n).is_some())
-                || needles.iter().any(|n| memchr::memmem::find(buf, n).is_some());
-            if hit {
-                let why =
-                    "the dump switches to another database (\\connect, USE or CREATE DATABASE: pg_dump --create, \
-                           pg_dumpall or mysqldump --databases); restore-database loads one database's dump into \
-                           its scratch database and was stopped";
-                self.refused = Some(why.into());
-                return Err(std::io::Error::other(why));
-            }
-            self.carry = buf[buf.len().saturating_sub(32)..].to_vec();
+        if let Some(found) = self.watch.as_mut().and_then(|w| w.feed(buf)) {
+            let why = format!(
+                "the dump switches to another database ({found}: pg_dump --create, pg_dumpall or mysqldump \
+                 --databases); restore-database loads one database's dump into its scratch database and was \
+                 stopped. Dump the one database without those options"
+            );
+            self.refused = Some(why.clone());
+            return Err(std::io::Error::other(why));
         }
         self.inner.write_all(buf)?;
         Ok(buf.len())
@@ -1076,6 +1098,17 @@ fn sqlite_target(file: &Path) -> Result<String> {
         .to_str()
         .map(String::from)
         .ok_or_else(|| fail(super::exit::USAGE, format!("{}: not UTF-8", file.display())))
+}
+
+/// The line of a client's stderr that says what went wrong: psql's `ERROR:` line (not the `LINE 1:` and
+/// caret lines after it), mysql's `ERROR 1064 ...`, sqlite3's `Error: ...`; else the last line.
+fn error_line(stderr: &str) -> &str {
+    let lines: Vec<&str> = stderr.trim().lines().collect();
+    lines
+        .iter()
+        .find(|l| l.contains("ERROR:") || l.starts_with("ERROR ") || l.contains("FATAL:") || l.contains("Error:"))
+        .or(lines.last())
+        .map_or("failed", |l| l.trim())
 }
 
 fn not_ours(name: &str) -> anyhow::Error {

@@ -159,6 +159,22 @@ pub fn table_sql(engine: Engine, recorded: &str) -> String {
     }
 }
 
+/// The query counting a recorded table's rows as the dump holds them. PostgreSQL counts a table's own rows
+/// (`ONLY`: an inheritance parent's count would include its children's, which the dump holds as their own
+/// tables), except for a partitioned table, which holds no rows of its own and whose dump rows
+/// (`--load-via-partition-root`) went to its partitions.
+pub fn count_sql(engine: Engine, recorded: &str) -> String {
+    let table = table_sql(engine, recorded);
+    match engine {
+        Engine::Postgres => format!(
+            "SELECT CASE WHEN (SELECT relkind FROM pg_class WHERE oid = {}::regclass) = 'p' THEN (SELECT count(*) FROM \
+             {table}) ELSE (SELECT count(*) FROM ONLY {table}) END;",
+            literal(recorded)
+        ),
+        _ => format!("SELECT count(*) FROM {table};"),
+    }
+}
+
 /// The tables whose rows the dump counted, as (name as recorded, rows).
 pub fn counted_tables(dump: &DumpRecord) -> Vec<(String, u64)> {
     dump.tables.iter().filter_map(|t| t.rows.map(|r| (t.name.clone(), r))).collect()
@@ -306,6 +322,13 @@ mod tests {
         let short: HashMap<String, u64> = [("a".to_string(), 2)].into();
         let e = verify_counts(&expected, &short).unwrap_err();
         assert!(e.contains("2 of 2 tables") && e.contains("a has 2 rows, the dump 3") && e.contains("c is missing"));
+    }
+
+    #[test]
+    fn postgres_counts_a_table_without_its_children() {
+        let q = count_sql(Engine::Postgres, "public.\"Ev'ents\"");
+        assert!(q.contains("FROM ONLY public.\"Ev'ents\"") && q.contains("'public.\"Ev''ents\"'::regclass"), "{q}");
+        assert_eq!(count_sql(Engine::Mariadb, "my table"), "SELECT count(*) FROM `my table`;");
     }
 
     #[test]

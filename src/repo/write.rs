@@ -160,6 +160,8 @@ struct StreamResult {
     exit_status: Option<i32>,
     warning: Option<String>,
     dump: Option<Verdict>,
+    /// Why a stream that looks like a dump was stored unjudged.
+    dump_note: Option<String>,
 }
 
 /// What `chunk_stream` learned about a stream.
@@ -168,6 +170,7 @@ struct Chunked {
     blake3: [u8; 32],
     warning: Option<String>,
     dump: Option<Verdict>,
+    dump_note: Option<String>,
 }
 
 #[derive(Default)]
@@ -665,7 +668,14 @@ fn read_stream(index: usize, spec: &StreamSpec, feed: &Feed) -> Result<StreamRes
     let chunked = chunk_stream(index, &spec.name, windows, feed);
     let exit_status = ending.finish(chunked.is_err(), feed.stop)?;
     let c = chunked?;
-    Ok(StreamResult { size: c.size, blake3: c.blake3, exit_status, warning: c.warning, dump: c.dump })
+    Ok(StreamResult {
+        size: c.size,
+        blake3: c.blake3,
+        exit_status,
+        warning: c.warning,
+        dump: c.dump,
+        dump_note: c.dump_note,
+    })
 }
 
 /// Cuts `reader` into chunks for the workers. The whole-stream BLAKE3 and the dump inspection run on their
@@ -698,13 +708,13 @@ fn chunk_stream(index: usize, name: &str, reader: impl Windows, feed: &Feed) -> 
                         _ => {}
                     }
                 }
-                let mut verdict = inspector.finish();
+                let (mut verdict, note) = inspector.conclude();
                 if let (Some(sp), Some(v)) = (spill, verdict.as_mut()) {
                     if v.record.format == silo_format::manifest::dump_format::SQLITE_FILE && v.problem.is_none() {
                         v.problem = sp.check();
                     }
                 }
-                verdict
+                (verdict, note)
             })
         });
         let taps: Vec<&Sender<Vec<SharedChunk>>> =
@@ -752,13 +762,13 @@ fn chunk_stream(index: usize, name: &str, reader: impl Windows, feed: &Feed) -> 
             r.join().map_err(|_| Error::Invalid("the delta base finder panicked".into()))??;
         }
         let blake3 = hasher.join().map_err(|_| Error::Invalid("the stream hasher panicked".into()))?;
-        let dump = match inspector.map(|i| i.join()) {
+        let (dump, dump_note) = match inspector.map(|i| i.join()) {
             Some(Ok(v)) => v,
             Some(Err(_)) => return Err(Error::Invalid("the dump inspector panicked".into())),
-            None => None,
+            None => (None, None),
         };
         let (size, warning) = cut?;
-        Ok(Chunked { size, blake3, warning, dump })
+        Ok(Chunked { size, blake3, warning, dump, dump_note })
     })
 }
 
@@ -831,6 +841,11 @@ fn judge_dumps(
     let mut records = Vec::with_capacity(streams.len());
     for (result, spec) in streams.iter_mut().zip(&options.streams) {
         let Some(verdict) = result.dump.take() else {
+            if let Some(note) = result.dump_note.take() {
+                let text = format!("stream {}: {note}", spec.name);
+                (options.warn)(&text);
+                warnings.push(text);
+            }
             records.push(None);
             continue;
         };

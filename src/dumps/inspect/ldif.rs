@@ -8,8 +8,15 @@ use super::{record, shown, Scanner, Tail, Verdict};
 use silo_format::manifest::dump_format;
 
 pub(super) fn is_ldif(head: &[u8]) -> bool {
-    head.starts_with(b"dn: ") || head.starts_with(b"dn:: ") || head.starts_with(b"version: 1\n")
+    let first_line = &head[..head.iter().position(|&b| b == b'\n').unwrap_or(head.len())];
+    // slapcat writes LF line ends; a CRLF file is someone else's LDIF (stored unjudged with a note).
+    (head.starts_with(b"dn: ") || head.starts_with(b"dn:: ") || head.starts_with(b"version: 1\n"))
+        && !first_line.ends_with(b"\r")
 }
+
+/// Operational attributes slapcat writes into every entry: an LDIF with none of them is not known to be
+/// slapcat's, so an ending without its empty line is no proof of a cut.
+const SLAPCAT_ATTRIBUTES: &[&[u8]] = &[b"structuralObjectClass:", b"entryUUID:", b"entryCSN:", b"createTimestamp:"];
 
 #[derive(Default)]
 pub(super) struct Ldif {
@@ -18,6 +25,7 @@ pub(super) struct Ldif {
     bad: Option<String>,
     line_no: u64,
     tail: Option<Tail>,
+    slapcat: bool,
 }
 
 impl Ldif {
@@ -25,6 +33,9 @@ impl Ldif {
         self.line_no += 1;
         if head.starts_with(b"dn:") {
             self.entries += 1;
+        }
+        if !self.slapcat && SLAPCAT_ATTRIBUTES.iter().any(|a| head.starts_with(a)) {
+            self.slapcat = true;
         }
         let fine = head.is_empty()
             || head.starts_with(b" ")
@@ -43,6 +54,12 @@ impl Scanner for Ldif {
         let mut lines = std::mem::take(&mut self.lines);
         lines.feed(data, |head, _| self.line(head));
         self.lines = lines;
+    }
+
+    fn unjudged(&self) -> Option<String> {
+        let ends_cleanly = self.tail.as_ref().is_some_and(|t| t.get() == b"\n\n");
+        (!self.slapcat && (self.bad.is_some() || !ends_cleanly))
+            .then(|| "an LDIF without slapcat's operational attributes, not ended by an empty line".to_string())
     }
 
     fn finish(self: Box<Self>) -> Verdict {
@@ -65,15 +82,22 @@ mod tests {
     use super::super::inspect_all;
 
     const LDIF: &str = "dn: dc=example,dc=org\nobjectClass: dcObject\ndc: example\n\
-description:: w6k=\n\ndn: cn=a,dc=example,dc=org\ncn: a\n long continued\n\n";
+description:: w6k=\nentryUUID: 1\n\ndn: cn=a,dc=example,dc=org\ncn: a\n long continued\n\n";
 
     #[test]
     fn cuts_inside_entries_are_refused() {
         let v = inspect_all(LDIF.as_bytes(), 5).unwrap();
         assert_eq!((v.problem, v.record.entries), (None, 2));
         let boundary = LDIF.find("\n\ndn: cn=a").unwrap() + 2;
+        // Before its first operational attribute a cut LDIF is not known to be slapcat's: stored unjudged.
+        let known = LDIF.find("entryUUID: 1\n").unwrap() + 13;
         for cut in 2..LDIF.len() {
-            let p = inspect_all(&LDIF.as_bytes()[..cut], 3).unwrap().problem;
+            let v = inspect_all(&LDIF.as_bytes()[..cut], 3);
+            if cut < known {
+                assert_eq!(v, None, "cut at {cut}");
+                continue;
+            }
+            let p = v.unwrap().problem;
             assert_eq!(p.is_none(), cut == boundary, "cut at {cut}");
         }
     }

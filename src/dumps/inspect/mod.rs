@@ -9,6 +9,7 @@
 //! refused stream leaves no snapshot). A stream that ends inside a signature is treated as that format cut
 //! short, so a dump cut in its first bytes is not waved through as "unknown".
 
+mod compressed;
 mod ldif;
 mod lines;
 mod pg_archive;
@@ -19,6 +20,7 @@ mod sql_lexer;
 mod sqlite_file;
 
 use silo_format::manifest::{dump_format, DumpRecord, TableStat};
+pub use sql::{Dialect, SwitchWatch};
 
 /// What inspection found in a recognised stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,31 +40,54 @@ impl Verdict {
 /// Bytes looked at before deciding the format (a tar header's `ustar` magic sits at offset 257).
 const SNIFF: usize = 512;
 
-/// Formats with a fixed opening, for recognising a stream cut short inside it.
-const SIGNATURES: &[(&[u8], u8)] = &[
-    (b"--\n-- PostgreSQL database dump\n--\n", dump_format::PG_DUMP_PLAIN),
-    (b"--\n-- PostgreSQL database cluster dump\n--\n", dump_format::PG_DUMPALL),
-    (b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n", dump_format::SQLITE_DUMP),
-    (b"SQLite format 3\0", dump_format::SQLITE_FILE),
-    (b"PGDMP", dump_format::PG_DUMP_CUSTOM),
-    (b"-- MySQL dump ", dump_format::MYSQLDUMP),
-    (b"-- MariaDB dump ", dump_format::MYSQLDUMP),
-    (b"/*M!999999\\- enable the sandbox mode */", dump_format::MYSQLDUMP),
-    (b"REDIS", dump_format::REDIS_RDB),
-    (b"toc.dat\0", dump_format::PG_DUMP_TAR),
-    (b"dn: ", dump_format::LDIF),
+/// Formats with a fixed opening, for recognising a stream cut short inside it: the opening, and how many of
+/// its first bytes identify the tool (a shorter stream could be anything: `--`, `RE`). Openings no prefix of
+/// which identifies a tool (mysqldump's banner needs its version, an RDB its first opcode) are not listed.
+const SIGNATURES: &[(&[u8], usize, u8)] = &[
+    (b"--\n-- PostgreSQL database dump\n--\n", 16, dump_format::PG_DUMP_PLAIN),
+    (b"--\n-- PostgreSQL database cluster dump\n--\n", 16, dump_format::PG_DUMPALL),
+    (b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n", usize::MAX, dump_format::SQLITE_DUMP),
+    (b"SQLite format 3\0", 13, dump_format::SQLITE_FILE),
+    (b"PGDMP", 5, dump_format::PG_DUMP_CUSTOM),
+    (b"toc.dat\0", 8, dump_format::PG_DUMP_TAR),
+];
+
+/// Openings that look like a dump's but identify no tool: such a stream is stored unjudged with a note.
+const LOOK_ALIKES: &[&[u8]] = &[
+    b"--",
+    b"/*",
+    b"#",
+    b"PRAGMA",
+    b"BEGIN",
+    b"CREATE",
+    b"SET ",
+    b"INSERT",
+    b"SQLite",
+    b"PGD",
+    b"RE",
+    b"toc.",
+    b"dn:",
+    b"version:",
 ];
 
 /// Per-format scanners share this interface: bytes in order, then the verdict at the end of the stream.
 trait Scanner {
     fn feed(&mut self, data: &[u8]);
+    /// Why the stream, though it opened like this format, is not positively this tool's output (then it is
+    /// stored unjudged with a note instead of judged).
+    fn unjudged(&self) -> Option<String> {
+        None
+    }
     fn finish(self: Box<Self>) -> Verdict;
 }
 
 enum State {
     Sniffing(Vec<u8>),
     Scanning(Box<dyn Scanner + Send>),
-    Unknown,
+    /// gzip or zstd, decoded into an inner inspector.
+    Compressed(Box<compressed::Compressed>),
+    /// Not recognised; the opening is kept for the note on look-alikes.
+    Unknown(Vec<u8>),
 }
 
 /// Follows one stream. `feed` every byte in order, then `finish`.
@@ -89,10 +114,10 @@ impl Inspector {
             let head = std::mem::take(head);
             (self.state, self.format) = start(&head);
         }
-        if let State::Scanning(s) = &mut self.state {
-            if !data.is_empty() {
-                s.feed(data);
-            }
+        match &mut self.state {
+            State::Scanning(s) if !data.is_empty() => s.feed(data),
+            State::Compressed(c) => c.feed(data),
+            _ => {}
         }
     }
 
@@ -107,32 +132,86 @@ impl Inspector {
 
     /// The verdict on the whole stream; None when the format was not recognised.
     pub fn finish(self) -> Option<Verdict> {
+        self.conclude().0
+    }
+
+    /// The verdict on the whole stream (None when no tool's dump was recognised), and for a stream that
+    /// looks like a dump but could not be identified as one tool's, a note saying it was stored unjudged.
+    pub fn conclude(self) -> (Option<Verdict>, Option<String>) {
+        let mut opening = Vec::new();
         let state = match self.state {
             State::Sniffing(head) => {
                 if let Some(format) = cut_in_signature(&head) {
-                    return Some(Verdict {
+                    let v = Verdict {
                         record: record(format, String::new()),
                         problem: Some(format!(
                             "the stream is {} bytes long and ends inside the opening of a {} (it was cut short)",
                             head.len(),
                             dump_format::name(format)
                         )),
-                    });
+                    };
+                    return (Some(v), None);
                 }
-                start(&head).0
+                let (state, _) = start(&head);
+                opening = head;
+                state
+            }
+            State::Unknown(head) => {
+                opening = head;
+                State::Unknown(Vec::new())
             }
             other => other,
         };
         match state {
-            State::Scanning(s) => Some(s.finish()),
-            _ => None,
+            State::Compressed(c) => c.conclude(),
+            State::Scanning(s) => match s.unjudged() {
+                Some(why) => (None, Some(unjudged_note(&why))),
+                None => (Some(s.finish()), None),
+            },
+            _ => (None, look_alike(&opening).map(|why| unjudged_note(&why))),
         }
     }
+}
+
+fn unjudged_note(why: &str) -> String {
+    format!("{why}: stored unjudged (silo cannot tell whether it is whole, and restore-database cannot load it)")
+}
+
+/// Why an unrecognised opening looks like a dump, if it does.
+fn look_alike(head: &[u8]) -> Option<String> {
+    if head.starts_with(b"/*!40") || head.starts_with(b"/*M!999999") {
+        return Some(
+            "it looks like mysqldump output without its header and trailer (--compact or --skip-comments), \
+             whose completeness cannot be checked; dump without those options to have it checked"
+                .into(),
+        );
+    }
+    if head.len() < 2
+        || !LOOK_ALIKES.iter().any(|l| head.starts_with(l) || (head.len() < l.len() && l.starts_with(head)))
+    {
+        return None;
+    }
+    Some(format!(
+        "it begins like a dump ({:?}) but is no dump silo can identify ({} bytes seen)",
+        shown(&head[..head.len().min(24)]),
+        head.len()
+    ))
 }
 
 /// Picks the scanner for a stream that begins with `head` (all of it, when shorter than `SNIFF`) and feeds it.
 fn start(head: &[u8]) -> (State, Option<u8>) {
     use dump_format as f;
+    let codec = if compressed::is_gzip(head) {
+        Some(compressed::Compressed::gzip())
+    } else if compressed::is_zstd(head) {
+        compressed::Compressed::zstd()
+    } else {
+        None
+    };
+    if let Some(mut c) = codec {
+        c.feed(head);
+        return (State::Compressed(Box::new(c)), None);
+    }
     let (format, mut scanner): (u8, Box<dyn Scanner + Send>) = if head.starts_with(SIGNATURES[0].0) {
         (f::PG_DUMP_PLAIN, Box::new(pg_plain::PgPlain::new(false)))
     } else if head.starts_with(SIGNATURES[1].0) {
@@ -152,7 +231,7 @@ fn start(head: &[u8]) -> (State, Option<u8>) {
     } else if ldif::is_ldif(head) {
         (f::LDIF, Box::new(ldif::Ldif::default()))
     } else {
-        return (State::Unknown, None);
+        return (State::Unknown(head.to_vec()), None);
     };
     scanner.feed(head);
     (State::Scanning(scanner), Some(format))
@@ -174,9 +253,14 @@ fn is_mysqldump(head: &[u8]) -> bool {
             None => return cut_short,
         }
     }
-    // A stream cut inside the banner (or right after MariaDB's sandbox line) is still this format.
+    // The banner names the tool's version and distribution (`-- MySQL dump 10.13  Distrib 8.0.36, for ...`):
+    // a hand-written `-- MySQL dump` comment is not taken for the tool's output.
+    let _ = cut_short;
+    let line = &rest[..rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len())];
     [&b"-- MySQL dump "[..], b"-- MariaDB dump "].iter().any(|banner| {
-        rest.starts_with(banner) || (cut_short && (sandboxed || rest.len() >= 2) && banner.starts_with(rest))
+        line.starts_with(banner)
+            && line.get(banner.len()).is_some_and(u8::is_ascii_digit)
+            && memchr::memmem::find(line, b" Distrib ").is_some()
     })
 }
 
@@ -186,7 +270,10 @@ fn cut_in_signature(stream: &[u8]) -> Option<u8> {
     if stream.len() < 2 {
         return None;
     }
-    SIGNATURES.iter().find(|(sig, _)| stream.len() < sig.len() && sig.starts_with(stream)).map(|(_, f)| *f)
+    SIGNATURES
+        .iter()
+        .find(|(sig, identifies, _)| stream.len() >= *identifies && stream.len() < sig.len() && sig.starts_with(stream))
+        .map(|(_, _, f)| *f)
 }
 
 fn record(format: u8, tool_version: String) -> DumpRecord {
@@ -279,8 +366,41 @@ mod tests {
         let v = inspect_all(b"--\n-- PostgreSQL data", 4).unwrap();
         assert_eq!(v.record.format, dump_format::PG_DUMP_PLAIN);
         assert!(v.problem.unwrap().contains("cut short"));
-        let v = inspect_all(b"PGD", 1).unwrap();
+        let v = inspect_all(b"PGDMP", 1).unwrap();
         assert_eq!(v.record.format, dump_format::PG_DUMP_CUSTOM);
+    }
+
+    fn concluded(data: &[u8]) -> (Option<Verdict>, Option<String>) {
+        let mut i = Inspector::default();
+        i.feed(data);
+        i.conclude()
+    }
+
+    #[test]
+    fn tiny_and_look_alike_streams_are_stored_unjudged_with_a_note() {
+        let mysql_by_hand = b"-- MySQL dump\nCREATE TABLE t (a int);\n".to_vec();
+        let mut rdb_text = b"REDIS0011 is the RDB version of Redis 7\n".to_vec();
+        rdb_text.extend_from_slice(&[b'x'; 600]);
+        let ldif_crlf = b"dn: dc=x\r\ndc: x\r\n\r\n".to_vec();
+        let ldif_no_blank = b"dn: dc=x\ndc: x\n".to_vec();
+        let compact = b"/*!40101 SET @saved_cs_client     = @@character_set_client */;\nCREATE TABLE `t` (a int);\n";
+        for s in [
+            &b"--\n"[..],
+            b"RE",
+            b"PGD",
+            b"--\n-- Postgre",
+            &mysql_by_hand,
+            &rdb_text,
+            &ldif_crlf,
+            &ldif_no_blank,
+            compact,
+        ] {
+            let (v, note) = concluded(s);
+            assert!(v.is_none(), "{:?} was judged: {v:?}", shown(s));
+            assert!(note.as_deref().is_some_and(|n| n.contains("stored unjudged")), "{:?}: {note:?}", shown(s));
+        }
+        assert!(concluded(compact).1.unwrap().contains("--compact"));
+        assert_eq!(concluded(b"hello world\n"), (None, None));
     }
 
     /// The scanners read untrusted bytes: mutated and cut samples of every format, fed in random pieces, must

@@ -823,7 +823,8 @@ pub(crate) mod tests {
             assert_eq!(v.record.tables[0].name, "public.orders");
             assert_eq!((v.record.tables[0].rows, v.record.tables[0].bytes), (None, 7));
         }
-        for cut in 2..a.len() {
+        // (Shorter than `PGDMP`, a stream identifies no tool: stored unjudged.)
+        for cut in 5..a.len() {
             let v = crate::dumps::inspect::inspect_all(&a[..cut], 5).unwrap();
             assert!(v.problem.is_some(), "cut at {cut} of {} passed", a.len());
         }

@@ -252,7 +252,8 @@ COPY public.\"we ird\" (x) FROM stdin;\n\\.\n\n\
         let bytes = DUMP.as_bytes();
         // Dropping only the final newlines leaves a complete dump.
         let whole = bytes.len() - "\n\n".len();
-        for cut in 2..whole {
+        // (Shorter than `--\n-- PostgreSQL`, a stream identifies no tool: stored unjudged.)
+        for cut in 16..whole {
             let v = inspect_all(&bytes[..cut], 7).unwrap();
             assert!(v.problem.is_some(), "cut at {cut} of {} passed", bytes.len());
         }

@@ -11,8 +11,9 @@ use super::{record, shown, Scanner, Verdict};
 use silo_format::manifest::dump_format;
 
 pub(super) fn is_rdb(head: &[u8]) -> bool {
-    // Five letters and four digits of version; a stream cut inside them is still an RDB cut short.
-    head.starts_with(b"REDIS") && head[5..head.len().min(9)].iter().all(u8::is_ascii_digit)
+    // Five letters, four digits of version and an opcode (AUX, SELECTDB, RESIZEDB, EOF, module and function
+    // opcodes: 0xF4-0xFF): a text file that begins `REDIS0011` is not an RDB.
+    head.len() >= 10 && head.starts_with(b"REDIS") && head[5..9].iter().all(u8::is_ascii_digit) && head[9] >= 0xf4
 }
 
 /// CRC-64/Jones, reflected: Redis's crc64.c.
@@ -249,7 +250,7 @@ mod tests {
             assert_eq!(v.problem, None, "pieces of {piece}");
             assert_eq!((v.record.tool_version.as_str(), v.record.entries), ("7.0.15", 2));
         }
-        for cut in 2..f.len() {
+        for cut in 10..f.len() {
             assert!(inspect_all(&f[..cut], 4).unwrap().problem.is_some(), "cut at {cut}");
         }
         let mut flipped = f.clone();

@@ -742,6 +742,55 @@ impl Lexer {
     }
 }
 
+/// Watches SQL on its way into a loader (restore-database) for what would leave the database it loads
+/// into: a psql `\connect`/`\c` between statements, `CREATE DATABASE`, MySQL's `USE`. Only statements and
+/// client lines count, never data (a COPY row or a string that begins `CREATE DATABASE `).
+pub struct SwitchWatch {
+    lexer: Lexer,
+    found: Option<String>,
+}
+
+impl SwitchWatch {
+    pub fn new(dialect: Dialect) -> Self {
+        SwitchWatch { lexer: Lexer::new(dialect), found: None }
+    }
+
+    /// Follows `data`; the first statement or command that switches database, once seen (the caller
+    /// stops before passing on the piece that completes it).
+    pub fn feed(&mut self, data: &[u8]) -> Option<&str> {
+        if self.found.is_none() {
+            let postgres = self.lexer.dialect == Dialect::Postgres;
+            let found = &mut self.found;
+            self.lexer.feed(data, &mut |e| {
+                let head = match e {
+                    Event::Line(h)
+                        if postgres
+                            && (h == b"\\c" || starts_with_word(h, b"\\c") || starts_with_word(h, b"\\connect")) =>
+                    {
+                        h
+                    }
+                    Event::Statement { head, .. } if switches(head, postgres) => head,
+                    _ => return,
+                };
+                if found.is_none() {
+                    *found = Some(super::shown(&head[..head.len().min(80)]));
+                }
+            });
+        }
+        self.found.as_deref()
+    }
+}
+
+fn switches(head: &[u8], postgres: bool) -> bool {
+    if !postgres && starts_with_word(head, b"use") {
+        return true;
+    }
+    starts_with_word(head, b"create") && {
+        let rest = head[6..].trim_ascii_start();
+        starts_with_word(rest, b"database") || (!postgres && starts_with_word(rest, b"schema"))
+    }
+}
+
 /// Whether `head` starts with `word` (any case) followed by a blank.
 pub(super) fn starts_with_word(head: &[u8], word: &[u8]) -> bool {
     head.len() > word.len() && head[..word.len()].eq_ignore_ascii_case(word) && head[word.len()].is_ascii_whitespace()
@@ -784,7 +833,7 @@ COPY public.u (a) FROM stdin;\nCREATE DATABASE x\n\\.\n";
         let inside = dump.find("--\n'),").unwrap() + 3;
         let p = inspect_all(&dump.as_bytes()[..inside], 9).unwrap().problem.unwrap();
         assert!(p.contains("inside a statement"), "{p}");
-        for cut in 2..dump.len() - 2 {
+        for cut in 16..dump.len() - 2 {
             assert!(inspect_all(&dump.as_bytes()[..cut], 13).unwrap().problem.is_some(), "cut at {cut}");
         }
     }
@@ -811,6 +860,19 @@ DELIMITER ;\n-- Dump completed on 2026-12-02  4:15:28\n";
         assert_eq!(rows(dump), names(&[("my table", 3)]));
         let cut = &dump[..dump.find("INSERT INTO log VALUES (1)").unwrap()];
         assert!(inspect_all(cut.as_bytes(), 3).unwrap().problem.is_some());
+    }
+
+    #[test]
+    fn only_statements_switch_database() {
+        let mut w = super::SwitchWatch::new(super::Dialect::Postgres);
+        assert_eq!(w.feed(b"COPY public.audit (what) FROM stdin;\nCREATE DATABASE x\n\\.\n"), None);
+        assert_eq!(w.feed(b"INSERT INTO t VALUES ('\n\\connect other\n');\n"), None);
+        assert_eq!(w.feed(b"\\connect other\n"), Some("\\connect other"));
+        let mut w = super::SwitchWatch::new(super::Dialect::Postgres);
+        assert!(w.feed(b"CREATE DATABASE shop WITH TEMPLATE = template0;\n").is_some());
+        let mut w = super::SwitchWatch::new(super::Dialect::Mysql);
+        assert_eq!(w.feed(b"INSERT INTO `a` VALUES ('x\nUSE `y`;\n');\n"), None);
+        assert!(w.feed(b"USE `y`;\n").is_some());
     }
 
     #[test]

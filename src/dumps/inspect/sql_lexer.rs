@@ -213,7 +213,7 @@ INSERT INTO `b` VALUES (1,'('),(2,\"a\\\"b\"),(3,NULL);\n\
         // One-line extended INSERTs (MySQL) and long rows: strings far past the 4 KiB a line head keeps.
         let long = "x".repeat(3 * super::super::lines::HEAD);
         let dump = format!(
-            "-- MySQL dump 10.13\nINSERT INTO `t` VALUES (1,'{long}'),(2,'a;b'),(3,'{long}\\'');\n\
+            "-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)\nINSERT INTO `t` VALUES (1,'{long}'),(2,'a;b'),(3,'{long}\\'');\n\
              INSERT INTO `t` VALUES\n(4,'{long}'),\n(5,'(');\n-- Dump completed\n"
         );
         for piece in [1, 5, 4000, 5000, 1 << 20] {
@@ -235,7 +235,8 @@ INSERT INTO `t` (`a`, `b`) VALUES (1,2),(3,4);\n-- Dump completed\n";
     #[test]
     fn every_mysqldump_truncation_is_refused() {
         let bytes = MARIADB.as_bytes();
-        for cut in 2..bytes.len() - 1 {
+        // (Before its banner's version, a stream identifies no tool: stored unjudged.)
+        for cut in MARIADB.find(" Distrib ").unwrap() + 9..bytes.len() - 1 {
             let v = inspect_all(&bytes[..cut], 7).unwrap();
             // A cut inside the last line's date still leaves "-- Dump completed": the dump is whole by then.
             if cut >= MARIADB.find("-- Dump completed").unwrap() + "-- Dump completed".len() {
@@ -256,7 +257,7 @@ CREATE TABLE IF NOT EXISTS \"we ird\"(x);\nCOMMIT;\n";
         assert_eq!(v.problem, None);
         let t: Vec<_> = v.record.tables.iter().map(|t| (t.name.as_str(), t.rows)).collect();
         assert_eq!(t, [("t", Some(2)), ("we ird", Some(0))]);
-        for cut in 2..dump.len() - 1 {
+        for cut in 44..dump.len() - 1 {
             assert!(inspect_all(&dump.as_bytes()[..cut], 3).unwrap().problem.is_some(), "cut at {cut}");
         }
         let failed = dump.replace("COMMIT;", "ROLLBACK; -- due to errors");

@@ -40,7 +40,12 @@ impl Scanner for SqliteFile {
         let pages = be32(28) as u64;
         let header_valid = pages > 0 && be32(24) == be32(92);
         r.entries = if header_valid { pages } else { self.size / page_size };
-        let problem = if header_valid && pages * page_size != self.size {
+        let data = pages * page_size;
+        let problem = if header_valid && data < self.size && chunk_padded(data, self.size, page_size) {
+            // `.filectrl chunk_size N` (SQLITE_FCNTL_CHUNK_SIZE) grows the file in chunks: the pages past the
+            // header's count are padding.
+            None
+        } else if header_valid && pages * page_size != self.size {
             Some(format!(
                 "the header says {pages} pages of {page_size} bytes ({} bytes) but the file is {} bytes: it was cut \
                  short or copied while being written",
@@ -54,6 +59,19 @@ impl Scanner for SqliteFile {
         };
         Verdict { record: r, problem }
     }
+}
+
+/// Whether `size` is `data` rounded up to a power-of-two chunk of at least two pages, as SQLite's chunk size
+/// leaves a file.
+fn chunk_padded(data: u64, size: u64, page_size: u64) -> bool {
+    let mut chunk = 2 * page_size;
+    while chunk <= size {
+        if data.div_ceil(chunk) * chunk == size {
+            return true;
+        }
+        chunk *= 2;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -75,12 +93,19 @@ mod tests {
         let f = file(3, 4096);
         let v = inspect_all(&f, 1000).unwrap();
         assert_eq!((v.problem, v.record.entries), (None, 3));
-        for cut in [2, 50, 100, 4096, 4097, f.len() - 1] {
+        for cut in [13, 50, 100, 4096, 4097, f.len() - 1] {
             assert!(inspect_all(&f[..cut], 333).unwrap().problem.is_some(), "cut at {cut}");
         }
         let mut grown = f.clone();
-        grown.extend_from_slice(&[0; 4096]);
+        grown.extend_from_slice(&[0; 2 * 4096]);
         assert!(inspect_all(&grown, 4096).unwrap().problem.is_some());
+        // Padded to a 64 KiB chunk (`.filectrl chunk_size 65536`): whole.
+        let mut padded = f.clone();
+        padded.resize(65_536, 0);
+        assert_eq!(inspect_all(&padded, 4096).unwrap().problem, None);
+        let mut two_chunks = file(17, 4096);
+        two_chunks.resize(2 * 65_536, 0);
+        assert_eq!(inspect_all(&two_chunks, 4096).unwrap().problem, None);
         assert_eq!(inspect_all(&file(1, 1), 70_000).unwrap().problem, None);
     }
 }
