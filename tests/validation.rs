@@ -320,3 +320,157 @@ fn accept_invalid_commits_it_marked_and_no_validate_stores_it_unjudged() {
     let rec = &target.json(&["snapshot", "show", "t:latest"])["streams"][0]["dump"];
     assert_eq!(rec["valid"], false, "the copy keeps the invalid mark: {rec}");
 }
+
+/// Issue 29: whole dumps from the real tools whose data or function bodies hold lines that look like
+/// structure (a COPY header, a `\restrict` line, pg_dumpall's opening comment, `COPY ... FROM` in a body) are
+/// committed, with their rows counted as the dump holds them.
+#[test]
+fn postgres_data_and_bodies_that_look_like_structure_are_not_refused() {
+    if !services::postgres() {
+        return;
+    }
+    let db = "zz29_valid_pg";
+    services::pg_fresh(db);
+    services::psql(
+        db,
+        "CREATE TABLE notes (id int, body text);
+         INSERT INTO notes VALUES
+           (1, E'how to load:\\nCOPY public.notes (id, body) FROM stdin;\\n\\\\restrict abc\\n\\\\.\\n'),
+           (2, E'--\\n-- PostgreSQL database dump\\n--\\n'),
+           (3, E'it''s a \\\\ backslash\\n-- PostgreSQL database dump complete\\n--\\n');
+         SET check_function_bodies = off;
+         CREATE FUNCTION reload() RETURNS void LANGUAGE sql AS $$
+COPY notes FROM '/dev/null';
+$$;",
+    );
+    let repo = TestRepo::init();
+    for flags in [&["--inserts"][..], &["--rows-per-insert=2"], &["--column-inserts"], &["--schema-only"], &[]] {
+        let mut c = services::pg("pg_dump");
+        c.args(flags).args(["-d", db]);
+        let dump = output(c, "pg_dump");
+        let out = repo.run(&["--json", "snapshot", "create", "--name", "pg"], &dump);
+        assert!(out.status.success(), "pg_dump {flags:?}: {}", stderr(&out));
+        let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let rec = &created["streams"][0]["dump"];
+        assert_eq!((&rec["format"], &rec["valid"]), (&"pg_dump (plain SQL)".into(), &true.into()), "{flags:?}");
+        if flags != ["--schema-only"] {
+            let shown = repo.json(&["snapshot", "show", "pg:latest"]);
+            let tables = shown["streams"][0]["dump"]["tables"].as_array().unwrap().clone();
+            let notes = tables.iter().find(|t| t["name"] == "public.notes").expect("notes listed");
+            assert_eq!(notes["rows"], 3, "pg_dump {flags:?}: {tables:?}");
+            assert_eq!(tables.len(), 1, "pg_dump {flags:?}: {tables:?}");
+        }
+    }
+    // pg_dumpall --inserts, the other test databases left out.
+    let mut c = services::pg("pg_dumpall");
+    c.args(["--inserts", "--exclude-database=silo*"]);
+    let all = output(c, "pg_dumpall");
+    let out = repo.run(&["snapshot", "create", "--name", "all"], &all);
+    assert!(out.status.success(), "pg_dumpall --inserts: {}", stderr(&out));
+    services::pg_drop(db);
+}
+
+/// Issue 29: an SQLite file grown in chunks (`.filectrl chunk_size 65536`) is longer than its pages and whole.
+#[test]
+fn sqlite_a_file_grown_in_chunks_is_whole() {
+    if !services::sqlite() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chunked.db");
+    let mut c = Command::new("sqlite3");
+    c.arg(&file).args([".filectrl chunk_size 65536", "CREATE TABLE t (a); INSERT INTO t VALUES (randomblob(3000));"]);
+    output(c, "sqlite3");
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(bytes.len() % 65536, 0, "the file is grown in chunks");
+    let repo = TestRepo::init();
+    let created = repo.create_json("chunked", &bytes);
+    assert_eq!(created["streams"][0]["dump"]["valid"], true, "{created}");
+}
+
+/// Issue 29: a stream silo cannot identify as one tool's dump is stored unjudged with a note, never refused.
+#[test]
+fn tiny_and_look_alike_streams_are_stored_unjudged_with_a_note() {
+    let repo = TestRepo::init();
+    let mut redis_text = b"REDIS0011 is what an RDB file begins with; this is a note about it.\n".to_vec();
+    redis_text.extend(std::iter::repeat_n(b'x', 600));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("dashes", b"--\n".to_vec()),
+        ("re", b"RE".to_vec()),
+        ("redis-text", redis_text),
+        ("mysql-by-hand", b"-- MySQL dump\nCREATE TABLE t (a int);\nINSERT INTO t VALUES (1);\n".to_vec()),
+        ("ldif-crlf", b"dn: dc=example,dc=org\r\ndc: example\r\n\r\n".to_vec()),
+        ("ldif-no-blank", b"dn: dc=example,dc=org\ndc: example\n".to_vec()),
+    ];
+    for (name, data) in cases {
+        let out = repo.run(&["snapshot", "create", "--name", name], &data);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert!(stderr(&out).contains("stored unjudged"), "{name}: {}", stderr(&out));
+    }
+}
+
+/// Issue 29: `pg_dump | gzip | silo` (and zstd) is judged through the decompression: a whole one is committed
+/// (with a note that restore-database cannot load it), a cut one refused.
+#[test]
+fn compressed_dumps_are_judged_through_the_compression() {
+    if !services::postgres() {
+        return;
+    }
+    let db = "zz29_valid_gz";
+    services::pg_fresh(db);
+    services::psql(db, "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 20000) g");
+    let mut c = services::pg("pg_dump");
+    c.args(["-d", db]);
+    let dump = output(c, "pg_dump");
+    let repo = TestRepo::init();
+    for (tool, args) in [("gzip", &["-c"][..]), ("zstd", &["-c", "-q"])] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            println!("{tool}: not installed, not tested");
+            continue;
+        }
+        let mut child = Command::new(tool)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let d = dump.clone();
+        let writer = std::thread::spawn(move || std::io::Write::write_all(&mut input, &d));
+        let mut packed = Vec::new();
+        child.stdout.take().unwrap().read_to_end(&mut packed).unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(child.wait().unwrap().success());
+        let out = repo.run(&["snapshot", "create", "--name", tool], &packed);
+        assert!(out.status.success(), "{tool}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("inside {tool}")), "{tool}: {}", stderr(&out));
+        for cut in [packed.len() / 3, packed.len() / 2, packed.len() - 9, packed.len() - 1] {
+            let out = repo.run(&["snapshot", "create", "--name", tool], &packed[..cut]);
+            assert_eq!(out.status.code(), Some(util::EXIT_COMMAND_FAILED), "{tool} cut at {cut}: {}", stderr(&out));
+            assert!(stderr(&out).contains(&format!("{tool}-compressed")), "{tool} cut at {cut}: {}", stderr(&out));
+        }
+    }
+    services::pg_drop(db);
+}
+
+/// Issue 29: mysqldump --compact / --skip-comments (no header, no trailer) is stored with a note saying it
+/// cannot be checked or loaded by restore-database.
+#[test]
+fn mysqldump_without_its_header_is_stored_with_a_note() {
+    if !services::mariadb() {
+        return;
+    }
+    let db = "zz29_valid_my";
+    services::my_fresh(db);
+    services::mysql(Some(db), "CREATE TABLE t (a int); INSERT INTO t VALUES (1), (2);");
+    let repo = TestRepo::init();
+    for flag in ["--compact", "--skip-comments"] {
+        let mut c = services::my("mysqldump");
+        c.args([flag, db]);
+        let dump = output(c, "mysqldump");
+        let out = repo.run(&["snapshot", "create", "--name", "my"], &dump);
+        assert!(out.status.success(), "{flag}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--compact or --skip-comments"), "{flag}: {}", stderr(&out));
+    }
+    services::my_drop(db);
+}
