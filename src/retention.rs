@@ -106,42 +106,53 @@ pub fn keep_newest_real<T>(decisions: &mut [Decision<T>], is_real: impl Fn(&T) -
 /// the same default as a job's `shrink_alert`.
 pub const SUSPECT_SHRINK_PERCENT: u8 = 50;
 
-/// What retention weighs to call a snapshot plausible: its size and whether its dump was stored invalid.
+/// What retention weighs to call a snapshot plausible: its size, whether its dump was stored invalid, and
+/// whether every stream was recognised as a dump.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plausibility {
     pub size: u64,
     pub invalid: bool,
+    pub recognised: bool,
 }
 
+/// How many plausible snapshots before an item make its reference: the largest of them. A chain of
+/// snapshots each a little smaller than the last (a writer planting 55% of the one before, again and again)
+/// is measured against the largest of the recent real ones, not against its own previous link.
+pub const SUSPECT_WINDOW: usize = 10;
+
 /// I19: why each item is suspect (`None`: plausible), aligned with `items` (any order). Oldest first, an
-/// item is suspect when it holds no data, its dump was stored invalid (`--accept-invalid`), or it is
-/// `shrink` percent or more smaller than the newest plausible item before it (100: size alone never makes
-/// one suspect). Suspects never become the reference, so a run of planted tiny snapshots stays suspect.
+/// item is suspect when it holds no data, its dump was stored invalid (`--accept-invalid`), it is not a
+/// recognised dump while the plausible ones before it were, or it is `shrink` percent or more smaller than
+/// the largest of the last `SUSPECT_WINDOW` plausible items before it (100: size alone never makes one
+/// suspect). Suspects never become a reference, so a run of planted snapshots stays suspect.
 pub fn suspects(items: &[(Plausibility, i64)], shrink: u8) -> Vec<Option<String>> {
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by_key(|&i| items[i].1);
     let mut out = vec![None; items.len()];
-    let mut reference: Option<u64> = None;
+    let mut recent: std::collections::VecDeque<Plausibility> = std::collections::VecDeque::new();
     for i in order {
         let p = items[i].0;
+        let largest = recent.iter().map(|r| r.size).max();
         let why = if p.size == 0 {
             Some("holds no data".to_string())
         } else if p.invalid {
             Some("its dump was stored invalid".to_string())
+        } else if !p.recognised && recent.back().is_some_and(|r| r.recognised) {
+            Some("not a recognised dump, unlike the snapshots before it".to_string())
         } else {
-            match reference {
+            match largest {
                 Some(r) if shrink < 100 && u128::from(p.size) * 100 <= u128::from(r) * u128::from(100 - shrink) => {
                     let drop = 100.0 - p.size as f64 * 100.0 / r as f64;
-                    Some(format!(
-                        "{drop:.0}% smaller than the plausible snapshot before it ({} -> {} bytes)",
-                        r, p.size
-                    ))
+                    Some(format!("{drop:.0}% smaller than the recent plausible snapshots ({r} -> {} bytes)", p.size))
                 }
                 _ => None,
             }
         };
         if why.is_none() {
-            reference = Some(p.size);
+            recent.push_back(p);
+            if recent.len() > SUSPECT_WINDOW {
+                recent.pop_front();
+            }
         }
         out[i] = why;
     }
@@ -259,7 +270,7 @@ mod tests {
     use super::*;
 
     fn p(size: u64) -> Plausibility {
-        Plausibility { size, invalid: false }
+        Plausibility { size, invalid: false, recognised: true }
     }
 
     #[test]
@@ -277,7 +288,7 @@ mod tests {
 
     #[test]
     fn empty_and_invalid_are_suspect_whatever_the_threshold() {
-        let items = [(p(0), 1), (Plausibility { size: 50, invalid: true }, 2), (p(40), 3), (p(10), 4)];
+        let items = [(p(0), 1), (Plausibility { invalid: true, ..p(50) }, 2), (p(40), 3), (p(10), 4)];
         let flags: Vec<bool> = suspects(&items, 100).iter().map(Option::is_some).collect();
         assert_eq!(flags, [true, true, false, false]);
         // 10 is 75% smaller than 40: suspect at 50%, not at 80%.
@@ -286,6 +297,30 @@ mod tests {
         // Exactly the threshold counts.
         assert!(suspects(&[(p(100), 1), (p(50), 2)], 50)[1].is_some());
         assert!(suspects(&[(p(100), 1), (p(51), 2)], 50)[1].is_none());
+    }
+
+    #[test]
+    fn a_chain_of_shrinking_plants_is_measured_against_the_largest_recent_real_one() {
+        // Four real snapshots, then each plant 55% of the one before (the adversary's chain).
+        let mut items: Vec<(Plausibility, i64)> = (1..=4).map(|t| (p(100_000), t)).collect();
+        let mut size = 100_000u64;
+        for t in 5..=14 {
+            size = size * 55 / 100;
+            items.push((p(size), t));
+        }
+        let flags: Vec<bool> = suspects(&items, 50).iter().map(Option::is_some).collect();
+        assert_eq!(flags[..5], [false, false, false, false, false], "55% of the real ones is within 50%");
+        assert!(flags[5..].iter().all(|s| *s), "{flags:?}");
+    }
+
+    #[test]
+    fn an_unrecognised_stream_after_recognised_dumps_is_suspect() {
+        let unknown = Plausibility { recognised: false, ..p(5000) };
+        let s = suspects(&[(p(5000), 1), (unknown, 2), (p(5000), 3)], 50);
+        assert!(s[0].is_none() && s[2].is_none());
+        assert!(s[1].as_deref().unwrap().contains("not a recognised dump"), "{s:?}");
+        // A name that never held recognised dumps judges by size alone.
+        assert!(suspects(&[(unknown, 1), (unknown, 2)], 50).iter().all(Option::is_none));
     }
 
     #[test]

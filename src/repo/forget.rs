@@ -180,10 +180,13 @@ impl Repository {
     }
 }
 
-/// What I19 weighs of a snapshot: its size and whether a stream's dump was stored invalid.
+/// What I19 weighs of a snapshot: its size, whether a stream's dump was stored invalid, and whether every
+/// stream was recognised as a dump.
 pub fn plausibility(s: &Snapshot) -> Plausibility {
-    let invalid = s.manifest.streams.iter().any(|st| st.dump.as_ref().is_some_and(|d| d.invalid.is_some()));
-    Plausibility { size: s.manifest.total_size(), invalid }
+    let streams = &s.manifest.streams;
+    let invalid = streams.iter().any(|st| st.dump.as_ref().is_some_and(|d| d.invalid.is_some()));
+    let recognised = !streams.is_empty() && streams.iter().all(|st| st.dump.is_some());
+    Plausibility { size: s.manifest.total_size(), invalid, recognised }
 }
 
 /// Per snapshot id, why it is suspect (I19), judged within its (name, host) group as forget judges it.
