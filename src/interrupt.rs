@@ -47,13 +47,16 @@ pub fn interrupted() -> bool {
 /// Runs the step that makes a command's work visible (the rename of a restored file, a snapshot's manifest)
 /// unless silo was interrupted first (`None`). An interrupt arriving while it runs waits for it, and one
 /// arriving after it lets the command finish with its own status: what the exit says is what is on disk.
-pub fn commit<T>(step: impl FnOnce() -> T) -> Option<T> {
+/// A step that fails commits nothing: an interrupt that waited for it then cleans up and exits as usual.
+pub fn commit<T, E>(step: impl FnOnce() -> Result<T, E>) -> Option<Result<T, E>> {
     let _held = COMMIT.lock().unwrap_or_else(|p| p.into_inner());
     if interrupted() {
         return None;
     }
     let out = step();
-    COMMITTED.store(true, Ordering::SeqCst);
+    if out.is_ok() {
+        COMMITTED.store(true, Ordering::SeqCst);
+    }
     Some(out)
 }
 

@@ -549,6 +549,50 @@ fn sqlite_random_restores_and_rollbacks_never_lose_the_original() {
     }
 }
 
+/// I18, found by an adversarial pass: an interrupt during `restore-database --drop-previous` never leaves the
+/// previous database dropped without the swap it was dropped for: the run either finishes (exit 0, the new
+/// database live, the one it replaced kept as the rollback target) or changes nothing (exit 130).
+#[test]
+fn postgres_an_interrupt_never_drops_the_previous_database_without_the_swap() {
+    if !services::postgres() {
+        return;
+    }
+    const DB: &str = "silo_t_rdb_int";
+    let (prev, new) = ("silo_t_rdb_int__silo_prev", "silo_t_rdb_int__silo_new");
+    for d in [DB, prev, new] {
+        services::pg_drop(d);
+    }
+    services::pg_fresh(DB);
+    services::psql(DB, "CREATE TABLE t AS SELECT generate_series(1, 20000) AS id");
+    let repo = TestRepo::init();
+    let mut create = repo.cmd(&["snapshot", "create", "--name", "i", "--", "pg_dump", "--no-password", DB]);
+    create.envs(services::PG_ENV);
+    assert!(util::run_with_input(create, b"").status.success());
+    services::psql(DB, "INSERT INTO t VALUES (0)"); // the original: 20001 rows
+    assert!(restore_db(&repo, &["i:latest", "--postgres", DB]).status.success());
+    for delay in ["0", "0.05", "0.1", "0.15", "0.2", "0.3", "0.5", "0.8"] {
+        let before = (count(DB, "t"), count(prev, "t"));
+        // Marks the live database so a swap is visible, whatever the counts.
+        let stop = format!("(sleep {delay}; kill -INT $PPID) >/dev/null 2>&1 & exit 0");
+        let out = restore_db(&repo, &["i:latest", "--postgres", DB, "--drop-previous", "--stop-command", &stop]);
+        let after_live = count(DB, "t");
+        assert!(pg_exists(prev), "delay {delay}: exit {:?}: the previous database is gone", out.status.code());
+        match out.status.code() {
+            Some(0) => {
+                assert_eq!((after_live.as_str(), count(prev, "t")), ("20000", before.0.clone()), "delay {delay}")
+            }
+            Some(130) => {
+                assert_eq!((after_live, count(prev, "t")), before, "delay {delay}: interrupted, nothing changed")
+            }
+            other => panic!("delay {delay}: exit {other:?}: {}", stderr(&out)),
+        }
+        assert!(!pg_exists(new), "delay {delay}: the scratch database was removed");
+    }
+    for d in [DB, prev, new] {
+        services::pg_drop(d);
+    }
+}
+
 /// Issue 29: dumps that load fine verify — table inheritance (a parent counted without its children), one
 /// INSERT of many rows (`--rows-per-insert`), a trigger function whose body has `INSERT INTO log VALUES` at
 /// column 0, an SQL function body with `COPY ... FROM`, a COPY row that begins `CREATE DATABASE ` — and a

@@ -20,7 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["postgres", "mariadb", "sqlite"])))]
 pub struct Args {
     /// ID, ID prefix, NAME:latest or NAME:latest~N, optionally :STREAM (not with --rollback).
@@ -177,6 +177,9 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     };
     let mut skipped = Vec::new();
     let mut last_error = None;
+    // Ctrl-C or SIGTERM while loading or verifying removes the scratch database (I9); after the swap there is
+    // none left to remove.
+    let _scratch = db.remove_scratch_on_interrupt();
     for snap in &candidates {
         match db.restore_and_verify(ctx, &repo, snap, &spec.stream) {
             Ok(verified) => {
@@ -543,6 +546,14 @@ impl Db<'_> {
         Ok(())
     }
 
+    /// Registers the removal of the scratch database for an interrupt (the clean-up runs on the interrupt
+    /// watcher, so it owns what it needs: the arguments are leaked once per run).
+    fn remove_scratch_on_interrupt(&self) -> silo::interrupt::Registration {
+        let a: &'static Args = Box::leak(Box::new(self.a.clone()));
+        let db = Db { engine: self.engine, a, names: self.names.clone() };
+        silo::interrupt::on_interrupt(move || db.drop_scratch())
+    }
+
     /// Drops the scratch database after a failed restore or verification (it is silo's by its name).
     fn drop_scratch(&self) {
         if let Err(e) = self.drop_database(&self.names.new) {
@@ -766,7 +777,9 @@ impl Db<'_> {
     }
 
     /// Stop hook, the atomic swap, start hook (rolled back if it fails). Returns whether a previous
-    /// database was kept.
+    /// database was kept. Dropping an older rollback target (with --drop-previous) and the swap are one
+    /// commit (crate interrupt): an interrupt comes before both (nothing dropped, the scratch removed) or
+    /// after both (the restore finishes); never the previous database dropped without the swap it was for.
     fn swap_in(&self) -> Result<bool> {
         let n = &self.names;
         if let Some(cmd) = &self.a.stop_command {
@@ -777,13 +790,47 @@ impl Db<'_> {
         }
         let live_exists = self.exists(&n.live)?;
         if live_exists {
-            // The older rollback target goes only now, the new database verified, and only when told to (I18).
-            let refused = self.refuse_to_drop_previous().and_then(|()| self.refuse_while_held_open());
-            if let Err(e) = refused.and_then(|()| self.drop_database(&n.prev)) {
+            // Only when told to (I18), and only now that the new database is verified.
+            if let Err(e) = self.refuse_to_drop_previous().and_then(|()| self.refuse_while_held_open()) {
                 self.drop_scratch();
                 return Err(e);
             }
         }
+        let committed = silo::interrupt::commit(|| {
+            if live_exists {
+                if let Err(e) = self.drop_database(&n.prev) {
+                    self.drop_scratch();
+                    return Err(e);
+                }
+            }
+            self.exchange_in(live_exists)
+        });
+        committed.ok_or_else(|| fail(130, "interrupted before the swap; nothing was swapped"))??;
+        if let Some(cmd) = &self.a.start_command {
+            if let Err(e) = self.hook("start command", cmd, &n.live) {
+                if !live_exists {
+                    return Err(e.context("there was no previous database to put back"));
+                }
+                self.rollback()?;
+                let again = self
+                    .hook("start command", cmd, &n.live)
+                    .err()
+                    .map_or(String::new(), |e| format!("; run again: {e:#}"));
+                return Err(fail(
+                    ROLLED_BACK,
+                    format!(
+                        "{e:#}: the previous database was put back in place (the restored one is {}){again}",
+                        n.prev
+                    ),
+                ));
+            }
+        }
+        Ok(live_exists)
+    }
+
+    /// The atomic step: the scratch becomes the live database, the live one (if any) the rollback target.
+    fn exchange_in(&self, live_exists: bool) -> Result<()> {
+        let n = &self.names;
         match self.engine {
             Engine::Postgres => {
                 if live_exists {
@@ -865,26 +912,7 @@ impl Db<'_> {
                 }
             }
         }
-        if let Some(cmd) = &self.a.start_command {
-            if let Err(e) = self.hook("start command", cmd, &n.live) {
-                if !live_exists {
-                    return Err(e.context("there was no previous database to put back"));
-                }
-                self.rollback()?;
-                let again = self
-                    .hook("start command", cmd, &n.live)
-                    .err()
-                    .map_or(String::new(), |e| format!("; run again: {e:#}"));
-                return Err(fail(
-                    ROLLED_BACK,
-                    format!(
-                        "{e:#}: the previous database was put back in place (the restored one is {}){again}",
-                        n.prev
-                    ),
-                ));
-            }
-        }
-        Ok(live_exists)
+        Ok(())
     }
 
     /// Exchanges the live database and the rollback target.
