@@ -5,7 +5,9 @@
 //!
 //! Keys: `c` chunk(32) pack(32) → offset u32 | stored_len u32 | raw_len u32 (LE), then, for a copy stored
 //!       as a delta (format-spec/delta.md), base(32) | depth u8;
-//!       `s` segment(32) → empty; `d` pack(32) → marked_at i64 (LE); `repo` → repository id.
+//!       `s` segment(32) → empty; `d` pack(32) → marked_at i64 (LE); `repo` → repository id;
+//!       `q` chunk(32) pack(32) → empty: a copy `check` found damaged (I20), never deduplicated against on this
+//!       machine; kept across rebuilds (not in `KINDS`) until `repair snapshots` drops it from the index.
 
 use crate::{Error, Result};
 use rocksdb::{Direction, IteratorMode, Options, ReadOptions, WriteBatch, DB};
@@ -38,6 +40,7 @@ mod key {
     pub const CHUNK: u8 = b'c';
     pub const SEGMENT: u8 = b's';
     pub const DELETED: u8 = b'd';
+    pub const QUARANTINED: u8 = b'q';
     pub const REPO: &[u8] = b"repo";
     /// The per-kind prefixes `clear` removes.
     pub const KINDS: [u8; 3] = [CHUNK, DELETED, SEGMENT];
@@ -137,7 +140,8 @@ pub struct IndexCache {
     /// A writer's view of which packs exist (I20): the listing it took after syncing, plus the packs it
     /// indexed since. `None`: not limited (every other user of the cache).
     present: std::sync::Mutex<Option<HashSet<ObjectId>>>,
-    /// Packs the index names that `usable_location` found absent from `present`: the writer marks them.
+    /// Packs the index names that `usable_location` found absent from `present`, or holding a copy found
+    /// damaged: the writer marks them deleted, so readers prefer the copies it stores again.
     absent_seen: std::sync::Mutex<HashSet<ObjectId>>,
 }
 
@@ -289,6 +293,23 @@ impl IndexCache {
         Ok(None)
     }
 
+    /// Copies found damaged (chunk, pack): never deduplicated against on this machine (I20).
+    pub fn quarantine(&self, copies: impl IntoIterator<Item = (ObjectId, ObjectId)>) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for (chunk, pack) in copies {
+            let mut k = key::chunk_location(&chunk, &pack);
+            k[0] = key::QUARANTINED;
+            batch.put(k, []);
+        }
+        self.db.write(batch).map_err(|e| self.err(e))
+    }
+
+    fn is_quarantined(&self, chunk: &ObjectId, pack: &ObjectId) -> Result<bool> {
+        let mut k = key::chunk_location(chunk, pack);
+        k[0] = key::QUARANTINED;
+        Ok(self.db.get_pinned(k).map_err(|e| self.err(e))?.is_some())
+    }
+
     /// From now on `usable_location` counts only packs in `listed` (and those added by `add_present`).
     pub fn limit_to_present(&self, listed: HashSet<ObjectId>) {
         *self.present.lock().unwrap_or_else(|p| p.into_inner()) = Some(listed);
@@ -301,7 +322,8 @@ impl IndexCache {
         }
     }
 
-    /// The packs `usable_location` passed over because they are gone (taken: each is reported once).
+    /// The packs `usable_location` passed over because they are gone or hold a damaged copy (taken: each is
+    /// reported once).
     pub fn take_absent_seen(&self) -> Vec<ObjectId> {
         self.absent_seen.lock().unwrap_or_else(|p| p.into_inner()).drain().collect()
     }
@@ -313,6 +335,12 @@ impl IndexCache {
         let present = self.present.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for loc in self.locations(chunk)? {
             if self.is_marked_deleted(&loc.pack)? {
+                continue;
+            }
+            // A copy found damaged: stored again, and its pack marked so that readers everywhere prefer the
+            // new copy (gc then rescues the pack's other chunks and removes it).
+            if self.is_quarantined(chunk, &loc.pack)? {
+                self.absent_seen.lock().unwrap_or_else(|p| p.into_inner()).insert(loc.pack);
                 continue;
             }
             match present.as_ref() {
@@ -337,7 +365,7 @@ impl IndexCache {
             return Ok(false);
         }
         for base in self.locations(&delta.base)? {
-            if self.stored_in(&base, present, depth + 1)? {
+            if !self.is_quarantined(&delta.base, &base.pack)? && self.stored_in(&base, present, depth + 1)? {
                 return Ok(true);
             }
         }

@@ -333,3 +333,49 @@ fn damage_matrix_no_maintenance_command_turns_damage_into_more_loss() {
     }
     eprintln!("damage matrix:\n  {}", summary.join("\n  "));
 }
+
+/// I20, found by an adversarial pass: once `check --read-data` reported a damaged chunk, a backup of the same
+/// data on this machine stores it again (it restores) even before `repair snapshots` ran.
+#[test]
+fn a_chunk_check_found_damaged_is_stored_again_before_any_repair() {
+    let Some(repo) = fresh_repo() else { return };
+    let data = dump(2 << 20, 78);
+    repo.create("a", &data);
+    let pack = packs(&repo)[0].clone();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&pack, bytes).unwrap();
+    let found = repo.run(&["check", "--read-data"], b"");
+    assert_eq!(found.status.code(), Some(EXIT_DAMAGED), "{}", String::from_utf8_lossy(&found.stdout));
+    repo.create("a2", &data);
+    assert_eq!(repo.restore("a2:latest"), data, "the backup after check found the damage restores");
+    // Also from another machine's point of view (no local cache, so no local quarantine).
+    drop_cache(&repo);
+    assert_eq!(repo.restore("a2:latest"), data, "readers prefer the copy stored again");
+}
+
+/// I25, found by an adversarial pass: a pack no index names whose trailer was cut is never called an orphan
+/// gc reclaims (it may hold what snapshots need), gc keeps it, and `repair packs` says it cannot locate its
+/// chunks instead of reporting nothing.
+#[test]
+fn an_unindexed_pack_with_a_cut_trailer_is_never_an_orphan() {
+    let Some(repo) = fresh_repo() else { return };
+    repo.create("a", &dump(2 << 20, 79));
+    let pack = packs(&repo)[0].clone();
+    let bytes = std::fs::read(&pack).unwrap();
+    std::fs::write(&pack, &bytes[..bytes.len() - 10]).unwrap();
+    for seg in repo.objects("index") {
+        std::fs::remove_file(seg).unwrap();
+    }
+    drop_cache(&repo);
+    let out = repo.run(&["check", "--read-data"], b"");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(EXIT_DAMAGED), "{text}");
+    assert!(!text.contains("orphan") && !text.contains("gc reclaims"), "{text}");
+    assert!(text.contains("trailer cannot be read"), "{text}");
+    repo.ok(&["gc", "--safety", "none"], b"");
+    assert!(pack.exists(), "gc keeps it");
+    let repaired = repo.json(&["repair", "packs"]);
+    assert_eq!(repaired["unrepairable"].as_array().unwrap().len(), 1, "{repaired}");
+}

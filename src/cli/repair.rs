@@ -62,6 +62,9 @@ impl Report for RepairPacksReport {
         for p in &self.damaged_packs {
             say!("damaged pack {p}");
         }
+        for p in &self.unrepairable {
+            say!("cannot repair {p}: no index names it and its trailer is unreadable, so its chunks cannot be located");
+        }
         if self.dry_run {
             say!("{} damaged packs would be rewritten", self.damaged_packs.len());
         } else {

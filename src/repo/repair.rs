@@ -212,6 +212,9 @@ pub struct RepairPacksReport {
     /// Chunks that failed authentication: lost with the pack (the next backup of the same data stores them).
     pub chunks_lost: u64,
     pub packs_written: u64,
+    /// Packs no index names whose trailer cannot be read: their chunks cannot be located, so nothing
+    /// rewrites them (gc keeps them).
+    pub unrepairable: Vec<String>,
 }
 
 impl Repository {
@@ -238,7 +241,18 @@ impl Repository {
         let mut damaged: Vec<(ObjectId, String)> = Vec::new();
         for info in self.backend.list(names::PACKS).await? {
             let Some(id) = names::id_of(&info.name) else { continue };
-            let Some(p) = indexed.get(&id) else { continue };
+            let Some(p) = indexed.get(&id) else {
+                match self.read_trailer(&id, info.size).await {
+                    Ok(_) => {}
+                    Err(Error::Damaged { source, .. }) => report.unrepairable.push(format!("{}: {source}", info.name)),
+                    Err(Error::Inconsistent { reason, .. }) => {
+                        report.unrepairable.push(format!("{}: {reason}", info.name))
+                    }
+                    Err(Error::Backend(e)) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+                continue;
+            };
             let problem = if info.size != p.pack_size {
                 Some(format!("{} bytes where the index says {}", info.size, p.pack_size))
             } else {

@@ -260,21 +260,7 @@ impl Repository {
             .into_iter()
             .map(|ids| ids.map(|ids| Arc::new(OldStream::new(ids, cache.clone()))))
             .collect();
-        // Commands are stored as typed: a password on the command line would be in every snapshot.
-        let mut warnings = Vec::new();
-        for spec in &options.streams {
-            let found = spec.source.recorded_command().and_then(|argv| crate::inputs::password_in_command(&argv));
-            if let Some(what) = found {
-                let text = format!(
-                    "the command of stream {} holds what looks like a password ({what}); it is stored in the \
-                     snapshot as typed and shown by `snapshot show`: use ~/.pgpass / PGPASSFILE or ~/.my.cnf \
-                     instead",
-                    spec.name
-                );
-                (options.warn)(&text);
-                warnings.push(text);
-            }
-        }
+        let mut warnings = password_warnings(options);
 
         let (stream_results, collected) = std::thread::scope(|s| {
             for _ in 0..workers {
@@ -299,20 +285,7 @@ impl Repository {
                         let old = old.clone();
                         s.spawn(move || old.offsets().is_some());
                     }
-                    let guide = old.clone().map(|old| {
-                        Box::new(super::previous::StreamGuide::new(old, self.keys.clone()))
-                            as Box<dyn silo_format::chunker::Guide>
-                    });
-                    let resembler = old.filter(|_| options.deltas).map(|old| {
-                        let source = super::bases::Source {
-                            rt: rt.clone(),
-                            backend: self.backend.clone(),
-                            keys: self.keys.clone(),
-                            repo: self.repo_id,
-                            cache: cache.clone(),
-                        };
-                        (Resembler::new(source, old), self.keys.clone(), cache.clone())
-                    });
+                    let (guide, resembler) = self.previous_helpers(rt, &cache, old, options.deltas);
                     s.spawn(move || {
                         let feed = Feed {
                             jobs: &jobs,
@@ -335,33 +308,11 @@ impl Repository {
                 })
                 .collect();
             drop(job_tx);
-            let results: Vec<Result<StreamResult>> = producers
-                .into_iter()
-                .map(|p| p.join().unwrap_or_else(|_| Err(Error::Invalid("a stream reader thread panicked".into()))))
-                .collect();
-            let collected = collector.join().unwrap_or_else(|_| PackedStreams {
-                error: Some(Error::Invalid("the pack collector panicked".into())),
-                ..Default::default()
-            });
-            (results, collected)
+            joined(producers, collector)
         });
         let uploaded = rt.block_on(uploader).map_err(|e| Error::Invalid(format!("upload task failed: {e}")));
 
-        // The most specific error wins: a failed command explains everything after it.
-        let mut streams_done = Vec::with_capacity(nstreams);
-        let mut first_error = None;
-        for r in stream_results {
-            match r {
-                Ok(sr) => streams_done.push(sr),
-                Err(Error::Aborted) => {}
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        if let Some(e) = first_error.or(collected.error) {
-            return Err(e);
-        }
+        let (mut streams_done, collected) = streams_outcome(stream_results, collected)?;
         // Streams stopped with no error of their own: an interrupt killed their commands. What was read is
         // cut short and must never become a snapshot (I9).
         let interrupted = || Error::Interrupted { what: format!("snapshot {:?}", options.name) };
@@ -381,8 +332,16 @@ impl Repository {
         }
         packs += rt.block_on(self.rescue_marked_chunks(collected.ids.iter().flatten()))?;
         rt.block_on(self.verify_before_commit(session, collected.ids.iter().flatten()))?;
+        let done = Done { streams: streams_done, collected, dumps, packs, warnings, started, clock };
+        self.commit_manifest(rt, options, done)
+    }
 
-        let mut streams = Vec::with_capacity(nstreams);
+    /// Writes the manifest naming every stream's chunks: the commit (I1, I2). The last moment an interrupt
+    /// can still keep the snapshot from being committed; one arriving during the save waits for it, and the
+    /// command then exits as committed (I9).
+    fn commit_manifest(&self, rt: &Handle, options: &CreateOptions, done: Done) -> Result<CreateReport> {
+        let Done { streams: streams_done, collected, dumps, packs, mut warnings, started, clock } = done;
+        let mut streams = Vec::with_capacity(options.streams.len());
         let mut chunks = 0u64;
         for (((spec, result), ids), dump) in options.streams.iter().zip(streams_done).zip(collected.ids).zip(&dumps) {
             chunks += ids.len() as u64;
@@ -409,8 +368,7 @@ impl Repository {
         };
         manifest.version = manifest.version_needed();
         let id = ObjectId::random();
-        // The last moment an interrupt can still keep the snapshot from being committed; one arriving
-        // during the save waits for it, and the command then exits as committed (I9).
+        let interrupted = || Error::Interrupted { what: format!("snapshot {:?}", options.name) };
         crate::interrupt::commit(|| rt.block_on(self.save(id, &manifest))).ok_or_else(interrupted)??;
         Ok(CreateReport {
             id,
@@ -428,6 +386,104 @@ impl Repository {
             dumps,
             requests: Default::default(),
         })
+    }
+}
+
+impl Repository {
+    /// What the previous version of a stream gives the new one: a guide for the chunker (an unchanged
+    /// stretch skips the cut search) and, with deltas, a resembler that finds bases.
+    fn previous_helpers(
+        &self,
+        rt: &Handle,
+        cache: &Arc<IndexCache>,
+        old: Option<Arc<OldStream>>,
+        deltas: bool,
+    ) -> (Option<Box<dyn silo_format::chunker::Guide>>, Option<StreamResembler>) {
+        let guide = old.clone().map(|old| {
+            Box::new(super::previous::StreamGuide::new(old, self.keys.clone())) as Box<dyn silo_format::chunker::Guide>
+        });
+        let resembler = old.filter(|_| deltas).map(|old| {
+            let source = super::bases::Source {
+                rt: rt.clone(),
+                backend: self.backend.clone(),
+                keys: self.keys.clone(),
+                repo: self.repo_id,
+                cache: cache.clone(),
+            };
+            (Resembler::new(source, old), self.keys.clone(), cache.clone())
+        });
+        (guide, resembler)
+    }
+}
+
+/// The stream readers' results and the pack collector's, a panic in any of them an error.
+fn joined(
+    producers: Vec<std::thread::ScopedJoinHandle<'_, Result<StreamResult>>>,
+    collector: std::thread::ScopedJoinHandle<'_, PackedStreams>,
+) -> (Vec<Result<StreamResult>>, PackedStreams) {
+    let results = producers
+        .into_iter()
+        .map(|p| p.join().unwrap_or_else(|_| Err(Error::Invalid("a stream reader thread panicked".into()))))
+        .collect();
+    let collected = collector.join().unwrap_or_else(|_| PackedStreams {
+        error: Some(Error::Invalid("the pack collector panicked".into())),
+        ..Default::default()
+    });
+    (results, collected)
+}
+
+/// What a create has when every stream is read and stored, before its manifest is written.
+struct Done {
+    streams: Vec<StreamResult>,
+    collected: PackedStreams,
+    dumps: Vec<Option<silo_format::manifest::DumpRecord>>,
+    packs: u64,
+    warnings: Vec<String>,
+    started: i64,
+    clock: Instant,
+}
+
+/// Commands are stored as typed: a password on the command line would be in every snapshot. One warning
+/// per stream whose command holds what looks like one (also said through `options.warn`).
+fn password_warnings(options: &CreateOptions) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for spec in &options.streams {
+        let found = spec.source.recorded_command().and_then(|argv| crate::inputs::password_in_command(&argv));
+        if let Some(what) = found {
+            let text = format!(
+                "the command of stream {} holds what looks like a password ({what}); it is stored in the \
+                 snapshot as typed and shown by `snapshot show`: use ~/.pgpass / PGPASSFILE or ~/.my.cnf \
+                 instead",
+                spec.name
+            );
+            (options.warn)(&text);
+            warnings.push(text);
+        }
+    }
+    warnings
+}
+
+/// The streams that finished, or the most specific error: a failed command explains everything after it
+/// (streams stopped because another failed end `Aborted`), then the pack collector's.
+fn streams_outcome(
+    results: Vec<Result<StreamResult>>,
+    collected: PackedStreams,
+) -> Result<(Vec<StreamResult>, PackedStreams)> {
+    let mut done = Vec::with_capacity(results.len());
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(sr) => done.push(sr),
+            Err(Error::Aborted) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let mut collected = collected;
+    match first_error.or(collected.error.take()) {
+        Some(e) => Err(e),
+        None => Ok((done, collected)),
     }
 }
 
@@ -600,13 +656,14 @@ async fn upload_and_index(
     while let Some(r) = inflight.join_next().await {
         finish_one(r, &mut segment, &mut pending_chunks, &mut first_error);
     }
-    // Packs the index names that are gone get a deletion mark, so readers prefer the copies stored again
-    // now and gc drops their entries (I20).
+    // Packs the index names that are gone, or that hold a copy `check` found damaged, get a deletion mark,
+    // so readers prefer the copies stored again now; gc drops the entries of gone ones and rescues the
+    // intact chunks of the others (I20).
     segment.deleted =
         cache.take_absent_seen().into_iter().map(|pack| silo_format::index::DeletedPack { pack, marked_at }).collect();
     if !segment.deleted.is_empty() {
         tracing::warn!(
-            "{} pack(s) the index names are gone; their chunks were stored again: {}",
+            "{} pack(s) the index names are gone or hold a copy found damaged; those chunks were stored again: {}",
             segment.deleted.len(),
             segment.deleted.iter().map(|d| d.pack.short()).collect::<Vec<_>>().join(", ")
         );

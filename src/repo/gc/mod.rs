@@ -231,29 +231,7 @@ impl Repository {
         // 2. Read the index: per pack, how much is live; and which packs are marked deleted.
         let segment_ids: Vec<ObjectId> =
             self.backend.list(names::INDEX).await?.iter().filter_map(|o| names::id_of(&o.name)).collect();
-        let mut usage: HashMap<ObjectId, PackUse> = HashMap::new();
-        let mut marked_at: HashMap<ObjectId, i64> = HashMap::new();
-        for id in &segment_ids {
-            let seg = self.load_segment(id).await?;
-            for p in &seg.packs {
-                if usage.contains_key(&p.pack) {
-                    continue;
-                }
-                let mut u = PackUse::default();
-                for e in &p.entries {
-                    if marks.contains(&e.chunk)? {
-                        u.live_chunks += 1;
-                    } else {
-                        u.dead_bytes += u64::from(e.stored_len);
-                    }
-                }
-                usage.insert(p.pack, u);
-            }
-            for d in &seg.deleted {
-                let t = marked_at.entry(d.pack).or_insert(d.marked_at);
-                *t = (*t).min(d.marked_at);
-            }
-        }
+        let (usage, marked_at) = self.index_usage(&segment_ids, &marks).await?;
 
         // 3. Decide for every pack that exists. Listed after the index was read: a pack an index segment
         //    names was durable before the segment, so a marked pack missing here was deleted.
@@ -275,31 +253,11 @@ impl Repository {
                 marked_at: marked_at.get(&id).copied(),
                 holds_only_copy: false,
             };
-            // I25: a pack no index names is judged by its own trailer, whatever the index says: one holding a
-            // referenced chunk (its segment was lost) or one that cannot be read is kept.
             if facts.usage.is_none() && facts.marked_at.is_none() {
-                let live = match self.read_trailer(&id, info.size).await {
-                    Ok(t) => {
-                        let mut n = 0;
-                        for e in &t.entries {
-                            n += u64::from(marks.contains(&e.chunk)?);
-                        }
-                        n
-                    }
-                    Err(Error::Damaged { .. } | Error::Inconsistent { .. }) => u64::MAX,
-                    // Gone since the listing (or not where its name puts it): nothing to keep.
-                    Err(Error::Backend(e)) if e.is_not_found() => 0,
-                    Err(e) => return Err(e),
-                };
-                if live > 0 {
-                    let what = if live == u64::MAX {
-                        "its trailer cannot be read".to_string()
-                    } else {
-                        format!("holds {live} chunks snapshots reference")
-                    };
-                    tracing::warn!("{}: no index names it, but {what}: kept; run `silo repair index`", info.name);
-                    unindexed_kept.push(format!("{}: {what}", info.name));
-                    facts.usage = Some(PackUse { live_chunks: live.min(u64::from(u32::MAX)), dead_bytes: 0 });
+                if let Some((u, why)) = self.unindexed_use(&id, info.size, &marks).await? {
+                    tracing::warn!("{}: no index names it, but {why}: kept; run `silo repair index`", info.name);
+                    unindexed_kept.push(format!("{}: {why}", info.name));
+                    facts.usage = Some(u);
                 }
             }
             if facts.marked_at.is_some() && facts.usage.is_some_and(|u| u.live_chunks > 0) {
@@ -315,17 +273,7 @@ impl Repository {
                 packs.push(PlannedPack { pack: id, size: info.size, action });
             }
         }
-        // Old temporary objects are only tidied up: a `tmp/` that cannot be listed (a read-only or odd
-        // repository gc may still plan on) leaves them for a later run.
-        match self.backend.list(names::TMP).await {
-            Ok(listed) => leftovers.extend(
-                listed
-                    .into_iter()
-                    .filter(|o| names::is_silo_temporary(&o.name) && now - o.modified > LEFTOVER_AGE)
-                    .map(|o| o.name),
-            ),
-            Err(e) => tracing::info!("not looking for leftovers in {}: {e}", names::TMP),
-        }
+        leftovers.extend(self.old_temporaries(now).await);
         Ok(GcPlan {
             now,
             safety,
@@ -339,6 +287,79 @@ impl Repository {
             segments: segment_ids.len(),
             listed_packs,
         })
+    }
+
+    /// Per indexed pack: how many live chunks it holds and how many bytes are dead; and when each pack was
+    /// marked deleted (the earliest mark).
+    async fn index_usage(
+        &self,
+        segment_ids: &[ObjectId],
+        marks: &ChunkSet,
+    ) -> Result<(HashMap<ObjectId, PackUse>, HashMap<ObjectId, i64>)> {
+        let mut usage: HashMap<ObjectId, PackUse> = HashMap::new();
+        let mut marked_at: HashMap<ObjectId, i64> = HashMap::new();
+        for id in segment_ids {
+            let seg = self.load_segment(id).await?;
+            for p in &seg.packs {
+                if usage.contains_key(&p.pack) {
+                    continue;
+                }
+                let mut u = PackUse::default();
+                for e in &p.entries {
+                    if marks.contains(&e.chunk)? {
+                        u.live_chunks += 1;
+                    } else {
+                        u.dead_bytes += u64::from(e.stored_len);
+                    }
+                }
+                usage.insert(p.pack, u);
+            }
+            for d in &seg.deleted {
+                let t = marked_at.entry(d.pack).or_insert(d.marked_at);
+                *t = (*t).min(d.marked_at);
+            }
+        }
+        Ok((usage, marked_at))
+    }
+
+    /// I25: a pack no index names is judged by its own trailer, whatever the index says: one holding a
+    /// referenced chunk (its segment was lost) or one that cannot be read is kept. Returns the use to plan
+    /// with and why, or None when it holds nothing referenced.
+    async fn unindexed_use(&self, id: &ObjectId, size: u64, marks: &ChunkSet) -> Result<Option<(PackUse, String)>> {
+        let live = match self.read_trailer(id, size).await {
+            Ok(t) => {
+                let mut n = 0;
+                for e in &t.entries {
+                    n += u64::from(marks.contains(&e.chunk)?);
+                }
+                n
+            }
+            Err(Error::Damaged { .. } | Error::Inconsistent { .. }) => {
+                return Ok(Some((PackUse { live_chunks: 1, dead_bytes: 0 }, "its trailer cannot be read".into())))
+            }
+            // Gone since the listing (or not where its name puts it): nothing to keep.
+            Err(Error::Backend(e)) if e.is_not_found() => 0,
+            Err(e) => return Err(e),
+        };
+        Ok((live > 0).then(|| {
+            (PackUse { live_chunks: live, dead_bytes: 0 }, format!("holds {live} chunks snapshots reference"))
+        }))
+    }
+
+    /// Old temporary objects, only tidied up: a `tmp/` that cannot be listed (a read-only or odd repository
+    /// gc may still plan on) leaves them for a later run.
+    async fn old_temporaries(&self, now: i64) -> Vec<String> {
+        match self.backend.list(names::TMP).await {
+            Ok(listed) => listed
+                .into_iter()
+                .filter(|o| names::is_silo_temporary(&o.name) && now - o.modified > LEFTOVER_AGE)
+                .map(|o| o.name)
+                .collect(),
+            Err(e) => {
+                tracing::info!("not looking for leftovers in {}: {e}", names::TMP);
+                Vec::new()
+            }
+        }
     }
 
     /// Carries out `plan` under `lease` (checked before every destructive step).
