@@ -108,7 +108,7 @@ impl Forgotten {
             .map(|g| GroupView {
                 name: g.name.clone(),
                 host: g.host.clone(),
-                policy: g.policy.as_ref().map(|p| format!("{p:?}")),
+                policy: g.policy.as_ref().map(|p| p.to_string()),
                 snapshots: g
                     .decisions
                     .iter()

@@ -46,7 +46,17 @@ pub fn read_file(file: &Path) -> Result<Vec<u8>> {
         }
         .into());
     }
-    let bytes = std::fs::read(file).with_context(|| format!("reading password file {}", file.display()))?;
+    // Only the first line matters, and a password file is small: at most 64 KiB is read (not all of a
+    // /dev/zero given by mistake).
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(file).with_context(|| format!("reading password file {}", file.display()))?,
+            64 << 10,
+        ),
+        &mut bytes,
+    )
+    .with_context(|| format!("reading password file {}", file.display()))?;
     let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() {

@@ -55,7 +55,7 @@ impl PolicyView {
             keep_monthly: q.monthly,
             keep_yearly: q.yearly,
             keep_within_seconds: q.within,
-            text: format!("{q:?}"),
+            text: q.to_string(),
         }
     }
 }

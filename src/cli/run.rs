@@ -327,21 +327,7 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
     if let Err(busy) = &lock {
         outcomes.push((Step::Create, Outcome::Failed(busy.clone(), super::exit::BUSY)));
     }
-    // Check and drill run when their cadence is due, judged from the job's earlier records.
-    let due = match (&job.check, &job.drill, repos.main()) {
-        (None, None, _) | (_, _, Err(_)) => Due::default(),
-        (_, _, Ok(repo)) => match ctx.rt.block_on(repo.run_history()) {
-            Ok(h) => {
-                let ours: Vec<&RunRecord> =
-                    h.records.iter().map(|(_, r)| r).filter(|r| r.kind == "run" && r.job == name).collect();
-                Due::judge(job, &ours, repo.now())
-            }
-            Err(e) => {
-                note!("silo: warning: job {name}: cannot read the run history, so check and drill wait: {e}");
-                Due::default()
-            }
-        },
-    };
+    let due = due(ctx, repos, name, job);
     for step in steps(job, due).into_iter().filter(|_| lock.is_ok()) {
         if let Err(why) = should_run(step, &outcomes) {
             outcomes.push((step, Outcome::Skipped(why)));
@@ -362,26 +348,7 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
             outcomes.push((step, Outcome::Skipped(why)));
             continue;
         }
-        let result: Result<(), StepError> = match step {
-            Step::Create => repos.main().and_then(|repo| {
-                created = Some(create(ctx, repo, name, job).map_err(failed)?);
-                Ok(())
-            }),
-            Step::Listing => Ok(()),
-            Step::Copy => match created.as_ref() {
-                Some(c) => repos.offsite().map(|_| ()).and_then(|()| {
-                    let (Some(Ok(source)), Some(Ok(target))) = (&repos.main, &repos.offsite) else {
-                        return Err(("a repository is not open".into(), super::exit::FAILURE));
-                    };
-                    copy(ctx, source, target, c.snapshot).map_err(failed)
-                }),
-                None => Err(("no snapshot to copy".into(), super::exit::FAILURE)),
-            },
-            Step::Forget => repos.main().and_then(|repo| forget(ctx, repo, name, job).map_err(failed)),
-            Step::ForgetOffsite => repos.offsite().and_then(|repo| forget(ctx, repo, name, job).map_err(failed)),
-            Step::Check => repos.main().and_then(|repo| check(ctx, repo, job).map_err(failed)),
-            Step::Drill => repos.main().and_then(|repo| drill(ctx, repo, name, job).map_err(failed)),
-        };
+        let result = run_step(ctx, repos, name, job, step, &mut created);
         outcomes.push((step, result.map_or_else(|(e, code)| Outcome::Failed(e, code), |()| Outcome::Ok)));
         // The others are committed (and go on to copy and forget); the run still fails, naming the rest.
         if let Some(c) = created.as_ref().filter(|c| step == Step::Create && !c.skipped.is_empty()) {
@@ -411,30 +378,7 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
         error,
         steps,
     };
-    // Notifications: what the run raised and what the job's state is now, minding cooldowns recorded in
-    // earlier runs. None of it changes the outcome (I13).
-    // A job without targets needs none of it (listing snapshots and records costs round trips).
-    let (events, reasons, history) = match repos.main() {
-        _ if job.notify.is_empty() => (Vec::new(), Vec::new(), Vec::new()),
-        Ok(repo) => match judged(ctx, repo, name, job, &record) {
-            Ok((status, history)) => {
-                let previous = history.iter().rev().find(|r| r.kind == "run" && r.job == name).map(|r| r.ok);
-                let events = silo::jobs::notify::events(record.ok, previous, status.state, drill_failed, damage_found);
-                (events, status.reasons, history)
-            }
-            Err(e) => {
-                note!("silo: warning: job {name}: cannot judge its state for notifications: {e:#}");
-                (
-                    silo::jobs::notify::events(record.ok, None, State::Ok, drill_failed, damage_found),
-                    Vec::new(),
-                    Vec::new(),
-                )
-            }
-        },
-        Err(_) => {
-            (silo::jobs::notify::events(record.ok, None, State::Ok, drill_failed, damage_found), Vec::new(), Vec::new())
-        }
-    };
+    let (events, reasons, history) = raised(ctx, repos, name, job, &record, drill_failed, damage_found);
     notified.extend(super::notify::events(ctx, repos.file, job, &record, &events, &reasons, &history));
     let end = if record.ok { Ping::Success } else { Ping::Fail };
     notified.extend(super::notify::ping(ctx, repos.file, job, end, &record.error));
@@ -451,6 +395,85 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
         duration_seconds: clock.elapsed().as_secs_f64(),
         steps: steps.into_iter().map(|s| StepView { step: s.step, outcome: s.outcome, detail: s.error }).collect(),
         recorded,
+    }
+}
+
+/// Check and drill run when their cadence is due, judged from the job's earlier records.
+fn due(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> Due {
+    match (&job.check, &job.drill, repos.main()) {
+        (None, None, _) | (_, _, Err(_)) => Due::default(),
+        (_, _, Ok(repo)) => match ctx.rt.block_on(repo.run_history()) {
+            Ok(h) => {
+                let ours: Vec<&RunRecord> =
+                    h.records.iter().map(|(_, r)| r).filter(|r| r.kind == "run" && r.job == name).collect();
+                Due::judge(job, &ours, repo.now())
+            }
+            Err(e) => {
+                note!("silo: warning: job {name}: cannot read the run history, so check and drill wait: {e}");
+                Due::default()
+            }
+        },
+    }
+}
+
+/// Carries out one step of a job; a create leaves what it made in `created` (copy uses it).
+fn run_step(
+    ctx: &Invocation,
+    repos: &mut Repos,
+    name: &str,
+    job: &Job,
+    step: Step,
+    created: &mut Option<Created>,
+) -> Result<(), StepError> {
+    match step {
+        Step::Create => repos.main().and_then(|repo| {
+            *created = Some(create(ctx, repo, name, job).map_err(failed)?);
+            Ok(())
+        }),
+        Step::Listing => Ok(()),
+        Step::Copy => match created.as_ref() {
+            Some(c) => repos.offsite().map(|_| ()).and_then(|()| {
+                let (Some(Ok(source)), Some(Ok(target))) = (&repos.main, &repos.offsite) else {
+                    return Err(("a repository is not open".into(), super::exit::FAILURE));
+                };
+                copy(ctx, source, target, c.snapshot).map_err(failed)
+            }),
+            None => Err(("no snapshot to copy".into(), super::exit::FAILURE)),
+        },
+        Step::Forget => repos.main().and_then(|repo| forget(ctx, repo, name, job).map_err(failed)),
+        Step::ForgetOffsite => repos.offsite().and_then(|repo| forget(ctx, repo, name, job).map_err(failed)),
+        Step::Check => repos.main().and_then(|repo| check(ctx, repo, job).map_err(failed)),
+        Step::Drill => repos.main().and_then(|repo| drill(ctx, repo, name, job).map_err(failed)),
+    }
+}
+
+/// Notifications: what the run raised and what the job's state is now, minding cooldowns recorded in earlier
+/// runs. None of it changes the outcome (I13). A job without targets needs none of it (listing snapshots and
+/// records costs round trips). Returns the events, the state's reasons and the earlier records.
+fn raised(
+    ctx: &Invocation,
+    repos: &mut Repos,
+    name: &str,
+    job: &Job,
+    record: &RunRecord,
+    drill_failed: bool,
+    damage_found: bool,
+) -> (Vec<silo::jobs::notify::Event>, Vec<String>, Vec<RunRecord>) {
+    let fallback = || silo::jobs::notify::events(record.ok, None, State::Ok, drill_failed, damage_found);
+    match repos.main() {
+        _ if job.notify.is_empty() => (Vec::new(), Vec::new(), Vec::new()),
+        Ok(repo) => match judged(ctx, repo, name, job, record) {
+            Ok((status, history)) => {
+                let previous = history.iter().rev().find(|r| r.kind == "run" && r.job == name).map(|r| r.ok);
+                let events = silo::jobs::notify::events(record.ok, previous, status.state, drill_failed, damage_found);
+                (events, status.reasons, history)
+            }
+            Err(e) => {
+                note!("silo: warning: job {name}: cannot judge its state for notifications: {e:#}");
+                (fallback(), Vec::new(), Vec::new())
+            }
+        },
+        Err(_) => (fallback(), Vec::new(), Vec::new()),
     }
 }
 
@@ -507,7 +530,7 @@ fn plan(name: &str, job: &Job, file: &JobsFile) -> JobReport {
             .filter_map(|e| e.preset().ok().map(|p| (e, p)))
             .flat_map(|(e, p)| {
                 if p.lists_databases() {
-                    vec![format!("{:?}: one stream per database the server lists", p)]
+                    vec![format!("{}: one stream per database the server lists", p.kind())]
                 } else {
                     p.specs(e.name.as_deref(), &[], &job.env)
                         .into_iter()
@@ -524,12 +547,10 @@ fn plan(name: &str, job: &Job, file: &JobsFile) -> JobReport {
             .join("; "),
         Step::Listing => String::new(),
         Step::Copy => format!("to {}", file.offsite.as_ref().map_or("?", |o| o.location.as_str())),
-        Step::Forget | Step::ForgetOffsite => {
-            format!("{:?}", job.keep.as_ref().map(|k| k.policy()).unwrap_or_default())
-        }
+        Step::Forget | Step::ForgetOffsite => job.keep.as_ref().map(|k| k.policy()).unwrap_or_default().to_string(),
         Step::Check => format!(
             "read {} when due (every {})",
-            job.check.as_ref().and_then(|c| c.subset.as_ref()).map_or("all data".to_string(), |d| format!("{d:?}")),
+            job.check.as_ref().and_then(|c| c.subset.as_ref()).map_or("all data".to_string(), |d| d.to_string()),
             silo::time::format_seconds(job.check.as_ref().and_then(|c| c.every).unwrap_or(silo::jobs::DEFAULT_EVERY))
         ),
         Step::Drill => format!(

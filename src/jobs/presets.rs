@@ -88,6 +88,21 @@ pub enum Preset<'a> {
 
 const KINDS: &str = "postgres, mariadb, sqlite, redis, ldap, directory, command";
 
+impl Preset<'_> {
+    /// The preset's name as the jobs file spells it (`postgres`, `mariadb`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Preset::Postgres(_) => "postgres",
+            Preset::MariaDb(_) => "mariadb",
+            Preset::Sqlite(_) => "sqlite",
+            Preset::Redis(_) => "redis",
+            Preset::Ldap(_) => "ldap",
+            Preset::Directory(_) => "directory",
+            Preset::Command(_) => "command",
+        }
+    }
+}
+
 impl StreamEntry {
     pub fn preset(&self) -> Result<Preset<'_>, String> {
         let mut found = Vec::new();

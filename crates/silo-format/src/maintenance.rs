@@ -21,6 +21,28 @@ pub struct Policy {
     pub within: Option<u64>,
 }
 
+impl std::fmt::Display for Policy {
+    /// As the flags that set it: `keep-last 3, keep-daily 7, keep-within 86400s`; `no rules` when empty.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rules: Vec<String> = [
+            ("keep-last", self.last),
+            ("keep-hourly", self.hourly),
+            ("keep-daily", self.daily),
+            ("keep-weekly", self.weekly),
+            ("keep-monthly", self.monthly),
+            ("keep-yearly", self.yearly),
+        ]
+        .iter()
+        .filter_map(|(flag, n)| n.map(|n| format!("{flag} {n}")))
+        .chain(self.within.map(|s| format!("keep-within {s}s")))
+        .collect();
+        if rules.is_empty() {
+            return f.write_str("no rules");
+        }
+        f.write_str(&rules.join(", "))
+    }
+}
+
 /// The retention policy of one snapshot name; the newest `set_at` per name wins.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct StoredPolicy {
