@@ -243,19 +243,17 @@ fn is_pg_tar(head: &[u8]) -> bool {
 }
 
 fn is_mysqldump(head: &[u8]) -> bool {
-    let cut_short = head.len() < SNIFF;
     let mut rest = head;
-    // MariaDB 10.11+ opens with a sandbox-mode comment line before its banner.
-    let sandboxed = rest.starts_with(b"/*M!999999");
-    if sandboxed {
+    // MariaDB 10.11+ opens with a sandbox-mode comment line before its banner (its --compact output too, so
+    // the line alone identifies no whole dump).
+    if rest.starts_with(b"/*M!999999") {
         match rest.iter().position(|&b| b == b'\n') {
             Some(n) => rest = &rest[n + 1..],
-            None => return cut_short,
+            None => return false,
         }
     }
     // The banner names the tool's version and distribution (`-- MySQL dump 10.13  Distrib 8.0.36, for ...`):
     // a hand-written `-- MySQL dump` comment is not taken for the tool's output.
-    let _ = cut_short;
     let line = &rest[..rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len())];
     [&b"-- MySQL dump "[..], b"-- MariaDB dump "].iter().any(|banner| {
         line.starts_with(banner)
