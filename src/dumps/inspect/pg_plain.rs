@@ -35,6 +35,8 @@ struct Found {
     database: Option<String>,
     opened: u64,
     completed: u64,
+    /// The table the last INSERT named, as written, and its index.
+    last_insert: Option<(Vec<u8>, usize)>,
 }
 
 impl PgPlain {
@@ -52,6 +54,7 @@ impl PgPlain {
                 database: None,
                 opened: 0,
                 completed: 0,
+                last_insert: None,
             },
             open_statement: None,
             in_copy: false,
@@ -120,8 +123,24 @@ impl Found {
                     self.tables.get(&name, true);
                     self.copy = self.tables.by_name.get(&name).copied();
                 } else if head.starts_with(b"INSERT INTO ") {
-                    let name = self.qualified(relation_name(&head[12..]));
-                    let t = self.tables.get(&name, true);
+                    // Consecutive INSERTs name the same table: found again by its bytes, without a lookup.
+                    let i = match &self.last_insert {
+                        Some((raw, i))
+                            if head[12..].starts_with(raw)
+                                && head.get(12 + raw.len()).is_some_and(|&b| b == b' ' || b == b'(') =>
+                        {
+                            *i
+                        }
+                        _ => {
+                            let raw = relation_name(&head[12..]);
+                            let name = self.qualified(raw.clone());
+                            self.tables.get(&name, true);
+                            let i = self.tables.by_name[&name];
+                            self.last_insert = Some((raw.into_bytes(), i));
+                            i
+                        }
+                    };
+                    let t = &mut self.tables.list[i];
                     t.rows = t.rows.map(|r| r + rows);
                     t.bytes += len + 1;
                 }
@@ -153,6 +172,7 @@ impl Found {
         } else if let Some(target) = head.strip_prefix(b"\\connect ") {
             if self.all {
                 self.database = Some(connect_target(target));
+                self.last_insert = None;
             }
         }
     }

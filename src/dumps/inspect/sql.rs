@@ -333,9 +333,13 @@ impl Lexer {
         }
         // A statement: replay what was gathered through the statement lexer (and, should the statement end
         // inside it, the rest through the usual modes).
-        let opened = std::mem::take(&mut self.head);
+        // (At most a dozen bytes are gathered before a statement is told from a client line.)
+        let mut buf = [0u8; 16];
+        let n = self.head.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.head[..n]);
+        let opened = &buf[..n];
         self.start_statement();
-        let end = self.statement(&opened, 0, [b' '; 2], sink);
+        let end = self.statement(opened, 0, [b' '; 2], sink);
         if end < opened.len() {
             let last = self.last;
             self.feed(&opened[end..], sink);
@@ -481,11 +485,15 @@ impl Lexer {
                         }
                     }
                     if self.tracking() && is_ident(b) && !(b == b'$' && self.word_len == 0) {
-                        if self.word_len < self.word.len() {
-                            self.word[self.word_len] = b.to_ascii_lowercase();
+                        // The whole run of identifier bytes at once.
+                        let run = data[i..].iter().position(|&c| !is_ident(c)).unwrap_or(data.len() - i);
+                        for &c in &data[i..i + run] {
+                            if self.word_len < self.word.len() {
+                                self.word[self.word_len] = c.to_ascii_lowercase();
+                            }
+                            self.word_len += 1;
                         }
-                        self.word_len += 1;
-                        i += 1;
+                        i += run;
                         continue;
                     }
                     if self.kind == Kind::Trigger && !b.is_ascii_whitespace() && b != b';' {
