@@ -250,8 +250,55 @@ fn crc32_update(table: &[u32; 256], crc: u32, data: &[u8]) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// A gzip member holding `data` in one stored (uncompressed) deflate block.
+    pub(in crate::dumps::inspect) fn gzip_stored(data: &[u8]) -> Vec<u8> {
+        let mut g = vec![0x1f, 0x8b, 8, 8, 0, 0, 0, 0, 0, 3];
+        g.extend_from_slice(b"dump.sql\0");
+        g.push(1);
+        let len = data.len() as u16;
+        g.extend_from_slice(&len.to_le_bytes());
+        g.extend_from_slice(&(!len).to_le_bytes());
+        g.extend_from_slice(data);
+        g.extend_from_slice(&crc32_update(&crc32_table(), 0, data).to_le_bytes());
+        g.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        g
+    }
+
+    #[test]
+    fn gzip_members_are_followed_to_their_crc() {
+        let dump =
+            b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE t(a);\nINSERT INTO t VALUES(1);\nCOMMIT;\n";
+        let (half1, half2) = dump.split_at(30);
+        let mut two = gzip_stored(half1);
+        two.extend(gzip_stored(half2));
+        for g in [gzip_stored(dump), two] {
+            let conclude = |data: &[u8], piece: usize| {
+                let mut i = Inspector::default();
+                for p in data.chunks(piece) {
+                    i.feed(p);
+                }
+                i.conclude()
+            };
+            for piece in [1, 3, 4096] {
+                let (v, note) = conclude(&g, piece);
+                assert!(v.is_none() && note.unwrap().contains("inside gzip"), "pieces of {piece}");
+            }
+            for cut in 10..g.len() {
+                let (v, note) = conclude(&g[..cut], 5);
+                match v {
+                    Some(v) => assert!(v.problem.unwrap().starts_with("gzip-compressed"), "cut at {cut}"),
+                    None => assert!(note.unwrap().contains("stored unjudged"), "cut at {cut}"),
+                }
+            }
+            let mut flipped = g.clone();
+            let at = flipped.len() - 10;
+            flipped[at] ^= 1;
+            assert!(conclude(&flipped, 7).0.unwrap().problem.unwrap().contains("gzip"));
+        }
+    }
 
     #[test]
     fn crc32_is_gzips() {

@@ -52,22 +52,20 @@ const SIGNATURES: &[(&[u8], usize, u8)] = &[
     (b"toc.dat\0", 8, dump_format::PG_DUMP_TAR),
 ];
 
-/// Openings that look like a dump's but identify no tool: such a stream is stored unjudged with a note.
+/// Openings of dumps: a stream that begins with one, or is shorter and begins like one (`--`, `RE`), but
+/// identifies no tool is stored unjudged with a note. Other streams (a README, a script) get no note.
 const LOOK_ALIKES: &[&[u8]] = &[
-    b"--",
-    b"/*",
-    b"#",
-    b"PRAGMA",
-    b"BEGIN",
-    b"CREATE",
-    b"SET ",
-    b"INSERT",
-    b"SQLite",
-    b"PGD",
-    b"RE",
-    b"toc.",
+    b"--\n-- PostgreSQL database",
+    b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n",
+    b"SQLite format 3\0",
+    b"PGDMP",
+    b"toc.dat\0",
+    b"-- MySQL dump",
+    b"-- MariaDB dump",
+    b"/*M!999999\\- enable the sandbox mode */",
+    b"REDIS",
     b"dn:",
-    b"version:",
+    b"version: 1\n",
 ];
 
 /// Per-format scanners share this interface: bytes in order, then the verdict at the end of the stream.
@@ -399,6 +397,10 @@ mod tests {
         }
         assert!(concluded(compact).1.unwrap().contains("--compact"));
         assert_eq!(concluded(b"hello world\n"), (None, None));
+        for other in [&b"README: how to restore\n"[..], b"# a config\n", b"-- my migration\nCREATE TABLE t (a int);\n"]
+        {
+            assert_eq!(concluded(other), (None, None), "{:?}", shown(other));
+        }
     }
 
     /// The scanners read untrusted bytes: mutated and cut samples of every format, fed in random pieces, must
@@ -414,6 +416,10 @@ mod tests {
             b"REDIS0011\xfa\x09redis-ver\x056.2.0\xfe\x00\xfb\x01\x00\x00\x01a\x01b\xff12345678".to_vec(),
             b"dn: dc=x\ndc: x\n\n".to_vec(),
             pg_archive::tests::custom_archive(),
+            compressed::tests::gzip_stored(
+                b"--\n-- PostgreSQL database dump\n--\n\nCOPY public.t (a) FROM stdin;\n1\n",
+            ),
+            zstd::encode_all(&b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCOMMIT;\n"[..], 1).unwrap_or_default(),
         ];
         let mut sqlite = vec![0u8; 1024];
         sqlite[..16].copy_from_slice(b"SQLite format 3\0");
