@@ -26,10 +26,12 @@ summary() {
 }
 trap summary EXIT
 garage() { SILO_GARAGE_BIN="$(scripts/install-garage.sh)"; export SILO_GARAGE_BIN; }
-# The fault-injection tests print their counts (flips per object kind, kills): run them visibly, once.
+# The fault-injection tests and the dump corpus print their counts (flips per object kind, kills; dumps, flag
+# sets, cuts): run them visibly, once.
 faults() {
-  cargo test --test check --test faults --test gc -- --nocapture every_single_byte_flip at_random_points truncated_or_deleted 2>&1 \
-    | grep -E '^(test |running|test result)|flips|fault injection|killed'
+  cargo test --test check --test faults --test gc --test dump_corpus -- --nocapture every_single_byte_flip \
+    at_random_points truncated_or_deleted _corpus 2>&1 \
+    | grep -E '^(test |running|test result)|flips|fault injection|killed|dump corpus'
 }
 
 stage setup scripts/setup.sh
@@ -39,7 +41,8 @@ if [ -z "${SILO_QUICK:-}" ]; then
   stage clippy cargo clippy --workspace --all-targets --profile test -- -D warnings
 fi
 stage build cargo test --workspace --no-run
-stage tests cargo test --workspace -- --skip every_single_byte_flip --skip at_random_points --skip truncated_or_deleted
+stage tests cargo test --workspace -- --skip every_single_byte_flip --skip at_random_points --skip truncated_or_deleted \
+  --skip _corpus
 stage fault-injection faults
 # The repository-level suites once more with every repository on S3 (one Garage node, started by the harness).
 stage s3-suites env SILO_TEST_BACKEND=s3 cargo test --test snapshot --test gc --test copy --test keys
