@@ -407,3 +407,55 @@ fn planted_snapshots_from_a_writer_key_never_displace_real_ones() {
     assert_eq!(left.len(), 4, "two real, two planted (kept, not counted)");
     assert_eq!(repo.restore("shop:latest~2"), dump(200_000, 43));
 }
+
+/// I19 as a model through the binary: random sequences of creates by the owner (real dumps of similar sizes)
+/// and by a writer key (planted: tiny, empty, or shrinking chains), with the owner's stored policy applied
+/// by `forget` and `prune` now and then; after every forget the owner's real snapshots left are exactly the
+/// newest N real ones (keep-last N), whatever was planted.
+#[test]
+fn random_plants_by_a_writer_never_displace_the_owners_real_snapshots() {
+    let repo = TestRepo::init();
+    let writer = password_file(&repo, "writer", "writer password");
+    assert!(run_as(&repo, PASSWORD, &["key", "add", "--writer", "--new-password-file", &writer]).status.success());
+    repo.ok(&["policy", "set", "shop", "--keep-last", "3"], b"");
+    let mut rng = 0x0419_u64 ^ u64::from(std::process::id());
+    eprintln!("seed {rng:#x}");
+    let mut real: Vec<String> = Vec::new();
+    let mut plant = 60_000usize;
+    for step in 0..30 {
+        let r = xorshift(&mut rng);
+        match r % 4 {
+            0 | 1 => real.push(repo.create("shop", &dump(100_000 + (r >> 8) as usize % 20_000, r))),
+            2 => {
+                // A plant: empty, tiny, or the next link of a shrinking chain.
+                let (data, extra): (Vec<u8>, &[&str]) = match (r >> 8) % 3 {
+                    0 => (Vec::new(), &["--allow-empty"]),
+                    1 => (b"x".to_vec(), &[]),
+                    _ => {
+                        plant = plant * 55 / 100 + 1;
+                        (dump(plant, r), &[])
+                    }
+                };
+                let mut args = vec!["snapshot", "create", "--name", "shop", "--no-validate"];
+                args.extend_from_slice(extra);
+                let out = run_with_input(
+                    {
+                        let mut c = repo.cmd(&args);
+                        c.env("SILO_PASSWORD", "writer password");
+                        c
+                    },
+                    &data,
+                );
+                assert!(out.status.success(), "step {step}: {}", stderr(&out));
+            }
+            _ => {
+                let cmd = if r & 0x100 == 0 { vec!["forget"] } else { vec!["prune", "--safety", "none"] };
+                repo.ok(&cmd, b"");
+                let left = repo.snapshot_ids();
+                let kept: Vec<&String> = real.iter().filter(|id| left.contains(id)).collect();
+                let expected: Vec<&String> = real.iter().rev().take(3).rev().collect();
+                assert_eq!(kept, expected, "step {step}: the owner's newest real snapshots are kept");
+            }
+        }
+    }
+}

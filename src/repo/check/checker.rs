@@ -199,7 +199,12 @@ impl<'a> Checker<'a> {
                 continue;
             }
             match bytes {
-                Some(bytes) => self.verify_pack_data(&indexed, &bytes),
+                Some(bytes) => {
+                    self.verify_pack_data(&indexed, &bytes);
+                    if indexed.entries.iter().any(|e| self.base_ids.contains(&e.chunk)) {
+                        self.decoded.keep_pack(pack_id, std::sync::Arc::new(bytes));
+                    }
+                }
                 None => {
                     let base_of: HashMap<u32, &DeltaRef> = indexed.deltas.iter().map(|d| (d.entry, d)).collect();
                     add_copies(&mut self.copies, &indexed.entries, &base_of, |_| true);

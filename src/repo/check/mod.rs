@@ -183,11 +183,25 @@ enum Opened {
 struct DecodedBases {
     plain: HashMap<ObjectId, std::sync::Arc<Vec<u8>>>,
     bytes: usize,
+    /// Whole packs read in the data phase that hold a base, as stored (compressed: far smaller than the
+    /// plaintexts), so a base is sliced out of memory instead of fetched again by a ranged GET.
+    packs: HashMap<ObjectId, std::sync::Arc<Vec<u8>>>,
+    pack_bytes: usize,
 }
 
 const DECODED_BOUND: usize = 64 << 20;
+/// The stored bytes of packs kept for their bases.
+const PACKS_BOUND: usize = 96 << 20;
 
 impl DecodedBases {
+    /// Keeps a pack's stored bytes (it holds a base) while the bound allows.
+    fn keep_pack(&mut self, pack: ObjectId, bytes: std::sync::Arc<Vec<u8>>) {
+        if self.pack_bytes + bytes.len() <= PACKS_BOUND && !self.packs.contains_key(&pack) {
+            self.pack_bytes += bytes.len();
+            self.packs.insert(pack, bytes);
+        }
+    }
+
     /// Keeps `plain` as `chunk`'s while the bound allows (read in the data phase: never evicts).
     fn keep(&mut self, chunk: ObjectId, plain: Vec<u8>) {
         if self.bytes + plain.len() <= DECODED_BOUND && !self.plain.contains_key(&chunk) {
@@ -316,11 +330,15 @@ impl Repository {
     ) -> std::result::Result<Vec<u8>, String> {
         let name = names::pack(&pack_id);
         let failed = |err: &dyn std::fmt::Display| format!("base {} in {name}: {err}", chunk.short());
-        let sealed = self
-            .backend
-            .get_range(&name, u64::from(e.offset), u64::from(e.stored_len))
-            .await
-            .map_err(|err| failed(&err))?;
+        let range = e.offset as usize..e.offset as usize + e.stored_len as usize;
+        let sealed = match decoded.packs.get(&pack_id).and_then(|p| p.get(range)) {
+            Some(kept) => kept.to_vec(),
+            None => self
+                .backend
+                .get_range(&name, u64::from(e.offset), u64::from(e.stored_len))
+                .await
+                .map_err(|err| failed(&err))?,
+        };
         let parts =
             pack::open_chunk_parts(&self.keys, self.repo_id, chunk, &sealed, e.raw_len).map_err(|err| failed(&err))?;
         match (parts, delta) {
