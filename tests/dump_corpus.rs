@@ -97,11 +97,14 @@ fn text_end(dump: &[u8]) -> usize {
     dump.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |p| p + 1)
 }
 
+/// restore-database in place of a live database (made beforehand, so the swap keeps it as the previous one).
 fn restore(repo: &TestRepo, c: &mut Counts, label: &str, target_flag: &str, target: &str) {
-    let mut cmd = repo.cmd(&["restore-database", &format!("{label}:latest"), target_flag, target]);
+    let mut cmd = repo.cmd(&["--json", "restore-database", &format!("{label}:latest"), target_flag, target]);
     cmd.envs(services::PG_ENV).envs(services::MY_ENV);
     let out = util::run_with_input(cmd, b"");
     assert!(out.status.success(), "restore-database {label} into {target}: {}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert!(report["previous"].is_string(), "{label}: the live database was swapped out and kept: {report}");
     c.restored += 1;
 }
 
@@ -188,8 +191,11 @@ fn postgres_corpus() {
             for suffix in ["", "__silo_new", "__silo_prev"] {
                 services::pg_drop(&format!("{target}{suffix}"));
             }
+            services::pg_fresh(&target);
             restore(&repo, &mut counts, label, "--postgres", &target);
-            services::pg_drop(&target);
+            for suffix in ["", "__silo_prev"] {
+                services::pg_drop(&format!("{target}{suffix}"));
+            }
         }
     }
     for (label, flags) in [("all", &[][..]), ("all-inserts", &["--inserts"])] {
@@ -271,6 +277,7 @@ fn mariadb_corpus() {
                 for suffix in ["", "__silo_new", "__silo_prev", "__silo_swap"] {
                     services::my_drop(&format!("{target}{suffix}"));
                 }
+                services::my_fresh(target);
                 restore(&repo, &mut counts, &label, "--mariadb", target);
                 for suffix in ["", "__silo_prev"] {
                     services::my_drop(&format!("{target}{suffix}"));
@@ -342,7 +349,8 @@ fn sqlite_corpus() {
             let args: Vec<&str> = setup.iter().map(String::as_str).collect();
             sqlite(&file, &args);
             let label = format!("{variant}-{page}");
-            counts.flag_sets.insert(format!("sqlite3 {variant}"));
+            counts.flag_sets.insert(format!("sqlite3 .dump ({variant})"));
+            counts.flag_sets.insert(format!("the database file ({variant})"));
             let dump = sqlite(&file, &[".dump"]);
             whole_and_cuts(&repo, &mut counts, &format!("{label}-dump"), &dump, "sqlite3 .dump", text_end(&dump));
             let bytes = std::fs::read(&file).unwrap();
@@ -352,6 +360,7 @@ fn sqlite_corpus() {
             whole_and_cuts(&repo, &mut counts, &format!("{label}-file"), &bytes, "SQLite database file", end);
             for kind in ["dump", "file"] {
                 let target = dir.path().join(format!("restored-{label}-{kind}.db"));
+                sqlite(&target, &["CREATE TABLE live (a); INSERT INTO live VALUES (1);"]);
                 restore(&repo, &mut counts, &format!("{label}-{kind}"), "--sqlite", target.to_str().unwrap());
             }
         }
