@@ -751,3 +751,25 @@ fn sqlite_a_trigger_body_is_not_a_row() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(sqlite_sql(&file, "SELECT count(*) FROM log"), "0");
 }
+
+/// Issue 29: a failing `--stop-command` changes nothing and exits 7 (docs/operations.md "Exit codes").
+#[test]
+fn sqlite_a_failing_stop_command_exits_7_and_changes_nothing() {
+    if !services::sqlite() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.db");
+    let f = file.to_str().unwrap();
+    let out = Command::new("sqlite3").arg(&file).arg("CREATE TABLE t (a); INSERT INTO t VALUES (1), (2);").output();
+    assert!(out.unwrap().status.success());
+    let repo = TestRepo::init();
+    let c = repo.cmd(&["snapshot", "create", "--name", "d", "--", "sqlite3", f, ".dump"]);
+    assert!(util::run_with_input(c, b"").status.success());
+    let live = Command::new("sqlite3").arg(&file).arg("DELETE FROM t WHERE a = 2").output();
+    assert!(live.unwrap().status.success());
+    let out = restore_db(&repo, &["d:latest", "--sqlite", f, "--stop-command", "exit 3"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(stderr(&out).contains("stop command"), "{}", stderr(&out));
+    assert_eq!(sqlite_sql(&file, "SELECT count(*) FROM t"), "1", "the live database is unchanged");
+}
