@@ -9,7 +9,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("{location} is not a silo repository (no config object); create one with `silo init`")]
+    #[error(
+        "{location} is not a silo repository (no config object there): check the location given by --repo or SILO_REPO"
+    )]
     NotARepository { location: String },
     #[error("{location} holds a `config` that is not silo's (a restic or borg repository?); point --repo at a silo repository, or `silo init` an empty directory")]
     ForeignRepository { location: String },

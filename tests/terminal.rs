@@ -113,3 +113,17 @@ fn colour_only_for_a_person_at_a_terminal() {
     let log = stderr(&out);
     assert!(log.contains("INFO") && !log.contains('\x1b'), "{log:?}");
 }
+
+/// Issue 30: restoring to a terminal is refused like reading one (a dump on the screen is noise and may hold
+/// escape sequences); nothing of the dump reaches the screen.
+#[test]
+fn restoring_to_a_terminal_is_refused() {
+    if !have_tmux() {
+        return;
+    }
+    let repo = TestRepo::init();
+    repo.create("t", b"-- a line no terminal should show\n");
+    let t = in_terminal(&repo, &format!("{} snapshot restore t:latest; echo rc=$?", silo_bin()));
+    assert!(t.screen.contains("standard output is a terminal") && t.screen.contains("rc=2"), "{}", t.screen);
+    assert!(!t.screen.contains("a line no terminal should show"), "{}", t.screen);
+}

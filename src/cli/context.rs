@@ -38,7 +38,18 @@ impl Invocation {
 
     pub fn open(&self) -> Result<Repository> {
         let location = self.location()?;
-        self.open_at(location, &self.password(false)?)
+        self.said_where(self.open_at(location, &self.password(false)?))
+    }
+
+    /// A wrong password says where it came from (which flag, variable or file), never what it was.
+    fn said_where(&self, opened: Result<Repository>) -> Result<Repository> {
+        opened.map_err(|e| match e.downcast_ref::<silo::Error>() {
+            Some(silo::Error::WrongPassword) => {
+                let from = password::source(self.cli.password_file.as_deref());
+                e.context(format!("the password from {from}"))
+            }
+            _ => e,
+        })
     }
 
     pub fn location(&self) -> Result<&str, silo::Error> {
@@ -52,7 +63,7 @@ impl Invocation {
     /// opened while the password's key is derived.
     pub fn open_with_cache(&self) -> Result<Repository> {
         let location = self.location()?;
-        self.open_at_with(location, &self.password(false)?, true)
+        self.said_where(self.open_at_with(location, &self.password(false)?, true))
     }
 
     pub fn open_at(&self, location: &str, password: &[u8]) -> Result<Repository> {

@@ -101,6 +101,12 @@ enum Command {
     /// Rebuild what can be rebuilt.
     #[command(subcommand)]
     Repair(repair::Command),
+    /// Not a command (hidden): says which of `snapshot restore` and `restore-database` is meant.
+    #[command(hide = true)]
+    Restore {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Remove the gc lease a dead gc or repair left (on this host: only when its process is gone).
     ///
     /// Example: silo unlock            (a gc killed with SIGKILL on this machine)
@@ -151,6 +157,14 @@ fn dispatch(ctx: &context::Invocation) -> Result<()> {
         Command::Repair(c) => repair::run(ctx, c),
         Command::Copy(a) => copy::run(ctx, a),
         Command::Unlock(a) => unlock::run(ctx, a),
+        Command::Restore { .. } => Err(exit::RunFailed {
+            code: exit::USAGE,
+            message: "there is no `silo restore`: to write a snapshot to a pipe or a file, `silo snapshot restore \
+                      SNAP [--output FILE]`; to replace a live database with one, `silo restore-database SNAP \
+                      --postgres DB`"
+                .into(),
+        }
+        .into()),
         Command::Drill(a) => drill::run(ctx, a),
         Command::RestoreDatabase(a) => restore_database::run(ctx, a),
         Command::Key(c) => key::run(ctx, c),

@@ -25,6 +25,16 @@ pub fn read(file: Option<&Path>, confirm: bool) -> Result<Vec<u8>> {
     Err(silo::Error::NoPassword.into())
 }
 
+/// Where `read` takes the password from, for messages (never the password): the file, `SILO_PASSWORD`, or
+/// the terminal.
+pub fn source(file: Option<&Path>) -> String {
+    match file {
+        Some(f) => format!("the password file {} (--password-file or SILO_PASSWORD_FILE)", f.display()),
+        None if std::env::var_os("SILO_PASSWORD").is_some() => "SILO_PASSWORD".into(),
+        None => "the terminal".into(),
+    }
+}
+
 /// An environment variable's bytes as they are.
 pub fn env_bytes(name: &str) -> Option<Vec<u8>> {
     use std::os::unix::ffi::OsStringExt;

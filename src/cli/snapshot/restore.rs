@@ -58,6 +58,14 @@ impl Report for Restored {
 }
 
 pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
+    // A dump on a terminal is megabytes of noise (and may hold escape sequences): refused like reading one.
+    if a.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(silo::Error::Input {
+            what: "snapshot restore".into(),
+            message: "standard output is a terminal: pipe it (`| psql ...`) or pass --output FILE".into(),
+        }
+        .into());
+    }
     let repo = ctx.open_with_cache()?;
     let spec = SnapshotSpec::parse(&a.snapshot)?;
     let snap = if a.fallback {
