@@ -773,3 +773,33 @@ fn sqlite_a_failing_stop_command_exits_7_and_changes_nothing() {
     assert!(stderr(&out).contains("stop command"), "{}", stderr(&out));
     assert_eq!(sqlite_sql(&file, "SELECT count(*) FROM t"), "1", "the live database is unchanged");
 }
+
+/// Issue 29: a dump that switches database (`pg_dump --create`) is stopped before the statement reaches the
+/// loader: exit 11 with the statement named, the live database unchanged.
+#[test]
+fn postgres_a_dump_that_switches_database_is_stopped() {
+    if !services::postgres() {
+        return;
+    }
+    const DB: &str = "silo_t_rdb29_create";
+    let target = "silo_t_rdb29_create_to";
+    for d in [DB, target, "silo_t_rdb29_create_to__silo_new", "silo_t_rdb29_create_to__silo_prev"] {
+        services::pg_drop(d);
+    }
+    services::pg_fresh(DB);
+    services::psql(DB, "CREATE TABLE t AS SELECT 1 AS x");
+    services::pg_fresh(target);
+    services::psql(target, "CREATE TABLE live AS SELECT 1 AS y");
+    let repo = TestRepo::init();
+    let mut create = repo.cmd(&["snapshot", "create", "--name", "c", "--", "pg_dump", "--no-password", "--create", DB]);
+    create.envs(services::PG_ENV);
+    assert!(util::run_with_input(create, b"").status.success());
+    let out = restore_db(&repo, &["c:latest", "--postgres", target]);
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    assert!(stderr(&out).contains("switches to another database (CREATE DATABASE"), "{}", stderr(&out));
+    assert_eq!(count(target, "live"), "1", "the live database is unchanged");
+    assert!(!pg_exists("silo_t_rdb29_create_to__silo_new"), "the scratch database was removed");
+    for d in [DB, target] {
+        services::pg_drop(d);
+    }
+}
