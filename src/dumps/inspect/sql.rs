@@ -709,9 +709,10 @@ impl Lexer {
         self.keep(tail);
         self.end_word();
         let head = &self.head;
+        // (A COPY whose column list runs past the head is pg_dump's `... FROM stdin;`: it writes no other.)
         let copy = self.dialect == Dialect::Postgres && starts_with_word(head, b"copy") && {
             let t = super::trim_end(head);
-            t.len() >= 11 && t[t.len() - 11..].eq_ignore_ascii_case(b"from stdin;")
+            self.len > head.len() as u64 || (t.len() >= 11 && t[t.len() - 11..].eq_ignore_ascii_case(b"from stdin;"))
         };
         if self.dialect == Dialect::Postgres && starts_with_word(head, b"set") {
             let text = String::from_utf8_lossy(head).to_ascii_lowercase().replace(' ', "");
@@ -844,6 +845,13 @@ COPY public.u (a) FROM stdin;\nCREATE DATABASE x\n\\.\n";
         for cut in 16..dump.len() - 2 {
             assert!(inspect_all(&dump.as_bytes()[..cut], 13).unwrap().problem.is_some(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn a_copy_with_a_column_list_longer_than_a_head_starts_data() {
+        let cols: Vec<String> = (0..800).map(|i| format!("\"column number {i}\"")).collect();
+        let dump = format!("{PG_HEAD}COPY public.wide ({}) FROM stdin;\n1\t'\n2\t\"\n\\.\n{PG_TAIL}", cols.join(", "));
+        assert_eq!(rows(&dump), names(&[("public.wide", 2)]));
     }
 
     #[test]
