@@ -47,3 +47,59 @@ fn a_wrong_password_says_where_it_came_from() {
     let err = stderr(&out);
     assert!(err.contains(file.to_str().unwrap()) && !err.contains("also wrong"), "{err}");
 }
+
+/// A jobs file whose repository is this test's, with its password in a file.
+fn jobs_file(repo: &TestRepo, extra: &str) -> std::path::PathBuf {
+    let pw = repo.dir.path().join("password");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let file = repo.dir.path().join("silo.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[repository]\nlocation = \"{}\"\npassword_file = \"{}\"\n\n[jobs.shop]\nstreams = [{{ command = \"cat /dev/null\", name = \"x\" }}]\n{extra}",
+            repo.location,
+            pw.display()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// Issue 30: with no --repo and no SILO_REPO, every command takes the repository and its password from the
+/// jobs file (flag, then environment, then the jobs file).
+#[test]
+fn the_jobs_file_gives_every_command_its_repository_and_password() {
+    let repo = TestRepo::init();
+    if repo.skip_unless_local("the jobs file names a local path") {
+        return;
+    }
+    repo.create("shop", &dump(1 << 16, 5));
+    let file = jobs_file(&repo, "");
+    for args in [vec!["snapshot", "list"], vec!["check"], vec!["stats"], vec!["forget", "--keep-last", "5"]] {
+        let mut c = repo.cmd(&args);
+        c.env_remove("SILO_REPO").env_remove("SILO_PASSWORD").env("SILO_CONFIG", &file);
+        let out = run_with_input(c, b"");
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    let mut c = repo.cmd(&["snapshot", "restore", "shop:latest"]);
+    c.env_remove("SILO_REPO").env_remove("SILO_PASSWORD").env("SILO_CONFIG", &file);
+    assert_eq!(run_with_input(c, b"").stdout, dump(1 << 16, 5));
+}
+
+/// Issue 30: `silo status` judges the jobs of a jobs file even when SILO_REPO is exported (as README says
+/// to): a job past its freshness limit is stale (exit 8), with its freshness metric.
+#[test]
+fn status_judges_the_jobs_even_with_silo_repo_exported() {
+    let repo = TestRepo::init();
+    if repo.skip_unless_local("the jobs file names a local path") {
+        return;
+    }
+    let file = jobs_file(&repo, "freshness = \"1s\"\n");
+    let mut c = repo.cmd(&["--json", "status"]);
+    c.env("SILO_CONFIG", &file);
+    let out = run_with_input(c, b"");
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.to_string().contains("\"shop\""), "{v}");
+}

@@ -36,9 +36,24 @@ impl Invocation {
         password::read(self.cli.password_file.as_deref(), confirm)
     }
 
+    /// The repository a command uses, by one rule (docs/usage.md "Which repository"): `--repo` or
+    /// `SILO_REPO`; else the jobs file's `[repository]` (`--config`, `SILO_CONFIG`, the default paths), with
+    /// its password unless `--password-file`, `SILO_PASSWORD_FILE` or `SILO_PASSWORD` gives one.
     pub fn open(&self) -> Result<Repository> {
+        self.open_by_rule(false)
+    }
+
+    fn open_by_rule(&self, with_cache: bool) -> Result<Repository> {
+        if self.cli.repo.is_none() {
+            if let Some(jobs) = super::jobs_file::find(self)? {
+                let cfg = &jobs.file.repository;
+                let given = self.cli.password_file.is_some() || std::env::var_os("SILO_PASSWORD").is_some();
+                let pw = if given { self.password(false)? } else { super::jobs_file::password_of("repository", cfg)? };
+                return self.said_where(self.open_at_with(&cfg.location, &pw, with_cache));
+            }
+        }
         let location = self.location()?;
-        self.said_where(self.open_at(location, &self.password(false)?))
+        self.said_where(self.open_at_with(location, &self.password(false)?, with_cache))
     }
 
     /// A wrong password says where it came from (which flag, variable or file), never what it was.
@@ -62,8 +77,7 @@ impl Invocation {
     /// Like `open`, for a command that reads the index cache at once (restore, create): the cache is
     /// opened while the password's key is derived.
     pub fn open_with_cache(&self) -> Result<Repository> {
-        let location = self.location()?;
-        self.said_where(self.open_at_with(location, &self.password(false)?, true))
+        self.open_by_rule(true)
     }
 
     pub fn open_at(&self, location: &str, password: &[u8]) -> Result<Repository> {

@@ -585,6 +585,15 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         let jobs = selected.iter().map(|(n, j)| plan(n, j, &loaded.file)).collect();
         return emit(&RunReport { dry_run: true, jobs, exit_code: 0 }, ctx.json());
     }
+    // A run is what the jobs file says: its repositories. Said when --repo / SILO_REPO names another, so
+    // that `silo status` (which follows --repo / SILO_REPO) and `silo run` never disagree in silence.
+    if let Some(other) = ctx.cli.repo.as_deref().filter(|r| *r != loaded.file.repository.location) {
+        note!(
+            "silo: note: --repo/SILO_REPO ({other}) is not the jobs file's repository ({}); silo run uses the \
+             jobs file's",
+            loaded.file.repository.location
+        );
+    }
     // Every secret the file names is kept from every command, whatever the order repositories open in.
     for name in loaded.file.secret_variables() {
         silo::inputs::process::add_secret_variable(&name);

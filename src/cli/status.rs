@@ -96,20 +96,19 @@ fn exit_code_of(state: State) -> u8 {
 }
 
 pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
+    // The jobs are judged whenever a jobs file is found, whichever repository the rule picks (an exported
+    // SILO_REPO once made status forget every freshness limit).
     let loaded = jobs_file::find(ctx)?;
-    let (repo, limits) = match &loaded {
-        Some(l) if ctx.cli.repo.is_none() => {
-            let limits: BTreeMap<String, Limits> = l
-                .file
-                .jobs
-                .iter()
-                .map(|(n, j)| {
-                    (n.clone(), Limits { freshness: j.freshness, min_size: j.min_size, shrink_alert: j.shrink_alert })
-                })
-                .collect();
-            (jobs_file::open(ctx, "repository", &l.file.repository)?, limits)
-        }
-        _ => (ctx.open()?, BTreeMap::new()),
+    let limits: BTreeMap<String, Limits> = loaded
+        .iter()
+        .flat_map(|l| l.file.jobs.iter())
+        .map(|(n, j)| {
+            (n.clone(), Limits { freshness: j.freshness, min_size: j.min_size, shrink_alert: j.shrink_alert })
+        })
+        .collect();
+    let repo = match &loaded {
+        Some(l) if ctx.cli.repo.is_none() => jobs_file::open(ctx, "repository", &l.file.repository)?,
+        _ => ctx.open()?,
     };
     let snapshots = ctx.rt.block_on(repo.list_snapshot_heads())?; // headers: sizes, times, dump records
     let marks = ctx.rt.block_on(repo.damage_marks())?;
