@@ -174,6 +174,7 @@ fn postgres_corpus() {
         ("column-inserts", &["--column-inserts"], plain, true),
         ("rows-per-insert", &["--rows-per-insert=7"], plain, true),
         ("schema-only", &["--schema-only"], plain, true),
+        ("via-partition-root", &["--load-via-partition-root"], plain, true),
         ("data-only", &["--data-only"], plain, false),
         ("custom", &["-Fc"], "pg_dump (custom archive)", true),
         ("custom-z0", &["-Fc", "-Z0"], "pg_dump (custom archive)", true),
