@@ -821,6 +821,8 @@ fn status_notify_reports_a_job_that_never_ran_once_per_cooldown() {
     assert_eq!(got.len(), 1);
     let body: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!((body["event"].as_str(), body["job"].as_str()), (Some("stale"), Some("forgotten")));
+    // Issue 30: the payload states the job's state, never `ok: true, exit_code: 0` for a stale job.
+    assert_eq!((body["ok"].as_bool(), body["exit_code"].as_u64()), (Some(false), Some(8)), "{body}");
     assert!(body["message"].as_str().unwrap().contains("no snapshot yet"), "{body}");
     let (code, status) = s.json(&["status", "--notify"]);
     assert_eq!(code, 8);

@@ -127,8 +127,9 @@ pub fn events(
             job: record.job.clone(),
             host: record.host.clone(),
             time: silo::time::format_micros(record.finished),
-            ok: record.ok,
-            exit_code: record.exit_code,
+            // The job's state as this event reports it (a stale job is not ok, whatever the last run did).
+            ok: event == Event::Recovered || (record.ok && event.exit_code(record.exit_code) == 0),
+            exit_code: event.exit_code(record.exit_code),
             error: record.error.clone(),
             snapshot: record.snapshot.map(|s| s.to_hex()),
             bytes_read: record.bytes_read,
@@ -146,7 +147,9 @@ pub fn events(
                 .filter(|r| r.job == record.job && r.steps.iter().any(|s| s.step == step_name && s.outcome == "ok"))
                 .map(|r| r.finished)
                 .max();
-            if !n::due(event, last_sent, record.finished, cooldown) {
+            let last_success =
+                history.iter().filter(|r| r.job == record.job && r.kind == "run" && r.ok).map(|r| r.finished).max();
+            if !n::due(event, last_sent, last_success, record.finished, cooldown) {
                 let until = last_sent.unwrap_or_default() + i64::try_from(cooldown).unwrap_or(0) * 1_000_000;
                 steps.push(RunStep {
                     step: step_name,

@@ -264,11 +264,30 @@ pub fn events(
 }
 
 /// Whether a notification of `event` for the job may go out at `now`, given when the job's last one of
-/// that event went out (µs). `recovered` is never held back.
-pub fn due(event: Event, last_sent: Option<i64>, now: i64, cooldown_seconds: u64) -> bool {
+/// that event went out and when the job last succeeded (µs). `recovered` is never held back, and a success
+/// since the last one ends the cooldown: failed, recovered, failed again alerts at once.
+pub fn due(event: Event, last_sent: Option<i64>, last_success: Option<i64>, now: i64, cooldown_seconds: u64) -> bool {
+    let Some(sent) = last_sent else { return true };
     event == Event::Recovered
-        || last_sent
-            .is_none_or(|t| now.saturating_sub(t) >= i64::try_from(cooldown_seconds).unwrap_or(i64::MAX) * 1_000_000)
+        || last_success.is_some_and(|ok| ok > sent)
+        || now.saturating_sub(sent) >= i64::try_from(cooldown_seconds).unwrap_or(i64::MAX) * 1_000_000
+}
+
+impl Event {
+    /// The exit code a notice of this event states: the run's when it failed, else what `silo status` exits
+    /// with for the state the event reports (8 stale, 10 shrunk, 5 damaged, 7 a failed drill), 0 only for a
+    /// recovery — so a "stale" payload never says `ok: true, exit_code: 0`.
+    pub fn exit_code(self, run_exit: u8) -> u8 {
+        match self {
+            Event::Recovered => 0,
+            _ if run_exit != 0 => run_exit,
+            Event::Failed => 1,
+            Event::Stale => 8,
+            Event::SizeDrop => 10,
+            Event::Damage => 5,
+            Event::DrillFailed => 7,
+        }
+    }
 }
 
 /// The step name a sent notification is recorded under.
@@ -411,10 +430,21 @@ mod tests {
     #[test]
     fn the_cooldown_holds_back_repeats_but_never_a_recovery() {
         const H: i64 = 3_600_000_000;
-        assert!(due(Event::Failed, None, 10 * H, 6 * 3600));
-        assert!(!due(Event::Failed, Some(5 * H), 10 * H, 6 * 3600), "5 h after the last one");
-        assert!(due(Event::Failed, Some(4 * H), 10 * H, 6 * 3600), "6 h after");
-        assert!(due(Event::Recovered, Some(10 * H), 10 * H, 6 * 3600));
+        assert!(due(Event::Failed, None, None, 10 * H, 6 * 3600));
+        assert!(!due(Event::Failed, Some(5 * H), None, 10 * H, 6 * 3600), "5 h after the last one");
+        assert!(due(Event::Failed, Some(4 * H), None, 10 * H, 6 * 3600), "6 h after");
+        assert!(due(Event::Recovered, Some(10 * H), None, 10 * H, 6 * 3600));
+        // Failed, recovered, failed again: the recovery ended the cooldown.
+        assert!(due(Event::Failed, Some(8 * H), Some(9 * H), 10 * H, 6 * 3600));
+        assert!(!due(Event::Failed, Some(8 * H), Some(7 * H), 10 * H, 6 * 3600), "a success before it does not");
+    }
+
+    #[test]
+    fn a_notice_of_a_problem_never_says_ok() {
+        assert_eq!(Event::Stale.exit_code(0), 8);
+        assert_eq!(Event::Damage.exit_code(0), 5);
+        assert_eq!(Event::Failed.exit_code(7), 7);
+        assert_eq!(Event::Recovered.exit_code(0), 0);
     }
 
     #[test]
