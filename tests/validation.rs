@@ -428,12 +428,7 @@ fn compressed_dumps_are_judged_through_the_compression() {
             println!("{tool}: not installed, not tested");
             continue;
         }
-        let mut child = Command::new(tool)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = Command::new(tool).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         let mut input = child.stdin.take().unwrap();
         let d = dump.clone();
         let writer = std::thread::spawn(move || std::io::Write::write_all(&mut input, &d));
