@@ -59,3 +59,58 @@ mod tests {
         assert_eq!(format_micros(951_782_400_000_000), "2000-02-29T00:00:00Z");
     }
 }
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of `civil_from_days`).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The end (µs, exclusive) of the UTC day `text` names — `YYYY-MM-DD`, `today` or `yesterday` — seen from
+/// `now`; None when `text` is none of them.
+pub fn end_of_day(text: &str, now: i64) -> Option<i64> {
+    const DAY: i64 = 86_400_000_000;
+    let today = now.div_euclid(DAY);
+    let day = match text {
+        "today" => today,
+        "yesterday" => today - 1,
+        _ => {
+            let mut it = text.splitn(3, '-');
+            let (y, m, d) = (it.next()?, it.next()?, it.next()?);
+            if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+                return None;
+            }
+            let (y, m, d): (i64, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+            let days = days_from_civil(y, m, d);
+            // A date that does not exist (2026-02-30) does not round-trip.
+            (civil_from_days(days) == (y, m, d)).then_some(days)?
+        }
+    };
+    Some((day + 1) * DAY)
+}
+
+#[cfg(test)]
+mod day_tests {
+    use super::*;
+
+    #[test]
+    fn days_name_the_end_of_their_utc_day() {
+        const DAY: i64 = 86_400_000_000;
+        let now = days_from_civil(2026, 12, 7) * DAY + 3 * 3_600_000_000;
+        assert_eq!(end_of_day("today", now), Some(days_from_civil(2026, 12, 8) * DAY));
+        assert_eq!(end_of_day("yesterday", now), Some(days_from_civil(2026, 12, 7) * DAY));
+        assert_eq!(end_of_day("2026-12-06", now), Some(days_from_civil(2026, 12, 7) * DAY));
+        assert_eq!(end_of_day("2026-02-30", now), None);
+        assert_eq!(end_of_day("2026-1-06", now), None);
+        assert_eq!(end_of_day("latest", now), None);
+        for d in [-1000, 0, 59, 60, 365, 20_000, 30_000] {
+            let (y, m, dd) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, dd), d);
+        }
+    }
+}

@@ -103,3 +103,24 @@ fn status_judges_the_jobs_even_with_silo_repo_exported() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v.to_string().contains("\"shop\""), "{v}");
 }
+
+/// Issue 30: a snapshot picked by its day — `NAME@YYYY-MM-DD`, `NAME@today`, `NAME@yesterday` (UTC): the
+/// newest of that name finished by the end of that day.
+#[test]
+fn a_snapshot_is_picked_by_its_day() {
+    let repo = TestRepo::init();
+    let (old, new) = (dump(1 << 15, 6), dump(1 << 15, 7));
+    repo.create("shop", &old);
+    repo.create("shop", &new);
+    assert_eq!(repo.restore("shop@today"), new);
+    let today = repo.json(&["snapshot", "list"])[0]["finished"].as_str().unwrap()[..10].to_string();
+    assert_eq!(repo.restore(&format!("shop@{today}")), new);
+    let out = repo.run(&["snapshot", "restore", "shop@yesterday"], b"");
+    assert!(
+        !out.status.success() && stderr(&out).contains("no snapshot of shop finished by the end of yesterday"),
+        "{}",
+        stderr(&out)
+    );
+    let out = repo.run(&["snapshot", "restore", "shop@2026-02-30"], b"");
+    assert!(!out.status.success(), "not a day: an id prefix that matches nothing");
+}

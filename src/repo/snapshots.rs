@@ -21,6 +21,9 @@ pub enum Selector {
     IdPrefix(String),
     /// The `back`-th newest snapshot of `name` (0 = newest).
     Latest { name: String, back: usize },
+    /// The newest snapshot of `name` finished on or before the UTC day `day` (`YYYY-MM-DD`, `today`,
+    /// `yesterday`): `shop@2026-12-06`, `shop@yesterday`.
+    OnDay { name: String, day: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,29 +51,42 @@ impl SnapshotSpec {
     pub fn parse(spec: &str) -> Result<Self> {
         let bad = |m: &str| Error::Input { what: format!("snapshot {spec:?}"), message: m.to_string() };
         let parts: Vec<&str> = spec.split(':').collect();
-        let (selector, stream) = match parts.as_slice() {
-            [id] => (Selector::IdPrefix(id.to_string()), None),
-            [first, second, rest @ ..] if second.starts_with("latest") => {
-                let back = match second.strip_prefix("latest").unwrap_or_default() {
-                    "" => 0,
-                    n => n
-                        .strip_prefix('~')
-                        .and_then(|n| n.parse().ok())
-                        .ok_or_else(|| bad("expected NAME:latest or NAME:latest~N"))?,
-                };
-                let stream = match rest {
-                    [] => None,
-                    [s] => Some(s.to_string()),
-                    _ => return Err(bad("too many ':'")),
-                };
-                (Selector::Latest { name: first.to_string(), back }, stream)
-            }
-            [id, stream] => (Selector::IdPrefix(id.to_string()), Some(stream.to_string())),
-            _ => return Err(bad("expected ID, ID:STREAM, NAME:latest[~N] or NAME:latest[~N]:STREAM")),
+        // NAME@DAY (names may hold '@': only a suffix that names a day counts).
+        let on_day = |text: &str| {
+            let (name, day) = text.rsplit_once('@')?;
+            (!name.is_empty() && crate::time::end_of_day(day, 0).is_some())
+                .then(|| Selector::OnDay { name: name.to_string(), day: day.to_string() })
         };
+        let (selector, stream) =
+            match parts.as_slice() {
+                [id] if on_day(id).is_some() => (on_day(id).unwrap_or(Selector::IdPrefix(id.to_string())), None),
+                [id, stream] if on_day(id).is_some() => {
+                    (on_day(id).unwrap_or(Selector::IdPrefix(id.to_string())), Some(stream.to_string()))
+                }
+                [id] => (Selector::IdPrefix(id.to_string()), None),
+                [first, second, rest @ ..] if second.starts_with("latest") => {
+                    let back = match second.strip_prefix("latest").unwrap_or_default() {
+                        "" => 0,
+                        n => n
+                            .strip_prefix('~')
+                            .and_then(|n| n.parse().ok())
+                            .ok_or_else(|| bad("expected NAME:latest or NAME:latest~N"))?,
+                    };
+                    let stream = match rest {
+                        [] => None,
+                        [s] => Some(s.to_string()),
+                        _ => return Err(bad("too many ':'")),
+                    };
+                    (Selector::Latest { name: first.to_string(), back }, stream)
+                }
+                [id, stream] => (Selector::IdPrefix(id.to_string()), Some(stream.to_string())),
+                _ => return Err(bad(
+                    "expected ID, NAME:latest[~N] or NAME@DAY (YYYY-MM-DD, today, yesterday), each optionally :STREAM",
+                )),
+            };
         if let Selector::IdPrefix(p) = &selector {
             if p.is_empty() || !p.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(bad("an id is hexadecimal; to pick by name write NAME:latest"));
+                return Err(bad("an id is hexadecimal; to pick by name write NAME:latest or NAME@YYYY-MM-DD"));
             }
         }
         Ok(SnapshotSpec { selector, stream })
@@ -201,6 +217,26 @@ impl Repository {
                     many => Err(Error::AmbiguousSnapshot { spec: spec_text(spec), count: many.len() }),
                 }
             }
+            Selector::OnDay { name, day } => {
+                let until = crate::time::end_of_day(day, self.now()).ok_or_else(|| Error::Input {
+                    what: format!("day {day:?}"),
+                    message: "expected YYYY-MM-DD, today or yesterday".into(),
+                })?;
+                let scan = self.scan_snapshot_heads().await?;
+                let chosen = scan
+                    .snapshots
+                    .iter()
+                    .filter(|s| &s.manifest.name == name && s.manifest.finished < until)
+                    .max_by_key(|s| s.manifest.finished)
+                    .map(|s| s.id);
+                let Some(id) = chosen else {
+                    return Err(Error::SnapshotNotFound {
+                        spec: spec_text(spec),
+                        hint: format!(" (no snapshot of {name} finished by the end of {day}, UTC)"),
+                    });
+                };
+                Ok((self.load_snapshot(id).await?, Vec::new()))
+            }
             Selector::Latest { name, back } => {
                 let scan = self.scan_snapshot_heads().await?;
                 let hint = match of_name_hint(name, scan.snapshots.iter().map(|s| s.manifest.name.as_str())) {
@@ -271,6 +307,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 fn spec_text(spec: &SnapshotSpec) -> String {
     match &spec.selector {
         Selector::IdPrefix(p) => p.clone(),
+        Selector::OnDay { name, day } => format!("{name}@{day}"),
         Selector::Latest { name, back: 0 } => format!("{name}:latest"),
         Selector::Latest { name, back } => format!("{name}:latest~{back}"),
     }
@@ -304,6 +341,13 @@ mod tests {
         let p = |s: &str| SnapshotSpec::parse(s).unwrap();
         assert_eq!(p("3fa2").selector, Selector::IdPrefix("3fa2".into()));
         assert_eq!(p("shop:latest").selector, Selector::Latest { name: "shop".into(), back: 0 });
+        assert_eq!(p("shop@2026-12-06").selector, Selector::OnDay { name: "shop".into(), day: "2026-12-06".into() });
+        assert_eq!(
+            p("a@b@yesterday:globals").selector,
+            Selector::OnDay { name: "a@b".into(), day: "yesterday".into() }
+        );
+        assert_eq!(p("a@b@yesterday:globals").stream.as_deref(), Some("globals"));
+        assert!(SnapshotSpec::parse("team@home").is_err(), "not a day: read as an id prefix, which it is not");
         assert_eq!(p("shop:latest~2").selector, Selector::Latest { name: "shop".into(), back: 2 });
         assert_eq!(p("nightly:latest:shop").stream.as_deref(), Some("shop"));
         assert_eq!(p("3fa2:globals").stream.as_deref(), Some("globals"));
