@@ -12,6 +12,7 @@ pub mod interrupt;
 pub mod jobs;
 pub mod notify;
 pub mod repo;
+pub mod restore;
 pub mod retention;
 pub mod time;
 
