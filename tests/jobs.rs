@@ -499,14 +499,20 @@ fn schedules_become_timers_systemd_accepts_or_cron_lines_and_only_silos_files_ar
     let (status, report) = s.json(&["schedule", "install", "--dir", dir]);
     assert_eq!(status, 0, "{report}");
     let jobs: Vec<&str> = report["jobs"].as_array().unwrap().iter().map(|j| j["job"].as_str().unwrap()).collect();
-    assert_eq!(jobs, ["logs", "shop"], "jobs without a schedule are left out");
+    assert_eq!(jobs, ["logs", "shop", "(freshness watch)"], "jobs without a schedule are left out");
     assert!(
         report["next_steps"][1]
             .as_str()
             .unwrap()
-            .contains("systemctl enable --now silo-job-logs.timer silo-job-shop.timer"),
+            .contains("systemctl enable --now silo-job-logs.timer silo-job-shop.timer silo-watch.timer"),
         "{report}"
     );
+    // Issue 30: the freshness watch (status --notify, hourly) goes with the jobs, so a job whose timer died
+    // still alerts.
+    let watch = std::fs::read_to_string(units.join("silo-watch.service")).unwrap();
+    assert!(watch.contains("status --notify"), "{watch}");
+    let watch_timer = std::fs::read_to_string(units.join("silo-watch.timer")).unwrap();
+    assert!(watch_timer.contains("OnCalendar=*-*-* *:00:00"), "{watch_timer}");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(units.join("silo-job-shop.timer")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "owner-only like every file silo writes");
@@ -521,8 +527,15 @@ fn schedules_become_timers_systemd_accepts_or_cron_lines_and_only_silos_files_ar
         let out = Command::new("systemd-analyze")
             .arg("verify")
             .args(
-                ["silo-job-shop.timer", "silo-job-shop.service", "silo-job-logs.timer", "silo-job-logs.service"]
-                    .map(|f| units.join(f)),
+                [
+                    "silo-job-shop.timer",
+                    "silo-job-shop.service",
+                    "silo-job-logs.timer",
+                    "silo-job-logs.service",
+                    "silo-watch.timer",
+                    "silo-watch.service",
+                ]
+                .map(|f| units.join(f)),
             )
             .output()
             .unwrap();
@@ -558,6 +571,8 @@ fn schedules_become_timers_systemd_accepts_or_cron_lines_and_only_silos_files_ar
     assert!(line.contains("\n0 */8 * * * postgres /") && line.ends_with("run shop\n"), "{line}");
     let line = std::fs::read_to_string(cron.join("silo-job-logs")).unwrap();
     assert!(line.contains("\n30 3 * * 0 postgres /"), "{line}");
+    let line = std::fs::read_to_string(cron.join("silo-watch")).unwrap();
+    assert!(line.contains("\n0 * * * * postgres /") && line.ends_with("status --notify\n"), "{line}");
 }
 
 fn secret_file(dir: &std::path::Path, name: &str, value: &str) -> String {

@@ -124,3 +124,24 @@ fn a_snapshot_is_picked_by_its_day() {
     let out = repo.run(&["snapshot", "restore", "shop@2026-02-30"], b"");
     assert!(!out.status.success(), "not a day: an id prefix that matches nothing");
 }
+
+/// Issue 30: shell completions and the manual page come from the same definitions the commands parse with.
+#[test]
+fn completions_and_the_manual_page_name_every_command() {
+    let repo = TestRepo::init();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = repo.run(&["completions", shell], b"");
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("restore-database") && text.contains("snapshot"), "{shell}");
+    }
+    let out = repo.run(&["man"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // roff escapes hyphens (`\-`): compared without the escapes.
+    let page = String::from_utf8_lossy(&out.stdout).replace('\\', "");
+    assert!(page.contains(".TH silo"), "roff");
+    for command in ["SILO RESTORE-DATABASE", "SILO KEY", "SILO UNLOCK", "--drop-previous", "--suspect-shrink"] {
+        assert!(page.contains(command), "the manual page has {command}");
+    }
+    assert!(!page.contains("SILO RESTORE\n"), "the hidden `restore` is not documented as a command");
+}

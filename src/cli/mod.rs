@@ -34,6 +34,7 @@ mod repair;
 mod restore_database;
 mod run;
 mod schedule;
+mod shell;
 mod snapshot;
 mod stats;
 mod status;
@@ -128,6 +129,10 @@ enum Command {
     /// Install, remove or list systemd timers (or cron.d files) for the jobs' schedules.
     #[command(subcommand)]
     Schedule(schedule::Command),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(shell::CompletionsArgs),
+    /// Print the manual page (roff): `silo man | man -l -`.
+    Man,
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -147,6 +152,8 @@ pub fn run(cli: Cli) -> Result<()> {
 fn dispatch(ctx: &context::Invocation) -> Result<()> {
     match &ctx.cli.command {
         Command::Init(a) => init::run(ctx, a),
+        Command::Completions(a) => shell::completions(a),
+        Command::Man => shell::man(),
         Command::Snapshot(c) => snapshot::run(ctx, c),
         Command::Stats => stats::run(ctx),
         Command::Forget(a) => forget::run(ctx, a),

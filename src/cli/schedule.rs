@@ -8,7 +8,7 @@ use super::jobs_file;
 use super::output::{emit, Report};
 use anyhow::{Context, Result};
 use serde::Serialize;
-use silo::jobs::schedule::{cron_file, systemd_units, unit_name, Schedule, MARKER};
+use silo::jobs::schedule::{cron_file, systemd_units, unit_name, watch_units, Schedule, MARKER, WATCH};
 use silo::jobs::{Job, JobsFile};
 use std::path::{Path, PathBuf};
 
@@ -43,6 +43,13 @@ pub struct Args {
     /// The user cron runs the job as (cron.d lines name one).
     #[arg(long, default_value = "root")]
     user: String,
+    /// How often the freshness watch (`silo status --notify`) runs, installed beside the jobs so that a job
+    /// whose timer died still alerts.
+    #[arg(long, default_value = "hourly", value_name = "SCHEDULE")]
+    watch: String,
+    /// Install no freshness watch.
+    #[arg(long)]
+    no_watch: bool,
 }
 
 #[derive(Serialize)]
@@ -102,6 +109,15 @@ fn chosen<'a>(file: &'a JobsFile, names: &[String]) -> Result<Vec<(&'a String, &
         }
     }
     Ok(out)
+}
+
+/// The freshness watch's files.
+fn watch_files(cron: bool, dir: &Path) -> Vec<PathBuf> {
+    if cron {
+        vec![dir.join(WATCH)]
+    } else {
+        vec![dir.join(format!("{WATCH}.service")), dir.join(format!("{WATCH}.timer"))]
+    }
 }
 
 fn files_of(job: &str, cron: bool, dir: &Path) -> Vec<PathBuf> {
@@ -166,6 +182,11 @@ pub fn run(ctx: &Invocation, c: &Command) -> Result<()> {
     let command = |job: &str| -> Vec<String> {
         vec![silo.display().to_string(), "--config".into(), config.display().to_string(), "run".into(), job.to_string()]
     };
+    let watch_command =
+        vec![silo.display().to_string(), "--config".into(), config.display().to_string(), "status".into(), "--notify".into()];
+    let watch = Schedule::parse(&a.watch).map_err(|m| silo::Error::Input { what: format!("--watch {:?}", a.watch), message: m })?;
+    // The watch goes with every job (installed with any, removed with all of them).
+    let with_watch = !a.no_watch && a.jobs.is_empty();
     let mut steps = Vec::new();
     if action == "install" {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -181,25 +202,44 @@ pub fn run(ctx: &Invocation, c: &Command) -> Result<()> {
                 write(&files[1], &timer)?;
             }
         }
+        if with_watch {
+            let files = watch_files(a.cron, &dir);
+            let refused = |message: String| silo::Error::Input { what: "silo schedule, the freshness watch".into(), message };
+            if a.cron {
+                let text = cron_file(&[(WATCH.to_string(), watch, watch_command.clone())], &a.user).map_err(refused)?;
+                write(&files[0], &text)?;
+            } else {
+                let (service, timer) = watch_units(watch, &watch_command).map_err(refused)?;
+                write(&files[0], &service)?;
+                write(&files[1], &timer)?;
+            }
+        }
         if !a.cron && !jobs.is_empty() {
             systemctl(own_dir, &["daemon-reload"], &mut steps)?;
-            let timers: Vec<String> = jobs.iter().map(|(n, _, _)| unit_name(n, "timer")).collect();
+            let mut timers: Vec<String> = jobs.iter().map(|(n, _, _)| unit_name(n, "timer")).collect();
+            if with_watch {
+                timers.push(format!("{WATCH}.timer"));
+            }
             let mut args = vec!["enable", "--now"];
             args.extend(timers.iter().map(String::as_str));
             systemctl(own_dir, &args, &mut steps)?;
         }
     } else if action == "uninstall" {
         if !a.cron && !jobs.is_empty() {
-            let timers: Vec<String> =
-                jobs.iter().map(|(n, _, _)| unit_name(n, "timer")).filter(|t| written_by_silo(&dir.join(t))).collect();
+            let mut timers: Vec<String> = jobs.iter().map(|(n, _, _)| unit_name(n, "timer")).collect();
+            if with_watch {
+                timers.push(format!("{WATCH}.timer"));
+            }
+            timers.retain(|t| written_by_silo(&dir.join(t)));
             if !timers.is_empty() {
                 let mut args = vec!["disable", "--now"];
                 args.extend(timers.iter().map(String::as_str));
                 systemctl(own_dir, &args, &mut steps)?;
             }
         }
-        for (name, _, _) in &jobs {
-            for f in files_of(name, a.cron, &dir) {
+        let watch_paths = if with_watch { watch_files(a.cron, &dir) } else { Vec::new() };
+        for f in watch_paths.into_iter().chain(jobs.iter().flat_map(|(name, _, _)| files_of(name, a.cron, &dir))) {
+            {
                 if written_by_silo(&f) {
                     std::fs::remove_file(&f).with_context(|| format!("removing {}", f.display()))?;
                 } else if f.exists() {
@@ -217,16 +257,15 @@ pub fn run(ctx: &Invocation, c: &Command) -> Result<()> {
         dir: dir.display().to_string(),
         jobs: jobs
             .iter()
-            .map(|(name, _, schedule)| {
-                let files = files_of(name, a.cron, &dir);
-                JobSchedule {
-                    job: (*name).clone(),
-                    schedule: schedule.to_string(),
-                    on_calendar: schedule.on_calendar(),
-                    cron: schedule.cron(),
-                    installed: files.iter().all(|f| written_by_silo(f)),
-                    files: files.iter().map(|f| f.display().to_string()).collect(),
-                }
+            .map(|(name, _, schedule)| ((*name).clone(), *schedule, files_of(name, a.cron, &dir)))
+            .chain(with_watch.then(|| ("(freshness watch)".to_string(), watch, watch_files(a.cron, &dir))))
+            .map(|(job, schedule, files)| JobSchedule {
+                job,
+                schedule: schedule.to_string(),
+                on_calendar: schedule.on_calendar(),
+                cron: schedule.cron(),
+                installed: files.iter().all(|f| written_by_silo(f)),
+                files: files.iter().map(|f| f.display().to_string()).collect(),
             })
             .collect(),
         next_steps: steps,

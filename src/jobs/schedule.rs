@@ -107,6 +107,19 @@ pub fn unit_name(job: &str, suffix: &str) -> String {
     format!("silo-job-{job}.{suffix}")
 }
 
+/// The freshness watch's unit (or cron.d file) name: `silo status --notify` on its own schedule, so a job
+/// whose timer died still alerts (a job's units are `silo-job-*`, so no job name can collide).
+pub const WATCH: &str = "silo-watch";
+
+/// The systemd service and timer of the freshness watch, running `command` (`silo --config F status --notify`).
+pub fn watch_units(schedule: Schedule, command: &[String]) -> Result<(String, String), String> {
+    let (service, timer) = systemd_units("freshness watch", schedule, command)?;
+    Ok((
+        service.replace("silo backup job freshness watch", "silo freshness watch (status --notify)"),
+        timer.replace("silo backup job freshness watch", "silo freshness watch (status --notify)"),
+    ))
+}
+
 /// Refuses an argument no unit or cron line can carry: one with a line break or another control
 /// character (it would end the line and start one of its own).
 fn one_line(command: &[String]) -> Result<(), String> {
