@@ -145,3 +145,32 @@ fn completions_and_the_manual_page_name_every_command() {
     }
     assert!(!page.contains("SILO RESTORE\n"), "the hidden `restore` is not documented as a command");
 }
+
+/// Issue 30: `silo doctor` checks what a real run needs, one line per check, and fails when one fails: here
+/// a PostgreSQL database that does not exist and an SQLite file that is not there, beside a repository that
+/// opens.
+#[test]
+fn doctor_says_what_a_run_would_need_one_line_per_check() {
+    let repo = TestRepo::init();
+    if repo.skip_unless_local("the jobs file names a local path") || !services::postgres() {
+        return;
+    }
+    let file = jobs_file(
+        &repo,
+        "\n[jobs.db]\nstreams = [{ postgres = { database = \"silo_t_doctor_missing\" } }, { sqlite = \"/nonexistent/app.db\" }]\n",
+    );
+    let mut c = repo.cmd(&["--json", "doctor"]);
+    c.env_remove("SILO_REPO").env_remove("SILO_PASSWORD").env("SILO_CONFIG", &file).envs(services::PG_ENV);
+    let out = run_with_input(c, b"");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let line = |what: &str| {
+        report["checks"].as_array().unwrap().iter().find(|c| c["what"].as_str().unwrap().contains(what)).cloned()
+    };
+    assert_eq!(line("[repository]").unwrap()["ok"], true, "{report}");
+    assert_eq!(line("postgres tool pg_dump").unwrap()["ok"], true, "{report}");
+    let pg = line("job db: postgres answers").unwrap();
+    assert!(pg["ok"] == false && pg["detail"].as_str().unwrap().contains("silo_t_doctor_missing"), "{report}");
+    assert_eq!(line("job db: sqlite answers").unwrap()["ok"], false, "{report}");
+    assert_eq!(report["failed"], 2, "{report}");
+}

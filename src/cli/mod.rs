@@ -16,6 +16,7 @@ macro_rules! note {
 mod check;
 mod context;
 mod copy;
+mod doctor;
 mod drill;
 pub mod exit;
 mod files;
@@ -129,6 +130,10 @@ enum Command {
     /// Install, remove or list systemd timers (or cron.d files) for the jobs' schedules.
     #[command(subcommand)]
     Schedule(schedule::Command),
+    /// Check what a `silo run` needs: passwords, repositories, dump tools, database servers, notify targets.
+    ///
+    /// Example: silo doctor            (one line per check; exit 1 when any fails)
+    Doctor(doctor::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(shell::CompletionsArgs),
     /// Print the manual page (roff): `silo man | man -l -`.
@@ -154,6 +159,7 @@ fn dispatch(ctx: &context::Invocation) -> Result<()> {
         Command::Init(a) => init::run(ctx, a),
         Command::Completions(a) => shell::completions(a),
         Command::Man => shell::man(),
+        Command::Doctor(a) => doctor::run(ctx, a),
         Command::Snapshot(c) => snapshot::run(ctx, c),
         Command::Stats => stats::run(ctx),
         Command::Forget(a) => forget::run(ctx, a),
