@@ -6,7 +6,7 @@ use super::context::Invocation;
 use super::password;
 use silo::jobs::notify::{self as n, Event, Notice, Ping, SecretRef, Target};
 use silo::jobs::{Job, JobsFile};
-use silo_format::maintenance::{run_error_line, RunRecord, RunStep};
+use silo_format::maintenance::{run_error_line, RunKind, RunRecord, RunStep, StepOutcome};
 
 /// A secret the jobs file points to: an owner-only file's first line, or an environment variable (kept
 /// from every command silo starts).
@@ -92,10 +92,10 @@ pub fn ping(ctx: &Invocation, file: &JobsFile, job: &Job, what: Ping, body: &str
 
 fn step(name: &str, result: Result<(), String>) -> RunStep {
     match result {
-        Ok(()) => RunStep { step: name.into(), outcome: "ok".into(), error: String::new() },
+        Ok(()) => RunStep { step: name.into(), outcome: StepOutcome::Ok, error: String::new() },
         Err(e) => {
             note!("silo: warning: {name}: {e} (the run's outcome is unchanged)");
-            RunStep { step: name.into(), outcome: "failed".into(), error: run_error_line(&e) }
+            RunStep { step: name.into(), outcome: StepOutcome::Failed, error: run_error_line(&e) }
         }
     }
 }
@@ -144,16 +144,21 @@ pub fn events(
             let step_name = n::step_name(name, event);
             let last_sent = history
                 .iter()
-                .filter(|r| r.job == record.job && r.steps.iter().any(|s| s.step == step_name && s.outcome == "ok"))
+                .filter(|r| {
+                    r.job == record.job && r.steps.iter().any(|s| s.step == step_name && s.outcome == StepOutcome::Ok)
+                })
                 .map(|r| r.finished)
                 .max();
-            let last_success =
-                history.iter().filter(|r| r.job == record.job && r.kind == "run" && r.ok).map(|r| r.finished).max();
+            let last_success = history
+                .iter()
+                .filter(|r| r.job == record.job && r.kind == RunKind::Run && r.ok)
+                .map(|r| r.finished)
+                .max();
             if !n::due(event, last_sent, last_success, record.finished, cooldown) {
                 let until = last_sent.unwrap_or_default() + i64::try_from(cooldown).unwrap_or(0) * 1_000_000;
                 steps.push(RunStep {
                     step: step_name,
-                    outcome: "skipped".into(),
+                    outcome: StepOutcome::Skipped,
                     error: format!("cooldown until {}", silo::time::format_micros(until)),
                 });
                 continue;

@@ -7,23 +7,23 @@ use super::context::Invocation;
 use super::exit::{exit_code, UNREACHABLE};
 use super::{snapshot, Command};
 use silo::repo::runs::Spool;
-use silo_format::maintenance::{run_error_line, RunRecord, MAINTENANCE_VERSION};
+use silo_format::maintenance::{run_error_line, RunKind, RunRecord};
 
 /// The record kind of a command, if it leaves one.
-pub fn kind_of(command: &Command) -> Option<&'static str> {
+pub fn kind_of(command: &Command) -> Option<RunKind> {
     match command {
-        Command::Snapshot(snapshot::Command::Create(_)) => Some("create"),
-        Command::Copy(_) => Some("copy"),
-        Command::Forget(_) => Some("forget"),
-        Command::Gc(_) | Command::Prune(_) => Some("gc"),
-        Command::Check(_) => Some("check"),
-        Command::Drill(_) => Some("drill"),
+        Command::Snapshot(snapshot::Command::Create(_)) => Some(RunKind::Create),
+        Command::Copy(_) => Some(RunKind::Copy),
+        Command::Forget(_) => Some(RunKind::Forget),
+        Command::Gc(_) | Command::Prune(_) => Some(RunKind::Gc),
+        Command::Check(_) => Some(RunKind::Check),
+        Command::Drill(_) => Some(RunKind::Drill),
         _ => None,
     }
 }
 
 /// Records the command's outcome. Never changes it: a record that cannot be kept is a warning.
-pub fn command(ctx: &Invocation, kind: &str, started: i64, result: &anyhow::Result<()>) {
+pub fn command(ctx: &Invocation, kind: RunKind, started: i64, result: &anyhow::Result<()>) {
     let details = ctx.details.lock().map(|d| d.clone()).unwrap_or_else(|p| p.into_inner().clone());
     if details.skip {
         return;
@@ -32,20 +32,12 @@ pub fn command(ctx: &Invocation, kind: &str, started: i64, result: &anyhow::Resu
         Ok(()) => (0, String::new()),
         Err(e) => (exit_code(e), run_error_line(&format!("{e:#}"))),
     };
+    let finished = silo::time::now_micros().max(started);
     let record = RunRecord {
-        version: MAINTENANCE_VERSION,
-        kind: kind.to_string(),
-        job: details.job,
-        host: silo::repo::hostname(),
-        started,
-        finished: silo::time::now_micros().max(started),
         bytes_read: details.bytes_read,
         bytes_added: details.bytes_added,
         snapshot: details.snapshot,
-        ok: exit_code == 0,
-        exit_code,
-        error,
-        steps: Vec::new(),
+        ..RunRecord::new(kind.clone(), details.job, silo::repo::hostname(), started, finished).outcome(exit_code, error)
     };
     let opened = ctx.opened.lock().map(|o| o.clone()).unwrap_or_else(|p| p.into_inner().clone());
     match opened {

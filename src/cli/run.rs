@@ -17,7 +17,7 @@ use silo::jobs::{Job, JobsFile, RepoConfig};
 use silo::repo::runs::Spool;
 use silo::repo::write::CreateOptions;
 use silo::repo::Repository;
-use silo_format::maintenance::{RunRecord, MAINTENANCE_VERSION};
+use silo_format::maintenance::{RunKind, RunRecord};
 use std::process::Stdio;
 
 #[derive(clap::Args, Debug)]
@@ -363,20 +363,13 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
     let failed_step = |s: Step| outcomes.iter().any(|(x, o)| *x == s && matches!(o, Outcome::Failed(..)));
     let (drill_failed, damage_found) = (failed_step(Step::Drill), failed_step(Step::Check));
     let (steps, exit_code, error) = summarize(&outcomes);
+    let finished = silo::time::now_micros().max(started);
     let mut record = RunRecord {
-        version: MAINTENANCE_VERSION,
-        kind: "run".into(),
-        job: name.to_string(),
-        host: silo::repo::hostname(),
-        started,
-        finished: silo::time::now_micros().max(started),
         bytes_read: created.as_ref().map_or(0, |c| c.bytes_read),
         bytes_added: created.as_ref().map_or(0, |c| c.bytes_added),
         snapshot: created.as_ref().map(|c| c.snapshot),
-        ok: exit_code == 0,
-        exit_code,
-        error,
         steps,
+        ..RunRecord::new(RunKind::Run, name, silo::repo::hostname(), started, finished).outcome(exit_code, error)
     };
     let (events, reasons, history) = raised(ctx, repos, name, job, &record, drill_failed, damage_found);
     notified.extend(super::notify::events(ctx, repos.file, job, &record, &events, &reasons, &history));
@@ -393,7 +386,10 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
         bytes_read: record.bytes_read,
         bytes_added: record.bytes_added,
         duration_seconds: clock.elapsed().as_secs_f64(),
-        steps: steps.into_iter().map(|s| StepView { step: s.step, outcome: s.outcome, detail: s.error }).collect(),
+        steps: steps
+            .into_iter()
+            .map(|s| StepView { step: s.step, outcome: s.outcome.to_string(), detail: s.error })
+            .collect(),
         recorded,
     }
 }
@@ -405,7 +401,7 @@ fn due(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> Due {
         (_, _, Ok(repo)) => match ctx.rt.block_on(repo.run_history()) {
             Ok(h) => {
                 let ours: Vec<&RunRecord> =
-                    h.records.iter().map(|(_, r)| r).filter(|r| r.kind == "run" && r.job == name).collect();
+                    h.records.iter().map(|(_, r)| r).filter(|r| r.kind == RunKind::Run && r.job == name).collect();
                 Due::judge(job, &ours, repo.now())
             }
             Err(e) => {
@@ -464,7 +460,7 @@ fn raised(
         _ if job.notify.is_empty() => (Vec::new(), Vec::new(), Vec::new()),
         Ok(repo) => match judged(ctx, repo, name, job, record) {
             Ok((status, history)) => {
-                let previous = history.iter().rev().find(|r| r.kind == "run" && r.job == name).map(|r| r.ok);
+                let previous = history.iter().rev().find(|r| r.kind == RunKind::Run && r.job == name).map(|r| r.ok);
                 let events = silo::jobs::notify::events(record.ok, previous, status.state, drill_failed, damage_found);
                 (events, status.reasons, history)
             }
@@ -492,7 +488,7 @@ fn judged(
     let history = ctx.rt.block_on(repo.run_history())?;
     let mut with_this = history.records.clone();
     with_this.push((silo_format::ObjectId::ZERO, this.clone()));
-    let facts = super::status::Facts {
+    let facts = silo::jobs::status::Facts {
         snapshots: &snapshots,
         marks: &marks,
         history: &with_this,

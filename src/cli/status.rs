@@ -9,9 +9,9 @@ use super::jobs_file;
 use super::output::{emit, human_bytes, Report};
 use anyhow::{Context, Result};
 use serde::Serialize;
-use silo::jobs::status::{judge, CheckFact, DrillFact, JobStatus, Limits, RunFact, SnapshotFact, State};
+use silo::jobs::status::{is_job_run, Facts, JobStatus, Limits, State};
 use silo::time::{format_micros, format_seconds};
-use silo_format::maintenance::DrillRecord;
+use silo_format::maintenance::{DrillRecord, RunKind, RunRecord, StepOutcome};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -121,7 +121,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     let mut names: BTreeSet<String> = limits.keys().cloned().collect();
     if limits.is_empty() {
         names.extend(snapshots.iter().map(|s| s.manifest.name.clone()));
-        names.extend(history.records.iter().filter(|(_, r)| is_job_run(r.kind.as_str())).map(|(_, r)| r.job.clone()));
+        names.extend(history.records.iter().filter(|(_, r)| is_job_run(&r.kind)).map(|(_, r)| r.job.clone()));
     }
     if !a.jobs.is_empty() {
         if let Some(unknown) = a.jobs.iter().find(|j| !names.contains(*j)) {
@@ -156,8 +156,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
             }
             .into());
         };
-        let records: Vec<silo_format::maintenance::RunRecord> =
-            history.records.iter().map(|(_, r)| r.clone()).collect();
+        let records: Vec<RunRecord> = history.records.iter().map(|(_, r)| r.clone()).collect();
         // I21: a sendmail silo starts gets the allow-listed base, never silo's environment.
         for name in l.file.secret_variables() {
             silo::inputs::process::add_secret_variable(&name);
@@ -168,7 +167,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
             let sent = notify_state(ctx, &repo, &l.file, job, status, &records)?;
             notifications.extend(sent.into_iter().map(|s| NotificationView {
                 step: s.step,
-                outcome: s.outcome,
+                outcome: s.outcome.to_string(),
                 error: s.error,
             }));
         }
@@ -200,89 +199,6 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     Ok(())
 }
 
-/// What the repository holds that a job's state depends on.
-pub struct Facts<'a> {
-    pub snapshots: &'a [silo::repo::snapshots::Snapshot],
-    pub marks: &'a std::collections::HashMap<silo_format::ObjectId, silo_format::maintenance::DamageMark>,
-    pub history: &'a [(silo_format::ObjectId, silo_format::maintenance::RunRecord)],
-    pub drills: &'a [(silo_format::ObjectId, String, DrillRecord)],
-    pub now: i64,
-}
-
-impl Facts<'_> {
-    pub fn judge(&self, name: &str, limit: Limits) -> JobStatus {
-        let mut snaps: Vec<SnapshotFact> = self
-            .snapshots
-            .iter()
-            .filter(|s| s.manifest.name == name)
-            .map(|s| SnapshotFact {
-                id: s.id.to_hex(),
-                finished: s.manifest.finished,
-                bytes: s.manifest.total_size(),
-                damaged: self.marks.contains_key(&s.id),
-                dumps: s
-                    .manifest
-                    .streams
-                    .iter()
-                    .filter_map(|st| st.dump.clone().map(|d| (st.name.clone(), d)))
-                    .collect(),
-            })
-            .collect();
-        snaps.sort_by_key(|s| s.finished);
-        let runs: Vec<RunFact> = self
-            .history
-            .iter()
-            .filter(|(_, r)| is_job_run(&r.kind) && r.job == name)
-            .map(|(_, r)| RunFact {
-                finished: r.finished,
-                ok: r.ok,
-                error: r.error.clone(),
-                snapshot: r.snapshot.map(|s| s.to_hex()),
-                bytes_added: r.bytes_added,
-            })
-            .collect();
-        // The job's snapshots, including those retention removed since (a drill of one still counts).
-        let ours: BTreeSet<_> = self
-            .snapshots
-            .iter()
-            .filter(|s| s.manifest.name == name)
-            .map(|s| s.id)
-            .chain(self.history.iter().filter(|(_, r)| r.job == name).filter_map(|(_, r)| r.snapshot))
-            .collect();
-        let drill = self
-            .drills
-            .iter()
-            .map(|(_, _, d)| d)
-            .filter(|d| ours.contains(&d.snapshot))
-            .max_by_key(|d| d.finished)
-            .map(|d| DrillFact { finished: d.finished, ok: d.ok, seconds: (d.finished - d.started) as f64 / 1e6 });
-        // The newest check covering the job: a `silo check` (the whole repository) or the job's own step.
-        let check = self
-            .history
-            .iter()
-            .filter_map(|(_, r)| {
-                if r.kind == "check" {
-                    return Some(CheckFact {
-                        finished: r.finished,
-                        ok: r.ok,
-                        damage: r.exit_code == DAMAGED,
-                        error: r.error.clone(),
-                    });
-                }
-                let step = r.steps.iter().find(|s| s.step == "check" && s.outcome != "skipped" && r.job == name)?;
-                let ok = step.outcome == "ok";
-                Some(CheckFact {
-                    finished: r.finished,
-                    ok,
-                    damage: !ok && step.error.contains("damaged objects"),
-                    error: step.error.clone(),
-                })
-            })
-            .max_by_key(|c| c.finished);
-        judge(name, limit, &snaps, &runs, check.as_ref(), drill.as_ref(), self.now)
-    }
-}
-
 /// The notifications of a job's state (cooldowns judged from `history`), recorded as a `status` run record.
 fn notify_state(
     ctx: &Invocation,
@@ -290,7 +206,7 @@ fn notify_state(
     file: &silo::jobs::JobsFile,
     job: &silo::jobs::Job,
     status: &JobStatus,
-    history: &[silo_format::maintenance::RunRecord],
+    history: &[RunRecord],
 ) -> Result<Vec<silo_format::maintenance::RunStep>> {
     use silo::jobs::notify::Event;
     let events: Vec<Event> = match status.state {
@@ -304,31 +220,12 @@ fn notify_state(
         return Ok(Vec::new());
     }
     let now = silo::time::now_micros();
-    let mut record = silo_format::maintenance::RunRecord {
-        version: silo_format::maintenance::MAINTENANCE_VERSION,
-        kind: "status".into(),
-        job: status.job.clone(),
-        host: silo::repo::hostname(),
-        started: now,
-        finished: now,
-        bytes_read: 0,
-        bytes_added: 0,
-        snapshot: None,
-        ok: true,
-        exit_code: 0,
-        error: String::new(),
-        steps: Vec::new(),
-    };
+    let mut record = RunRecord::new(RunKind::Status, status.job.clone(), silo::repo::hostname(), now, now);
     record.steps = super::notify::events(ctx, file, job, &record, &events, &status.reasons, history);
-    if record.steps.iter().any(|s| s.outcome != "skipped") {
+    if record.steps.iter().any(|s| s.outcome != StepOutcome::Skipped) {
         ctx.rt.block_on(repo.record_run(&record))?;
     }
     Ok(record.steps)
-}
-
-/// Records that are runs of a job: `silo run`, or a plain create of that snapshot name.
-fn is_job_run(kind: &str) -> bool {
-    kind == "run" || kind == "create"
 }
 
 /// Writes the metrics file atomically (a temporary file beside it, renamed over it), readable by the

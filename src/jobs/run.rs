@@ -7,7 +7,7 @@
 //! backup could only remove good ones). Every run is recorded, successful or failed (maintenance.md "runs").
 
 use super::Job;
-use silo_format::maintenance::{run_error_line, RunStep};
+use silo_format::maintenance::{run_error_line, RunStep, StepOutcome};
 
 /// One step of a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +72,7 @@ impl Due {
         let last = |step: &str| {
             history
                 .iter()
-                .filter(|r| r.steps.iter().any(|s| s.step == step && s.outcome != "skipped"))
+                .filter(|r| r.steps.iter().any(|s| s.step == step && s.outcome != StepOutcome::Skipped))
                 .map(|r| r.finished)
                 .max()
         };
@@ -127,11 +127,11 @@ pub fn summarize(outcomes: &[(Step, Outcome)]) -> (Vec<RunStep>, u8, String) {
         .iter()
         .map(|(s, o)| {
             let (outcome, error) = match o {
-                Outcome::Ok => ("ok", String::new()),
-                Outcome::Failed(e, _) => ("failed", run_error_line(e)),
-                Outcome::Skipped(why) => ("skipped", run_error_line(why)),
+                Outcome::Ok => (StepOutcome::Ok, String::new()),
+                Outcome::Failed(e, _) => (StepOutcome::Failed, run_error_line(e)),
+                Outcome::Skipped(why) => (StepOutcome::Skipped, run_error_line(why)),
             };
-            RunStep { step: s.name().into(), outcome: outcome.into(), error }
+            RunStep { step: s.name().into(), outcome, error }
         })
         .collect();
     let code = worst(outcomes.iter().map(|(_, o)| if let Outcome::Failed(_, c) = o { *c } else { 0 }));

@@ -1,6 +1,8 @@
 //! `silo status`: the state of each job (or snapshot name) from facts the repository holds — snapshots,
-//! run records, damage marks, drills — against the job's limits. Pure: `judge` is a function of the facts
-//! and the time.
+//! run records, damage marks, drills — against the job's limits. Pure: `Facts::judge` turns what the
+//! repository holds into facts, `judge` is a function of the facts and the time. Upholds I13's reading side: a
+//! failing job is visible even while its old snapshots are fresh; damage is known by the run's exit code, never
+//! by words in an error line.
 //!
 //! States, worst first (the exit code of `silo status` is the worst job's, docs/operations.md "Exit codes"):
 //! damaged (a snapshot of the job is marked damaged), failing (its latest run failed), shrunk (its latest
@@ -8,6 +10,8 @@
 //! stale (no snapshot within the freshness limit), never (no snapshot at all), ok.
 
 use serde::Serialize;
+use silo_format::maintenance::{RunKind, StepOutcome};
+use std::collections::BTreeSet;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -209,6 +213,101 @@ pub fn judge(
         last_drill_ok: drill.map(|d| d.ok),
         last_drill_seconds: drill.map(|d| d.seconds),
     }
+}
+
+/// The exit code of damage found (docs/operations.md "Exit codes"), as run records carry it (I13).
+pub const DAMAGE_EXIT_CODE: u8 = 5;
+
+/// What the repository holds that a job's state depends on.
+/// Run records, drills and damage marks become facts here, so `silo status` and `silo run` judge alike.
+pub struct Facts<'a> {
+    pub snapshots: &'a [crate::repo::snapshots::Snapshot],
+    pub marks: &'a std::collections::HashMap<silo_format::ObjectId, silo_format::maintenance::DamageMark>,
+    pub history: &'a [(silo_format::ObjectId, silo_format::maintenance::RunRecord)],
+    pub drills: &'a [(silo_format::ObjectId, String, silo_format::maintenance::DrillRecord)],
+    pub now: i64,
+}
+
+impl Facts<'_> {
+    pub fn judge(&self, name: &str, limit: Limits) -> JobStatus {
+        let mut snaps: Vec<SnapshotFact> = self
+            .snapshots
+            .iter()
+            .filter(|s| s.manifest.name == name)
+            .map(|s| SnapshotFact {
+                id: s.id.to_hex(),
+                finished: s.manifest.finished,
+                bytes: s.manifest.total_size(),
+                damaged: self.marks.contains_key(&s.id),
+                dumps: s
+                    .manifest
+                    .streams
+                    .iter()
+                    .filter_map(|st| st.dump.clone().map(|d| (st.name.clone(), d)))
+                    .collect(),
+            })
+            .collect();
+        snaps.sort_by_key(|s| s.finished);
+        let runs: Vec<RunFact> = self
+            .history
+            .iter()
+            .filter(|(_, r)| is_job_run(&r.kind) && r.job == name)
+            .map(|(_, r)| RunFact {
+                finished: r.finished,
+                ok: r.ok,
+                error: r.error.clone(),
+                snapshot: r.snapshot.map(|s| s.to_hex()),
+                bytes_added: r.bytes_added,
+            })
+            .collect();
+        // The job's snapshots, including those retention removed since (a drill of one still counts).
+        let ours: BTreeSet<_> = self
+            .snapshots
+            .iter()
+            .filter(|s| s.manifest.name == name)
+            .map(|s| s.id)
+            .chain(self.history.iter().filter(|(_, r)| r.job == name).filter_map(|(_, r)| r.snapshot))
+            .collect();
+        let drill = self
+            .drills
+            .iter()
+            .map(|(_, _, d)| d)
+            .filter(|d| ours.contains(&d.snapshot))
+            .max_by_key(|d| d.finished)
+            .map(|d| DrillFact { finished: d.finished, ok: d.ok, seconds: (d.finished - d.started) as f64 / 1e6 });
+        // The newest check covering the job: a `silo check` (the whole repository) or the job's own step.
+        let check = self
+            .history
+            .iter()
+            .filter_map(|(_, r)| {
+                if r.kind == RunKind::Check {
+                    return Some(CheckFact {
+                        finished: r.finished,
+                        ok: r.ok,
+                        damage: r.exit_code == DAMAGE_EXIT_CODE,
+                        error: r.error.clone(),
+                    });
+                }
+                // A run's worst step sets its exit code, and damage is the worst: a check step that failed in a
+                // run whose code is damage's found damage.
+                let step =
+                    r.steps.iter().find(|s| s.step == "check" && s.outcome != StepOutcome::Skipped && r.job == name)?;
+                let ok = step.outcome == StepOutcome::Ok;
+                Some(CheckFact {
+                    finished: r.finished,
+                    ok,
+                    damage: !ok && r.exit_code == DAMAGE_EXIT_CODE,
+                    error: step.error.clone(),
+                })
+            })
+            .max_by_key(|c| c.finished);
+        judge(name, limit, &snaps, &runs, check.as_ref(), drill.as_ref(), self.now)
+    }
+}
+
+/// Records that are runs of a job: `silo run`, or a plain create of that snapshot name.
+pub fn is_job_run(kind: &RunKind) -> bool {
+    matches!(kind, RunKind::Run | RunKind::Create)
 }
 
 #[cfg(test)]

@@ -149,12 +149,90 @@ pub const RUN_KINDS: [&str; 8] = ["run", "create", "copy", "forget", "gc", "chec
 /// Longest error line a run record keeps (bytes); longer ones are cut at a character boundary.
 pub const RUN_ERROR_MAX: usize = 1024;
 
+/// A word of a fixed set, stored as its string (format-spec/maintenance.md "runs": the bytes are the string's);
+/// a word outside the set decodes as `Unknown` and fails the record's validation.
+macro_rules! string_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)*
+            /// A word this version does not know (the record does not validate).
+            Unknown(String),
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)*
+                    $name::Unknown(s) => s,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(text: &str) -> Self {
+                match text {
+                    $($text => $name::$variant,)*
+                    other => $name::Unknown(other.to_string()),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Encode for $name {
+            fn encode<E: bincode::enc::Encoder>(&self, encoder: &mut E) -> Result<(), bincode::error::EncodeError> {
+                self.as_str().encode(encoder)
+            }
+        }
+
+        impl<Context> Decode<Context> for $name {
+            fn decode<D: bincode::de::Decoder<Context = Context>>(
+                decoder: &mut D,
+            ) -> Result<Self, bincode::error::DecodeError> {
+                Ok($name::from(String::decode(decoder)?.as_str()))
+            }
+        }
+
+        bincode::impl_borrow_decode!($name);
+    };
+}
+
+string_enum! {
+    /// What a run record is of (`RUN_KINDS`).
+    RunKind {
+        /// A `silo run` of a job.
+        Run = "run",
+        Create = "create",
+        Copy = "copy",
+        Forget = "forget",
+        Gc = "gc",
+        Check = "check",
+        Drill = "drill",
+        /// The notifications of `silo status --notify`.
+        Status = "status",
+    }
+}
+
+string_enum! {
+    /// How a step of a run ended.
+    StepOutcome {
+        Ok = "ok",
+        Failed = "failed",
+        Skipped = "skipped",
+    }
+}
+
 /// One step of a `silo run` (create, copy, forget, check, drill, notify).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct RunStep {
     pub step: String,
-    /// `ok`, `failed` or `skipped`.
-    pub outcome: String,
+    pub outcome: StepOutcome,
     /// Empty unless failed (one line, never a secret).
     pub error: String,
 }
@@ -163,8 +241,7 @@ pub struct RunStep {
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct RunRecord {
     pub version: u32,
-    /// One of `RUN_KINDS`.
-    pub kind: String,
+    pub kind: RunKind,
     /// The job (for `run`) or snapshot name; empty for repository-wide commands (gc, check).
     pub job: String,
     pub host: String,
@@ -182,6 +259,36 @@ pub struct RunRecord {
     pub steps: Vec<RunStep>,
 }
 
+impl RunRecord {
+    /// A record of a successful run that read, added and made nothing, and had no steps; the caller sets what
+    /// the run did and, with `outcome`, how it ended.
+    pub fn new(kind: RunKind, job: impl Into<String>, host: impl Into<String>, started: i64, finished: i64) -> Self {
+        RunRecord {
+            version: MAINTENANCE_VERSION,
+            kind,
+            job: job.into(),
+            host: host.into(),
+            started,
+            finished,
+            bytes_read: 0,
+            bytes_added: 0,
+            snapshot: None,
+            ok: true,
+            exit_code: 0,
+            error: String::new(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// The run ended with `exit_code` (0: ok) and `error` (one line, empty when ok).
+    pub fn outcome(mut self, exit_code: u8, error: String) -> Self {
+        self.ok = exit_code == 0;
+        self.exit_code = exit_code;
+        self.error = error;
+        self
+    }
+}
+
 impl Sealed for RunRecord {
     const KIND: ObjectKind = ObjectKind::Run;
     const WHAT: &'static str = "run record";
@@ -192,8 +299,8 @@ impl Sealed for RunRecord {
 
     fn validate(&self) -> Result<(), crate::FormatError> {
         let bad = |why: String| Err(crate::FormatError::malformed("run record", why));
-        if !RUN_KINDS.contains(&self.kind.as_str()) {
-            return bad(format!("unknown kind {:?}", self.kind));
+        if let RunKind::Unknown(_) = self.kind {
+            return bad(format!("unknown kind {:?}", self.kind.as_str()));
         }
         if self.finished < self.started {
             return bad("finishes before it starts".into());
@@ -204,8 +311,8 @@ impl Sealed for RunRecord {
         if self.error.len() > RUN_ERROR_MAX || self.steps.iter().any(|s| s.error.len() > RUN_ERROR_MAX) {
             return bad("error line too long".into());
         }
-        if let Some(s) = self.steps.iter().find(|s| !["ok", "failed", "skipped"].contains(&s.outcome.as_str())) {
-            return bad(format!("step {:?} has outcome {:?}", s.step, s.outcome));
+        if let Some(s) = self.steps.iter().find(|s| matches!(s.outcome, StepOutcome::Unknown(_))) {
+            return bad(format!("step {:?} has outcome {:?}", s.step, s.outcome.as_str()));
         }
         Ok(())
     }
