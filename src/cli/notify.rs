@@ -1,11 +1,11 @@
-//! Carrying out a job's notifications after `silo run` (jobs/notify.rs decides, silo::notify sends): the
+//! Carrying out a job's notifications after `silo run` (silo::notify decides and sends): the
 //! events of the run, each target that wants them, the cooldown judged from the run records. A send that
 //! fails is recorded as a failed `notify:TARGET:EVENT` step and changes nothing else (I13).
 
 use super::context::Invocation;
 use super::password;
-use silo::jobs::notify::{self as n, Event, Notice, Ping, SecretRef, Target};
 use silo::jobs::{Job, JobsFile};
+use silo::notify::{self as n, Event, Notice, Ping, SecretRef, Target};
 use silo_format::maintenance::{run_error_line, RunKind, RunRecord, RunStep, StepOutcome};
 
 /// A secret the jobs file points to: an owner-only file's first line, or an environment variable (kept
@@ -24,38 +24,7 @@ fn secret(r: &SecretRef) -> Result<Vec<u8>, String> {
 }
 
 fn send(ctx: &Invocation, target: &Target, notice: &Notice) -> Result<(), String> {
-    if let Some(w) = &target.webhook {
-        let key = w.secret.as_ref().map(secret).transpose()?;
-        return ctx.rt.block_on(silo::notify::post(&n::webhook(w, notice, key.as_deref())));
-    }
-    if let Some(t) = &target.ntfy {
-        let token = t.token.as_ref().map(secret).transpose()?;
-        return ctx.rt.block_on(silo::notify::post(&n::ntfy(t, notice, token.as_deref())));
-    }
-    if let Some(p) = &target.pushover {
-        let (token, user) = (secret(&p.token)?, secret(&p.user)?);
-        return ctx.rt.block_on(silo::notify::post(&n::pushover(p, notice, &token, &user)));
-    }
-    if let Some(e) = &target.email {
-        let message = n::email_message(e, notice, &rfc2822_now());
-        if let Some(program) = &e.sendmail {
-            return silo::notify::sendmail(program, &message);
-        }
-        let pw = e.password.as_ref().map(secret).transpose()?;
-        let login = match (&e.username, &pw) {
-            (Some(u), Some(p)) => Some((u.as_str(), p.as_slice())),
-            _ => None,
-        };
-        let smtp = silo::notify::Smtp {
-            server: e.smtp.as_deref().unwrap_or_default(),
-            from: &e.from,
-            to: &e.to,
-            login,
-            ca_file: e.ca_file.as_deref(),
-        };
-        return ctx.rt.block_on(silo::notify::smtp(&smtp, &message));
-    }
-    Ok(())
+    ctx.rt.block_on(target.send(notice, &secret, &rfc2822_now()))
 }
 
 fn rfc2822_now() -> String {
@@ -84,7 +53,7 @@ pub fn ping(ctx: &Invocation, file: &JobsFile, job: &Job, what: Ping, body: &str
             Ping::Success => "success",
             Ping::Fail => "fail",
         };
-        let result = ctx.rt.block_on(silo::notify::post(&n::ping(h, what, body)));
+        let result = ctx.rt.block_on(n::healthchecks::ping(h, what, body));
         steps.push(step(&format!("ping:{name}:{label}"), result));
     }
     steps

@@ -10,10 +10,10 @@ use super::output::{emit, human_bytes, Report};
 use anyhow::Result;
 use serde::Serialize;
 use silo::inputs::StreamSpec;
-use silo::jobs::notify::Ping;
 use silo::jobs::run::{should_run, steps, summarize, Due, Outcome, Step};
 use silo::jobs::status::{JobStatus, Limits, State};
 use silo::jobs::{Job, JobsFile, RepoConfig};
+use silo::notify::Ping;
 use silo::repo::runs::Spool;
 use silo::repo::write::CreateOptions;
 use silo::repo::Repository;
@@ -454,14 +454,14 @@ fn raised(
     record: &RunRecord,
     drill_failed: bool,
     damage_found: bool,
-) -> (Vec<silo::jobs::notify::Event>, Vec<String>, Vec<RunRecord>) {
-    let fallback = || silo::jobs::notify::events(record.ok, None, State::Ok, drill_failed, damage_found);
+) -> (Vec<silo::notify::Event>, Vec<String>, Vec<RunRecord>) {
+    let fallback = || silo::notify::events(record.ok, None, State::Ok, drill_failed, damage_found);
     match repos.main() {
         _ if job.notify.is_empty() => (Vec::new(), Vec::new(), Vec::new()),
         Ok(repo) => match judged(ctx, repo, name, job, record) {
             Ok((status, history)) => {
                 let previous = history.iter().rev().find(|r| r.kind == RunKind::Run && r.job == name).map(|r| r.ok);
-                let events = silo::jobs::notify::events(record.ok, previous, status.state, drill_failed, damage_found);
+                let events = silo::notify::events(record.ok, previous, status.state, drill_failed, damage_found);
                 (events, status.reasons, history)
             }
             Err(e) => {

@@ -208,7 +208,7 @@ fn notify_state(
     status: &JobStatus,
     history: &[RunRecord],
 ) -> Result<Vec<silo_format::maintenance::RunStep>> {
-    use silo::jobs::notify::Event;
+    use silo::notify::Event;
     let events: Vec<Event> = match status.state {
         State::Damaged => vec![Event::Damage],
         State::Failing => vec![Event::Failed],

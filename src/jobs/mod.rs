@@ -22,7 +22,6 @@
 //! ```
 
 pub mod metrics;
-pub mod notify;
 pub mod presets;
 pub mod run;
 pub mod schedule;
@@ -53,9 +52,9 @@ pub struct JobsFile {
     pub offsite: Option<RepoConfig>,
     #[serde(default)]
     pub jobs: BTreeMap<String, Job>,
-    /// Named notification targets (notify.rs), used by jobs' `notify = [...]`.
+    /// Named notification targets (crate::notify), used by jobs' `notify = [...]`.
     #[serde(default)]
-    pub notify: BTreeMap<String, notify::Target>,
+    pub notify: BTreeMap<String, crate::notify::Target>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -1,98 +1,71 @@
-//! Sending notifications (the requests and messages are jobs/notify.rs's): HTTP with a timeout and
-//! retries, e-mail over SMTP (STARTTLS when offered, required unless the server is on loopback; AUTH PLAIN
-//! only over TLS or loopback) or through a sendmail program. Errors name the target and the host, never a
-//! URL path, token or password (a ping URL or topic can be a secret).
-//!
-//! I23 a hostile receiver costs bounded memory and time and never gets a secret it was not addressed:
-//! redirects are never followed (a 3xx answer is a failed send: a 307 would re-send a token to another
-//! host, a 302 would turn the POST into a GET) and no `Referer` is sent; a request whose header holds a
-//! control character is refused before it is sent; an SMTP line is read up to `MAX_LINE` bytes and a reply
-//! up to `MAX_REPLY_LINES` lines (an endless greeting, before STARTTLS, once took 3 GB); every send, all its
-//! tries together, ends within `TOTAL`.
+//! An e-mail target: the notice as an RFC 5322 message, sent over SMTP (STARTTLS when offered, required unless
+//! the server is on loopback; AUTH PLAIN only over TLS or loopback) or through a sendmail program. I23: an SMTP
+//! line is read up to `MAX_LINE` bytes and a reply up to `MAX_REPLY_LINES` lines (an endless greeting, before
+//! STARTTLS, once took 3 GB); addresses are checked for control characters before anything is sent.
 
-use crate::jobs::notify::Request;
+use super::http::{backoff, TOTAL, TRIES};
+use super::{Notice, SecretRef, Secrets};
+use serde::Deserialize;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
-/// Each try's limit, and tries per send (waiting 1 s, then 3 s between them).
-pub const TIMEOUT: Duration = Duration::from_secs(10);
-pub const TRIES: u32 = 3;
 /// An SMTP session's limit (a few round trips, TLS), per try.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(18);
-/// The most one send may take, all tries and waits together.
-pub const TOTAL: Duration = Duration::from_secs(60);
 // Every try fits in the total, waits included (docs/jobs.md: 3 tries).
 const _: () = assert!(TRIES as u64 * SMTP_TIMEOUT.as_secs() + 1 + 3 <= TOTAL.as_secs());
-const _: () = assert!(TRIES as u64 * TIMEOUT.as_secs() + 1 + 3 <= TOTAL.as_secs());
 /// The longest SMTP reply line read (RFC 5321 allows 512 bytes), and the most lines of one reply.
 pub const MAX_LINE: usize = 4096;
 pub const MAX_REPLY_LINES: usize = 64;
 
-fn host_of(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            u.host_str().map(|h| match u.port() {
-                Some(p) => format!("{h}:{p}"),
-                None => h.to_string(),
-            })
-        })
-        .unwrap_or_else(|| "?".into())
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Email {
+    pub to: Vec<String>,
+    pub from: String,
+    /// `host:port` of an SMTP server (STARTTLS when it offers it; required unless the host is loopback).
+    pub smtp: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<SecretRef>,
+    /// A sendmail-compatible program instead of SMTP (e.g. /usr/sbin/sendmail).
+    pub sendmail: Option<PathBuf>,
+    /// Extra trusted CA certificates (PEM) for the SMTP server's TLS.
+    pub ca_file: Option<PathBuf>,
 }
 
-/// The wait before try `attempt` (0-based): none, 1 s, 3 s.
-fn backoff(attempt: u32) -> Duration {
-    if attempt == 0 {
-        Duration::ZERO
-    } else {
-        Duration::from_secs(1 + 2 * u64::from(attempt - 1))
-    }
+/// The e-mail of a notice (RFC 5322, CRLF line ends), for SMTP DATA or sendmail.
+pub fn email_message(e: &Email, notice: &Notice, date: &str) -> String {
+    let subject = notice.title().replace(['\r', '\n'], " ");
+    let body = notice.message.replace("\r\n", "\n").replace('\n', "\r\n");
+    format!(
+        "From: {}\r\nTo: {}\r\nSubject: {subject}\r\nDate: {date}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; \
+         charset=utf-8\r\nX-Silo-Event: {}\r\n\r\n{body}\r\n",
+        e.from,
+        e.to.join(", "),
+        notice.event.name()
+    )
 }
 
-/// POSTs `req`, retrying connection failures, timeouts, 429 and 5xx answers; never following a redirect.
-pub async fn post(req: &Request) -> Result<(), String> {
-    let host = host_of(&req.url);
-    req.check().map_err(|e| format!("{host}: {e}; nothing was sent"))?;
-    let client = reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .referer(false)
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))?;
-    let deadline = tokio::time::Instant::now() + TOTAL;
-    let mut last = String::new();
-    for attempt in 0..TRIES {
-        let wait = backoff(attempt);
-        if tokio::time::Instant::now() + wait >= deadline {
-            break;
-        }
-        tokio::time::sleep(wait).await;
-        let mut builder = client.post(&req.url).body(req.body.clone());
-        for (k, v) in &req.headers {
-            builder = builder.header(k, v);
-        }
-        let sent = tokio::time::timeout_at(deadline, builder.send()).await;
-        match sent {
-            Err(_) => last = format!("{host} did not answer within {} s", TOTAL.as_secs()),
-            Ok(Ok(r)) if r.status().is_success() => return Ok(()),
-            Ok(Ok(r)) if r.status().is_redirection() => {
-                return Err(format!(
-                    "{host} answered {} (a redirect); silo does not follow redirects: put the final URL in the jobs \
-                     file",
-                    r.status()
-                ))
-            }
-            Ok(Ok(r)) if r.status().as_u16() == 429 || r.status().is_server_error() => {
-                last = format!("{host} answered {}", r.status());
-            }
-            Ok(Ok(r)) => return Err(format!("{host} answered {}", r.status())),
-            Ok(Err(e)) if e.is_timeout() => last = format!("{host} did not answer within {} s", TIMEOUT.as_secs()),
-            Ok(Err(e)) if e.is_connect() => last = format!("cannot connect to {host}"),
-            Ok(Err(e)) => last = format!("{host}: {}", e.without_url()),
-        }
+/// Sends the notice through sendmail or SMTP; `date` is the message's RFC 2822 date.
+pub(super) async fn send(e: &Email, notice: &Notice, secret: Secrets<'_>, date: &str) -> Result<(), String> {
+    let message = email_message(e, notice, date);
+    if let Some(program) = &e.sendmail {
+        return sendmail(program, &message);
     }
-    Err(format!("{last} ({TRIES} tries)"))
+    let pw = e.password.as_ref().map(secret).transpose()?;
+    let login = match (&e.username, &pw) {
+        (Some(u), Some(p)) => Some((u.as_str(), p.as_slice())),
+        _ => None,
+    };
+    let smtp_target = Smtp {
+        server: e.smtp.as_deref().unwrap_or_default(),
+        from: &e.from,
+        to: &e.to,
+        login,
+        ca_file: e.ca_file.as_deref(),
+    };
+    smtp(&smtp_target, &message).await
 }
 
 /// Pipes `message` to `program -t -i` (sendmail reads the recipients from the headers).

@@ -1,6 +1,7 @@
-//! Notifications: which events a run raises, whether a cooldown holds one back, and what each kind of
-//! target is sent (webhook, ntfy, Pushover, healthchecks-style pings, e-mail). Pure: the requests are
-//! values; `crate::notify` sends them (timeout, retries) and never lets a failed send change a run's outcome.
+//! Notifications: which events a run raises, whether a cooldown holds one back, and the targets, one file per
+//! kind holding its configuration, its request and its send (webhook.rs, ntfy.rs, pushover.rs, healthchecks.rs,
+//! email.rs; http.rs the HTTP send they share). Adding a target is one file and one `Kind` variant. A failed
+//! send is the caller's to record; it never changes a run's outcome (I13).
 //!
 //! Cooldown: one notification per (job, event) per `cooldown` (default 6 h), judged from the run records
 //! (a sent notification is a step `notify:TARGET:EVENT` with outcome ok), so it holds across machines and
@@ -11,10 +12,38 @@
 //! header `X-Silo-Signature: sha256=HEX` is HMAC-SHA256(secret, body).
 //!
 //! I23: addresses and header values are checked for control characters (`Target::check` when the jobs file
-//! is read, `Request::check` before a send) so nothing in the file or a secret injects a command or header.
+//! is read, `Request::check` before a send) so nothing in the file or a secret injects a command or header;
+//! every read from a receiver is bounded and every send has a total time limit (http.rs, email.rs).
+
+pub mod email;
+pub mod healthchecks;
+pub mod http;
+pub mod ntfy;
+pub mod pushover;
+pub mod webhook;
+
+pub use email::Email;
+pub use healthchecks::{Healthchecks, Ping};
+pub use http::Request;
+pub use ntfy::Ntfy;
+pub use pushover::Pushover;
+pub use webhook::Webhook;
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+
+/// Resolves a secret the jobs file names (the caller reads the file or the environment).
+pub type Secrets<'a> = &'a dyn Fn(&SecretRef) -> Result<Vec<u8>, String>;
+
+/// A target's one kind, with its configuration.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind<'a> {
+    Webhook(&'a Webhook),
+    Ntfy(&'a Ntfy),
+    Pushover(&'a Pushover),
+    Email(&'a Email),
+    Healthchecks(&'a Healthchecks),
+}
 
 /// A named notification target: exactly one kind.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -35,53 +64,6 @@ pub struct Target {
 pub struct SecretRef {
     pub file: Option<PathBuf>,
     pub env: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Webhook {
-    pub url: String,
-    /// Signs each body (HMAC-SHA256) in `X-Silo-Signature`.
-    pub secret: Option<SecretRef>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Ntfy {
-    /// The topic's URL, e.g. https://ntfy.sh/my-backups.
-    pub url: String,
-    pub token: Option<SecretRef>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Pushover {
-    pub token: SecretRef,
-    pub user: SecretRef,
-    /// The API endpoint (default https://api.pushover.net/1/messages.json).
-    pub url: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Healthchecks {
-    /// The check's ping URL; silo pings URL/start, URL (success) and URL/fail.
-    pub url: String,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Email {
-    pub to: Vec<String>,
-    pub from: String,
-    /// `host:port` of an SMTP server (STARTTLS when it offers it; required unless the host is loopback).
-    pub smtp: Option<String>,
-    pub username: Option<String>,
-    pub password: Option<SecretRef>,
-    /// A sendmail-compatible program instead of SMTP (e.g. /usr/sbin/sendmail).
-    pub sendmail: Option<PathBuf>,
-    /// Extra trusted CA certificates (PEM) for the SMTP server's TLS.
-    pub ca_file: Option<PathBuf>,
 }
 
 /// What a run can raise.
@@ -122,14 +104,14 @@ impl Event {
 }
 
 impl Target {
-    /// The kind's name, or why the target is not exactly one kind.
-    pub fn kind(&self) -> Result<&'static str, String> {
-        let kinds: Vec<&'static str> = [
-            self.webhook.is_some().then_some("webhook"),
-            self.ntfy.is_some().then_some("ntfy"),
-            self.pushover.is_some().then_some("pushover"),
-            self.email.is_some().then_some("email"),
-            self.healthchecks.is_some().then_some("healthchecks"),
+    /// The target's kind, or why it is not exactly one kind.
+    pub fn which(&self) -> Result<Kind<'_>, String> {
+        let kinds: Vec<Kind<'_>> = [
+            self.webhook.as_ref().map(Kind::Webhook),
+            self.ntfy.as_ref().map(Kind::Ntfy),
+            self.pushover.as_ref().map(Kind::Pushover),
+            self.email.as_ref().map(Kind::Email),
+            self.healthchecks.as_ref().map(Kind::Healthchecks),
         ]
         .into_iter()
         .flatten()
@@ -137,6 +119,29 @@ impl Target {
         match kinds[..] {
             [one] => Ok(one),
             _ => Err("a notification target needs exactly one of webhook, ntfy, pushover, email, healthchecks".into()),
+        }
+    }
+
+    /// The kind's name, or why the target is not exactly one kind.
+    pub fn kind(&self) -> Result<&'static str, String> {
+        Ok(match self.which()? {
+            Kind::Webhook(_) => "webhook",
+            Kind::Ntfy(_) => "ntfy",
+            Kind::Pushover(_) => "pushover",
+            Kind::Email(_) => "email",
+            Kind::Healthchecks(_) => "healthchecks",
+        })
+    }
+
+    /// Sends `notice` (`date`: now, RFC 2822, for an e-mail). A healthchecks target takes pings, not notices:
+    /// nothing is sent to it.
+    pub async fn send(&self, notice: &Notice, secret: Secrets<'_>, date: &str) -> Result<(), String> {
+        match self.which() {
+            Ok(Kind::Webhook(w)) => webhook::send(w, notice, secret).await,
+            Ok(Kind::Ntfy(n)) => ntfy::send(n, notice, secret).await,
+            Ok(Kind::Pushover(p)) => pushover::send(p, notice, secret).await,
+            Ok(Kind::Email(e)) => email::send(e, notice, secret, date).await,
+            Ok(Kind::Healthchecks(_)) | Err(_) => Ok(()),
         }
     }
 
@@ -169,7 +174,7 @@ impl Target {
                 );
             }
             // I23: a CR/LF in an address would inject an SMTP command or a header.
-            if let Some(bad) = std::iter::once(&e.from).chain(&e.to).find(|a| !crate::notify::address_ok(a)) {
+            if let Some(bad) = std::iter::once(&e.from).chain(&e.to).find(|a| !email::address_ok(a)) {
                 return Err(format!(
                     "e-mail address {:?} is not a plain address (no spaces, control characters, <, >, commas)",
                     bad
@@ -237,11 +242,11 @@ impl Notice {
 pub fn events(
     run_ok: bool,
     previous_ok: Option<bool>,
-    state: super::status::State,
+    state: crate::jobs::status::State,
     drill_failed: bool,
     damage_found: bool,
 ) -> Vec<Event> {
-    use super::status::State;
+    use crate::jobs::status::State;
     let mut out = Vec::new();
     if !run_ok {
         out.push(Event::Failed);
@@ -295,110 +300,15 @@ pub fn step_name(target: &str, event: Event) -> String {
     format!("notify:{target}:{}", event.name())
 }
 
-/// An HTTP request to send.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Request {
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Request {
-    /// Refuses a request whose header names or values hold a control character (a CR/LF would end the
-    /// header; a secret read from a file with a stray line break must not be sent half) (I23). The error
-    /// names the header, never its value.
-    pub fn check(&self) -> Result<(), String> {
-        for (name, value) in &self.headers {
-            if name.is_empty() || name.chars().any(|c| !c.is_ascii_graphic() || c == ':') {
-                return Err(format!("header name {name:?} is not a token"));
-            }
-            if value.chars().any(|c| c.is_control() && c != '\t') {
-                return Err(format!("the value of header {name} holds a line break or control character"));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// HMAC-SHA256 of `body` under `secret`, hex.
-pub fn signature(secret: &[u8], body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    hex::encode(ring::hmac::sign(&key, body).as_ref())
-}
-
-pub fn webhook(w: &Webhook, notice: &Notice, secret: Option<&[u8]>) -> Request {
-    let body = serde_json::to_vec(notice).unwrap_or_default();
-    let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
-    if let Some(s) = secret {
-        headers.push(("X-Silo-Signature".into(), format!("sha256={}", signature(s, &body))));
-    }
-    Request { url: w.url.clone(), headers, body }
-}
-
-pub fn ntfy(n: &Ntfy, notice: &Notice, token: Option<&[u8]>) -> Request {
-    let mut headers = vec![
-        ("Title".to_string(), notice.title()),
-        ("Priority".to_string(), if notice.event.is_problem() { "high" } else { "default" }.to_string()),
-        ("Tags".to_string(), if notice.event.is_problem() { "warning" } else { "white_check_mark" }.to_string()),
-    ];
-    if let Some(t) = token {
-        headers.push(("Authorization".into(), format!("Bearer {}", String::from_utf8_lossy(t))));
-    }
-    Request { url: n.url.clone(), headers, body: notice.message.clone().into_bytes() }
-}
-
-pub fn pushover(p: &Pushover, notice: &Notice, token: &[u8], user: &[u8]) -> Request {
-    let priority = if notice.event.is_problem() { "1" } else { "0" };
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("token", &String::from_utf8_lossy(token))
-        .append_pair("user", &String::from_utf8_lossy(user))
-        .append_pair("title", &notice.title())
-        .append_pair("message", &notice.message)
-        .append_pair("priority", priority)
-        .finish();
-    Request {
-        url: p.url.clone().unwrap_or_else(|| "https://api.pushover.net/1/messages.json".into()),
-        headers: vec![("Content-Type".into(), "application/x-www-form-urlencoded".into())],
-        body: body.into_bytes(),
-    }
-}
-
-/// A healthchecks-style ping: `URL/start` at the start of a run, `URL` on success, `URL/fail` with the
-/// error line on failure.
-pub fn ping(h: &Healthchecks, what: Ping, body: &str) -> Request {
-    let base = h.url.trim_end_matches('/');
-    let url = match what {
-        Ping::Start => format!("{base}/start"),
-        Ping::Success => base.to_string(),
-        Ping::Fail => format!("{base}/fail"),
-    };
-    Request { url, headers: vec![("Content-Type".into(), "text/plain".into())], body: body.as_bytes().to_vec() }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ping {
-    Start,
-    Success,
-    Fail,
-}
-
-/// The e-mail of a notice (RFC 5322, CRLF line ends), for SMTP DATA or sendmail.
-pub fn email_message(e: &Email, notice: &Notice, date: &str) -> String {
-    let subject = notice.title().replace(['\r', '\n'], " ");
-    let body = notice.message.replace("\r\n", "\n").replace('\n', "\r\n");
-    format!(
-        "From: {}\r\nTo: {}\r\nSubject: {subject}\r\nDate: {date}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; \
-         charset=utf-8\r\nX-Silo-Event: {}\r\n\r\n{body}\r\n",
-        e.from,
-        e.to.join(", "),
-        notice.event.name()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::jobs::status::State;
+    use email::email_message;
+    use healthchecks::request as ping;
+    use ntfy::request as ntfy;
+    use pushover::request as pushover;
+    use webhook::{request as webhook, signature};
 
     fn notice(event: Event) -> Notice {
         Notice {
