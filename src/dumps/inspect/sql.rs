@@ -141,6 +141,21 @@ pub struct Lexer {
     copy_first: [u8; 2],
 }
 
+/// Where `statement` goes on: at a position, or just after the statement's end.
+enum Flow {
+    At(usize),
+    Ended(usize),
+}
+
+/// The byte `k` places before `data[i]`, reaching back into the two bytes kept from the previous piece.
+fn before(data: &[u8], prev: [u8; 2], i: usize, k: usize) -> u8 {
+    if i >= k {
+        data[i - k]
+    } else {
+        prev[2 + i - k]
+    }
+}
+
 fn is_ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80 || b == b'$'
 }
@@ -445,263 +460,291 @@ impl Lexer {
     }
 
     /// Follows a statement from `data[i]`; returns where it stopped (the end of `data`, or just after the
-    /// statement's delimiter, then in `Between` or `CopyRest`).
+    /// statement's delimiter, then in `Between` or `CopyRest`). One method per kind of place in the text: the
+    /// statement's top level, comments, quoted text, dollar quotes.
     fn statement(&mut self, data: &[u8], start: usize, prev: [u8; 2], sink: &mut impl FnMut(Event)) -> usize {
         let mut i = start;
-        let before = |i: usize, k: usize| -> u8 {
-            if i >= k {
-                data[i - k]
-            } else {
-                prev[2 + i - k]
-            }
-        };
         let slow_delim = self.delimiter != b";";
         while i < data.len() {
-            let b = data[i];
-            match self.q {
-                Q::Top => {
-                    if self.word_len > 0 && !is_ident(b) {
-                        self.end_word();
-                    }
-                    if !slow_delim && !self.tracking() {
-                        // Skip what cannot change the state.
-                        let skip = data[i..].iter().position(|&c| self.top[c as usize]).unwrap_or(data.len() - i);
-                        if skip > 0 {
-                            i += skip;
-                            self.dmatch = 0;
-                            continue;
-                        }
-                    }
-                    if slow_delim {
-                        if b == self.delimiter[self.dmatch] {
-                            self.dmatch += 1;
-                            if self.dmatch == self.delimiter.len() {
-                                i += 1;
-                                self.end_statement(&data[start..i], sink);
-                                return i;
-                            }
-                        } else {
-                            self.dmatch = usize::from(b == self.delimiter[0]);
-                        }
-                    }
-                    if self.tracking() && is_ident(b) && !(b == b'$' && self.word_len == 0) {
-                        // The whole run of identifier bytes at once.
-                        let run = data[i..].iter().position(|&c| !is_ident(c)).unwrap_or(data.len() - i);
-                        for &c in &data[i..i + run] {
-                            if self.word_len < self.word.len() {
-                                self.word[self.word_len] = c.to_ascii_lowercase();
-                            }
-                            self.word_len += 1;
-                        }
-                        i += run;
-                        continue;
-                    }
-                    if self.kind == Kind::Trigger && !b.is_ascii_whitespace() && b != b';' {
-                        self.last_end = false;
-                    }
-                    match b {
-                        b'\'' => {
-                            let esc = match self.dialect {
-                                Dialect::Mysql => true,
-                                Dialect::Sqlite => false,
-                                Dialect::Postgres => {
-                                    !self.std_strings
-                                        || (matches!(before(i, 1), b'E' | b'e') && !is_ident(before(i, 2)))
-                                }
-                            };
-                            self.q = Q::Quoted { close: b'\'', esc, bs: false };
-                        }
-                        b'"' => self.q = Q::Quoted { close: b'"', esc: self.dialect == Dialect::Mysql, bs: false },
-                        b'`' if self.dialect != Dialect::Postgres => {
-                            self.q = Q::Quoted { close: b'`', esc: false, bs: false }
-                        }
-                        b'[' if self.dialect == Dialect::Sqlite => {
-                            self.q = Q::Quoted { close: b']', esc: false, bs: false }
-                        }
-                        b'(' => {
-                            if self.depth == 0 && self.values {
-                                self.rows += 1;
-                            }
-                            self.depth += 1;
-                        }
-                        b')' => self.depth = self.depth.saturating_sub(1),
-                        b';' if !slow_delim => {
-                            let ends = match self.dialect {
-                                Dialect::Postgres => self.depth == 0 && self.begin_depth == 0,
-                                Dialect::Mysql => true,
-                                Dialect::Sqlite => self.kind != Kind::Trigger || self.last_end,
-                            };
-                            if ends {
-                                i += 1;
-                                self.end_statement(&data[start..i], sink);
-                                return i;
-                            }
-                        }
-                        b'-' => self.q = Q::Dash,
-                        b'/' => self.q = Q::Slash,
-                        b'#' if self.dialect == Dialect::Mysql => self.q = Q::LineComment,
-                        b'*' if self.dialect == Dialect::Mysql && self.exec => self.q = Q::ExecStar,
-                        b'$' if self.dialect == Dialect::Postgres && !is_ident(before(i, 1)) => {
-                            self.tag.clear();
-                            self.tag.push(b'$');
-                            self.q = Q::DollarOpen;
-                        }
-                        _ => {}
-                    }
-                    i += 1;
+            let next = match self.q {
+                Q::Top => self.top(data, i, prev, slow_delim),
+                Q::Dash | Q::DashDash | Q::Slash | Q::SlashStar | Q::SlashStarM | Q::ExecStar => {
+                    Flow::At(self.comment_open(data[i], i))
                 }
-                Q::Dash => {
-                    self.q = Q::Top;
-                    if b == b'-' {
-                        self.q = if self.dialect == Dialect::Mysql { Q::DashDash } else { Q::LineComment };
-                        i += 1;
-                    }
-                }
-                Q::DashDash => {
-                    self.q = Q::Top;
-                    if b <= b' ' {
-                        self.q = Q::LineComment;
-                    }
-                }
-                Q::Slash => {
-                    self.q = Q::Top;
-                    if b == b'*' {
-                        i += 1;
-                        self.block_depth = 1;
-                        self.block_prev = 0;
-                        self.q = if self.dialect == Dialect::Mysql { Q::SlashStar } else { Q::Block };
-                    }
-                }
-                Q::SlashStar => {
-                    self.q = Q::Block;
-                    if b == b'!' {
-                        self.exec = true;
-                        self.q = Q::Top;
-                        i += 1;
-                    } else if b == b'M' {
-                        self.q = Q::SlashStarM;
-                        i += 1;
-                    }
-                }
-                Q::SlashStarM => {
-                    self.q = Q::Block;
-                    if b == b'!' {
-                        self.exec = true;
-                        self.q = Q::Top;
-                        i += 1;
-                    }
-                }
-                Q::ExecStar => {
-                    self.q = Q::Top;
-                    if b == b'/' {
-                        self.exec = false;
-                        i += 1;
-                    }
-                }
-                Q::LineComment => match memchr::memchr(b'\n', &data[i..]) {
-                    None => i = data.len(),
-                    Some(p) => {
-                        self.q = Q::Top;
-                        i += p + 1;
-                    }
-                },
-                Q::Block => {
-                    let Some(p) = memchr::memchr2(b'*', b'/', &data[i..]) else {
-                        self.block_prev = 0;
-                        i = data.len();
-                        continue;
-                    };
-                    if p > 0 {
-                        self.block_prev = 0;
-                    }
-                    i += p;
-                    let c = data[i];
-                    i += 1;
-                    if c == b'/' && self.block_prev == b'*' {
-                        self.block_depth -= 1;
-                        self.block_prev = 0;
-                        if self.block_depth == 0 {
-                            self.q = Q::Top;
-                        }
-                    } else if c == b'*' && self.block_prev == b'/' && self.dialect == Dialect::Postgres {
-                        self.block_depth += 1;
-                        self.block_prev = 0;
-                    } else {
-                        self.block_prev = c;
-                    }
-                }
-                Q::Quoted { close, esc, bs } => {
-                    if bs {
-                        self.q = Q::Quoted { close, esc, bs: false };
-                        i += 1;
-                        continue;
-                    }
-                    let found =
-                        if esc { memchr::memchr2(close, b'\\', &data[i..]) } else { memchr::memchr(close, &data[i..]) };
-                    match found {
-                        None => i = data.len(),
-                        Some(p) => {
-                            i += p + 1;
-                            self.q = if data[i - 1] == close {
-                                Q::QuoteEnd { close, esc }
-                            } else {
-                                Q::Quoted { close, esc, bs: true }
-                            };
-                        }
-                    }
-                }
-                Q::QuoteEnd { close, esc } => {
-                    if b == close && close != b']' {
-                        self.q = Q::Quoted { close, esc, bs: false };
-                        i += 1;
-                    } else {
-                        self.q = Q::Top;
-                    }
-                }
-                Q::DollarOpen => {
-                    if b == b'$' {
-                        self.tag.push(b'$');
-                        self.q = Q::Dollar { m: 0 };
-                        i += 1;
-                    } else if is_ident(b) && !(self.tag.len() == 1 && b.is_ascii_digit()) {
-                        self.tag.push(b);
-                        i += 1;
-                    } else {
-                        self.q = Q::Top;
-                    }
-                }
-                Q::Dollar { mut m } => {
-                    while i < data.len() {
-                        if m == 0 {
-                            match memchr::memchr(b'$', &data[i..]) {
-                                None => {
-                                    i = data.len();
-                                    break;
-                                }
-                                Some(p) => {
-                                    i += p + 1;
-                                    m = 1;
-                                }
-                            }
-                        } else {
-                            let c = data[i];
-                            i += 1;
-                            if c == self.tag[m] {
-                                m += 1;
-                                if m == self.tag.len() {
-                                    m = usize::MAX;
-                                    break;
-                                }
-                            } else {
-                                m = usize::from(c == b'$');
-                            }
-                        }
-                    }
-                    self.q = if m == usize::MAX { Q::Top } else { Q::Dollar { m } };
+                Q::LineComment | Q::Block => Flow::At(self.comment(data, i)),
+                Q::Quoted { .. } | Q::QuoteEnd { .. } => Flow::At(self.quoted(data, i)),
+                Q::DollarOpen | Q::Dollar { .. } => Flow::At(self.dollar(data, i)),
+            };
+            match next {
+                Flow::At(at) => i = at,
+                Flow::Ended(at) => {
+                    self.end_statement(&data[start..at], sink);
+                    return at;
                 }
             }
         }
         self.keep(&data[start..]);
+        i
+    }
+
+    /// At the statement's top level: skips what cannot change the state, collects words, watches the
+    /// delimiter, and opens quotes, comments and parentheses.
+    fn top(&mut self, data: &[u8], mut i: usize, prev: [u8; 2], slow_delim: bool) -> Flow {
+        let b = data[i];
+        if self.word_len > 0 && !is_ident(b) {
+            self.end_word();
+        }
+        if !slow_delim && !self.tracking() {
+            // Skip what cannot change the state.
+            let skip = data[i..].iter().position(|&c| self.top[c as usize]).unwrap_or(data.len() - i);
+            if skip > 0 {
+                self.dmatch = 0;
+                return Flow::At(i + skip);
+            }
+        }
+        if slow_delim {
+            if b == self.delimiter[self.dmatch] {
+                self.dmatch += 1;
+                if self.dmatch == self.delimiter.len() {
+                    return Flow::Ended(i + 1);
+                }
+            } else {
+                self.dmatch = usize::from(b == self.delimiter[0]);
+            }
+        }
+        if self.tracking() && is_ident(b) && !(b == b'$' && self.word_len == 0) {
+            // The whole run of identifier bytes at once.
+            let run = data[i..].iter().position(|&c| !is_ident(c)).unwrap_or(data.len() - i);
+            for &c in &data[i..i + run] {
+                if self.word_len < self.word.len() {
+                    self.word[self.word_len] = c.to_ascii_lowercase();
+                }
+                self.word_len += 1;
+            }
+            return Flow::At(i + run);
+        }
+        if self.kind == Kind::Trigger && !b.is_ascii_whitespace() && b != b';' {
+            self.last_end = false;
+        }
+        let ended = self.top_byte(data, i, prev, slow_delim);
+        i += 1;
+        if ended {
+            Flow::Ended(i)
+        } else {
+            Flow::At(i)
+        }
+    }
+
+    /// A byte at the top level that is not part of a word; returns whether it ends the statement.
+    fn top_byte(&mut self, data: &[u8], i: usize, prev: [u8; 2], slow_delim: bool) -> bool {
+        let before = |k: usize| before(data, prev, i, k);
+        match data[i] {
+            b'\'' => {
+                let esc = match self.dialect {
+                    Dialect::Mysql => true,
+                    Dialect::Sqlite => false,
+                    Dialect::Postgres => {
+                        !self.std_strings || (matches!(before(1), b'E' | b'e') && !is_ident(before(2)))
+                    }
+                };
+                self.q = Q::Quoted { close: b'\'', esc, bs: false };
+            }
+            b'"' => self.q = Q::Quoted { close: b'"', esc: self.dialect == Dialect::Mysql, bs: false },
+            b'`' if self.dialect != Dialect::Postgres => self.q = Q::Quoted { close: b'`', esc: false, bs: false },
+            b'[' if self.dialect == Dialect::Sqlite => self.q = Q::Quoted { close: b']', esc: false, bs: false },
+            b'(' => {
+                if self.depth == 0 && self.values {
+                    self.rows += 1;
+                }
+                self.depth += 1;
+            }
+            b')' => self.depth = self.depth.saturating_sub(1),
+            b';' if !slow_delim => {
+                return match self.dialect {
+                    Dialect::Postgres => self.depth == 0 && self.begin_depth == 0,
+                    Dialect::Mysql => true,
+                    Dialect::Sqlite => self.kind != Kind::Trigger || self.last_end,
+                };
+            }
+            b'-' => self.q = Q::Dash,
+            b'/' => self.q = Q::Slash,
+            b'#' if self.dialect == Dialect::Mysql => self.q = Q::LineComment,
+            b'*' if self.dialect == Dialect::Mysql && self.exec => self.q = Q::ExecStar,
+            b'$' if self.dialect == Dialect::Postgres && !is_ident(before(1)) => {
+                self.tag.clear();
+                self.tag.push(b'$');
+                self.q = Q::DollarOpen;
+            }
+            _ => {}
+        }
+        false
+    }
+
+    /// The byte after a `-`, `/`, `/*`, `/*M` or MySQL's executable comment's `*`: whether a comment opens
+    /// (or closes). Returns where to go on.
+    fn comment_open(&mut self, b: u8, mut i: usize) -> usize {
+        match self.q {
+            Q::Dash => {
+                self.q = Q::Top;
+                if b == b'-' {
+                    self.q = if self.dialect == Dialect::Mysql { Q::DashDash } else { Q::LineComment };
+                    i += 1;
+                }
+            }
+            Q::DashDash => {
+                self.q = Q::Top;
+                if b <= b' ' {
+                    self.q = Q::LineComment;
+                }
+            }
+            Q::Slash => {
+                self.q = Q::Top;
+                if b == b'*' {
+                    i += 1;
+                    self.block_depth = 1;
+                    self.block_prev = 0;
+                    self.q = if self.dialect == Dialect::Mysql { Q::SlashStar } else { Q::Block };
+                }
+            }
+            Q::SlashStar | Q::SlashStarM => {
+                let m = self.q == Q::SlashStar && b == b'M';
+                self.q = Q::Block;
+                if b == b'!' {
+                    self.exec = true;
+                    self.q = Q::Top;
+                    i += 1;
+                } else if m {
+                    self.q = Q::SlashStarM;
+                    i += 1;
+                }
+            }
+            Q::ExecStar => {
+                self.q = Q::Top;
+                if b == b'/' {
+                    self.exec = false;
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        i
+    }
+
+    /// Inside a line or block comment (PostgreSQL's nest).
+    fn comment(&mut self, data: &[u8], mut i: usize) -> usize {
+        if self.q == Q::LineComment {
+            return match memchr::memchr(b'\n', &data[i..]) {
+                None => data.len(),
+                Some(p) => {
+                    self.q = Q::Top;
+                    i + p + 1
+                }
+            };
+        }
+        let Some(p) = memchr::memchr2(b'*', b'/', &data[i..]) else {
+            self.block_prev = 0;
+            return data.len();
+        };
+        if p > 0 {
+            self.block_prev = 0;
+        }
+        i += p;
+        let c = data[i];
+        i += 1;
+        if c == b'/' && self.block_prev == b'*' {
+            self.block_depth -= 1;
+            self.block_prev = 0;
+            if self.block_depth == 0 {
+                self.q = Q::Top;
+            }
+        } else if c == b'*' && self.block_prev == b'/' && self.dialect == Dialect::Postgres {
+            self.block_depth += 1;
+            self.block_prev = 0;
+        } else {
+            self.block_prev = c;
+        }
+        i
+    }
+
+    /// Inside quotes (with backslash escapes where the dialect has them), or just after a closing quote (a
+    /// doubled quote goes on).
+    fn quoted(&mut self, data: &[u8], mut i: usize) -> usize {
+        match self.q {
+            Q::Quoted { close, esc, bs } => {
+                if bs {
+                    self.q = Q::Quoted { close, esc, bs: false };
+                    return i + 1;
+                }
+                let found =
+                    if esc { memchr::memchr2(close, b'\\', &data[i..]) } else { memchr::memchr(close, &data[i..]) };
+                match found {
+                    None => i = data.len(),
+                    Some(p) => {
+                        i += p + 1;
+                        self.q = if data[i - 1] == close {
+                            Q::QuoteEnd { close, esc }
+                        } else {
+                            Q::Quoted { close, esc, bs: true }
+                        };
+                    }
+                }
+            }
+            Q::QuoteEnd { close, esc } => {
+                if data[i] == close && close != b']' {
+                    self.q = Q::Quoted { close, esc, bs: false };
+                    i += 1;
+                } else {
+                    self.q = Q::Top;
+                }
+            }
+            _ => {}
+        }
+        i
+    }
+
+    /// PostgreSQL's dollar quotes: the opening tag, then the text up to the same tag.
+    fn dollar(&mut self, data: &[u8], mut i: usize) -> usize {
+        let Q::Dollar { mut m } = self.q else {
+            let b = data[i];
+            if b == b'$' {
+                self.tag.push(b'$');
+                self.q = Q::Dollar { m: 0 };
+                i += 1;
+            } else if is_ident(b) && !(self.tag.len() == 1 && b.is_ascii_digit()) {
+                self.tag.push(b);
+                i += 1;
+            } else {
+                self.q = Q::Top;
+            }
+            return i;
+        };
+        while i < data.len() {
+            if m == 0 {
+                match memchr::memchr(b'$', &data[i..]) {
+                    None => {
+                        i = data.len();
+                        break;
+                    }
+                    Some(p) => {
+                        i += p + 1;
+                        m = 1;
+                    }
+                }
+            } else {
+                let c = data[i];
+                i += 1;
+                if c == self.tag[m] {
+                    m += 1;
+                    if m == self.tag.len() {
+                        m = usize::MAX;
+                        break;
+                    }
+                } else {
+                    m = usize::from(c == b'$');
+                }
+            }
+        }
+        self.q = if m == usize::MAX { Q::Top } else { Q::Dollar { m } };
         i
     }
 
