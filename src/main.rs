@@ -34,15 +34,11 @@ fn main() -> ExitCode {
     // SAFETY: umask(2) at start-up, before any thread exists.
     let callers = unsafe { libc::umask(0o077) };
     silo::inputs::process::set_child_umask(callers);
-    // glibc gives each thread that allocates its own arena (up to 8 per core); chunk buffers freed on
-    // other threads then fragment them, and restore's peak RSS crept from 97 MiB (2 GiB restored) to
-    // 134 MiB (10 GiB). And once a large block is freed, glibc raises its mmap threshold to that size, so
-    // later read buffers and packs (MiBs each) come from the heap and stay resident: create's peak RSS
-    // crept from 83 MiB (2 GiB) to 106 MiB (10 GiB). Two arenas and a fixed 1 MiB threshold keep both
-    // flat (benches/memory.sh). A fixed threshold also fixes the trim threshold at its 128 KiB default:
-    // each arena gave back its free top as soon as it passed that, and restoring delta chains (a chunk
-    // buffer per base decoded) faulted the same pages in again and again — 42-46k page faults for a
-    // 198 MB pgbench restore against 28k with an 8 MiB trim threshold, 5-6% of its CPU time.
+    // glibc's allocator, tuned for silo's MiB-sized buffers freed on other threads: two arenas (not 8 per
+    // core), a fixed 1 MiB mmap threshold (large buffers are unmapped when freed, not kept on the heap) and an
+    // 8 MiB trim threshold (restoring delta chains does not fault the same pages in again and again). Keeps
+    // peak RSS flat with the size of a stream; the measurements are in docs/benchmarks.md "Allocator and KDF
+    // memory".
     // SAFETY: mallopt at start-up, before any thread exists.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {

@@ -235,7 +235,7 @@ impl Repository {
             crate::interrupt::on_interrupt(move || stop.set())
         };
         // 8 batches (~8 MiB) queued: the workers keep hashing while the chunker maps or reads its next
-        // window (with 4 they ran dry; 0.36-0.44 s -> 0.34-0.36 s re-run), whatever the core count.
+        // window, whatever the core count (docs/benchmarks.md "Allocator and KDF memory").
         let (job_tx, job_rx) = bounded::<ChunkBatch>(8);
         let (done_tx, done_rx) = bounded::<Result<SealedBatch>>(workers * 2);
         let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<SealedPack>(1);

@@ -1,12 +1,8 @@
-//! The memory argon2id works in (format-spec/keys.md: 64 MiB by default), provided here instead of by the
-//! argon2 crate: for its 64-byte-aligned blocks the standard allocator takes the `alloc` + `memset` path, so
-//! every command first zeroed 64 MiB on one core, page faults included, before the four lanes ran in
-//! parallel. An anonymous mapping is zero already (`snapshot list`: 0.14 s -> 0.12 s). On Linux it is
-//! populated when it is made (`MAP_POPULATE`): faulted in by the lanes as they filled it, its 16k pages cost
-//! as many traps, taken by threads that contend for the same address space, ~17k page faults and 25 ms of
-//! CPU per command (`snapshot list` under load: 0.21-0.25 s -> 0.16 s). Transparent huge pages were tried
-//! too and were slower on this project's VMs (clearing fresh 2 MiB pages took ~0.1 s). Dropping it unmaps
-//! it: the kernel zeroes the pages before anyone else gets them.
+//! The memory argon2id works in (format-spec/keyfile.md: 64 MiB by default), provided here instead of by the
+//! argon2 crate: an anonymous mapping, zero already (the crate's allocation zeroes 64 MiB on one core first),
+//! populated when it is made on Linux (`MAP_POPULATE`: no page fault per page taken by the lanes as they fill
+//! it). Dropping it unmaps it: the kernel zeroes the pages before anyone else gets them. Why, in numbers:
+//! docs/benchmarks.md "Allocator and KDF memory".
 //!
 //! Invariant upheld: the derived key is the same as with the crate's own allocation (tests/vectors check
 //! `derive_wrapping_key` against fixed outputs); only where the blocks live changes.

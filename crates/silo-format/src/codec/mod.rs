@@ -1,4 +1,4 @@
-//! Codecs: how a payload is compressed inside an envelope (format-spec/envelope.md "Codecs"). The envelope
+//! Codecs: how a payload is compressed inside an envelope (format-spec/envelope.md, its codec table). The envelope
 //! (envelope.rs) only frames and authenticates; the codec byte it carries is the id in `Codec`'s table.
 //! Adding a codec = one variant here, one file, one row in the spec's table, one test vector.
 //!
