@@ -301,3 +301,82 @@ fn gc_killed_at_random_points_leaves_a_consistent_repository() {
         assert!(repo.restore(id) == *data);
     }
 }
+
+/// Pseudo-random bytes (no deduplication, no compression), `len` rounded down to 8.
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len / 8).flat_map(|_| xorshift(&mut state).to_le_bytes()).collect()
+}
+
+#[test]
+fn gc_killed_mid_delete_is_finished_by_the_next_gc_and_check_does_not_cry_wolf() {
+    let repo = TestRepo::init_with(&["--pack-size", "1048576"]);
+    if repo.skip_unless_local("deletes pack files by hand, as a gc killed mid-delete leaves them") {
+        return;
+    }
+    repo.create("db", &random_bytes(3 << 20, 10));
+    let old_packs = repo.objects("packs");
+    let keep = random_bytes(3 << 20, 11);
+    repo.create("db", &keep);
+    repo.ok(&["forget", "--keep-last", "1"], b"");
+    let mark = gc_at(&repo, 25 * 3600);
+    assert_eq!(mark["packs_marked"].as_u64().unwrap() as usize, old_packs.len(), "{mark}");
+    // A gc past the grace period deleted some of the marked packs and was killed before it compacted.
+    for p in &old_packs[..old_packs.len() / 2] {
+        std::fs::remove_file(p).expect("remove pack");
+    }
+    let check = repo.run(&["check"], b"");
+    assert!(
+        check.status.success(),
+        "packs gc deleted on purpose are not damage: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let finish = gc_at(&repo, 50 * 3600);
+    assert!(finish["segments_compacted"].as_u64().unwrap() >= 1, "{finish}");
+    let check = repo.json(&["check"]);
+    assert!(check["damaged"].as_array().unwrap().is_empty(), "{check}");
+    assert!(repo.objects("packs").iter().all(|p| !old_packs.contains(p)), "the next gc deleted the rest");
+    assert!(repo.restore("db:latest") == keep);
+    // Real damage is still damage: a pack of the kept snapshot removed by hand.
+    let live: Vec<_> = repo.objects("packs").into_iter().filter(|p| !old_packs.contains(p)).collect();
+    std::fs::remove_file(&live[0]).expect("remove live pack");
+    let damaged = repo.run(&["check"], b"");
+    assert_eq!(damaged.status.code(), Some(EXIT_DAMAGED));
+}
+
+#[test]
+fn gc_removes_leftovers_of_killed_writers() {
+    let repo = TestRepo::init();
+    repo.create("db", &dump(1 << 20, 70));
+    // A writer killed mid-run leaves its session object (and, locally, maybe temporary files).
+    let mut child = repo
+        .cmd(&["snapshot", "create", "--name", "db"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut input, &dump(1 << 20, 71)).unwrap();
+    wait_until("1 objects in sessions/", || !repo.objects("sessions").is_empty());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(input);
+    if !repo.is_s3() {
+        // A temporary file of a killed write, and a file silo did not make.
+        std::fs::create_dir_all(repo.path().join("tmp")).unwrap();
+        std::fs::write(repo.path().join("tmp").join("0a1b2c3d.tmp"), vec![0u8; 4096]).unwrap();
+        std::fs::write(repo.path().join("tmp").join("notes.txt"), b"mine").unwrap();
+    }
+    let young = gc_at(&repo, 0);
+    assert_eq!(young["leftovers_removed"], 0, "a session may still be alive: {young}");
+    assert_eq!(repo.objects("sessions").len(), 1);
+    let old = gc_at(&repo, 3 * 86_400);
+    assert!(old["leftovers_removed"].as_u64().unwrap() >= 1, "{old}");
+    assert!(repo.objects("sessions").is_empty());
+    let left: Vec<_> =
+        repo.objects("tmp").iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let expected: Vec<String> = if repo.is_s3() { vec![] } else { vec!["notes.txt".into()] };
+    assert_eq!(left, expected, "only silo's temporary files are removed");
+    assert!(repo.restore("db:latest") == dump(1 << 20, 70));
+}

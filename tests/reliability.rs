@@ -1,7 +1,7 @@
 //! The data-loss and misleading-outcome paths an adversarial pass found (issue 13), each through the real
-//! binary: a frozen or clock-skewed writer against gc, gc killed mid-delete, `--cache-dir` and `--output`
-//! targets silo did not create, empty dumps and policies that keep nothing, closed and full outputs, an
-//! unwritable cache, and the smaller ones (foreign repositories, killed init, durations, hosts, streams).
+//! binary: a frozen or clock-skewed writer against gc, `--output` targets silo did not create, empty dumps and
+//! policies that keep nothing, closed and full outputs, and the smaller ones (foreign repositories, killed
+//! init, durations, hosts, streams). gc's own recoveries are in gc.rs, the cache's in cache.rs.
 //! Where time must move (gc hours later, a writer whose clock is off) that side runs in-process against the
 //! library with its clock moved (tests/util/inproc.rs); frozen writers are real processes (SIGSTOP).
 
@@ -287,94 +287,6 @@ impl RoundWriter {
 }
 
 #[test]
-fn gc_killed_mid_delete_is_finished_by_the_next_gc_and_check_does_not_cry_wolf() {
-    let repo = TestRepo::init_with(&["--pack-size", "1048576"]);
-    if repo.skip_unless_local("deletes pack files by hand, as a gc killed mid-delete leaves them") {
-        return;
-    }
-    repo.create("db", &random_bytes(3 << 20, 10));
-    let old_packs = repo.objects("packs");
-    let keep = random_bytes(3 << 20, 11);
-    repo.create("db", &keep);
-    repo.ok(&["forget", "--keep-last", "1"], b"");
-    let mark = gc_at(&repo, 25 * 3600);
-    assert_eq!(mark["packs_marked"].as_u64().unwrap() as usize, old_packs.len(), "{mark}");
-    // A gc past the grace period deleted some of the marked packs and was killed before it compacted.
-    for p in &old_packs[..old_packs.len() / 2] {
-        std::fs::remove_file(p).expect("remove pack");
-    }
-    let check = repo.run(&["check"], b"");
-    assert!(
-        check.status.success(),
-        "packs gc deleted on purpose are not damage: {}",
-        String::from_utf8_lossy(&check.stdout)
-    );
-    let finish = gc_at(&repo, 50 * 3600);
-    assert!(finish["segments_compacted"].as_u64().unwrap() >= 1, "{finish}");
-    let check = repo.json(&["check"]);
-    assert!(check["damaged"].as_array().unwrap().is_empty(), "{check}");
-    assert!(repo.objects("packs").iter().all(|p| !old_packs.contains(p)), "the next gc deleted the rest");
-    assert!(repo.restore("db:latest") == keep);
-    // Real damage is still damage: a pack of the kept snapshot removed by hand.
-    let live: Vec<_> = repo.objects("packs").into_iter().filter(|p| !old_packs.contains(p)).collect();
-    std::fs::remove_file(&live[0]).expect("remove live pack");
-    let damaged = repo.run(&["check"], b"");
-    assert_eq!(damaged.status.code(), Some(EXIT_DAMAGED));
-}
-
-#[test]
-fn a_cache_dir_with_the_users_files_is_never_deleted() {
-    let repo = TestRepo::init();
-    let mine = repo.dir.path().join("mine");
-    std::fs::create_dir(&mine).unwrap();
-    std::fs::write(mine.join("notes.txt"), b"precious").unwrap();
-    std::fs::write(mine.join("CURRENT"), b"not a rocksdb").unwrap();
-    let mine_s = mine.to_str().unwrap();
-    let data = dump(1 << 20, 20);
-    repo.ok(&["--cache-dir", mine_s, "snapshot", "create", "--name", "db"], &data);
-    assert!(repo.ok(&["--cache-dir", mine_s, "snapshot", "restore", "db:latest"], b"").stdout == data);
-    assert_eq!(std::fs::read(mine.join("notes.txt")).unwrap(), b"precious");
-    assert_eq!(std::fs::read(mine.join("CURRENT")).unwrap(), b"not a rocksdb");
-    // The cache itself lives in a per-repository subdirectory silo marked as its own.
-    let sub: Vec<_> = std::fs::read_dir(&mine).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
-    assert_eq!(sub.len(), 1);
-    assert!(sub[0].path().join("CACHEDIR.TAG").is_file());
-
-    // A per-repository directory silo did not mark, full of the user's files: left alone, a private
-    // cache is used for the run.
-    let theirs = repo.dir.path().join("theirs");
-    let sub_name = sub[0].file_name();
-    std::fs::create_dir_all(theirs.join(&sub_name)).unwrap();
-    std::fs::write(theirs.join(&sub_name).join("LOCK"), b"user data").unwrap();
-    std::fs::write(theirs.join(&sub_name).join("CURRENT"), b"user data").unwrap();
-    let theirs_s = theirs.to_str().unwrap();
-    assert!(repo.ok(&["--cache-dir", theirs_s, "snapshot", "restore", "db:latest"], b"").stdout == data);
-    assert_eq!(std::fs::read(theirs.join(&sub_name).join("LOCK")).unwrap(), b"user data");
-    assert!(!theirs.join(&sub_name).join("CACHEDIR.TAG").exists());
-
-    // A corrupt cache silo marked is rebuilt.
-    for e in std::fs::read_dir(sub[0].path()).unwrap().flatten() {
-        if e.file_name() != "CACHEDIR.TAG" && e.path().is_file() {
-            std::fs::write(e.path(), b"garbage").unwrap();
-        }
-    }
-    assert!(repo.ok(&["--cache-dir", mine_s, "snapshot", "restore", "db:latest"], b"").stdout == data);
-    assert_eq!(std::fs::read(mine.join("notes.txt")).unwrap(), b"precious");
-}
-
-#[test]
-fn an_unusable_cache_falls_back_to_a_private_one() {
-    let repo = TestRepo::init();
-    let data = dump(1 << 20, 21);
-    repo.create("db", &data);
-    let file = repo.dir.path().join("a-file");
-    std::fs::write(&file, b"x").unwrap();
-    let out = repo.ok(&["--cache-dir", file.to_str().unwrap(), "snapshot", "restore", "db:latest"], b"");
-    assert!(out.stdout == data);
-    assert_eq!(std::fs::read(&file).unwrap(), b"x");
-}
-
-#[test]
 fn output_never_replaces_what_silo_did_not_create() {
     let repo = TestRepo::init();
     let data = dump(1 << 20, 30);
@@ -647,43 +559,6 @@ fn a_failing_stream_stops_the_others_at_once_and_background_children_are_not_wai
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(60), "waited for a background child: {:?}", started.elapsed());
     assert_eq!(repo.restore("db:latest"), b"d\n");
-}
-
-#[test]
-fn gc_removes_leftovers_of_killed_writers() {
-    let repo = TestRepo::init();
-    repo.create("db", &dump(1 << 20, 70));
-    // A writer killed mid-run leaves its session object (and, locally, maybe temporary files).
-    let mut child = repo
-        .cmd(&["snapshot", "create", "--name", "db"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(&dump(1 << 20, 71)).unwrap();
-    wait_for_objects(&repo, "sessions", 1);
-    child.kill().unwrap();
-    child.wait().unwrap();
-    drop(input);
-    if !repo.is_s3() {
-        // A temporary file of a killed write, and a file silo did not make.
-        std::fs::create_dir_all(repo.path().join("tmp")).unwrap();
-        std::fs::write(repo.path().join("tmp").join("0a1b2c3d.tmp"), vec![0u8; 4096]).unwrap();
-        std::fs::write(repo.path().join("tmp").join("notes.txt"), b"mine").unwrap();
-    }
-    let young = gc_at(&repo, 0);
-    assert_eq!(young["leftovers_removed"], 0, "a session may still be alive: {young}");
-    assert_eq!(repo.objects("sessions").len(), 1);
-    let old = gc_at(&repo, 3 * 86_400);
-    assert!(old["leftovers_removed"].as_u64().unwrap() >= 1, "{old}");
-    assert!(repo.objects("sessions").is_empty());
-    let left: Vec<_> =
-        repo.objects("tmp").iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    let expected: Vec<String> = if repo.is_s3() { vec![] } else { vec!["notes.txt".into()] };
-    assert_eq!(left, expected, "only silo's temporary files are removed");
-    assert!(repo.restore("db:latest") == dump(1 << 20, 70));
 }
 
 #[test]
