@@ -6,7 +6,7 @@
 use super::context::Invocation;
 use super::exit::{exit_code, UNREACHABLE};
 use super::{snapshot, Command};
-use silo::repo::runs::Spool;
+use silo::repo::runs::{store_or_spool, Kept, Spool};
 use silo_format::maintenance::{run_error_line, RunKind, RunRecord};
 
 /// The record kind of a command, if it leaves one.
@@ -40,26 +40,28 @@ pub fn command(ctx: &Invocation, kind: RunKind, started: i64, result: &anyhow::R
         ..RunRecord::new(kind.clone(), details.job, silo::repo::hostname(), started, finished).outcome(exit_code, error)
     };
     let opened = ctx.opened.lock().map(|o| o.clone()).unwrap_or_else(|p| p.into_inner().clone());
+    let spool = || ctx.cli.repo.as_deref().and_then(|l| Spool::for_location(ctx.cli.cache_dir.as_deref(), l));
     match opened {
         Some(repo) => {
             // Records spooled while the repository was out of reach go in first.
-            let spool = ctx.cli.repo.as_deref().and_then(|l| Spool::for_location(ctx.cli.cache_dir.as_deref(), l));
-            if let Some(spool) = spool {
+            if let Some(spool) = spool() {
                 if let Err(e) = ctx.rt.block_on(spool.flush(&repo)) {
                     note!("silo: warning: spooled run records stay spooled: {e}");
                 }
             }
-            if let Err(e) = ctx.rt.block_on(repo.record_run(&record)) {
-                note!("silo: warning: the run record of this {kind} was not stored: {e}");
+            // The repository was reached: a record it refuses is reported, not spooled.
+            if let Kept::Lost { why, .. } = ctx.rt.block_on(store_or_spool(Ok(&repo), None, &record)) {
+                note!("silo: warning: the run record of this {kind} was not stored: {why}");
             }
         }
         // The repository was out of reach: keep the record for the next run that reaches it.
         None if exit_code == UNREACHABLE => {
-            let Some(location) = ctx.cli.repo.as_deref() else { return };
-            match Spool::for_location(ctx.cli.cache_dir.as_deref(), location).map(|s| s.put(&record)) {
-                Some(Ok(_)) => {}
-                Some(Err(e)) => note!("silo: warning: the run record of this {kind} was not spooled: {e}"),
-                None => {}
+            let Some(spool) = spool() else { return };
+            let out_of_reach = Err(String::new());
+            if let Kept::Lost { spool_error: Some(e), .. } =
+                ctx.rt.block_on(store_or_spool(out_of_reach, Some(&spool), &record))
+            {
+                note!("silo: warning: the run record of this {kind} was not spooled: {e}");
             }
         }
         // Failed before reaching the repository (usage, password): nothing happened to record.

@@ -502,19 +502,18 @@ fn judged(
 
 /// Stores the record in the repository, else in the local spool. Says where it went.
 fn store_record(ctx: &Invocation, repos: &mut Repos, record: &RunRecord) -> String {
-    let why = match repos.main() {
-        Ok(repo) => match ctx.rt.block_on(repo.record_run(record)) {
-            Ok(_) => return "repository".into(),
-            Err(e) => e.to_string(),
-        },
-        Err((e, _)) => e,
-    };
-    match spool_of(ctx, &repos.file.repository) {
-        Some(spool) => match spool.put(record) {
-            Ok(path) => format!("spooled {} (the repository was out of reach: {why})", path.display()),
-            Err(e) => format!("lost: the repository was out of reach ({why}) and the spool failed: {e}"),
-        },
-        None => format!("lost: the repository was out of reach ({why}) and no cache directory is known"),
+    use silo::repo::runs::{store_or_spool, Kept};
+    let spool = spool_of(ctx, &repos.file.repository);
+    let repo = repos.main().map_err(|(e, _)| e);
+    match ctx.rt.block_on(store_or_spool(repo, spool.as_ref(), record)) {
+        Kept::Stored => "repository".into(),
+        Kept::Spooled { path, why } => format!("spooled {} (the repository was out of reach: {why})", path.display()),
+        Kept::Lost { why, spool_error: Some(e) } => {
+            format!("lost: the repository was out of reach ({why}) and the spool failed: {e}")
+        }
+        Kept::Lost { why, spool_error: None } => {
+            format!("lost: the repository was out of reach ({why}) and no cache directory is known")
+        }
     }
 }
 

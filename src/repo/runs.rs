@@ -82,6 +82,34 @@ impl Repository {
     }
 }
 
+/// Where a run record went (I13).
+#[derive(Debug)]
+pub enum Kept {
+    /// In the repository.
+    Stored,
+    /// In the local spool, for the next run that reaches the repository; `why` the repository did not take it.
+    Spooled { path: PathBuf, why: String },
+    /// Nowhere: why the repository did not take it, and why the spool did not (`None`: no spool was given).
+    Lost { why: String, spool_error: Option<String> },
+}
+
+/// Stores `record` in `repo`, or — when the repository is out of reach (`repo` says why) or refuses it — in
+/// `spool`. The one place that decides where a record goes; never changes a run's outcome.
+pub async fn store_or_spool(repo: Result<&Repository, String>, spool: Option<&Spool>, record: &RunRecord) -> Kept {
+    let why = match repo {
+        Ok(repo) => match repo.record_run(record).await {
+            Ok(_) => return Kept::Stored,
+            Err(e) => e.to_string(),
+        },
+        Err(why) => why,
+    };
+    match spool.map(|s| s.put(record)) {
+        Some(Ok(path)) => Kept::Spooled { path, why },
+        Some(Err(e)) => Kept::Lost { why, spool_error: Some(e.to_string()) },
+        None => Kept::Lost { why, spool_error: None },
+    }
+}
+
 /// The local spool of records a run could not store: `<cache base>/spool/<location hash>/<id>.run`, each
 /// the record's encoded body (not sealed: sealing needs the repository's keys, which were out of reach).
 /// Owner-only, like everything silo writes (I12); records never hold a secret.
