@@ -320,16 +320,7 @@ impl Repository {
             return Err(interrupted());
         }
         let mut packs = uploaded??;
-        if let Some(empty) =
-            streams_done.iter().zip(&options.streams).find(|(r, _)| r.size == 0 && !options.allow_empty)
-        {
-            return Err(Error::EmptyStream { stream: empty.1.name.clone() });
-        }
-        let dumps = judge_dumps(options, &mut streams_done, &mut warnings)?;
-        let total: u64 = streams_done.iter().map(|r| r.size).sum();
-        if let Some(min) = options.min_size.filter(|min| total < *min) {
-            return Err(Error::TooSmall { name: options.name.clone(), bytes: total, min });
-        }
+        let dumps = refuse_incomplete(options, &mut streams_done, &mut warnings)?;
         packs += rt.block_on(self.rescue_marked_chunks(collected.ids.iter().flatten()))?;
         rt.block_on(self.verify_before_commit(session, collected.ids.iter().flatten()))?;
         let done = Done { streams: streams_done, collected, dumps, packs, warnings, started, clock };
@@ -883,6 +874,24 @@ impl SqliteSpill {
             Err(e) => Some(format!("--sqlite-integrity-check needs sqlite3, which could not be started: {e}")),
         }
     }
+}
+
+/// I2: refuses to commit an empty stream (unless allowed), a dump that is not whole (`judge_dumps`) or a
+/// snapshot under `min_size`, in that order. Returns the dump records to store.
+fn refuse_incomplete(
+    options: &CreateOptions,
+    streams: &mut [StreamResult],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Option<DumpRecord>>> {
+    if let Some(empty) = streams.iter().zip(&options.streams).find(|(r, _)| r.size == 0 && !options.allow_empty) {
+        return Err(Error::EmptyStream { stream: empty.1.name.clone() });
+    }
+    let dumps = judge_dumps(options, streams, warnings)?;
+    let total: u64 = streams.iter().map(|r| r.size).sum();
+    if let Some(min) = options.min_size.filter(|min| total < *min) {
+        return Err(Error::TooSmall { name: options.name.clone(), bytes: total, min });
+    }
+    Ok(dumps)
 }
 
 /// The dump records to store, per stream; refuses (before anything is committed) a stream that was
