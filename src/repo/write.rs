@@ -742,29 +742,7 @@ fn chunk_stream(index: usize, name: &str, reader: impl Windows, feed: &Feed) -> 
         });
         // Dump inspection on a thread of its own: on an unchanged re-run (nothing to seal) hashing and
         // inspecting are the work, and they overlap.
-        let inspector = feed.inspect.then(|| {
-            s.spawn(move || {
-                let mut inspector = Inspector::default();
-                let mut spill = integrity.then(SqliteSpill::default);
-                for chunk in inspector_rx.iter().flatten() {
-                    inspector.feed(&chunk);
-                    match (inspector.format(), spill.as_mut()) {
-                        (Some(f), Some(_)) if f != Some(silo_format::manifest::dump_format::SQLITE_FILE) => {
-                            spill = None
-                        }
-                        (_, Some(sp)) => sp.write(&chunk),
-                        _ => {}
-                    }
-                }
-                let (mut verdict, note) = inspector.conclude();
-                if let (Some(sp), Some(v)) = (spill, verdict.as_mut()) {
-                    if v.record.format == silo_format::manifest::dump_format::SQLITE_FILE && v.problem.is_none() {
-                        v.problem = sp.check();
-                    }
-                }
-                (verdict, note)
-            })
-        });
+        let inspector = feed.inspect.then(|| s.spawn(move || inspect_stream(inspector_rx, integrity)));
         let taps: Vec<&Sender<Vec<SharedChunk>>> =
             if feed.inspect { vec![&to_hasher, &to_inspector] } else { vec![&to_hasher] };
         // With a previous version of the stream, a thread of its own hashes each batch and finds delta bases
@@ -773,35 +751,7 @@ fn chunk_stream(index: usize, name: &str, reader: impl Windows, feed: &Feed) -> 
         let (to_resembler, resembler_rx) = bounded::<ChunkBatch>(4);
         let resembling = resembler.map(|(mut r, keys, cache)| {
             let (jobs, stop) = (feed.jobs, feed.stop);
-            s.spawn(move || -> Result<()> {
-                for mut batch in resembler_rx {
-                    let mut out = Vec::with_capacity(batch.chunks.len());
-                    for data in &batch.chunks {
-                        let id = data.id().unwrap_or_else(|| keys.chunk_id(data));
-                        let (mut live, mut failed) = (false, None);
-                        let base = r.base_for(&id, data, || match cache.usable_location(&id) {
-                            Ok(l) => {
-                                live = l.is_some();
-                                live
-                            }
-                            Err(e) => {
-                                failed = Some(e);
-                                true
-                            }
-                        });
-                        if let Some(e) = failed {
-                            stop.set();
-                            return Err(e);
-                        }
-                        out.push(Resembled { id, live, base });
-                    }
-                    batch.resembled = Some(out);
-                    if jobs.send(batch).is_err() {
-                        return Err(Error::Aborted);
-                    }
-                }
-                Ok(())
-            })
+            s.spawn(move || find_bases(resembler_rx, &mut r, &keys, &cache, jobs, stop))
         });
         let jobs = if resembling.is_some() { &to_resembler } else { feed.jobs };
         let cut = cut_stream(index, name, reader, feed, jobs, &taps);
@@ -818,6 +768,67 @@ fn chunk_stream(index: usize, name: &str, reader: impl Windows, feed: &Feed) -> 
         let (size, warning) = cut?;
         Ok(Chunked { size, blake3, warning, dump, dump_note })
     })
+}
+
+/// Dump inspection of a stream's chunks as they come (with the SQLite file written aside for its integrity
+/// check when `integrity`): the verdict and a note.
+fn inspect_stream(chunks: Receiver<Vec<SharedChunk>>, integrity: bool) -> (Option<Verdict>, Option<String>) {
+    let mut inspector = Inspector::default();
+    let mut spill = integrity.then(SqliteSpill::default);
+    for chunk in chunks.iter().flatten() {
+        inspector.feed(&chunk);
+        match (inspector.format(), spill.as_mut()) {
+            (Some(f), Some(_)) if f != Some(silo_format::manifest::dump_format::SQLITE_FILE) => spill = None,
+            (_, Some(sp)) => sp.write(&chunk),
+            _ => {}
+        }
+    }
+    let (mut verdict, note) = inspector.conclude();
+    if let (Some(sp), Some(v)) = (spill, verdict.as_mut()) {
+        if v.record.format == silo_format::manifest::dump_format::SQLITE_FILE && v.problem.is_none() {
+            v.problem = sp.check();
+        }
+    }
+    (verdict, note)
+}
+
+/// Between the chunker and the sealing workers: each chunk of each batch gets its id, whether a live copy
+/// exists, and a delta base (bases.rs); the batch then goes on to the workers. A cache error stops the run.
+fn find_bases(
+    batches: Receiver<ChunkBatch>,
+    r: &mut Resembler,
+    keys: &Keys,
+    cache: &IndexCache,
+    jobs: &Sender<ChunkBatch>,
+    stop: &StopSwitch,
+) -> Result<()> {
+    for mut batch in batches {
+        let mut out = Vec::with_capacity(batch.chunks.len());
+        for data in &batch.chunks {
+            let id = data.id().unwrap_or_else(|| keys.chunk_id(data));
+            let (mut live, mut failed) = (false, None);
+            let base = r.base_for(&id, data, || match cache.usable_location(&id) {
+                Ok(l) => {
+                    live = l.is_some();
+                    live
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    true
+                }
+            });
+            if let Some(e) = failed {
+                stop.set();
+                return Err(e);
+            }
+            out.push(Resembled { id, live, base });
+        }
+        batch.resembled = Some(out);
+        if jobs.send(batch).is_err() {
+            return Err(Error::Aborted);
+        }
+    }
+    Ok(())
 }
 
 /// An SQLite database file stream written aside (an owner-only temporary file, removed when dropped) so
