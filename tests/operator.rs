@@ -174,3 +174,22 @@ fn doctor_says_what_a_run_would_need_one_line_per_check() {
     assert_eq!(line("job db: sqlite answers").unwrap()["ok"], false, "{report}");
     assert_eq!(report["failed"], 2, "{report}");
 }
+
+/// Issue 30: `snapshot list` shows each snapshot's age and filters by host, tag and day.
+#[test]
+fn snapshot_list_shows_age_and_filters_by_host_tag_and_day() {
+    let repo = TestRepo::init();
+    repo.ok(&["snapshot", "create", "--name", "shop", "--tag", "prod"], &dump(1 << 14, 8));
+    repo.ok(&["snapshot", "create", "--name", "shop", "--host", "other"], &dump(1 << 14, 9));
+    let all = repo.json(&["snapshot", "list"]);
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert!(all[0]["age_seconds"].as_i64().is_some_and(|a| (0..600).contains(&a)), "{all}");
+    let count = |args: &[&str]| repo.json(&[&["snapshot", "list"][..], args].concat()).as_array().unwrap().len();
+    assert_eq!(count(&["--tag", "prod"]), 1);
+    assert_eq!(count(&["--host", "other"]), 1);
+    assert_eq!(count(&["--after", "today"]), 2);
+    assert_eq!(count(&["--before", "yesterday"]), 0);
+    let human = String::from_utf8_lossy(&repo.ok(&["snapshot", "list"], b"").stdout).into_owned();
+    assert!(human.lines().next().unwrap().contains("age"), "{human}");
+    assert_eq!(repo.run(&["snapshot", "list", "--before", "someday"], b"").status.code(), Some(EXIT_USAGE));
+}

@@ -12,6 +12,18 @@ pub struct Args {
     /// Only snapshots of this name.
     #[arg(long)]
     name: Option<String>,
+    /// Only snapshots from this host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Only snapshots with this tag.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Only snapshots finished before the end of this UTC day (YYYY-MM-DD, today, yesterday).
+    #[arg(long, value_name = "DAY")]
+    before: Option<String>,
+    /// Only snapshots finished on or after the start of this UTC day (YYYY-MM-DD, today, yesterday).
+    #[arg(long, value_name = "DAY")]
+    after: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -20,6 +32,8 @@ enum Listed {
     Readable {
         #[serde(flatten)]
         snapshot: SnapshotView,
+        /// Seconds since it finished.
+        age_seconds: i64,
         damaged: bool,
         /// Why retention sets it aside (I19: empty, stored invalid, or much smaller than the one before),
         /// or null.
@@ -40,15 +54,22 @@ struct Listing(Vec<Listed>);
 
 impl Report for Listing {
     fn human(&self) -> Result<()> {
-        say!("{:<8}  {:<20}  {:<24}  {:<16}  {:>10}  tags", "id", "time", "name", "host", "size");
+        say!("{:<8}  {:<20}  {:>6}  {:<24}  {:<16}  {:>10}  tags", "id", "time", "age", "name", "host", "size");
         let (mut readable, mut unreadable) = (0, 0);
         for item in &self.0 {
             match item {
-                Listed::Readable { snapshot: s, damaged, suspect } => {
+                Listed::Readable { snapshot: s, age_seconds, damaged, suspect } => {
                     readable += 1;
                     let size = human_bytes(s.bytes);
                     let tags = s.tags.join(",");
-                    say!("{:<8}  {:<20}  {:<24}  {:<16}  {size:>10}  {tags}", s.short_id, s.finished, s.name, s.host);
+                    let age = short_age(*age_seconds);
+                    say!(
+                        "{:<8}  {:<20}  {age:>6}  {:<24}  {:<16}  {size:>10}  {tags}",
+                        s.short_id,
+                        s.finished,
+                        s.name,
+                        s.host
+                    );
                     if s.streams.len() > 1 {
                         let list: Vec<String> =
                             s.streams.iter().map(|st| format!("{} ({})", st.name, human_bytes(st.bytes))).collect();
@@ -82,6 +103,28 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     if let Some(n) = &a.name {
         scan.snapshots.retain(|s| &s.manifest.name == n);
     }
+    let day = |flag: &str, text: &Option<String>| -> Result<Option<i64>> {
+        text.as_deref()
+            .map(|t| {
+                silo::time::end_of_day(t, repo.now()).ok_or_else(|| {
+                    anyhow::Error::from(silo::Error::Input {
+                        what: format!("{flag} {t:?}"),
+                        message: "expected YYYY-MM-DD, today or yesterday".into(),
+                    })
+                })
+            })
+            .transpose()
+    };
+    const DAY: i64 = 86_400_000_000;
+    let (before, after) = (day("--before", &a.before)?, day("--after", &a.after)?.map(|end| end - DAY));
+    scan.snapshots.retain(|s| {
+        let m = &s.manifest;
+        a.host.as_ref().is_none_or(|h| &m.host == h)
+            && a.tag.as_ref().is_none_or(|t| m.tags.contains(t))
+            && before.is_none_or(|b| m.finished < b)
+            && after.is_none_or(|f| m.finished >= f)
+    });
+    let now = repo.now();
     let damaged = ctx.rt.block_on(repo.damage_marks())?;
     let suspects = silo::repo::forget::suspect_reasons(&scan.snapshots, silo::retention::SUSPECT_SHRINK_PERCENT);
     let items = scan
@@ -89,6 +132,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         .iter()
         .map(|s| Listed::Readable {
             snapshot: SnapshotView::of(s),
+            age_seconds: (now - s.manifest.finished) / 1_000_000,
             damaged: damaged.contains_key(&s.id),
             suspect: suspects.get(&s.id).cloned(),
         })
@@ -101,4 +145,15 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         }))
         .collect();
     emit(&Listing(items), ctx.json())
+}
+
+/// An age as a person reads it at a glance: `45s`, `12min`, `5h`, `3d`.
+fn short_age(seconds: i64) -> String {
+    match seconds {
+        s if s < 0 => "future".into(),
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}min", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
 }
