@@ -493,9 +493,9 @@ fn judged(
         marks: &marks,
         history: &with_this,
         drills: &[],
-        now: repo.now(),
+        now_us: repo.now(),
     };
-    let limits = Limits { freshness: job.freshness, min_size: job.min_size, shrink_alert: job.shrink_alert };
+    let limits = Limits { freshness_seconds: job.freshness, min_size: job.min_size, shrink_alert: job.shrink_alert };
     let status = facts.judge(name, limits);
     Ok((status, history.records.into_iter().map(|(_, r)| r).collect()))
 }

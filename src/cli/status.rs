@@ -103,7 +103,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         .iter()
         .flat_map(|l| l.file.jobs.iter())
         .map(|(n, j)| {
-            (n.clone(), Limits { freshness: j.freshness, min_size: j.min_size, shrink_alert: j.shrink_alert })
+            (n.clone(), Limits { freshness_seconds: j.freshness, min_size: j.min_size, shrink_alert: j.shrink_alert })
         })
         .collect();
     let repo = match &loaded {
@@ -133,12 +133,15 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         }
         names.retain(|n| a.jobs.contains(n));
     }
-    let facts = Facts { snapshots: &snapshots, marks: &marks, history: &history.records, drills: &drills, now };
+    let facts = Facts { snapshots: &snapshots, marks: &marks, history: &history.records, drills: &drills, now_us: now };
     let jobs: Vec<JobStatus> = names
         .iter()
         .map(|name| {
-            let limit =
-                limits.get(name).copied().unwrap_or(Limits { freshness: None, min_size: None, shrink_alert: 50 });
+            let limit = limits.get(name).copied().unwrap_or(Limits {
+                freshness_seconds: None,
+                min_size: None,
+                shrink_alert: 50,
+            });
             facts.judge(name, limit)
         })
         .collect();

@@ -92,10 +92,10 @@ mod tests {
 
     #[test]
     fn every_metric_has_help_and_type_and_labels_are_escaped() {
-        let snap = SnapshotFact { id: "a".into(), finished: 3_000_000, bytes: 10, damaged: false, dumps: vec![] };
+        let snap = SnapshotFact { id: "a".into(), finished_us: 3_000_000, bytes: 10, damaged: false, dumps: vec![] };
         let s = judge(
             "we\"ird\\job",
-            Limits { freshness: Some(60), min_size: None, shrink_alert: 50 },
+            Limits { freshness_seconds: Some(60), min_size: None, shrink_alert: 50 },
             &[snap],
             &[],
             None,

@@ -40,7 +40,7 @@ impl State {
 /// The limits a job sets (defaults without a jobs file: no freshness, no minimum, 50%).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    pub freshness: Option<u64>,
+    pub freshness_seconds: Option<u64>,
     pub min_size: Option<u64>,
     pub shrink_alert: u8,
 }
@@ -49,7 +49,7 @@ pub struct Limits {
 #[derive(Clone, Debug)]
 pub struct SnapshotFact {
     pub id: String,
-    pub finished: i64,
+    pub finished_us: i64,
     pub bytes: u64,
     pub damaged: bool,
     /// Per stream, its dump record (streams silo did not recognise are left out).
@@ -59,7 +59,7 @@ pub struct SnapshotFact {
 /// One run (or create) of the job.
 #[derive(Clone, Debug)]
 pub struct RunFact {
-    pub finished: i64,
+    pub finished_us: i64,
     pub ok: bool,
     pub error: String,
     pub snapshot: Option<String>,
@@ -69,7 +69,7 @@ pub struct RunFact {
 /// The newest check that covered the job's snapshots (a `silo check`, or a job's check step).
 #[derive(Clone, Debug)]
 pub struct CheckFact {
-    pub finished: i64,
+    pub finished_us: i64,
     pub ok: bool,
     /// It found damage (not merely failed to run).
     pub damage: bool,
@@ -78,7 +78,7 @@ pub struct CheckFact {
 
 #[derive(Clone, Debug)]
 pub struct DrillFact {
-    pub finished: i64,
+    pub finished_us: i64,
     pub ok: bool,
     pub seconds: f64,
 }
@@ -112,7 +112,7 @@ pub struct JobStatus {
     pub last_drill_seconds: Option<f64>,
 }
 
-/// The status of job `job` at `now` (µs). `snapshots` and `runs` oldest first.
+/// The status of job `job` at `now_us`. `snapshots` and `runs` oldest first.
 pub fn judge(
     job: &str,
     limits: Limits,
@@ -120,12 +120,12 @@ pub fn judge(
     runs: &[RunFact],
     check: Option<&CheckFact>,
     drill: Option<&DrillFact>,
-    now: i64,
+    now_us: i64,
 ) -> JobStatus {
     let latest = snapshots.last();
     let previous = snapshots.len().checked_sub(2).and_then(|i| snapshots.get(i));
     let last_run = runs.last();
-    let age = latest.map(|s| u64::try_from((now - s.finished).max(0) / 1_000_000).unwrap_or(0));
+    let age = latest.map(|s| u64::try_from((now_us - s.finished_us).max(0) / 1_000_000).unwrap_or(0));
     let latest_added =
         latest.and_then(|s| runs.iter().rev().find(|r| r.snapshot.as_deref() == Some(&s.id)).map(|r| r.bytes_added));
     let mut found: Vec<(State, String)> = Vec::new();
@@ -176,7 +176,7 @@ pub fn judge(
             ));
         }
     }
-    match (age, limits.freshness) {
+    match (age, limits.freshness_seconds) {
         (Some(a), Some(limit)) if a > limit => found.push((
             State::Stale,
             format!(
@@ -193,23 +193,23 @@ pub fn judge(
         job: job.to_string(),
         state: found.first().map_or(State::Ok, |(s, _)| *s),
         reasons: found.into_iter().map(|(_, r)| r).collect(),
-        last_snapshot: latest.map(|s| s.finished),
+        last_snapshot: latest.map(|s| s.finished_us),
         age_seconds: age,
-        freshness_seconds: limits.freshness,
-        last_run: last_run.map(|r| r.finished),
+        freshness_seconds: limits.freshness_seconds,
+        last_run: last_run.map(|r| r.finished_us),
         last_run_ok: last_run.map(|r| r.ok),
-        last_success: runs.iter().rev().find(|r| r.ok).map(|r| r.finished),
-        last_failure: runs.iter().rev().find(|r| !r.ok).map(|r| r.finished),
+        last_success: runs.iter().rev().find(|r| r.ok).map(|r| r.finished_us),
+        last_failure: runs.iter().rev().find(|r| !r.ok).map(|r| r.finished_us),
         last_error: runs.iter().rev().find(|r| !r.ok).map(|r| r.error.clone()),
         latest_bytes: latest.map(|s| s.bytes),
         latest_added_bytes: latest_added,
         previous_bytes: previous.map(|s| s.bytes),
         snapshots: snapshots.len(),
         damaged_snapshots: damaged,
-        last_check: check.map(|c| c.finished),
+        last_check: check.map(|c| c.finished_us),
         last_check_ok: check.map(|c| c.ok),
         last_check_error: check.filter(|c| !c.ok).map(|c| c.error.clone()),
-        last_drill: drill.map(|d| d.finished),
+        last_drill: drill.map(|d| d.finished_us),
         last_drill_ok: drill.map(|d| d.ok),
         last_drill_seconds: drill.map(|d| d.seconds),
     }
@@ -225,7 +225,7 @@ pub struct Facts<'a> {
     pub marks: &'a std::collections::HashMap<silo_format::ObjectId, silo_format::maintenance::DamageMark>,
     pub history: &'a [(silo_format::ObjectId, silo_format::maintenance::RunRecord)],
     pub drills: &'a [(silo_format::ObjectId, String, silo_format::maintenance::DrillRecord)],
-    pub now: i64,
+    pub now_us: i64,
 }
 
 impl Facts<'_> {
@@ -236,7 +236,7 @@ impl Facts<'_> {
             .filter(|s| s.manifest.name == name)
             .map(|s| SnapshotFact {
                 id: s.id.to_hex(),
-                finished: s.manifest.finished,
+                finished_us: s.manifest.finished,
                 bytes: s.manifest.total_size(),
                 damaged: self.marks.contains_key(&s.id),
                 dumps: s
@@ -247,13 +247,13 @@ impl Facts<'_> {
                     .collect(),
             })
             .collect();
-        snaps.sort_by_key(|s| s.finished);
+        snaps.sort_by_key(|s| s.finished_us);
         let runs: Vec<RunFact> = self
             .history
             .iter()
             .filter(|(_, r)| is_job_run(&r.kind) && r.job == name)
             .map(|(_, r)| RunFact {
-                finished: r.finished,
+                finished_us: r.finished,
                 ok: r.ok,
                 error: r.error.clone(),
                 snapshot: r.snapshot.map(|s| s.to_hex()),
@@ -274,7 +274,7 @@ impl Facts<'_> {
             .map(|(_, _, d)| d)
             .filter(|d| ours.contains(&d.snapshot))
             .max_by_key(|d| d.finished)
-            .map(|d| DrillFact { finished: d.finished, ok: d.ok, seconds: (d.finished - d.started) as f64 / 1e6 });
+            .map(|d| DrillFact { finished_us: d.finished, ok: d.ok, seconds: (d.finished - d.started) as f64 / 1e6 });
         // The newest check covering the job: a `silo check` (the whole repository) or the job's own step.
         let check = self
             .history
@@ -282,7 +282,7 @@ impl Facts<'_> {
             .filter_map(|(_, r)| {
                 if r.kind == RunKind::Check {
                     return Some(CheckFact {
-                        finished: r.finished,
+                        finished_us: r.finished,
                         ok: r.ok,
                         damage: r.exit_code == DAMAGE_EXIT_CODE,
                         error: r.error.clone(),
@@ -294,14 +294,14 @@ impl Facts<'_> {
                     r.steps.iter().find(|s| s.step == "check" && s.outcome != StepOutcome::Skipped && r.job == name)?;
                 let ok = step.outcome == StepOutcome::Ok;
                 Some(CheckFact {
-                    finished: r.finished,
+                    finished_us: r.finished,
                     ok,
                     damage: !ok && r.exit_code == DAMAGE_EXIT_CODE,
                     error: step.error.clone(),
                 })
             })
-            .max_by_key(|c| c.finished);
-        judge(name, limit, &snaps, &runs, check.as_ref(), drill.as_ref(), self.now)
+            .max_by_key(|c| c.finished_us);
+        judge(name, limit, &snaps, &runs, check.as_ref(), drill.as_ref(), self.now_us)
     }
 }
 
@@ -317,12 +317,12 @@ mod tests {
     const H: i64 = 3_600_000_000;
 
     fn snap(id: &str, hours_ago: i64, bytes: u64) -> SnapshotFact {
-        SnapshotFact { id: id.into(), finished: 100 * H - hours_ago * H, bytes, damaged: false, dumps: vec![] }
+        SnapshotFact { id: id.into(), finished_us: 100 * H - hours_ago * H, bytes, damaged: false, dumps: vec![] }
     }
 
     fn run(hours_ago: i64, ok: bool, snapshot: Option<&str>) -> RunFact {
         RunFact {
-            finished: 100 * H - hours_ago * H,
+            finished_us: 100 * H - hours_ago * H,
             ok,
             error: if ok { String::new() } else { "create: pg_dump exited with status 1".into() },
             snapshot: snapshot.map(String::from),
@@ -330,7 +330,7 @@ mod tests {
         }
     }
 
-    const LIMITS: Limits = Limits { freshness: Some(26 * 3600), min_size: Some(1000), shrink_alert: 50 };
+    const LIMITS: Limits = Limits { freshness_seconds: Some(26 * 3600), min_size: Some(1000), shrink_alert: 50 };
 
     #[test]
     fn a_fresh_successful_job_is_ok() {
@@ -355,7 +355,7 @@ mod tests {
         let fresh = judge("shop", LIMITS, &[snap("a", 25, 5000)], &[], None, None, 100 * H);
         assert_eq!(fresh.state, State::Ok);
         assert_eq!(judge("shop", LIMITS, &[], &[], None, None, 100 * H).state, State::Never);
-        let no_limit = Limits { freshness: None, ..LIMITS };
+        let no_limit = Limits { freshness_seconds: None, ..LIMITS };
         assert_eq!(judge("shop", no_limit, &[snap("a", 1000, 5000)], &[], None, None, 100 * H).state, State::Ok);
     }
 
@@ -410,7 +410,7 @@ mod tests {
 
     #[test]
     fn a_check_that_found_damage_makes_the_job_damaged() {
-        let failed = CheckFact { finished: 99 * H, ok: false, damage: false, error: "unreachable".into() };
+        let failed = CheckFact { finished_us: 99 * H, ok: false, damage: false, error: "unreachable".into() };
         let s = judge("shop", LIMITS, &[snap("a", 1, 5000)], &[], Some(&failed), None, 100 * H);
         assert_eq!((s.state, s.last_check_ok), (State::Ok, Some(false)), "a check that could not run is not damage");
         let damaged = CheckFact { damage: true, error: "check found 1 damaged objects".into(), ..failed };
