@@ -5,7 +5,7 @@
 mod util;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use util::*;
 
 #[test]
@@ -180,12 +180,9 @@ fn sigkill_mid_create_leaves_existing_snapshots_restorable() {
         .unwrap();
     let feeder = feed_generated(&mut child, 4 << 30, 14);
     // Kill once the new session has made at least one pack durable: mid-stream, not before it started.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while repo.objects("packs").len() <= packs_before + 1 {
-        assert!(Instant::now() < deadline, "create never wrote a pack");
-        // Polling for a condition, not sleeping to pass: the loop ends as soon as the pack exists.
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until_within("create to write a pack", Duration::from_secs(120), || {
+        repo.objects("packs").len() > packs_before + 1
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     let _ = feeder.join();

@@ -197,13 +197,10 @@ fn a_three_node_cluster_losing_a_node_mid_create_commits_a_whole_snapshot_or_not
     let backend = S3Backend::connect(&repo_location, &cluster.credentials()).unwrap();
     let rt = rt();
     let mut seen = 0;
-    for _ in 0..1200 {
+    wait_until("3 packs uploaded", || {
         seen = rt.block_on(backend.list("packs/")).map(|p| p.len()).unwrap_or(0);
-        if seen >= 3 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+        seen >= 3
+    });
     assert!(seen >= 3, "the create was uploading packs when the node died");
     cluster.kill_node(2);
     let sent = feeder.join().unwrap();

@@ -5,7 +5,7 @@
 mod util;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use util::*;
 
 fn tmux(socket: &str, args: &[&str]) -> std::process::Output {
@@ -40,15 +40,11 @@ fn in_terminal(repo: &TestRepo, script: &str) -> Terminal {
     assert!(tmux(&socket, &["new-session", "-d", "-x", "200", "-y", "50", "sh"]).status.success());
     tmux(&socket, &["pipe-pane", "-o", &format!("cat >> {}", raw.display())]);
     tmux(&socket, &["send-keys", &command, "Enter"]);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let raw_text = loop {
-        let text = String::from_utf8_lossy(&std::fs::read(&raw).unwrap_or_default()).into_owned();
-        if text.contains(&mark) {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "the command never finished in the terminal: {text:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut raw_text = String::new();
+    wait_until_within("the command to finish in the terminal", Duration::from_secs(120), || {
+        raw_text = String::from_utf8_lossy(&std::fs::read(&raw).unwrap_or_default()).into_owned();
+        raw_text.contains(&mark)
+    });
     let screen = String::from_utf8_lossy(&tmux(&socket, &["capture-pane", "-p", "-e", "-S", "-"]).stdout).into_owned();
     tmux(&socket, &["kill-server"]);
     Terminal { raw: raw_text, screen }

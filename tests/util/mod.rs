@@ -205,10 +205,15 @@ impl TestRepo {
 }
 
 /// Waits (up to a minute, looking every 10 ms) until `done` holds; fails naming `what` otherwise.
-pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+pub fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    wait_until_within(what, std::time::Duration::from_secs(60), done);
+}
+
+/// Waits up to `limit`, looking every 10 ms, until `done` holds; fails naming `what` otherwise.
+pub fn wait_until_within(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
     while !done() {
-        assert!(std::time::Instant::now() < deadline, "waited a minute for {what}");
+        assert!(std::time::Instant::now() < deadline, "waited {} s for {what}", limit.as_secs());
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
