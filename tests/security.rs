@@ -1,7 +1,8 @@
 //! Owner-only files (issue 18 item 1), through the real binary: whatever the caller's umask, everything silo
 //! creates — repository objects and directories, the index cache, restored `--output` files — is 0600/0700,
 //! unless the repository was made with `init --group-readable` (0640/0750); the commands silo starts get the
-//! caller's umask back; `check` warns about key files other users can read.
+//! caller's umask back; `check` warns about key files other users can read. And secret-free (I12): no command
+//! silo starts sees its passwords.
 
 mod util;
 
@@ -258,4 +259,23 @@ fn another_local_user_cannot_read_a_repository_made_with_the_default_modes() {
         });
     }
     assert!(!cat.output().unwrap().status.success(), "nobody read the key file");
+}
+
+#[test]
+fn commands_silo_starts_never_see_its_secrets() {
+    let repo = TestRepo::init();
+    let mut c = repo.cmd(&["snapshot", "create", "--name", "env", "--", "sh", "-c", "env; echo end"]);
+    c.env("SILO_TO_PASSWORD", "second secret").env("SILO_FROM_PASSWORD", "third secret");
+    let out = run_with_input(c, b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let seen = String::from_utf8(repo.restore("env:latest")).unwrap();
+    assert!(seen.contains("SILO_REPO="), "the rest of the environment is passed on: {seen}");
+    for secret in [PASSWORD, "second secret", "third secret"] {
+        assert!(!seen.contains(secret), "a child saw {secret:?}");
+    }
+    let drill = repo.run(
+        &["drill", "env:latest", "--", "sh", "-c", "cat >/dev/null; env | grep -c SILO_PASSWORD && exit 1 || exit 0"],
+        b"",
+    );
+    assert!(drill.status.success(), "{}", stderr(&drill));
 }
