@@ -1,7 +1,7 @@
 //! Every create, copy, forget, gc, check and drill leaves a run record (maintenance.md "runs"), successful
 //! or failed, in the first repository it opened; a command that could not reach it spools the record
 //! locally for the next run to upload (repo/runs.rs). Dry runs are not runs and leave none. `silo run`
-//! records its jobs itself (run.rs).
+//! records its jobs itself (run.rs). Upholds I13: recording never changes the command's outcome.
 
 use super::context::Invocation;
 use super::exit::{exit_code, UNREACHABLE};

@@ -2,7 +2,8 @@
 //! `runs/<id>` record; `silo status` reads them. A record that cannot reach the repository is kept in a
 //! local spool and uploaded by the next run that can (nothing about a failure is lost because the
 //! repository was down). Records older than the kept age are deleted by gc, so history stays bounded.
-//! A damaged record is skipped and counted, never allowed to hide the others.
+//! A damaged record is skipped and counted, never allowed to hide the others. Upholds I13; `store_or_spool`
+//! is the one place that decides where a record goes.
 
 use super::Repository;
 use crate::backend::names;
