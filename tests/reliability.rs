@@ -390,7 +390,7 @@ fn foreign_repositories_files_and_killed_inits_get_the_right_answer() {
 }
 
 #[test]
-fn passwords_durations_hosts_and_limits_are_checked_at_the_door() {
+fn a_non_utf8_password_is_a_password() {
     use std::os::unix::ffi::OsStringExt;
     let repo = TestRepo::uninitialised();
     let odd = std::ffi::OsString::from_vec(vec![0xff, b'p', b'w', 0xfe]);
@@ -402,7 +402,11 @@ fn passwords_durations_hosts_and_limits_are_checked_at_the_door() {
     list.env("SILO_PASSWORD", &odd);
     assert!(run_with_input(list, b"").status.success());
     assert_eq!(repo.run(&["snapshot", "list"], b"").status.code(), Some(EXIT_AUTH), "another password is wrong");
+}
 
+#[test]
+fn an_empty_password_file_is_refused() {
+    let repo = TestRepo::init();
     let empty = repo.dir.path().join("empty-password");
     std::fs::write(&empty, b"\n").unwrap();
     std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -411,27 +415,42 @@ fn passwords_durations_hosts_and_limits_are_checked_at_the_door() {
     let out = run_with_input(c, b"");
     assert_eq!(out.status.code(), Some(EXIT_USAGE), "{}", stderr(&out));
     assert!(stderr(&out).contains("empty"), "{}", stderr(&out));
+}
 
-    let other = TestRepo::init();
-    let out = other.run(&["check", "--max-age", "30m"], b"");
+#[test]
+fn an_ambiguous_duration_is_refused_and_spelt_out_ones_are_taken() {
+    let repo = TestRepo::init();
+    let out = repo.run(&["check", "--max-age", "30m"], b"");
     assert_eq!(out.status.code(), Some(EXIT_USAGE));
     assert!(stderr(&out).contains("ambiguous"), "{}", stderr(&out));
-    other.create("db", b"x");
-    assert!(other.run(&["check", "--max-age", "30min"], b"").status.success());
-    assert!(other.run(&["forget", "--keep-within", "1y6mo", "--dry-run"], b"").status.success());
+    repo.create("db", b"x");
+    assert!(repo.run(&["check", "--max-age", "30min"], b"").status.success());
+    assert!(repo.run(&["forget", "--keep-within", "1y6mo", "--dry-run"], b"").status.success());
+}
 
+#[test]
+fn a_host_name_with_control_characters_or_10k_long_is_refused() {
+    let repo = TestRepo::init();
     for host in ["a\nb", "\x1b[31mred", &"h".repeat(10_000)] {
-        let out = other.run(&["snapshot", "create", "--name", "db", "--host", host], b"data");
+        let out = repo.run(&["snapshot", "create", "--name", "db", "--host", host], b"data");
         assert_eq!(out.status.code(), Some(EXIT_USAGE), "{host:?}");
     }
+}
+
+#[test]
+fn a_gc_safety_age_beyond_the_clock_is_refused_at_init() {
     let big = TestRepo::uninitialised();
     for value in ["10000000000000", "18446744073709551615"] {
         let out = big.run(&["init", "--kdf-memory", "64", "--gc-safety-age", value], b"");
         assert_eq!(out.status.code(), Some(EXIT_USAGE), "{value}: {}", stderr(&out));
     }
+}
 
-    // A failed drill is a failed drill, not a failed snapshot.
-    let drill = other.run(&["drill", "db:latest", "--", "sh", "-c", "cat >/dev/null; exit 3"], b"");
+#[test]
+fn a_failed_drill_is_a_failed_drill_not_a_failed_snapshot() {
+    let repo = TestRepo::init();
+    repo.create("db", b"x");
+    let drill = repo.run(&["drill", "db:latest", "--", "sh", "-c", "cat >/dev/null; exit 3"], b"");
     assert_eq!(drill.status.code(), Some(EXIT_COMMAND_FAILED));
     assert!(!stderr(&drill).contains("no snapshot was written"), "{}", stderr(&drill));
     assert!(stderr(&drill).contains("drill failed"), "{}", stderr(&drill));
