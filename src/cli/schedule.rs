@@ -111,6 +111,20 @@ fn chosen<'a>(file: &'a JobsFile, names: &[String]) -> Result<Vec<(&'a String, &
     Ok(out)
 }
 
+/// Writes the freshness watch's unit files (or cron.d file).
+fn write_watch(a: &Args, dir: &Path, watch: Schedule, command: &[String]) -> Result<()> {
+    let files = watch_files(a.cron, dir);
+    let refused = |message: String| silo::Error::Input { what: "silo schedule, the freshness watch".into(), message };
+    if a.cron {
+        let text = cron_file(&[(WATCH.to_string(), watch, command.to_vec())], &a.user).map_err(refused)?;
+        write(&files[0], &text)
+    } else {
+        let (service, timer) = watch_units(watch, command).map_err(refused)?;
+        write(&files[0], &service)?;
+        write(&files[1], &timer)
+    }
+}
+
 /// The freshness watch's files.
 fn watch_files(cron: bool, dir: &Path) -> Vec<PathBuf> {
     if cron {
@@ -182,9 +196,15 @@ pub fn run(ctx: &Invocation, c: &Command) -> Result<()> {
     let command = |job: &str| -> Vec<String> {
         vec![silo.display().to_string(), "--config".into(), config.display().to_string(), "run".into(), job.to_string()]
     };
-    let watch_command =
-        vec![silo.display().to_string(), "--config".into(), config.display().to_string(), "status".into(), "--notify".into()];
-    let watch = Schedule::parse(&a.watch).map_err(|m| silo::Error::Input { what: format!("--watch {:?}", a.watch), message: m })?;
+    let watch_command = vec![
+        silo.display().to_string(),
+        "--config".into(),
+        config.display().to_string(),
+        "status".into(),
+        "--notify".into(),
+    ];
+    let watch = Schedule::parse(&a.watch)
+        .map_err(|m| silo::Error::Input { what: format!("--watch {:?}", a.watch), message: m })?;
     // The watch goes with every job (installed with any, removed with all of them).
     let with_watch = !a.no_watch && a.jobs.is_empty();
     let mut steps = Vec::new();
@@ -203,16 +223,7 @@ pub fn run(ctx: &Invocation, c: &Command) -> Result<()> {
             }
         }
         if with_watch {
-            let files = watch_files(a.cron, &dir);
-            let refused = |message: String| silo::Error::Input { what: "silo schedule, the freshness watch".into(), message };
-            if a.cron {
-                let text = cron_file(&[(WATCH.to_string(), watch, watch_command.clone())], &a.user).map_err(refused)?;
-                write(&files[0], &text)?;
-            } else {
-                let (service, timer) = watch_units(watch, &watch_command).map_err(refused)?;
-                write(&files[0], &service)?;
-                write(&files[1], &timer)?;
-            }
+            write_watch(a, &dir, watch, &watch_command)?;
         }
         if !a.cron && !jobs.is_empty() {
             systemctl(own_dir, &["daemon-reload"], &mut steps)?;
