@@ -22,37 +22,7 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 
 # One Garage node.
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rpc=$(port) s3=$(port) admin=$(port) secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-cat > "$work/garage.toml" <<EOF
-metadata_dir = "$work/meta"
-data_dir = "$work/data"
-db_engine = "sqlite"
-replication_factor = 1
-rpc_bind_addr = "127.0.0.1:$rpc"
-rpc_public_addr = "127.0.0.1:$rpc"
-rpc_secret = "$secret"
-[s3_api]
-s3_region = "garage"
-api_bind_addr = "127.0.0.1:$s3"
-root_domain = ".s3.garage.localhost"
-[admin]
-api_bind_addr = "127.0.0.1:$admin"
-admin_token = "$secret"
-metrics_token = "$secret"
-EOF
-g() { "$garage" -c "$work/garage.toml" "$@"; }
-RUST_LOG=warn g server >/dev/null 2>&1 &
-for _ in $(seq 100); do g status >/dev/null 2>&1 && break; sleep 0.2; done
-node=$(g node id -q | cut -d@ -f1)
-g layout assign -z dc1 -c 10G "$node" >/dev/null
-g layout apply --version 1 >/dev/null
-for _ in $(seq 50); do g bucket create bench >/dev/null 2>&1 && break; sleep 0.2; done
-key=$(g key create bench)
-AWS_ACCESS_KEY_ID=$(echo "$key" | awk -F': *' '/Key ID/ {print $2}')
-AWS_SECRET_ACCESS_KEY=$(echo "$key" | awk -F': *' '/Secret key/ {print $2}')
-export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION=garage AWS_DEFAULT_REGION=garage
-g bucket allow --read --write --owner bench --key bench >/dev/null
+garage_start "$work"
 
 # The store's counters: GET requests (whole and ranged alike), all requests, and bytes read from its disks.
 counters() {

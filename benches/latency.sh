@@ -10,6 +10,7 @@
 # A benchmark, not a test: it prints a table and asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/tools.sh
 size="${1:-200M}" runs="${2:-3}" delays="${3:-0 20 50}"
 scripts/setup.sh
 if ! command -v restic >/dev/null; then
@@ -30,36 +31,8 @@ trap cleanup EXIT
 echo "# input: $(stat -c %s "$work/dump.sql") bytes, through a pipe" >&2
 
 # One Garage node on loopback ports with a bucket and a key.
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rpc=$(port) s3=$(port) admin=$(port) secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-cat > "$work/garage.toml" <<EOF
-metadata_dir = "$work/meta"
-data_dir = "$work/data"
-db_engine = "sqlite"
-replication_factor = 1
-rpc_bind_addr = "127.0.0.1:$rpc"
-rpc_public_addr = "127.0.0.1:$rpc"
-rpc_secret = "$secret"
-[s3_api]
-s3_region = "garage"
-api_bind_addr = "127.0.0.1:$s3"
-root_domain = ".s3.garage.localhost"
-[admin]
-api_bind_addr = "127.0.0.1:$admin"
-admin_token = "$secret"
-EOF
-g() { RUST_LOG=error "$garage" -c "$work/garage.toml" "$@"; }
-RUST_LOG=warn "$garage" -c "$work/garage.toml" server >/dev/null 2>&1 & pids+=($!)
-for _ in $(seq 100); do g status >/dev/null 2>&1 && break; sleep 0.2; done
-node=$(g node id -q | cut -d@ -f1)
-g layout assign -z dc1 -c 1G "$node" >/dev/null
-g layout apply --version 1 >/dev/null
-for _ in $(seq 50); do g bucket create bench >/dev/null 2>&1 && break; sleep 0.2; done
-key=$(g key create bench)
-export AWS_ACCESS_KEY_ID=$(echo "$key" | awk -F': *' '/Key ID/ {print $2}')
-export AWS_SECRET_ACCESS_KEY=$(echo "$key" | awk -F': *' '/Secret key/ {print $2}')
-export AWS_REGION=garage AWS_DEFAULT_REGION=garage
-g bucket allow --read --write --owner bench --key bench >/dev/null
+garage_start "$work"
+pids+=("$garage_pid")
 
 timed() { # NAME CMD... : appends "tool delay NAME seconds"
   local name=$1; shift

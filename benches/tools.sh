@@ -61,3 +61,43 @@ quiet() {
   [ "$waited" -gt 0 ] && echo "# waited ${waited}s for the machine to be idle (${idle}% idle)" >&2
   return 0
 }
+
+# garage_start DIR: one Garage node on loopback ports (the binary in $garage, from scripts/install-garage.sh),
+# laid out, with a bucket `bench` and a key for it; exports AWS_*, sets s3 and admin (ports), secret (admin
+# and metrics token), garage_pid, and g (the node's CLI). Shared by latency.sh and check_s3.sh.
+garage_start() {
+  local dir=$1 rpc node key
+  port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+  rpc=$(port) s3=$(port) admin=$(port) secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  garage_config="$dir/garage.toml"
+  cat > "$garage_config" <<EOF
+metadata_dir = "$dir/meta"
+data_dir = "$dir/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$rpc"
+rpc_public_addr = "127.0.0.1:$rpc"
+rpc_secret = "$secret"
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$s3"
+root_domain = ".s3.garage.localhost"
+[admin]
+api_bind_addr = "127.0.0.1:$admin"
+admin_token = "$secret"
+metrics_token = "$secret"
+EOF
+  RUST_LOG=warn "$garage" -c "$garage_config" server >/dev/null 2>&1 &
+  garage_pid=$!
+  for _ in $(seq 100); do g status >/dev/null 2>&1 && break; sleep 0.2; done
+  node=$(g node id -q | cut -d@ -f1)
+  g layout assign -z dc1 -c 10G "$node" >/dev/null
+  g layout apply --version 1 >/dev/null
+  for _ in $(seq 50); do g bucket create bench >/dev/null 2>&1 && break; sleep 0.2; done
+  key=$(g key create bench)
+  AWS_ACCESS_KEY_ID=$(echo "$key" | awk -F': *' '/Key ID/ {print $2}')
+  AWS_SECRET_ACCESS_KEY=$(echo "$key" | awk -F': *' '/Secret key/ {print $2}')
+  export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION=garage AWS_DEFAULT_REGION=garage
+  g bucket allow --read --write --owner bench --key bench >/dev/null
+}
+g() { RUST_LOG=error "$garage" -c "$garage_config" "$@"; }
