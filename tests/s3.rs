@@ -6,7 +6,7 @@
 mod util;
 
 use silo::backend::s3::S3Backend;
-use silo::backend::Backend;
+use silo::backend::{ReadBackend, WriteBackend};
 use std::process::Stdio;
 use util::garage::Garage;
 use util::services;

@@ -174,7 +174,7 @@ fn a_store_that_stays_down_fails_within_the_budget_with_exit_3() {
 impl Faulty {
     /// The names of the objects under `prefix`, listed past the proxy.
     fn objects(&self, prefix: &str) -> Vec<String> {
-        use silo::backend::Backend;
+        use silo::backend::ReadBackend;
         let backend = silo::backend::s3::S3Backend::connect(
             &self.garage.location(0, self.location.rsplit('/').next().expect("prefix")),
             &self.garage.credentials(),

@@ -6,7 +6,7 @@
 //! the repository was made with `init --group-readable`, which is recorded as the mode of `config` (0640):
 //! then files are 0640 and directories 0750 (format-spec/objects.md "Local permissions").
 
-use super::{Backend, BackendError, ObjectInfo, RangeRequest};
+use super::{BackendError, ObjectInfo, RangeRequest, ReadBackend, WriteBackend};
 use async_trait::async_trait;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -154,46 +154,9 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 }
 
 #[async_trait]
-impl Backend for LocalBackend {
+impl ReadBackend for LocalBackend {
     fn location(&self) -> String {
         self.root.display().to_string()
-    }
-
-    async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
-        let (root, owned, modes) = (self.root.clone(), name.to_string(), self.modes());
-        Self::blocking(name, move || {
-            let run = || -> io::Result<()> {
-                let tmp = Self::write_temp(&root, modes, &data)?;
-                let path = Self::final_path(&root, modes, &owned)?;
-                if let Err(e) = fs::rename(&tmp, &path) {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(e);
-                }
-                sync_dir(&path)
-            };
-            run().map_err(|e| Self::io(&owned, e))
-        })
-        .await
-    }
-
-    async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
-        let (root, owned, modes) = (self.root.clone(), name.to_string(), self.modes());
-        Self::blocking(name, move || {
-            let run = || -> io::Result<bool> {
-                let tmp = Self::write_temp(&root, modes, &data)?;
-                let path = Self::final_path(&root, modes, &owned)?;
-                // link(2) fails with EEXIST instead of replacing: an atomic create-if-absent.
-                let linked = fs::hard_link(&tmp, &path);
-                let _ = fs::remove_file(&tmp);
-                match linked {
-                    Ok(()) => sync_dir(&path).map(|_| true),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-                    Err(e) => Err(e),
-                }
-            };
-            run().map_err(|e| Self::io(&owned, e))
-        })
-        .await
     }
 
     async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
@@ -256,6 +219,50 @@ impl Backend for LocalBackend {
         .await
     }
 
+    fn local_mode(&self, name: &str) -> Option<u32> {
+        self.mode_of(name)
+    }
+}
+
+#[async_trait]
+impl WriteBackend for LocalBackend {
+    async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
+        let (root, owned, modes) = (self.root.clone(), name.to_string(), self.modes());
+        Self::blocking(name, move || {
+            let run = || -> io::Result<()> {
+                let tmp = Self::write_temp(&root, modes, &data)?;
+                let path = Self::final_path(&root, modes, &owned)?;
+                if let Err(e) = fs::rename(&tmp, &path) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(e);
+                }
+                sync_dir(&path)
+            };
+            run().map_err(|e| Self::io(&owned, e))
+        })
+        .await
+    }
+
+    async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
+        let (root, owned, modes) = (self.root.clone(), name.to_string(), self.modes());
+        Self::blocking(name, move || {
+            let run = || -> io::Result<bool> {
+                let tmp = Self::write_temp(&root, modes, &data)?;
+                let path = Self::final_path(&root, modes, &owned)?;
+                // link(2) fails with EEXIST instead of replacing: an atomic create-if-absent.
+                let linked = fs::hard_link(&tmp, &path);
+                let _ = fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => sync_dir(&path).map(|_| true),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) => Err(e),
+                }
+            };
+            run().map_err(|e| Self::io(&owned, e))
+        })
+        .await
+    }
+
     /// The file system's clock: the modification time of a freshly written probe file (differs from ours
     /// on a network file system whose server clock is off). A repository that cannot be written (read-only,
     /// full disk) has no clock to offer: gc must still be able to run there, to free space or to plan.
@@ -277,10 +284,6 @@ impl Backend for LocalBackend {
             }
         })
         .await
-    }
-
-    fn local_mode(&self, name: &str) -> Option<u32> {
-        self.mode_of(name)
     }
 
     async fn delete(&self, name: &str) -> Result<(), BackendError> {

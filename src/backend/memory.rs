@@ -3,7 +3,7 @@
 //! `ManualClock` drives the repository and the backend — and it passes the same conformance suite as the
 //! local and S3 backends (tests/backends.rs). Nothing survives the process.
 
-use super::{Backend, BackendError, ObjectInfo};
+use super::{BackendError, ObjectInfo, ReadBackend, WriteBackend};
 use crate::clock::Clock;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -32,25 +32,9 @@ impl MemoryBackend {
 }
 
 #[async_trait]
-impl Backend for MemoryBackend {
+impl ReadBackend for MemoryBackend {
     fn location(&self) -> String {
         "memory:".to_string()
-    }
-
-    async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
-        let now = self.clock.now_micros();
-        self.objects().insert(name.to_string(), (Arc::new(data), now));
-        Ok(())
-    }
-
-    async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
-        let now = self.clock.now_micros();
-        let mut objects = self.objects();
-        if objects.contains_key(name) {
-            return Ok(false);
-        }
-        objects.insert(name.to_string(), (Arc::new(data), now));
-        Ok(true)
     }
 
     async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
@@ -78,6 +62,25 @@ impl Backend for MemoryBackend {
                 modified: *modified,
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl WriteBackend for MemoryBackend {
+    async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
+        let now = self.clock.now_micros();
+        self.objects().insert(name.to_string(), (Arc::new(data), now));
+        Ok(())
+    }
+
+    async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
+        let now = self.clock.now_micros();
+        let mut objects = self.objects();
+        if objects.contains_key(name) {
+            return Ok(false);
+        }
+        objects.insert(name.to_string(), (Arc::new(data), now));
+        Ok(true)
     }
 
     async fn delete(&self, name: &str) -> Result<(), BackendError> {

@@ -1,6 +1,6 @@
 //! Counts the requests a backend handle makes, by kind, as an object store would bill them.
 
-use super::{Backend, BackendError, ObjectInfo, RangeRequest};
+use super::{BackendError, ObjectInfo, RangeRequest, ReadBackend, WriteBackend};
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -62,12 +62,12 @@ struct Counters {
 }
 
 pub struct Metered {
-    inner: Arc<dyn Backend>,
+    inner: Arc<dyn WriteBackend>,
     counters: Counters,
 }
 
 impl Metered {
-    pub fn new(inner: Arc<dyn Backend>) -> Self {
+    pub fn new(inner: Arc<dyn WriteBackend>) -> Self {
         Metered { inner, counters: Counters::default() }
     }
 }
@@ -77,21 +77,9 @@ fn add(counter: &AtomicU64, n: u64) {
 }
 
 #[async_trait]
-impl Backend for Metered {
+impl ReadBackend for Metered {
     fn location(&self) -> String {
         self.inner.location()
-    }
-
-    async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
-        add(&self.counters.put, 1);
-        add(&self.counters.bytes_up, data.len() as u64);
-        self.inner.put(name, data).await
-    }
-
-    async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
-        add(&self.counters.put, 1);
-        add(&self.counters.bytes_up, data.len() as u64);
-        self.inner.put_if_absent(name, data).await
     }
 
     async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
@@ -121,15 +109,6 @@ impl Backend for Metered {
         Ok(found)
     }
 
-    async fn delete(&self, name: &str) -> Result<(), BackendError> {
-        add(&self.counters.delete, 1);
-        self.inner.delete(name).await
-    }
-
-    async fn server_time(&self) -> Result<Option<i64>, BackendError> {
-        self.inner.server_time().await
-    }
-
     fn local_mode(&self, name: &str) -> Option<u32> {
         self.inner.local_mode(name)
     }
@@ -147,5 +126,29 @@ impl Backend for Metered {
             bytes_down: get(&c.bytes_down),
             retries: self.inner.requests().retries,
         }
+    }
+}
+
+#[async_trait]
+impl WriteBackend for Metered {
+    async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
+        add(&self.counters.put, 1);
+        add(&self.counters.bytes_up, data.len() as u64);
+        self.inner.put(name, data).await
+    }
+
+    async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
+        add(&self.counters.put, 1);
+        add(&self.counters.bytes_up, data.len() as u64);
+        self.inner.put_if_absent(name, data).await
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), BackendError> {
+        add(&self.counters.delete, 1);
+        self.inner.delete(name).await
+    }
+
+    async fn server_time(&self) -> Result<Option<i64>, BackendError> {
+        self.inner.server_time().await
     }
 }

@@ -80,14 +80,11 @@ pub struct RangeRequest {
     pub len: u64,
 }
 
+/// Reading a store: every handle on a repository has this half.
 #[async_trait]
-pub trait Backend: Send + Sync + 'static {
+pub trait ReadBackend: Send + Sync + 'static {
     /// Where the repository lives, for messages.
     fn location(&self) -> String;
-    /// Stores `data` under `name` atomically and durably (a reader sees all of it or nothing).
-    async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError>;
-    /// Like `put`, but only if `name` does not exist yet; returns false (and writes nothing) if it does.
-    async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError>;
     async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError>;
     /// Exactly `len` bytes at `offset`, or an error.
     async fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError>;
@@ -100,11 +97,6 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// Every object whose name starts with `prefix` (a directory such as `index/`), in no particular order.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError>;
-    async fn delete(&self, name: &str) -> Result<(), BackendError>;
-    /// The backend's own clock (µs since the epoch), for gc's skew check; `None` if it has none to offer.
-    async fn server_time(&self) -> Result<Option<i64>, BackendError> {
-        Ok(None)
-    }
     /// The permission bits of object `name` where the backend has them (a local directory); `None` on an
     /// object store, whose access is the bucket policy's.
     fn local_mode(&self, _name: &str) -> Option<u32> {
@@ -116,12 +108,106 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
+/// Writing a store: replacing and deleting objects. Every store implements it; a repository hands it out
+/// only to a handle opened with an owner key (`Repository::owner_store`, I11). Everyone else writes
+/// through [`AppendOnly`].
+#[async_trait]
+pub trait WriteBackend: ReadBackend {
+    /// Stores `data` under `name` atomically and durably (a reader sees all of it or nothing), replacing
+    /// what was there.
+    async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError>;
+    /// Like `put`, but only if `name` does not exist yet; returns false (and writes nothing) if it does.
+    async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError>;
+    async fn delete(&self, name: &str) -> Result<(), BackendError>;
+    /// The backend's own clock (µs since the epoch), for gc's skew check; `None` if it has none to offer.
+    /// Here, not in the reading half: a store tells its time by writing a probe object and deleting it.
+    async fn server_time(&self) -> Result<Option<i64>, BackendError> {
+        Ok(None)
+    }
+}
+
+/// A store seen through a handle that adds objects and never removes or replaces one: reads, `create`
+/// of an object under a name no one has used (a random id: packs, index segments, snapshots, sessions,
+/// run records, drills) and `create_if_absent`. It has no delete and no overwrite: a repository opened
+/// with a writer key holds only this (I11, enforced by the types, not by checks at each call).
+///
+/// Adding through it compiles:
+/// ```no_run
+/// # async fn add(repo: &silo::repo::Repository) -> Result<(), silo::backend::BackendError> {
+/// use silo::backend::ReadBackend;
+/// let _listed = repo.backend.list("snapshots/").await?;
+/// repo.backend.create("runs/0123", vec![1, 2, 3]).await
+/// # }
+/// ```
+/// Deleting or replacing through it does not:
+/// ```compile_fail
+/// # async fn remove(repo: &silo::repo::Repository) -> Result<(), silo::backend::BackendError> {
+/// use silo::backend::{ReadBackend, WriteBackend};
+/// repo.backend.delete("snapshots/0123").await
+/// # }
+/// ```
+/// ```compile_fail
+/// # async fn replace(repo: &silo::repo::Repository) -> Result<(), silo::backend::BackendError> {
+/// use silo::backend::{ReadBackend, WriteBackend};
+/// repo.backend.put("snapshots/0123", Vec::new()).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AppendOnly(std::sync::Arc<dyn WriteBackend>);
+
+impl AppendOnly {
+    pub fn new(store: std::sync::Arc<dyn WriteBackend>) -> Self {
+        AppendOnly(store)
+    }
+
+    /// Stores a new object under `name`, a name made fresh for it (a random id of its kind, names.rs).
+    /// A retried upload may store the same bytes twice under the same name; nothing else is replaced.
+    pub async fn create(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
+        self.0.put(name, data).await
+    }
+
+    /// Stores `data` under `name` only if no object has that name; false (nothing written) if one does.
+    pub async fn create_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
+        self.0.put_if_absent(name, data).await
+    }
+
+    /// The reading half alone, for tasks that only read (restore's fetches).
+    pub fn reader(&self) -> std::sync::Arc<dyn ReadBackend> {
+        self.0.clone()
+    }
+}
+
+#[async_trait]
+impl ReadBackend for AppendOnly {
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
+        self.0.get(name).await
+    }
+    async fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError> {
+        self.0.get_range(name, offset, len).await
+    }
+    async fn get_ranges(&self, ranges: &[RangeRequest]) -> Vec<Result<Vec<u8>, BackendError>> {
+        self.0.get_ranges(ranges).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        self.0.list(prefix).await
+    }
+    fn local_mode(&self, name: &str) -> Option<u32> {
+        self.0.local_mode(name)
+    }
+    fn requests(&self) -> metered::RequestCounts {
+        self.0.requests()
+    }
+}
+
 /// The backend for a repository location: `s3:http[s]://…` (retried, retry.rs) or a local directory;
 /// metered either way. A location that looks like a URL of another kind is refused, never taken for a
 /// local directory named `http:` (backups would silently land on the local disk).
-pub fn open(location: &str) -> Result<std::sync::Arc<dyn Backend>, BackendError> {
-    let inner: std::sync::Arc<dyn Backend> = if location.starts_with("s3:") {
-        let s3: std::sync::Arc<dyn Backend> = std::sync::Arc::new(s3::S3Backend::open(location)?);
+pub fn open(location: &str) -> Result<std::sync::Arc<dyn WriteBackend>, BackendError> {
+    let inner: std::sync::Arc<dyn WriteBackend> = if location.starts_with("s3:") {
+        let s3: std::sync::Arc<dyn WriteBackend> = std::sync::Arc::new(s3::S3Backend::open(location)?);
         let mut policy = retry::RetryPolicy::DEFAULT;
         // SILO_RETRY_SECONDS: how long one request may keep failing before silo gives up (default 180).
         if let Some(secs) = std::env::var("SILO_RETRY_SECONDS").ok().and_then(|v| v.parse::<u64>().ok()) {
@@ -137,7 +223,7 @@ pub fn open(location: &str) -> Result<std::sync::Arc<dyn Backend>, BackendError>
 
 /// The backend `init` creates a repository on: as `open`, and with `group_readable` (local directories
 /// only) everything it creates may be read by the directory's group.
-pub fn open_for_init(location: &str, group_readable: bool) -> Result<std::sync::Arc<dyn Backend>, BackendError> {
+pub fn open_for_init(location: &str, group_readable: bool) -> Result<std::sync::Arc<dyn WriteBackend>, BackendError> {
     if !group_readable {
         return open(location);
     }
@@ -148,7 +234,7 @@ pub fn open_for_init(location: &str, group_readable: bool) -> Result<std::sync::
         });
     }
     check_local_location(location)?;
-    let local: std::sync::Arc<dyn Backend> = std::sync::Arc::new(local::LocalBackend::group_readable(location));
+    let local: std::sync::Arc<dyn WriteBackend> = std::sync::Arc::new(local::LocalBackend::group_readable(location));
     Ok(std::sync::Arc::new(metered::Metered::new(local)))
 }
 

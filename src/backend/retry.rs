@@ -11,7 +11,7 @@
 //! that still has a heartbeat, a session delete and a run record to send fails in ~3 minutes, not in four
 //! budgets one after another (a partitioned create took 825 s).
 
-use super::{Backend, BackendError, ObjectInfo};
+use super::{BackendError, ObjectInfo, ReadBackend, WriteBackend};
 use async_trait::async_trait;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,7 +57,7 @@ impl RetryPolicy {
 
 /// Wraps a backend with `RetryPolicy`; counts the attempts beyond the first (`RequestCounts::retries`).
 pub struct Retrying {
-    inner: Arc<dyn Backend>,
+    inner: Arc<dyn WriteBackend>,
     policy: RetryPolicy,
     retries: AtomicU64,
     /// How often a request that is still waiting says so on stderr.
@@ -67,7 +67,7 @@ pub struct Retrying {
 }
 
 impl Retrying {
-    pub fn new(inner: Arc<dyn Backend>, policy: RetryPolicy) -> Self {
+    pub fn new(inner: Arc<dyn WriteBackend>, policy: RetryPolicy) -> Self {
         Retrying {
             inner,
             policy,
@@ -154,11 +154,34 @@ impl Retrying {
 }
 
 #[async_trait]
-impl Backend for Retrying {
+impl ReadBackend for Retrying {
     fn location(&self) -> String {
         self.inner.location()
     }
 
+    async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
+        self.run("GET", name, || self.inner.get(name)).await
+    }
+
+    async fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError> {
+        self.run("GET", name, || self.inner.get_range(name, offset, len)).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        self.run("LIST", prefix, || self.inner.list(prefix)).await
+    }
+
+    fn local_mode(&self, name: &str) -> Option<u32> {
+        self.inner.local_mode(name)
+    }
+
+    fn requests(&self) -> super::metered::RequestCounts {
+        super::metered::RequestCounts { retries: self.retries.load(Ordering::Relaxed), ..Default::default() }
+    }
+}
+
+#[async_trait]
+impl WriteBackend for Retrying {
     async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
         self.run("PUT", name, || self.inner.put(name, data.clone())).await
     }
@@ -181,32 +204,12 @@ impl Backend for Retrying {
         .await
     }
 
-    async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
-        self.run("GET", name, || self.inner.get(name)).await
-    }
-
-    async fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError> {
-        self.run("GET", name, || self.inner.get_range(name, offset, len)).await
-    }
-
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
-        self.run("LIST", prefix, || self.inner.list(prefix)).await
-    }
-
     async fn delete(&self, name: &str) -> Result<(), BackendError> {
         self.run("DELETE", name, || self.inner.delete(name)).await
     }
 
     async fn server_time(&self) -> Result<Option<i64>, BackendError> {
         self.run("clock probe", "tmp/", || self.inner.server_time()).await
-    }
-
-    fn local_mode(&self, name: &str) -> Option<u32> {
-        self.inner.local_mode(name)
-    }
-
-    fn requests(&self) -> super::metered::RequestCounts {
-        super::metered::RequestCounts { retries: self.retries.load(Ordering::Relaxed), ..Default::default() }
     }
 }
 
@@ -218,29 +221,39 @@ mod tests {
     struct Down(AtomicU64);
 
     #[async_trait]
-    impl Backend for Down {
+    impl ReadBackend for Down {
         fn location(&self) -> String {
             "down".into()
         }
+
+        async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
+            self.put(name, Vec::new()).await.map(|()| Vec::new())
+        }
+
+        async fn get_range(&self, name: &str, _: u64, _: u64) -> Result<Vec<u8>, BackendError> {
+            self.get(name).await
+        }
+
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+            self.put(prefix, Vec::new()).await.map(|()| Vec::new())
+        }
+    }
+
+    #[async_trait]
+    impl WriteBackend for Down {
         async fn put(&self, name: &str, _: Vec<u8>) -> Result<(), BackendError> {
             self.0.fetch_add(1, Ordering::Relaxed);
             Err(BackendError::Io { name: name.into(), source: std::io::ErrorKind::ConnectionRefused.into() })
         }
+
         async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
             self.put(name, data).await.map(|()| true)
         }
-        async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
-            self.put(name, Vec::new()).await.map(|()| Vec::new())
-        }
-        async fn get_range(&self, name: &str, _: u64, _: u64) -> Result<Vec<u8>, BackendError> {
-            self.get(name).await
-        }
-        async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
-            self.put(prefix, Vec::new()).await.map(|()| Vec::new())
-        }
+
         async fn delete(&self, name: &str) -> Result<(), BackendError> {
             self.put(name, Vec::new()).await
         }
+
         async fn server_time(&self) -> Result<Option<i64>, BackendError> {
             Ok(None)
         }

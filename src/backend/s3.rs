@@ -7,7 +7,7 @@
 //! AWS environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
 //! default region `us-east-1`). Path-style requests are used, which every S3-compatible store accepts.
 
-use super::{Backend, BackendError, ObjectInfo};
+use super::{BackendError, ObjectInfo, ReadBackend, WriteBackend};
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
@@ -265,36 +265,9 @@ impl S3Backend {
 }
 
 #[async_trait]
-impl Backend for S3Backend {
+impl ReadBackend for S3Backend {
     fn location(&self) -> String {
         self.location.clone()
-    }
-
-    async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
-        self.store.put(&self.path(name), PutPayload::from(data)).await.map(|_| ()).map_err(|e| Self::error(name, e))
-    }
-
-    /// With conditional create: one `PUT If-None-Match: *`. Without (probed once): HEAD; if absent, PUT, wait
-    /// `SETTLE`, GET and compare — of two racing writers only the one whose bytes are there after the settle
-    /// time wins. Safe unless a writer stalls for longer than the settle time between its HEAD and its PUT,
-    /// which is why gc also re-reads the lease before every deletion batch.
-    async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
-        if self.conditional.load(Ordering::Relaxed) == UNKNOWN {
-            let supported = self.probe_conditional().await?;
-            self.conditional.store(if supported { CONDITIONAL } else { NO_CONDITIONAL }, Ordering::Relaxed);
-        }
-        if self.conditional.load(Ordering::Relaxed) == CONDITIONAL {
-            return self.create(name, data).await.map_err(|e| Self::error(name, e));
-        }
-        let path = self.path(name);
-        match self.store.head(&path).await {
-            Ok(_) => return Ok(false),
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(Self::error(name, e)),
-        }
-        self.put(name, data.clone()).await?;
-        tokio::time::sleep(SETTLE).await;
-        Ok(self.get(name).await? == data)
     }
 
     async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
@@ -336,6 +309,36 @@ impl Backend for S3Backend {
             })
             .filter(|o| o.name.starts_with(prefix))
             .collect())
+    }
+}
+
+#[async_trait]
+impl WriteBackend for S3Backend {
+    async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
+        self.store.put(&self.path(name), PutPayload::from(data)).await.map(|_| ()).map_err(|e| Self::error(name, e))
+    }
+
+    /// With conditional create: one `PUT If-None-Match: *`. Without (probed once): HEAD; if absent, PUT, wait
+    /// `SETTLE`, GET and compare — of two racing writers only the one whose bytes are there after the settle
+    /// time wins. Safe unless a writer stalls for longer than the settle time between its HEAD and its PUT,
+    /// which is why gc also re-reads the lease before every deletion batch.
+    async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
+        if self.conditional.load(Ordering::Relaxed) == UNKNOWN {
+            let supported = self.probe_conditional().await?;
+            self.conditional.store(if supported { CONDITIONAL } else { NO_CONDITIONAL }, Ordering::Relaxed);
+        }
+        if self.conditional.load(Ordering::Relaxed) == CONDITIONAL {
+            return self.create(name, data).await.map_err(|e| Self::error(name, e));
+        }
+        let path = self.path(name);
+        match self.store.head(&path).await {
+            Ok(_) => return Ok(false),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(Self::error(name, e)),
+        }
+        self.put(name, data.clone()).await?;
+        tokio::time::sleep(SETTLE).await;
+        Ok(self.get(name).await? == data)
     }
 
     async fn delete(&self, name: &str) -> Result<(), BackendError> {

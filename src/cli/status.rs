@@ -115,8 +115,12 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     let history = ctx.rt.block_on(repo.run_history())?;
     let drills = ctx.rt.block_on(repo.load_all::<DrillRecord>())?;
     let now = repo.now();
-    let repository_bytes: u64 =
-        ctx.rt.block_on(repo.backend.list(silo::backend::names::PACKS))?.iter().map(|o| o.size).sum();
+    let repository_bytes: u64 = ctx
+        .rt
+        .block_on(silo::backend::ReadBackend::list(&repo.backend, silo::backend::names::PACKS))?
+        .iter()
+        .map(|o| o.size)
+        .sum();
 
     let mut names: BTreeSet<String> = limits.keys().cloned().collect();
     if limits.is_empty() {

@@ -63,7 +63,7 @@ impl Repository {
 
     /// Stores `policy` for `name`, then removes the policies it replaces. An empty policy removes the entry.
     pub async fn set_policy(&self, name: &str, policy: Policy) -> Result<()> {
-        self.require_owner("policy set")?;
+        let store = self.owner_store("policy set")?;
         refuse_zero_rules(&policy, &format!("policy for {name}"))?;
         let replaced: Vec<String> = self
             .load_all::<StoredPolicy>()
@@ -79,7 +79,7 @@ impl Repository {
             self.save(id, &stored).await?;
         }
         for obj in replaced {
-            self.backend.delete(&obj).await?;
+            store.delete(&obj).await?;
         }
         Ok(())
     }
@@ -165,12 +165,14 @@ impl Repository {
 
     /// Deletes the manifests `plan` decided to remove.
     pub async fn forget(&self, plan: &[ForgetGroup]) -> Result<usize> {
-        if plan.iter().flat_map(|g| &g.decisions).any(|d| !d.keep) {
-            self.require_owner("forget")?;
+        let doomed: Vec<_> = plan.iter().flat_map(|g| &g.decisions).filter(|d| !d.keep).collect();
+        if doomed.is_empty() {
+            return Ok(0);
         }
+        let store = self.owner_store("forget")?;
         let mut removed = 0;
-        for d in plan.iter().flat_map(|g| &g.decisions).filter(|d| !d.keep) {
-            match self.backend.delete(&names::snapshot(&d.item.id)).await {
+        for d in doomed {
+            match store.delete(&names::snapshot(&d.item.id)).await {
                 Ok(()) => removed += 1,
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),

@@ -3,7 +3,7 @@
 //! the chunk was not indexed when the listing was taken.
 
 use super::Repository;
-use crate::backend::names;
+use crate::backend::{names, ReadBackend};
 use crate::{Error, Result};
 use futures::{StreamExt, TryStreamExt};
 use silo_format::index::IndexSegment;

@@ -8,8 +8,9 @@
 //! another password given for the purpose opens — its file is still byte for byte what opened, and it is an
 //! owner key. A damaged or unproven key file, or a writer key, never counts.
 
+use super::lease::HeldLease;
 use super::Repository;
-use crate::backend::names;
+use crate::backend::{names, ReadBackend};
 use crate::{Error, Result};
 use silo_format::envelope::random_nonce;
 use silo_format::keyfile::{KdfParams, KeyFile};
@@ -100,7 +101,7 @@ impl Repository {
     /// is returned only once the new password is proven to open the repository.
     pub async fn add_key(&self, password: &[u8], kdf: KdfParams, role: u8) -> Result<ProvenKey> {
         // A writer key must not mint an owner key (or any key: it would outlive the writer's own).
-        self.require_owner("key add")?;
+        let store = self.owner_store("key add")?;
         if password.is_empty() {
             return Err(Error::Input { what: "the new password".into(), message: "is empty".into() });
         }
@@ -122,7 +123,7 @@ impl Repository {
         )
         .map_err(|e| Error::Input { what: "the new key's argon2id parameters".into(), message: e.to_string() })?;
         let name = names::key(&id);
-        if !self.backend.put_if_absent(&name, kf.encode()).await? {
+        if !store.put_if_absent(&name, kf.encode()).await? {
             return Err(Error::Inconsistent { object: name, reason: "a key file of this random id exists".into() });
         }
         let read = self.backend.get(&name).await?;
@@ -130,7 +131,7 @@ impl Repository {
         match back.unwrap(password, id) {
             Ok(m) if m.0 == self.master.0 => Ok(ProvenKey { id, digest: *blake3::hash(&read).as_bytes() }),
             _ => {
-                let _ = self.backend.delete(&name).await;
+                let _ = store.delete(&name).await;
                 Err(Error::Inconsistent { object: name, reason: "the new key file does not open as written".into() })
             }
         }
@@ -167,7 +168,7 @@ impl Repository {
 
     /// Proves that `password` opens a key file other than `except` (the one about to be removed).
     pub async fn prove_other_key(&self, password: &[u8], except: ObjectId) -> Result<ProvenKey> {
-        match super::unlock(self.backend.as_ref(), self.repo_id, password, Some(except)).await {
+        match super::unlock(&self.backend, self.repo_id, password, Some(except)).await {
             Ok(u) if u.master.0 == self.master.0 => Ok(ProvenKey { id: u.key_id, digest: u.digest }),
             Ok(_) => Err(Error::Input {
                 what: "the other password".into(),
@@ -188,7 +189,7 @@ impl Repository {
     /// that opened this handle, or one in `proven` (`--other-password-file`, or a key just added). The key
     /// that opened this handle goes only with `force`.
     pub async fn remove_key(&self, id: ObjectId, force: bool, proven: &[ProvenKey]) -> Result<()> {
-        self.require_owner("key remove")?;
+        self.owner_store("key remove")?;
         if id == self.key_id && !force {
             return Err(Error::Input {
                 what: format!("key {}", id.short()),
@@ -198,7 +199,7 @@ impl Repository {
         let mut all = vec![self.proven_self()];
         all.extend_from_slice(proven);
         let lease = self.acquire_lease_waiting(LEASE_WAIT).await?;
-        let result = self.remove_key_under_lease(id, &all).await;
+        let result = self.remove_key_under_lease(id, &all, &lease).await;
         self.release_lease(lease).await?;
         match result? {
             true => Ok(()),
@@ -224,7 +225,7 @@ impl Repository {
     }
 
     /// Removes `id` if a key in `proven` stays (I17). `Ok(false)`: it was not there (removed already).
-    async fn remove_key_under_lease(&self, id: ObjectId, proven: &[ProvenKey]) -> Result<bool> {
+    async fn remove_key_under_lease(&self, id: ObjectId, proven: &[ProvenKey], lease: &HeldLease) -> Result<bool> {
         let ids: Vec<ObjectId> =
             self.backend.list(names::KEYS).await?.iter().filter_map(|o| names::id_of(&o.name)).collect();
         if !ids.contains(&id) {
@@ -252,7 +253,7 @@ impl Repository {
                     .into(),
             });
         }
-        match self.backend.delete(&names::key(&id)).await {
+        match lease.store().delete(&names::key(&id)).await {
             Ok(()) => Ok(true),
             Err(e) if e.is_not_found() => Ok(true),
             Err(e) => Err(e.into()),
@@ -263,11 +264,11 @@ impl Repository {
     /// Returns the new key's id. Should the removal fail, the new password works and the error says which
     /// old key is left.
     pub async fn change_password(&self, password: &[u8], kdf: KdfParams) -> Result<ObjectId> {
-        self.require_owner("key passwd")?;
+        self.owner_store("key passwd")?;
         let proven = self.add_key(password, kdf, silo_format::keyfile::ROLE_OWNER).await?;
         let new = proven.id;
         let lease = self.acquire_lease_waiting(LEASE_WAIT).await.map_err(|e| left_behind(self.key_id, new, e))?;
-        let removed = self.remove_key_under_lease(self.key_id, &[proven]).await;
+        let removed = self.remove_key_under_lease(self.key_id, &[proven], &lease).await;
         self.release_lease(lease).await.map_err(|e| left_behind(self.key_id, new, e))?;
         match removed {
             // Removed now, or another `key passwd` from the same old password removed it first.

@@ -7,28 +7,38 @@
 //! holder is dead or, told so with `--force`, on another host.
 
 use super::Repository;
-use crate::backend::names;
+use crate::backend::{names, WriteBackend};
 use crate::{Error, Result};
 use silo_format::maintenance::{Lease, Sealed, MAINTENANCE_VERSION};
 use silo_format::ObjectId;
+use std::sync::Arc;
 
 const SECOND: i64 = 1_000_000;
 /// A lease this close to its end counts as lost: the next deletion batch must finish inside it.
 const MARGIN: i64 = 5 * SECOND;
 
-/// A lease this process holds.
+/// A lease this process holds. Only an owner key takes one, and it carries the store's deleting half:
+/// what is deleted under the lease (gc, repair index, key removal) is deleted through it (I11).
 pub struct HeldLease {
     holder: ObjectId,
     expires_at: i64,
+    store: Arc<dyn WriteBackend>,
     /// On Ctrl-C / SIGTERM the lease is removed if it is still ours, so the next gc need not wait for it.
     _on_interrupt: crate::interrupt::Registration,
+}
+
+impl HeldLease {
+    /// The store's deleting half, for what is done under this lease.
+    pub(crate) fn store(&self) -> &dyn WriteBackend {
+        self.store.as_ref()
+    }
 }
 
 impl Repository {
     /// Takes the lease for `seconds`, or says who holds it (exit 6).
     pub async fn acquire_lease(&self, seconds: u64) -> Result<HeldLease> {
         // Everything done under the lease deletes or rewrites (gc, repair index, key removal).
-        self.require_owner("taking the gc lease")?;
+        let store = self.owner_store("taking the gc lease")?;
         let holder = ObjectId::random();
         let now = self.now();
         let lease = Lease {
@@ -41,8 +51,8 @@ impl Repository {
         };
         for _ in 0..2 {
             if self.save_if_absent(ObjectId::ZERO, &lease).await? {
-                let _on_interrupt = self.release_on_interrupt(holder);
-                return Ok(HeldLease { holder, expires_at: lease.expires_at, _on_interrupt });
+                let _on_interrupt = self.release_on_interrupt(holder, store.clone());
+                return Ok(HeldLease { holder, expires_at: lease.expires_at, store, _on_interrupt });
             }
             match self.read_lease().await? {
                 Some(other) if other.expires_at > self.now() && !holder_is_dead(&other) => {
@@ -54,7 +64,7 @@ impl Repository {
                 }
                 // Expired (its holder is dead or paused past it, and will delete nothing more), or its holder
                 // is provably dead.
-                Some(_) => match self.backend.delete(names::LEASE).await {
+                Some(_) => match store.delete(names::LEASE).await {
                     Ok(()) => {}
                     Err(e) if e.is_not_found() => {}
                     Err(e) => return Err(e.into()),
@@ -81,13 +91,13 @@ impl Repository {
     /// Removes the lease if it is still ours; a lost one belongs to whoever broke it.
     pub async fn release_lease(&self, held: HeldLease) -> Result<()> {
         if self.check_lease(&held).await.is_ok() {
-            self.backend.delete(names::LEASE).await?;
+            held.store.delete(names::LEASE).await?;
         }
         Ok(())
     }
 
-    fn release_on_interrupt(&self, holder: ObjectId) -> crate::interrupt::Registration {
-        let (backend, keys, repo) = (self.backend.clone(), self.keys.clone(), self.repo_id);
+    fn release_on_interrupt(&self, holder: ObjectId, backend: Arc<dyn WriteBackend>) -> crate::interrupt::Registration {
+        let (keys, repo) = (self.keys.clone(), self.repo_id);
         let handle = tokio::runtime::Handle::current();
         crate::interrupt::on_interrupt(move || {
             handle.block_on(async {
@@ -103,7 +113,7 @@ impl Repository {
     /// held on another host only with `force` (silo cannot see that host's processes). Returns the lease
     /// removed, if there was one.
     pub async fn unlock(&self, force: bool) -> Result<Option<Lease>> {
-        self.require_owner("unlock")?;
+        let store = self.owner_store("unlock")?;
         let Some(lease) = self.read_lease().await? else { return Ok(None) };
         let expired = lease.expires_at <= self.now();
         if !expired && !holder_is_dead(&lease) {
@@ -116,7 +126,7 @@ impl Repository {
                 });
             }
         }
-        match self.backend.delete(names::LEASE).await {
+        match store.delete(names::LEASE).await {
             Ok(()) => Ok(Some(lease)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),

@@ -23,7 +23,7 @@ pub mod snapshots;
 pub mod stats;
 pub mod write;
 
-use crate::backend::{names, Backend};
+use crate::backend::{names, AppendOnly, ReadBackend, WriteBackend};
 use crate::cache::{self, IndexCache};
 use crate::clock::{Clock, SystemClock};
 use crate::{Error, Result};
@@ -69,7 +69,7 @@ const INIT_LEFTOVER_AGE: i64 = 60_000_000;
 /// key files (`keys/`, which decode as silo key files) and silo's temporary files (`tmp/<8 hex>.tmp`, probes);
 /// those are removed.
 /// Anything else means the location holds something that is not ours, and nothing is touched.
-async fn clear_interrupted_init(backend: &dyn Backend) -> Result<()> {
+async fn clear_interrupted_init(backend: &dyn WriteBackend) -> Result<()> {
     let listed = backend.list("").await?;
     let ours = |name: &str| name.starts_with(names::KEYS) || names::is_silo_temporary(name);
     if listed.iter().any(|o| !ours(&o.name)) {
@@ -107,7 +107,11 @@ async fn clear_interrupted_init(backend: &dyn Backend) -> Result<()> {
 /// A handle on an open repository; clones share everything (keys, cache, clock).
 #[derive(Clone)]
 pub struct Repository {
-    pub backend: Arc<dyn Backend>,
+    /// Reads, and adds objects under fresh names: what every handle may do.
+    pub backend: AppendOnly,
+    /// Replacing and deleting: present only on a handle opened with an owner key, so code running for a
+    /// writer key has no way to reach a delete (I11). Reached through `owner_store`.
+    pub(crate) store: Option<Arc<dyn WriteBackend>>,
     pub repo_id: RepoId,
     pub keys: Arc<Keys>,
     pub config: RepoConfig,
@@ -118,8 +122,6 @@ pub struct Repository {
     /// BLAKE3 of that key file's bytes as they opened: a later removal counts it as a key that opens only
     /// while its file is still exactly these bytes (I17).
     key_digest: [u8; 32],
-    /// Opened with a writer key: nothing is ever deleted or overwritten through this handle (I11).
-    writer_only: bool,
     cache_dir: Option<PathBuf>,
     cache: OnceLock<Arc<IndexCache>>,
     /// Every time this handle reads or writes comes from here (crate::clock): the machine's clock in the
@@ -151,7 +153,7 @@ pub fn hostname() -> String {
 impl Repository {
     /// Creates a repository: the key file first, then `config` with create-if-absent, so two racing inits
     /// cannot both succeed and a crash leaves no half-made repository that `open` would accept.
-    pub async fn init(backend: Arc<dyn Backend>, password: &[u8], options: &InitOptions) -> Result<RepoId> {
+    pub async fn init(backend: Arc<dyn WriteBackend>, password: &[u8], options: &InitOptions) -> Result<RepoId> {
         let cfg = RepoConfig {
             version: CONFIG_BODY_VERSION,
             chunker: options.chunker,
@@ -213,7 +215,7 @@ impl Repository {
     }
 
     /// Unlocks a repository with `password`. Reads only; writes nothing to the repository.
-    pub async fn open(backend: Arc<dyn Backend>, password: &[u8], cache_dir: Option<PathBuf>) -> Result<Self> {
+    pub async fn open(backend: Arc<dyn WriteBackend>, password: &[u8], cache_dir: Option<PathBuf>) -> Result<Self> {
         Self::open_inner(backend, password, cache_dir, false).await
     }
 
@@ -224,7 +226,7 @@ impl Repository {
     /// there) is opened early, and it is never trusted early: a wrong password still fails the open and
     /// creates no cache.
     pub async fn open_with_cache(
-        backend: Arc<dyn Backend>,
+        backend: Arc<dyn WriteBackend>,
         password: &[u8],
         cache_dir: Option<PathBuf>,
     ) -> Result<Self> {
@@ -232,7 +234,7 @@ impl Repository {
     }
 
     async fn open_inner(
-        backend: Arc<dyn Backend>,
+        backend: Arc<dyn WriteBackend>,
         password: &[u8],
         cache_dir: Option<PathBuf>,
         warm_cache: bool,
@@ -263,14 +265,15 @@ impl Repository {
         if let Some(Ok(opened)) = warming.and_then(CacheOpening::finish) {
             let _ = cache.set(Arc::new(opened));
         }
+        let writer_only = role == silo_format::keyfile::ROLE_WRITER;
         Ok(Repository {
-            backend,
+            backend: AppendOnly::new(backend.clone()),
+            store: (!writer_only).then_some(backend),
             repo_id: header.repo,
             keys: Arc::new(keys),
             master: Arc::new(master),
             key_id,
             key_digest,
-            writer_only: role == silo_format::keyfile::ROLE_WRITER,
             config,
             cache_dir,
             cache,
@@ -278,17 +281,15 @@ impl Repository {
         })
     }
 
-    /// Whether this handle was opened with a writer key (append-only).
+    /// Whether this handle was opened with a writer key (append-only: it holds no `WriteBackend`).
     pub fn is_writer_only(&self) -> bool {
-        self.writer_only
+        self.store.is_none()
     }
 
-    /// Refuses `action` (a command that deletes or rewrites) on a handle opened with a writer key.
-    pub fn require_owner(&self, action: &str) -> Result<()> {
-        if self.writer_only {
-            return Err(Error::WriterKey { action: action.to_string() });
-        }
-        Ok(())
+    /// The store with its deleting and replacing half, for `action` (a command that deletes or rewrites);
+    /// refused on a handle opened with a writer key, which holds none (I11).
+    pub fn owner_store(&self, action: &str) -> Result<Arc<dyn WriteBackend>> {
+        self.store.clone().ok_or_else(|| Error::WriterKey { action: action.to_string() })
     }
 
     /// The same handle reading time from `clock` (tests: hours of gc times in milliseconds, skewed writers).
@@ -359,25 +360,25 @@ impl Drop for CacheOpening {
 /// Seals `value` as object `id` of its kind and stores it under the kind's name (names.rs): `save` for
 /// code that runs without a `Repository` at hand (upload and heartbeat tasks).
 pub(crate) async fn save_to<T: names::Named>(
-    backend: &dyn Backend,
+    backend: &AppendOnly,
     keys: &Keys,
     repo: RepoId,
     id: ObjectId,
     value: &T,
 ) -> Result<()> {
-    Ok(backend.put(&T::name(&id), value.seal(keys, repo, id, random_nonce())).await?)
+    Ok(backend.create(&T::name(&id), value.seal(keys, repo, id, random_nonce())).await?)
 }
 
 impl Repository {
     /// Seals `value` as object `id` of its kind and stores it under the kind's name (names.rs).
     pub async fn save<T: names::Named>(&self, id: ObjectId, value: &T) -> Result<()> {
-        save_to(self.backend.as_ref(), &self.keys, self.repo_id, id, value).await
+        save_to(&self.backend, &self.keys, self.repo_id, id, value).await
     }
 
     /// Like `save`, but only if no object of that name exists; false (nothing written) if one does.
     pub async fn save_if_absent<T: names::Named>(&self, id: ObjectId, value: &T) -> Result<bool> {
         let sealed = value.seal(&self.keys, self.repo_id, id, random_nonce());
-        Ok(self.backend.put_if_absent(&T::name(&id), sealed).await?)
+        Ok(self.backend.create_if_absent(&T::name(&id), sealed).await?)
     }
 
     /// Object `id` of kind `T`, opened (`load_sealed`: refetched once before it is called damage).
@@ -426,7 +427,7 @@ pub(crate) struct Unlocked {
 
 /// The key file `password` opens (other than `except`, when given).
 pub(crate) async fn unlock(
-    backend: &dyn Backend,
+    backend: &dyn ReadBackend,
     repo: RepoId,
     password: &[u8],
     except: Option<ObjectId>,

@@ -12,7 +12,7 @@
 
 use super::snapshots::Snapshot;
 use super::Repository;
-use crate::backend::{names, Backend, BackendError, RangeRequest};
+use crate::backend::{names, BackendError, RangeRequest, ReadBackend};
 use crate::cache::Location;
 use crate::{Error, Result};
 use futures::StreamExt;
@@ -213,7 +213,7 @@ impl Repository {
             // is busy writing (polled from here, a finished fetch waited for the writer).
             let mut results = futures::stream::iter(plan)
                 .map(|group| {
-                    let (backend, keys, repo) = (self.backend.clone(), self.keys.clone(), self.repo_id);
+                    let (backend, keys, repo) = (self.backend.reader(), self.keys.clone(), self.repo_id);
                     tokio::spawn(async move { Ok::<_, Error>(fetch_group(backend, keys, repo, group?).await?.outputs) })
                 })
                 .buffered(prefetch);
@@ -265,7 +265,12 @@ impl Repository {
 
 /// Fetches and opens a group's chunks. A chunk that fails authentication is fetched once more (with its
 /// whole group) before it is called damaged: a byte flipped in transit is not damage in the repository.
-async fn fetch_group(backend: Arc<dyn Backend>, keys: Arc<Keys>, repo: RepoId, group: ReadGroup) -> Result<Decoded> {
+async fn fetch_group(
+    backend: Arc<dyn ReadBackend>,
+    keys: Arc<Keys>,
+    repo: RepoId,
+    group: ReadGroup,
+) -> Result<Decoded> {
     let group = Arc::new(group);
     match fetch_group_once(backend.clone(), keys.clone(), repo, group.clone()).await {
         Err(e @ Error::Damaged { .. }) => {
@@ -277,7 +282,7 @@ async fn fetch_group(backend: Arc<dyn Backend>, keys: Arc<Keys>, repo: RepoId, g
 }
 
 async fn fetch_group_once(
-    backend: Arc<dyn Backend>,
+    backend: Arc<dyn ReadBackend>,
     keys: Arc<Keys>,
     repo: RepoId,
     group: Arc<ReadGroup>,
@@ -411,7 +416,7 @@ fn decode_group(keys: &Keys, repo: RepoId, group: &ReadGroup, spans: &[Vec<u8>])
 #[derive(Clone)]
 pub struct Source {
     pub rt: Handle,
-    pub backend: Arc<dyn Backend>,
+    pub backend: Arc<dyn ReadBackend>,
     pub keys: Arc<Keys>,
     pub repo: RepoId,
     pub cache: Arc<crate::cache::IndexCache>,

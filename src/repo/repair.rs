@@ -10,7 +10,7 @@
 use super::check::LostCopy;
 use super::lease::HeldLease;
 use super::Repository;
-use crate::backend::names;
+use crate::backend::{names, ReadBackend};
 use crate::{Error, Result};
 use serde::Serialize;
 use silo_format::index::{IndexPack, IndexSegment};
@@ -49,7 +49,7 @@ impl Repository {
         if dry_run {
             return Ok(self.repair_index_plan().await?.report);
         }
-        self.require_owner("repair index")?;
+        self.owner_store("repair index")?;
         let lease = self.acquire_lease(3600).await?;
         let result = match self.repair_index_plan().await {
             Ok(plan) => self.repair_index_execute(plan, &lease).await,
@@ -117,7 +117,7 @@ impl Repository {
         }
         self.check_lease(lease).await?;
         for name in &plan.damaged_segments {
-            self.backend.delete(name).await?;
+            lease.store().delete(name).await?;
         }
         self.drop_lost_from_index(&plan.gone, lease).await?;
         Ok(RepairReport { dry_run: false, ..plan.report })
@@ -131,7 +131,6 @@ impl Repository {
         if lost.is_empty() {
             return Ok(0);
         }
-        self.require_owner("dropping lost copies from the index")?;
         let whole: HashSet<ObjectId> = lost.iter().filter(|l| l.chunk.is_none()).map(|l| l.pack).collect();
         let mut chunks: HashMap<ObjectId, HashSet<ObjectId>> = HashMap::new();
         for l in lost {
@@ -173,7 +172,7 @@ impl Repository {
         self.save(ObjectId::random(), &rewritten).await?;
         self.check_lease(lease).await?;
         for id in &inputs {
-            match self.backend.delete(&names::index(id)).await {
+            match lease.store().delete(&names::index(id)).await {
                 Ok(()) | Err(crate::backend::BackendError::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -272,7 +271,6 @@ impl Repository {
         if dry_run || damaged.is_empty() {
             return Ok(report);
         }
-        self.require_owner("repair packs")?;
         let lease = self.acquire_lease(3600).await?;
         let result = self.rewrite_damaged_packs(&damaged, &indexed, &lease, &mut report).await;
         self.release_lease(lease).await?;

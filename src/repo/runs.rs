@@ -6,7 +6,7 @@
 //! is the one place that decides where a record goes.
 
 use super::Repository;
-use crate::backend::names;
+use crate::backend::{names, ReadBackend};
 use crate::{Error, Result};
 use silo_format::maintenance::RunRecord;
 use silo_format::{ObjectId, Sealed};
@@ -62,9 +62,7 @@ impl Repository {
     /// Deletes run records that finished more than `keep_seconds` ago. Returns how many (or, in a dry run,
     /// would be).
     pub async fn prune_runs(&self, keep_seconds: u64, dry_run: bool) -> Result<usize> {
-        if !dry_run {
-            self.require_owner("deleting run records")?;
-        }
+        let store = if dry_run { None } else { Some(self.owner_store("deleting run records")?) };
         let cutoff = self.now().saturating_sub(i64::try_from(keep_seconds).unwrap_or(i64::MAX / 2) * 1_000_000);
         let old: Vec<ObjectId> = self
             .run_history()
@@ -74,9 +72,9 @@ impl Repository {
             .filter(|(_, r)| r.finished < cutoff)
             .map(|(id, _)| id)
             .collect();
-        if !dry_run {
+        if let Some(store) = store {
             for id in &old {
-                self.backend.delete(&names::run(id)).await?;
+                store.delete(&names::run(id)).await?;
             }
         }
         Ok(old.len())

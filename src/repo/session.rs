@@ -9,7 +9,7 @@
 
 use super::liveness::{self, CommitCheck, SessionFacts, Tolerance};
 use super::Repository;
-use crate::backend::{names, Backend, BackendError};
+use crate::backend::{names, AppendOnly, BackendError, ReadBackend, WriteBackend};
 use crate::clock::Clock;
 use crate::{Error, Result};
 use silo_format::maintenance::{Session, MAINTENANCE_VERSION};
@@ -51,8 +51,9 @@ pub struct SessionGuard {
     offset: i64,
     beats: Arc<Mutex<Beats>>,
     heartbeat: tokio::task::JoinHandle<()>,
-    /// Opened with a writer key: the session object is left for gc instead of deleted.
-    keep_object: bool,
+    /// The owner's store, which removes the session object at the end; none for a writer key, whose
+    /// handle cannot delete (I11): its session object is left for gc.
+    remover: Option<Arc<dyn WriteBackend>>,
     /// Every write of the session object holds it; whoever removes the object closes it first, so no write
     /// in flight can put the object back after it was removed.
     gate: Gate,
@@ -69,7 +70,7 @@ async fn close(gate: &Gate) {
 }
 
 /// Removes the session object (call once the gate is closed); already gone is fine.
-async fn remove(backend: &dyn Backend, id: &ObjectId) -> Result<(), BackendError> {
+async fn remove(backend: &dyn WriteBackend, id: &ObjectId) -> Result<(), BackendError> {
     match backend.delete(&names::session(id)).await {
         Err(e) if !e.is_not_found() => Err(e),
         _ => Ok(()),
@@ -84,7 +85,7 @@ fn lock(beats: &Mutex<Beats>) -> std::sync::MutexGuard<'_, Beats> {
 /// Once the gate is closed (the session is being ended or was interrupted) nothing is written.
 async fn write_session(
     gate: &Gate,
-    backend: &dyn Backend,
+    backend: &AppendOnly,
     clock: &dyn Clock,
     keys: &silo_format::Keys,
     repo: silo_format::RepoId,
@@ -107,16 +108,14 @@ async fn write_session(
 impl SessionGuard {
     /// Stops the heartbeat and removes the session object (a leftover one only delays gc; never harmful).
     /// A writer-key handle deletes nothing: its session object stays until gc removes it as a leftover.
-    pub async fn end(self, backend: &dyn Backend) {
+    pub async fn end(self) {
         // Closed first, so a heartbeat write in flight lands before the task is stopped: aborting it mid-write
         // would leave the write running on the blocking pool, free to put the object back after the delete.
         close(&self.gate).await;
         self.heartbeat.abort();
         let _ = self.heartbeat.await;
-        if self.keep_object {
-            return;
-        }
-        if let Err(e) = remove(backend, &self.id).await {
+        let Some(store) = self.remover.as_deref() else { return };
+        if let Err(e) = remove(store, &self.id).await {
             tracing::warn!("could not remove session object {}: {e}", self.id.short());
         }
     }
@@ -129,8 +128,7 @@ impl SessionGuard {
         let beat = Session { heartbeat_at: repo.now() + self.offset, ..self.session.clone() };
         let clock = repo.clock();
         let (theirs, ours) =
-            write_session(&self.gate, repo.backend.as_ref(), clock.as_ref(), &repo.keys, repo.repo_id, self.id, &beat)
-                .await?;
+            write_session(&self.gate, &repo.backend, clock.as_ref(), &repo.keys, repo.repo_id, self.id, &beat).await?;
         lock(&self.beats).record(liveness::boot_clock());
         let drift = theirs.map_or(0, |t| ((t - ours) - self.offset).unsigned_abs());
         Ok(SessionFacts {
@@ -145,16 +143,16 @@ impl Repository {
     pub async fn start_session(&self) -> Result<SessionGuard> {
         let id = ObjectId::random();
         // Registered before the object exists, so an interrupt at any point after it is written removes it.
-        let keep_object = self.is_writer_only();
+        let remover = self.store.clone();
         let gate: Gate = Arc::default();
         let on_interrupt = {
-            let (backend, handle, gate) = (self.backend.clone(), tokio::runtime::Handle::current(), gate.clone());
+            let (remover, handle, gate) = (remover.clone(), tokio::runtime::Handle::current(), gate.clone());
             crate::interrupt::on_interrupt(move || {
                 // Closed even for a writer key (which leaves its object to gc): nothing is rewritten after.
                 handle.block_on(async {
                     close(&gate).await;
-                    if !keep_object {
-                        let _ = remove(backend.as_ref(), &id).await;
+                    if let Some(store) = remover {
+                        let _ = remove(store.as_ref(), &id).await;
                     }
                 })
             })
@@ -169,7 +167,7 @@ impl Repository {
             heartbeat_at: ours,
         };
         let (theirs, ours) =
-            write_session(&gate, self.backend.as_ref(), clock.as_ref(), &self.keys, self.repo_id, id, &session).await?;
+            write_session(&gate, &self.backend, clock.as_ref(), &self.keys, self.repo_id, id, &session).await?;
         let offset = theirs.map_or(0, |t| t - ours);
         if offset.unsigned_abs() > MAX_SKEW.as_micros() as u64 {
             tracing::warn!(
@@ -182,7 +180,7 @@ impl Repository {
         if let Some(t) = theirs.filter(|t| session.started_at > *t + START_SLACK) {
             session.started_at = t;
             session.heartbeat_at = t;
-            write_session(&gate, self.backend.as_ref(), clock.as_ref(), &self.keys, self.repo_id, id, &session).await?;
+            write_session(&gate, &self.backend, clock.as_ref(), &self.keys, self.repo_id, id, &session).await?;
         }
         let started = liveness::boot_clock();
         let beats = Arc::new(Mutex::new(Beats { started, last_ok: started, longest_gap: Duration::ZERO }));
@@ -199,14 +197,14 @@ impl Repository {
                 if *closed {
                     return;
                 }
-                match super::save_to(backend.as_ref(), &keys, repo, id, &beat).await {
+                match super::save_to(&backend, &keys, repo, id, &beat).await {
                     Ok(()) => lock(&shared).record(liveness::boot_clock()),
                     Err(e) => tracing::warn!("session heartbeat failed: {e}"),
                 }
                 drop(closed);
             }
         });
-        Ok(SessionGuard { id, session, offset, beats, heartbeat, keep_object, gate, _on_interrupt: on_interrupt })
+        Ok(SessionGuard { id, session, offset, beats, heartbeat, remover, gate, _on_interrupt: on_interrupt })
     }
 
     /// The last step before a manifest naming `chunks` is committed: a heartbeat, then, if gc may have judged

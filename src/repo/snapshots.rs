@@ -2,7 +2,7 @@
 //! optionally followed by `:STREAM`) to one snapshot.
 
 use super::Repository;
-use crate::backend::names;
+use crate::backend::{names, ReadBackend};
 use crate::{Error, Result};
 use futures::StreamExt;
 use silo_format::manifest::SnapshotManifest;

@@ -1,7 +1,7 @@
 //! `silo stats`: logical bytes (sum of snapshot streams), stored bytes (pack files), and the ratios between.
 
 use super::Repository;
-use crate::backend::names;
+use crate::backend::{names, ReadBackend};
 use crate::Result;
 use serde::Serialize;
 

@@ -21,7 +21,7 @@
 use super::bases::{BaseChunk, Resembler};
 use super::previous::OldStream;
 use super::Repository;
-use crate::backend::{names, Backend};
+use crate::backend::{names, AppendOnly, ReadBackend};
 use crate::cache::IndexCache;
 use crate::dumps::inspect::{Inspector, Verdict};
 use crate::inputs::process::StopSwitch;
@@ -205,7 +205,7 @@ impl Repository {
         let before = self.backend.requests();
         let session = rt.block_on(self.start_session())?;
         let result = self.create_in_session(rt, options, &session, started, clock);
-        rt.block_on(session.end(self.backend.as_ref()));
+        rt.block_on(session.end());
         result.map(|mut r| {
             r.requests = self.backend.requests().since(&before);
             r
@@ -396,7 +396,7 @@ impl Repository {
         let resembler = old.filter(|_| deltas).map(|old| {
             let source = super::bases::Source {
                 rt: rt.clone(),
-                backend: self.backend.clone(),
+                backend: self.backend.reader(),
                 keys: self.keys.clone(),
                 repo: self.repo_id,
                 cache: cache.clone(),
@@ -590,7 +590,7 @@ fn pack_in_stream_order(
 /// Uploads packs with bounded concurrency; as packs become durable, records them in index segments,
 /// flushing a segment every `SEGMENT_FLUSH_CHUNKS` chunks and at the end. Returns the number of packs.
 async fn upload_and_index(
-    backend: Arc<dyn Backend>,
+    backend: AppendOnly,
     keys: Arc<Keys>,
     repo: RepoId,
     cache: Arc<IndexCache>,
@@ -633,13 +633,13 @@ async fn upload_and_index(
         let uploader = backend.clone();
         inflight.spawn(async move {
             let size = p.bytes.len() as u64;
-            uploader.put(&names::pack(&p.id), p.bytes).await?;
+            uploader.create(&names::pack(&p.id), p.bytes).await?;
             Ok(IndexPack { pack: p.id, pack_size: size, entries: p.trailer.entries, deltas: p.trailer.deltas })
         });
         if pending_chunks >= SEGMENT_FLUSH_CHUNKS {
             let full = std::mem::replace(&mut segment, IndexSegment::new());
             pending_chunks = 0;
-            if let Err(e) = flush_segment(backend.as_ref(), &keys, repo, &cache, &claims, full).await {
+            if let Err(e) = flush_segment(&backend, &keys, repo, &cache, &claims, full).await {
                 first_error.get_or_insert(e);
             }
         }
@@ -661,7 +661,7 @@ async fn upload_and_index(
     }
     // Durable packs are indexed even when the snapshot fails: a retry then deduplicates against them.
     if !segment.packs.is_empty() || !segment.deleted.is_empty() {
-        flush_segment(backend.as_ref(), &keys, repo, &cache, &claims, segment).await?;
+        flush_segment(&backend, &keys, repo, &cache, &claims, segment).await?;
     }
     match first_error {
         Some(e) => Err(e),
@@ -670,7 +670,7 @@ async fn upload_and_index(
 }
 
 async fn flush_segment(
-    backend: &dyn Backend,
+    backend: &AppendOnly,
     keys: &Keys,
     repo: RepoId,
     cache: &IndexCache,

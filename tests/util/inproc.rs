@@ -4,7 +4,7 @@
 
 use super::{shared_s3, TestRepo, PASSWORD};
 use async_trait::async_trait;
-use silo::backend::{Backend, BackendError, ObjectInfo};
+use silo::backend::{BackendError, ObjectInfo, ReadBackend, WriteBackend};
 use silo::clock::OffsetClock;
 use silo::repo::Repository;
 use std::sync::Arc;
@@ -12,33 +12,43 @@ use std::sync::Arc;
 /// A backend whose clock reads `by` µs later: objects keep the stamps they were written with (so they look
 /// `by` older), and the backend's "now" (`server_time`) moves.
 pub struct Later {
-    inner: Arc<dyn Backend>,
+    inner: Arc<dyn WriteBackend>,
     by: i64,
 }
 
 #[async_trait]
-impl Backend for Later {
+impl ReadBackend for Later {
     fn location(&self) -> String {
         self.inner.location()
     }
-    async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
-        self.inner.put(name, data).await
-    }
-    async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
-        self.inner.put_if_absent(name, data).await
-    }
+
     async fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
         self.inner.get(name).await
     }
+
     async fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError> {
         self.inner.get_range(name, offset, len).await
     }
+
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
         self.inner.list(prefix).await
     }
+}
+
+#[async_trait]
+impl WriteBackend for Later {
+    async fn put(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
+        self.inner.put(name, data).await
+    }
+
+    async fn put_if_absent(&self, name: &str, data: Vec<u8>) -> Result<bool, BackendError> {
+        self.inner.put_if_absent(name, data).await
+    }
+
     async fn delete(&self, name: &str) -> Result<(), BackendError> {
         self.inner.delete(name).await
     }
+
     async fn server_time(&self) -> Result<Option<i64>, BackendError> {
         Ok(self.inner.server_time().await?.map(|t| t + self.by))
     }
@@ -49,7 +59,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// The repository's own backend (local directory or S3), as the binary would open it.
-pub fn backend_of(repo: &TestRepo) -> Arc<dyn Backend> {
+pub fn backend_of(repo: &TestRepo) -> Arc<dyn WriteBackend> {
     if repo.is_s3() {
         let creds = shared_s3().expect("s3").credentials();
         Arc::new(silo::backend::s3::S3Backend::connect(&repo.location, &creds).expect("backend"))
@@ -61,7 +71,7 @@ pub fn backend_of(repo: &TestRepo) -> Arc<dyn Backend> {
 /// The repository opened in-process with every clock `seconds` ahead (negative: behind).
 pub fn open_later(rt: &tokio::runtime::Runtime, repo: &TestRepo, seconds: i64) -> Repository {
     let by = seconds * 1_000_000;
-    let backend: Arc<dyn Backend> = Arc::new(Later { inner: backend_of(repo), by });
+    let backend: Arc<dyn WriteBackend> = Arc::new(Later { inner: backend_of(repo), by });
     let opened = rt.block_on(Repository::open(backend, PASSWORD.as_bytes(), Some(repo.cache()))).expect("open");
     opened.with_clock(Arc::new(OffsetClock(by)))
 }

@@ -193,7 +193,7 @@ impl TestRepo {
             let creds = shared_s3().expect("s3").credentials();
             let backend = silo::backend::s3::S3Backend::connect(&self.location, &creds).expect("backend");
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            use silo::backend::Backend;
+            use silo::backend::ReadBackend;
             let found = rt.block_on(backend.list(&format!("{dir}/"))).expect("list");
             paths.extend(found.into_iter().map(|o| PathBuf::from(o.name)));
         } else {

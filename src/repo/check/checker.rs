@@ -9,7 +9,7 @@ use super::{
     add_copies, locate_bases, CheckOptions, CheckReport, DataCheck, DecodedBases, LostCopy, Opened, PendingDelta,
     Problem,
 };
-use crate::backend::names;
+use crate::backend::{names, ReadBackend};
 use crate::repo::Repository;
 use crate::{Error, Result};
 use silo_format::index::{IndexPack, IndexSegment};

@@ -22,7 +22,7 @@ pub mod plan;
 
 use super::snapshots::SnapshotSpec;
 use super::Repository;
-use crate::backend::names;
+use crate::backend::{names, ReadBackend};
 use crate::Result;
 use serde::Serialize;
 use silo_format::pack::{self, DeltaRef, PackEntry};

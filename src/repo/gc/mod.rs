@@ -14,7 +14,7 @@
 
 use super::lease::HeldLease;
 use super::Repository;
-use crate::backend::names;
+use crate::backend::{names, ReadBackend};
 use crate::cache::ChunkSet;
 use crate::{Error, Result};
 use serde::Serialize;
@@ -178,7 +178,7 @@ impl Repository {
             report.run_records_deleted = self.prune_runs(options.keep_runs, true).await? as u64;
             return Ok(report);
         }
-        self.require_owner("gc")?;
+        self.owner_store("gc")?;
         let lease = self.acquire_lease(options.lease_seconds).await?;
         let result = match self.gc_plan(options).await {
             Ok(plan) => self.gc_execute(plan, &lease).await,
@@ -195,12 +195,10 @@ impl Repository {
     /// the clock that stamps packs and session heartbeats; ours only has to agree well enough for the lease.
     async fn backend_now(&self) -> Result<i64> {
         let ours = self.now();
-        if self.is_writer_only() {
-            // An object store's clock probe is written and then deleted: a writer handle deletes nothing
-            // (its gc can only be a dry run, a report).
-            return Ok(ours);
-        }
-        match self.backend.server_time().await? {
+        // A store's clock probe is written and then deleted: a writer handle, which deletes nothing, has
+        // none (its gc can only be a dry run, a report).
+        let Ok(store) = self.owner_store("the clock probe") else { return Ok(ours) };
+        match store.server_time().await? {
             Some(server) if (server - ours).abs() > MAX_SKEW => {
                 Err(Error::ClockSkew { seconds: (server - ours) / SECOND })
             }
@@ -432,7 +430,7 @@ impl Repository {
         if !plan.leftovers.is_empty() {
             self.check_lease(lease).await?;
             for name in &plan.leftovers {
-                match self.backend.delete(name).await {
+                match lease.store().delete(name).await {
                     Ok(()) | Err(crate::backend::BackendError::NotFound { .. }) => report.leftovers_removed += 1,
                     Err(e) => return Err(e.into()),
                 }
@@ -498,7 +496,7 @@ impl Repository {
         let mut deleted = Vec::with_capacity(packs.len());
         for id in packs {
             let size = sizes.get(id).copied().unwrap_or(0);
-            match self.backend.delete(&names::pack(id)).await {
+            match lease.store().delete(&names::pack(id)).await {
                 Ok(()) | Err(crate::backend::BackendError::NotFound { .. }) => {}
                 // The store refuses: an Object Lock retention, or credentials without delete rights. The pack
                 // stays marked (and indexed); a later gc tries again once the retention has passed.
@@ -589,7 +587,7 @@ impl Repository {
         let id = ObjectId::random();
         let (bytes, trailer) = writer.finish(&self.keys, self.repo_id, id, random_nonce());
         let size = bytes.len() as u64;
-        self.backend.put(&names::pack(&id), bytes).await?;
+        self.backend.create(&names::pack(&id), bytes).await?;
         Ok(IndexPack { pack: id, pack_size: size, entries: trailer.entries, deltas: trailer.deltas })
     }
 
@@ -653,7 +651,7 @@ impl Repository {
         }
         self.check_lease(lease).await?;
         for id in &inputs {
-            match self.backend.delete(&names::index(id)).await {
+            match lease.store().delete(&names::index(id)).await {
                 Ok(()) | Err(crate::backend::BackendError::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
