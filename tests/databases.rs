@@ -140,20 +140,15 @@ fn postgres_plain_and_custom_dumps_restore_to_identical_databases_and_store_smal
     let mut create = create_cmd(&repo, &["snapshot", "create", "--name", "plain", "--", "pg_dump", "-d", db]);
     create.env("PGAPPNAME", "silo-kill-test").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = create.spawn().expect("spawn silo");
-    let mut killed = String::new();
-    for _ in 0..2000 {
-        killed = psql(
+    wait_until("the dump's connection to be found and terminated mid-COPY", || {
+        psql(
             "postgres",
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
               WHERE application_name = 'silo-kill-test' AND query LIKE 'COPY %'",
-        );
-        if killed.contains('t') {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+        )
+        .contains('t')
+    });
     let out = child.wait_with_output().expect("wait");
-    assert!(killed.contains('t'), "the dump's connection was found and terminated mid-COPY");
     assert_eq!(out.status.code(), Some(EXIT_COMMAND_FAILED), "{}", stderr(&out));
     assert!(stderr(&out).contains("no snapshot was written"), "{}", stderr(&out));
     assert!(stderr(&out).contains("terminat") || stderr(&out).contains("server closed"), "{}", stderr(&out));

@@ -9,7 +9,7 @@ mod util;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use util::*;
 
@@ -201,18 +201,14 @@ fn concurrent_writers_and_gc_at_short_times_with_frozen_and_skewed_writers() {
             (RoundWriter::InProcess(thread), Box::new(input))
         };
         input.write_all(&data[..10 << 20]).expect("feed");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while repo.objects("packs").len() <= packs_before {
-            if writer.ended() {
-                drop(input);
-                panic!("round {round}: the writer ended early: {}", writer.wait().message);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "round {round}: no pack uploaded ({packs_before} before, {} now)",
-                repo.objects("packs").len()
-            );
-            std::thread::sleep(Duration::from_millis(10));
+        let mut ended = false;
+        wait_until(&format!("round {round}: a pack uploaded ({packs_before} before)"), || {
+            ended = writer.ended();
+            ended || repo.objects("packs").len() > packs_before
+        });
+        if ended && repo.objects("packs").len() <= packs_before {
+            drop(input);
+            panic!("round {round}: the writer ended early: {}", writer.wait().message);
         }
         // The second gc run's clock is 2 s ahead of the first's (past its grace); for a frozen writer both are
         // 1000 s ahead (as if it had been suspended for that long while gc ran).
@@ -324,72 +320,6 @@ fn empty_streams_and_policies_that_keep_nothing_are_refused() {
 }
 
 #[test]
-fn foreign_repositories_files_and_killed_inits_get_the_right_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = |location: &std::path::Path, args: &[&str]| {
-        let mut c = Command::new(silo_bin());
-        c.args(args)
-            .env("SILO_REPO", location)
-            .env("SILO_PASSWORD", PASSWORD)
-            .env("SILO_CACHE_DIR", dir.path().join("cache"));
-        c.stdin(Stdio::null()).output().unwrap()
-    };
-    // A restic- or borg-like repository: a `config` that is not silo's.
-    let foreign = dir.path().join("restic");
-    std::fs::create_dir_all(foreign.join("data")).unwrap();
-    std::fs::write(foreign.join("config"), random_bytes(200, 7)).unwrap();
-    let out = run(&foreign, &["snapshot", "list"]);
-    assert_eq!(out.status.code(), Some(EXIT_UNREACHABLE), "{}", stderr(&out));
-    assert!(stderr(&out).contains("not silo's"), "{}", stderr(&out));
-    let borg = dir.path().join("borg");
-    std::fs::create_dir_all(&borg).unwrap();
-    std::fs::write(borg.join("config"), b"[repository]\nversion = 1\n").unwrap();
-    assert_eq!(run(&borg, &["snapshot", "list"]).status.code(), Some(EXIT_UNREACHABLE));
-
-    // A regular file as the repository.
-    let file = dir.path().join("file");
-    std::fs::write(&file, b"x").unwrap();
-    let out = run(&file, &["snapshot", "list"]);
-    assert_eq!(out.status.code(), Some(EXIT_UNREACHABLE), "{}", stderr(&out));
-    assert!(!stderr(&out).contains("object :"), "{}", stderr(&out));
-
-    // An init killed after its key file: refused for a minute (another init may be running), then redone.
-    let killed = dir.path().join("killed");
-    let init = ["init", "--kdf-memory", "64", "--kdf-iterations", "1"];
-    assert!(run(&killed, &init).status.success());
-    std::fs::remove_file(killed.join("config")).unwrap();
-    let soon = run(&killed, &init);
-    assert_eq!(soon.status.code(), Some(EXIT_USAGE), "{}", stderr(&soon));
-    assert!(stderr(&soon).contains("try again"), "{}", stderr(&soon));
-    assert_eq!(run(&killed, &["snapshot", "list"]).status.code(), Some(EXIT_UNREACHABLE));
-    age_files(&killed, 120); // as if killed two minutes ago
-    let later = run(&killed, &init);
-    assert!(later.status.success(), "{}", stderr(&later));
-    assert!(run(&killed, &["snapshot", "list"]).status.success());
-    // A directory with only a tmp/ of the user's, or other files of the user's where silo keeps its own:
-    // never touched, init refused.
-    for (place, sub, file) in [("user-tmp", "tmp", "draft.txt"), ("busy", "keys", "notes")] {
-        let at = dir.path().join(place);
-        std::fs::create_dir_all(at.join(sub)).unwrap();
-        std::fs::write(at.join(sub).join(file), b"mine").unwrap();
-        age_files(&at, 120);
-        assert_ne!(run(&at, &init).status.code(), Some(0), "{place}");
-        assert_eq!(std::fs::read(at.join(sub).join(file)).unwrap(), b"mine", "{place}");
-    }
-
-    // A mount point's lost+found is not the repository's business.
-    let mount = dir.path().join("mount");
-    std::fs::create_dir_all(mount.join("lost+found")).unwrap();
-    assert!(run(&mount, &init).status.success(), "{}", stderr(&run(&mount, &init)));
-
-    // gc planning on a repository it cannot write to (here: tmp/ is a file, so no clock probe fits).
-    std::fs::remove_dir_all(mount.join("tmp")).ok();
-    std::fs::write(mount.join("tmp"), b"").unwrap();
-    let dry = run(&mount, &["gc", "--dry-run"]);
-    assert!(dry.status.success(), "{}", stderr(&dry));
-}
-
-#[test]
 fn a_non_utf8_password_is_a_password() {
     use std::os::unix::ffi::OsStringExt;
     let repo = TestRepo::uninitialised();
@@ -434,15 +364,6 @@ fn a_host_name_with_control_characters_or_10k_long_is_refused() {
     for host in ["a\nb", "\x1b[31mred", &"h".repeat(10_000)] {
         let out = repo.run(&["snapshot", "create", "--name", "db", "--host", host], b"data");
         assert_eq!(out.status.code(), Some(EXIT_USAGE), "{host:?}");
-    }
-}
-
-#[test]
-fn a_gc_safety_age_beyond_the_clock_is_refused_at_init() {
-    let big = TestRepo::uninitialised();
-    for value in ["10000000000000", "18446744073709551615"] {
-        let out = big.run(&["init", "--kdf-memory", "64", "--gc-safety-age", value], b"");
-        assert_eq!(out.status.code(), Some(EXIT_USAGE), "{value}: {}", stderr(&out));
     }
 }
 
@@ -512,50 +433,4 @@ fn a_damaged_newest_manifest_is_never_silently_replaced_by_an_older_snapshot() {
     // By id, the older one is still there to take.
     let older = repo.json(&["snapshot", "list"])[0]["id"].as_str().unwrap().to_string();
     assert!(repo.restore(&older) == old);
-}
-
-#[test]
-fn url_like_locations_without_a_known_scheme_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    for location in
-        ["http://127.0.0.1:9/bucket/prefix", "https://s3.example.com/b", "s3://bucket/prefix", "sftp:host:/x"]
-    {
-        let out = Command::new(silo_bin())
-            .args(["init", "--kdf-memory", "64"])
-            .current_dir(dir.path())
-            .env("SILO_REPO", location)
-            .env("SILO_PASSWORD", PASSWORD)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(EXIT_USAGE), "{location}: {}", stderr(&out));
-        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "{location}: nothing created locally");
-        if location.starts_with("http") {
-            assert!(stderr(&out).contains(&format!("s3:{location}")), "{}", stderr(&out));
-        }
-    }
-    // A directory whose name has a colon is still reachable as ./name.
-    let out = Command::new(silo_bin())
-        .args(["init", "--kdf-memory", "64", "--kdf-iterations", "1"])
-        .current_dir(dir.path())
-        .env("SILO_REPO", "./backups:2026")
-        .env("SILO_PASSWORD", PASSWORD)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-}
-
-/// Sets every file below `dir` back `seconds` in time (modification time), as if written that long ago.
-fn age_files(dir: &std::path::Path, seconds: u64) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            age_files(&p, seconds);
-        } else {
-            let then = std::time::SystemTime::now() - Duration::from_secs(seconds);
-            std::fs::File::options().write(true).open(&p).and_then(|f| f.set_modified(then)).expect("set mtime");
-        }
-    }
 }
