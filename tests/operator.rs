@@ -193,3 +193,69 @@ fn snapshot_list_shows_age_and_filters_by_host_tag_and_day() {
     assert!(human.lines().next().unwrap().contains("age"), "{human}");
     assert_eq!(repo.run(&["snapshot", "list", "--before", "someday"], b"").status.code(), Some(EXIT_USAGE));
 }
+
+/// Issue 30: `--job NAME` and `--offsite` pick a repository of the jobs file, with the password the file
+/// names for it, over SILO_REPO and SILO_PASSWORD (exported for another repository); a job that does not
+/// exist or has no offsite is one line naming it, exit 2; and a command that opens no repository refuses them.
+#[test]
+fn job_and_offsite_pick_the_jobs_files_repositories() {
+    let (main, offsite, elsewhere) = (TestRepo::init(), TestRepo::init(), TestRepo::init());
+    if main.skip_unless_local("the jobs file names a local path") {
+        return;
+    }
+    main.create("shop", &dump(1 << 14, 11));
+    offsite.create("far", &dump(1 << 14, 12));
+    let pw = main.dir.path().join("offsite-password");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let extra = format!(
+        "offsite = true\n\n[jobs.plain]\nstreams = [{{ command = \"true\", name = \"x\" }}]\n\n[offsite]\nlocation = \"{}\"\npassword_file = \"{}\"\n",
+        offsite.location,
+        pw.display()
+    );
+    let file = jobs_file(&main, &extra);
+    // SILO_REPO names a third repository and SILO_PASSWORD is wrong for all of them: only the file counts.
+    let silo = |args: &[&str]| {
+        let mut c = elsewhere.cmd(args);
+        c.env("SILO_CONFIG", &file).env("SILO_PASSWORD", "not the password at all");
+        run_with_input(c, b"")
+    };
+    let names = |args: &[&str]| {
+        let out = silo(&[&["--json"][..], args, &["snapshot", "list"]].concat());
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&["--job", "shop"]), ["shop"]);
+    assert_eq!(names(&["--job", "plain"]), ["shop"], "every job's repository is the file's [repository]");
+    assert_eq!(names(&["--offsite"]), ["far"]);
+    assert_eq!(names(&["--job", "shop", "--offsite"]), ["far"]);
+    for args in [
+        vec!["--offsite", "check"],
+        vec!["--offsite", "stats"],
+        vec!["--offsite", "key", "list"],
+        vec!["--offsite", "gc", "--dry-run"],
+        vec!["--offsite", "forget", "--keep-last", "3", "--dry-run"],
+        vec!["--job", "shop", "snapshot", "show", "shop:latest"],
+    ] {
+        let out = silo(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(silo(&["--offsite", "snapshot", "restore", "far:latest"]).stdout, dump(1 << 14, 12));
+
+    let refused = |args: &[&str], names: &str| {
+        let out = silo(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(EXIT_USAGE), "{args:?}: {err}");
+        assert!(err.trim().lines().count() == 1 && err.contains(names), "{args:?}: {err}");
+    };
+    refused(&["--job", "nope", "snapshot", "list"], "nope");
+    refused(&["--job", "plain", "--offsite", "snapshot", "list"], "plain");
+    refused(&["--job", "shop", "run", "shop"], "--job");
+    let no_offsite = jobs_file(&main, "");
+    let mut c = elsewhere.cmd(&["--offsite", "stats"]);
+    c.env("SILO_CONFIG", &no_offsite);
+    let out = run_with_input(c, b"");
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no [offsite]"), "{}", stderr(&out));
+}

@@ -1,7 +1,9 @@
 //! What every command gets: the parsed global options, the async runtime, and opening the repository.
 
+use super::jobs_file::Loaded;
 use super::{password, Cli};
 use anyhow::Result;
+use silo::jobs::{PasswordSource, RepoConfig};
 use silo::repo::Repository;
 use std::sync::Mutex;
 use tokio::runtime::Runtime;
@@ -36,35 +38,61 @@ impl Invocation {
         password::read(self.cli.password_file.as_deref(), confirm)
     }
 
-    /// The repository a command uses, by one rule (docs/usage.md "Which repository"): `--repo` or
-    /// `SILO_REPO`; else the jobs file's `[repository]` (`--config`, `SILO_CONFIG`, the default paths), with
-    /// its password unless `--password-file`, `SILO_PASSWORD_FILE` or `SILO_PASSWORD` gives one.
+    /// The repository a command uses, by one rule (docs/usage.md "Which repository"), first that applies:
+    /// 1. `--job NAME` / `--offsite`: the jobs file's `[repository]` (that job's), or its `[offsite]` with
+    ///    `--offsite` (a job's only when it has `offsite = true`), with the password the file names for it;
+    /// 2. `--repo` or `SILO_REPO`, its password from `--password-file`, `SILO_PASSWORD_FILE`, `SILO_PASSWORD`
+    ///    or the terminal;
+    /// 3. the jobs file's `[repository]` (`--config`, `SILO_CONFIG`, the default paths), with its password
+    ///    unless `--password-file`, `SILO_PASSWORD_FILE` or `SILO_PASSWORD` gives one.
     pub fn open(&self) -> Result<Repository> {
         self.open_by_rule(false)
     }
 
     fn open_by_rule(&self, with_cache: bool) -> Result<Repository> {
+        if self.cli.job.is_some() || self.cli.offsite {
+            let jobs = super::jobs_file::load(self)?;
+            let (which, cfg) = picked(&jobs, self.cli.job.as_deref(), self.cli.offsite)?;
+            if let Some(other) = self.cli.repo.as_deref().filter(|r| *r != cfg.location) {
+                note!(
+                    "silo: note: --repo/SILO_REPO ({other}) is not used: {} picks {}",
+                    self.picked_by(),
+                    cfg.location
+                );
+            }
+            // The file's password for the repository it names; a flag or SILO_PASSWORD only when it names none
+            // (an exported SILO_PASSWORD is the main repository's, never the offsite's).
+            let (pw, from) = match cfg.password_source() {
+                Some(source) => (super::jobs_file::password_of(which, cfg)?, jobs_source(which, &source)),
+                None => (self.password(false)?, password::source(self.cli.password_file.as_deref())),
+            };
+            return said_where(self.open_at_with(&cfg.location, &pw, with_cache, cfg.cache_dir.as_deref()), &from);
+        }
         if self.cli.repo.is_none() {
             if let Some(jobs) = super::jobs_file::find(self)? {
                 let cfg = &jobs.file.repository;
                 let given = self.cli.password_file.is_some() || std::env::var_os("SILO_PASSWORD").is_some();
-                let pw = if given { self.password(false)? } else { super::jobs_file::password_of("repository", cfg)? };
-                return self.said_where(self.open_at_with(&cfg.location, &pw, with_cache));
+                let (pw, from) = match cfg.password_source() {
+                    Some(source) if !given => {
+                        (super::jobs_file::password_of("repository", cfg)?, jobs_source("repository", &source))
+                    }
+                    _ => (self.password(false)?, password::source(self.cli.password_file.as_deref())),
+                };
+                return said_where(self.open_at_with(&cfg.location, &pw, with_cache, cfg.cache_dir.as_deref()), &from);
             }
         }
         let location = self.location()?;
-        self.said_where(self.open_at_with(location, &self.password(false)?, with_cache))
+        let from = password::source(self.cli.password_file.as_deref());
+        said_where(self.open_at_with(location, &self.password(false)?, with_cache, None), &from)
     }
 
-    /// A wrong password says where it came from (which flag, variable or file), never what it was.
-    fn said_where(&self, opened: Result<Repository>) -> Result<Repository> {
-        opened.map_err(|e| match e.downcast_ref::<silo::Error>() {
-            Some(silo::Error::WrongPassword) => {
-                let from = password::source(self.cli.password_file.as_deref());
-                e.context(format!("the password from {from}"))
-            }
-            _ => e,
-        })
+    /// `--job NAME`, `--offsite` or both, as the user wrote them (for messages).
+    fn picked_by(&self) -> String {
+        match (&self.cli.job, self.cli.offsite) {
+            (Some(job), true) => format!("--job {job} --offsite"),
+            (Some(job), false) => format!("--job {job}"),
+            (None, _) => "--offsite".into(),
+        }
     }
 
     pub fn location(&self) -> Result<&str, silo::Error> {
@@ -81,11 +109,19 @@ impl Invocation {
     }
 
     pub fn open_at(&self, location: &str, password: &[u8]) -> Result<Repository> {
-        self.open_at_with(location, password, false)
+        self.open_at_with(location, password, false, None)
     }
 
-    fn open_at_with(&self, location: &str, password: &[u8], with_cache: bool) -> Result<Repository> {
-        let (backend, dir) = (silo::backend::open(location)?, self.cli.cache_dir.clone());
+    /// Opens `location`; its cache below `cache_dir` (a jobs file's), else `--cache-dir`.
+    fn open_at_with(
+        &self,
+        location: &str,
+        password: &[u8],
+        with_cache: bool,
+        cache_dir: Option<&std::path::Path>,
+    ) -> Result<Repository> {
+        let backend = silo::backend::open(location)?;
+        let dir = cache_dir.map(Into::into).or_else(|| self.cli.cache_dir.clone());
         let repo = self.rt.block_on(async {
             if with_cache {
                 Repository::open_with_cache(backend, password, dir).await
@@ -100,6 +136,55 @@ impl Invocation {
     /// Sets facts of this command's run record.
     pub fn record(&self, f: impl FnOnce(&mut RunDetails)) {
         f(&mut self.details.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// A wrong password says where it came from (which flag, variable or file), never what it was.
+fn said_where(opened: Result<Repository>, from: &str) -> Result<Repository> {
+    opened.map_err(|e| match e.downcast_ref::<silo::Error>() {
+        Some(silo::Error::WrongPassword) => e.context(format!("the password from {from}")),
+        _ => e,
+    })
+}
+
+/// Where a jobs file's password comes from, for messages (never the password).
+fn jobs_source(which: &str, source: &PasswordSource) -> String {
+    match source {
+        PasswordSource::File(f) => format!("the jobs file's [{which}] password_file {}", f.display()),
+        PasswordSource::Env(name) => format!("the jobs file's [{which}] password_env {name}"),
+        PasswordSource::Inline(_) => format!("the jobs file's [{which}] password"),
+    }
+}
+
+/// The repository `--job` / `--offsite` pick from the jobs file, and which table it is. A job that does not
+/// exist, or an offsite that is not there, is a one-line refusal naming it (exit 2).
+fn picked<'a>(jobs: &'a Loaded, job: Option<&str>, offsite: bool) -> Result<(&'static str, &'a RepoConfig)> {
+    let refuse = |what: String, message: String| -> anyhow::Error { silo::Error::Input { what, message }.into() };
+    let (file, path) = (&jobs.file, jobs.path.display());
+    if let Some(name) = job {
+        let Some(j) = file.jobs.get(name) else {
+            let known: Vec<&str> = file.jobs.keys().map(String::as_str).collect();
+            return Err(refuse(
+                format!("--job {name}"),
+                format!("the jobs file {path} has no job {name:?}; its jobs are {}", known.join(", ")),
+            ));
+        };
+        if offsite && !j.offsite {
+            return Err(refuse(
+                format!("--job {name} --offsite"),
+                format!(
+                    "job {name} has no offsite copy (no `offsite = true` in {path}); drop --offsite for its repository"
+                ),
+            ));
+        }
+    }
+    match (offsite, &file.offsite) {
+        (false, _) => Ok(("repository", &file.repository)),
+        (true, Some(o)) => Ok(("offsite", o)),
+        (true, None) => Err(refuse(
+            job.map_or("--offsite".into(), |j| format!("--job {j} --offsite")),
+            format!("the jobs file {path} has no [offsite] repository"),
+        )),
     }
 }
 

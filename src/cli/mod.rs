@@ -59,6 +59,13 @@ pub struct Cli {
     /// either, silo asks on the terminal.
     #[arg(long, global = true, env = "SILO_PASSWORD_FILE", help_heading = "Global options")]
     password_file: Option<PathBuf>,
+    /// Use the repository of this job of the jobs file, with the password the file names for it (with
+    /// --offsite: the job's offsite repository). For the commands that open a repository.
+    #[arg(long, global = true, value_name = "NAME", help_heading = "Global options")]
+    job: Option<String>,
+    /// Use the jobs file's [offsite] repository, with the password the file names for it.
+    #[arg(long, global = true, help_heading = "Global options")]
+    offsite: bool,
     /// Index cache directory (default: $SILO_CACHE_DIR, $XDG_CACHE_HOME/silo or ~/.cache/silo). silo keeps
     /// each repository's cache in a subdirectory it marks with CACHEDIR.TAG, and touches nothing else there.
     #[arg(long, global = true, help_heading = "Global options")]
@@ -154,7 +161,35 @@ pub fn run(cli: Cli) -> Result<()> {
     result
 }
 
+impl Command {
+    /// Whether the command opens the repository by `ctx.open()`'s rule (so `--job` and `--offsite` mean
+    /// something to it).
+    fn opens_repository(&self) -> bool {
+        !matches!(
+            self,
+            Command::Init(_)
+                | Command::Copy(_)
+                | Command::Run(_)
+                | Command::Status(_)
+                | Command::Schedule(_)
+                | Command::Doctor(_)
+                | Command::Completions(_)
+                | Command::Man
+                | Command::Restore { .. }
+        )
+    }
+}
+
 fn dispatch(ctx: &context::Invocation) -> Result<()> {
+    if (ctx.cli.job.is_some() || ctx.cli.offsite) && !ctx.cli.command.opens_repository() {
+        return Err(silo::Error::Input {
+            what: if ctx.cli.offsite { "--offsite".into() } else { "--job".into() },
+            message: "picks the repository of a command that opens one (snapshot, check, stats, forget, gc, key, \
+                      restore-database, ...); `silo run`, `status` and `doctor` take job names as arguments"
+                .into(),
+        }
+        .into());
+    }
     match &ctx.cli.command {
         Command::Init(a) => init::run(ctx, a),
         Command::Completions(a) => shell::completions(a),
