@@ -259,3 +259,31 @@ fn job_and_offsite_pick_the_jobs_files_repositories() {
     assert_eq!(out.status.code(), Some(EXIT_USAGE), "{}", stderr(&out));
     assert!(stderr(&out).contains("no [offsite]"), "{}", stderr(&out));
 }
+
+/// Issue 30: `snapshot restore NAME:latest[~N] --before DAY / --after DAY` restores the newest (N-th newest)
+/// snapshot of the name in that window, the days read as `snapshot list` reads them; an empty window is a
+/// usage error naming the name and the bounds, and an id cannot be combined with a window.
+#[test]
+fn snapshot_restore_picks_the_newest_before_or_after_a_day() {
+    let repo = TestRepo::init();
+    let (old, new) = (dump(1 << 14, 21), dump(1 << 14, 22));
+    repo.create("shop", &old);
+    let id = repo.create("shop", &new);
+    repo.create("other", &dump(1 << 12, 23));
+    let today = repo.json(&["snapshot", "list"])[0]["finished"].as_str().unwrap()[..10].to_string();
+    let restored = |args: &[&str]| repo.ok(&[&["snapshot", "restore"][..], args].concat(), b"").stdout;
+    assert_eq!(restored(&["shop:latest", "--before", "today"]), new);
+    assert_eq!(restored(&["shop:latest", "--after", &today]), new);
+    assert_eq!(restored(&["shop:latest~1", "--after", "yesterday", "--before", &today]), old);
+    for (args, says) in [
+        (vec!["shop:latest", "--before", "yesterday"], "before the end of yesterday"),
+        (vec!["shop:latest", "--after", "2099-01-01"], "on or after 2099-01-01"),
+        (vec!["shop:latest~2", "--before", "today"], "of shop, 2 finished"),
+        (vec![&id[..12], "--before", "today"], "NAME:latest"),
+        (vec!["shop:latest", "--before", "someday"], "--before \"someday\""),
+    ] {
+        let out = repo.run(&[&["snapshot", "restore"][..], &args].concat(), b"");
+        assert_eq!(out.status.code(), Some(EXIT_USAGE), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says) && out.stdout.is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}

@@ -103,26 +103,12 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     if let Some(n) = &a.name {
         scan.snapshots.retain(|s| &s.manifest.name == n);
     }
-    let day = |flag: &str, text: &Option<String>| -> Result<Option<i64>> {
-        text.as_deref()
-            .map(|t| {
-                silo::time::end_of_day(t, repo.now()).ok_or_else(|| {
-                    anyhow::Error::from(silo::Error::Input {
-                        what: format!("{flag} {t:?}"),
-                        message: "expected YYYY-MM-DD, today or yesterday".into(),
-                    })
-                })
-            })
-            .transpose()
-    };
-    const DAY: i64 = 86_400_000_000;
-    let (before, after) = (day("--before", &a.before)?, day("--after", &a.after)?.map(|end| end - DAY));
+    let window = super::Window::parse(a.before.as_deref(), a.after.as_deref(), repo.now())?;
     scan.snapshots.retain(|s| {
         let m = &s.manifest;
         a.host.as_ref().is_none_or(|h| &m.host == h)
             && a.tag.as_ref().is_none_or(|t| m.tags.contains(t))
-            && before.is_none_or(|b| m.finished < b)
-            && after.is_none_or(|f| m.finished >= f)
+            && window.holds(m.finished)
     });
     let now = repo.now();
     let damaged = ctx.rt.block_on(repo.damage_marks())?;

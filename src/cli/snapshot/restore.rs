@@ -16,8 +16,17 @@ use std::sync::atomic::AtomicU64;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// ID, ID prefix, NAME:latest or NAME:latest~N, optionally followed by :STREAM.
+    /// ID, ID prefix, NAME:latest or NAME:latest~N, optionally followed by :STREAM. With --before/--after:
+    /// NAME:latest[~N] counts back from the newest of NAME in that window.
     snapshot: String,
+    /// The newest snapshot of the name finished before the end of this UTC day (YYYY-MM-DD, today,
+    /// yesterday), as `snapshot list --before` reads it.
+    #[arg(long, value_name = "DAY", conflicts_with = "fallback")]
+    before: Option<String>,
+    /// The newest snapshot of the name finished on or after the start of this UTC day (YYYY-MM-DD, today,
+    /// yesterday), as `snapshot list --after` reads it.
+    #[arg(long, value_name = "DAY", conflicts_with = "fallback")]
+    after: Option<String>,
     /// Write to this file instead of stdout: a regular file is written under a temporary name and renamed
     /// (complete or absent, 0600 or the existing file's mode); a device or FIFO is written through.
     #[arg(long, short)]
@@ -68,7 +77,9 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     }
     let repo = ctx.open_with_cache()?;
     let spec = SnapshotSpec::parse(&a.snapshot)?;
-    let snap = if a.fallback {
+    let snap = if a.before.is_some() || a.after.is_some() {
+        in_window(ctx, &repo, &spec, a)?
+    } else if a.fallback {
         repo.choose_intact(ctx.rt.handle(), &spec, &|text| note!("silo: {text}"))?
     } else {
         ctx.rt.block_on(repo.resolve(&spec))?
@@ -124,6 +135,39 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         return Ok(());
     }
     emit(&restored, ctx.json())
+}
+
+/// The snapshot `NAME:latest[~N]` names among those of NAME that finished in the `--before`/`--after`
+/// window (the same days `snapshot list` filters by).
+fn in_window(ctx: &Invocation, repo: &Repository, spec: &SnapshotSpec, a: &Args) -> Result<Snapshot> {
+    let silo::repo::snapshots::Selector::Latest { name, back } = &spec.selector else {
+        return Err(silo::Error::Input {
+            what: format!("{} with --before/--after", a.snapshot),
+            message: "--before and --after pick by name: write NAME:latest (or NAME:latest~N)".into(),
+        }
+        .into());
+    };
+    let window = super::Window::parse(a.before.as_deref(), a.after.as_deref(), repo.now())?;
+    let scan = ctx.rt.block_on(repo.scan_snapshot_heads())?;
+    let mut of_name: Vec<_> =
+        scan.snapshots.iter().filter(|s| &s.manifest.name == name && window.holds(s.manifest.finished)).collect();
+    of_name.sort_by_key(|s| std::cmp::Reverse(s.manifest.finished));
+    let Some(chosen) = of_name.get(*back) else {
+        let bounds: Vec<String> = [("before the end of", &a.before), ("on or after", &a.after)]
+            .into_iter()
+            .filter_map(|(how, day)| day.as_ref().map(|d| format!("{how} {d}")))
+            .collect();
+        return Err(silo::Error::SnapshotNotFound {
+            spec: a.snapshot.clone(),
+            hint: format!(
+                " (of {name}, {} finished {} (UTC); `silo snapshot list --name {name}` shows them all)",
+                of_name.len(),
+                bounds.join(" and ")
+            ),
+        }
+        .into());
+    };
+    Ok(ctx.rt.block_on(repo.load_snapshot(chosen.id))?)
 }
 
 /// Where `--output` writes.
