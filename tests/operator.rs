@@ -287,3 +287,50 @@ fn snapshot_restore_picks_the_newest_before_or_after_a_day() {
         assert!(stderr(&out).contains(says) && out.stdout.is_empty(), "{args:?}: {}", stderr(&out));
     }
 }
+
+/// Issue 30: `silo run` says every step as it ends, one line each on stderr — create, forget with the
+/// snapshots it removed — and `--json` carries the same steps (kind, outcome, detail, the removed snapshots'
+/// ids and times). A run that forgot three snapshots used to say only "ok".
+#[test]
+fn run_says_every_step_and_which_snapshots_forget_removed() {
+    let repo = TestRepo::init();
+    if repo.skip_unless_local("the jobs file names a local path") {
+        return;
+    }
+    let data = repo.dir.path().join("dump.sql");
+    std::fs::write(&data, dump(1 << 15, 31)).unwrap();
+    let old: Vec<String> = (0..3).map(|_| repo.create("nightly", &dump(1 << 15, 31))).collect();
+    let file = jobs_file(
+        &repo,
+        &format!(
+            "\n[jobs.nightly]\nstreams = [{{ command = \"cat {}\", name = \"db\" }}]\nkeep = {{ last = 1 }}\n",
+            data.display()
+        ),
+    );
+    let mut c = repo.cmd(&["--json", "run", "nightly"]);
+    c.env_remove("SILO_REPO").env_remove("SILO_PASSWORD").env("SILO_CONFIG", &file);
+    let out = run_with_input(c, b"");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let line =
+        |prefix: &str| err.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} in {err}"));
+    assert!(line("silo: nightly: create ok: snapshot ").contains("read"), "{err}");
+    let forget = line("silo: nightly: forget ok: removed 3: ");
+    assert!(old.iter().all(|id| forget.contains(&id[..8])) && forget.contains("kept 1"), "{forget}");
+
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = report["jobs"][0]["steps"].as_array().unwrap();
+    assert_eq!(steps.iter().map(|s| s["step"].as_str().unwrap()).collect::<Vec<_>>(), ["create", "forget"]);
+    assert!(steps.iter().all(|s| s["outcome"] == "ok"), "{steps:?}");
+    let removed = steps[1]["removed"].as_array().unwrap();
+    let mut ids: Vec<&str> = removed.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut want: Vec<&str> = old.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(ids, want, "{removed:?}");
+    assert!(
+        removed.iter().all(|r| r["finished"].as_str().unwrap().ends_with('Z') && r["name"] == "nightly"),
+        "{removed:?}"
+    );
+    assert_eq!(repo.snapshot_count(), 1);
+}

@@ -18,6 +18,7 @@ use silo::repo::runs::Spool;
 use silo::repo::write::CreateOptions;
 use silo::repo::Repository;
 use silo_format::maintenance::{RunKind, RunRecord};
+use silo_format::ObjectId;
 use std::process::Stdio;
 
 #[derive(clap::Args, Debug)]
@@ -56,10 +57,62 @@ struct JobReport {
 
 #[derive(Serialize)]
 struct StepView {
+    /// The step's kind: `create`, `list`, `copy`, `forget`, `forget-offsite`, `check`, `drill`, or a
+    /// notification `notify:TARGET:EVENT` / `ping:TARGET:WHAT`.
     step: String,
+    /// `ok`, `failed`, `skipped` (`planned` in a dry run).
     outcome: String,
-    /// The error (failed), why it was skipped, or what it will do (dry run).
+    /// What it did (ok), the error (failed), why it was skipped, or what it will do (dry run).
     detail: String,
+    /// The error line of a failed step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// A forget step's removed snapshots (empty when it removed none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed: Option<Vec<RemovedView>>,
+}
+
+/// A snapshot a forget step removed.
+#[derive(Clone, Serialize)]
+struct RemovedView {
+    id: String,
+    name: String,
+    host: String,
+    /// When it finished (RFC 3339, UTC).
+    finished: String,
+}
+
+/// What an ok step did: a line for people, and for a forget the snapshots it removed.
+#[derive(Default)]
+struct Done {
+    detail: String,
+    removed: Option<Vec<RemovedView>>,
+}
+
+impl Done {
+    fn said(detail: impl Into<String>) -> Done {
+        Done { detail: detail.into(), removed: None }
+    }
+}
+
+impl StepView {
+    fn of(step: &str, outcome: &Outcome, done: Done) -> StepView {
+        let (outcome, detail, error) = match outcome {
+            Outcome::Ok => ("ok", done.detail, None),
+            Outcome::Failed(e, _) => ("failed", e.clone(), Some(e.clone())),
+            Outcome::Skipped(why) => ("skipped", why.clone(), None),
+        };
+        StepView { step: step.into(), outcome: outcome.into(), detail, error, removed: done.removed }
+    }
+
+    /// The step as one line on stderr, as it ends: `silo: shop: forget ok: removed 2 snapshots: ...`.
+    fn say(&self, job: &str) {
+        let outcome = if self.outcome == "failed" { "FAILED" } else { self.outcome.as_str() };
+        match self.detail.as_str() {
+            "" => note!("silo: {job}: {} {outcome}", self.step),
+            detail => note!("silo: {job}: {} {outcome}: {detail}", self.step),
+        }
+    }
 }
 
 impl Report for RunReport {
@@ -233,25 +286,50 @@ fn create(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<
     Ok(Created { snapshot: report.id, bytes_read: report.bytes, bytes_added: report.new_bytes_stored, skipped })
 }
 
-fn copy(ctx: &Invocation, source: &Repository, target: &Repository, id: silo_format::ObjectId) -> Result<()> {
+fn copy(ctx: &Invocation, source: &Repository, target: &Repository, to: &str, id: ObjectId) -> Result<Done> {
     let snap = ctx.rt.block_on(source.load_snapshot(id))?;
     let existing = ctx.rt.block_on(target.list_snapshots())?;
-    target.copy_from(ctx.rt.handle(), source, &snap, &existing, Default::default())?;
-    Ok(())
+    Ok(match target.copy_from(ctx.rt.handle(), source, &snap, &existing, Default::default())? {
+        silo::repo::copy::CopyOutcome::Present(_) => Done::said(format!("snapshot {} is already in {to}", id.short())),
+        silo::repo::copy::CopyOutcome::Copied { report, .. } => Done::said(format!(
+            "snapshot {} to {to} as {}, {} added",
+            id.short(),
+            report.id.short(),
+            human_bytes(report.new_bytes_stored)
+        )),
+    })
 }
 
-fn forget(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<()> {
-    let Some(policy) = job.keep.as_ref().map(|k| k.policy()) else { return Ok(()) };
+/// Forgets by the job's policy; says which snapshots it removed (id and time) and how many it kept.
+fn forget(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<Done> {
+    let Some(policy) = job.keep.as_ref().map(|k| k.policy()) else { return Ok(Done::said("no keep policy")) };
     let filter = silo::repo::forget::Filter { name: Some(name.to_string()), host: None, tag: None };
     // I19 with the job's own threshold: a snapshot shrunk by its shrink_alert is suspect (100: only empty or
     // invalid ones are).
     let plan = ctx.rt.block_on(repo.plan_forget_with(&filter, Some(&policy), job.shrink_alert))?;
     ctx.rt.block_on(repo.forget(&plan))?;
-    Ok(())
+    let decisions = plan.iter().flat_map(|g| &g.decisions);
+    let removed: Vec<RemovedView> = decisions
+        .clone()
+        .filter(|d| !d.keep)
+        .map(|d| RemovedView {
+            id: d.item.id.to_hex(),
+            name: d.item.manifest.name.clone(),
+            host: d.item.manifest.host.clone(),
+            finished: silo::time::format_micros(d.item.manifest.finished),
+        })
+        .collect();
+    let kept = decisions.filter(|d| d.keep).count();
+    let listed: Vec<String> = removed.iter().map(|r| format!("{} ({})", &r.id[..8], r.finished)).collect();
+    let detail = match listed.len() {
+        0 => format!("removed none, kept {kept} ({policy})"),
+        n => format!("removed {n}: {}; kept {kept} ({policy})", listed.join(", ")),
+    };
+    Ok(Done { detail, removed: Some(removed) })
 }
 
 /// Verifies the repository (all data, or the job's subset). Damage is a failed step (exit 5).
-fn check(ctx: &Invocation, repo: &Repository, job: &Job) -> Result<()> {
+fn check(ctx: &Invocation, repo: &Repository, job: &Job) -> Result<Done> {
     let data = job.check.as_ref().and_then(|c| c.subset.clone()).unwrap_or(silo::repo::check::DataCheck::All);
     let options = silo::repo::check::CheckOptions {
         data,
@@ -268,18 +346,32 @@ fn check(ctx: &Invocation, repo: &Repository, job: &Job) -> Result<()> {
         }
         .into());
     }
-    Ok(())
+    let read = if report.data_read {
+        format!(", {} of data verified", human_bytes(report.bytes_verified))
+    } else {
+        String::new()
+    };
+    Ok(Done::said(format!("no damage in {} snapshots, {} packs{read}", report.snapshots, report.packs)))
 }
 
 /// Restores the job's newest snapshot into its drill command, timed and recorded (`drills/`).
-fn drill(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<()> {
-    let Some(d) = &job.drill else { return Ok(()) };
+fn drill(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<Done> {
+    let Some(d) = &job.drill else { return Ok(Done::default()) };
     let spec = silo::repo::snapshots::SnapshotSpec::parse(&format!("{name}:latest"))?;
     let snap = ctx.rt.block_on(repo.resolve(&spec))?;
     let stream = snap.stream(&d.stream)?;
     let argv = vec!["sh".to_string(), "-c".to_string(), d.command.clone()];
-    let (_, failed) = repo.drill(ctx.rt.handle(), &snap, stream, &argv)?;
-    failed.map_or(Ok(()), |e| Err(e.into()))
+    let (drilled, failed) = repo.drill(ctx.rt.handle(), &snap, stream, &argv)?;
+    let seconds = (drilled.finished - drilled.started) as f64 / 1e6;
+    failed.map_or(
+        Ok(Done::said(format!(
+            "restored {} of snapshot {} into `{}` in {seconds:.1} s",
+            human_bytes(drilled.bytes),
+            snap.id.short(),
+            d.command
+        ))),
+        |e| Err(e.into()),
+    )
 }
 
 /// One run of a job at a time on this machine (cron lines and timers overlap when a run takes longer than
@@ -321,16 +413,16 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
     let started = silo::time::now_micros();
     let clock = std::time::Instant::now();
     let mut notified = super::notify::ping(ctx, repos.file, job, Ping::Start, "");
-    let mut outcomes: Vec<(Step, Outcome)> = Vec::new();
+    let mut outcomes = Outcomes { job: name, list: Vec::new(), views: Vec::new() };
     let mut created: Option<Created> = None;
     let lock = lock_job(ctx, &repos.file.repository, name);
     if let Err(busy) = &lock {
-        outcomes.push((Step::Create, Outcome::Failed(busy.clone(), super::exit::BUSY)));
+        outcomes.push(Step::Create, Outcome::Failed(busy.clone(), super::exit::BUSY), Done::default());
     }
     let due = due(ctx, repos, name, job);
     for step in steps(job, due).into_iter().filter(|_| lock.is_ok()) {
-        if let Err(why) = should_run(step, &outcomes) {
-            outcomes.push((step, Outcome::Skipped(why)));
+        if let Err(why) = should_run(step, &outcomes.list) {
+            outcomes.push(step, Outcome::Skipped(why), Done::default());
             continue;
         }
         // A writer key may not forget (I11): the job's keep is for the owner's `silo forget`, not a failure
@@ -344,12 +436,13 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
             let why = "the repository was opened with a writer key, which may not forget (I11); the owner's \
                        `silo forget` or `silo prune` applies keep"
                 .to_string();
-            note!("silo: note: job {name}: {} skipped: {why}", step.name());
-            outcomes.push((step, Outcome::Skipped(why)));
+            outcomes.push(step, Outcome::Skipped(why), Done::default());
             continue;
         }
-        let result = run_step(ctx, repos, name, job, step, &mut created);
-        outcomes.push((step, result.map_or_else(|(e, code)| Outcome::Failed(e, code), |()| Outcome::Ok)));
+        match run_step(ctx, repos, name, job, step, &mut created) {
+            Ok(done) => outcomes.push(step, Outcome::Ok, done),
+            Err((e, code)) => outcomes.push(step, Outcome::Failed(e, code), Done::default()),
+        }
         // The others are committed (and go on to copy and forget); the run still fails, naming the rest.
         if let Some(c) = created.as_ref().filter(|c| step == Step::Create && !c.skipped.is_empty()) {
             let names: Vec<String> = c.skipped.iter().map(|(db, why)| format!("{db:?} ({why})")).collect();
@@ -357,12 +450,12 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
                 "databases the server listed were not backed up: {}; rename them to back them up",
                 names.join(", ")
             );
-            outcomes.push((Step::Listing, Outcome::Failed(message, super::exit::COMMAND_FAILED)));
+            outcomes.push(Step::Listing, Outcome::Failed(message, super::exit::COMMAND_FAILED), Done::default());
         }
     }
-    let failed_step = |s: Step| outcomes.iter().any(|(x, o)| *x == s && matches!(o, Outcome::Failed(..)));
+    let failed_step = |s: Step| outcomes.list.iter().any(|(x, o)| *x == s && matches!(o, Outcome::Failed(..)));
     let (drill_failed, damage_found) = (failed_step(Step::Drill), failed_step(Step::Check));
-    let (steps, exit_code, error) = summarize(&outcomes);
+    let (steps, exit_code, error) = summarize(&outcomes.list);
     let finished = silo::time::now_micros().max(started);
     let mut record = RunRecord {
         bytes_read: created.as_ref().map_or(0, |c| c.bytes_read),
@@ -375,8 +468,13 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
     notified.extend(super::notify::events(ctx, repos.file, job, &record, &events, &reasons, &history));
     let end = if record.ok { Ping::Success } else { Ping::Fail };
     notified.extend(super::notify::ping(ctx, repos.file, job, end, &record.error));
+    let mut views = outcomes.views;
+    for n in &notified {
+        let view = StepView::of(&n.step, &notified_outcome(n), Done::default());
+        view.say(name);
+        views.push(view);
+    }
     record.steps.extend(notified);
-    let steps = record.steps.clone();
     let recorded = store_record(ctx, repos, &record);
     JobReport {
         job: name.to_string(),
@@ -386,11 +484,35 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
         bytes_read: record.bytes_read,
         bytes_added: record.bytes_added,
         duration_seconds: clock.elapsed().as_secs_f64(),
-        steps: steps
-            .into_iter()
-            .map(|s| StepView { step: s.step, outcome: s.outcome.to_string(), detail: s.error })
-            .collect(),
+        steps: views,
         recorded,
+    }
+}
+
+/// A job's step outcomes so far (for the record) and their views (for the report), each said on stderr as
+/// it is added.
+struct Outcomes<'a> {
+    job: &'a str,
+    list: Vec<(Step, Outcome)>,
+    views: Vec<StepView>,
+}
+
+impl Outcomes<'_> {
+    fn push(&mut self, step: Step, outcome: Outcome, done: Done) {
+        let view = StepView::of(step.name(), &outcome, done);
+        view.say(self.job);
+        self.views.push(view);
+        self.list.push((step, outcome));
+    }
+}
+
+/// A recorded notification step as an outcome (its exit code is never the run's).
+fn notified_outcome(s: &silo_format::maintenance::RunStep) -> Outcome {
+    use silo_format::maintenance::StepOutcome;
+    match s.outcome {
+        StepOutcome::Ok => Outcome::Ok,
+        StepOutcome::Failed => Outcome::Failed(s.error.clone(), 0),
+        _ => Outcome::Skipped(s.error.clone()),
     }
 }
 
@@ -420,19 +542,27 @@ fn run_step(
     job: &Job,
     step: Step,
     created: &mut Option<Created>,
-) -> Result<(), StepError> {
+) -> Result<Done, StepError> {
     match step {
         Step::Create => repos.main().and_then(|repo| {
-            *created = Some(create(ctx, repo, name, job).map_err(failed)?);
-            Ok(())
+            let c = create(ctx, repo, name, job).map_err(failed)?;
+            let detail = format!(
+                "snapshot {}, {} read, {} added",
+                c.snapshot.short(),
+                human_bytes(c.bytes_read),
+                human_bytes(c.bytes_added)
+            );
+            *created = Some(c);
+            Ok(Done::said(detail))
         }),
-        Step::Listing => Ok(()),
+        Step::Listing => Ok(Done::default()),
         Step::Copy => match created.as_ref() {
             Some(c) => repos.offsite().map(|_| ()).and_then(|()| {
-                let (Some(Ok(source)), Some(Ok(target))) = (&repos.main, &repos.offsite) else {
+                let (Some(Ok(source)), Some(Ok(target)), Some(to)) = (&repos.main, &repos.offsite, &repos.file.offsite)
+                else {
                     return Err(("a repository is not open".into(), super::exit::FAILURE));
                 };
-                copy(ctx, source, target, c.snapshot).map_err(failed)
+                copy(ctx, source, target, &to.location, c.snapshot).map_err(failed)
             }),
             None => Err(("no snapshot to copy".into(), super::exit::FAILURE)),
         },
@@ -564,7 +694,13 @@ fn plan(name: &str, job: &Job, file: &JobsFile) -> JobReport {
         duration_seconds: 0.0,
         steps: steps(job, Due { check: true, drill: true })
             .into_iter()
-            .map(|s| StepView { step: s.name().into(), outcome: "planned".into(), detail: detail(s) })
+            .map(|s| StepView {
+                step: s.name().into(),
+                outcome: "planned".into(),
+                detail: detail(s),
+                error: None,
+                removed: None,
+            })
             .collect(),
         recorded: "dry run: nothing recorded".into(),
     }
