@@ -334,3 +334,47 @@ fn run_says_every_step_and_which_snapshots_forget_removed() {
     );
     assert_eq!(repo.snapshot_count(), 1);
 }
+
+/// Issue 30: a run whose repository cannot be reached sends one "failed" alert per target and job, not two
+/// within the same second: the cooldown is judged from the repository's run records, which it cannot read,
+/// so a job run twice by one invocation (`silo run shop shop`; the second fails at once on the repository
+/// already found unreachable) alerted twice. The receiver counts the requests.
+#[test]
+fn an_unreachable_repository_alerts_once_per_target() {
+    let repo = TestRepo::init();
+    if repo.skip_unless_local("the jobs file names a local path") {
+        return;
+    }
+    let http = util::receiver::Receiver::start();
+    let missing = repo.dir.path().join("no-such-repository");
+    let pw = repo.dir.path().join("password");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let file = repo.dir.path().join("silo.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[repository]\nlocation = \"{}\"\npassword_file = \"{}\"\n\n[jobs.shop]\nstreams = [{{ command = \"echo hi\", name = \"x\" }}]\nkeep = {{ last = 2 }}\nnotify = [\"hook\", \"topic\"]\n\n[notify.hook]\nwebhook = {{ url = \"{}\" }}\n\n[notify.topic]\nntfy = {{ url = \"{}\" }}\n",
+            missing.display(),
+            pw.display(),
+            http.url("/hook"),
+            http.url("/topic")
+        ),
+    )
+    .unwrap();
+    let mut c = repo.cmd(&["--json", "run", "shop", "shop"]);
+    c.env_remove("SILO_REPO").env_remove("SILO_PASSWORD").env("SILO_CONFIG", &file);
+    let out = run_with_input(c, b"");
+    assert_eq!(out.status.code(), Some(EXIT_UNREACHABLE), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let second = report["jobs"][1]["steps"].as_array().unwrap();
+    let hook = second.iter().find(|s| s["step"] == "notify:hook:failed").unwrap();
+    assert!(hook["outcome"] == "skipped" && hook["detail"].as_str().unwrap().contains("sent already"), "{hook}");
+    let got = http.take();
+    let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths.iter().filter(|p| **p == "/hook").count(), 1, "{paths:?}\n{}", stderr(&out));
+    assert_eq!(paths.iter().filter(|p| **p == "/topic").count(), 1, "{paths:?}\n{}", stderr(&out));
+    let body: serde_json::Value =
+        serde_json::from_slice(&got.iter().find(|r| r.path == "/hook").unwrap().body).unwrap();
+    assert_eq!(body["event"], "failed", "{body}");
+}

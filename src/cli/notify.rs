@@ -7,6 +7,23 @@ use super::password;
 use silo::jobs::{Job, JobsFile};
 use silo::notify::{self as n, Event, Notice, Ping, SecretRef, Target};
 use silo_format::maintenance::{run_error_line, RunKind, RunRecord, RunStep, StepOutcome};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+/// The (job, `notify:TARGET:EVENT`) notifications this process sent: one per invocation, whatever the
+/// cooldown can see. The cooldown is judged from the repository's run records, so while the repository is
+/// out of reach it sees none, and `silo run shop shop` (or a job failing fast on a repository already found
+/// unreachable) alerted "failed" twice in the same second.
+static SENT: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
+
+/// Whether (job, step) was sent already in this process.
+fn sent_before(job: &str, step: &str) -> bool {
+    SENT.lock().unwrap_or_else(|p| p.into_inner()).contains(&(job.to_string(), step.to_string()))
+}
+
+fn mark_sent(job: &str, step: &str) {
+    SENT.lock().unwrap_or_else(|p| p.into_inner()).insert((job.to_string(), step.to_string()));
+}
 
 /// A secret the jobs file points to: an owner-only file's first line, or an environment variable (kept
 /// from every command silo starts).
@@ -123,6 +140,14 @@ pub fn events(
                 .filter(|r| r.job == record.job && r.kind == RunKind::Run && r.ok)
                 .map(|r| r.finished)
                 .max();
+            if sent_before(&record.job, &step_name) {
+                steps.push(RunStep {
+                    step: step_name,
+                    outcome: StepOutcome::Skipped,
+                    error: "sent already by this invocation".into(),
+                });
+                continue;
+            }
             if !n::due(event, last_sent, last_success, record.finished, cooldown) {
                 let until = last_sent.unwrap_or_default() + i64::try_from(cooldown).unwrap_or(0) * 1_000_000;
                 steps.push(RunStep {
@@ -132,7 +157,11 @@ pub fn events(
                 });
                 continue;
             }
-            steps.push(step(&step_name, send(ctx, target, &notice)));
+            let sent = step(&step_name, send(ctx, target, &notice));
+            if sent.outcome == StepOutcome::Ok {
+                mark_sent(&record.job, &step_name);
+            }
+            steps.push(sent);
         }
     }
     steps
