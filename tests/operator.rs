@@ -378,3 +378,83 @@ fn an_unreachable_repository_alerts_once_per_target() {
         serde_json::from_slice(&got.iter().find(|r| r.path == "/hook").unwrap().body).unwrap();
     assert_eq!(body["event"], "failed", "{body}");
 }
+
+/// Issue 30: `silo run --dry-run` runs `silo doctor`'s checks for the jobs it would run (repositories, the
+/// offsite when a job copies there, passwords, tools, notification targets), one line each, exit 1 when one
+/// fails; `--send-test` (on `run --dry-run` and `doctor`) sends one test notification through each target
+/// and says per target whether it was sent — the payload says it is a test, and a healthchecks target gets a
+/// `/log` ping, which changes no check's state.
+#[test]
+fn run_dry_run_checks_what_the_run_needs_and_send_test_reaches_every_target() {
+    let repo = TestRepo::init();
+    if repo.skip_unless_local("the jobs file names a local path") {
+        return;
+    }
+    let http = util::receiver::Receiver::start();
+    http.answer("/gone", "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    let targets = format!(
+        "notify = [\"hook\", \"hc\", \"gone\"]\n\n[notify.hook]\nwebhook = {{ url = \"{}\" }}\n\n[notify.hc]\nhealthchecks = {{ url = \"{}\" }}\n\n[notify.gone]\nntfy = {{ url = \"{}\" }}\n",
+        http.url("/hook"),
+        http.url("/hc"),
+        http.url("/gone")
+    );
+    let file = jobs_file(&repo, &targets);
+    let silo = |args: &[&str]| {
+        let mut c = repo.cmd(args);
+        c.env_remove("SILO_REPO").env_remove("SILO_PASSWORD").env("SILO_CONFIG", &file);
+        run_with_input(c, b"")
+    };
+    // Everything there: the plan, then one line per check, exit 0, and nothing sent.
+    let out = silo(&["run", "--dry-run", "shop"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("job shop:") && text.contains("ok    [repository] ") && text.contains("checks passed"),
+        "{text}"
+    );
+    assert!(http.take().is_empty(), "a dry run without --send-test sends nothing");
+
+    for args in [vec!["--json", "run", "--dry-run", "--send-test", "shop"], vec!["--json", "doctor", "--send-test"]] {
+        let out = silo(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let check = |what: &str| {
+            v["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["what"] == what)
+                .cloned()
+                .unwrap_or_else(|| panic!("{what}: {v}"))
+        };
+        assert_eq!(check("notify hook: test notification")["ok"], true, "{v}");
+        assert_eq!(check("notify hc: test notification")["ok"], true, "{v}");
+        let gone = check("notify gone: test notification");
+        assert!(gone["ok"] == false && gone["detail"].as_str().unwrap().contains("404"), "{gone}");
+        let got = http.take();
+        let hook = got.iter().find(|r| r.path == "/hook").expect("the webhook got the test");
+        let body: serde_json::Value = serde_json::from_slice(&hook.body).unwrap();
+        assert!(body["event"] == "test" && body["message"].as_str().unwrap().contains("TEST"), "{body}");
+        let hc = got.iter().find(|r| r.path.starts_with("/hc")).expect("the healthchecks target got the test");
+        assert_eq!(hc.path, "/hc/log", "a test changes no check's state");
+        assert!(String::from_utf8_lossy(&hc.body).contains("TEST"));
+        assert_eq!(got.iter().filter(|r| r.path == "/gone").count(), 1, "a 404 is not retried");
+    }
+
+    // A job copying offsite: the offsite is checked too, and one that does not open fails the dry run.
+    let offsite = format!(
+        "offsite = true\n\n[offsite]\nlocation = \"{}\"\npassword_env = \"SILO_TEST_NOTHING\"\n",
+        repo.dir.path().join("no-offsite").display()
+    );
+    let file = jobs_file(&repo, &offsite);
+    let mut c = repo.cmd(&["run", "--dry-run", "shop"]);
+    c.env_remove("SILO_REPO").env_remove("SILO_PASSWORD").env("SILO_CONFIG", &file);
+    let out = run_with_input(c, b"");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(
+        text.lines().any(|l| l.starts_with("FAIL  [offsite] password") && l.contains("SILO_TEST_NOTHING")),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("ok    [repository] ")), "{text}");
+}

@@ -11,20 +11,36 @@ use anyhow::Result;
 use serde::Serialize;
 use silo::inputs::process::ChildEnv;
 use silo::jobs::presets::Preset;
-use silo::jobs::JobsFile;
+use silo::jobs::{Job, JobsFile};
+use silo::notify::Target;
 use std::process::Stdio;
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Example: silo doctor shop --send-test   (one line per check; exit 1 when any fails)")]
 pub struct Args {
     /// Only these jobs (default: every job).
     jobs: Vec<String>,
+    /// Also send one test notification through every notification target of the jobs (reported per target,
+    /// sent or failed); the payload says it is a test (event `test`). A healthchecks target gets a `/log`
+    /// ping, which changes no check's state.
+    #[arg(long)]
+    send_test: bool,
 }
 
 #[derive(Serialize)]
-struct Check {
-    ok: bool,
-    what: String,
-    detail: String,
+pub struct Check {
+    pub ok: bool,
+    pub what: String,
+    pub detail: String,
+}
+
+impl Check {
+    fn of(what: impl Into<String>, result: std::result::Result<String, String>) -> Check {
+        match result {
+            Ok(detail) => Check { ok: true, what: what.into(), detail },
+            Err(detail) => Check { ok: false, what: what.into(), detail },
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -33,16 +49,21 @@ struct Doctor {
     failed: usize,
 }
 
+/// The checks as lines of the answer: `ok    what: detail` / `FAIL  what: detail`, and a count.
+pub fn say_checks(checks: &[Check]) -> Result<()> {
+    for c in checks {
+        say!("{}  {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.what, c.detail);
+    }
+    match checks.iter().filter(|c| !c.ok).count() {
+        0 => say!("{} checks passed", checks.len()),
+        n => say!("{n} of {} checks failed", checks.len()),
+    }
+    Ok(())
+}
+
 impl Report for Doctor {
     fn human(&self) -> Result<()> {
-        for c in &self.checks {
-            say!("{}  {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.what, c.detail);
-        }
-        match self.failed {
-            0 => say!("{} checks passed", self.checks.len()),
-            n => say!("{n} of {} checks failed", self.checks.len()),
-        }
-        Ok(())
+        say_checks(&self.checks)
     }
 }
 
@@ -109,10 +130,11 @@ fn preset_probes(p: &Preset) -> (Vec<String>, Option<Vec<String>>) {
     }
 }
 
-fn repository_checks(ctx: &Invocation, file: &JobsFile, checks: &mut Vec<Check>) {
-    for (which, cfg) in
-        std::iter::once(("repository", &file.repository)).chain(file.offsite.iter().map(|o| ("offsite", o)))
-    {
+/// Each repository's password and the repository itself: `[repository]`, and `[offsite]` when `offsite` (a
+/// selected job copies there).
+fn repository_checks(ctx: &Invocation, file: &JobsFile, offsite: bool, checks: &mut Vec<Check>) {
+    let offsite = file.offsite.iter().filter(|_| offsite).map(|o| ("offsite", o));
+    for (which, cfg) in std::iter::once(("repository", &file.repository)).chain(offsite) {
         let what = format!("[{which}] {}", cfg.location);
         match jobs_file::password_of(which, cfg) {
             Err(e) => checks.push(Check { ok: false, what: format!("[{which}] password"), detail: format!("{e:#}") }),
@@ -128,11 +150,8 @@ fn repository_checks(ctx: &Invocation, file: &JobsFile, checks: &mut Vec<Check>)
     }
 }
 
-fn stream_checks(file: &JobsFile, names: &[String], checks: &mut Vec<Check>) -> Result<()> {
-    let selected = file
-        .select(names, names.is_empty())
-        .map_err(|m| silo::Error::Input { what: "silo doctor".into(), message: m })?;
-    for (job, j) in selected {
+fn stream_checks(file: &JobsFile, selected: &[(&String, &Job)], checks: &mut Vec<Check>) {
+    for &(job, j) in selected {
         for entry in &j.streams {
             let preset = match entry.preset() {
                 Ok(p) => p,
@@ -163,12 +182,24 @@ fn stream_checks(file: &JobsFile, names: &[String], checks: &mut Vec<Check>) -> 
             }
         }
     }
-    Ok(())
+}
+
+/// The notification targets `selected` jobs name, each with the jobs that name it.
+fn targets_of<'a>(file: &'a JobsFile, selected: &[(&String, &Job)]) -> Vec<(&'a String, &'a Target, Vec<String>)> {
+    file.notify
+        .iter()
+        .map(|(name, t)| {
+            let jobs: Vec<String> =
+                selected.iter().filter(|(_, j)| j.notify.contains(name)).map(|(n, _)| n.to_string()).collect();
+            (name, t, jobs)
+        })
+        .filter(|(_, _, jobs)| !jobs.is_empty())
+        .collect()
 }
 
 /// Each notification target's host resolves (nothing is sent).
-fn target_checks(file: &JobsFile, checks: &mut Vec<Check>) {
-    for (name, t) in &file.notify {
+fn target_checks(targets: &[(&String, &Target, Vec<String>)], checks: &mut Vec<Check>) {
+    for &(name, t, _) in targets {
         let url = t
             .webhook
             .as_ref()
@@ -196,6 +227,44 @@ fn target_checks(file: &JobsFile, checks: &mut Vec<Check>) {
     }
 }
 
+/// One test notification through each target (`--send-test`), reported per target: sent or why not.
+fn send_tests(ctx: &Invocation, targets: &[(&String, &Target, Vec<String>)], checks: &mut Vec<Check>) {
+    for (name, t, jobs) in targets {
+        let what = format!("notify {name}: test notification");
+        let sent = super::notify::send_test(ctx, t, jobs).map(|()| format!("sent (for {})", jobs.join(", ")));
+        checks.push(Check::of(what, sent));
+    }
+}
+
+/// The checks a `silo run` of `names` (all jobs when empty) needs, one per line (see the module): the
+/// repositories (the offsite when a job copies there), each stream's tool and server, each target's host,
+/// and with `send_test` a test notification through each target. `silo run --dry-run` runs them too.
+pub fn checks(ctx: &Invocation, file: &JobsFile, names: &[String], send_test: bool) -> Result<Vec<Check>> {
+    let selected =
+        file.select(names, names.is_empty()).map_err(|m| silo::Error::Input { what: "jobs".into(), message: m })?;
+    let mut checks = Vec::new();
+    repository_checks(ctx, file, selected.iter().any(|(_, j)| j.offsite), &mut checks);
+    stream_checks(file, &selected, &mut checks);
+    let targets = targets_of(file, &selected);
+    target_checks(&targets, &mut checks);
+    if send_test {
+        send_tests(ctx, &targets, &mut checks);
+    }
+    Ok(checks)
+}
+
+/// The error of a check run with failures: exit 1, how many failed.
+pub fn failed(checks: &[Check]) -> Result<()> {
+    match checks.iter().filter(|c| !c.ok).count() {
+        0 => Ok(()),
+        n => Err(super::exit::RunFailed {
+            code: super::exit::FAILURE,
+            message: format!("{n} check(s) failed: a `silo run` would fail there"),
+        }
+        .into()),
+    }
+}
+
 pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     let mut checks = Vec::new();
     let loaded = match jobs_file::load(ctx) {
@@ -213,17 +282,9 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
             .into());
         }
     };
-    repository_checks(ctx, &loaded.file, &mut checks);
-    stream_checks(&loaded.file, &a.jobs, &mut checks)?;
-    target_checks(&loaded.file, &mut checks);
-    let failed = checks.iter().filter(|c| !c.ok).count();
-    emit(&Doctor { checks, failed }, ctx.json())?;
-    if failed > 0 {
-        return Err(super::exit::RunFailed {
-            code: super::exit::FAILURE,
-            message: format!("{failed} check(s) failed: a `silo run` would fail there"),
-        }
-        .into());
-    }
-    Ok(())
+    checks.extend(self::checks(ctx, &loaded.file, &a.jobs, a.send_test)?);
+    let count = checks.iter().filter(|c| !c.ok).count();
+    let result = failed(&checks);
+    emit(&Doctor { checks, failed: count }, ctx.json())?;
+    result
 }

@@ -166,3 +166,14 @@ pub fn events(
     }
     steps
 }
+
+/// Sends a test notification through `target` for `jobs` (`silo doctor --send-test`): a notice of event
+/// `test` that says it is one; to a healthchecks-style target a `/log` ping, which changes no check's state.
+pub fn send_test(ctx: &Invocation, target: &Target, jobs: &[String]) -> Result<(), String> {
+    let host = silo::repo::hostname();
+    let notice = n::test_notice(jobs, &host, &silo::time::format_micros(silo::time::now_micros()));
+    match &target.healthchecks {
+        Some(h) => ctx.rt.block_on(n::healthchecks::log(h, &notice.message)),
+        None => send(ctx, target, &notice),
+    }
+}

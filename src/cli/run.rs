@@ -29,15 +29,23 @@ pub struct Args {
     /// Run every job of the jobs file.
     #[arg(long)]
     all: bool,
-    /// Print what each job would do; run nothing, touch no repository.
+    /// Print what each job would do and check what it needs (`silo doctor`'s checks: passwords, repositories,
+    /// dump tools, database servers, notification targets); run nothing, change no repository. Exit 1 when
+    /// a check fails.
     #[arg(long)]
     dry_run: bool,
+    /// With --dry-run: also send one test notification through each of the jobs' notification targets.
+    #[arg(long, requires = "dry_run")]
+    send_test: bool,
 }
 
 #[derive(Serialize)]
 struct RunReport {
     dry_run: bool,
     jobs: Vec<JobReport>,
+    /// A dry run's checks (`silo doctor`'s), one per line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checks: Option<Vec<super::doctor::Check>>,
     exit_code: u8,
 }
 
@@ -140,6 +148,9 @@ impl Report for RunReport {
             if j.recorded != "repository" {
                 say!("  run record: {}", j.recorded);
             }
+        }
+        if let Some(checks) = &self.checks {
+            super::doctor::say_checks(checks)?;
         }
         Ok(())
     }
@@ -714,7 +725,12 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         .map_err(|m| silo::Error::Input { what: format!("jobs file {}", loaded.path.display()), message: m })?;
     if a.dry_run {
         let jobs = selected.iter().map(|(n, j)| plan(n, j, &loaded.file)).collect();
-        return emit(&RunReport { dry_run: true, jobs, exit_code: 0 }, ctx.json());
+        let names: Vec<String> = selected.iter().map(|(n, _)| n.to_string()).collect();
+        let checks = super::doctor::checks(ctx, &loaded.file, &names, a.send_test)?;
+        let result = super::doctor::failed(&checks);
+        let exit_code = if result.is_ok() { 0 } else { super::exit::FAILURE };
+        emit(&RunReport { dry_run: true, jobs, checks: Some(checks), exit_code }, ctx.json())?;
+        return result;
     }
     // A run is what the jobs file says: its repositories. Said when --repo / SILO_REPO names another, so
     // that `silo status` (which follows --repo / SILO_REPO) and `silo run` never disagree in silence.
@@ -734,7 +750,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     let code = silo::jobs::run::worst(jobs.iter().map(|j| j.exit_code));
     let failed: Vec<String> = jobs.iter().filter(|j| !j.ok).map(|j| j.job.clone()).collect();
     let total = jobs.len();
-    emit(&RunReport { dry_run: false, jobs, exit_code: code }, ctx.json())?;
+    emit(&RunReport { dry_run: false, jobs, checks: None, exit_code: code }, ctx.json())?;
     if code != 0 {
         return Err(RunFailed {
             code,

@@ -30,6 +30,18 @@ pub enum Ping {
     Fail,
 }
 
+/// A test for a healthchecks-style check: `URL/log` with `body`, which logs an event without changing the
+/// check's state (a test must neither mark a failing check up nor a good one down).
+pub fn log_request(h: &Healthchecks, body: &str) -> Request {
+    let url = format!("{}/log", h.url.trim_end_matches('/'));
+    Request { url, headers: vec![("Content-Type".into(), "text/plain".into())], body: body.as_bytes().to_vec() }
+}
+
+/// Sends `log_request`.
+pub async fn log(h: &Healthchecks, body: &str) -> Result<(), String> {
+    post(&log_request(h, body)).await
+}
+
 /// Pings `h` (start, success, or fail with the error line).
 pub async fn ping(h: &Healthchecks, what: Ping, body: &str) -> Result<(), String> {
     post(&request(h, what, body)).await

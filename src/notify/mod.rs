@@ -8,7 +8,8 @@
 //! restarts and needs no local state. `recovered` and healthchecks pings are never held back.
 //!
 //! Webhook body (JSON, schema version 1): `version`, `event`, `job`, `host`, `time` (RFC 3339), `ok`,
-//! `exit_code`, `error`, `snapshot` (hex or null), `bytes_read`, `bytes_added`, `message`. With a secret,
+//! `exit_code`, `error`, `snapshot` (hex or null), `bytes_read`, `bytes_added`, `message`. `event` is one of
+//! `Event`'s names, `test` for `silo doctor --send-test`'s notice (which says so in its title and message). With a secret,
 //! header `X-Silo-Signature: sha256=HEX` is HMAC-SHA256(secret, body).
 //!
 //! I23: addresses and header values are checked for control characters (`Target::check` when the jobs file
@@ -76,6 +77,9 @@ pub enum Event {
     Stale,
     Damage,
     DrillFailed,
+    /// A test notification (`silo doctor --send-test`): nothing happened. Not an event a target can
+    /// filter on (`ALL` lacks it), and never raised by a run.
+    Test,
 }
 
 impl Event {
@@ -90,6 +94,7 @@ impl Event {
             Event::Stale => "stale",
             Event::Damage => "damage",
             Event::DrillFailed => "drill-failed",
+            Event::Test => "test",
         }
     }
 
@@ -99,7 +104,7 @@ impl Event {
 
     /// Whether the news is bad (priority, tags).
     pub fn is_problem(self) -> bool {
-        self != Event::Recovered
+        !matches!(self, Event::Recovered | Event::Test)
     }
 }
 
@@ -233,6 +238,7 @@ impl Notice {
             Event::Stale => format!("silo: backup job {} is stale", self.job),
             Event::Damage => format!("silo: backup job {}: damage found", self.job),
             Event::DrillFailed => format!("silo: backup job {}: restore drill FAILED", self.job),
+            Event::Test => format!("silo: TEST notification for {} (nothing is wrong)", self.job),
         }
     }
 }
@@ -284,7 +290,7 @@ impl Event {
     /// recovery — so a "stale" payload never says `ok: true, exit_code: 0`.
     pub fn exit_code(self, run_exit: u8) -> u8 {
         match self {
-            Event::Recovered => 0,
+            Event::Recovered | Event::Test => 0,
             _ if run_exit != 0 => run_exit,
             Event::Failed => 1,
             Event::Stale => 8,
@@ -292,6 +298,29 @@ impl Event {
             Event::Damage => 5,
             Event::DrillFailed => 7,
         }
+    }
+}
+
+/// A test notification for the jobs `jobs` (joined as the notice's `job`) sent from `host` at `time`: event
+/// `test`, `ok: true`, and a title and message that say it is a test and that nothing failed.
+pub fn test_notice(jobs: &[String], host: &str, time: &str) -> Notice {
+    let job = jobs.join(", ");
+    Notice {
+        version: 1,
+        event: Event::Test,
+        job: job.clone(),
+        host: host.into(),
+        time: time.into(),
+        ok: true,
+        exit_code: 0,
+        error: String::new(),
+        snapshot: None,
+        bytes_read: 0,
+        bytes_added: 0,
+        message: format!(
+            "This is a TEST notification from silo on {host} (`silo doctor --send-test`) for {job}: nothing \
+             failed. Alerts for these jobs reach you here."
+        ),
     }
 }
 
@@ -347,6 +376,16 @@ mod tests {
         // Failed, recovered, failed again: the recovery ended the cooldown.
         assert!(due(Event::Failed, Some(8 * H), Some(9 * H), 10 * H, 6 * 3600));
         assert!(!due(Event::Failed, Some(8 * H), Some(7 * H), 10 * H, 6 * 3600), "a success before it does not");
+    }
+
+    #[test]
+    fn a_test_notice_says_it_is_a_test_and_is_no_event_to_filter_on() {
+        let n = test_notice(&["shop".into()], "db1", "2026-12-07T03:00:00Z");
+        assert!(n.title().contains("TEST") && n.message.contains("TEST") && n.ok && n.exit_code == 0);
+        assert_eq!(Event::parse("test"), None);
+        let w = webhook(&Webhook { url: "http://h/hook".into(), secret: None }, &n, None);
+        let body: serde_json::Value = serde_json::from_slice(&w.body).unwrap();
+        assert_eq!(body["event"], "test");
     }
 
     #[test]
