@@ -162,6 +162,7 @@ impl Repository {
             gc_safety_age: options.gc_safety_age,
             gc_grace_period: options.gc_grace_period,
             created: crate::time::now_micros(),
+            chunker_rule: silo_format::chunker::RULE_SKIP_RUNS,
         };
         cfg.validate().map_err(|e| Error::Invalid(format!("init: {e}")))?;
         for (what, value) in

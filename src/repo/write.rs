@@ -290,6 +290,7 @@ impl Repository {
                         let feed = Feed {
                             jobs: &jobs,
                             params: &params,
+                            rule: self.config.chunker_rule,
                             seed,
                             stop: &stop,
                             progress: &progress,
@@ -694,6 +695,8 @@ async fn flush_segment(
 struct Feed<'a> {
     jobs: &'a Sender<ChunkBatch>,
     params: &'a silo_format::chunker::ChunkerParams,
+    /// The repository's cut rule (chunker.md).
+    rule: u8,
     seed: u64,
     stop: &'a StopSwitch,
     progress: &'a AtomicU64,
@@ -969,7 +972,7 @@ fn cut_stream(
     };
     let mut batch = Vec::with_capacity(BATCH);
     let mut seq = 0;
-    let mut chunker = feed.params.windows(reader, feed.seed);
+    let mut chunker = feed.params.windows_by(reader, feed.seed, feed.rule);
     if let Some(guide) = feed.guide.lock().unwrap_or_else(|p| p.into_inner()).take() {
         chunker = chunker.guided(guide);
     }

@@ -17,6 +17,12 @@ const BLOCK: usize = 8 << 20;
 const WARM: usize = 64;
 /// Bytes each of the two hash chains covers per step of the cut search.
 const LANE: usize = 4096;
+/// Cut rules (config body version 2's `chunker_rule`; format-spec/chunker.md). 1: FastCDC 2020's cut
+/// points exactly. 2: the same, except that no chunk ends inside a run of one repeated byte (see
+/// `Cutter::cuts_at`). Repositories made before version 2 of the config body cut by rule 1.
+pub const RULE_FASTCDC: u8 = 1;
+pub const RULE_SKIP_RUNS: u8 = 2;
+
 /// Read buffers a chunker keeps for reuse: a fresh 8 MiB buffer costs ~2000 page faults on first touch, so
 /// a buffer whose chunks have all been dropped is filled again instead.
 const POOL: usize = 4;
@@ -49,17 +55,26 @@ impl ChunkerParams {
         }
     }
 
-    /// The cut search for these parameters and gear-table seed. Call only with validated parameters.
+    /// The cut search for these parameters and gear-table seed, by rule 1 (FastCDC 2020 exactly). Call
+    /// only with validated parameters.
     pub fn cutter(&self, seed: u64) -> Cutter {
+        self.cutter_by(seed, RULE_FASTCDC)
+    }
+
+    /// The cut search for these parameters, seed and cut rule (`RULE_*`; an unknown rule cuts by rule 1,
+    /// the config's validation refuses one before it gets here).
+    pub fn cutter_by(&self, seed: u64, rule: u8) -> Cutter {
         let bits = v2020::logarithm2(self.avg_size);
         let (gear, _) = v2020::get_gear_with_seed(seed);
+        // Normalization level 1.
+        let (mask_s, mask_l) = (v2020::MASKS[bits as usize + 1], v2020::MASKS[bits as usize - 1]);
         Cutter {
             min: self.min_size as usize,
             avg: self.avg_size as usize,
             max: self.max_size as usize,
-            // Normalization level 1.
-            mask_s: v2020::MASKS[bits as usize + 1],
-            mask_l: v2020::MASKS[bits as usize - 1],
+            mask_s,
+            mask_l,
+            run: if rule == RULE_SKIP_RUNS { run_window(mask_s | mask_l) } else { 0 },
             gear,
         }
     }
@@ -71,11 +86,16 @@ impl ChunkerParams {
         self.windows(ReadWindows::new(source), seed)
     }
 
-    /// A streaming chunker over the windows `windows` hands out (see `stream`).
+    /// A streaming chunker over the windows `windows` hands out (see `stream`), by rule 1.
     pub fn windows<W: Windows>(&self, windows: W, seed: u64) -> BlockChunker<W> {
+        self.windows_by(windows, seed, RULE_FASTCDC)
+    }
+
+    /// A streaming chunker over the windows `windows` hands out, by cut rule `rule`.
+    pub fn windows_by<W: Windows>(&self, windows: W, seed: u64, rule: u8) -> BlockChunker<W> {
         BlockChunker {
             windows,
-            cutter: self.cutter(seed),
+            cutter: self.cutter_by(seed, rule),
             buf: Arc::new(Vec::new()),
             at: 0,
             pos: 0,
@@ -85,9 +105,14 @@ impl ChunkerParams {
         }
     }
 
-    /// Cut points (chunk end offsets) of an in-memory buffer; used by the test vectors.
+    /// Cut points (chunk end offsets) of an in-memory buffer by rule 1; used by the test vectors.
     pub fn cut_points(&self, data: &[u8], seed: u64) -> Vec<usize> {
-        let cutter = self.cutter(seed);
+        self.cut_points_by(data, seed, RULE_FASTCDC)
+    }
+
+    /// Cut points (chunk end offsets) of an in-memory buffer by cut rule `rule`.
+    pub fn cut_points_by(&self, data: &[u8], seed: u64, rule: u8) -> Vec<usize> {
+        let cutter = self.cutter_by(seed, rule);
         let mut cuts = Vec::new();
         let mut at = 0;
         while at < data.len() {
@@ -108,7 +133,15 @@ pub struct Cutter {
     max: usize,
     mask_s: u64,
     mask_l: u64,
+    /// Rule 2: the shortest run of one byte ending at a position that fixes a masked bit of its hash (bit
+    /// k of the gear hash depends on the last k + 1 bytes only); 0 under rule 1.
+    run: usize,
     gear: Box<[u64; 256]>,
+}
+
+/// The bytes that decide the lowest of `mask`'s bits of a gear hash: one more than that bit's index.
+fn run_window(mask: u64) -> usize {
+    mask.trailing_zeros() as usize + 1
 }
 
 impl Cutter {
@@ -148,8 +181,8 @@ impl Cutter {
             let half = width / 2;
             let mid = lo + half;
             if half < 2 * WARM || mid - WARM < reset {
-                if let Some(i) = first_hit(&s[lo..lo + width], &mut x, mask, gear) {
-                    return Some(lo + i);
+                if let Some(i) = self.first_hit(s, lo, lo + width, &mut x, mask) {
+                    return Some(i);
                 }
                 lo += width;
                 continue;
@@ -162,18 +195,18 @@ impl Cutter {
             for k in 0..half {
                 x = (x << 1).wrapping_add(gear[a[k] as usize]);
                 y = (y << 1).wrapping_add(gear[b[k] as usize]);
-                if x & mask == 0 {
+                if x & mask == 0 && self.cuts_at(s, lo + k) {
                     return Some(lo + k);
                 }
-                if y & mask == 0 {
+                if y & mask == 0 && self.cuts_at(s, mid + k) {
                     // A cut in the first lane still comes first.
-                    return Some(first_hit(&a[k + 1..], &mut x, mask, gear).map_or(mid + k, |j| lo + k + 1 + j));
+                    return Some(self.first_hit(s, lo + k + 1, mid, &mut x, mask).unwrap_or(mid + k));
                 }
             }
             x = y;
             if width > 2 * half {
-                if let Some(i) = first_hit(&s[lo + width - 1..lo + width], &mut x, mask, gear) {
-                    return Some(lo + width - 1 + i);
+                if let Some(i) = self.first_hit(s, lo + width - 1, lo + width, &mut x, mask) {
+                    return Some(i);
                 }
             }
             lo += width;
@@ -181,20 +214,35 @@ impl Cutter {
         *hash = x;
         None
     }
-}
 
-/// One hash chain over `s`: the index of the first hash with no bit of `mask` set, or None with `hash`
-/// advanced over all of `s`.
-fn first_hit(s: &[u8], hash: &mut u64, mask: u64, gear: &[u64; 256]) -> Option<usize> {
-    let mut x = *hash;
-    for (i, &c) in s.iter().enumerate() {
-        x = (x << 1).wrapping_add(gear[c as usize]);
-        if x & mask == 0 {
-            return Some(i);
+    /// One hash chain over `s[from..to]`: the first position there whose hash has no bit of `mask` set and
+    /// that the rule lets end a chunk, or None with `hash` advanced over all of it.
+    fn first_hit(&self, s: &[u8], from: usize, to: usize, hash: &mut u64, mask: u64) -> Option<usize> {
+        let gear = &*self.gear;
+        let mut x = *hash;
+        for (i, &c) in s[from..to].iter().enumerate() {
+            x = (x << 1).wrapping_add(gear[c as usize]);
+            if x & mask == 0 && self.cuts_at(s, from + i) {
+                return Some(from + i);
+            }
         }
+        *hash = x;
+        None
     }
-    *hash = x;
-    None
+
+    /// Whether a hash hit at position `i` of the chunk `s` ends it. Always under rule 1. Under rule 2 not
+    /// when the `run` bytes ending at `i` are one repeated byte: there the lowest masked bits (all of them,
+    /// deep in a long run) are constants that the seed alone decides, so the runs of a table (pgbench's
+    /// filler, `char(n)` padding, zero pages) would be cut densely by one repository's seed and never by
+    /// another's. Only evaluated on a hit.
+    #[inline]
+    fn cuts_at(&self, s: &[u8], i: usize) -> bool {
+        if self.run == 0 || i + 1 < self.run {
+            return true;
+        }
+        let last = s[i];
+        !s[i + 1 - self.run..i].iter().all(|&b| b == last)
+    }
 }
 
 /// Bytes of the stream a chunker cuts from: a read buffer, or a window of a file the caller mapped.
@@ -456,6 +504,123 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Rule 2 cut by cut, one hash at a time: FastCDC 2020's search (small mask below the center, large
+    /// from there) with hits inside runs skipped, written for clarity, not speed.
+    fn simple_cut(c: &Cutter, s: &[u8]) -> usize {
+        let mut remaining = s.len();
+        if remaining <= c.min {
+            return remaining;
+        }
+        let mut center = c.avg;
+        if remaining > c.max {
+            remaining = c.max;
+        } else if remaining < center {
+            center = remaining;
+        }
+        let mut h = 0u64;
+        for i in c.min / 2 * 2..remaining / 2 * 2 {
+            h = (h << 1).wrapping_add(c.gear[s[i] as usize]);
+            let mask = if i < center / 2 * 2 { c.mask_s } else { c.mask_l };
+            let in_run = i + 1 >= c.run && s[i + 1 - c.run..=i].iter().all(|&b| b == s[i]);
+            if h & mask == 0 && !in_run {
+                return i;
+            }
+        }
+        remaining
+    }
+
+    /// Rows like pgbench_accounts' in a plain dump: an id, two small numbers, 84 spaces of filler.
+    fn filler_rows(rows: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        for aid in 1..=rows {
+            out.extend_from_slice(format!("{aid}\t{}\t0\t{:84}\n", 1 + aid / 100_000, "").as_bytes());
+        }
+        out
+    }
+
+    /// The two-chain search under rule 2 cuts where the simple one does, over parameters, seeds and inputs
+    /// with runs of every length (long runs, runs around the minimum, the pgbench filler, zero pages).
+    #[test]
+    fn rule_two_cuts_equal_the_simple_search() {
+        let params = [
+            ChunkerParams::DEFAULT,
+            ChunkerParams { min_size: 64, avg_size: 256, max_size: 1024 },
+            ChunkerParams { min_size: 777, avg_size: 3001, max_size: 20_001 },
+            ChunkerParams { min_size: 4096, avg_size: 16_384, max_size: 65_536 },
+        ];
+        let mut runs = data(3 << 20);
+        let mut x = 7u64;
+        let mut at = 0;
+        while at < runs.len() {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let len = ((x >> 33) % 300) as usize;
+            let end = (at + len).min(runs.len());
+            runs[at..end].fill((x >> 20) as u8);
+            at = end + ((x >> 40) % 2000) as usize;
+        }
+        let inputs = [runs, filler_rows(20_000), vec![0u8; 1 << 20], data(70_001)];
+        for p in params {
+            for seed in [0, 9, 12_345, u64::MAX] {
+                let c = p.cutter_by(seed, RULE_SKIP_RUNS);
+                assert!(c.run > 0, "{p:?}");
+                for d in &inputs {
+                    let mut simple = Vec::new();
+                    let mut at = 0;
+                    while at < d.len() {
+                        at += simple_cut(&c, &d[at..]);
+                        simple.push(at);
+                    }
+                    assert_eq!(p.cut_points_by(d, seed, RULE_SKIP_RUNS), simple, "{p:?} seed {seed} len {}", d.len());
+                }
+            }
+        }
+    }
+
+    /// Under rule 2 no chunk ends inside a run (only the maximum size or the end of the data cuts there),
+    /// whatever the seed; under rule 1 some seeds do end chunks there, which is the lottery rule 2 removes.
+    #[test]
+    fn rule_two_never_ends_a_chunk_inside_a_run() {
+        let p = ChunkerParams::DEFAULT;
+        let d = filler_rows(40_000);
+        let run = p.cutter_by(0, RULE_SKIP_RUNS).run;
+        let inside = |cuts: &[usize]| {
+            let mut start = 0;
+            let mut n = 0;
+            for &end in cuts {
+                let forced = end - start == p.max_size as usize || end == d.len();
+                if !forced && d[end - run..end].iter().all(|&b| b == d[end - 1]) {
+                    n += 1;
+                }
+                start = end;
+            }
+            n
+        };
+        let mut rule_one_inside = 0;
+        for seed in 1..=40u64 {
+            assert_eq!(inside(&p.cut_points_by(&d, seed, RULE_SKIP_RUNS)), 0, "seed {seed}");
+            rule_one_inside += inside(&p.cut_points(&d, seed));
+        }
+        assert!(rule_one_inside > 0, "rule 1 ends chunks inside the filler for some of 40 seeds");
+    }
+
+    /// The seed lottery (issue 33): over 40 seeds, the number of chunks rule 2 cuts pgbench-like rows into
+    /// stays within 1.5x from the fewest to the most; rule 1's spread is wider.
+    #[test]
+    fn rule_two_chunk_counts_barely_depend_on_the_seed() {
+        let p = ChunkerParams::DEFAULT;
+        let d = filler_rows(60_000);
+        let spread = |rule: u8| {
+            let counts: Vec<usize> = (1..=40u64).map(|seed| p.cut_points_by(&d, seed, rule).len()).collect();
+            let (lo, hi) = (*counts.iter().min().unwrap_or(&1), *counts.iter().max().unwrap_or(&1));
+            (lo, hi)
+        };
+        let (lo2, hi2) = spread(RULE_SKIP_RUNS);
+        let (lo1, hi1) = spread(RULE_FASTCDC);
+        eprintln!("chunks over 40 seeds: rule 1 {lo1}..{hi1}, rule 2 {lo2}..{hi2}");
+        assert!(hi2 * 2 <= lo2 * 3, "rule 2: {lo2}..{hi2} chunks over 40 seeds");
+        assert!(hi1 * lo2 > hi2 * lo1, "rule 1 ({lo1}..{hi1}) spreads wider than rule 2 ({lo2}..{hi2})");
     }
 
     /// Windows cut from the stream at the offset asked for, ignoring `tail`, as a mapped file's are.

@@ -8,9 +8,11 @@ use bincode::{Decode, Encode};
 
 pub const CONFIG_MAGIC: &[u8; 8] = b"SILOREPO";
 pub const HEADER_LEN: usize = 28;
-pub const CONFIG_BODY_VERSION: u32 = 1;
+/// The body version `init` writes. Version 1 (no `chunker_rule`: rule 1) is still read.
+pub const CONFIG_BODY_VERSION: u32 = 2;
 
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+/// The repository parameters, as read from either body version.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RepoConfig {
     pub version: u32,
     pub chunker: ChunkerParams,
@@ -24,16 +26,51 @@ pub struct RepoConfig {
     pub gc_grace_period: u64,
     /// Microseconds since the Unix epoch.
     pub created: i64,
+    /// How streams are cut (chunker.md `RULE_*`): 1 in a version 1 body, stored from version 2 on.
+    pub chunker_rule: u8,
+}
+
+/// Body version 1 as stored.
+#[derive(Encode, Decode)]
+struct BodyV1 {
+    version: u32,
+    chunker: ChunkerParams,
+    pack_target_size: u32,
+    compression_level: i32,
+    gc_safety_age: u64,
+    gc_grace_period: u64,
+    created: i64,
+}
+
+/// Body version 2 as stored: version 1's fields, then the cut rule.
+#[derive(Encode, Decode)]
+struct BodyV2 {
+    version: u32,
+    chunker: ChunkerParams,
+    pack_target_size: u32,
+    compression_level: i32,
+    gc_safety_age: u64,
+    gc_grace_period: u64,
+    created: i64,
+    chunker_rule: u8,
 }
 
 impl RepoConfig {
     pub fn validate(&self) -> Result<(), FormatError> {
-        if self.version != CONFIG_BODY_VERSION {
+        if !(1..=CONFIG_BODY_VERSION).contains(&self.version) {
             return Err(FormatError::UnsupportedVersion {
                 what: "config",
                 found: self.version,
                 supported: CONFIG_BODY_VERSION,
             });
+        }
+        let rules: &[u8] = if self.version == 1 {
+            &[crate::chunker::RULE_FASTCDC]
+        } else {
+            &[crate::chunker::RULE_FASTCDC, crate::chunker::RULE_SKIP_RUNS]
+        };
+        if !rules.contains(&self.chunker_rule) {
+            return Err(FormatError::malformed("config", format!("unknown chunker rule {}", self.chunker_rule)));
         }
         self.chunker.validate()?;
         if !(1 << 20..=1 << 30).contains(&self.pack_target_size) {
@@ -83,7 +120,7 @@ pub fn encode(config: &RepoConfig, keys: &Keys, repo: RepoId, nonce: [u8; 12]) -
     out.extend_from_slice(&envelope::seal(
         &key,
         &Aad::new(repo, ObjectKind::Config, ObjectId::ZERO),
-        &encoding::encode(config),
+        &encode_body(config),
         None,
         nonce,
     ));
@@ -102,8 +139,69 @@ pub fn decode(bytes: &[u8], keys: &Keys) -> Result<RepoConfig, FormatError> {
     decode_body(&body)
 }
 
+/// The body of a config, by its version (the first field, a u32 LE): 1 or 2; any other is refused by
+/// number.
 pub fn decode_body(body: &[u8]) -> Result<RepoConfig, FormatError> {
-    let config: RepoConfig = encoding::decode("config", body)?;
+    let version = match body.get(..4) {
+        Some(v) => u32::from_le_bytes([v[0], v[1], v[2], v[3]]),
+        None => return Err(FormatError::malformed("config", "shorter than its version")),
+    };
+    let config = match version {
+        1 => {
+            let b: BodyV1 = encoding::decode("config", body)?;
+            RepoConfig {
+                version: b.version,
+                chunker: b.chunker,
+                pack_target_size: b.pack_target_size,
+                compression_level: b.compression_level,
+                gc_safety_age: b.gc_safety_age,
+                gc_grace_period: b.gc_grace_period,
+                created: b.created,
+                chunker_rule: crate::chunker::RULE_FASTCDC,
+            }
+        }
+        2 => {
+            let b: BodyV2 = encoding::decode("config", body)?;
+            RepoConfig {
+                version: b.version,
+                chunker: b.chunker,
+                pack_target_size: b.pack_target_size,
+                compression_level: b.compression_level,
+                gc_safety_age: b.gc_safety_age,
+                gc_grace_period: b.gc_grace_period,
+                created: b.created,
+                chunker_rule: b.chunker_rule,
+            }
+        }
+        found => return Err(FormatError::UnsupportedVersion { what: "config", found, supported: CONFIG_BODY_VERSION }),
+    };
     config.validate()?;
     Ok(config)
+}
+
+/// The stored body of `config`: version 1's shape for a version 1 config (so it re-encodes as read),
+/// version 2's otherwise.
+fn encode_body(c: &RepoConfig) -> Vec<u8> {
+    if c.version == 1 {
+        encoding::encode(&BodyV1 {
+            version: 1,
+            chunker: c.chunker,
+            pack_target_size: c.pack_target_size,
+            compression_level: c.compression_level,
+            gc_safety_age: c.gc_safety_age,
+            gc_grace_period: c.gc_grace_period,
+            created: c.created,
+        })
+    } else {
+        encoding::encode(&BodyV2 {
+            version: c.version,
+            chunker: c.chunker,
+            pack_target_size: c.pack_target_size,
+            compression_level: c.compression_level,
+            gc_safety_age: c.gc_safety_age,
+            gc_grace_period: c.gc_grace_period,
+            created: c.created,
+            chunker_rule: c.chunker_rule,
+        })
+    }
 }

@@ -206,6 +206,7 @@ fn config_and_key_files_round_trip() {
         gc_safety_age: 1,
         gc_grace_period: 2,
         created: 3,
+        chunker_rule: 1,
     };
     let bytes = config::encode(&cfg, &keys, REPO, envelope::random_nonce());
     assert_eq!(config::parse_header(&bytes).unwrap().repo, REPO);

@@ -27,6 +27,16 @@ fn seq<const N: usize>(start: u8) -> [u8; N] {
     b
 }
 
+/// The chunker input with a run of 200 spaces ending every 4 KiB, for the rule 2 vector.
+fn with_runs() -> Vec<u8> {
+    let mut data = pseudo_random(1 << 20, 0x5110);
+    for block in data.chunks_mut(4096) {
+        let n = block.len();
+        block[n - 200..].fill(b' ');
+    }
+    data
+}
+
 /// Deterministic pseudo-random bytes (xorshift64*), for the chunker vector.
 fn pseudo_random(len: usize, mut state: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);
@@ -186,8 +196,11 @@ fn compute() -> Value {
         gc_safety_age: 86_400,
         gc_grace_period: 86_400,
         created: 1_795_372_226_000_000,
+        chunker_rule: 1,
     };
     let config_bytes = config::encode(&cfg, &f.keys, f.repo, seq(0x26));
+    let cfg_v2 = RepoConfig { version: 2, chunker_rule: silo_format::chunker::RULE_SKIP_RUNS, ..cfg.clone() };
+    let config_v2_bytes = config::encode(&cfg_v2, &f.keys, f.repo, seq(0x36));
 
     let key_id = ObjectId(seq(0xe0));
     let kdf = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
@@ -244,6 +257,7 @@ fn compute() -> Value {
 
     let small = ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 65536 };
     let cuts = small.cut_points(&pseudo_random(1 << 20, 0x5110), f.keys.chunker_seed());
+    let cuts_v2 = small.cut_points_by(&with_runs(), f.keys.chunker_seed(), silo_format::chunker::RULE_SKIP_RUNS);
 
     json!({
         "about": "silo format 1 test vectors; see format-spec/README.md. Hex is lowercase.",
@@ -255,7 +269,7 @@ fn compute() -> Value {
             "chunk_c_plaintext": hex::encode(&copy_block),
             "chunk_d_plaintext": hex::encode(&text_d),
             "delta": "chunk_d is sealed as a delta (codec 0x03) of chunk_a with nonce 0x32; pack_v2 (id from 0x41) holds chunk_a (nonce 0x33) then chunk_d, trailer nonce 0x34; index_segment_v2 (id from 0x61, nonce 0x35) indexes it",
-            "nonces": "envelope nonces are 12 consecutive bytes starting at 0x20 (chunk_a envelope), 0x21, 0x22 (pack chunks), 0x23 (trailer), 0x24 (segment), 0x25 (manifest), 0x26 (config), 0x27 (key file), 0x28 (policy), 0x29 (lease), 0x2a (session), 0x2b (damage mark), 0x2c (drill), 0x2d (chunk_c envelope, codec columns), 0x2e (version 2 key file), 0x2f (run record)",
+            "nonces": "envelope nonces are 12 consecutive bytes starting at 0x20 (chunk_a envelope), 0x21, 0x22 (pack chunks), 0x23 (trailer), 0x24 (segment), 0x25 (manifest), 0x26 (config), 0x27 (key file), 0x28 (policy), 0x29 (lease), 0x2a (session), 0x2b (damage mark), 0x2c (drill), 0x2d (chunk_c envelope, codec columns), 0x2e (version 2 key file), 0x2f (run record), 0x36 (version 2 config)",
             "ids": "pack id = 32 consecutive bytes from 0x40, segment 0x60, deleted pack 0x80, superseded segment 0xa0, snapshot 0xc0, key file 0xe0 (version 2: 0xe1), policy 0x11, lease holder 0x12, session 0x13, drill 0x14, run record 0x15; the damage mark's id is the snapshot id; the lease's AAD id is zero; key file salt 16 bytes from 0x30 (version 2: 0x31)",
             "password": "correct horse",
         },
@@ -282,6 +296,7 @@ fn compute() -> Value {
         "snapshot_manifest": hex::encode(&manifest_bytes),
         "snapshot_manifest_v2": hex::encode(&manifest_v2_bytes),
         "config": hex::encode(&config_bytes),
+        "config_v2": hex::encode(&config_v2_bytes),
         "key_file": hex::encode(keyfile.encode()),
         "key_file_v2": hex::encode(keyfile_v2.encode()),
         "policy": hex::encode(&policy_bytes),
@@ -294,6 +309,11 @@ fn compute() -> Value {
             "params": "min 4096, avg 16384, max 65536, normalization level 1, seed = chunker_seed",
             "input": "1 MiB of xorshift64* output, state 0x5110, little-endian words",
             "cut_points": cuts,
+        },
+        "chunker_v2": {
+            "params": "as chunker, by rule 2 (no chunk ends inside a run of one byte)",
+            "input": "the chunker input with the last 200 bytes of every 4096 replaced by spaces (0x20)",
+            "cut_points": cuts_v2,
         },
     })
 }
@@ -323,9 +343,11 @@ fn code_matches_recorded_vectors() {
         "snapshot_manifest",
         "snapshot_manifest_v2",
         "config",
+        "config_v2",
         "key_file",
         "key_file_v2",
         "chunker",
+        "chunker_v2",
     ] {
         assert_eq!(computed[key], recorded[key], "format-spec/vectors.json: {key} differs from what the code produces");
     }
@@ -406,6 +428,9 @@ fn recorded_vectors_decode() {
     assert_eq!((m2.version, dump.format, dump.tables.len()), (2, dump_format::PG_DUMP_PLAIN, 2));
     let cfg = config::decode(&unhex(&recorded["config"]), &f.keys).unwrap();
     assert_eq!(cfg.chunker, VECTOR_CHUNKER);
+    assert_eq!((cfg.version, cfg.chunker_rule), (1, 1), "version 1 configs stay readable and cut by rule 1");
+    let cfg_v2 = config::decode(&unhex(&recorded["config_v2"]), &f.keys).unwrap();
+    assert_eq!((cfg_v2.version, cfg_v2.chunker_rule), (2, silo_format::chunker::RULE_SKIP_RUNS));
     let kf = KeyFile::decode(&unhex(&recorded["key_file"])).unwrap();
     assert_eq!(kf.unwrap(b"correct horse", ObjectId(seq(0xe0))).unwrap().0, f.master.0);
     assert!(kf.unwrap(b"wrong", ObjectId(seq(0xe0))).is_err());
