@@ -3,7 +3,7 @@
 
 mod cli;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use std::process::ExitCode;
 
 /// Runs before Rust's runtime, which parks /dev/null on a standard descriptor the caller closed (`>&-`) so
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
     }
-    let parsed = match cli::Cli::try_parse() {
+    let parsed = match cli::command().try_get_matches().and_then(|mut m| cli::Cli::from_arg_matches_mut(&mut m)) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();

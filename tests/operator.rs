@@ -458,3 +458,57 @@ fn run_dry_run_checks_what_the_run_needs_and_send_test_reaches_every_target() {
     );
     assert!(text.lines().any(|l| l.starts_with("ok    [repository] ")), "{text}");
 }
+
+/// The commands `silo ... --help` lists, each as its words (`["snapshot", "list"]`), found by walking the
+/// help itself.
+fn commands_of(path: &[String]) -> Vec<Vec<String>> {
+    let repo_less = std::process::Command::new(silo_bin()).args(path).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&repo_less.stdout).into_owned();
+    let Some(list) = text.split("Commands:\n").nth(1) else { return Vec::new() };
+    let mut out = Vec::new();
+    for line in list.lines().take_while(|l| l.starts_with("  ")) {
+        let name = line.split_whitespace().next().unwrap().to_string();
+        if name == "help" {
+            continue;
+        }
+        let mut p = path.to_vec();
+        p.push(name);
+        out.extend(commands_of(&p));
+        out.push(p);
+    }
+    out
+}
+
+/// Issue 30: every command's `--help` ends with an example, and the global options are described once, on
+/// `silo --help`: a subcommand's help points there in one line instead of repeating their 14-line block.
+#[test]
+fn every_command_has_an_example_and_the_global_options_are_shown_once() {
+    let commands = commands_of(&[]);
+    assert!(commands.len() > 30, "{commands:?}");
+    let help = |args: &[String]| {
+        let out = std::process::Command::new(silo_bin()).args(args).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for c in &commands {
+        let text = help(c);
+        let example = text
+            .lines()
+            .find(|l| l.starts_with("Example: silo "))
+            .unwrap_or_else(|| panic!("{c:?} --help has no example:\n{text}"));
+        assert!(!example.contains("TODO"), "{c:?}");
+        assert!(
+            !text.contains("Global options:") && !text.contains("--password-file <"),
+            "{c:?} repeats the global options:\n{text}"
+        );
+        assert!(text.contains("see silo --help"), "{c:?}:\n{text}");
+    }
+    let top = help(&[]);
+    assert!(
+        top.contains("Global options:") && top.contains("--password-file <") && top.contains("--job <NAME>"),
+        "{top}"
+    );
+    // Hidden from a subcommand's help, a global option still works there.
+    let repo = TestRepo::init();
+    assert!(repo.ok(&["snapshot", "list", "--json"], b"").stdout.starts_with(b"["));
+}

@@ -16,7 +16,6 @@ use silo::notify::Target;
 use std::process::Stdio;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example: silo doctor shop --send-test   (one line per check; exit 1 when any fails)")]
 pub struct Args {
     /// Only these jobs (default: every job).
     jobs: Vec<String>,

@@ -29,8 +29,6 @@ pub enum Command {
     Passwd(NewKey),
     /// Remove a key file: never the last owner key proven to open (the one your password opened only with
     /// --force and --other-password-file).
-    ///
-    /// Example: silo key remove 3fa2c1 --force --other-password-file ~/.config/silo/new-password
     Remove {
         /// Key id or a unique prefix of it (`silo key list`).
         id: String,

@@ -22,6 +22,7 @@ pub mod exit;
 mod files;
 mod forget;
 mod gc;
+mod help;
 mod init;
 mod jobs_file;
 mod key;
@@ -46,6 +47,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 pub use exit::exit_code;
+pub use help::command;
 pub use output::CLOSED_AT_START;
 
 #[derive(Parser, Debug)]
@@ -117,8 +119,6 @@ enum Command {
         args: Vec<String>,
     },
     /// Remove the gc lease a dead gc or repair left (on this host: only when its process is gone).
-    ///
-    /// Example: silo unlock            (a gc killed with SIGKILL on this machine)
     Unlock(unlock::Args),
     /// Copy snapshots into another repository (other keys), uploading only chunks it does not have.
     Copy(copy::Args),
@@ -138,8 +138,6 @@ enum Command {
     #[command(subcommand)]
     Schedule(schedule::Command),
     /// Check what a `silo run` needs: passwords, repositories, dump tools, database servers, notify targets.
-    ///
-    /// Example: silo doctor            (one line per check; exit 1 when any fails)
     Doctor(doctor::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(shell::CompletionsArgs),

@@ -3,18 +3,15 @@
 //! drift from the options. Both write to stdout and touch no repository.
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 
 #[derive(clap::Args, Debug)]
 pub struct CompletionsArgs {
     /// The shell: bash, zsh, fish, elvish or powershell.
-    ///
-    /// Example: silo completions bash > /etc/bash_completion.d/silo
     shell: clap_complete::Shell,
 }
 
 pub fn completions(a: &CompletionsArgs) -> Result<()> {
-    let mut cmd = super::Cli::command();
+    let mut cmd = <super::Cli as clap::CommandFactory>::command();
     // Into memory first: the generator panics on a write error (`| head`); silo's own write does not.
     let mut out = Vec::new();
     clap_complete::generate(a.shell, &mut cmd, "silo", &mut out);
@@ -24,7 +21,7 @@ pub fn completions(a: &CompletionsArgs) -> Result<()> {
 
 /// The manual page of `silo` and its commands, as one roff document (`silo man | man -l -`).
 pub fn man() -> Result<()> {
-    let cmd = super::Cli::command();
+    let cmd = super::help::command();
     let mut out = Vec::new();
     clap_mangen::Man::new(cmd.clone()).render(&mut out).context("rendering the manual page")?;
     // Each command's description and options follow, one section per command.
@@ -34,6 +31,9 @@ pub fn man() -> Result<()> {
             out.extend_from_slice(format!("{}\n", about.to_string().replace('\\', "\\\\")).as_bytes());
         }
         clap_mangen::Man::new(sub.clone()).render_options_section(&mut out).context("rendering the manual page")?;
+        if let Some(example) = sub.get_after_help() {
+            out.extend_from_slice(format!(".PP\n{}\n", example.to_string().replace('\\', "\\\\")).as_bytes());
+        }
     }
     std::io::Write::write_all(&mut std::io::stdout(), &out).context("writing the manual page")?;
     Ok(())
