@@ -803,3 +803,46 @@ fn postgres_a_dump_that_switches_database_is_stopped() {
         services::pg_drop(d);
     }
 }
+
+/// Issue 30 (I9): Ctrl-C while restore-database loads a PostgreSQL dump removes the scratch database and says
+/// so on stderr, naming it; the live database is unchanged. The load is held in the middle by a psql that
+/// pauses (the test's own, first on PATH) until the test has interrupted silo. Without a terminal on stderr
+/// there is no progress line.
+#[test]
+fn postgres_ctrl_c_during_the_load_removes_the_scratch_database_and_says_so() {
+    if !services::postgres() {
+        return;
+    }
+    const DB: &str = "silo_t_rdb_sigint";
+    let new = "silo_t_rdb_sigint__silo_new";
+    for d in [DB, new, "silo_t_rdb_sigint__silo_prev"] {
+        services::pg_drop(d);
+    }
+    services::pg_fresh(DB);
+    services::psql(DB, "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 20000) g");
+    let repo = TestRepo::init();
+    let mut create = repo.cmd(&["snapshot", "create", "--name", "s", "--", "pg_dump", "--no-password", DB]);
+    create.envs(services::PG_ENV);
+    assert!(util::run_with_input(create, b"").status.success());
+    services::psql(DB, "DELETE FROM t WHERE id > 10");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (bin, paused, go) = services::slow_psql(dir.path());
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut c = repo.cmd(&["restore-database", "s:latest", "--postgres", DB]);
+    c.envs(services::PG_ENV).env("PATH", &path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    util::wait_until("the load to pause half way", || paused.exists());
+    assert!(pg_exists(new), "the scratch database is being loaded");
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    std::fs::write(&go, "").unwrap(); // lets the paused psql end
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains(&format!("removed the scratch database {new}")), "{err}");
+    assert!(!err.contains("loading"), "no progress line without a terminal: {err}");
+    assert!(!pg_exists(new), "the scratch database is gone");
+    assert_eq!(count(DB, "t"), "10", "the live database is unchanged");
+    services::pg_drop(DB);
+}

@@ -30,6 +30,11 @@ struct Terminal {
 
 /// Runs `script` in a fresh tmux pane (a terminal, 200 columns) until it prints an end mark.
 fn in_terminal(repo: &TestRepo, script: &str) -> Terminal {
+    in_terminal_with(repo, script, |_| {})
+}
+
+/// Like `in_terminal`, calling `meanwhile` with what the pane was sent so far until the script ends.
+fn in_terminal_with(repo: &TestRepo, script: &str, mut meanwhile: impl FnMut(&str)) -> Terminal {
     let socket = format!("silo-test-{}", random_name());
     let raw = repo.dir.path().join(format!("{socket}.raw"));
     let env: Vec<String> =
@@ -43,6 +48,7 @@ fn in_terminal(repo: &TestRepo, script: &str) -> Terminal {
     let mut raw_text = String::new();
     wait_until_within("the command to finish in the terminal", Duration::from_secs(120), || {
         raw_text = String::from_utf8_lossy(&std::fs::read(&raw).unwrap_or_default()).into_owned();
+        meanwhile(&raw_text);
         raw_text.contains(&mark)
     });
     let screen = String::from_utf8_lossy(&tmux(&socket, &["capture-pane", "-p", "-e", "-S", "-"]).stdout).into_owned();
@@ -122,4 +128,44 @@ fn restoring_to_a_terminal_is_refused() {
     let t = in_terminal(&repo, &format!("{} snapshot restore t:latest; echo rc=$?", silo_bin()));
     assert!(t.screen.contains("standard output is a terminal") && t.screen.contains("rc=2"), "{}", t.screen);
     assert!(!t.screen.contains("a line no terminal should show"), "{}", t.screen);
+}
+
+/// Issue 30: restore-database at a terminal shows its phase like `snapshot create`'s progress: loading with
+/// how far (the load is held half way by a psql that pauses until the test saw the line), then verifying and
+/// swapping; the line is cleared before the report.
+#[test]
+fn restore_database_shows_its_phase_at_a_terminal() {
+    if !have_tmux() || !services::postgres() {
+        return;
+    }
+    const DB: &str = "silo_t_rdb_phase";
+    for d in [DB, "silo_t_rdb_phase__silo_new", "silo_t_rdb_phase__silo_prev"] {
+        services::pg_drop(d);
+    }
+    services::pg_fresh(DB);
+    services::psql(DB, "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 20000) g");
+    let repo = TestRepo::init();
+    let mut create = repo.cmd(&["snapshot", "create", "--name", "p", "--", "pg_dump", "--no-password", DB]);
+    create.envs(services::PG_ENV);
+    assert!(run_with_input(create, b"").status.success());
+    let (bin, _paused, go) = services::slow_psql(repo.dir.path());
+    let env: Vec<String> = services::PG_ENV.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let script = format!(
+        "PATH={}:$PATH {} {} restore-database p:latest --postgres {DB} --drop-previous >/dev/null",
+        bin.display(),
+        env.join(" "),
+        silo_bin()
+    );
+    let t = in_terminal_with(&repo, &script, |raw| {
+        if raw.contains(&format!("restore-database {DB}: loading ")) && !go.exists() {
+            std::fs::write(&go, "").unwrap();
+        }
+    });
+    let loading = t.raw.split(&format!("restore-database {DB}: loading ")).nth(1).unwrap_or_default();
+    assert!(loading.contains("%)") && loading.contains("elapsed"), "{:?}", t.raw);
+    let report = format!("PostgreSQL {DB}: snapshot ");
+    assert!(t.screen.lines().any(|l| l.starts_with(&report)), "the report on a clean line: {}", t.screen);
+    for d in [DB, "silo_t_rdb_phase__silo_prev"] {
+        services::pg_drop(d);
+    }
 }

@@ -15,6 +15,11 @@ pub struct Progress {
 
 impl Progress {
     pub fn start(verb: &'static str, counter: Arc<AtomicU64>, total: Option<u64>) -> Option<Progress> {
+        Progress::start_with(move |elapsed| Some(line(verb, counter.load(Ordering::Relaxed), total, elapsed)))
+    }
+
+    /// A line `text(elapsed)` redrawn every 250 ms (nothing while it is None), when stderr is a terminal.
+    pub fn start_with(text: impl Fn(Duration) -> Option<String> + Send + 'static) -> Option<Progress> {
         if !std::io::stderr().is_terminal() {
             return None;
         }
@@ -24,7 +29,7 @@ impl Progress {
             let started = Instant::now();
             while !flag.load(Ordering::Relaxed) {
                 std::thread::park_timeout(Duration::from_millis(250));
-                let text = line(verb, counter.load(Ordering::Relaxed), total, started.elapsed());
+                let Some(text) = text(started.elapsed()) else { continue };
                 let mut err = std::io::stderr().lock();
                 let _ = write!(err, "\r\x1b[K{text}");
                 let _ = err.flush();
@@ -32,6 +37,27 @@ impl Progress {
             let _ = write!(std::io::stderr(), "\r\x1b[K");
         });
         Some(Progress { stop, thread: Some(thread) })
+    }
+
+    /// restore-database's phase: `restore-database shop: loading 120.0 MiB (45%), ...`, `... verifying`,
+    /// `... swapping`.
+    pub fn restore(target: String, shared: Arc<silo::restore::Progress>) -> Option<Progress> {
+        Progress::start_with(move |elapsed| {
+            let phase = shared.phase()?;
+            let (loaded, total) = (shared.loaded.load(Ordering::Relaxed), shared.total.load(Ordering::Relaxed));
+            Some(restore_line(&target, phase, loaded, total, elapsed))
+        })
+    }
+}
+
+/// `restore-database shop: loading 120.0 MiB (45%), 40.0 MiB/s, 0:03 elapsed, 0:04 left`, then
+/// `restore-database shop: verifying, 0:09 elapsed` and `... swapping, 0:10 elapsed`.
+pub fn restore_line(target: &str, phase: silo::restore::Phase, loaded: u64, total: u64, elapsed: Duration) -> String {
+    use silo::restore::Phase;
+    match phase {
+        Phase::Loading => format!("restore-database {target}: {}", line("loading", loaded, Some(total), elapsed)),
+        Phase::Verifying => format!("restore-database {target}: verifying, {} elapsed", clock(elapsed)),
+        Phase::Swapping => format!("restore-database {target}: swapping, {} elapsed", clock(elapsed)),
     }
 }
 
@@ -79,5 +105,17 @@ mod tests {
         let l = line("read", 5 << 20, None, Duration::from_secs(3725));
         assert_eq!(l, "read 5.0 MiB, 1.4 KiB/s, 1:02:05 elapsed");
         assert!(!line("restored", 10, Some(10), Duration::from_secs(1)).contains("left"));
+    }
+
+    #[test]
+    fn restore_database_says_its_phase() {
+        use silo::restore::Phase;
+        let l = restore_line("shop", Phase::Loading, 450 << 20, 1000 << 20, Duration::from_secs(9));
+        assert_eq!(l, "restore-database shop: loading 450.0 MiB (45%), 50.0 MiB/s, 0:09 elapsed, 0:11 left");
+        assert_eq!(
+            restore_line("shop", Phase::Verifying, 1, 1, Duration::from_secs(70)),
+            "restore-database shop: verifying, 1:10 elapsed"
+        );
+        assert!(restore_line("shop", Phase::Swapping, 1, 1, Duration::ZERO).ends_with("swapping, 0:00 elapsed"));
     }
 }

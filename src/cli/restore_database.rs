@@ -145,6 +145,7 @@ fn options(a: &Args) -> Options {
         stop_command: a.stop_command.clone(),
         start_command: a.start_command.clone(),
         drop_previous: a.drop_previous,
+        progress: Default::default(),
     }
 }
 
@@ -191,10 +192,15 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     // Ctrl-C or SIGTERM while loading or verifying removes the scratch database (I9); after the swap there is
     // none left to remove.
     let _scratch = db.remove_scratch_on_interrupt();
+    // Its phase on stderr when that is a terminal (loading N%, verifying, swapping); stopped and cleared
+    // before the report.
+    let shown = super::progress::Progress::restore(db.names.live.clone(), db.progress());
     for snap in &candidates {
         match db.restore_and_verify(ctx.rt.handle(), &repo, snap, &spec.stream).map_err(cli_error) {
             Ok(verified) => {
-                let previous = db.swap_in().map_err(cli_error)?;
+                let previous = db.swap_in().map_err(cli_error);
+                drop(shown);
+                let previous = previous?;
                 let restored = Some((snap, snap.stream(&spec.stream).ok().map(|s| s.name.clone())));
                 return emit(&report(&db, restored, skipped, verified, previous), ctx.json());
             }

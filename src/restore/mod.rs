@@ -85,6 +85,48 @@ pub struct Connection {
     pub user: Option<String>,
 }
 
+/// A restore's phase, for a progress line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Creating the scratch database and streaming the dump into it (`Progress::loaded` of `total` bytes).
+    Loading,
+    /// Row counts, the engine's own check, the user's checks.
+    Verifying,
+    /// The stop hook, the atomic swap, the start hook.
+    Swapping,
+}
+
+/// Where a restore is, shared with whoever shows it (the CLI draws a line when stderr is a terminal).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// 0: not started; 1 + the `Phase` as listed.
+    phase: std::sync::atomic::AtomicU8,
+    /// Bytes of the stream loaded so far.
+    pub loaded: std::sync::atomic::AtomicU64,
+    /// The stream's size (0 until known).
+    pub total: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    pub fn set(&self, phase: Phase) {
+        let n = match phase {
+            Phase::Loading => 1,
+            Phase::Verifying => 2,
+            Phase::Swapping => 3,
+        };
+        self.phase.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn phase(&self) -> Option<Phase> {
+        match self.phase.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => Some(Phase::Loading),
+            2 => Some(Phase::Verifying),
+            3 => Some(Phase::Swapping),
+            _ => None,
+        }
+    }
+}
+
 /// What the user asked of a restore besides the target.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -99,6 +141,8 @@ pub struct Options {
     pub start_command: Option<String>,
     /// Drop the database an earlier restore-database replaced once the new one is verified (I18).
     pub drop_previous: bool,
+    /// Where the restore is (shared: the caller may show it).
+    pub progress: std::sync::Arc<Progress>,
 }
 
 /// What differs between database engines; the order of the steps and every safety check are the
@@ -176,6 +220,11 @@ impl Target {
 
     pub fn kind(&self) -> Kind {
         self.engine.kind()
+    }
+
+    /// Where the restore is (its phase and bytes loaded), for a progress line.
+    pub fn progress(&self) -> std::sync::Arc<Progress> {
+        self.options.progress.clone()
     }
 
     /// One restore-database per target on this machine (flock below the temp dir, or beside the SQLite file).
@@ -299,10 +348,30 @@ impl Target {
     }
 
     /// Registers the removal of the scratch database for an interrupt (the clean-up runs on the interrupt
-    /// watcher, so it owns a copy of the target).
+    /// watcher, so it owns a copy of the target), saying on stderr what it removed — or that there was none
+    /// yet, or that it could not and the user must.
     pub fn remove_scratch_on_interrupt(&self) -> crate::interrupt::Registration {
         let target = self.clone();
-        crate::interrupt::on_interrupt(move || target.drop_scratch())
+        crate::interrupt::on_interrupt(move || {
+            let (new, live) = (&target.names.new, &target.names.live);
+            match target.engine.exists(&target, new).and_then(|there| {
+                if there {
+                    target.drop_database(new)?;
+                }
+                Ok(there)
+            }) {
+                Ok(true) => note(format_args!(
+                    "silo: interrupted: removed the scratch database {new}; nothing was swapped, {live} is unchanged"
+                )),
+                Ok(false) => note(format_args!(
+                    "silo: interrupted: no scratch database {new} had been made; {live} is unchanged"
+                )),
+                Err(e) => note(format_args!(
+                    "silo: interrupted: could not remove the scratch database {new} ({e}); {live} is unchanged; \
+                     drop {new} yourself, or the next restore-database of {live} does"
+                )),
+            }
+        })
     }
 
     /// Drops the scratch database after a failed restore or verification (it is silo's by its name).
@@ -323,6 +392,10 @@ impl Target {
     ) -> Result<usize> {
         let st = snap.stream(stream)?;
         let loader = swap::loader(self.kind(), st.dump.as_ref()).map_err(|m| fail(Failure::VerifyFailed, m))?;
+        let progress = &self.options.progress;
+        progress.loaded.store(0, std::sync::atomic::Ordering::Relaxed);
+        progress.total.store(st.size, std::sync::atomic::Ordering::Relaxed);
+        progress.set(Phase::Loading);
         self.drop_database(&self.names.new)?;
         self.engine.create_scratch(self)?;
         if loader == Loader::SqliteFile {
@@ -330,6 +403,7 @@ impl Target {
         } else {
             self.load(rt, repo, snap, st, loader)?;
         }
+        progress.set(Phase::Verifying);
         self.verify(st.dump.as_ref())
     }
 
@@ -342,7 +416,7 @@ impl Target {
         st: &StreamManifest,
         loader: Loader,
     ) -> Result<()> {
-        let progress = std::sync::atomic::AtomicU64::new(0);
+        let progress = &self.options.progress.loaded;
         let mut c = self.engine.loader(self, loader);
         let shown = format!("{:?}", c.get_program());
         let mut child = c
@@ -355,7 +429,7 @@ impl Target {
         let restored = {
             let stdin = child.stdin.take().ok_or_else(|| fail(Failure::Failed, "loader has no stdin"))?;
             let mut out = Guard::new(std::io::BufWriter::with_capacity(1 << 20, stdin), loader);
-            let r = repo.restore_stream(rt, snap, st, &mut out, &progress);
+            let r = repo.restore_stream(rt, snap, st, &mut out, progress);
             if let Some(why) = out.refused.take() {
                 // Killed, not sent end-of-input: psql and mysql run a statement left unterminated at EOF.
                 let _ = child.kill();
@@ -453,6 +527,7 @@ impl Target {
     /// after both (the restore finishes); never the previous database dropped without the swap it was for.
     pub fn swap_in(&self) -> Result<bool> {
         let n = &self.names;
+        self.options.progress.set(Phase::Swapping);
         if let Some(cmd) = &self.options.stop_command {
             if let Err(e) = self.hook("stop command", cmd, &n.live) {
                 self.drop_scratch();

@@ -173,14 +173,14 @@ pub(super) fn write_file(
     st: &StreamManifest,
 ) -> Result<()> {
     let new = &t.names.new;
-    let progress = std::sync::atomic::AtomicU64::new(0);
+    let progress = &t.options.progress.loaded;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .truncate(true)
         .open(new)
         .map_err(|e| fail(Failure::Failed, format!("opening {new}: {e}")))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut file);
-    repo.restore_stream(rt, snap, st, &mut out, &progress)?;
+    repo.restore_stream(rt, snap, st, &mut out, progress)?;
     out.flush().map_err(|e| fail(Failure::Failed, format!("writing {new}: {e}")))?;
     drop(out);
     file.sync_all().map_err(|e| fail(Failure::Failed, format!("syncing {new}: {e}")))?;

@@ -154,3 +154,26 @@ pub fn mysqldump(db: &str) -> Vec<u8> {
     c.args(["--skip-dump-date", "--single-transaction", db]);
     comparable(&checked(c, &format!("mysqldump {db}")).stdout)
 }
+
+/// A directory holding a `psql` that loads slowly: a restore-database loader (psql without `-A`) passes on
+/// the first 64 KiB of the dump, creates `paused`, and passes on the rest only once `go` exists; every other
+/// psql (silo's queries, the test's) is the real one. Put the directory first on silo's PATH. Returns the
+/// directory, `paused` and `go`.
+pub fn slow_psql(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let real = Command::new("sh").args(["-c", "command -v psql"]).output().expect("sh");
+    let real = String::from_utf8_lossy(&real.stdout).trim().to_string();
+    assert!(!real.is_empty(), "psql is on PATH");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let (paused, go) = (dir.join("paused"), dir.join("go"));
+    let script = format!(
+        "#!/bin/sh\ncase \" $* \" in *\" -A \"*) exec {real} \"$@\";; esac\n\
+         {{ head -c 65536; : > {paused}; while [ ! -e {go} ]; do sleep 0.05; done; cat; }} | exec {real} \"$@\"\n",
+        paused = paused.display(),
+        go = go.display()
+    );
+    let psql = bin.join("psql");
+    std::fs::write(&psql, script).expect("write");
+    std::fs::set_permissions(&psql, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    (bin, paused, go)
+}
