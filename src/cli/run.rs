@@ -10,7 +10,7 @@ use super::output::{emit, human_bytes, Report};
 use anyhow::Result;
 use serde::Serialize;
 use silo::inputs::StreamSpec;
-use silo::jobs::run::{should_run, steps, summarize, Due, Outcome, Step};
+use silo::jobs::run::{carry_out, steps, summarize, Due, Outcome, Step};
 use silo::jobs::status::{JobStatus, Limits, State};
 use silo::jobs::{Job, JobsFile, RepoConfig};
 use silo::notify::Ping;
@@ -424,46 +424,10 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
     let started = silo::time::now_micros();
     let clock = std::time::Instant::now();
     let mut notified = super::notify::ping(ctx, repos.file, job, Ping::Start, "");
-    let mut outcomes = Outcomes { job: name, list: Vec::new(), views: Vec::new() };
-    let mut created: Option<Created> = None;
-    let lock = lock_job(ctx, &repos.file.repository, name);
-    if let Err(busy) = &lock {
-        outcomes.push(Step::Create, Outcome::Failed(busy.clone(), super::exit::BUSY), Done::default());
-    }
-    let due = due(ctx, repos, name, job);
-    for step in steps(job, due).into_iter().filter(|_| lock.is_ok()) {
-        if let Err(why) = should_run(step, &outcomes.list) {
-            outcomes.push(step, Outcome::Skipped(why), Done::default());
-            continue;
-        }
-        // A writer key may not forget (I11): the job's keep is for the owner's `silo forget`, not a failure
-        // of every run.
-        let writer = match step {
-            Step::Forget => repos.main().is_ok_and(|r| r.is_writer_only()),
-            Step::ForgetOffsite => repos.offsite().is_ok_and(|r| r.is_writer_only()),
-            _ => false,
-        };
-        if writer {
-            let why = "the repository was opened with a writer key, which may not forget (I11); the owner's \
-                       `silo forget` or `silo prune` applies keep"
-                .to_string();
-            outcomes.push(step, Outcome::Skipped(why), Done::default());
-            continue;
-        }
-        match run_step(ctx, repos, name, job, step, &mut created) {
-            Ok(done) => outcomes.push(step, Outcome::Ok, done),
-            Err((e, code)) => outcomes.push(step, Outcome::Failed(e, code), Done::default()),
-        }
-        // The others are committed (and go on to copy and forget); the run still fails, naming the rest.
-        if let Some(c) = created.as_ref().filter(|c| step == Step::Create && !c.skipped.is_empty()) {
-            let names: Vec<String> = c.skipped.iter().map(|(db, why)| format!("{db:?} ({why})")).collect();
-            let message = format!(
-                "databases the server listed were not backed up: {}; rename them to back them up",
-                names.join(", ")
-            );
-            outcomes.push(Step::Listing, Outcome::Failed(message, super::exit::COMMAND_FAILED), Done::default());
-        }
-    }
+    let mut world = World { ctx, repos, name, job, created: None, views: Vec::new(), _lock: None };
+    let list = carry_out(job, &mut world);
+    let World { repos, created, views, _lock, .. } = world;
+    let outcomes = Outcomes { list, views };
     let failed_step = |s: Step| outcomes.list.iter().any(|(x, o)| *x == s && matches!(o, Outcome::Failed(..)));
     let (drill_failed, damage_found) = (failed_step(Step::Drill), failed_step(Step::Check));
     let (steps, exit_code, error) = summarize(&outcomes.list);
@@ -500,20 +464,56 @@ fn run_job(ctx: &Invocation, repos: &mut Repos, name: &str, job: &Job) -> JobRep
     }
 }
 
-/// A job's step outcomes so far (for the record) and their views (for the report), each said on stderr as
-/// it is added.
-struct Outcomes<'a> {
-    job: &'a str,
+/// A job's step outcomes (for the record) and their views (for the report).
+struct Outcomes {
     list: Vec<(Step, Outcome)>,
     views: Vec<StepView>,
 }
 
-impl Outcomes<'_> {
-    fn push(&mut self, step: Step, outcome: Outcome, done: Done) {
-        let view = StepView::of(step.name(), &outcome, done);
-        view.say(self.job);
+/// The job's world for `carry_out` (jobs/run.rs): the repositories, what the create made, the views said
+/// on stderr as each step ends, and the job's lock, held while the job runs.
+struct World<'a, 'r> {
+    ctx: &'a Invocation,
+    repos: &'a mut Repos<'r>,
+    name: &'a str,
+    job: &'a Job,
+    created: Option<Created>,
+    views: Vec<StepView>,
+    _lock: Option<std::fs::File>,
+}
+
+impl silo::jobs::run::Executor for World<'_, '_> {
+    type Done = Done;
+
+    fn lock(&mut self) -> Result<(), (String, u8)> {
+        let lock = lock_job(self.ctx, &self.repos.file.repository, self.name).map_err(|e| (e, super::exit::BUSY))?;
+        self._lock = lock;
+        Ok(())
+    }
+
+    fn due(&mut self) -> Due {
+        due(self.ctx, self.repos, self.name, self.job)
+    }
+
+    fn writer_only(&mut self, step: Step) -> bool {
+        match step {
+            Step::ForgetOffsite => self.repos.offsite().is_ok_and(|r| r.is_writer_only()),
+            _ => self.repos.main().is_ok_and(|r| r.is_writer_only()),
+        }
+    }
+
+    fn run(&mut self, step: Step) -> Result<Done, (String, u8)> {
+        run_step(self.ctx, self.repos, self.name, self.job, step, &mut self.created)
+    }
+
+    fn unlisted(&self) -> Vec<(String, String)> {
+        self.created.as_ref().map(|c| c.skipped.clone()).unwrap_or_default()
+    }
+
+    fn ended(&mut self, step: Step, outcome: &Outcome, done: Done) {
+        let view = StepView::of(step.name(), outcome, done);
+        view.say(self.name);
         self.views.push(view);
-        self.list.push((step, outcome));
     }
 }
 

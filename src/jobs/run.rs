@@ -1,5 +1,6 @@
-//! `silo run`: the steps of a job and how their outcomes combine. Pure; the CLI (cli/run.rs) carries the
-//! steps out against the repositories.
+//! `silo run`: the steps of a job, the order and skips in which `carry_out` runs them, and how their
+//! outcomes combine. No I/O: the CLI (cli/run.rs) is the `Executor` that carries each step out against the
+//! repositories and says it.
 //!
 //! A job is create (all its streams in one snapshot) -> copy to the offsite repository -> forget by the
 //! job's policy (here, then offsite) -> check and drill when their cadence is due. A failing step does not hide the others: a failed copy still forgets
@@ -145,6 +146,72 @@ pub fn summarize(outcomes: &[(Step, Outcome)]) -> (Vec<RunStep>, u8, String) {
     (steps, code, error)
 }
 
+/// What carrying out a job needs from the world: the CLI implements it against the repositories
+/// (cli/run.rs), the tests with a script. `carry_out` owns the order and the skips; the executor only does
+/// and says.
+pub trait Executor {
+    /// What a step produced, for the executor's own report.
+    type Done: Default;
+    /// Takes the job's lock (one run of a job at a time); the error line and exit code when it is held.
+    fn lock(&mut self) -> Result<(), (String, u8)>;
+    /// Which cadenced steps are due (judged from the run records).
+    fn due(&mut self) -> Due;
+    /// Whether `step` would run with a writer key (forgetting is the owner's, I11).
+    fn writer_only(&mut self, step: Step) -> bool;
+    /// Carries out `step`.
+    fn run(&mut self, step: Step) -> Result<Self::Done, (String, u8)>;
+    /// After a create: the databases an `"all"` listing returned that were not dumped, with why (I22).
+    fn unlisted(&self) -> Vec<(String, String)>;
+    /// A step has ended with `outcome` (said as it ends, kept for the report).
+    fn ended(&mut self, step: Step, outcome: &Outcome, done: Self::Done);
+}
+
+/// Runs `job`'s steps through `exec` in order and returns each one's outcome: a held lock fails the run
+/// before any step; a step whose prerequisite failed is skipped (`should_run`); forgetting with a writer
+/// key is skipped, not failed; databases a listing returned but the create left out fail the run after the
+/// others were committed.
+pub fn carry_out<E: Executor>(job: &Job, exec: &mut E) -> Vec<(Step, Outcome)> {
+    let mut list: Vec<(Step, Outcome)> = Vec::new();
+    let push = |exec: &mut E, list: &mut Vec<(Step, Outcome)>, step: Step, outcome: Outcome, done: E::Done| {
+        exec.ended(step, &outcome, done);
+        list.push((step, outcome));
+    };
+    if let Err((busy, code)) = exec.lock() {
+        push(exec, &mut list, Step::Create, Outcome::Failed(busy, code), E::Done::default());
+        return list;
+    }
+    let due = exec.due();
+    for step in steps(job, due) {
+        if let Err(why) = should_run(step, &list) {
+            push(exec, &mut list, step, Outcome::Skipped(why), E::Done::default());
+            continue;
+        }
+        if matches!(step, Step::Forget | Step::ForgetOffsite) && exec.writer_only(step) {
+            let why = "the repository was opened with a writer key, which may not forget (I11); the owner's \
+                       `silo forget` or `silo prune` applies keep";
+            push(exec, &mut list, step, Outcome::Skipped(why.into()), E::Done::default());
+            continue;
+        }
+        match exec.run(step) {
+            Ok(done) => push(exec, &mut list, step, Outcome::Ok, done),
+            Err((e, code)) => push(exec, &mut list, step, Outcome::Failed(e, code), E::Done::default()),
+        }
+        let unlisted = if step == Step::Create { exec.unlisted() } else { Vec::new() };
+        if !unlisted.is_empty() {
+            let names: Vec<String> = unlisted.iter().map(|(db, why)| format!("{db:?} ({why})")).collect();
+            let message = format!(
+                "databases the server listed were not backed up: {}; rename them to back them up",
+                names.join(", ")
+            );
+            push(exec, &mut list, Step::Listing, Outcome::Failed(message, LISTING_EXIT), E::Done::default());
+        }
+    }
+    list
+}
+
+/// The exit code of a listing whose databases were not all backed up: a command failed (docs/operations.md).
+const LISTING_EXIT: u8 = 7;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +305,118 @@ mod tests {
         assert_eq!(error, "copy: offsite unreachable");
         assert_eq!(steps.iter().map(|s| s.outcome.as_str()).collect::<Vec<_>>(), ["ok", "failed", "ok"]);
         assert_eq!(summarize(&[(Step::Create, Outcome::Ok)]).1, 0);
+    }
+
+    /// A scripted world: which steps fail, whether the lock is held, a writer key, unlisted databases.
+    #[derive(Default)]
+    struct Script {
+        busy: bool,
+        writer: bool,
+        fail: Vec<Step>,
+        unlisted: Vec<(String, String)>,
+        ran: Vec<Step>,
+        said: Vec<Step>,
+    }
+
+    impl Executor for Script {
+        type Done = ();
+        fn lock(&mut self) -> Result<(), (String, u8)> {
+            if self.busy {
+                Err(("job shop is running (pid 1)".into(), 6))
+            } else {
+                Ok(())
+            }
+        }
+        fn due(&mut self) -> Due {
+            Due { check: true, drill: true }
+        }
+        fn writer_only(&mut self, _: Step) -> bool {
+            self.writer
+        }
+        fn run(&mut self, step: Step) -> Result<(), (String, u8)> {
+            self.ran.push(step);
+            if self.fail.contains(&step) {
+                Err((format!("{} went wrong", step.name()), 1))
+            } else {
+                Ok(())
+            }
+        }
+        fn unlisted(&self) -> Vec<(String, String)> {
+            self.unlisted.clone()
+        }
+        fn ended(&mut self, step: Step, _: &Outcome, _: ()) {
+            self.said.push(step);
+        }
+    }
+
+    fn outcomes_of(list: &[(Step, Outcome)]) -> Vec<(Step, &'static str)> {
+        list.iter()
+            .map(|(s, o)| {
+                (
+                    *s,
+                    match o {
+                        Outcome::Ok => "ok",
+                        Outcome::Failed(..) => "failed",
+                        Outcome::Skipped(_) => "skipped",
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_held_lock_fails_the_run_before_any_step() {
+        let mut world = Script { busy: true, ..Default::default() };
+        let list = carry_out(&job(true, true), &mut world);
+        assert_eq!(outcomes_of(&list), [(Step::Create, "failed")]);
+        assert!(world.ran.is_empty());
+        assert_eq!(summarize(&list).1, 6);
+    }
+
+    #[test]
+    fn a_failed_create_skips_copy_and_forget_but_every_step_is_said() {
+        let mut world = Script { fail: vec![Step::Create], ..Default::default() };
+        let list = carry_out(&job(true, true), &mut world);
+        assert_eq!(
+            outcomes_of(&list),
+            [
+                (Step::Create, "failed"),
+                (Step::Copy, "skipped"),
+                (Step::Forget, "skipped"),
+                (Step::ForgetOffsite, "skipped")
+            ]
+        );
+        assert_eq!(world.ran, [Step::Create]);
+        assert_eq!(world.said, [Step::Create, Step::Copy, Step::Forget, Step::ForgetOffsite]);
+    }
+
+    #[test]
+    fn a_failed_copy_still_forgets_locally() {
+        let mut world = Script { fail: vec![Step::Copy], ..Default::default() };
+        let list = carry_out(&job(true, true), &mut world);
+        assert_eq!(
+            outcomes_of(&list),
+            [(Step::Create, "ok"), (Step::Copy, "failed"), (Step::Forget, "ok"), (Step::ForgetOffsite, "ok")]
+        );
+    }
+
+    #[test]
+    fn a_writer_key_skips_forgetting_and_does_not_fail_the_run() {
+        let mut world = Script { writer: true, ..Default::default() };
+        let list = carry_out(&job(false, true), &mut world);
+        assert_eq!(outcomes_of(&list), [(Step::Create, "ok"), (Step::Forget, "skipped")]);
+        assert_eq!(world.ran, [Step::Create]);
+        assert_eq!(summarize(&list).1, 0);
+    }
+
+    #[test]
+    fn databases_left_out_of_a_listing_fail_the_run_after_the_others_are_committed() {
+        let unlisted = vec![("bad\nname".to_string(), "a control character".to_string())];
+        let mut world = Script { unlisted, ..Default::default() };
+        let list = carry_out(&job(false, true), &mut world);
+        assert_eq!(outcomes_of(&list), [(Step::Create, "ok"), (Step::Listing, "failed"), (Step::Forget, "ok")]);
+        let (_, code, error) = summarize(&list);
+        assert_eq!(code, 7);
+        assert!(error.contains("were not backed up"), "{error}");
     }
 }
