@@ -46,6 +46,9 @@ stage tests cargo test --workspace -- --skip every_single_byte_flip --skip at_ra
 stage fault-injection faults
 # The repository-level suites once more with every repository on S3 (one Garage node, started by the harness).
 stage s3-suites env SILO_TEST_BACKEND=s3 cargo test --test snapshot --test gc --test copy --test keys
+# The Containerfile built offline (mmdebstrap, podman) and `silo run` through it against the test PostgreSQL:
+# about 2 minutes on a fresh machine, seconds once its base image is in podman's store.
+stage container scripts/container-test.sh
 if [ -z "${SILO_QUICK:-}" ]; then
   stage fuzz scripts/fuzz.sh "${SILO_FUZZ_SECONDS:-10}"
 fi
