@@ -241,8 +241,8 @@ impl Toc {
 enum Block {
     /// Expecting a block type byte and a dump id (or the end of the archive).
     Start,
-    /// Inside the data block of `id`: expecting a chunk length.
-    Chunks { id: i64, blobs: bool },
+    /// Inside the data block of `id` (of table `table`, if a table's): expecting a chunk length.
+    Chunks { id: i64, blobs: bool, table: Option<usize> },
     /// Inside a BLOBS block: expecting a large object's oid (0 ends the block).
     BlobOid { id: i64 },
 }
@@ -258,9 +258,12 @@ pub(super) struct Custom {
     tables: Tables,
     /// Dump ids with data: the table stat they feed, and whether their block ended.
     expected: HashMap<i64, (Option<usize>, bool)>,
-    /// Uncompressed archives (`-Z0`): the rows of each table's COPY text, and whose data `skip` is.
-    rows: HashMap<usize, CopyRows>,
+    /// Uncompressed archives (`-Z0`): the rows of each table's COPY text (by table), and which of them the
+    /// data `skip` is (an index into `rows`, found once per block, not per chunk).
+    rows: Vec<(usize, CopyRows)>,
     skip_rows: Option<usize>,
+    /// The rows entry of the block being read, if its data is COPY text counted.
+    block_rows: Option<usize>,
     failed: Option<String>,
 }
 
@@ -274,8 +277,9 @@ impl Default for Custom {
             skip: 0,
             tables: Tables::default(),
             expected: HashMap::new(),
-            rows: HashMap::new(),
+            rows: Vec::new(),
             skip_rows: None,
+            block_rows: None,
             failed: None,
         }
     }
@@ -303,15 +307,27 @@ impl Custom {
         if *done {
             return Err(Stop::Bad(format!("a second data block for entry {id}")));
         }
+        let table = self.expected.get(&id).and_then(|e| e.0);
+        let compressed = self.toc.header.as_ref().is_none_or(|h| h.compressed);
+        self.block_rows = match table.filter(|_| !compressed && kind == BLK_DATA) {
+            Some(t) => Some(match self.rows.iter().position(|(x, _)| *x == t) {
+                Some(i) => i,
+                None => {
+                    self.rows.push((t, CopyRows::default()));
+                    self.rows.len() - 1
+                }
+            }),
+            None => None,
+        };
         self.block = match kind {
-            BLK_DATA => Block::Chunks { id, blobs: false },
+            BLK_DATA => Block::Chunks { id, blobs: false, table },
             BLK_BLOBS => Block::BlobOid { id },
             k => return Err(Stop::Bad(format!("unknown data block type {k}"))),
         };
         Ok(())
     }
 
-    fn chunk_length(&mut self, c: &mut Cursor, id: i64, blobs: bool) -> Result<(), Stop> {
+    fn chunk_length(&mut self, c: &mut Cursor, id: i64, blobs: bool, table: Option<usize>) -> Result<(), Stop> {
         let len = c.int()?;
         if !(0..=MAX_LEN).contains(&len) {
             return Err(Stop::Bad(format!("a data chunk of {len} bytes in entry {id}")));
@@ -324,12 +340,10 @@ impl Custom {
             }
         } else {
             self.skip = len as u64;
-            let table = self.expected.get(&id).and_then(|e| e.0);
             if let Some(t) = table {
                 self.tables.list[t].bytes += len as u64;
             }
-            let compressed = self.toc.header.as_ref().is_none_or(|h| h.compressed);
-            self.skip_rows = table.filter(|_| !compressed && !blobs);
+            self.skip_rows = self.block_rows.filter(|_| !blobs);
         }
         Ok(())
     }
@@ -352,12 +366,12 @@ impl Custom {
             let start = c.pos;
             let step = match self.block {
                 Block::Start => self.start_block(&mut c),
-                Block::Chunks { id, blobs } => self.chunk_length(&mut c, id, blobs),
+                Block::Chunks { id, blobs, table } => self.chunk_length(&mut c, id, blobs, table),
                 Block::BlobOid { id } => c.int().map(|oid| {
                     if oid == 0 {
                         self.end_block(id);
                     } else {
-                        self.block = Block::Chunks { id, blobs: true };
+                        self.block = Block::Chunks { id, blobs: true, table: None };
                     }
                 }),
             };
@@ -371,8 +385,16 @@ impl Custom {
 
     /// Chunk data passed over: counted as COPY rows when the archive is uncompressed.
     fn count_rows(&mut self, data: &[u8]) {
-        if let Some(t) = self.skip_rows {
-            self.rows.entry(t).or_default().feed(data);
+        if let Some(i) = self.skip_rows {
+            self.rows[i].1.feed(data);
+        }
+    }
+
+    /// Reads the blocks of `buf`; keeps what a token cut short left unread for the next call.
+    fn read_blocks(&mut self, buf: &[u8]) {
+        match self.blocks(buf) {
+            Ok(used) => self.pending.extend_from_slice(&buf[used..]),
+            Err(why) => self.failed = Some(why),
         }
     }
 
@@ -412,20 +434,15 @@ impl Custom {
 }
 
 impl Scanner for Custom {
+    /// Reads the header and TOC from a buffer that grows until they are whole, then the data blocks straight
+    /// from `data`: only a token cut by the end of `data` is kept for the next call (copying every chunk's
+    /// data through a buffer cost an unchanged re-run of a 200 MB archive a fifth of its time).
     fn feed(&mut self, data: &[u8]) {
-        if self.failed.is_some() {
+        if self.failed.is_some() || self.toc.unchecked {
             return;
         }
-        // Pass over chunk data without copying it.
-        let mut data = data;
-        if self.toc_done && self.pending.is_empty() && self.skip > 0 {
-            let n = (self.skip as usize).min(data.len());
-            self.count_rows(&data[..n]);
-            self.skip -= n as u64;
-            data = &data[n..];
-        }
-        self.pending.extend_from_slice(data);
         if !self.toc_done {
+            self.pending.extend_from_slice(data);
             match self.toc.advance(&self.pending) {
                 Ok(false) => return,
                 Ok(true) => {
@@ -442,18 +459,16 @@ impl Scanner for Custom {
                     return;
                 }
             }
-        }
-        if self.toc.unchecked {
+            let pending = std::mem::take(&mut self.pending);
+            self.read_blocks(&pending);
             return;
         }
-        let pending = std::mem::take(&mut self.pending);
-        let result = self.blocks(&pending);
-        self.pending = pending;
-        match result {
-            Ok(used) => {
-                self.pending.drain(..used);
-            }
-            Err(why) => self.failed = Some(why),
+        if self.pending.is_empty() {
+            self.read_blocks(data);
+        } else {
+            let mut pending = std::mem::take(&mut self.pending);
+            pending.extend_from_slice(data);
+            self.read_blocks(&pending);
         }
     }
 
@@ -492,25 +507,59 @@ struct CopyRows {
 }
 
 impl CopyRows {
+    /// Counts the lines of `data` before the end line, the line `\.`. The line in progress is finished
+    /// byte by byte; the whole lines after it are counted at once (the end line found with one search,
+    /// the newlines before it counted in bulk): a COPY row is ~100 bytes, and a call per row cost an
+    /// unchanged re-run of a 200 MB archive a third of its time.
     fn feed(&mut self, data: &[u8]) {
-        let mut start = 0;
-        while !self.ended {
-            let nl = memchr::memchr(b'\n', &data[start..]).map(|p| start + p);
-            let end = nl.unwrap_or(data.len());
-            if self.head.len() < 3 {
-                let take = (end - start).min(3 - self.head.len());
-                self.head.extend_from_slice(&data[start..start + take]);
-            }
-            let Some(nl) = nl else { return };
-            if self.head == b"\\." {
+        if self.ended {
+            return;
+        }
+        // The line in progress, up to its newline.
+        let Some(first) = memchr::memchr(b'\n', data) else {
+            self.start_line(data);
+            return;
+        };
+        self.start_line(&data[..first]);
+        if self.end_line() {
+            return;
+        }
+        // From here every line starts after a newline: the end line is "\n\\.\n".
+        let rest = &data[first..];
+        match memchr::memmem::find(rest, b"\n\\.\n") {
+            Some(at) => {
+                self.lines += newlines(&rest[1..=at]);
                 self.ended = true;
-                return;
             }
-            self.lines += 1;
-            self.head.clear();
-            start = nl + 1;
+            None => {
+                let last = memchr::memrchr(b'\n', rest).unwrap_or(0);
+                self.lines += newlines(&rest[1..=last]);
+                self.start_line(&rest[last + 1..]);
+            }
         }
     }
+
+    /// Keeps the first bytes of the line in progress (enough to tell `\.` from a row).
+    fn start_line(&mut self, part: &[u8]) {
+        let take = part.len().min(3 - self.head.len().min(3));
+        self.head.extend_from_slice(&part[..take]);
+    }
+
+    /// The line in progress has ended: the end line, or one more row.
+    fn end_line(&mut self) -> bool {
+        if self.head == b"\\." {
+            self.ended = true;
+        } else {
+            self.lines += 1;
+            self.head.clear();
+        }
+        self.ended
+    }
+}
+
+/// The newlines in `data`, counted in one vectorised pass (a search per newline is a call per row).
+fn newlines(data: &[u8]) -> u64 {
+    data.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 /// A tar member being read.
@@ -744,6 +793,30 @@ pub(crate) mod tests {
         assert_eq!(ident("Line Items"), "\"Line Items\"");
         assert_eq!(ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(ident("9lives"), "\"9lives\"");
+    }
+
+    /// The line counter, fed in pieces of every size, counts as a line-by-line reading does.
+    #[test]
+    fn copy_rows_fed_in_any_pieces_count_as_a_line_reader_does() {
+        let mut text = Vec::new();
+        for i in 0..500u32 {
+            text.extend_from_slice(format!("{i}\t\\.x\t{}\n", "a".repeat((i % 7) as usize)).as_bytes());
+            if i % 50 == 0 {
+                text.extend_from_slice(b"\\.\\\n\n");
+            }
+        }
+        let whole_rows = text.iter().filter(|&&b| b == b'\n').count() as u64;
+        let mut ended = text.clone();
+        ended.extend_from_slice(b"\\.\n\nafter\n\\.\n");
+        for (input, lines, end) in [(&text, whole_rows, false), (&ended, whole_rows, true)] {
+            for piece in [1usize, 2, 3, 4, 7, 100, 4096, input.len()] {
+                let mut rows = CopyRows::default();
+                for part in input.chunks(piece) {
+                    rows.feed(part);
+                }
+                assert_eq!((rows.lines, rows.ended), (lines, end), "pieces of {piece}");
+            }
+        }
     }
 
     #[test]
