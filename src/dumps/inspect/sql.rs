@@ -502,6 +502,12 @@ impl Lexer {
                 return Flow::At(i + skip);
             }
         }
+        if !slow_delim && self.values && self.kind == Kind::Insert && self.word_len == 0 {
+            let at = self.values_run(data, i);
+            if at != i {
+                return Flow::At(at);
+            }
+        }
         if slow_delim {
             if b == self.delimiter[self.dmatch] {
                 self.dmatch += 1;
@@ -532,6 +538,90 @@ impl Lexer {
             Flow::Ended(i)
         } else {
             Flow::At(i)
+        }
+    }
+
+    /// The rows of an INSERT's `VALUES` in one tight loop: parentheses counted, MySQL and SQLite strings
+    /// passed with one search each, uninteresting bytes skipped; returns where a byte needs the general
+    /// path (a delimiter, a comment, another quote, PostgreSQL's strings) or where `data` ends inside a
+    /// string (its state kept). A loop turn per row instead of a dozen state transitions: the lexer was
+    /// most of validation's cost on an unchanged re-run of a mysqldump.
+    fn values_run(&mut self, data: &[u8], mut i: usize) -> usize {
+        let esc = match self.dialect {
+            Dialect::Mysql => true,
+            Dialect::Sqlite => false,
+            Dialect::Postgres => return self.values_parens(data, i),
+        };
+        while i < data.len() {
+            match data[i] {
+                b'(' => {
+                    if self.depth == 0 {
+                        self.rows += 1;
+                    }
+                    self.depth += 1;
+                    i += 1;
+                }
+                b')' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    i += 1;
+                }
+                b'\'' => match self.string_end(data, i + 1, esc) {
+                    Some(end) => i = end,
+                    None => return data.len(),
+                },
+                c if self.top[c as usize] => return i,
+                _ => i += 1,
+            }
+        }
+        i
+    }
+
+    /// `values_run` for PostgreSQL: parentheses only (its strings' escaping depends on what precedes them).
+    fn values_parens(&mut self, data: &[u8], mut i: usize) -> usize {
+        while i < data.len() {
+            match data[i] {
+                b'(' => {
+                    if self.depth == 0 {
+                        self.rows += 1;
+                    }
+                    self.depth += 1;
+                }
+                b')' => self.depth = self.depth.saturating_sub(1),
+                c if self.top[c as usize] => return i,
+                _ => {}
+            }
+            i += 1;
+        }
+        i
+    }
+
+    /// From just inside a `'` string at `i`: the position after its closing quote, or None when `data`
+    /// ends first, with the string's state kept in `q` as `quoted` would leave it.
+    fn string_end(&mut self, data: &[u8], mut i: usize, esc: bool) -> Option<usize> {
+        loop {
+            let found = if esc { memchr::memchr2(b'\'', b'\\', &data[i..]) } else { memchr::memchr(b'\'', &data[i..]) };
+            let Some(p) = found else {
+                self.q = Q::Quoted { close: b'\'', esc, bs: false };
+                return None;
+            };
+            i += p;
+            if data[i] == b'\\' {
+                if i + 1 >= data.len() {
+                    self.q = Q::Quoted { close: b'\'', esc, bs: true };
+                    return None;
+                }
+                i += 2;
+                continue;
+            }
+            // A closing quote, or the first of a doubled one.
+            match data.get(i + 1) {
+                None => {
+                    self.q = Q::QuoteEnd { close: b'\'', esc };
+                    return None;
+                }
+                Some(b'\'') => i += 2,
+                Some(_) => return Some(i + 1),
+            }
         }
     }
 
