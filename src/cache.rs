@@ -315,6 +315,11 @@ impl IndexCache {
         *self.present.lock().unwrap_or_else(|p| p.into_inner()) = Some(listed);
     }
 
+    /// Whether `pack` was listed (or made durable by this process since); true when no listing was taken.
+    pub fn is_present(&self, pack: &ObjectId) -> bool {
+        self.present.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_none_or(|set| set.contains(pack))
+    }
+
     /// Packs this process made durable and indexed since the listing.
     pub fn add_present(&self, packs: impl IntoIterator<Item = ObjectId>) {
         if let Some(set) = self.present.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {

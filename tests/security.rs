@@ -2,14 +2,15 @@
 //! creates — repository objects and directories, the index cache, restored `--output` files — is 0600/0700,
 //! unless the repository was made with `init --group-readable` (0640/0750); the commands silo starts get the
 //! caller's umask back; `check` warns about key files other users can read. And secret-free (I12): no command
-//! silo starts sees its passwords.
+//! silo starts sees its passwords. And silo never writes into the repository it reads (a restore aimed at
+//! `config` or a key file), whichever key opened it (I11).
 
 mod util;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use util::*;
 
 /// `cmd` run with umask `mask`, as a user's shell would start it.
@@ -278,4 +279,82 @@ fn commands_silo_starts_never_see_its_secrets() {
         b"",
     );
     assert!(drill.status.success(), "{}", stderr(&drill));
+}
+
+/// Every file of a local repository with its bytes, to see that nothing was replaced or removed.
+fn repository_files(repo: &TestRepo) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    relative(repo, repo.objects(""))
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(repo.path().join(&p)).expect("read")))
+        .collect()
+}
+
+/// `objects`' paths relative to the repository.
+fn relative(repo: &TestRepo, paths: Vec<std::path::PathBuf>) -> Vec<std::path::PathBuf> {
+    let root = repo.path();
+    paths.into_iter().map(|p| p.strip_prefix(&root).map(Path::to_path_buf).unwrap_or(p)).collect()
+}
+
+fn writer_password(repo: &TestRepo) -> &'static str {
+    let file = repo.dir.path().join("writer-password");
+    std::fs::write(&file, "writer secret\n").expect("write");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    repo.ok(&["key", "add", "--writer", "--new-password-file", file.to_str().expect("utf-8")], b"");
+    "writer secret"
+}
+
+#[test]
+fn a_restore_never_writes_into_the_repository_it_reads() {
+    let repo = TestRepo::init();
+    if repo.skip_unless_local("local files") {
+        return;
+    }
+    repo.create("db", b"a backup\n");
+    let writer = writer_password(&repo);
+    let before = repository_files(&repo);
+    let key = before.keys().find(|p| p.starts_with("keys")).expect("a key file").clone();
+    std::os::unix::fs::symlink(repo.path(), repo.dir.path().join("link")).expect("symlink");
+    for target in [repo.path().join(&key), repo.path().join("config"), repo.dir.path().join("link").join("config")] {
+        for password in [PASSWORD, writer] {
+            let mut c = repo.cmd(&["snapshot", "restore", "db:latest", "--output", target.to_str().expect("utf-8")]);
+            c.env("SILO_PASSWORD", password);
+            let out = run_with_input(c, b"");
+            assert_eq!(out.status.code(), Some(EXIT_USAGE), "{}: {}", target.display(), stderr(&out));
+            assert!(stderr(&out).contains("inside the repository"), "{}", stderr(&out));
+        }
+    }
+    assert!(repository_files(&repo) == before, "no repository file was replaced");
+    repo.ok(&["snapshot", "list"], b"");
+}
+
+#[test]
+fn restore_database_never_swaps_a_repository_file_or_a_file_that_is_not_a_database() {
+    let repo = TestRepo::init();
+    if repo.skip_unless_local("local files") || !util::services::sqlite() {
+        return;
+    }
+    let db = repo.dir.path().join("app.db");
+    let made = Command::new("sqlite3").arg(&db).arg("CREATE TABLE t(a); INSERT INTO t VALUES (1);").status();
+    assert!(made.expect("sqlite3").success());
+    let mut c = repo.cmd(&["snapshot", "create", "--name", "app", "--", "cat", db.to_str().expect("utf-8")]);
+    c.stdin(Stdio::null());
+    assert!(c.output().expect("create").status.success());
+    let writer = writer_password(&repo);
+    let before = repository_files(&repo);
+    let notes = repo.dir.path().join("notes.txt");
+    std::fs::write(&notes, b"not a database\n").expect("write");
+    for target in [repo.path().join("config"), notes.clone()] {
+        for password in [PASSWORD, writer] {
+            let mut c = repo.cmd(&["restore-database", "app:latest", "--sqlite", target.to_str().expect("utf-8")]);
+            c.env("SILO_PASSWORD", password);
+            let out = run_with_input(c, b"");
+            assert_eq!(out.status.code(), Some(EXIT_USAGE), "{}: {}", target.display(), stderr(&out));
+        }
+    }
+    assert!(repository_files(&repo) == before, "no repository file was swapped");
+    assert_eq!(std::fs::read(&notes).expect("read"), b"not a database\n");
+    assert!(std::fs::read_dir(repo.dir.path())
+        .expect("ls")
+        .flatten()
+        .all(|e| !e.file_name().to_string_lossy().contains("silo-prev")));
 }

@@ -173,6 +173,9 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         return emit(&report(&db, None, Vec::new(), 0, true), ctx.json());
     }
     let repo = ctx.open()?;
+    if let Some(file) = &a.sqlite {
+        super::files::refuse_inside_repository("--sqlite", file, &silo::backend::ReadBackend::location(&repo.backend))?;
+    }
     let spec = SnapshotSpec::parse(a.snapshot.as_deref().unwrap_or_default())?;
     let first = ctx.rt.block_on(repo.resolve(&spec))?;
     let candidates: Vec<Snapshot> = if a.fallback {

@@ -246,7 +246,7 @@ impl Repository {
             cache.clone(),
             claims.clone(),
             pack_rx,
-            self.now(),
+            Marks { at: self.now(), damaged: !self.is_writer_only() },
         ));
         let level = self.config.compression_level;
         let target = self.config.pack_target_size as usize;
@@ -590,6 +590,13 @@ fn pack_in_stream_order(
 
 /// Uploads packs with bounded concurrency; as packs become durable, records them in index segments,
 /// flushing a segment every `SEGMENT_FLUSH_CHUNKS` chunks and at the end. Returns the number of packs.
+/// How a create marks the packs it stored chunks again for: when (the deletion marks' time), and whether
+/// packs held damaged by this machine's check are marked too (an owner key) or only gone ones (a writer key).
+struct Marks {
+    at: i64,
+    damaged: bool,
+}
+
 async fn upload_and_index(
     backend: AppendOnly,
     keys: Arc<Keys>,
@@ -597,8 +604,9 @@ async fn upload_and_index(
     cache: Arc<IndexCache>,
     claims: Claims,
     mut rx: tokio::sync::mpsc::Receiver<SealedPack>,
-    marked_at: i64,
+    marks: Marks,
 ) -> Result<u64> {
+    let Marks { at: marked_at, damaged: marks_damaged } = marks;
     let mut inflight = tokio::task::JoinSet::new();
     let mut segment = IndexSegment::new();
     let mut pending_chunks = 0usize;
@@ -650,9 +658,15 @@ async fn upload_and_index(
     }
     // Packs the index names that are gone, or that hold a copy `check` found damaged, get a deletion mark,
     // so readers prefer the copies stored again now; gc drops the entries of gone ones and rescues the
-    // intact chunks of the others (I20).
-    segment.deleted =
-        cache.take_absent_seen().into_iter().map(|pack| silo_format::index::DeletedPack { pack, marked_at }).collect();
+    // intact chunks of the others (I20). A writer key marks only the gone ones: a copy its own cache holds
+    // to be damaged (its check may have read another store, or a tampered copy) is not evidence the owner's
+    // gc should act on (I11); it still stores those chunks again rather than deduplicate against them.
+    segment.deleted = cache
+        .take_absent_seen()
+        .into_iter()
+        .filter(|pack| marks_damaged || !cache.is_present(pack))
+        .map(|pack| silo_format::index::DeletedPack { pack, marked_at })
+        .collect();
     if !segment.deleted.is_empty() {
         tracing::warn!(
             "{} pack(s) the index names are gone or hold a copy found damaged; those chunks were stored again: {}",

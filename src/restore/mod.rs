@@ -209,8 +209,14 @@ impl Target {
 
     /// The SQLite database `file`, made absolute through any symlink (the swap replaces the file the link
     /// points to, so the link stays), so two spellings of one file take one lock and no path reads as an option.
+    /// A live file that exists must be an SQLite database (or empty): restore-database replaces databases,
+    /// never some other file a mistyped or hostile path names.
     pub fn sqlite(file: &std::path::Path, options: Options) -> Result<Target> {
-        Target::named(Kind::Sqlite, &sqlite::target(file)?, options)
+        let target = sqlite::target(file)?;
+        if let Some(why) = sqlite::not_a_database(std::path::Path::new(&target)) {
+            return Err(fail(Failure::Usage, format!("--sqlite {}: {why}; nothing was changed", file.display())));
+        }
+        Target::named(Kind::Sqlite, &target, options)
     }
 
     fn named(kind: Kind, target: &str, options: Options) -> Result<Target> {

@@ -145,6 +145,30 @@ impl Engine for Sqlite {
     }
 }
 
+/// Why the file at `path` is not one restore-database may replace: it exists, is not empty, and does not
+/// begin with SQLite's header (or cannot be read). None for a database, an empty file, or no file.
+pub(super) fn not_a_database(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(format!("cannot be read ({e})")),
+    };
+    if !meta.is_file() {
+        return Some("is not a regular file".into());
+    }
+    if meta.len() == 0 {
+        return None;
+    }
+    let mut head = [0u8; 16];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    match read {
+        Ok(()) if &head == b"SQLite format 3\0" => None,
+        Ok(()) => Some("is not an SQLite database (no SQLite header)".into()),
+        Err(e) => Some(format!("is not an SQLite database ({e})")),
+    }
+}
+
 /// The target as an absolute path through any symlink.
 pub(super) fn target(file: &Path) -> Result<String> {
     let resolved = match std::fs::canonicalize(file) {

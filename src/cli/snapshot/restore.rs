@@ -118,7 +118,14 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
                 }
             }
         }
-        Some(path) => restore_to_file(ctx, &repo, &snap, stream, path, &counter)?,
+        Some(path) => {
+            crate::cli::files::refuse_inside_repository(
+                "--output",
+                path,
+                &silo::backend::ReadBackend::location(&repo.backend),
+            )?;
+            restore_to_file(ctx, &repo, &snap, stream, path, &counter)?
+        }
     };
     drop(shown);
     let restored = Restored {
