@@ -210,19 +210,15 @@ fn a_three_node_cluster_losing_a_node_mid_create_commits_a_whole_snapshot_or_not
         assert!(o.status.success(), "the repository stays readable with two of three nodes: {}", stderr(&o));
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
     };
-    if out.status.success() {
-        println!("the create committed with one node down (write quorum 2 of 3)");
-        assert_eq!(list.as_array().unwrap().len(), 1);
-        let mut restore = silo(&["snapshot", "restore", "big:latest"]);
-        let mut child = restore.stdout(Stdio::piped()).spawn().unwrap();
-        let (n, hash) = hash_reader(child.stdout.take().unwrap());
-        assert!(child.wait().unwrap().success(), "restore with one node down");
-        assert_eq!((n, hash), (len, sent), "restores byte-exact from the two remaining nodes");
-    } else {
-        println!("the create failed cleanly: {}", stderr(&out));
-        assert!(list.as_array().unwrap().is_empty(), "no partial snapshot");
-        assert!(stderr(&out).starts_with("silo: error") || stderr(&out).contains("\nsilo: error"));
-    }
+    // Replication factor 3 with write quorum 2: losing one node is what the cluster is built to survive, and
+    // the create rides it out on its retries (docs/operations.md says so).
+    assert!(out.status.success(), "the create commits with one node of three down: {}", stderr(&out));
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    let mut restore = silo(&["snapshot", "restore", "big:latest"]);
+    let mut child = restore.stdout(Stdio::piped()).spawn().unwrap();
+    let (n, hash) = hash_reader(child.stdout.take().unwrap());
+    assert!(child.wait().unwrap().success(), "restore with one node down");
+    assert_eq!((n, hash), (len, sent), "restores byte-exact from the two remaining nodes");
     let check = run_with_input(silo(&["check"]), b"");
     assert!(check.status.success(), "structure intact: {}", stderr(&check));
 }
