@@ -11,8 +11,8 @@ pub const HEADER_LEN: usize = 28;
 /// The body version `init` writes. Version 1 (no `chunker_rule`: rule 1) is still read.
 pub const CONFIG_BODY_VERSION: u32 = 2;
 
-/// The repository parameters, as read from either body version.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The repository parameters; encoded as body version 2 (a version 1 body is `BodyV1`).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct RepoConfig {
     pub version: u32,
     pub chunker: ChunkerParams,
@@ -30,7 +30,7 @@ pub struct RepoConfig {
     pub chunker_rule: u8,
 }
 
-/// Body version 1 as stored.
+/// Body version 1 as stored: version 2 without the cut rule.
 #[derive(Encode, Decode)]
 struct BodyV1 {
     version: u32,
@@ -42,17 +42,33 @@ struct BodyV1 {
     created: i64,
 }
 
-/// Body version 2 as stored: version 1's fields, then the cut rule.
-#[derive(Encode, Decode)]
-struct BodyV2 {
-    version: u32,
-    chunker: ChunkerParams,
-    pack_target_size: u32,
-    compression_level: i32,
-    gc_safety_age: u64,
-    gc_grace_period: u64,
-    created: i64,
-    chunker_rule: u8,
+impl From<BodyV1> for RepoConfig {
+    fn from(b: BodyV1) -> Self {
+        RepoConfig {
+            version: b.version,
+            chunker: b.chunker,
+            pack_target_size: b.pack_target_size,
+            compression_level: b.compression_level,
+            gc_safety_age: b.gc_safety_age,
+            gc_grace_period: b.gc_grace_period,
+            created: b.created,
+            chunker_rule: crate::chunker::RULE_FASTCDC,
+        }
+    }
+}
+
+impl From<&RepoConfig> for BodyV1 {
+    fn from(c: &RepoConfig) -> Self {
+        BodyV1 {
+            version: 1,
+            chunker: c.chunker,
+            pack_target_size: c.pack_target_size,
+            compression_level: c.compression_level,
+            gc_safety_age: c.gc_safety_age,
+            gc_grace_period: c.gc_grace_period,
+            created: c.created,
+        }
+    }
 }
 
 impl RepoConfig {
@@ -147,32 +163,8 @@ pub fn decode_body(body: &[u8]) -> Result<RepoConfig, FormatError> {
         None => return Err(FormatError::malformed("config", "shorter than its version")),
     };
     let config = match version {
-        1 => {
-            let b: BodyV1 = encoding::decode("config", body)?;
-            RepoConfig {
-                version: b.version,
-                chunker: b.chunker,
-                pack_target_size: b.pack_target_size,
-                compression_level: b.compression_level,
-                gc_safety_age: b.gc_safety_age,
-                gc_grace_period: b.gc_grace_period,
-                created: b.created,
-                chunker_rule: crate::chunker::RULE_FASTCDC,
-            }
-        }
-        2 => {
-            let b: BodyV2 = encoding::decode("config", body)?;
-            RepoConfig {
-                version: b.version,
-                chunker: b.chunker,
-                pack_target_size: b.pack_target_size,
-                compression_level: b.compression_level,
-                gc_safety_age: b.gc_safety_age,
-                gc_grace_period: b.gc_grace_period,
-                created: b.created,
-                chunker_rule: b.chunker_rule,
-            }
-        }
+        1 => RepoConfig::from(encoding::decode::<BodyV1>("config", body)?),
+        2 => encoding::decode::<RepoConfig>("config", body)?,
         found => return Err(FormatError::UnsupportedVersion { what: "config", found, supported: CONFIG_BODY_VERSION }),
     };
     config.validate()?;
@@ -183,25 +175,8 @@ pub fn decode_body(body: &[u8]) -> Result<RepoConfig, FormatError> {
 /// version 2's otherwise.
 fn encode_body(c: &RepoConfig) -> Vec<u8> {
     if c.version == 1 {
-        encoding::encode(&BodyV1 {
-            version: 1,
-            chunker: c.chunker,
-            pack_target_size: c.pack_target_size,
-            compression_level: c.compression_level,
-            gc_safety_age: c.gc_safety_age,
-            gc_grace_period: c.gc_grace_period,
-            created: c.created,
-        })
+        encoding::encode(&BodyV1::from(c))
     } else {
-        encoding::encode(&BodyV2 {
-            version: c.version,
-            chunker: c.chunker,
-            pack_target_size: c.pack_target_size,
-            compression_level: c.compression_level,
-            gc_safety_age: c.gc_safety_age,
-            gc_grace_period: c.gc_grace_period,
-            created: c.created,
-            chunker_rule: c.chunker_rule,
-        })
+        encoding::encode(c)
     }
 }

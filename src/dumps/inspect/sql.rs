@@ -547,50 +547,32 @@ impl Lexer {
     /// string (its state kept). A loop turn per row instead of a dozen state transitions: the lexer was
     /// most of validation's cost on an unchanged re-run of a mysqldump.
     fn values_run(&mut self, data: &[u8], mut i: usize) -> usize {
-        let esc = match self.dialect {
-            Dialect::Mysql => true,
-            Dialect::Sqlite => false,
-            Dialect::Postgres => return self.values_parens(data, i),
+        // PostgreSQL's strings are left to the general path: their escaping depends on what precedes them.
+        let strings = match self.dialect {
+            Dialect::Mysql => Some(true),
+            Dialect::Sqlite => Some(false),
+            Dialect::Postgres => None,
         };
         while i < data.len() {
-            match data[i] {
-                b'(' => {
+            match (data[i], strings) {
+                (b'(', _) => {
                     if self.depth == 0 {
                         self.rows += 1;
                     }
                     self.depth += 1;
                     i += 1;
                 }
-                b')' => {
+                (b')', _) => {
                     self.depth = self.depth.saturating_sub(1);
                     i += 1;
                 }
-                b'\'' => match self.string_end(data, i + 1, esc) {
+                (b'\'', Some(esc)) => match self.string_end(data, i + 1, esc) {
                     Some(end) => i = end,
                     None => return data.len(),
                 },
-                c if self.top[c as usize] => return i,
+                (c, _) if self.top[c as usize] => return i,
                 _ => i += 1,
             }
-        }
-        i
-    }
-
-    /// `values_run` for PostgreSQL: parentheses only (its strings' escaping depends on what precedes them).
-    fn values_parens(&mut self, data: &[u8], mut i: usize) -> usize {
-        while i < data.len() {
-            match data[i] {
-                b'(' => {
-                    if self.depth == 0 {
-                        self.rows += 1;
-                    }
-                    self.depth += 1;
-                }
-                b')' => self.depth = self.depth.saturating_sub(1),
-                c if self.top[c as usize] => return i,
-                _ => {}
-            }
-            i += 1;
         }
         i
     }
