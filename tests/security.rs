@@ -164,6 +164,10 @@ fn future_dated_snapshots_cannot_push_real_ones_out_of_retention() {
     }
     let left = repo.snapshot_ids();
     assert!(real.iter().chain(&planted).all(|id| left.contains(id)), "every real snapshot stays");
+    // `db:latest` is the newest real one, not a planted one from the future (which restores by id).
+    assert!(repo.restore("db:latest") == dump(256 << 10, 52), "latest skips future-dated snapshots");
+    assert!(repo.restore("db:latest~1") == dump(256 << 10, 51));
+    assert_eq!(repo.restore(&planted[0]), b"planted");
     // check names each of them, and freshness is not fooled by them.
     let report = repo.json(&["check"]);
     let warnings: Vec<&str> = report["warnings"].as_array().unwrap().iter().filter_map(|w| w.as_str()).collect();

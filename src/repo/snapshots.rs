@@ -243,8 +243,14 @@ impl Repository {
                     Some(n) => format!(" (did you mean {n}:latest?)"),
                     None => String::new(),
                 };
-                let mut of_name: Vec<Snapshot> =
-                    scan.snapshots.into_iter().filter(|s| &s.manifest.name == name).collect();
+                // Dated more than the tolerance ahead: planted or from a wrong clock. Never `latest` (I10
+                // keeps them out of retention the same way); they restore by id.
+                let horizon = self.now().saturating_add(crate::retention::FUTURE_TOLERANCE_MICROS);
+                let mut of_name: Vec<Snapshot> = scan
+                    .snapshots
+                    .into_iter()
+                    .filter(|s| &s.manifest.name == name && s.manifest.finished <= horizon)
+                    .collect();
                 of_name.reverse();
                 let chosen = of_name.into_iter().nth(*back);
                 let Some(chosen) = chosen else {
