@@ -53,7 +53,7 @@ pub enum Error {
     LeaseLost { until: String },
     #[error("clock skew: this machine's clock differs from the repository's by {seconds} s; gc refuses to run. Fix the clock (NTP)")]
     ClockSkew { seconds: i64 },
-    #[error("{action} deletes or rewrites data, and this password opens a writer key (append-only): run it where an owner password is kept")]
+    #[error("{action} needs an owner key (it deletes, rewrites or grants access), and this password opens a writer key (append-only): run it where an owner password is kept")]
     WriterKey { action: String },
     #[error("{reason}; nothing was committed and nothing stored was lost: run it again")]
     SessionExpired { reason: String },

@@ -119,7 +119,7 @@ fn a_damaged_source_commits_nothing_and_wrong_passwords_are_refused() {
     assert!(stderr(&out).contains("target"), "says which repository refused: {}", stderr(&out));
 
     let same = source.run(&["copy", "--to", &source.location], b"");
-    assert_eq!(same.status.code(), Some(1), "{}", stderr(&same));
+    assert_eq!(same.status.code(), Some(EXIT_USAGE), "{}", stderr(&same));
     assert!(stderr(&same).contains("same repository"));
 
     let pack = source.objects("packs")[0].clone();

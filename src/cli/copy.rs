@@ -122,7 +122,11 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     let source = ctx.open_at(from, &from_password).with_context(|| format!("source {from}"))?;
     let target = ctx.open_at(&a.to, &to_password).with_context(|| format!("target {}", a.to))?;
     if source.repo_id == target.repo_id {
-        anyhow::bail!("--from and --to are the same repository ({})", a.to);
+        return Err(silo::Error::Input {
+            what: format!("--to {}", a.to),
+            message: "is the same repository as --from: copy to another repository".into(),
+        }
+        .into());
     }
     let specs = a.snapshots.iter().map(|s| SnapshotSpec::parse(s)).collect::<Result<Vec<_>, _>>()?;
     let chosen = ctx.rt.block_on(source.select_for_copy(&specs, a.name.as_deref()))?;
