@@ -289,7 +289,16 @@ fn create(ctx: &Invocation, repo: &Repository, name: &str, job: &Job) -> Result<
         validation: silo::repo::write::Validation { off: unvalidated, ..Default::default() },
         deltas: true,
     };
-    let report = repo.create_snapshot(ctx.rt.handle(), &options)?;
+    // On a terminal, the job and its phase with how far it is, like `snapshot create`'s line.
+    let counter = options.progress.clone();
+    let label = name.to_string();
+    let shown = super::progress::Progress::start_with(move |elapsed| {
+        let read = counter.load(std::sync::atomic::Ordering::Relaxed);
+        Some(format!("{label}: create: {}", super::progress::line("read", read, None, elapsed)))
+    });
+    let report = repo.create_snapshot(ctx.rt.handle(), &options);
+    drop(shown);
+    let report = report?;
     // Tables gone or shrunk: said here, and alerted as a size drop by the status judgement after the run.
     for line in crate::cli::snapshot::create::content_warnings(ctx, repo, name, &report, job.shrink_alert) {
         note!("silo: warning: {line}");
