@@ -88,17 +88,9 @@ impl Compressed {
                 }
                 Gz::Header(h) => {
                     let take = data.len().min(4096);
-                    h.extend_from_slice(&data[..take]);
-                    match gzip_header(h)? {
-                        None => {
-                            if h.len() > 1 << 20 {
-                                return Err("a gzip member's header is longer than 1 MiB".into());
-                            }
-                            data = &data[take..];
-                        }
-                        Some(n) => {
-                            // What of this piece followed the header goes to the body.
-                            let used = take - (h.len() - n);
+                    match header_piece(h, &data[..take])? {
+                        None => data = &data[take..],
+                        Some(used) => {
                             data = &data[used..];
                             *crc = 0;
                             *size = 0;
@@ -247,6 +239,17 @@ fn crc32_update(table: &[u32; 256], crc: u32, data: &[u8]) -> u32 {
         c = table[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
     }
     !c
+}
+
+/// Adds `piece` to a gzip member's header read so far: how many bytes of `piece` it took once the header
+/// is whole (the rest belongs to the body), or None when all of it went into a header still incomplete.
+fn header_piece(h: &mut Vec<u8>, piece: &[u8]) -> Result<Option<usize>, String> {
+    h.extend_from_slice(piece);
+    match gzip_header(h)? {
+        None if h.len() > 1 << 20 => Err("a gzip member's header is longer than 1 MiB".into()),
+        None => Ok(None),
+        Some(n) => Ok(Some(piece.len() - (h.len() - n))),
+    }
 }
 
 #[cfg(test)]
