@@ -362,3 +362,22 @@ fn restore_database_never_swaps_a_repository_file_or_a_file_that_is_not_a_databa
         .flatten()
         .all(|e| !e.file_name().to_string_lossy().contains("silo-prev")));
 }
+
+#[test]
+fn restoring_latest_when_it_is_a_planted_empty_snapshot_warns_and_names_the_real_one() {
+    let repo = TestRepo::init();
+    let real: Vec<String> = (0..3).map(|i| repo.create("db", &dump(256 << 10, 70 + i))).collect();
+    let writer = writer_password(&repo);
+    let mut plant = repo.cmd(&["snapshot", "create", "--name", "db", "--allow-empty"]);
+    plant.env("SILO_PASSWORD", writer);
+    assert!(run_with_input(plant, b"").status.success());
+    let out = repo.run(&["snapshot", "restore", "db:latest"], b"");
+    assert!(out.status.success(), "restored as asked: {}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let warning = stderr(&out);
+    assert!(warning.contains("suspect"), "{warning}");
+    assert!(warning.contains(&real[2][..8]), "names the newest plausible snapshot {}: {warning}", &real[2][..8]);
+    // A plausible latest restores without a word.
+    let quiet = repo.run(&["snapshot", "restore", "db:latest~1"], b"");
+    assert!(!stderr(&quiet).contains("suspect"), "{}", stderr(&quiet));
+}

@@ -84,6 +84,9 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     } else {
         ctx.rt.block_on(repo.resolve(&spec))?
     };
+    if !matches!(spec.selector, silo::repo::snapshots::Selector::IdPrefix(_)) {
+        warn_if_suspect(ctx, &repo, &snap, &a.snapshot);
+    }
     let stream = snap.stream(&spec.stream)?;
     let counter = std::sync::Arc::new(AtomicU64::new(0));
     let shown = Progress::start("restored", counter.clone(), Some(stream.size));
@@ -175,6 +178,34 @@ fn in_window(ctx: &Invocation, repo: &Repository, spec: &SnapshotSpec, a: &Args)
         .into());
     };
     Ok(ctx.rt.block_on(repo.load_snapshot(chosen.id))?)
+}
+
+/// A snapshot picked by name (`NAME:latest`, `NAME@DAY`) that I19 judges suspect (empty, invalid, or far
+/// smaller than the ones before it: a failed dump, or one a writer key planted) is restored as asked, with
+/// a warning naming the newest plausible snapshot of that name and host. Only a warning: a database that
+/// really shrank restores as it is.
+fn warn_if_suspect(ctx: &Invocation, repo: &Repository, snap: &Snapshot, asked: &str) {
+    let Ok(heads) = ctx.rt.block_on(repo.list_snapshot_heads()) else { return };
+    let group: Vec<Snapshot> = heads
+        .into_iter()
+        .filter(|s| s.manifest.name == snap.manifest.name && s.manifest.host == snap.manifest.host)
+        .collect();
+    let suspects = silo::repo::forget::suspect_reasons(&group, silo::retention::SUSPECT_SHRINK_PERCENT);
+    let Some(why) = suspects.get(&snap.id) else { return };
+    let plausible = group
+        .iter()
+        .filter(|s| !suspects.contains_key(&s.id) && s.manifest.finished < snap.manifest.finished)
+        .max_by_key(|s| s.manifest.finished);
+    let instead = match plausible {
+        Some(p) => format!(
+            "; the newest plausible one is {} ({}): `silo snapshot restore {}`",
+            p.id.short(),
+            silo::time::format_micros(p.manifest.finished),
+            p.id.short()
+        ),
+        None => String::new(),
+    };
+    note!("silo: warning: {asked} is snapshot {}, which is suspect ({why}){instead}", snap.id.short());
 }
 
 /// Where `--output` writes.
