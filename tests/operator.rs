@@ -50,20 +50,8 @@ fn a_wrong_password_says_where_it_came_from() {
 
 /// A jobs file whose repository is this test's, with its password in a file.
 fn jobs_file(repo: &TestRepo, extra: &str) -> std::path::PathBuf {
-    let pw = repo.dir.path().join("password");
-    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
-    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let file = repo.dir.path().join("silo.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[repository]\nlocation = \"{}\"\npassword_file = \"{}\"\n\n[jobs.shop]\nstreams = [{{ command = \"cat /dev/null\", name = \"x\" }}]\n{extra}",
-            repo.location,
-            pw.display()
-        ),
-    )
-    .unwrap();
-    file
+    let job = format!("[jobs.shop]\nstreams = [{{ command = \"cat /dev/null\", name = \"x\" }}]\n{extra}");
+    write_jobs_file(repo, &repo.location, &job)
 }
 
 /// Issue 30: with no --repo and no SILO_REPO, every command takes the repository and its password from the
@@ -347,21 +335,12 @@ fn an_unreachable_repository_alerts_once_per_target() {
     }
     let http = util::receiver::Receiver::start();
     let missing = repo.dir.path().join("no-such-repository");
-    let pw = repo.dir.path().join("password");
-    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
-    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let file = repo.dir.path().join("silo.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[repository]\nlocation = \"{}\"\npassword_file = \"{}\"\n\n[jobs.shop]\nstreams = [{{ command = \"echo hi\", name = \"x\" }}]\nkeep = {{ last = 2 }}\nnotify = [\"hook\", \"topic\"]\n\n[notify.hook]\nwebhook = {{ url = \"{}\" }}\n\n[notify.topic]\nntfy = {{ url = \"{}\" }}\n",
-            missing.display(),
-            pw.display(),
-            http.url("/hook"),
-            http.url("/topic")
-        ),
-    )
-    .unwrap();
+    let job = format!(
+        "[jobs.shop]\nstreams = [{{ command = \"echo hi\", name = \"x\" }}]\nkeep = {{ last = 2 }}\nnotify = [\"hook\", \"topic\"]\n\n[notify.hook]\nwebhook = {{ url = \"{}\" }}\n\n[notify.topic]\nntfy = {{ url = \"{}\" }}\n",
+        http.url("/hook"),
+        http.url("/topic")
+    );
+    let file = write_jobs_file(&repo, &missing.display().to_string(), &job);
     let mut c = repo.cmd(&["--json", "run", "shop", "shop"]);
     c.env_remove("SILO_REPO").env_remove("SILO_PASSWORD").env("SILO_CONFIG", &file);
     let out = run_with_input(c, b"");

@@ -178,20 +178,8 @@ fn run_shows_the_job_and_its_phase_at_a_terminal_and_each_step_on_a_clean_line()
     let repo = TestRepo::init();
     let data = repo.dir.path().join("dump.sql");
     std::fs::write(&data, dump(300 << 20, 3)).unwrap();
-    let password = repo.dir.path().join("password");
-    std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
-    std::fs::set_permissions(&password, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let jobs = repo.dir.path().join("jobs.toml");
-    std::fs::write(
-        &jobs,
-        format!(
-            "[repository]\nlocation = \"{}\"\npassword_file = \"{}\"\n\n[jobs.shop]\nstreams = [{{ command = \"cat {}\", name = \"dump.sql\" }}]\n",
-            repo.location,
-            password.display(),
-            data.display()
-        ),
-    )
-    .unwrap();
+    let job = format!("[jobs.shop]\nstreams = [{{ command = \"cat {}\", name = \"dump.sql\" }}]\n", data.display());
+    let jobs = write_jobs_file(&repo, &repo.location, &job);
     let t = in_terminal(&repo, &format!("{} --config {} run shop >/dev/null", silo_bin(), jobs.display()));
     assert!(t.raw.contains("\x1b[Kshop: create: read "), "a progress line naming the job and phase: {:?}", t.raw);
     assert!(t.screen.lines().any(|l| l.starts_with("silo: shop: create ok")), "the step on a clean line: {}", t.screen);

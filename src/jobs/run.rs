@@ -252,25 +252,14 @@ mod tests {
 
     #[test]
     fn cadences_are_judged_from_the_records() {
-        use silo_format::maintenance::{RunRecord, RunStep};
+        use silo_format::maintenance::{RunKind, RunRecord, RunStep};
         const D: i64 = 86_400_000_000;
         let mut j = job(false, false);
         j.check = Some(crate::jobs::CheckCadence { subset: None, every: None });
         j.drill = Some(crate::jobs::DrillCadence { command: "true".into(), stream: None, every: Some(86_400) });
         let record = |day: i64, step: &str, outcome: &str| RunRecord {
-            version: 1,
-            kind: "run".into(),
-            job: "shop".into(),
-            host: "h".into(),
-            started: day * D,
-            finished: day * D,
-            bytes_read: 0,
-            bytes_added: 0,
-            snapshot: None,
-            ok: true,
-            exit_code: 0,
-            error: String::new(),
             steps: vec![RunStep { step: step.into(), outcome: outcome.into(), error: String::new() }],
+            ..RunRecord::new(RunKind::Run, "shop", "h", day * D, day * D)
         };
         let (checked, drilled, skipped) =
             (record(5, "check", "failed"), record(9, "drill", "ok"), record(9, "check", "skipped"));

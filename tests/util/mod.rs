@@ -359,3 +359,16 @@ pub fn hash_reader(mut r: impl Read) -> (u64, [u8; 32]) {
     }
     (n, *hasher.finalize().as_bytes())
 }
+
+/// A jobs file `silo.toml` in `repo`'s directory: `[repository]` at `location` with the test password in an
+/// owner-only file, then `rest` (jobs, notifiers) as written.
+pub fn write_jobs_file(repo: &TestRepo, location: &str, rest: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let pw = repo.dir.path().join("password");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).expect("write password");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod password");
+    let file = repo.dir.path().join("silo.toml");
+    let text = format!("[repository]\nlocation = \"{location}\"\npassword_file = \"{}\"\n\n{rest}", pw.display());
+    std::fs::write(&file, text).expect("write jobs file");
+    file
+}
