@@ -189,19 +189,31 @@ impl Repository {
     /// stored after the one it would pick: that may be the newest snapshot of NAME, and restoring an older
     /// dump with exit 0 would mislead. `resolve_past_damage` is the `--fallback` form.
     pub async fn resolve(&self, spec: &SnapshotSpec) -> Result<Snapshot> {
-        let (snap, newer) = self.resolve_past_damage(spec).await?;
+        Ok(self.resolve_with_heads(spec).await?.0)
+    }
+
+    /// Like `resolve`, with the headers (manifests without chunk lists) a pick by name scanned to choose
+    /// (none for an id), so a caller can judge the pick among them without listing every manifest again.
+    pub async fn resolve_with_heads(&self, spec: &SnapshotSpec) -> Result<(Snapshot, Vec<Snapshot>)> {
+        let (snap, newer, heads) = self.pick(spec).await?;
         match newer.last() {
             Some(u) => Err(Error::NewerManifestUnreadable {
                 spec: spec_text(spec),
                 object: names::snapshot(&u.id),
                 reason: u.reason.clone(),
             }),
-            None => Ok(snap),
+            None => Ok((snap, heads)),
         }
     }
 
     /// Like `resolve`, but returns the pick with the unreadable manifests stored after it.
     pub async fn resolve_past_damage(&self, spec: &SnapshotSpec) -> Result<(Snapshot, Vec<UnreadableManifest>)> {
+        let (snap, newer, _) = self.pick(spec).await?;
+        Ok((snap, newer))
+    }
+
+    /// The pick, the unreadable manifests stored after it, and the headers scanned to choose it.
+    async fn pick(&self, spec: &SnapshotSpec) -> Result<(Snapshot, Vec<UnreadableManifest>, Vec<Snapshot>)> {
         match &spec.selector {
             Selector::IdPrefix(prefix) => {
                 let prefix = prefix.to_ascii_lowercase();
@@ -212,7 +224,7 @@ impl Repository {
                     .filter(|id| id.to_hex().starts_with(&prefix))
                     .collect();
                 match matches.as_slice() {
-                    [id] => Ok((self.load_snapshot(*id).await?, Vec::new())),
+                    [id] => Ok((self.load_snapshot(*id).await?, Vec::new(), Vec::new())),
                     [] => Err(Error::SnapshotNotFound { spec: spec_text(spec), hint: String::new() }),
                     many => Err(Error::AmbiguousSnapshot { spec: spec_text(spec), count: many.len() }),
                 }
@@ -235,7 +247,7 @@ impl Repository {
                         hint: format!(" (no snapshot of {name} finished by the end of {day}, UTC)"),
                     });
                 };
-                Ok((self.load_snapshot(id).await?, Vec::new()))
+                Ok((self.load_snapshot(id).await?, Vec::new(), scan.snapshots))
             }
             Selector::Latest { name, back } => {
                 let scan = self.scan_snapshot_heads().await?;
@@ -246,10 +258,11 @@ impl Repository {
                 // Dated more than the tolerance ahead: planted or from a wrong clock. Never `latest` (I10
                 // keeps them out of retention the same way); they restore by id.
                 let horizon = self.now().saturating_add(crate::retention::FUTURE_TOLERANCE_MICROS);
-                let mut of_name: Vec<Snapshot> = scan
-                    .snapshots
-                    .into_iter()
+                let heads = scan.snapshots;
+                let mut of_name: Vec<Snapshot> = heads
+                    .iter()
                     .filter(|s| &s.manifest.name == name && s.manifest.finished <= horizon)
+                    .cloned()
                     .collect();
                 of_name.reverse();
                 let chosen = of_name.into_iter().nth(*back);
@@ -273,7 +286,7 @@ impl Repository {
                     }
                     loaded => loaded?,
                 };
-                Ok((chosen, newer))
+                Ok((chosen, newer, heads))
             }
         }
     }

@@ -82,11 +82,10 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     } else if a.fallback {
         repo.choose_intact(ctx.rt.handle(), &spec, &|text| note!("silo: {text}"))?
     } else {
-        ctx.rt.block_on(repo.resolve(&spec))?
+        let (snap, heads) = ctx.rt.block_on(repo.resolve_with_heads(&spec))?;
+        warn_if_suspect(&snap, &heads, &a.snapshot);
+        snap
     };
-    if !matches!(spec.selector, silo::repo::snapshots::Selector::IdPrefix(_)) {
-        warn_if_suspect(ctx, &repo, &snap, &a.snapshot);
-    }
     let stream = snap.stream(&spec.stream)?;
     let counter = std::sync::Arc::new(AtomicU64::new(0));
     let shown = Progress::start("restored", counter.clone(), Some(stream.size));
@@ -180,15 +179,16 @@ fn in_window(ctx: &Invocation, repo: &Repository, spec: &SnapshotSpec, a: &Args)
     Ok(ctx.rt.block_on(repo.load_snapshot(chosen.id))?)
 }
 
-/// A snapshot picked by name (`NAME:latest`, `NAME@DAY`) that I19 judges suspect (empty, invalid, or far
+/// A snapshot picked by name (`NAME:latest`, `NAME@DAY`; `heads` are what the pick scanned, none for an id)
+/// that I19 judges suspect (empty, invalid, or far
 /// smaller than the ones before it: a failed dump, or one a writer key planted) is restored as asked, with
 /// a warning naming the newest plausible snapshot of that name and host. Only a warning: a database that
 /// really shrank restores as it is.
-fn warn_if_suspect(ctx: &Invocation, repo: &Repository, snap: &Snapshot, asked: &str) {
-    let Ok(heads) = ctx.rt.block_on(repo.list_snapshot_heads()) else { return };
+fn warn_if_suspect(snap: &Snapshot, heads: &[Snapshot], asked: &str) {
     let group: Vec<Snapshot> = heads
-        .into_iter()
+        .iter()
         .filter(|s| s.manifest.name == snap.manifest.name && s.manifest.host == snap.manifest.host)
+        .cloned()
         .collect();
     let suspects = silo::repo::forget::suspect_reasons(&group, silo::retention::SUSPECT_SHRINK_PERCENT);
     let Some(why) = suspects.get(&snap.id) else { return };
