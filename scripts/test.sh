@@ -44,8 +44,9 @@ stage build cargo test --workspace --no-run
 stage tests cargo test --workspace -- --skip every_single_byte_flip --skip at_random_points --skip truncated_or_deleted \
   --skip _corpus
 stage fault-injection faults
-# The repository-level suites once more with every repository on S3 (one Garage node, started by the harness).
-stage s3-suites env SILO_TEST_BACKEND=s3 cargo test --test snapshot --test gc --test copy --test keys
+# The repository-level suites once more with every repository on S3 (one Garage node, started by the harness);
+# security among them, since only there do children see AWS_SECRET_ACCESS_KEY to leak.
+stage s3-suites env SILO_TEST_BACKEND=s3 cargo test --test snapshot --test gc --test copy --test keys --test security
 # The Containerfile built offline (mmdebstrap, podman) and `silo run` through it against the test PostgreSQL:
 # about 2 minutes on a fresh machine, seconds once its base image is in podman's store.
 stage container scripts/container-test.sh

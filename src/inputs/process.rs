@@ -17,8 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Environment variables that hold silo's secrets (docs/usage.md); removed from every child's environment.
-pub const SECRET_VARIABLES: [&str; 3] = ["SILO_PASSWORD", "SILO_FROM_PASSWORD", "SILO_TO_PASSWORD"];
+/// Environment variables that hold silo's secrets (docs/usage.md): the passwords and the S3 credential's
+/// secret half; removed from every child's environment, a command typed after `--` included.
+pub const SECRET_VARIABLES: [&str; 5] =
+    ["SILO_PASSWORD", "SILO_FROM_PASSWORD", "SILO_TO_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 
 /// More environment variables that hold secrets: those a jobs file names (`password_env`).
 static MORE_SECRET_VARIABLES: Mutex<Vec<String>> = Mutex::new(Vec::new());

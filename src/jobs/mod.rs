@@ -437,8 +437,6 @@ impl JobsFile {
     /// notification targets' `env` (I21: kept from every command silo starts).
     pub fn secret_variables(&self) -> Vec<String> {
         let mut out: Vec<String> = crate::inputs::process::SECRET_VARIABLES.iter().map(|s| s.to_string()).collect();
-        out.push("AWS_SECRET_ACCESS_KEY".into());
-        out.push("AWS_SESSION_TOKEN".into());
         out.extend(std::iter::once(&self.repository).chain(self.offsite.iter()).filter_map(|r| r.password_env.clone()));
         out.extend(self.notify.values().flat_map(|t| t.secrets()).filter_map(|s| s.env.clone()));
         out
