@@ -528,12 +528,12 @@ impl CopyRows {
         let rest = &data[first..];
         match memchr::memmem::find(rest, b"\n\\.\n") {
             Some(at) => {
-                self.lines += newlines(&rest[1..=at]);
+                self.lines += super::lines::newlines(&rest[1..=at]);
                 self.ended = true;
             }
             None => {
                 let last = memchr::memrchr(b'\n', rest).unwrap_or(0);
-                self.lines += newlines(&rest[1..=last]);
+                self.lines += super::lines::newlines(&rest[1..=last]);
                 self.start_line(&rest[last + 1..]);
             }
         }
@@ -555,11 +555,6 @@ impl CopyRows {
         }
         self.ended
     }
-}
-
-/// The newlines in `data`, counted in one vectorised pass (a search per newline is a call per row).
-fn newlines(data: &[u8]) -> u64 {
-    data.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 /// A tar member being read.

@@ -109,11 +109,11 @@ impl PgPlain {
 impl Found {
     fn event(&mut self, e: Event) {
         match e {
-            Event::CopyRow { len } => {
+            Event::CopyRows { rows, bytes } => {
                 if let Some(i) = self.copy {
                     let t = &mut self.tables.list[i];
-                    t.rows = t.rows.map(|r| r + 1);
-                    t.bytes += len + 1;
+                    t.rows = t.rows.map(|r| r + rows);
+                    t.bytes += bytes;
                 }
             }
             Event::CopyEnd => self.copy = None,
@@ -264,6 +264,19 @@ COPY public.\"we ird\" (x) FROM stdin;\n\\.\n\n\
             assert_eq!(v.record.tool_version, "15.20 (Debian 15.20-0+deb12u1)");
             let t: Vec<_> = v.record.tables.iter().map(|t| (t.name.as_str(), t.rows, t.bytes)).collect();
             assert_eq!(t, [("public.t", Some(3), 6), ("public.\"we ird\"", Some(0), 0)]);
+        }
+    }
+
+    #[test]
+    fn copy_rows_are_counted_across_every_piece_boundary() {
+        // Rows that begin like the end line (`\.x`, `\\.`), empty rows, and the end line at every offset
+        // of a piece: the bulk count must agree with one row per line.
+        let dump = DUMP.replace("1\n2\n3\n", "\\.x\n\n\\\\.\nlong row\tvalue\n");
+        for piece in 1..=40 {
+            let v = inspect_all(dump.as_bytes(), piece).unwrap();
+            assert_eq!(v.problem, None, "pieces of {piece}");
+            let t = &v.record.tables[0];
+            assert_eq!((t.rows, t.bytes), (Some(4), 4 + 1 + 4 + 15), "pieces of {piece}");
         }
     }
 

@@ -134,7 +134,7 @@ impl Found {
                     }
                 }
             }
-            Event::CopyRow { .. } | Event::CopyEnd => {}
+            Event::CopyRows { .. } | Event::CopyEnd => {}
         }
     }
 
