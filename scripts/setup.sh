@@ -20,6 +20,8 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v slapcat >/dev/null || [ -x /usr/sbin/slapcat ] || need+=(slapd)
 # An SMTP server for the e-mail notification test (Debian's python3 runs it).
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
+# A browser for tests/serve.rs (the dashboard rendered headless, a screenshot taken).
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)
 # A terminal for tests/terminal.rs (progress line, colour at a TTY).
 command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then

@@ -14,6 +14,7 @@ pub mod notify;
 pub mod repo;
 pub mod restore;
 pub mod retention;
+pub mod serve;
 pub mod time;
 
 pub use error::{Error, Result};

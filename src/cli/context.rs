@@ -8,6 +8,15 @@ use silo::repo::Repository;
 use std::sync::Mutex;
 use tokio::runtime::Runtime;
 
+/// A repository as the rule picks it: where, its password, its cache, and where the password came from
+/// (for messages; never the password).
+pub struct Target {
+    pub location: String,
+    pub password: Vec<u8>,
+    pub cache_dir: Option<std::path::PathBuf>,
+    pub from: String,
+}
+
 pub struct Invocation {
     pub cli: Cli,
     pub rt: Runtime,
@@ -50,6 +59,13 @@ impl Invocation {
     }
 
     fn open_by_rule(&self, with_cache: bool) -> Result<Repository> {
+        let t = self.target()?;
+        said_where(self.open_at_with(&t.location, &t.password, with_cache, t.cache_dir.as_deref()), &t.from)
+    }
+
+    /// The repository the rule of `open` picks, with its password and cache directory, not yet opened (for
+    /// `silo serve`, which opens it again on every refresh that failed).
+    pub fn target(&self) -> Result<Target> {
         if self.cli.job.is_some() || self.cli.offsite {
             let jobs = super::jobs_file::load(self)?;
             let (which, cfg) = picked(&jobs, self.cli.job.as_deref(), self.cli.offsite)?;
@@ -62,28 +78,33 @@ impl Invocation {
             }
             // The file's password for the repository it names; a flag or SILO_PASSWORD only when it names none
             // (an exported SILO_PASSWORD is the main repository's, never the offsite's).
-            let (pw, from) = match cfg.password_source() {
+            let (password, from) = match cfg.password_source() {
                 Some(source) => (super::jobs_file::password_of(which, cfg)?, jobs_source(which, &source)),
                 None => (self.password(false)?, password::source(self.cli.password_file.as_deref())),
             };
-            return said_where(self.open_at_with(&cfg.location, &pw, with_cache, cfg.cache_dir.as_deref()), &from);
+            return Ok(Target { location: cfg.location.clone(), password, cache_dir: self.cache_dir(cfg), from });
         }
         if self.cli.repo.is_none() {
             if let Some(jobs) = super::jobs_file::find(self)? {
                 let cfg = &jobs.file.repository;
                 let given = self.cli.password_file.is_some() || std::env::var_os("SILO_PASSWORD").is_some();
-                let (pw, from) = match cfg.password_source() {
+                let (password, from) = match cfg.password_source() {
                     Some(source) if !given => {
                         (super::jobs_file::password_of("repository", cfg)?, jobs_source("repository", &source))
                     }
                     _ => (self.password(false)?, password::source(self.cli.password_file.as_deref())),
                 };
-                return said_where(self.open_at_with(&cfg.location, &pw, with_cache, cfg.cache_dir.as_deref()), &from);
+                return Ok(Target { location: cfg.location.clone(), password, cache_dir: self.cache_dir(cfg), from });
             }
         }
-        let location = self.location()?;
+        let location = self.location()?.to_string();
         let from = password::source(self.cli.password_file.as_deref());
-        said_where(self.open_at_with(location, &self.password(false)?, with_cache, None), &from)
+        Ok(Target { location, password: self.password(false)?, cache_dir: self.cli.cache_dir.clone(), from })
+    }
+
+    /// A jobs file's cache directory for its repository, else `--cache-dir`.
+    fn cache_dir(&self, cfg: &RepoConfig) -> Option<std::path::PathBuf> {
+        cfg.cache_dir.clone().or_else(|| self.cli.cache_dir.clone())
     }
 
     /// `--job NAME`, `--offsite` or both, as the user wrote them (for messages).

@@ -36,6 +36,7 @@ mod repair;
 mod restore_database;
 mod run;
 mod schedule;
+mod serve;
 mod shell;
 mod snapshot;
 mod stats;
@@ -134,6 +135,8 @@ enum Command {
     Run(run::Args),
     /// Each job's state: last success and failure, freshness, size change, damage, drills.
     Status(status::Args),
+    /// A web dashboard of the jobs and their history, with a JSON API and /metrics (loopback only).
+    Serve(serve::Args),
     /// Install, remove or list systemd timers (or cron.d files) for the jobs' schedules.
     #[command(subcommand)]
     Schedule(schedule::Command),
@@ -216,6 +219,7 @@ fn dispatch(ctx: &context::Invocation) -> Result<()> {
         Command::Key(c) => key::run(ctx, c),
         Command::Run(a) => run::run(ctx, a),
         Command::Status(a) => status::run(ctx, a),
+        Command::Serve(a) => serve::run(ctx, a),
         Command::Schedule(c) => schedule::run(ctx, c),
     }
 }

@@ -9,10 +9,10 @@ use super::jobs_file;
 use super::output::{emit, human_bytes, Report};
 use anyhow::{Context, Result};
 use serde::Serialize;
-use silo::jobs::status::{is_job_run, Facts, JobStatus, Limits, State};
+use silo::jobs::status::{JobStatus, Limits, State};
 use silo::time::{format_micros, format_seconds};
-use silo_format::maintenance::{DrillRecord, RunKind, RunRecord, StepOutcome};
-use std::collections::{BTreeMap, BTreeSet};
+use silo_format::maintenance::{RunKind, RunRecord, StepOutcome};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -110,23 +110,10 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         Some(l) if ctx.cli.repo.is_none() => jobs_file::open(ctx, "repository", &l.file.repository)?,
         _ => ctx.open()?,
     };
-    let snapshots = ctx.rt.block_on(repo.list_snapshot_heads())?; // headers: sizes, times, dump records
-    let marks = ctx.rt.block_on(repo.damage_marks())?;
-    let history = ctx.rt.block_on(repo.run_history())?;
-    let drills = ctx.rt.block_on(repo.load_all::<DrillRecord>())?;
-    let now = repo.now();
-    let repository_bytes: u64 = ctx
-        .rt
-        .block_on(silo::backend::ReadBackend::list(&repo.backend, silo::backend::names::PACKS))?
-        .iter()
-        .map(|o| o.size)
-        .sum();
-
-    let mut names: BTreeSet<String> = limits.keys().cloned().collect();
-    if limits.is_empty() {
-        names.extend(snapshots.iter().map(|s| s.manifest.name.clone()));
-        names.extend(history.records.iter().filter(|(_, r)| is_job_run(&r.kind)).map(|(_, r)| r.job.clone()));
-    }
+    let gathered = ctx.rt.block_on(silo::jobs::facts::gather(&repo))?;
+    let now = gathered.now_us;
+    let repository_bytes = gathered.pack_bytes;
+    let mut names = gathered.names(&limits);
     if !a.jobs.is_empty() {
         if let Some(unknown) = a.jobs.iter().find(|j| !names.contains(*j)) {
             return Err(silo::Error::Input {
@@ -137,18 +124,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         }
         names.retain(|n| a.jobs.contains(n));
     }
-    let facts = Facts { snapshots: &snapshots, marks: &marks, history: &history.records, drills: &drills, now_us: now };
-    let jobs: Vec<JobStatus> = names
-        .iter()
-        .map(|name| {
-            let limit = limits.get(name).copied().unwrap_or(Limits {
-                freshness_seconds: None,
-                min_size: None,
-                shrink_alert: 50,
-            });
-            facts.judge(name, limit)
-        })
-        .collect();
+    let jobs = gathered.statuses(&names, &limits);
     let state = jobs.iter().map(|j| j.state).min().unwrap_or(State::Ok);
     let exit_code = exit_code_of(state);
     if let Some(path) = &a.prometheus {
@@ -163,7 +139,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
             }
             .into());
         };
-        let records: Vec<RunRecord> = history.records.iter().map(|(_, r)| r.clone()).collect();
+        let records: Vec<RunRecord> = gathered.history.iter().map(|(_, r)| r.clone()).collect();
         // I21: a sendmail silo starts gets the allow-listed base, never silo's environment.
         for name in l.file.secret_variables() {
             silo::inputs::process::add_secret_variable(&name);
@@ -182,11 +158,11 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     let report = StatusReport {
         state,
         exit_code,
-        snapshots: snapshots.len(),
+        snapshots: gathered.snapshots.len(),
         repository_bytes,
         notifications,
-        run_records: history.records.len(),
-        damaged_run_records: history.damaged,
+        run_records: gathered.history.len(),
+        damaged_run_records: gathered.damaged_records,
         jobs,
     };
     let problems: Vec<String> = report
@@ -251,4 +227,16 @@ fn write_metrics(path: &std::path::Path, text: &str) -> Result<()> {
     super::files::replace_atomically(path, text.as_bytes(), 0o644)
         .with_context(|| format!("writing metrics file {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use silo::jobs::status::{exit_code, State};
+
+    #[test]
+    fn the_dashboard_s_exit_codes_are_status_s() {
+        for s in [State::Ok, State::Never, State::Stale, State::Shrunk, State::Failing, State::Damaged] {
+            assert_eq!(exit_code(s), super::exit_code_of(s), "{s:?}");
+        }
+    }
 }

@@ -21,6 +21,7 @@
 //! schedule = "daily 02:00"                 # `silo schedule install`: a systemd timer or a cron line
 //! ```
 
+pub mod facts;
 pub mod metrics;
 pub mod presets;
 pub mod run;

@@ -37,6 +37,17 @@ impl State {
     }
 }
 
+/// The exit code of `silo status` for a worst state (docs/operations.md "Exit codes"): 0 ok, 8 stale or
+/// never, 10 failing or shrunk, 5 damaged.
+pub fn exit_code(state: State) -> u8 {
+    match state {
+        State::Ok => 0,
+        State::Never | State::Stale => 8,
+        State::Failing | State::Shrunk => 10,
+        State::Damaged => DAMAGE_EXIT_CODE,
+    }
+}
+
 /// The limits a job sets (defaults without a jobs file: no freshness, no minimum, 50%).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {

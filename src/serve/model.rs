@@ -1,0 +1,205 @@
+//! The dashboard's view of a repository (pure): what the pages and `/api/v1/` show, built from the facts
+//! `silo status` reads (jobs/facts.rs), with each job's state from the same judgement (I27).
+
+use crate::jobs::facts::Gathered;
+use crate::jobs::status::{JobStatus, Limits, State};
+use serde::Serialize;
+use silo_format::maintenance::{RunKind, RunRecord};
+use std::collections::BTreeMap;
+
+/// Days of history the size charts show.
+pub const TREND_DAYS: u32 = 90;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct View {
+    /// The repository's clock when its facts were read (µs).
+    pub refreshed_us: i64,
+    /// The worst job's state.
+    pub state: State,
+    pub jobs: Vec<JobStatus>,
+    pub names: BTreeMap<String, NameDetail>,
+    pub repository: RepositorySummary,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NameDetail {
+    /// Newest first.
+    pub snapshots: Vec<SnapshotRow>,
+    /// The job's runs (and creates of this name), newest first.
+    pub runs: Vec<RunRow>,
+    /// Drills of the name's snapshots, newest first.
+    pub drills: Vec<DrillRow>,
+    /// (finished µs, bytes) of each snapshot, oldest first: the size chart.
+    pub sizes: Vec<(i64, u64)>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SnapshotRow {
+    pub id: String,
+    pub finished_us: i64,
+    pub host: String,
+    pub tags: Vec<String>,
+    pub bytes: u64,
+    /// What its run added to the repository, when a run record says.
+    pub added_bytes: Option<u64>,
+    pub damaged: bool,
+    pub streams: Vec<StreamRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamRow {
+    pub name: String,
+    /// The command as typed (argv joined by spaces), or none for standard input.
+    pub command: Option<String>,
+    pub bytes: u64,
+    /// The dump format silo recognised, if any.
+    pub dump: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRow {
+    pub kind: String,
+    pub job: String,
+    pub host: String,
+    pub started_us: i64,
+    pub finished_us: i64,
+    pub ok: bool,
+    pub exit_code: u8,
+    pub error: String,
+    pub bytes_added: u64,
+    pub snapshot: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DrillRow {
+    pub snapshot: String,
+    pub stream: String,
+    pub finished_us: i64,
+    pub ok: bool,
+    pub seconds: f64,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RepositorySummary {
+    pub snapshots: usize,
+    /// Bytes the snapshots hold as streams, and bytes the packs take.
+    pub logical_bytes: u64,
+    pub stored_bytes: u64,
+    pub packs: usize,
+    pub run_records: usize,
+    pub damaged_run_records: usize,
+    pub damaged_snapshots: usize,
+    pub last_gc: Option<RunRow>,
+    pub last_check: Option<RunRow>,
+}
+
+fn run_row(r: &RunRecord) -> RunRow {
+    RunRow {
+        kind: kind_name(&r.kind),
+        job: r.job.clone(),
+        host: r.host.clone(),
+        started_us: r.started,
+        finished_us: r.finished,
+        ok: r.ok,
+        exit_code: r.exit_code,
+        error: r.error.clone(),
+        bytes_added: r.bytes_added,
+        snapshot: r.snapshot.map(|s| s.to_hex()),
+    }
+}
+
+/// The run kind's word (`run`, `create`, `gc`, ...), as run records name it.
+fn kind_name(kind: &RunKind) -> String {
+    kind.as_str().to_string()
+}
+
+impl View {
+    /// The view of `g`, judged with the jobs file's `limits` (empty without one).
+    pub fn build(g: &Gathered, limits: &BTreeMap<String, Limits>) -> View {
+        let names = g.names(limits);
+        let jobs = g.statuses(&names, limits);
+        let state = jobs.iter().map(|j| j.state).min().unwrap_or(State::Ok);
+        let mut detail: BTreeMap<String, NameDetail> =
+            names.iter().map(|n| (n.clone(), NameDetail::default())).collect();
+        let mut added: BTreeMap<silo_format::ObjectId, u64> = BTreeMap::new();
+        let mut snapshot_name: BTreeMap<silo_format::ObjectId, String> = BTreeMap::new();
+        for (_, r) in &g.history {
+            if let Some(s) = r.snapshot {
+                added.insert(s, r.bytes_added);
+            }
+            if crate::jobs::status::is_job_run(&r.kind) {
+                if let Some(d) = detail.get_mut(&r.job) {
+                    d.runs.push(run_row(r));
+                }
+            }
+        }
+        let mut logical = 0;
+        let mut damaged = 0;
+        for s in &g.snapshots {
+            let m = &s.manifest;
+            logical += m.total_size();
+            damaged += usize::from(g.marks.contains_key(&s.id));
+            snapshot_name.insert(s.id, m.name.clone());
+            let Some(d) = detail.get_mut(&m.name) else { continue };
+            d.snapshots.push(SnapshotRow {
+                id: s.id.to_hex(),
+                finished_us: m.finished,
+                host: m.host.clone(),
+                tags: m.tags.clone(),
+                bytes: m.total_size(),
+                added_bytes: added.get(&s.id).copied(),
+                damaged: g.marks.contains_key(&s.id),
+                streams: m
+                    .streams
+                    .iter()
+                    .map(|st| StreamRow {
+                        name: st.name.clone(),
+                        command: st.command.as_ref().map(|c| c.join(" ")),
+                        bytes: st.size,
+                        dump: st.dump.as_ref().map(|r| silo_format::manifest::dump_format::name(r.format).to_string()),
+                    })
+                    .collect(),
+            });
+        }
+        for (_, _, dr) in &g.drills {
+            let Some(name) = snapshot_name.get(&dr.snapshot) else { continue };
+            if let Some(d) = detail.get_mut(name) {
+                d.drills.push(DrillRow {
+                    snapshot: dr.snapshot.to_hex(),
+                    stream: dr.stream.clone(),
+                    finished_us: dr.finished,
+                    ok: dr.ok,
+                    seconds: (dr.finished - dr.started) as f64 / 1e6,
+                    error: dr.error.clone(),
+                });
+            }
+        }
+        for d in detail.values_mut() {
+            d.snapshots.sort_by_key(|s| std::cmp::Reverse(s.finished_us));
+            d.runs.sort_by_key(|r| std::cmp::Reverse(r.finished_us));
+            d.drills.sort_by_key(|r| std::cmp::Reverse(r.finished_us));
+            d.sizes = d.snapshots.iter().rev().map(|s| (s.finished_us, s.bytes)).collect();
+        }
+        let newest = |kind: RunKind| {
+            g.history.iter().map(|(_, r)| r).filter(|r| r.kind == kind).max_by_key(|r| r.finished).map(run_row)
+        };
+        View {
+            refreshed_us: g.now_us,
+            state,
+            jobs,
+            names: detail,
+            repository: RepositorySummary {
+                snapshots: g.snapshots.len(),
+                logical_bytes: logical,
+                stored_bytes: g.pack_bytes,
+                packs: g.packs,
+                run_records: g.history.len(),
+                damaged_run_records: g.damaged_records,
+                damaged_snapshots: damaged,
+                last_gc: newest(RunKind::Gc),
+                last_check: newest(RunKind::Check),
+            },
+        }
+    }
+}

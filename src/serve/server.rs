@@ -1,0 +1,292 @@
+//! `silo serve`'s HTTP server (axum): the pages (pages.rs), the same data as JSON under `/api/v1/`, and
+//! `/metrics` in the text format `silo status --prometheus` writes. Upholds I26 (loopback only, read-only,
+//! no secret in any response, security headers on every response, a Host header that is not loopback is
+//! refused so a DNS-rebound page cannot read it) and I27 (one judgement with `silo status`; a failed refresh
+//! keeps the last view under an error panel).
+//!
+//! The repository is read by one task on a refresh interval into an immutable `View` (a page is a render of
+//! it, never a repository read), so a page costs the same at 10 000 snapshots as at 10, and a slow or
+//! failing store never blocks a request.
+
+use super::model::View;
+use super::pages::{self, Failure};
+use crate::jobs::status::Limits;
+use crate::repo::Repository;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Where the repository is and how to open it (the password stays in this process: I26).
+pub struct Source {
+    pub location: String,
+    pub password: Vec<u8>,
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+pub struct Settings {
+    /// How often the repository is read again.
+    pub refresh: Duration,
+    /// The jobs file's limits per job (empty without one: every snapshot name is shown).
+    pub limits: BTreeMap<String, Limits>,
+    /// The longest one read of the repository may take before it counts as failed.
+    pub read_timeout: Duration,
+}
+
+#[derive(Default)]
+struct Shared {
+    view: RwLock<Option<Arc<View>>>,
+    failure: RwLock<Option<Failure>>,
+}
+
+impl Shared {
+    fn get(&self) -> (Option<Arc<View>>, Option<Failure>) {
+        let view = self.view.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let failure = self.failure.read().unwrap_or_else(|p| p.into_inner()).clone();
+        (view, failure)
+    }
+}
+
+/// Serves until the process ends: reads the repository now and every `refresh`, answers requests from
+/// the newest view.
+pub async fn serve(listener: tokio::net::TcpListener, source: Source, settings: Settings) -> std::io::Result<()> {
+    let shared = Arc::new(Shared::default());
+    tokio::spawn(refresh(shared.clone(), source, settings));
+    axum::serve(listener, app(shared)).await
+}
+
+/// Reads the repository into a view, again and again; a failure keeps the last view and records since
+/// when reading fails.
+async fn refresh(shared: Arc<Shared>, source: Source, settings: Settings) {
+    let mut repo: Option<Repository> = None;
+    loop {
+        let read = tokio::time::timeout(settings.read_timeout, read_view(&mut repo, &source, &settings.limits)).await;
+        let outcome = match read {
+            Ok(Ok(view)) => Ok(view),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "reading {} took longer than {} s (is the store reachable?)",
+                source.location,
+                settings.read_timeout.as_secs()
+            )),
+        };
+        match outcome {
+            Ok(view) => {
+                *shared.view.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(view));
+                *shared.failure.write().unwrap_or_else(|p| p.into_inner()) = None;
+            }
+            Err(error) => {
+                tracing::warn!("silo serve: reading the repository failed: {error}");
+                // A repository handle that failed once is opened again next time (a password file fixed, a
+                // store back up).
+                repo = None;
+                let mut f = shared.failure.write().unwrap_or_else(|p| p.into_inner());
+                let since_us = f.as_ref().map_or_else(crate::time::now_micros, |f| f.since_us);
+                *f = Some(Failure { since_us, error });
+            }
+        }
+        tokio::time::sleep(settings.refresh).await;
+    }
+}
+
+async fn read_view(
+    repo: &mut Option<Repository>,
+    source: &Source,
+    limits: &BTreeMap<String, Limits>,
+) -> crate::Result<View> {
+    if repo.is_none() {
+        let backend = crate::backend::open(&source.location)?;
+        *repo = Some(Repository::open(backend, &source.password, source.cache_dir.clone()).await?);
+    }
+    let Some(r) = repo.as_ref() else { unreachable!("opened above") };
+    let gathered = crate::jobs::facts::gather(r).await?;
+    Ok(View::build(&gathered, limits))
+}
+
+fn app(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(overview))
+        .route("/name/{name}", get(name_page))
+        .route("/repository", get(repository_page))
+        .route("/api/v1/status", get(api_status))
+        .route("/api/v1/names/{name}", get(api_name))
+        .route("/api/v1/repository", get(api_repository))
+        .route("/metrics", get(metrics))
+        .route("/static/style.css", get(style))
+        .fallback(|| async { (StatusCode::NOT_FOUND, Html(pages::not_found("No such page.").into_string())) })
+        .layer(axum::middleware::map_request(loopback_host))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(shared)
+}
+
+/// I26: a request whose Host header is not a loopback name is refused (421), so a page on another site
+/// whose name was re-pointed at 127.0.0.1 cannot read the dashboard.
+async fn loopback_host(req: axum::extract::Request) -> Result<axum::extract::Request, Response> {
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if host_is_loopback(host) {
+        Ok(req)
+    } else {
+        Err((StatusCode::MISDIRECTED_REQUEST, "silo serve answers only requests addressed to a loopback host\n")
+            .into_response())
+    }
+}
+
+/// `127.0.0.1`, `localhost`, `[::1]`, with or without a port (pure).
+pub fn host_is_loopback(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(n, port)| if port.bytes().all(|b| b.is_ascii_digit()) { n } else { host })
+    };
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    let set = |h: &mut HeaderMap, name: header::HeaderName, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; \
+         frame-ancestors 'none'",
+    );
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::CACHE_CONTROL, "no-store");
+    res
+}
+
+type Shr = State<Arc<Shared>>;
+
+async fn overview(State(s): Shr) -> Html<String> {
+    let (view, failure) = s.get();
+    Html(match &view {
+        Some(v) => pages::overview(v, failure.as_ref()).into_string(),
+        None => pages::waiting(failure.as_ref()).into_string(),
+    })
+}
+
+async fn name_page(State(s): Shr, Path(name): Path<String>) -> Response {
+    let (view, failure) = s.get();
+    let Some(v) = view else { return Html(pages::waiting(failure.as_ref()).into_string()).into_response() };
+    match v.names.get(&name) {
+        Some(d) => Html(pages::name_page(&v, &name, d, failure.as_ref()).into_string()).into_response(),
+        None => (StatusCode::NOT_FOUND, Html(pages::not_found("No job or snapshot has that name.").into_string()))
+            .into_response(),
+    }
+}
+
+async fn repository_page(State(s): Shr) -> Html<String> {
+    let (view, failure) = s.get();
+    Html(match &view {
+        Some(v) => pages::repository_page(v, failure.as_ref()).into_string(),
+        None => pages::waiting(failure.as_ref()).into_string(),
+    })
+}
+
+/// `/api/v1/status`: the fields of `silo status --json` (state, exit_code, jobs, snapshots,
+/// repository_bytes, run_records, damaged_run_records), plus when the view was read and the refresh error.
+#[derive(Serialize)]
+struct ApiStatus<'a> {
+    api_version: u32,
+    state: crate::jobs::status::State,
+    exit_code: u8,
+    jobs: &'a [crate::jobs::status::JobStatus],
+    snapshots: usize,
+    repository_bytes: u64,
+    run_records: usize,
+    damaged_run_records: usize,
+    refreshed_us: i64,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ApiError {
+    api_version: u32,
+    error: String,
+    /// The first read is still running (try again), rather than failed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pending: bool,
+}
+
+fn unavailable(failure: Option<Failure>) -> Response {
+    let (error, pending) = match failure {
+        Some(f) => (f.error, false),
+        None => ("the repository has not been read yet".to_string(), true),
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(ApiError { api_version: 1, error, pending })).into_response()
+}
+
+async fn api_status(State(s): Shr) -> Response {
+    let (view, failure) = s.get();
+    let Some(v) = view else { return unavailable(failure) };
+    Json(ApiStatus {
+        api_version: 1,
+        state: v.state,
+        exit_code: crate::jobs::status::exit_code(v.state),
+        jobs: &v.jobs,
+        snapshots: v.repository.snapshots,
+        repository_bytes: v.repository.stored_bytes,
+        run_records: v.repository.run_records,
+        damaged_run_records: v.repository.damaged_run_records,
+        refreshed_us: v.refreshed_us,
+        error: failure.map(|f| f.error),
+    })
+    .into_response()
+}
+
+async fn api_name(State(s): Shr, Path(name): Path<String>) -> Response {
+    let (view, failure) = s.get();
+    let Some(v) = view else { return unavailable(failure) };
+    match v.names.get(&name) {
+        Some(d) => Json(d).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(ApiError { api_version: 1, error: format!("no name {name:?}"), pending: false }),
+        )
+            .into_response(),
+    }
+}
+
+async fn api_repository(State(s): Shr) -> Response {
+    let (view, failure) = s.get();
+    let Some(v) = view else { return unavailable(failure) };
+    Json(&v.repository).into_response()
+}
+
+async fn metrics(State(s): Shr) -> Response {
+    let (view, failure) = s.get();
+    let Some(v) = view else { return unavailable(failure) };
+    let text = crate::jobs::metrics::text(&v.jobs, v.repository.stored_bytes, v.refreshed_us);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+async fn style() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], pages::STYLE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_is_loopback;
+
+    #[test]
+    fn only_loopback_hosts_pass() {
+        for ok in ["127.0.0.1:8470", "127.0.0.1", "localhost:8470", "LOCALHOST", "[::1]:8470", "[::1]", "127.1.2.3:1"] {
+            assert!(host_is_loopback(ok), "{ok}");
+        }
+        for bad in ["", "evil.example:8470", "evil.example", "10.0.0.1:8470", "localhost.evil.example", "[::2]:1"] {
+            assert!(!host_is_loopback(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! `silo serve` through the binary: the dashboard over repositories built with real runs (a healthy job, a
+//! stale one, a failing one, one that never ran, a drill), its agreement with `silo status --json` (I27),
+//! what it refuses (I26: a non-loopback Host, an address off loopback, any method but GET), no secret in
+//! any answer, an error panel for a repository it cannot read, and the page as a real browser renders it
+//! (Debian's chromium, headless; scripts/setup.sh installs it).
+
+mod util;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use util::{services, stderr, wait_until, write_jobs_file, TestRepo, EXIT_USAGE, PASSWORD};
+
+/// A running `silo serve`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `silo serve` with `args` on a free loopback port; returns once it listens.
+    fn start(repo: &TestRepo, args: &[&str]) -> Server {
+        let mut all = args.to_vec();
+        all.extend(["serve", "--listen", "127.0.0.1:0", "--refresh", "1s"]);
+        let mut cmd = repo.cmd(&all);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        Server::listening(cmd.spawn().expect("start silo serve"))
+    }
+
+    /// Reads where `child` listens from its first line, and keeps reading its stderr (a closed pipe would
+    /// end it at its first log line).
+    fn listening(mut child: Child) -> Server {
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        err.read_line(&mut line).expect("read serve's first line");
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("serve did not say where it listens: {line:?}"))
+            .to_string();
+        Server { child, addr }
+    }
+
+    /// `METHOD path` with `Host: host`: (status, lowercased headers, body).
+    fn request(&self, method: &str, path: &str, host: &str) -> (u16, String, String) {
+        let mut s = TcpStream::connect(&self.addr).expect("connect");
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            .expect("send");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).expect("read answer");
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (status, head.to_ascii_lowercase(), body.to_string())
+    }
+
+    fn get(&self, path: &str) -> (u16, String, String) {
+        let host = self.addr.clone();
+        self.request("GET", path, &host)
+    }
+
+    /// Waits until the first view has been read (or failed), then returns `/api/v1/status`.
+    fn status(&self) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        wait_until("serve has read the repository", || {
+            let (_, _, body) = self.get("/api/v1/status");
+            last = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+            last.get("jobs").is_some() || (last.get("error").is_some_and(|e| !e.is_null()) && last["pending"] != true)
+        });
+        last
+    }
+}
+
+/// Jobs without their age (it moves between two reads).
+fn without_age(jobs: &serde_json::Value) -> Vec<serde_json::Value> {
+    jobs.as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| {
+            let mut j = j.clone();
+            j.as_object_mut().expect("job").remove("age_seconds");
+            j
+        })
+        .collect()
+}
+
+/// A repository with four jobs in four states and a drill; returns the jobs file.
+fn four_jobs(repo: &TestRepo) -> std::path::PathBuf {
+    let file = write_jobs_file(
+        repo,
+        &repo.location,
+        "[jobs.healthy]\nstreams = [{ command = \"printf healthy-rows\" }]\nfreshness = \"1h\"\n\n\
+         [jobs.stale]\nstreams = [{ command = \"printf stale-rows\" }]\nfreshness = \"1s\"\n\n\
+         [jobs.failing]\nstreams = [{ command = \"sh -c 'echo pg_dump: connection refused >&2; exit 3'\" }]\n\n\
+         [jobs.never]\nstreams = [{ command = \"printf x\" }]\n",
+    );
+    let config = file.to_str().expect("utf-8 path");
+    for job in ["healthy", "stale"] {
+        repo.ok(&["--config", config, "run", job], b"");
+    }
+    let failed = repo.run(&["--config", config, "run", "failing"], b"");
+    assert!(!failed.status.success(), "the failing job failed");
+    repo.ok(&["drill", "healthy:latest", "--", "sh", "-c", "cat > /dev/null"], b"");
+    wait_until("the stale job's snapshot is older than its 1 s limit", || {
+        let out = repo.run(&["--config", config, "--json", "status", "stale"], b"");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["jobs"][0]["state"] == "stale"
+    });
+    file
+}
+
+#[test]
+fn the_dashboard_agrees_with_status() {
+    let repo = TestRepo::init();
+    let file = four_jobs(&repo);
+    let config = file.to_str().expect("utf-8 path");
+    let server = Server::start(&repo, &["--config", config]);
+    let api = server.status();
+    let status = repo.run(&["--config", config, "--json", "status"], b"");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
+    assert_eq!(without_age(&api["jobs"]), without_age(&status["jobs"]), "{api}\n{status}");
+    for field in ["state", "exit_code", "snapshots", "repository_bytes", "run_records"] {
+        assert_eq!(api[field], status[field], "{field}");
+    }
+    let states: Vec<(&str, &str)> = api["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| (j["job"].as_str().unwrap_or(""), j["state"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(states, [("failing", "failing"), ("healthy", "ok"), ("never", "never"), ("stale", "stale")]);
+
+    // The overview says each state in words, the failure's error, the drill, a chart per job.
+    let (code, headers, page) = server.get("/");
+    assert_eq!(code, 200);
+    for (job, words) in [("healthy", "OK"), ("stale", "STALE"), ("failing", "FAILING"), ("never", "NEVER SUCCEEDED")] {
+        assert!(page.contains(&format!("data-job=\"{job}\" data-state=")), "{job} card");
+        assert!(
+            page.contains(&format!("<a href=\"/name/{job}\">{job}</a> <span class=\"state\">{words}</span>")),
+            "{job}"
+        );
+    }
+    assert!(page.contains("connection refused"), "the failing job's error is on its card");
+    assert!(page.contains("restored in"), "the drill is on the healthy card");
+    assert_eq!(page.matches("<svg class=\"trend\"").count(), 5, "a size chart per job and the drill's");
+    assert!(!page.contains("<script"), "no script");
+    assert!(headers.contains("content-security-policy: default-src 'none'"), "{headers}");
+    assert!(headers.contains("frame-ancestors 'none'"), "{headers}");
+
+    // Per name: the snapshot with its stream's command, the failed run.
+    let (code, _, healthy) = server.get("/name/healthy");
+    assert_eq!(code, 200);
+    assert!(healthy.contains("printf healthy-rows"), "the command as typed");
+    let (_, _, failing) = server.get("/name/failing");
+    assert!(failing.contains("FAILED (exit"), "the failed run is listed");
+    assert_eq!(server.get("/name/nobody").0, 404);
+    let (code, _, repo_page) = server.get("/repository");
+    assert_eq!(code, 200);
+    assert!(repo_page.contains("Stored bytes"), "{repo_page}");
+
+    // /metrics carries status --prometheus's names and labels.
+    let (code, headers, metrics) = server.get("/metrics");
+    assert_eq!(code, 200);
+    assert!(headers.contains("content-type: text/plain; version=0.0.4"), "{headers}");
+    assert!(metrics.contains("silo_job_ok{job=\"healthy\"} 1"), "{metrics}");
+    assert!(metrics.contains("silo_job_ok{job=\"failing\"} 0"), "{metrics}");
+
+    // No answer carries the password.
+    for path in ["/", "/name/healthy", "/repository", "/api/v1/status", "/api/v1/names/healthy", "/metrics"] {
+        let (_, headers, body) = server.get(path);
+        assert!(!body.contains(PASSWORD) && !headers.contains(&PASSWORD.to_ascii_lowercase()), "{path}");
+    }
+}
+
+#[test]
+fn serve_refuses_what_would_widen_access() {
+    let repo = TestRepo::init();
+    repo.create("shop", b"rows");
+    // Off loopback: refused before anything listens.
+    for listen in ["0.0.0.0:0", "[::]:0", "192.0.2.1:8470"] {
+        let out = repo.run(&["serve", "--listen", listen], b"");
+        assert_eq!(out.status.code(), Some(EXIT_USAGE), "{listen}: {}", stderr(&out));
+        assert!(stderr(&out).contains("no login or TLS yet"), "{}", stderr(&out));
+    }
+    let out = repo.run(&["serve", "--listen", "--repo"], b"");
+    assert_ne!(out.status.code(), Some(0));
+    let server = Server::start(&repo, &[]);
+    assert_eq!(server.status()["jobs"][0]["job"], "shop");
+    // A page whose name was re-pointed at 127.0.0.1 (DNS rebinding) sends its own Host: refused.
+    let (code, _, body) = server.request("GET", "/api/v1/status", "evil.example:8470");
+    assert_eq!(code, 421, "{body}");
+    assert!(!body.contains("shop"));
+    // Read-only: no method but GET (and HEAD) does anything.
+    let host = server.addr.clone();
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+        let (code, _, _) = server.request(method, "/", &host);
+        assert_eq!(code, 405, "{method}");
+    }
+}
+
+#[test]
+fn a_repository_it_cannot_read_shows_an_error_panel_not_a_crash() {
+    let repo = TestRepo::init();
+    repo.create("shop", b"rows");
+    let mut wrong = repo.cmd(&["serve", "--listen", "127.0.0.1:0", "--refresh", "1s"]);
+    wrong.env("SILO_PASSWORD", "not the password").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let server = Server::listening(wrong.spawn().expect("start"));
+    let api = server.status();
+    assert!(api["error"].as_str().unwrap_or("").contains("password"), "{api}");
+    let (code, _, page) = server.get("/");
+    assert_eq!(code, 200);
+    assert!(page.contains("The repository could not be read"), "{page}");
+    assert!(!page.contains("not the password"), "the password is never shown");
+    assert_eq!(server.get("/api/v1/status").0, 503);
+    assert_eq!(server.get("/metrics").0, 503);
+    // Still serving after several failed refreshes.
+    wait_until("a second refresh", || server.get("/").0 == 200);
+
+    // A repository that goes away after a good read: the last view stays, under the panel.
+    let repo2 = TestRepo::init();
+    if repo2.skip_unless_local("moves the repository directory away") {
+        return;
+    }
+    repo2.create("shop", b"rows");
+    let server2 = Server::start(&repo2, &[]);
+    assert_eq!(server2.status()["jobs"][0]["job"], "shop");
+    let moved = repo2.dir.path().join("moved");
+    std::fs::rename(repo2.path(), &moved).expect("move the repository away");
+    wait_until("the error panel", || server2.get("/").2.contains("The repository could not be read"));
+    let (_, _, page) = server2.get("/");
+    assert!(page.contains("data-job=\"shop\""), "the last view is kept: {page}");
+}
+
+/// The page as a browser shows it: chromium renders it headless (its DOM dump and screenshot need the
+/// browser's own script; the page has none and its CSP allows none), the DOM has every job's card and
+/// state, and a screenshot is saved (target/screenshots/, one goes into the README).
+#[test]
+fn a_real_browser_renders_the_overview() {
+    let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| services::tool(c, "--version").is_ok());
+    let probe = chromium.map(|_| ()).ok_or_else(|| "chromium not found (scripts/setup.sh installs it)".to_string());
+    if !services::require("chromium", probe) {
+        return;
+    }
+    let chromium = chromium.unwrap_or("chromium");
+    let repo = TestRepo::init();
+    let file = four_jobs(&repo);
+    let server = Server::start(&repo, &["--config", file.to_str().expect("utf-8")]);
+    server.status();
+    let url = format!("http://{}/", server.addr);
+    let profile = repo.dir.path().join("chromium-profile");
+    let browser = |extra: &[&str]| {
+        let mut c = std::process::Command::new(chromium);
+        c.args(["--headless", "--no-sandbox", "--disable-gpu"])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg(&url);
+        c.output().expect("run chromium")
+    };
+    let dom = browser(&["--dump-dom"]);
+    let dom_text = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.status.success(), "chromium: {}", stderr(&dom));
+    for words in ["healthy", "OK", "STALE", "FAILING", "NEVER SUCCEEDED", "connection refused"] {
+        assert!(dom_text.contains(words), "{words} in the rendered page: {dom_text}");
+    }
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    let png = shots.join("overview.png");
+    let _ = std::fs::remove_file(&png);
+    let shot = browser(&[&format!("--screenshot={}", png.display()), "--window-size=1280,900"]);
+    assert!(shot.status.success(), "chromium: {}", stderr(&shot));
+    let bytes = std::fs::read(&png).expect("the screenshot was written");
+    assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "a real screenshot, {} bytes", bytes.len());
+}
