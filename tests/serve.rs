@@ -25,10 +25,11 @@ impl Drop for Server {
 }
 
 impl Server {
-    /// Starts `silo serve` with `args` on a free loopback port; returns once it listens.
-    fn start(repo: &TestRepo, args: &[&str]) -> Server {
-        let mut all = args.to_vec();
+    /// Starts `silo GLOBAL... serve EXTRA...` on a free loopback port; returns once it listens.
+    fn start(repo: &TestRepo, global: &[&str], extra: &[&str]) -> Server {
+        let mut all = global.to_vec();
         all.extend(["serve", "--listen", "127.0.0.1:0", "--refresh", "1s"]);
+        all.extend(extra);
         let mut cmd = repo.cmd(&all);
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         Server::listening(cmd.spawn().expect("start silo serve"))
@@ -123,7 +124,7 @@ fn the_dashboard_agrees_with_status() {
     let repo = TestRepo::init();
     let file = four_jobs(&repo);
     let config = file.to_str().expect("utf-8 path");
-    let server = Server::start(&repo, &["--config", config]);
+    let server = Server::start(&repo, &["--config", config], &[]);
     let api = server.status();
     let status = repo.run(&["--config", config, "--json", "status"], b"");
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
@@ -193,7 +194,7 @@ fn serve_refuses_what_would_widen_access() {
     }
     let out = repo.run(&["serve", "--listen", "--repo"], b"");
     assert_ne!(out.status.code(), Some(0));
-    let server = Server::start(&repo, &[]);
+    let server = Server::start(&repo, &[], &[]);
     assert_eq!(server.status()["jobs"][0]["job"], "shop");
     // A page whose name was re-pointed at 127.0.0.1 (DNS rebinding) sends its own Host: refused.
     let (code, _, body) = server.request("GET", "/api/v1/status", "evil.example:8470");
@@ -231,13 +232,67 @@ fn a_repository_it_cannot_read_shows_an_error_panel_not_a_crash() {
         return;
     }
     repo2.create("shop", b"rows");
-    let server2 = Server::start(&repo2, &[]);
+    let server2 = Server::start(&repo2, &[], &[]);
     assert_eq!(server2.status()["jobs"][0]["job"], "shop");
     let moved = repo2.dir.path().join("moved");
     std::fs::rename(repo2.path(), &moved).expect("move the repository away");
     wait_until("the error panel", || server2.get("/").2.contains("The repository could not be read"));
     let (_, _, page) = server2.get("/");
     assert!(page.contains("data-job=\"shop\""), "the last view is kept: {page}");
+}
+
+#[test]
+fn actions_need_the_page_token_run_one_at_a_time_and_are_recorded() {
+    let repo = TestRepo::init();
+    let file = write_jobs_file(
+        &repo,
+        &repo.location,
+        "[jobs.slow]\nstreams = [{ command = \"sh -c 'sleep 1; printf rows'\" }]\n",
+    );
+    let config = file.to_str().expect("utf-8 path");
+    let server = Server::start(&repo, &["--config", config], &["--allow-actions"]);
+    assert_eq!(server.status()["jobs"][0]["state"], "never");
+    let (_, _, page) = server.get("/");
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the page's form carries a token")
+        .to_string();
+    let host = server.addr.clone();
+    let post = |path: &str, body: &str| {
+        let mut s = TcpStream::connect(&server.addr).expect("connect");
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: \
+             application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("read");
+        raw.split(' ').nth(1).and_then(|c| c.parse::<u16>().ok()).unwrap_or(0)
+    };
+    // A forged POST (another site's form: no token, or a wrong one) starts nothing.
+    assert_eq!(post("/actions/run/slow", ""), 403);
+    assert_eq!(post("/actions/run/slow", "csrf=0000"), 403);
+    assert_eq!(post("/actions/run/nojob", &format!("csrf={token}")), 404);
+    assert!(server.get("/api/v1/status").2.contains("\"run_records\":0"), "nothing ran");
+    // With the token: started, and a second action while it runs is refused.
+    assert_eq!(post("/actions/run/slow", &format!("csrf={token}")), 303);
+    assert_eq!(post("/actions/check", &format!("csrf={token}")), 409);
+    assert!(server.get("/").2.contains("Running: <strong>run slow</strong>"), "progress on the page");
+    // Its outcome lands in the run history, as any run's.
+    wait_until("the run is recorded and shown", || {
+        let (_, _, body) = server.get("/api/v1/status");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        v["jobs"][0]["state"] == "ok" && v["run_records"].as_u64() >= Some(1)
+    });
+    let history = repo.run(&["--config", config, "--json", "status"], b"");
+    let v: serde_json::Value = serde_json::from_slice(&history.stdout).expect("status");
+    assert_eq!(v["jobs"][0]["last_run_ok"], true, "{v}");
+    assert!(server.get("/").2.contains("Last action: run slow"), "the outcome on the page");
+    assert_eq!(post("/actions/check", &format!("csrf={token}")), 303, "the next action may start");
 }
 
 /// The page as a browser shows it: chromium renders it headless (its DOM dump and screenshot need the
@@ -253,7 +308,7 @@ fn a_real_browser_renders_the_overview() {
     let chromium = chromium.unwrap_or("chromium");
     let repo = TestRepo::init();
     let file = four_jobs(&repo);
-    let server = Server::start(&repo, &["--config", file.to_str().expect("utf-8")]);
+    let server = Server::start(&repo, &["--config", file.to_str().expect("utf-8")], &[]);
     server.status();
     let url = format!("http://{}/", server.addr);
     let profile = repo.dir.path().join("chromium-profile");

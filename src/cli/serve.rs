@@ -17,6 +17,10 @@ pub struct Args {
     /// How often the repository is read again (e.g. 60s, 5m): pages show what was read last.
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     refresh: String,
+    /// Offer "Run now" for each job of the jobs file and "Check now": a POST with the page's token starts
+    /// `silo run JOB` or `silo check` (one at a time), recorded in the run history like any run.
+    #[arg(long)]
+    allow_actions: bool,
 }
 
 pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
@@ -59,10 +63,32 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
         password: target.password,
         cache_dir: target.cache_dir,
     };
+    let actions = if a.allow_actions {
+        let exe = std::env::current_exe().context("finding the silo binary for --allow-actions")?;
+        // The children pick the same repository and jobs file as this server.
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(l) = &loaded {
+            args.extend(["--config".into(), l.path.clone().into_os_string()]);
+        }
+        if let Some(r) = &ctx.cli.repo {
+            args.extend(["--repo".into(), r.into()]);
+        }
+        if let Some(c) = &ctx.cli.cache_dir {
+            args.extend(["--cache-dir".into(), c.clone().into_os_string()]);
+        }
+        if let Some(p) = &ctx.cli.password_file {
+            args.extend(["--password-file".into(), p.clone().into_os_string()]);
+        }
+        let jobs = loaded.iter().flat_map(|l| l.file.jobs.keys().cloned()).collect();
+        Some(silo::serve::server::Actions { exe, args, jobs })
+    } else {
+        None
+    };
     let settings = silo::serve::server::Settings {
         refresh,
         limits,
         read_timeout: std::time::Duration::from_secs(300).max(refresh),
+        actions,
     };
     ctx.rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;

@@ -15,6 +15,14 @@ pub struct Failure {
     pub error: String,
 }
 
+/// With `--allow-actions`: the form token, the jobs that may be run, and what is running.
+#[derive(Clone, Debug)]
+pub struct Controls {
+    pub csrf: String,
+    pub jobs: Vec<String>,
+    pub state: super::server::ActionState,
+}
+
 /// The stylesheet, served as `/static/style.css` (inline styles would need a looser CSP).
 pub const STYLE: &str = include_str!("style.css");
 
@@ -112,22 +120,47 @@ pub fn waiting(failure: Option<&Failure>) -> Markup {
     )
 }
 
-pub fn overview(v: &View, failure: Option<&Failure>) -> Markup {
+fn action_form(c: &Controls, action: &str, label: &str) -> Markup {
+    html! {
+        form.action method="post" action=(action) {
+            input type="hidden" name="csrf" value=(c.csrf);
+            button type="submit" disabled[c.state.running.is_some()] { (label) }
+        }
+    }
+}
+
+fn actions_bar(c: &Controls, now: i64) -> Markup {
+    html! {
+        section.actions {
+            @if let Some((what, since)) = &c.state.running {
+                p.running role="status" { "Running: " strong { (what) } ", started " (when(*since, now.max(*since))) ". Reload to follow it." }
+            }
+            @if let Some((what, at, code)) = &c.state.last {
+                p.last-action { "Last action: " (what) ", ended " (format_micros(*at)) ": "
+                    @match code { Some(0) => { "ok" }, Some(c) => { "FAILED (exit " (c) ")" }, None => { "killed" } } }
+            }
+            (action_form(c, "/actions/check", "Check now"))
+        }
+    }
+}
+
+pub fn overview(v: &View, failure: Option<&Failure>, controls: Option<&Controls>) -> Markup {
     let body = html! {
         h1 { "Backups: " span class={"state state-" (v.state.as_str())} { (state_words(v.state)) } }
+        @if let Some(c) = controls { (actions_bar(c, v.refreshed_us)) }
         @if v.jobs.is_empty() {
             p { "No jobs and no snapshots yet." }
         }
         div.cards {
             @for j in &v.jobs {
-                (card(v, j))
+                (card(v, j, controls))
             }
         }
     };
     layout("Overview", Some(v.refreshed_us), failure, body)
 }
 
-fn card(v: &View, j: &JobStatus) -> Markup {
+fn card(v: &View, j: &JobStatus, controls: Option<&Controls>) -> Markup {
     let now = v.refreshed_us;
     let detail = v.names.get(&j.job);
     let sizes = detail.map(|d| d.sizes.as_slice()).unwrap_or_default();
@@ -182,6 +215,9 @@ fn card(v: &View, j: &JobStatus) -> Markup {
             figure.size-trend {
                 (PreEscaped(chart::trend(sizes, now, TREND_DAYS, &format!("Size of {}'s snapshots over {TREND_DAYS} days", j.job))))
                 figcaption { "Snapshot size, last " (TREND_DAYS) " days" }
+            }
+            @if let Some(c) = controls.filter(|c| c.jobs.contains(&j.job)) {
+                (action_form(c, &format!("/actions/run/{}", segment(&j.job)), "Run now"))
             }
             @if !drills.is_empty() {
                 figure.drill-trend {
@@ -301,6 +337,6 @@ mod tests {
         let text = page.into_string();
         assert!(!text.to_ascii_lowercase().contains("<script"), "{text}");
         assert!(text.contains("&lt;script&gt;"), "{text}");
-        assert!(!overview(&v, None).into_string().contains("<script"));
+        assert!(!overview(&v, None, None).into_string().contains("<script"));
     }
 }

@@ -29,6 +29,14 @@ pub struct Source {
     pub cache_dir: Option<std::path::PathBuf>,
 }
 
+/// `--allow-actions`: how to start a run of a job or a check (this silo binary, with the arguments that
+/// pick the same repository and jobs file), and which jobs may be run.
+pub struct Actions {
+    pub exe: std::path::PathBuf,
+    pub args: Vec<std::ffi::OsString>,
+    pub jobs: Vec<String>,
+}
+
 pub struct Settings {
     /// How often the repository is read again.
     pub refresh: Duration,
@@ -36,12 +44,19 @@ pub struct Settings {
     pub limits: BTreeMap<String, Limits>,
     /// The longest one read of the repository may take before it counts as failed.
     pub read_timeout: Duration,
+    pub actions: Option<Actions>,
 }
 
 #[derive(Default)]
 struct Shared {
     view: RwLock<Option<Arc<View>>>,
     failure: RwLock<Option<Failure>>,
+    /// With `--allow-actions`: what may be started, the form token, the action running and the last one.
+    actions: Option<Actions>,
+    csrf: String,
+    action: std::sync::Mutex<ActionState>,
+    /// Wakes the refresher when an action ended (its run record is then on the page at once).
+    wake: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -54,8 +69,10 @@ impl Shared {
 
 /// Serves until the process ends: reads the repository now and every `refresh`, answers requests from
 /// the newest view.
-pub async fn serve(listener: tokio::net::TcpListener, source: Source, settings: Settings) -> std::io::Result<()> {
-    let shared = Arc::new(Shared::default());
+pub async fn serve(listener: tokio::net::TcpListener, source: Source, mut settings: Settings) -> std::io::Result<()> {
+    let mut token = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut token);
+    let shared = Arc::new(Shared { actions: settings.actions.take(), csrf: hex::encode(token), ..Shared::default() });
     tokio::spawn(refresh(shared.clone(), source, settings));
     axum::serve(listener, app(shared)).await
 }
@@ -90,7 +107,10 @@ async fn refresh(shared: Arc<Shared>, source: Source, settings: Settings) {
                 *f = Some(Failure { since_us, error });
             }
         }
-        tokio::time::sleep(settings.refresh).await;
+        tokio::select! {
+            _ = tokio::time::sleep(settings.refresh) => {}
+            _ = shared.wake.notified() => {}
+        }
     }
 }
 
@@ -109,7 +129,13 @@ async fn read_view(
 }
 
 fn app(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if shared.actions.is_some() {
+        router = router
+            .route("/actions/run/{job}", axum::routing::post(action_run))
+            .route("/actions/check", axum::routing::post(action_check));
+    }
+    router
         .route("/", get(overview))
         .route("/name/{name}", get(name_page))
         .route("/repository", get(repository_page))
@@ -169,10 +195,83 @@ async fn security_headers(mut res: Response) -> Response {
 
 type Shr = State<Arc<Shared>>;
 
+/// The action running, and how the last one ended.
+#[derive(Clone, Debug, Default)]
+pub struct ActionState {
+    pub running: Option<(String, i64)>,
+    pub last: Option<(String, i64, Option<i32>)>,
+}
+
+impl Shared {
+    /// What the pages show of actions: None without `--allow-actions`.
+    fn controls(&self) -> Option<pages::Controls> {
+        let a = self.actions.as_ref()?;
+        let state = self.action.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Some(pages::Controls { csrf: self.csrf.clone(), jobs: a.jobs.clone(), state })
+    }
+}
+
+/// Whether a form's body carries this server's token (compared in constant time).
+fn token_ok(body: &str, csrf: &str) -> bool {
+    let given = url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
+    let Some(given) = given else { return false };
+    given.len() == csrf.len() && given.bytes().zip(csrf.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+async fn action_run(State(s): Shr, Path(job): Path<String>, body: String) -> Response {
+    let known = s.actions.as_ref().is_some_and(|a| a.jobs.contains(&job));
+    if !known {
+        return (StatusCode::NOT_FOUND, Html(pages::not_found("The jobs file has no such job.").into_string()))
+            .into_response();
+    }
+    start_action(s, format!("run {job}"), vec!["run".into(), job.into()], &body)
+}
+
+async fn action_check(State(s): Shr, body: String) -> Response {
+    start_action(s, "check".into(), vec!["check".into()], &body)
+}
+
+/// Starts `silo ARGS` for an action: refused without the form's token (403) or while another action runs
+/// (409); otherwise back to the overview (303), where it shows as running. The child records its own run.
+fn start_action(s: Arc<Shared>, what: String, args: Vec<std::ffi::OsString>, body: &str) -> Response {
+    if !token_ok(body, &s.csrf) {
+        return (StatusCode::FORBIDDEN, "the form's token is missing or wrong: reload the page and try again\n")
+            .into_response();
+    }
+    let Some(a) = s.actions.as_ref() else { return StatusCode::NOT_FOUND.into_response() };
+    {
+        let mut state = s.action.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((running, _)) = &state.running {
+            return (StatusCode::CONFLICT, format!("{running} is running; one action at a time\n")).into_response();
+        }
+        let mut cmd = std::process::Command::new(&a.exe);
+        cmd.args(&a.args).args(&args).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                return (StatusCode::INTERNAL_SERVER_ERROR, format!("starting silo {what} failed: {e}\n"))
+                    .into_response()
+            }
+        };
+        state.running = Some((what.clone(), crate::time::now_micros()));
+        let shared = s.clone();
+        tokio::task::spawn_blocking(move || {
+            let code = child.wait().ok().and_then(|st| st.code());
+            let mut state = shared.action.lock().unwrap_or_else(|p| p.into_inner());
+            state.running = None;
+            state.last = Some((what, crate::time::now_micros(), code));
+            drop(state);
+            shared.wake.notify_one();
+        });
+    }
+    (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response()
+}
+
 async fn overview(State(s): Shr) -> Html<String> {
     let (view, failure) = s.get();
+    let controls = s.controls();
     Html(match &view {
-        Some(v) => pages::overview(v, failure.as_ref()).into_string(),
+        Some(v) => pages::overview(v, failure.as_ref(), controls.as_ref()).into_string(),
         None => pages::waiting(failure.as_ref()).into_string(),
     })
 }
@@ -278,7 +377,17 @@ async fn style() -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::host_is_loopback;
+    use super::{host_is_loopback, token_ok};
+
+    #[test]
+    fn only_the_exact_token_passes() {
+        let t = "a1b2c3";
+        assert!(token_ok("csrf=a1b2c3", t));
+        assert!(token_ok("x=1&csrf=a1b2c3", t));
+        for bad in ["", "csrf=", "csrf=a1b2c", "csrf=a1b2c3d", "csrf=A1B2C3", "token=a1b2c3"] {
+            assert!(!token_ok(bad, t), "{bad}");
+        }
+    }
 
     #[test]
     fn only_loopback_hosts_pass() {
