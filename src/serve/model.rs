@@ -203,3 +203,96 @@ impl View {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::snapshots::Snapshot;
+    use silo_format::maintenance::{DamageMark, DrillRecord};
+    use silo_format::manifest::{SnapshotManifest, StreamManifest};
+    use silo_format::ObjectId;
+
+    const H: i64 = 3_600_000_000;
+
+    fn snap(n: u8, name: &str, hour: i64, size: u64) -> Snapshot {
+        Snapshot {
+            id: ObjectId([n; 32]),
+            manifest: SnapshotManifest {
+                version: 2,
+                name: name.into(),
+                host: "db1".into(),
+                tags: vec![],
+                started: hour * H - 1,
+                finished: hour * H,
+                silo_version: "t".into(),
+                streams: vec![StreamManifest {
+                    name: "main".into(),
+                    command: Some(vec!["pg_dump".into(), "--dbname=shop".into()]),
+                    exit_status: Some(0),
+                    size,
+                    blake3: [0; 32],
+                    chunks: vec![],
+                    dump: None,
+                }],
+            },
+        }
+    }
+
+    #[test]
+    fn a_view_joins_runs_drills_and_marks_to_their_names_newest_first() {
+        let mut run = RunRecord::new(RunKind::Run, "shop", "db1", 2 * H - 5, 2 * H);
+        run.snapshot = Some(ObjectId([2; 32]));
+        run.bytes_added = 77;
+        let mut failed = RunRecord::new(RunKind::Run, "shop", "db1", 3 * H - 5, 3 * H);
+        (failed.ok, failed.exit_code, failed.error) = (false, 7, "pg_dump failed".into());
+        let gc = RunRecord::new(RunKind::Gc, "", "db1", 4 * H - 5, 4 * H);
+        let drill = DrillRecord {
+            version: 1,
+            snapshot: ObjectId([1; 32]),
+            stream: "main".into(),
+            command: vec!["psql".into()],
+            host: "db1".into(),
+            started: 5 * H,
+            finished: 5 * H + 2_500_000,
+            bytes: 10,
+            exit_status: Some(0),
+            ok: true,
+            error: String::new(),
+        };
+        let mut g = Gathered {
+            snapshots: vec![snap(1, "shop", 1, 100), snap(2, "shop", 2, 120), snap(3, "crm", 1, 5)],
+            history: vec![(ObjectId([9; 32]), run), (ObjectId([8; 32]), failed), (ObjectId([7; 32]), gc)],
+            drills: vec![(ObjectId([6; 32]), String::new(), drill)],
+            pack_bytes: 50,
+            packs: 1,
+            now_us: 6 * H,
+            ..Gathered::default()
+        };
+        g.marks.insert(
+            ObjectId([1; 32]),
+            DamageMark { version: 1, snapshot: ObjectId([1; 32]), found_at: 5 * H, reason: "pack lost".into() },
+        );
+        let v = View::build(&g, &BTreeMap::new());
+        assert_eq!(v.jobs.iter().map(|j| j.job.as_str()).collect::<Vec<_>>(), ["crm", "shop"]);
+        assert_eq!(v.state, State::Damaged);
+        let shop = &v.names["shop"];
+        let ids: Vec<&str> = shop.snapshots.iter().map(|s| &s.id[..2]).collect();
+        assert_eq!(ids, ["02", "01"], "newest first");
+        assert_eq!((shop.snapshots[0].added_bytes, shop.snapshots[1].added_bytes), (Some(77), None));
+        assert!(shop.snapshots[1].damaged && !shop.snapshots[0].damaged);
+        assert_eq!(shop.snapshots[0].streams[0].command.as_deref(), Some("pg_dump --dbname=shop"));
+        assert_eq!(
+            shop.runs.iter().map(|r| r.ok).collect::<Vec<_>>(),
+            [false, true],
+            "failed runs listed, newest first"
+        );
+        assert_eq!(shop.drills.len(), 1);
+        assert!((shop.drills[0].seconds - 2.5).abs() < 1e-9);
+        assert_eq!(shop.sizes, [(H, 100), (2 * H, 120)], "the chart oldest first");
+        assert!(v.names["crm"].runs.is_empty() && v.names["crm"].drills.is_empty());
+        let r = &v.repository;
+        assert_eq!((r.snapshots, r.logical_bytes, r.stored_bytes, r.damaged_snapshots), (3, 225, 50, 1));
+        assert_eq!(r.last_gc.as_ref().map(|g| g.finished_us), Some(4 * H));
+        assert!(r.last_check.is_none());
+    }
+}
