@@ -4,9 +4,20 @@
 /// Bytes of each line a scanner sees (enough for any statement head silo looks at).
 pub(super) const HEAD: usize = 4096;
 
-/// The newlines in `data`, counted in one vectorised pass (a search per newline is a call per row).
+/// The newlines in `data`, counted in one vectorised pass (a search per newline is a call per row). Blocks
+/// of 128 bytes are summed into a byte counter, a shape the compiler turns into SIMD compares and adds; a
+/// plain `filter().count()` was not, and ran at a seventh of the speed.
 pub(super) fn newlines(data: &[u8]) -> u64 {
-    data.iter().filter(|&&b| b == b'\n').count() as u64
+    let mut blocks = data.chunks_exact(128);
+    let mut n = 0u64;
+    for block in &mut blocks {
+        let mut k = 0u8;
+        for &b in block {
+            k += u8::from(b == b'\n');
+        }
+        n += u64::from(k);
+    }
+    n + blocks.remainder().iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 #[derive(Default)]
@@ -57,6 +68,15 @@ impl Lines {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn newlines_are_counted_in_every_block_and_the_remainder() {
+        for len in [0, 1, 127, 128, 129, 255, 256, 1000] {
+            let data: Vec<u8> = (0..len).map(|i| if i % 3 == 0 { b'\n' } else { b'x' }).collect();
+            assert_eq!(super::newlines(&data), (len as u64).div_ceil(3), "{len}");
+        }
+        assert_eq!(super::newlines(&[b'\n'; 1000]), 1000);
+    }
+
     use super::*;
 
     type Line = (Vec<u8>, u64);

@@ -526,7 +526,10 @@ impl CopyRows {
         }
         // From here every line starts after a newline: the end line is "\n\\.\n".
         let rest = &data[first..];
-        match memchr::memmem::find(rest, b"\n\\.\n") {
+        // An uncompressed custom archive holds each row in a block of its own: most calls end right here,
+        // and a substring search is not set up for a rest too short to hold the end line.
+        let end = if rest.len() >= 4 { memchr::memmem::find(rest, b"\n\\.\n") } else { None };
+        match end {
             Some(at) => {
                 self.lines += super::lines::newlines(&rest[1..=at]);
                 self.ended = true;

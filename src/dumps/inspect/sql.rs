@@ -110,6 +110,9 @@ pub struct Lexer {
     dialect: Dialect,
     mode: Mode,
     top: [bool; 256],
+    /// In an INSERT's VALUES (MySQL, SQLite): 0 a byte that changes nothing, 1 `(`, 2 `)`, 3 `'`, 4 a byte
+    /// the general path must see.
+    values_class: [u8; 256],
     /// PostgreSQL `standard_conforming_strings` (pg_dump sets it on).
     std_strings: bool,
     delimiter: Vec<u8>,
@@ -171,10 +174,20 @@ impl Lexer {
             Dialect::Mysql => set(b"`#*"),
             Dialect::Sqlite => set(b"`["),
         }
+        let mut values_class = [0u8; 256];
+        for (b, &t) in top.iter().enumerate() {
+            values_class[b] = match b as u8 {
+                b'(' => 1,
+                b')' => 2,
+                b'\'' => 3,
+                _ => 4 * u8::from(t),
+            };
+        }
         Lexer {
             dialect,
             mode: Mode::Between,
             top,
+            values_class,
             std_strings: true,
             delimiter: b";".to_vec(),
             last: [b'\n'; 2],
@@ -549,31 +562,58 @@ impl Lexer {
     /// most of validation's cost on an unchanged re-run of a mysqldump.
     fn values_run(&mut self, data: &[u8], mut i: usize) -> usize {
         // PostgreSQL's strings are left to the general path: their escaping depends on what precedes them.
-        let strings = match self.dialect {
-            Dialect::Mysql => Some(true),
-            Dialect::Sqlite => Some(false),
-            Dialect::Postgres => None,
+        let esc = match self.dialect {
+            Dialect::Mysql => true,
+            Dialect::Sqlite => false,
+            Dialect::Postgres => return self.values_parens(data, i),
         };
+        // Depth and rows in registers for the loop, written back wherever it leaves.
+        let (mut depth, mut rows) = (self.depth, self.rows);
+        let n = data.len();
+        let at = loop {
+            // Skip what is neither a parenthesis, a quote nor a byte the general path must see.
+            while i < n && self.values_class[data[i] as usize] == 0 {
+                i += 1;
+            }
+            if i == n {
+                break n;
+            }
+            match self.values_class[data[i] as usize] {
+                1 => {
+                    rows += u64::from(depth == 0);
+                    depth += 1;
+                    i += 1;
+                }
+                2 => {
+                    depth = depth.saturating_sub(1);
+                    i += 1;
+                }
+                3 => match self.string_end(data, i + 1, esc) {
+                    Some(end) => i = end,
+                    None => break n,
+                },
+                _ => break i,
+            }
+        };
+        (self.depth, self.rows) = (depth, rows);
+        at
+    }
+
+    /// PostgreSQL's VALUES: parentheses counted, anything else for the general path.
+    fn values_parens(&mut self, data: &[u8], mut i: usize) -> usize {
         while i < data.len() {
-            match (data[i], strings) {
-                (b'(', _) => {
+            match data[i] {
+                b'(' => {
                     if self.depth == 0 {
                         self.rows += 1;
                     }
                     self.depth += 1;
-                    i += 1;
                 }
-                (b')', _) => {
-                    self.depth = self.depth.saturating_sub(1);
-                    i += 1;
-                }
-                (b'\'', Some(esc)) => match self.string_end(data, i + 1, esc) {
-                    Some(end) => i = end,
-                    None => return data.len(),
-                },
-                (c, _) if self.top[c as usize] => return i,
-                _ => i += 1,
+                b')' => self.depth = self.depth.saturating_sub(1),
+                c if self.top[c as usize] => return i,
+                _ => {}
             }
+            i += 1;
         }
         i
     }
