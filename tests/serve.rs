@@ -99,7 +99,7 @@ fn four_jobs(repo: &TestRepo) -> std::path::PathBuf {
     let file = write_jobs_file(
         repo,
         &repo.location,
-        "[jobs.healthy]\nstreams = [{ command = \"printf healthy-rows\" }]\nfreshness = \"1h\"\n\n\
+        "[jobs.healthy]\nstreams = [{ command = \"printf healthy-rows\" }]\nfreshness = \"1h\"\nkeep = { last = 1 }\n\n\
          [jobs.stale]\nstreams = [{ command = \"printf stale-rows\" }]\nfreshness = \"1s\"\n\n\
          [jobs.failing]\nstreams = [{ command = \"sh -c 'echo pg_dump: connection refused >&2; exit 3'\" }]\n\n\
          [jobs.never]\nstreams = [{ command = \"printf x\" }]\n",
@@ -108,6 +108,8 @@ fn four_jobs(repo: &TestRepo) -> std::path::PathBuf {
     for job in ["healthy", "stale"] {
         repo.ok(&["--config", config, "run", job], b"");
     }
+    // A second snapshot of the healthy job, made outside its run: its policy (keep 1) would remove the first.
+    repo.create("healthy", b"more healthy rows");
     let failed = repo.run(&["--config", config, "run", "failing"], b"");
     assert!(!failed.status.success(), "the failing job failed");
     repo.ok(&["drill", "healthy:latest", "--", "sh", "-c", "cat > /dev/null"], b"");
@@ -161,6 +163,16 @@ fn the_dashboard_agrees_with_status() {
     let (code, _, healthy) = server.get("/name/healthy");
     assert_eq!(code, 200);
     assert!(healthy.contains("printf healthy-rows"), "the command as typed");
+    assert!(healthy.contains("Policy: <code>keep-last 1</code> (the jobs file's keep)"), "{healthy}");
+    assert!(healthy.contains("A forget now would remove 1 snapshots"), "{healthy}");
+    let dry =
+        repo.run(&["--config", config, "--json", "forget", "--name", "healthy", "--keep-last", "1", "--dry-run"], b"");
+    let dry: serde_json::Value = serde_json::from_slice(&dry.stdout).expect("forget --dry-run --json");
+    let removed = dry.to_string();
+    let first_id = healthy.split("<li><code>").nth(1).and_then(|r| r.split('<').next()).expect("the listed removal");
+    assert!(removed.contains(first_id), "the page names what forget --dry-run removes: {first_id} in {removed}");
+    let (_, _, never) = server.get("/name/never");
+    assert!(never.contains("No retention policy"), "{never}");
     let (_, _, failing) = server.get("/name/failing");
     assert!(failing.contains("FAILED (exit"), "the failed run is listed");
     assert_eq!(server.get("/name/nobody").0, 404);

@@ -84,7 +84,13 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     } else {
         None
     };
+    let policies = loaded
+        .iter()
+        .flat_map(|l| l.file.jobs.iter())
+        .filter_map(|(n, j)| j.keep.as_ref().map(|k| (n.clone(), k.policy())))
+        .collect();
     let settings = silo::serve::server::Settings {
+        policies,
         refresh,
         limits,
         read_timeout: std::time::Duration::from_secs(300).max(refresh),

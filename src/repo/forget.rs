@@ -108,44 +108,9 @@ impl Repository {
                 &format!("the stored policy of {name} (fix it with `silo policy set {name}`)"),
             )?;
         }
-        let mut groups: BTreeMap<(String, String), Vec<(Snapshot, i64)>> = BTreeMap::new();
         // Headers only: retention needs names, hosts, tags and times, never chunks.
-        for s in self.list_snapshot_heads().await?.into_iter().filter(|s| filter.matches(s)) {
-            let key = (s.manifest.name.clone(), s.manifest.host.clone());
-            let t = s.manifest.finished;
-            groups.entry(key).or_default().push((s, t));
-        }
-        let now = self.now();
-        Ok(groups
-            .into_iter()
-            .map(|((name, host), items)| {
-                let chosen = policy.cloned().or_else(|| stored.get(&name).map(|p| p.policy.clone()));
-                let decisions = match &chosen {
-                    Some(p) => {
-                        let (items, mut aside) = set_aside_future(items, now);
-                        let (items, suspect) = split_suspects(items, plausibility, shrink);
-                        let mut d = p.apply(&items);
-                        keep_newest_real(&mut d, |s: &Snapshot| s.manifest.total_size() > 0);
-                        // Suspects are judged among themselves: kept in addition, never in a plausible one's place.
-                        let mut s = p.apply(&suspect);
-                        s.iter_mut().filter(|d| d.keep).for_each(|d| d.reasons.push("suspect"));
-                        aside.extend(s);
-                        aside.extend(d);
-                        aside.sort_by_key(|d| std::cmp::Reverse(d.time));
-                        aside
-                    }
-                    None => {
-                        let mut all: Vec<Decision<Snapshot>> = items
-                            .into_iter()
-                            .map(|(item, time)| Decision { item, time, keep: true, reasons: vec!["no policy"] })
-                            .collect();
-                        all.sort_by_key(|d| std::cmp::Reverse(d.time));
-                        all
-                    }
-                };
-                ForgetGroup { name, host, policy: chosen, decisions }
-            })
-            .collect())
+        let heads = self.list_snapshot_heads().await?;
+        Ok(plan_groups(heads, filter, policy, &stored, self.now(), shrink))
     }
 
     /// A plan that removes exactly the snapshots `specs` name (`forget ID...`), one group per snapshot.
@@ -217,4 +182,53 @@ fn refuse_zero_rules(policy: &Policy, what: &str) -> Result<()> {
         }),
         None => Ok(()),
     }
+}
+
+/// The forget plan of `snapshots` (pure): `policy` for every group if given, else each name's policy in
+/// `stored` (groups without one keep everything), with I19's suspects judged apart and snapshots from the
+/// future set aside. `plan_forget` reads the repository and calls this; so does the dashboard's preview.
+pub fn plan_groups(
+    snapshots: Vec<Snapshot>,
+    filter: &Filter,
+    policy: Option<&Policy>,
+    stored: &BTreeMap<String, StoredPolicy>,
+    now: i64,
+    shrink: u8,
+) -> Vec<ForgetGroup> {
+    let mut groups: BTreeMap<(String, String), Vec<(Snapshot, i64)>> = BTreeMap::new();
+    for s in snapshots.into_iter().filter(|s| filter.matches(s)) {
+        let key = (s.manifest.name.clone(), s.manifest.host.clone());
+        let t = s.manifest.finished;
+        groups.entry(key).or_default().push((s, t));
+    }
+    groups
+        .into_iter()
+        .map(|((name, host), items)| {
+            let chosen = policy.cloned().or_else(|| stored.get(&name).map(|p| p.policy.clone()));
+            let decisions = match &chosen {
+                Some(p) => {
+                    let (items, mut aside) = set_aside_future(items, now);
+                    let (items, suspect) = split_suspects(items, plausibility, shrink);
+                    let mut d = p.apply(&items);
+                    keep_newest_real(&mut d, |s: &Snapshot| s.manifest.total_size() > 0);
+                    // Suspects are judged among themselves: kept in addition, never in a plausible one's place.
+                    let mut s = p.apply(&suspect);
+                    s.iter_mut().filter(|d| d.keep).for_each(|d| d.reasons.push("suspect"));
+                    aside.extend(s);
+                    aside.extend(d);
+                    aside.sort_by_key(|d| std::cmp::Reverse(d.time));
+                    aside
+                }
+                None => {
+                    let mut all: Vec<Decision<Snapshot>> = items
+                        .into_iter()
+                        .map(|(item, time)| Decision { item, time, keep: true, reasons: vec!["no policy"] })
+                        .collect();
+                    all.sort_by_key(|d| std::cmp::Reverse(d.time));
+                    all
+                }
+            };
+            ForgetGroup { name, host, policy: chosen, decisions }
+        })
+        .collect()
 }

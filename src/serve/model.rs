@@ -31,6 +31,25 @@ pub struct NameDetail {
     pub drills: Vec<DrillRow>,
     /// (finished µs, bytes) of each snapshot, oldest first: the size chart.
     pub sizes: Vec<(i64, u64)>,
+    /// The name's retention policy and what `silo forget --dry-run` would remove now; None without a policy.
+    pub retention: Option<Retention>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Retention {
+    /// As forget's flags: `keep-daily 7, keep-monthly 12`.
+    pub policy: String,
+    /// Where the policy comes from: the jobs file's `keep`, or `silo policy set`.
+    pub from: String,
+    /// Snapshots a forget would remove now, newest first (every host of the name).
+    pub removes: Vec<Removal>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Removal {
+    pub id: String,
+    pub host: String,
+    pub finished_us: i64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -115,6 +134,25 @@ fn kind_name(kind: &RunKind) -> String {
 }
 
 impl View {
+    /// Adds each name's retention from a forget plan over every group (`repo::forget::plan_groups`), with
+    /// where each name's policy came from.
+    pub fn set_retention(&mut self, groups: &[crate::repo::forget::ForgetGroup], from: &BTreeMap<String, String>) {
+        for g in groups {
+            let (Some(policy), Some(d)) = (&g.policy, self.names.get_mut(&g.name)) else { continue };
+            let r = d.retention.get_or_insert_with(|| Retention {
+                policy: policy.to_string(),
+                from: from.get(&g.name).cloned().unwrap_or_default(),
+                removes: Vec::new(),
+            });
+            r.removes.extend(g.decisions.iter().filter(|x| !x.keep).map(|x| Removal {
+                id: x.item.id.to_hex(),
+                host: g.host.clone(),
+                finished_us: x.time,
+            }));
+            r.removes.sort_by_key(|x| std::cmp::Reverse(x.finished_us));
+        }
+    }
+
     /// The view of `g`, judged with the jobs file's `limits` (empty without one).
     pub fn build(g: &Gathered, limits: &BTreeMap<String, Limits>) -> View {
         let names = g.names(limits);

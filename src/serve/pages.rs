@@ -236,6 +236,21 @@ pub fn name_page(v: &View, name: &str, d: &NameDetail, failure: Option<&Failure>
         h1 { (name) @if let Some(s) = status { " " span class={"state state-" (s.state.as_str())} { (state_words(s.state)) } } }
         @if let Some(s) = status { @if !s.reasons.is_empty() { ul.reasons { @for r in &s.reasons { li { (r) } } } } }
         (PreEscaped(chart::trend(&d.sizes, now, TREND_DAYS, &format!("Size of {name}'s snapshots over {TREND_DAYS} days"))))
+        h2 { "Retention" }
+        @match &d.retention {
+            Some(r) => {
+                p.policy { "Policy: " code { (r.policy) } " (" (r.from) ")." }
+                @if r.removes.is_empty() {
+                    p.forget-preview { "A forget now would remove nothing." }
+                } @else {
+                    p.forget-preview { "A forget now would remove " (r.removes.len()) " snapshots:" }
+                    ul.removes { @for x in r.removes.iter().take(100) {
+                        li { code { (x.id[..12.min(x.id.len())]) } " " (when(x.finished_us, now)) " on " (x.host) }
+                    } }
+                }
+            }
+            None => { p.policy { "No retention policy: every snapshot is kept." } }
+        }
         h2 { "Snapshots (" (d.snapshots.len()) ")" }
         table.snapshots {
             thead { tr { th { "Finished" } th { "Id" } th { "Size" } th { "Added" } th { "Host" } th { "Tags" } th { "Streams" } } }

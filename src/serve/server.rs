@@ -45,6 +45,8 @@ pub struct Settings {
     /// The longest one read of the repository may take before it counts as failed.
     pub read_timeout: Duration,
     pub actions: Option<Actions>,
+    /// The jobs file's `keep` per job (the dashboard previews what forget would remove).
+    pub policies: BTreeMap<String, crate::retention::Policy>,
 }
 
 #[derive(Default)]
@@ -82,7 +84,7 @@ pub async fn serve(listener: tokio::net::TcpListener, source: Source, mut settin
 async fn refresh(shared: Arc<Shared>, source: Source, settings: Settings) {
     let mut repo: Option<Repository> = None;
     loop {
-        let read = tokio::time::timeout(settings.read_timeout, read_view(&mut repo, &source, &settings.limits)).await;
+        let read = tokio::time::timeout(settings.read_timeout, read_view(&mut repo, &source, &settings)).await;
         let outcome = match read {
             Ok(Ok(view)) => Ok(view),
             Ok(Err(e)) => Err(e.to_string()),
@@ -114,18 +116,38 @@ async fn refresh(shared: Arc<Shared>, source: Source, settings: Settings) {
     }
 }
 
-async fn read_view(
-    repo: &mut Option<Repository>,
-    source: &Source,
-    limits: &BTreeMap<String, Limits>,
-) -> crate::Result<View> {
+async fn read_view(repo: &mut Option<Repository>, source: &Source, settings: &Settings) -> crate::Result<View> {
     if repo.is_none() {
         let backend = crate::backend::open(&source.location)?;
         *repo = Some(Repository::open(backend, &source.password, source.cache_dir.clone()).await?);
     }
     let Some(r) = repo.as_ref() else { unreachable!("opened above") };
     let gathered = crate::jobs::facts::gather(r).await?;
-    Ok(View::build(&gathered, limits))
+    let mut view = View::build(&gathered, &settings.limits);
+    // Retention: the jobs file's keep for its jobs (as `silo run` forgets), else the stored policy.
+    let mut policies = r.policies().await?;
+    let mut from: BTreeMap<String, String> =
+        policies.keys().map(|n| (n.clone(), "silo policy set".to_string())).collect();
+    for (name, policy) in &settings.policies {
+        let stored = silo_format::maintenance::StoredPolicy {
+            version: silo_format::maintenance::MAINTENANCE_VERSION,
+            name: name.clone(),
+            policy: policy.clone(),
+            set_at: 0,
+        };
+        policies.insert(name.clone(), stored);
+        from.insert(name.clone(), "the jobs file's keep".to_string());
+    }
+    let groups = crate::repo::forget::plan_groups(
+        gathered.snapshots.clone(),
+        &crate::repo::forget::Filter::default(),
+        None,
+        &policies,
+        gathered.now_us,
+        crate::retention::SUSPECT_SHRINK_PERCENT,
+    );
+    view.set_retention(&groups, &from);
+    Ok(view)
 }
 
 fn app(shared: Arc<Shared>) -> Router {
