@@ -15,6 +15,7 @@ pub mod repo;
 pub mod restore;
 pub mod retention;
 pub mod serve;
+pub mod text;
 pub mod time;
 
 pub use error::{Error, Result};

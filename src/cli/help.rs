@@ -38,6 +38,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("key remove", "silo key remove 3fa2c1 --force --other-password-file ~/.config/silo/new-password"),
     ("run", "silo run --dry-run --send-test shop     (then: silo run shop)"),
     ("status", "silo status --notify --prometheus /var/lib/node_exporter/textfile/silo.prom"),
+    ("serve", "silo serve --listen 127.0.0.1:8470     (then: ssh -L 8470:127.0.0.1:8470 HOST)"),
     ("schedule", "silo schedule install --all"),
     ("schedule install", "silo schedule install shop --cron"),
     ("schedule uninstall", "silo schedule uninstall shop"),

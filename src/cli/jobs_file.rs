@@ -15,6 +15,22 @@ pub struct Loaded {
     pub file: JobsFile,
 }
 
+/// Each job's status limits (freshness, minimum size, shrink alert); empty without a jobs file.
+pub fn limits(loaded: &Option<Loaded>) -> std::collections::BTreeMap<String, silo::jobs::status::Limits> {
+    loaded
+        .iter()
+        .flat_map(|l| l.file.jobs.iter())
+        .map(|(n, j)| {
+            let limits = silo::jobs::status::Limits {
+                freshness_seconds: j.freshness,
+                min_size: j.min_size,
+                shrink_alert: j.shrink_alert,
+            };
+            (n.clone(), limits)
+        })
+        .collect()
+}
+
 /// The jobs file's path: the one given, else the first default that exists.
 fn path(ctx: &Invocation) -> Option<PathBuf> {
     ctx.cli.config.clone().or_else(|| silo::jobs::default_paths().into_iter().find(|p| p.exists()))

@@ -6,6 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 use silo::format::maintenance::DrillRecord;
 use silo::repo::snapshots::Snapshot;
+pub use silo::text::{command_text, human_bytes};
 use silo::time::format_micros;
 
 /// Bit `fd` is set when standard descriptor `fd` was closed when silo started (main.rs).
@@ -57,29 +58,6 @@ pub fn note_line(args: std::fmt::Arguments) {
     use std::io::Write;
     let mut err = std::io::stderr().lock();
     let _ = err.write_fmt(args).and_then(|_| err.write_all(b"\n"));
-}
-
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// A recorded command as the user typed it (`--stream NAME=CMD` is stored as `sh -c CMD`).
-pub fn command_text(argv: &[String]) -> String {
-    match argv {
-        [sh, c, cmd] if sh == "sh" && c == "-c" => cmd.clone(),
-        _ => argv.join(" "),
-    }
 }
 
 /// A snapshot as listings and `show` give it.

@@ -5,8 +5,6 @@
 use super::context::Invocation;
 use super::jobs_file;
 use anyhow::{Context, Result};
-use silo::jobs::status::Limits;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 #[derive(clap::Args, Debug)]
@@ -39,13 +37,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     }
     let refresh = std::time::Duration::from_secs(super::context::duration_arg("--refresh", &a.refresh)?.max(1));
     let loaded = jobs_file::find(ctx)?;
-    let limits: BTreeMap<String, Limits> = loaded
-        .iter()
-        .flat_map(|l| l.file.jobs.iter())
-        .map(|(n, j)| {
-            (n.clone(), Limits { freshness_seconds: j.freshness, min_size: j.min_size, shrink_alert: j.shrink_alert })
-        })
-        .collect();
+    let limits = jobs_file::limits(&loaded);
     let target = match &loaded {
         Some(l) if ctx.cli.repo.is_none() && ctx.cli.job.is_none() && !ctx.cli.offsite => {
             let cfg = &l.file.repository;

@@ -9,10 +9,9 @@ use super::jobs_file;
 use super::output::{emit, human_bytes, Report};
 use anyhow::{Context, Result};
 use serde::Serialize;
-use silo::jobs::status::{JobStatus, Limits, State};
+use silo::jobs::status::{JobStatus, State};
 use silo::time::{format_micros, format_seconds};
 use silo_format::maintenance::{RunKind, RunRecord, StepOutcome};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -99,13 +98,7 @@ pub fn run(ctx: &Invocation, a: &Args) -> Result<()> {
     // The jobs are judged whenever a jobs file is found, whichever repository the rule picks (an exported
     // SILO_REPO once made status forget every freshness limit).
     let loaded = jobs_file::find(ctx)?;
-    let limits: BTreeMap<String, Limits> = loaded
-        .iter()
-        .flat_map(|l| l.file.jobs.iter())
-        .map(|(n, j)| {
-            (n.clone(), Limits { freshness_seconds: j.freshness, min_size: j.min_size, shrink_alert: j.shrink_alert })
-        })
-        .collect();
+    let limits = jobs_file::limits(&loaded);
     let repo = match &loaded {
         Some(l) if ctx.cli.repo.is_none() => jobs_file::open(ctx, "repository", &l.file.repository)?,
         _ => ctx.open()?,

@@ -68,7 +68,7 @@ pub struct SnapshotRow {
 #[derive(Clone, Debug, Serialize)]
 pub struct StreamRow {
     pub name: String,
-    /// The command as typed (argv joined by spaces), or none for standard input.
+    /// The command as the user typed it (`text::command_text`), or none for standard input.
     pub command: Option<String>,
     pub bytes: u64,
     /// The dump format silo recognised, if any.
@@ -193,7 +193,7 @@ impl View {
                     .iter()
                     .map(|st| StreamRow {
                         name: st.name.clone(),
-                        command: st.command.as_ref().map(|c| c.join(" ")),
+                        command: st.command.as_deref().map(crate::text::command_text),
                         bytes: st.size,
                         dump: st.dump.as_ref().map(|r| silo_format::manifest::dump_format::name(r.format).to_string()),
                     })

@@ -26,20 +26,9 @@ pub struct Controls {
 /// The stylesheet, served as `/static/style.css` (inline styles would need a looser CSP).
 pub const STYLE: &str = include_str!("style.css");
 
-/// Bytes for people: `1.5 MB` (powers of 1000, as `silo status` prints them).
+/// Bytes as `silo status` prints them.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < UNITS.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    crate::text::human_bytes(n)
 }
 
 /// A path segment with everything but unreserved characters percent-encoded.
@@ -332,7 +321,7 @@ mod tests {
     #[test]
     fn bytes_and_segments() {
         assert_eq!(bytes(999), "999 B");
-        assert_eq!(bytes(1_500_000), "1.5 MB");
+        assert_eq!(bytes(1_572_864), "1.5 MiB");
         assert_eq!(segment("shop db/x"), "shop%20db%2Fx");
         assert_eq!(segment("a-b_c.d~e"), "a-b_c.d~e");
     }
