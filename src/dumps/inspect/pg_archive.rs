@@ -363,6 +363,10 @@ impl Custom {
                 self.skip -= n as u64;
                 continue;
             }
+            if let (Block::Chunks { table, blobs: false, .. }, Some(rows)) = (&self.block, self.block_rows) {
+                let table = *table;
+                self.whole_row_chunks(&mut c, table, rows);
+            }
             let start = c.pos;
             let step = match self.block {
                 Block::Start => self.start_block(&mut c),
@@ -380,6 +384,45 @@ impl Custom {
                 Err(Stop::More) => return Ok(start),
                 Err(Stop::Bad(why)) => return Err(why),
             }
+        }
+    }
+
+    /// An uncompressed table's data as pg_dump writes it: a chunk per row. Runs of chunks that lie whole in
+    /// `c`, each one line, are counted in this one loop (a chunk per row through the general token loop cost
+    /// ~25 ns a row, most of validation's cost on an archive's unchanged re-run); the first chunk that is
+    /// anything else (cut by the end of `c`, several lines, the end line, the end of the block) is left to
+    /// the general path, untouched.
+    fn whole_row_chunks(&mut self, c: &mut Cursor, table: Option<usize>, rows: usize) {
+        let counter = &mut self.rows[rows].1;
+        let mut bytes = 0u64;
+        loop {
+            let at = c.pos;
+            let len = match c.int() {
+                Ok(len) if (1..=MAX_LEN).contains(&len) => len as usize,
+                _ => {
+                    c.pos = at;
+                    break;
+                }
+            };
+            let Some(data) = c.buf.get(c.pos..c.pos + len) else {
+                c.pos = at;
+                break;
+            };
+            let one_row = counter.head.is_empty()
+                && !counter.ended
+                && data[len - 1] == b'\n'
+                && data != b"\\.\n"
+                && memchr::memchr(b'\n', &data[..len - 1]).is_none();
+            if !one_row {
+                c.pos = at;
+                break;
+            }
+            counter.lines += 1;
+            bytes += len as u64;
+            c.pos += len;
+        }
+        if let Some(t) = table {
+            self.tables.list[t].bytes += bytes;
         }
     }
 
