@@ -28,7 +28,10 @@ impl Server {
     /// Starts `silo GLOBAL... serve EXTRA...` on a free loopback port; returns once it listens.
     fn start(repo: &TestRepo, global: &[&str], extra: &[&str]) -> Server {
         let mut all = global.to_vec();
-        all.extend(["serve", "--listen", "127.0.0.1:0", "--refresh", "1s"]);
+        all.extend(["serve", "--refresh", "1s"]);
+        if !extra.contains(&"--listen") {
+            all.extend(["--listen", "127.0.0.1:0"]);
+        }
         all.extend(extra);
         let mut cmd = repo.cmd(&all);
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
@@ -43,7 +46,7 @@ impl Server {
         err.read_line(&mut line).expect("read serve's first line");
         std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
         let addr = line
-            .split("http://")
+            .split("://")
             .nth(1)
             .and_then(|rest| rest.split('/').next())
             .unwrap_or_else(|| panic!("serve did not say where it listens: {line:?}"))
@@ -202,7 +205,7 @@ fn serve_refuses_what_would_widen_access() {
     for listen in ["0.0.0.0:0", "[::]:0", "192.0.2.1:8470"] {
         let out = repo.run(&["serve", "--listen", listen], b"");
         assert_eq!(out.status.code(), Some(EXIT_USAGE), "{listen}: {}", stderr(&out));
-        assert!(stderr(&out).contains("no login or TLS yet"), "{}", stderr(&out));
+        assert!(stderr(&out).contains("--auth-file"), "{}", stderr(&out));
     }
     let out = repo.run(&["serve", "--listen", "--repo"], b"");
     assert_ne!(out.status.code(), Some(0));
@@ -305,6 +308,188 @@ fn actions_need_the_page_token_run_one_at_a_time_and_are_recorded() {
     assert_eq!(v["jobs"][0]["last_run_ok"], true, "{v}");
     assert!(server.get("/").2.contains("Last action: run slow"), "the outcome on the page");
     assert_eq!(post("/actions/check", &format!("csrf={token}")), 303, "the next action may start");
+}
+
+/// `silo serve passwd` with a password on standard input.
+fn passwd(repo: &TestRepo, user: &str, file: &std::path::Path, password: &str) -> std::process::Output {
+    repo.run(
+        &["serve", "passwd", user, "--auth-file", file.to_str().expect("utf-8")],
+        format!("{password}\n").as_bytes(),
+    )
+}
+
+/// POST a form to `path` with `Host: host` and an optional cookie: (status, lowercased headers, body).
+fn post_form(addr: &str, path: &str, body: &str, cookie: Option<&str>) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{cookie}Content-Type: \
+         application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+fn get_with(addr: &str, path: &str, header: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{header}\r\n").expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+fn form_token(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("a form token").to_string()
+}
+
+#[test]
+fn off_loopback_it_needs_a_login_and_tls_and_limits_wrong_passwords() {
+    let repo = TestRepo::init();
+    repo.create("shop", b"rows");
+    let auth = repo.dir.path().join("users");
+    let authp = auth.to_str().expect("utf-8");
+    // passwd: a short password changes nothing; a good one is stored as an argon2id hash, owner-only.
+    let short = passwd(&repo, "ops", &auth, "too short");
+    assert_eq!(short.status.code(), Some(EXIT_USAGE), "{}", stderr(&short));
+    assert!(!auth.exists());
+    assert!(passwd(&repo, "ops", &auth, "a long enough password").status.success());
+    assert!(passwd(&repo, "-rf", &auth, "a long enough password").status.code() == Some(EXIT_USAGE), "names");
+    let text = std::fs::read_to_string(&auth).expect("auth file");
+    assert!(text.starts_with("ops:$argon2id$") && !text.contains("long enough"), "{text}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&auth).expect("meta").permissions().mode() & 0o777, 0o600);
+    let token_file = repo.dir.path().join("token");
+    let token = "t0ken-for-prometheus-0123456789abcdef";
+    std::fs::write(&token_file, format!("{token}\n")).expect("token");
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    // Off loopback: a login and TLS (or --insecure-http) are both required.
+    let no_tls = repo.run(&["serve", "--listen", "0.0.0.0:0", "--auth-file", authp], b"");
+    assert_eq!(no_tls.status.code(), Some(EXIT_USAGE));
+    assert!(stderr(&no_tls).contains("--tls-cert"), "{}", stderr(&no_tls));
+    let server = Server::start(
+        &repo,
+        &[],
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--auth-file",
+            authp,
+            "--token-file",
+            token_file.to_str().expect("utf-8"),
+            "--insecure-http",
+        ],
+    );
+    let port = server.addr.rsplit(':').next().expect("port").to_string();
+    let addr = format!("127.0.0.1:{port}");
+
+    // Without credentials: 401, a login form, no data.
+    let (code, _, page) = get_with(&addr, "/", "");
+    assert_eq!(code, 401);
+    assert!(page.contains("Log in") && !page.contains("shop"), "{page}");
+    let (code, headers, _) = get_with(&addr, "/api/v1/status", "");
+    assert_eq!(code, 401);
+    assert!(headers.contains("www-authenticate: bearer"), "{headers}");
+    assert_eq!(get_with(&addr, "/metrics", "Authorization: Bearer wrong-token\r\n").0, 401);
+    // The bearer token opens the API and the metrics.
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    wait_until("the first read", || get_with(&addr, "/api/v1/status", &bearer).2.contains("\"jobs\""));
+    assert_eq!(get_with(&addr, "/metrics", &bearer).0, 200);
+
+    // Logging in: the form's token is required, then the password; a session cookie opens the pages.
+    let csrf = form_token(&page);
+    assert_eq!(post_form(&addr, "/login", "user=ops&password=a+long+enough+password", None).0, 403);
+    let body = format!("csrf={csrf}&user=ops&password=a+long+enough+password");
+    let (code, headers, _) = post_form(&addr, "/login", &body, None);
+    assert_eq!(code, 303, "{headers}");
+    let cookie_line = headers.lines().find(|l| l.starts_with("set-cookie: silo_session=")).expect("a session cookie");
+    assert!(cookie_line.contains("httponly") && cookie_line.contains("samesite=strict"), "{cookie_line}");
+    let session = cookie_line["set-cookie: ".len()..].split(';').next().expect("cookie").to_string();
+    let (code, _, page) = get_with(&addr, "/", &format!("Cookie: {session}\r\n"));
+    assert_eq!(code, 200);
+    assert!(page.contains("data-job=\"shop\""), "{page}");
+    assert_eq!(get_with(&addr, "/", "Cookie: silo_session=0000\r\n").0, 401, "a guessed session");
+    // Logging out ends the session.
+    assert_eq!(post_form(&addr, "/logout", &format!("csrf={csrf}"), Some(&session)).0, 303);
+    assert_eq!(get_with(&addr, "/", &format!("Cookie: {session}\r\n")).0, 401);
+
+    // Wrong passwords: refused, then held back (429) even with the right one.
+    let wrong = format!("csrf={csrf}&user=ops&password=not+it+at+all");
+    for _ in 0..5 {
+        assert_eq!(post_form(&addr, "/login", &wrong, None).0, 401);
+    }
+    assert_eq!(post_form(&addr, "/login", &body, None).0, 429);
+    let all = format!("{}{}", String::from_utf8_lossy(&repo.run(&["snapshot", "list"], b"").stdout), page);
+    assert!(!all.contains(util::PASSWORD), "no repository password in what was served");
+}
+
+#[test]
+fn tls_serves_https_with_the_given_certificate() {
+    let have = std::process::Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success())
+        && std::process::Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !services::require("openssl and curl", if have { Ok(()) } else { Err("not found".into()) }) {
+        return;
+    }
+    let repo = TestRepo::init();
+    repo.create("shop", b"rows");
+    let dir = repo.dir.path();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{}", stderr(&made));
+    let token_file = dir.join("token");
+    let token = "another-token-0123456789abcdefghijkl";
+    std::fs::write(&token_file, token).expect("token");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let server = Server::start(
+        &repo,
+        &[],
+        &[
+            "--tls-cert",
+            cert.to_str().expect("utf-8"),
+            "--tls-key",
+            key.to_str().expect("utf-8"),
+            "--token-file",
+            token_file.to_str().expect("utf-8"),
+        ],
+    );
+    let url = format!("https://{}/api/v1/status", server.addr);
+    let curl = |extra: &[&str]| {
+        std::process::Command::new("curl")
+            .args(["-s", "--max-time", "10", "--cacert"])
+            .arg(&cert)
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("curl")
+    };
+    let auth = format!("Authorization: Bearer {token}");
+    wait_until("the first read over HTTPS", || {
+        String::from_utf8_lossy(&curl(&["-H", &auth]).stdout).contains("\"jobs\"")
+    });
+    let out = curl(&["-H", &auth]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"shop\""), "{}", stderr(&out));
+    let unauth = curl(&["-o", "/dev/null", "-w", "%{http_code}"]);
+    assert_eq!(String::from_utf8_lossy(&unauth.stdout), "401");
+    // Plain HTTP to the TLS port gets no page.
+    let (code, _, body) = server.get("/api/v1/status");
+    assert_ne!(code, 200, "{body}");
+    assert!(!body.contains("shop"));
 }
 
 /// The page as a browser shows it: chromium renders it headless (its DOM dump and screenshot need the

@@ -3,7 +3,9 @@
 //! the HTTP server (server.rs). Upholds I26 (the dashboard widens no access) and I27 (the page says what
 //! `silo status` says).
 
+pub mod auth;
 pub mod chart;
 pub mod model;
 pub mod pages;
 pub mod server;
+pub mod tls;

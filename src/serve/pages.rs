@@ -310,6 +310,21 @@ pub fn repository_page(v: &View, failure: Option<&Failure>) -> Markup {
     layout("Repository", Some(now), failure, body)
 }
 
+/// The login form (users of `--auth-file`); `message` says why the last try failed.
+pub fn login(csrf: &str, message: Option<&str>) -> Markup {
+    let body = html! {
+        h1 { "Log in" }
+        @if let Some(m) = message { p.error role="alert" { (m) } }
+        form.login method="post" action="/login" {
+            input type="hidden" name="csrf" value=(csrf);
+            p { label { "User " input type="text" name="user" autocomplete="username" required; } }
+            p { label { "Password " input type="password" name="password" autocomplete="current-password" required; } }
+            p { button type="submit" { "Log in" } }
+        }
+    };
+    layout("Log in", None, None, body)
+}
+
 pub fn not_found(what: &str) -> Markup {
     layout("Not found", None, None, html! { h1 { "Not found" } p { (what) } p { a href="/" { "Overview" } } })
 }

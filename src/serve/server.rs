@@ -47,6 +47,18 @@ pub struct Settings {
     pub actions: Option<Actions>,
     /// The jobs file's `keep` per job (the dashboard previews what forget would remove).
     pub policies: BTreeMap<String, crate::retention::Policy>,
+    /// Who may look (None: loopback only, no login).
+    pub access: Option<Access>,
+    /// Serve HTTPS with this acceptor (the CLI loads the certificate and key).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// `--auth-file` / `--token-file`: the users who may log in, and a bearer token for scripts.
+pub struct Access {
+    pub users: super::auth::Users,
+    pub token: Option<Vec<u8>>,
+    /// Session cookies are marked `Secure` (sent over HTTPS only).
+    pub secure_cookie: bool,
 }
 
 #[derive(Default)]
@@ -59,6 +71,9 @@ struct Shared {
     action: std::sync::Mutex<ActionState>,
     /// Wakes the refresher when an action ended (its run record is then on the page at once).
     wake: tokio::sync::Notify,
+    access: Option<Arc<Access>>,
+    sessions: std::sync::Mutex<super::auth::Sessions>,
+    limiter: std::sync::Mutex<super::auth::Limiter>,
 }
 
 impl Shared {
@@ -74,9 +89,35 @@ impl Shared {
 pub async fn serve(listener: tokio::net::TcpListener, source: Source, mut settings: Settings) -> std::io::Result<()> {
     let mut token = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut token);
-    let shared = Arc::new(Shared { actions: settings.actions.take(), csrf: hex::encode(token), ..Shared::default() });
+    let shared = Arc::new(Shared {
+        actions: settings.actions.take(),
+        access: settings.access.take().map(Arc::new),
+        csrf: hex::encode(token),
+        ..Shared::default()
+    });
+    let tls = settings.tls.take();
     tokio::spawn(refresh(shared.clone(), source, settings));
-    axum::serve(listener, app(shared)).await
+    let app = app(shared).into_make_service_with_connect_info::<Peer>();
+    match tls {
+        Some(acceptor) => axum::serve(super::tls::TlsListener::new(listener, acceptor), app).await,
+        None => axum::serve(listener, app).await,
+    }
+}
+
+/// The client's address (for the login limiter), over TCP or TLS.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, super::tls::TlsListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, super::tls::TlsListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
 }
 
 /// Reads the repository into a view, again and again; a failure keeps the last view and records since
@@ -166,22 +207,134 @@ fn app(shared: Arc<Shared>) -> Router {
         .route("/api/v1/repository", get(api_repository))
         .route("/metrics", get(metrics))
         .route("/static/style.css", get(style))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", axum::routing::post(logout))
         .fallback(|| async { (StatusCode::NOT_FOUND, Html(pages::not_found("No such page.").into_string())) })
-        .layer(axum::middleware::map_request(loopback_host))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), guard))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(shared)
 }
 
-/// I26: a request whose Host header is not a loopback name is refused (421), so a page on another site
-/// whose name was re-pointed at 127.0.0.1 cannot read the dashboard.
-async fn loopback_host(req: axum::extract::Request) -> Result<axum::extract::Request, Response> {
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-    if host_is_loopback(host) {
-        Ok(req)
-    } else {
-        Err((StatusCode::MISDIRECTED_REQUEST, "silo serve answers only requests addressed to a loopback host\n")
-            .into_response())
+/// I26, before any route: without a login (loopback only), a request whose Host header is not a loopback
+/// name is refused (421), so a page on another site whose name was re-pointed at 127.0.0.1 cannot read the
+/// dashboard; with one, every route but the login page and the stylesheet needs a live session cookie or
+/// the bearer token (401 otherwise).
+async fn guard(State(s): Shr, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let Some(access) = &s.access else {
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        if !host_is_loopback(host) {
+            return (
+                StatusCode::MISDIRECTED_REQUEST,
+                "silo serve answers only requests addressed to a loopback host\n",
+            )
+                .into_response();
+        }
+        return next.run(req).await;
+    };
+    let path = req.uri().path();
+    if path == "/login" || path == "/static/style.css" || s.signed_in(access, req.headers()).is_some() {
+        return next.run(req).await;
     }
+    if path.starts_with("/api/") || path == "/metrics" {
+        let body = Json(ApiError {
+            api_version: 1,
+            error: "log in, or send Authorization: Bearer TOKEN".into(),
+            pending: false,
+        });
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+    }
+    (StatusCode::UNAUTHORIZED, Html(pages::login(&s.csrf, None).into_string())).into_response()
+}
+
+impl Shared {
+    /// Who the request is from: a live session's user, or `token` for the bearer token.
+    fn signed_in(&self, access: &Access, headers: &HeaderMap) -> Option<String> {
+        if let (Some(token), Some(given)) = (&access.token, headers.get(header::AUTHORIZATION)) {
+            let given = given.as_bytes().strip_prefix(b"Bearer ").unwrap_or_default();
+            if super::auth::same_secret(given, token) {
+                return Some("token".into());
+            }
+        }
+        let cookies = headers.get(header::COOKIE).and_then(|c| c.to_str().ok())?;
+        let id = super::auth::cookie(cookies, SESSION_COOKIE)?;
+        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.user(id, crate::time::now_micros() / 1_000_000).map(String::from)
+    }
+}
+
+const SESSION_COOKIE: &str = "silo_session";
+
+async fn login_form(State(s): Shr) -> Response {
+    match &s.access {
+        Some(_) => Html(pages::login(&s.csrf, None).into_string()).into_response(),
+        None => (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response(),
+    }
+}
+
+/// A login: the form's token, then the limiter (per address and per user), then the password (argon2id,
+/// off the async threads). A success starts a session and sets its cookie (HttpOnly, SameSite=Strict,
+/// Secure over TLS).
+async fn login(
+    State(s): Shr,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<Peer>,
+    body: String,
+) -> Response {
+    let Some(access) = s.access.clone() else { return StatusCode::NOT_FOUND.into_response() };
+    let field =
+        |name: &str| url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    if !token_ok(&body, &s.csrf) {
+        return (
+            StatusCode::FORBIDDEN,
+            Html(pages::login(&s.csrf, Some("The form expired: try again.")).into_string()),
+        )
+            .into_response();
+    }
+    let (user, password) = (field("user").unwrap_or_default(), field("password").unwrap_or_default());
+    let now = crate::time::now_micros() / 1_000_000;
+    let ip = peer.0.ip();
+    if !s.limiter.lock().unwrap_or_else(|p| p.into_inner()).allows(ip, &user, now) {
+        let text = "Too many wrong passwords from here or for this user: try again in 15 minutes.";
+        return (StatusCode::TOO_MANY_REQUESTS, Html(pages::login(&s.csrf, Some(text)).into_string())).into_response();
+    }
+    let checked = {
+        let (access, user) = (access.clone(), user.clone());
+        tokio::task::spawn_blocking(move || access.users.verify(&user, password.as_bytes())).await
+    };
+    if !checked.unwrap_or(false) {
+        s.limiter.lock().unwrap_or_else(|p| p.into_inner()).failed(ip, &user, now);
+        tracing::warn!("silo serve: a wrong password for user {user:?} from {ip}");
+        let text = "Wrong user name or password.";
+        return (StatusCode::UNAUTHORIZED, Html(pages::login(&s.csrf, Some(text)).into_string())).into_response();
+    }
+    let id = s.sessions.lock().unwrap_or_else(|p| p.into_inner()).start(&user, now);
+    let secure = if access.secure_cookie { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        super::auth::SESSION_SECONDS
+    );
+    let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+/// Ends the session (needs the page's token, like every form).
+async fn logout(State(s): Shr, headers: HeaderMap, body: String) -> Response {
+    if !token_ok(&body, &s.csrf) {
+        return (StatusCode::FORBIDDEN, "the form's token is missing or wrong\n").into_response();
+    }
+    if let Some(id) =
+        headers.get(header::COOKIE).and_then(|c| c.to_str().ok()).and_then(|c| super::auth::cookie(c, SESSION_COOKIE))
+    {
+        s.sessions.lock().unwrap_or_else(|p| p.into_inner()).end(id);
+    }
+    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
+    if let Ok(v) = HeaderValue::from_str(&clear) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
 }
 
 /// `127.0.0.1`, `localhost`, `[::1]`, with or without a port (pure).
@@ -236,8 +389,7 @@ impl Shared {
 /// Whether a form's body carries this server's token (compared in constant time).
 fn token_ok(body: &str, csrf: &str) -> bool {
     let given = url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
-    let Some(given) = given else { return false };
-    given.len() == csrf.len() && given.bytes().zip(csrf.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    given.is_some_and(|g| super::auth::same_secret(g.as_bytes(), csrf.as_bytes()))
 }
 
 async fn action_run(State(s): Shr, Path(job): Path<String>, body: String) -> Response {
