@@ -97,7 +97,8 @@ fn without_age(jobs: &serde_json::Value) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// A repository with four jobs in four states and a drill; returns the jobs file.
+/// A repository with five jobs in five states (one with a damaged snapshot) and a drill; returns the jobs
+/// file.
 fn four_jobs(repo: &TestRepo) -> std::path::PathBuf {
     let file = write_jobs_file(
         repo,
@@ -105,9 +106,19 @@ fn four_jobs(repo: &TestRepo) -> std::path::PathBuf {
         "[jobs.healthy]\nstreams = [{ command = \"printf healthy-rows\" }]\nfreshness = \"1h\"\nkeep = { last = 1 }\n\n\
          [jobs.stale]\nstreams = [{ command = \"printf stale-rows\" }]\nfreshness = \"1s\"\n\n\
          [jobs.failing]\nstreams = [{ command = \"sh -c 'echo pg_dump: connection refused >&2; exit 3'\" }]\n\n\
-         [jobs.never]\nstreams = [{ command = \"printf x\" }]\n",
+         [jobs.never]\nstreams = [{ command = \"printf x\" }]\n\n\
+         [jobs.archive]\nstreams = [{ command = \"head -c 300000 /dev/urandom\" }]\n",
     );
     let config = file.to_str().expect("utf-8 path");
+    // The archive job's snapshot is damaged: a byte of its pack flipped, found by repair's read of the data.
+    let before = repo.objects("packs");
+    repo.ok(&["--config", config, "run", "archive"], b"");
+    let pack = repo.objects("packs").into_iter().find(|p| !before.contains(p)).expect("the archive's pack");
+    let mut bytes = std::fs::read(&pack).expect("read pack");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x04;
+    std::fs::write(&pack, &bytes).expect("damage the pack");
+    repo.run(&["repair", "snapshots", "--read-data"], b"");
     for job in ["healthy", "stale"] {
         repo.ok(&["--config", config, "run", job], b"");
     }
@@ -127,6 +138,9 @@ fn four_jobs(repo: &TestRepo) -> std::path::PathBuf {
 #[test]
 fn the_dashboard_agrees_with_status() {
     let repo = TestRepo::init();
+    if repo.skip_unless_local("damages a pack file") {
+        return;
+    }
     let file = four_jobs(&repo);
     let config = file.to_str().expect("utf-8 path");
     let server = Server::start(&repo, &["--config", config], &[]);
@@ -143,12 +157,21 @@ fn the_dashboard_agrees_with_status() {
         .iter()
         .map(|j| (j["job"].as_str().unwrap_or(""), j["state"].as_str().unwrap_or("")))
         .collect();
-    assert_eq!(states, [("failing", "failing"), ("healthy", "ok"), ("never", "never"), ("stale", "stale")]);
+    assert_eq!(
+        states,
+        [("archive", "damaged"), ("failing", "failing"), ("healthy", "ok"), ("never", "never"), ("stale", "stale")]
+    );
 
     // The overview says each state in words, the failure's error, the drill, a chart per job.
     let (code, headers, page) = server.get("/");
     assert_eq!(code, 200);
-    for (job, words) in [("healthy", "OK"), ("stale", "STALE"), ("failing", "FAILING"), ("never", "NEVER SUCCEEDED")] {
+    for (job, words) in [
+        ("healthy", "OK"),
+        ("stale", "STALE"),
+        ("failing", "FAILING"),
+        ("never", "NEVER SUCCEEDED"),
+        ("archive", "DAMAGED"),
+    ] {
         assert!(page.contains(&format!("data-job=\"{job}\" data-state=")), "{job} card");
         assert!(
             page.contains(&format!("<a href=\"/name/{job}\">{job}</a> <span class=\"state\">{words}</span>")),
@@ -157,7 +180,8 @@ fn the_dashboard_agrees_with_status() {
     }
     assert!(page.contains("connection refused"), "the failing job's error is on its card");
     assert!(page.contains("restored in"), "the drill is on the healthy card");
-    assert_eq!(page.matches("<svg class=\"trend\"").count(), 5, "a size chart per job and the drill's");
+    assert_eq!(page.matches("<svg class=\"trend\"").count(), 6, "a size chart per job and the drill's");
+    assert!(page.contains("1 marked damaged"), "the damage mark on the archive's card");
     assert!(!page.contains("<script"), "no script");
     assert!(headers.contains("content-security-policy: default-src 'none'"), "{headers}");
     assert!(headers.contains("frame-ancestors 'none'"), "{headers}");
@@ -497,6 +521,9 @@ fn tls_serves_https_with_the_given_certificate() {
 /// state, and a screenshot is saved (target/screenshots/, one goes into the README).
 #[test]
 fn a_real_browser_renders_the_overview() {
+    if TestRepo::init().skip_unless_local("damages a pack file") {
+        return;
+    }
     let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| services::tool(c, "--version").is_ok());
     let probe = chromium.map(|_| ()).ok_or_else(|| "chromium not found (scripts/setup.sh installs it)".to_string());
     if !services::require("chromium", probe) {
@@ -520,7 +547,9 @@ fn a_real_browser_renders_the_overview() {
     let dom = browser(&["--dump-dom"]);
     let dom_text = String::from_utf8_lossy(&dom.stdout);
     assert!(dom.status.success(), "chromium: {}", stderr(&dom));
-    for words in ["healthy", "OK", "STALE", "FAILING", "NEVER SUCCEEDED", "connection refused"] {
+    for words in
+        ["healthy", "OK", "STALE", "FAILING", "NEVER SUCCEEDED", "connection refused", "DAMAGED", "marked damaged"]
+    {
         assert!(dom_text.contains(words), "{words} in the rendered page: {dom_text}");
     }
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");

@@ -90,8 +90,8 @@ fn passwd(user: &str, file: &Path) -> Result<()> {
     };
     silo::serve::auth::Users::parse(&old)
         .map_err(|e| silo::Error::Input { what: format!("--auth-file {}", file.display()), message: e })?;
-    let text = silo::serve::auth::Users::with_password(&old, user, password.as_bytes())
-        .map_err(silo::Error::Invalid)?;
+    let text =
+        silo::serve::auth::Users::with_password(&old, user, password.as_bytes()).map_err(silo::Error::Invalid)?;
     super::files::replace_atomically(file, text.as_bytes(), 0o600)
         .with_context(|| format!("writing {}", file.display()))?;
     note!("silo: {user}'s password is set in {}", file.display());
