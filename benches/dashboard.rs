@@ -78,10 +78,12 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("build view (per refresh)", |b| b.iter(|| black_box(View::build(&g, &limits))));
     let view = View::build(&g, &limits);
-    group.bench_function("overview page", |b| b.iter(|| black_box(pages::overview(&view, None, None).into_string())));
+    group.bench_function("overview page", |b| {
+        b.iter(|| black_box(pages::overview(&view, None, None, None).into_string()))
+    });
     let (name, detail) = view.names.iter().next().expect("a name");
     group.bench_function("name page", |b| {
-        b.iter(|| black_box(pages::name_page(&view, name, detail, None).into_string()))
+        b.iter(|| black_box(pages::name_page(&view, name, detail, None, None).into_string()))
     });
     group.bench_function("status json", |b| b.iter(|| black_box(serde_json::to_vec(&view.jobs))));
     group.finish();

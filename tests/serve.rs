@@ -57,6 +57,7 @@ impl Server {
     /// `METHOD path` with `Host: host`: (status, lowercased headers, body).
     fn request(&self, method: &str, path: &str, host: &str) -> (u16, String, String) {
         let mut s = TcpStream::connect(&self.addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
         write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
             .expect("send");
         let mut raw = Vec::new();
@@ -301,6 +302,7 @@ fn actions_need_the_page_token_run_one_at_a_time_and_are_recorded() {
     let host = server.addr.clone();
     let post = |path: &str, body: &str| {
         let mut s = TcpStream::connect(&server.addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
         write!(
             s,
             "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: \
@@ -345,6 +347,7 @@ fn passwd(repo: &TestRepo, user: &str, file: &std::path::Path, password: &str) -
 /// POST a form to `path` with `Host: host` and an optional cookie: (status, lowercased headers, body).
 fn post_form(addr: &str, path: &str, body: &str, cookie: Option<&str>) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
     let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
     write!(
         s,
@@ -362,6 +365,7 @@ fn post_form(addr: &str, path: &str, body: &str, cookie: Option<&str>) -> (u16, 
 
 fn get_with(addr: &str, path: &str, header: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{header}\r\n").expect("send");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read");
@@ -388,12 +392,26 @@ fn off_loopback_it_needs_a_login_and_tls_and_limits_wrong_passwords() {
     assert!(passwd(&repo, "-rf", &auth, "a long enough password").status.code() == Some(EXIT_USAGE), "names");
     let text = std::fs::read_to_string(&auth).expect("auth file");
     assert!(text.starts_with("ops:$argon2id$") && !text.contains("long enough"), "{text}");
+    assert_eq!(passwd(&repo, "ops", &auth, "              ").status.code(), Some(EXIT_USAGE), "spaces only");
+    let link = repo.dir.path().join("users-link");
+    std::os::unix::fs::symlink(&auth, &link).expect("symlink");
+    assert_eq!(passwd(&repo, "ops", &link, "a long enough password").status.code(), Some(EXIT_USAGE), "a symlink");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&auth).expect("meta").permissions().mode() & 0o777, 0o600);
     let token_file = repo.dir.path().join("token");
     let token = "t0ken-for-prometheus-0123456789abcdef";
     std::fs::write(&token_file, format!("{token}\n")).expect("token");
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    // Weak or exposed secrets are refused before anything listens.
+    let weak = repo.dir.path().join("weak-token");
+    std::fs::write(&weak, " ".repeat(40)).expect("weak token");
+    std::fs::set_permissions(&weak, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = repo.run(&["serve", "--token-file", weak.to_str().expect("utf-8")], b"");
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{}", stderr(&out));
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let out = repo.run(&["serve", "--auth-file", authp], b"");
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "an auth file anyone may write: {}", stderr(&out));
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 
     // Off loopback: a login and TLS (or --insecure-http) are both required.
     let no_tls = repo.run(&["serve", "--listen", "0.0.0.0:0", "--auth-file", authp], b"");
@@ -441,16 +459,39 @@ fn off_loopback_it_needs_a_login_and_tls_and_limits_wrong_passwords() {
     assert_eq!(code, 200);
     assert!(page.contains("data-job=\"shop\""), "{page}");
     assert_eq!(get_with(&addr, "/", "Cookie: silo_session=0000\r\n").0, 401, "a guessed session");
-    // Logging out ends the session.
-    assert_eq!(post_form(&addr, "/logout", &format!("csrf={csrf}"), Some(&session)).0, 303);
+    // The session's pages carry its own form token (the public login page's does not log out or act).
+    let session_token = form_token(&page);
+    assert_ne!(session_token, csrf, "the login page's token is not the session's");
+    assert_eq!(post_form(&addr, "/logout", &format!("csrf={csrf}"), Some(&session)).0, 403);
+    // A new password takes effect without a restart, and ends the sessions of the old one.
+    assert!(passwd(&repo, "ops", &auth, "the second password").status.success());
+    wait_until("the old session ends with the old password", || {
+        get_with(&addr, "/", &format!("Cookie: {session}\r\n")).0 == 401
+    });
+    let second = format!("csrf={csrf}&user=ops&password=the+second+password");
+    let (code, headers, _) = post_form(&addr, "/login", &second, None);
+    assert_eq!(code, 303, "the new password logs in");
+    let cookie_line = headers.lines().find(|l| l.starts_with("set-cookie: silo_session=")).expect("a session cookie");
+    assert!(cookie_line.contains("; secure"), "behind --insecure-http a TLS proxy is in front: {cookie_line}");
+    let session = cookie_line["set-cookie: ".len()..].split(';').next().expect("cookie").to_string();
+    let (_, _, page) = get_with(&addr, "/", &format!("Cookie: {session}\r\n"));
+    assert!(page.contains("Log out"), "a log-out button");
+    // Logging out (with the session's token) ends the session.
+    assert_eq!(post_form(&addr, "/logout", &format!("csrf={}", form_token(&page)), Some(&session)).0, 303);
     assert_eq!(get_with(&addr, "/", &format!("Cookie: {session}\r\n")).0, 401);
 
-    // Wrong passwords: refused, then held back (429) even with the right one.
+    // Wrong passwords: refused, then this address is held back for this user (429, Retry-After) even with
+    // the right one; another user from here is not.
     let wrong = format!("csrf={csrf}&user=ops&password=not+it+at+all");
     for _ in 0..5 {
         assert_eq!(post_form(&addr, "/login", &wrong, None).0, 401);
     }
-    assert_eq!(post_form(&addr, "/login", &body, None).0, 429);
+    let (code, headers, _) = post_form(&addr, "/login", &second, None);
+    assert_eq!(code, 429);
+    assert!(headers.contains("retry-after: 900"), "{headers}");
+    assert!(passwd(&repo, "dev", &auth, "dev's own password").status.success());
+    let dev = format!("csrf={csrf}&user=dev&password=dev%27s+own+password");
+    assert_eq!(post_form(&addr, "/login", &dev, None).0, 303, "another user is not locked out");
     let all = format!("{}{}", String::from_utf8_lossy(&repo.run(&["snapshot", "list"], b"").stdout), page);
     assert!(!all.contains(util::PASSWORD), "no repository password in what was served");
 }
@@ -480,6 +521,21 @@ fn tls_serves_https_with_the_given_certificate() {
     std::fs::write(&token_file, token).expect("token");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let open_key = repo.run(
+        &[
+            "serve",
+            "--tls-cert",
+            cert.to_str().expect("utf-8"),
+            "--tls-key",
+            key.to_str().expect("utf-8"),
+            "--token-file",
+            token_file.to_str().expect("utf-8"),
+        ],
+        b"",
+    );
+    assert_eq!(open_key.status.code(), Some(EXIT_USAGE), "a key others can read: {}", stderr(&open_key));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let server = Server::start(
         &repo,
         &[],
@@ -510,6 +566,11 @@ fn tls_serves_https_with_the_given_certificate() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"shop\""), "{}", stderr(&out));
     let unauth = curl(&["-o", "/dev/null", "-w", "%{http_code}"]);
     assert_eq!(String::from_utf8_lossy(&unauth.stdout), "401");
+    // Connections that never finish their handshake (more than the old queue of 64) hold up no one.
+    let stalled: Vec<TcpStream> = (0..100).map(|_| TcpStream::connect(&server.addr).expect("connect")).collect();
+    let out = curl(&["-H", &auth, "--max-time", "5"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"shop\""), "served beside 100 stalled handshakes");
+    drop(stalled);
     // Plain HTTP to the TLS port gets no page.
     let (code, _, body) = server.get("/api/v1/status");
     assert_ne!(code, 200, "{body}");

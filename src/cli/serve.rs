@@ -76,10 +76,17 @@ fn passwd(user: &str, file: &Path) -> Result<()> {
         std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
         line.trim_end_matches(['\n', '\r']).to_string()
     };
-    if password.chars().count() < 12 {
+    if password.trim().chars().count() < 12 {
         return Err(silo::Error::Input {
             what: format!("the password for {user}"),
-            message: "is shorter than 12 characters; nothing was changed".into(),
+            message: "is shorter than 12 characters (spaces around it not counted); nothing was changed".into(),
+        }
+        .into());
+    }
+    if std::fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(silo::Error::Input {
+            what: format!("--auth-file {}", file.display()),
+            message: "is a symbolic link; give the file it points to (it is replaced, not written through)".into(),
         }
         .into());
     }
@@ -105,6 +112,17 @@ fn access(a: &Args, addr: SocketAddr) -> Result<(Option<Access>, Option<tokio_ru
     };
     let users = match &a.auth_file {
         Some(f) => {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(f)
+                .with_context(|| format!("reading --auth-file {}", f.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o022 != 0 {
+                return Err(refuse(
+                    &format!("--auth-file {}", f.display()),
+                    format!("is writable by others (mode {:o}): anyone could add a user; chmod 600 it", mode & 0o777),
+                ));
+            }
             let text = std::fs::read_to_string(f).with_context(|| format!("reading --auth-file {}", f.display()))?;
             let users = Users::parse(&text).map_err(|e| refuse(&format!("--auth-file {}", f.display()), e))?;
             if users.is_empty() {
@@ -120,15 +138,32 @@ fn access(a: &Args, addr: SocketAddr) -> Result<(Option<Access>, Option<tokio_ru
     let token = match &a.token_file {
         Some(f) => {
             let t = super::password::read_file(f)?;
-            if t.len() < 32 {
-                return Err(refuse(&format!("--token-file {}", f.display()), "holds fewer than 32 characters".into()));
+            let distinct = t.iter().collect::<std::collections::BTreeSet<_>>().len();
+            if t.len() < 32 || distinct < 10 || t.iter().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+                return Err(refuse(
+                    &format!("--token-file {}", f.display()),
+                    "needs a token of at least 32 characters, no spaces, not one repeated character: e.g. \
+                     `openssl rand -hex 32`"
+                        .into(),
+                ));
             }
             Some(t)
         }
         None => None,
     };
     let tls = match (&a.tls_cert, &a.tls_key) {
-        (Some(c), Some(k)) => Some(silo::serve::tls::acceptor(c, k).map_err(|e| refuse("--tls-cert/--tls-key", e))?),
+        (Some(c), Some(k)) => {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(k).with_context(|| format!("reading --tls-key {}", k.display()))?;
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(refuse(
+                    &format!("--tls-key {}", k.display()),
+                    format!("is open to other users (mode {:o}): chmod 600 it", mode & 0o777),
+                ));
+            }
+            Some(silo::serve::tls::acceptor(c, k).map_err(|e| refuse("--tls-cert/--tls-key", e))?)
+        }
         _ => None,
     };
     let login = users.is_some() || token.is_some();
@@ -148,7 +183,16 @@ fn access(a: &Args, addr: SocketAddr) -> Result<(Option<Access>, Option<tokio_ru
                 .into(),
         ));
     }
-    let access = login.then(|| Access { users: users.unwrap_or_default(), token, secure_cookie: tls.is_some() });
+    let auth_file = match (&a.auth_file, &users) {
+        (Some(f), Some(_)) => {
+            let seen = std::fs::metadata(f).and_then(|m| m.modified()).ok();
+            Some((f.clone(), std::sync::Mutex::new(seen)))
+        }
+        _ => None,
+    };
+    // Behind --insecure-http a TLS proxy stands in front: the browser still sees HTTPS.
+    let secure_cookie = tls.is_some() || a.insecure_http;
+    let access = login.then(|| Access { users: users.unwrap_or_default().into(), auth_file, token, secure_cookie });
     Ok((access, tls))
 }
 

@@ -8,8 +8,12 @@ use std::net::IpAddr;
 
 /// How long a login lasts (absolute, not sliding).
 pub const SESSION_SECONDS: i64 = 12 * 3600;
-/// Wrong passwords allowed per client address (and per user name) within `WINDOW_SECONDS`.
+/// Wrong passwords allowed within `WINDOW_SECONDS`: per client address and user name, per address (any
+/// name), and per user name from every address. The last is the highest, so holding one user back takes
+/// many guesses; it still bounds guessing from many addresses to a few hundred a day.
 pub const MAX_FAILURES: usize = 5;
+pub const MAX_PER_ADDRESS: usize = 20;
+pub const MAX_PER_USER: usize = 50;
 pub const WINDOW_SECONDS: i64 = 15 * 60;
 /// Sessions kept at most (the oldest is dropped first): a flood of logins cannot grow memory.
 pub const MAX_SESSIONS: usize = 1000;
@@ -67,6 +71,11 @@ impl Users {
         ok && known.is_some()
     }
 
+    /// The users whose hash differs in `other` or who are gone from it (their sessions end on a reload).
+    pub fn changed(&self, other: &Users) -> Vec<String> {
+        self.hashes.iter().filter(|(u, h)| other.hashes.get(*u) != Some(*h)).map(|(u, _)| u.clone()).collect()
+    }
+
     /// The file's text with `user`'s line set to a new hash of `password` (other lines kept as they were).
     pub fn with_password(text: &str, user: &str, password: &[u8]) -> Result<String, String> {
         use argon2::PasswordHasher;
@@ -91,37 +100,52 @@ impl Users {
     }
 }
 
-/// Logged-in sessions: a random id -> (user, expiry).
+/// Logged-in sessions: a random id -> (user, expiry, the session's form token).
 #[derive(Debug, Default)]
 pub struct Sessions {
-    by_id: HashMap<String, (String, i64)>,
+    by_id: HashMap<String, (String, i64, String)>,
+}
+
+fn random_hex() -> String {
+    let mut raw = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+    hex::encode(raw)
 }
 
 impl Sessions {
     /// Starts a session for `user` at `now` (seconds); returns its id.
     pub fn start(&mut self, user: &str, now: i64) -> String {
-        self.by_id.retain(|_, (_, expires)| *expires > now);
+        self.by_id.retain(|_, (_, expires, _)| *expires > now);
         while self.by_id.len() >= MAX_SESSIONS {
-            let oldest = self.by_id.iter().min_by_key(|(_, (_, e))| *e).map(|(k, _)| k.clone());
+            let oldest = self.by_id.iter().min_by_key(|(_, (_, e, _))| *e).map(|(k, _)| k.clone());
             match oldest {
                 Some(k) => self.by_id.remove(&k),
                 None => break,
             };
         }
-        let mut raw = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
-        let id = hex::encode(raw);
-        self.by_id.insert(id.clone(), (user.to_string(), now + SESSION_SECONDS));
+        let id = random_hex();
+        self.by_id.insert(id.clone(), (user.to_string(), now + SESSION_SECONDS, random_hex()));
         id
     }
 
     /// The user of a live session.
     pub fn user(&self, id: &str, now: i64) -> Option<&str> {
-        self.by_id.get(id).filter(|(_, expires)| *expires > now).map(|(u, _)| u.as_str())
+        self.by_id.get(id).filter(|(_, expires, _)| *expires > now).map(|(u, _, _)| u.as_str())
+    }
+
+    /// A live session's form token: what its pages' forms (actions, logout) carry. It is never on a page
+    /// anyone can load without that session.
+    pub fn form_token(&self, id: &str, now: i64) -> Option<&str> {
+        self.by_id.get(id).filter(|(_, expires, _)| *expires > now).map(|(_, _, t)| t.as_str())
     }
 
     pub fn end(&mut self, id: &str) {
         self.by_id.remove(id);
+    }
+
+    /// Ends every session of `user` (a password changed or the user removed).
+    pub fn end_user(&mut self, user: &str) {
+        self.by_id.retain(|_, (u, _, _)| u != user);
     }
 }
 
@@ -132,8 +156,12 @@ pub struct Limiter {
 }
 
 impl Limiter {
-    fn keys(addr: IpAddr, user: &str) -> [String; 2] {
-        [format!("addr {addr}"), format!("user {user}")]
+    fn keys(addr: IpAddr, user: &str) -> [(String, usize); 3] {
+        [
+            (format!("pair {addr} {user}"), MAX_FAILURES),
+            (format!("addr {addr}"), MAX_PER_ADDRESS),
+            (format!("user {user}"), MAX_PER_USER),
+        ]
     }
 
     /// Whether a login from `addr` as `user` may be tried at `now`.
@@ -142,7 +170,7 @@ impl Limiter {
             times.retain(|t| now - t < WINDOW_SECONDS);
             !times.is_empty()
         });
-        Self::keys(addr, user).iter().all(|k| self.failures.get(k).is_none_or(|t| t.len() < MAX_FAILURES))
+        Self::keys(addr, user).iter().all(|(k, max)| self.failures.get(k).is_none_or(|t| t.len() < *max))
     }
 
     pub fn failed(&mut self, addr: IpAddr, user: &str, now: i64) {
@@ -150,7 +178,7 @@ impl Limiter {
         if self.failures.len() > 100_000 {
             self.failures.clear();
         }
-        for k in Self::keys(addr, user) {
+        for (k, _) in Self::keys(addr, user) {
             self.failures.entry(k).or_default().push(now);
         }
     }
@@ -207,6 +235,12 @@ mod tests {
         let mut s = Sessions::default();
         let id = s.start("ops", 1000);
         assert_eq!(id.len(), 64);
+        let token = s.form_token(&id, 1000).expect("a form token").to_string();
+        assert!(token.len() == 64 && token != id);
+        let other = s.start("dev", 1000);
+        assert_ne!(s.form_token(&other, 1000), Some(token.as_str()), "one token per session");
+        s.end_user("dev");
+        assert_eq!(s.user(&other, 1000), None, "a changed user's sessions end");
         assert_eq!(s.user(&id, 1000 + SESSION_SECONDS - 1), Some("ops"));
         assert_eq!(s.user(&id, 1000 + SESSION_SECONDS), None, "expired");
         assert_eq!(s.user("guess", 1000), None);
@@ -227,10 +261,22 @@ mod tests {
             assert!(l.allows(a, "ops", 100));
             l.failed(a, "ops", 100);
         }
-        assert!(!l.allows(a, "dev", 101), "the address is held back whatever the name");
-        assert!(!l.allows(b, "ops", 101), "the name is held back from every address");
-        assert!(l.allows(b, "dev", 101), "others are not");
+        assert!(!l.allows(a, "ops", 101), "the pair is held back");
+        assert!(l.allows(b, "ops", 101), "five guesses from one address do not lock the user out elsewhere");
+        assert!(l.allows(a, "dev", 101), "nor the address for other users");
         assert!(l.allows(a, "ops", 100 + WINDOW_SECONDS), "the window passes");
+        // Per address, any name; per user, from every address.
+        let mut l = Limiter::default();
+        for n in 0..MAX_PER_ADDRESS {
+            l.failed(a, &format!("u{n}"), 100);
+        }
+        assert!(!l.allows(a, "fresh", 101), "an address guessing many names");
+        let mut l = Limiter::default();
+        for n in 0..MAX_PER_USER {
+            l.failed(format!("10.0.{}.{}", n / 200, n % 200).parse().unwrap(), "ops", 100);
+        }
+        assert!(!l.allows(b, "ops", 101), "a user guessed from many addresses");
+        assert!(l.allows(b, "dev", 101));
     }
 
     #[test]

@@ -15,6 +15,13 @@ pub struct Failure {
     pub error: String,
 }
 
+/// The signed-in user (with `--auth-file`) and the session's form token, for the log-out button.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub user: String,
+    pub csrf: String,
+}
+
 /// With `--allow-actions`: the form token, the jobs that may be run, and what is running.
 #[derive(Clone, Debug)]
 pub struct Controls {
@@ -60,7 +67,13 @@ fn when(us: i64, now_us: i64) -> String {
     format!("{} ({} ago)", format_micros(us), format_seconds(ago))
 }
 
-fn layout(title: &str, view_time: Option<i64>, failure: Option<&Failure>, body: Markup) -> Markup {
+fn layout(
+    title: &str,
+    view_time: Option<i64>,
+    failure: Option<&Failure>,
+    session: Option<&Session>,
+    body: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -80,6 +93,12 @@ fn layout(title: &str, view_time: Option<i64>, failure: Option<&Failure>, body: 
                         a href="/api/v1/status" { "JSON" }
                         " "
                         a href="/metrics" { "Metrics" }
+                        @if let Some(u) = session {
+                            form.logout method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(u.csrf);
+                                (u.user) " " button type="submit" { "Log out" }
+                            }
+                        }
                     }
                     @if let Some(t) = view_time {
                         p.refreshed { "Read from the repository at " (format_micros(t)) }
@@ -100,11 +119,12 @@ fn layout(title: &str, view_time: Option<i64>, failure: Option<&Failure>, body: 
 }
 
 /// The page when no view has been read yet (the first refresh is running, or failed).
-pub fn waiting(failure: Option<&Failure>) -> Markup {
+pub fn waiting(failure: Option<&Failure>, session: Option<&Session>) -> Markup {
     layout(
         "Overview",
         None,
         failure,
+        session,
         html! { @if failure.is_none() { p { "Reading the repository; this page refreshes when you reload it." } } },
     )
 }
@@ -133,7 +153,7 @@ fn actions_bar(c: &Controls, now: i64) -> Markup {
     }
 }
 
-pub fn overview(v: &View, failure: Option<&Failure>, controls: Option<&Controls>) -> Markup {
+pub fn overview(v: &View, failure: Option<&Failure>, controls: Option<&Controls>, session: Option<&Session>) -> Markup {
     let body = html! {
         h1 { "Backups: " span class={"state state-" (v.state.as_str())} { (state_words(v.state)) } }
         @if let Some(c) = controls { (actions_bar(c, v.refreshed_us)) }
@@ -146,7 +166,7 @@ pub fn overview(v: &View, failure: Option<&Failure>, controls: Option<&Controls>
             }
         }
     };
-    layout("Overview", Some(v.refreshed_us), failure, body)
+    layout("Overview", Some(v.refreshed_us), failure, session, body)
 }
 
 fn card(v: &View, j: &JobStatus, controls: Option<&Controls>) -> Markup {
@@ -218,7 +238,7 @@ fn card(v: &View, j: &JobStatus, controls: Option<&Controls>) -> Markup {
     }
 }
 
-pub fn name_page(v: &View, name: &str, d: &NameDetail, failure: Option<&Failure>) -> Markup {
+pub fn name_page(v: &View, name: &str, d: &NameDetail, failure: Option<&Failure>, session: Option<&Session>) -> Markup {
     let now = v.refreshed_us;
     let status = v.jobs.iter().find(|j| j.job == name);
     let body = html! {
@@ -273,7 +293,7 @@ pub fn name_page(v: &View, name: &str, d: &NameDetail, failure: Option<&Failure>
             } }
         }
     };
-    layout(name, Some(now), failure, body)
+    layout(name, Some(now), failure, session, body)
 }
 
 fn runs_table<'a>(runs: impl Iterator<Item = &'a RunRow>, now: i64) -> Markup {
@@ -291,7 +311,7 @@ fn runs_table<'a>(runs: impl Iterator<Item = &'a RunRow>, now: i64) -> Markup {
     }
 }
 
-pub fn repository_page(v: &View, failure: Option<&Failure>) -> Markup {
+pub fn repository_page(v: &View, failure: Option<&Failure>, session: Option<&Session>) -> Markup {
     let r = &v.repository;
     let now = v.refreshed_us;
     let ratio = if r.stored_bytes > 0 { r.logical_bytes as f64 / r.stored_bytes as f64 } else { 0.0 };
@@ -307,7 +327,7 @@ pub fn repository_page(v: &View, failure: Option<&Failure>) -> Markup {
             dt { "Last check" } dd.last-check { @match &r.last_check { Some(c) => { (when(c.finished_us, now)) ": " (if c.ok { "ok".to_string() } else { format!("FAILED: {}", c.error) }) }, None => { "never" } } }
         }
     };
-    layout("Repository", Some(now), failure, body)
+    layout("Repository", Some(now), failure, session, body)
 }
 
 /// The login form (users of `--auth-file`); `message` says why the last try failed.
@@ -322,11 +342,11 @@ pub fn login(csrf: &str, message: Option<&str>) -> Markup {
             p { button type="submit" { "Log in" } }
         }
     };
-    layout("Log in", None, None, body)
+    layout("Log in", None, None, None, body)
 }
 
 pub fn not_found(what: &str) -> Markup {
-    layout("Not found", None, None, html! { h1 { "Not found" } p { (what) } p { a href="/" { "Overview" } } })
+    layout("Not found", None, None, None, html! { h1 { "Not found" } p { (what) } p { a href="/" { "Overview" } } })
 }
 
 #[cfg(test)]
@@ -352,10 +372,10 @@ mod tests {
             repository: Default::default(),
         };
         v.names.insert(name.into(), NameDetail::default());
-        let page = name_page(&v, name, &v.names[name], Some(&Failure { since_us: 0, error: name.into() }));
+        let page = name_page(&v, name, &v.names[name], Some(&Failure { since_us: 0, error: name.into() }), None);
         let text = page.into_string();
         assert!(!text.to_ascii_lowercase().contains("<script"), "{text}");
         assert!(text.contains("&lt;script&gt;"), "{text}");
-        assert!(!overview(&v, None, None).into_string().contains("<script"));
+        assert!(!overview(&v, None, None, None).into_string().contains("<script"));
     }
 }

@@ -55,9 +55,12 @@ pub struct Settings {
 
 /// `--auth-file` / `--token-file`: the users who may log in, and a bearer token for scripts.
 pub struct Access {
-    pub users: super::auth::Users,
+    pub users: RwLock<super::auth::Users>,
+    /// The auth file and the modification time last read: a changed file is read again (a new password
+    /// works, the old one and its sessions end, without a restart).
+    pub auth_file: Option<(std::path::PathBuf, std::sync::Mutex<Option<std::time::SystemTime>>)>,
     pub token: Option<Vec<u8>>,
-    /// Session cookies are marked `Secure` (sent over HTTPS only).
+    /// Session cookies are marked `Secure` (HTTPS, or a TLS proxy in front with --insecure-http).
     pub secure_cookie: bool,
 }
 
@@ -246,19 +249,84 @@ async fn guard(State(s): Shr, req: axum::extract::Request, next: axum::middlewar
     (StatusCode::UNAUTHORIZED, Html(pages::login(&s.csrf, None).into_string())).into_response()
 }
 
+/// How a request is signed in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Signed {
+    /// The bearer token (a script: no browser adds it by itself, so its requests need no form token).
+    Token,
+    /// A session: its user and its form token.
+    Session { user: String, form_token: String },
+}
+
 impl Shared {
-    /// Who the request is from: a live session's user, or `token` for the bearer token.
-    fn signed_in(&self, access: &Access, headers: &HeaderMap) -> Option<String> {
+    /// Who the request is from: the bearer token, or a live session.
+    fn signed_in(&self, access: &Access, headers: &HeaderMap) -> Option<Signed> {
         if let (Some(token), Some(given)) = (&access.token, headers.get(header::AUTHORIZATION)) {
             let given = given.as_bytes().strip_prefix(b"Bearer ").unwrap_or_default();
             if super::auth::same_secret(given, token) {
-                return Some("token".into());
+                return Some(Signed::Token);
             }
         }
+        self.reload_users(access);
         let cookies = headers.get(header::COOKIE).and_then(|c| c.to_str().ok())?;
         let id = super::auth::cookie(cookies, SESSION_COOKIE)?;
         let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions.user(id, crate::time::now_micros() / 1_000_000).map(String::from)
+        let now = crate::time::now_micros() / 1_000_000;
+        Some(Signed::Session {
+            user: sessions.user(id, now)?.to_string(),
+            form_token: sessions.form_token(id, now)?.to_string(),
+        })
+    }
+
+    /// Reads the auth file again when it changed; the sessions of users whose password changed or who are
+    /// gone end. A file that no longer parses keeps the users read last (and says so in the log).
+    fn reload_users(&self, access: &Access) {
+        let Some((path, seen)) = &access.auth_file else { return };
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+        if modified == *seen {
+            return;
+        }
+        *seen = modified;
+        let parsed =
+            std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| super::auth::Users::parse(&t));
+        match parsed {
+            Ok(new) => {
+                let mut users = access.users.write().unwrap_or_else(|p| p.into_inner());
+                let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+                for user in users.changed(&new) {
+                    sessions.end_user(&user);
+                }
+                *users = new;
+            }
+            Err(e) => {
+                tracing::warn!("silo serve: the auth file {} did not read ({e}); keeping its users", path.display())
+            }
+        }
+    }
+
+    /// The form token the request's pages carry: its session's with a login, the process's without one.
+    fn form_token(&self, headers: &HeaderMap) -> Option<String> {
+        match &self.access {
+            None => Some(self.csrf.clone()),
+            Some(a) => match self.signed_in(a, headers) {
+                Some(Signed::Session { form_token, .. }) => Some(form_token),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether a form POST may act: with a login, a session whose token the form carries (or the bearer
+    /// token); without one, the process's token.
+    fn form_allowed(&self, headers: &HeaderMap, body: &str) -> bool {
+        match &self.access {
+            None => token_ok(body, &self.csrf),
+            Some(a) => match self.signed_in(a, headers) {
+                Some(Signed::Token) => true,
+                Some(Signed::Session { form_token, .. }) => token_ok(body, &form_token),
+                None => false,
+            },
+        }
     }
 }
 
@@ -280,6 +348,7 @@ async fn login(
     body: String,
 ) -> Response {
     let Some(access) = s.access.clone() else { return StatusCode::NOT_FOUND.into_response() };
+    s.reload_users(&access);
     let field =
         |name: &str| url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
     if !token_ok(&body, &s.csrf) {
@@ -294,15 +363,22 @@ async fn login(
     let ip = peer.0.ip();
     if !s.limiter.lock().unwrap_or_else(|p| p.into_inner()).allows(ip, &user, now) {
         let text = "Too many wrong passwords from here or for this user: try again in 15 minutes.";
-        return (StatusCode::TOO_MANY_REQUESTS, Html(pages::login(&s.csrf, Some(text)).into_string())).into_response();
+        let retry = super::auth::WINDOW_SECONDS.to_string();
+        let page = Html(pages::login(&s.csrf, Some(text)).into_string());
+        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry)], page).into_response();
     }
     let checked = {
         let (access, user) = (access.clone(), user.clone());
-        tokio::task::spawn_blocking(move || access.users.verify(&user, password.as_bytes())).await
+        tokio::task::spawn_blocking(move || {
+            let users = access.users.read().unwrap_or_else(|p| p.into_inner()).clone();
+            users.verify(&user, password.as_bytes())
+        })
+        .await
     };
     if !checked.unwrap_or(false) {
         s.limiter.lock().unwrap_or_else(|p| p.into_inner()).failed(ip, &user, now);
-        tracing::warn!("silo serve: a wrong password for user {user:?} from {ip}");
+        let shown: String = user.chars().take(64).collect();
+        tracing::warn!("silo serve: a wrong password for user {shown:?} from {ip}");
         let text = "Wrong user name or password.";
         return (StatusCode::UNAUTHORIZED, Html(pages::login(&s.csrf, Some(text)).into_string())).into_response();
     }
@@ -321,7 +397,7 @@ async fn login(
 
 /// Ends the session (needs the page's token, like every form).
 async fn logout(State(s): Shr, headers: HeaderMap, body: String) -> Response {
-    if !token_ok(&body, &s.csrf) {
+    if !s.form_allowed(&headers, &body) {
         return (StatusCode::FORBIDDEN, "the form's token is missing or wrong\n").into_response();
     }
     if let Some(id) =
@@ -379,10 +455,19 @@ pub struct ActionState {
 
 impl Shared {
     /// What the pages show of actions: None without `--allow-actions`.
-    fn controls(&self) -> Option<pages::Controls> {
+    fn controls(&self, headers: &HeaderMap) -> Option<pages::Controls> {
         let a = self.actions.as_ref()?;
+        let csrf = self.form_token(headers)?;
         let state = self.action.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        Some(pages::Controls { csrf: self.csrf.clone(), jobs: a.jobs.clone(), state })
+        Some(pages::Controls { csrf, jobs: a.jobs.clone(), state })
+    }
+
+    /// The signed-in user and the session's form token, for the pages' log-out button.
+    fn session(&self, headers: &HeaderMap) -> Option<pages::Session> {
+        match self.signed_in(self.access.as_ref()?, headers)? {
+            Signed::Session { user, form_token } => Some(pages::Session { user, csrf: form_token }),
+            Signed::Token => None,
+        }
     }
 }
 
@@ -392,23 +477,29 @@ fn token_ok(body: &str, csrf: &str) -> bool {
     given.is_some_and(|g| super::auth::same_secret(g.as_bytes(), csrf.as_bytes()))
 }
 
-async fn action_run(State(s): Shr, Path(job): Path<String>, body: String) -> Response {
+async fn action_run(State(s): Shr, Path(job): Path<String>, headers: HeaderMap, body: String) -> Response {
     let known = s.actions.as_ref().is_some_and(|a| a.jobs.contains(&job));
     if !known {
         return (StatusCode::NOT_FOUND, Html(pages::not_found("The jobs file has no such job.").into_string()))
             .into_response();
     }
-    start_action(s, format!("run {job}"), vec!["run".into(), job.into()], &body)
+    start_action(s, format!("run {job}"), vec!["run".into(), job.into()], &headers, &body)
 }
 
-async fn action_check(State(s): Shr, body: String) -> Response {
-    start_action(s, "check".into(), vec!["check".into()], &body)
+async fn action_check(State(s): Shr, headers: HeaderMap, body: String) -> Response {
+    start_action(s, "check".into(), vec!["check".into()], &headers, &body)
 }
 
 /// Starts `silo ARGS` for an action: refused without the form's token (403) or while another action runs
 /// (409); otherwise back to the overview (303), where it shows as running. The child records its own run.
-fn start_action(s: Arc<Shared>, what: String, args: Vec<std::ffi::OsString>, body: &str) -> Response {
-    if !token_ok(body, &s.csrf) {
+fn start_action(
+    s: Arc<Shared>,
+    what: String,
+    args: Vec<std::ffi::OsString>,
+    headers: &HeaderMap,
+    body: &str,
+) -> Response {
+    if !s.form_allowed(headers, body) {
         return (StatusCode::FORBIDDEN, "the form's token is missing or wrong: reload the page and try again\n")
             .into_response();
     }
@@ -441,30 +532,37 @@ fn start_action(s: Arc<Shared>, what: String, args: Vec<std::ffi::OsString>, bod
     (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response()
 }
 
-async fn overview(State(s): Shr) -> Html<String> {
+async fn overview(State(s): Shr, headers: HeaderMap) -> Html<String> {
     let (view, failure) = s.get();
-    let controls = s.controls();
+    let controls = s.controls(&headers);
+    let session = s.session(&headers);
     Html(match &view {
-        Some(v) => pages::overview(v, failure.as_ref(), controls.as_ref()).into_string(),
-        None => pages::waiting(failure.as_ref()).into_string(),
+        Some(v) => pages::overview(v, failure.as_ref(), controls.as_ref(), session.as_ref()).into_string(),
+        None => pages::waiting(failure.as_ref(), session.as_ref()).into_string(),
     })
 }
 
-async fn name_page(State(s): Shr, Path(name): Path<String>) -> Response {
+async fn name_page(State(s): Shr, Path(name): Path<String>, headers: HeaderMap) -> Response {
     let (view, failure) = s.get();
-    let Some(v) = view else { return Html(pages::waiting(failure.as_ref()).into_string()).into_response() };
+    let session = s.session(&headers);
+    let Some(v) = view else {
+        return Html(pages::waiting(failure.as_ref(), session.as_ref()).into_string()).into_response();
+    };
     match v.names.get(&name) {
-        Some(d) => Html(pages::name_page(&v, &name, d, failure.as_ref()).into_string()).into_response(),
+        Some(d) => {
+            Html(pages::name_page(&v, &name, d, failure.as_ref(), session.as_ref()).into_string()).into_response()
+        }
         None => (StatusCode::NOT_FOUND, Html(pages::not_found("No job or snapshot has that name.").into_string()))
             .into_response(),
     }
 }
 
-async fn repository_page(State(s): Shr) -> Html<String> {
+async fn repository_page(State(s): Shr, headers: HeaderMap) -> Html<String> {
     let (view, failure) = s.get();
+    let session = s.session(&headers);
     Html(match &view {
-        Some(v) => pages::repository_page(v, failure.as_ref()).into_string(),
-        None => pages::waiting(failure.as_ref()).into_string(),
+        Some(v) => pages::repository_page(v, failure.as_ref(), session.as_ref()).into_string(),
+        None => pages::waiting(failure.as_ref(), session.as_ref()).into_string(),
     })
 }
 

@@ -1,5 +1,6 @@
 //! HTTPS for `silo serve --tls-cert/--tls-key` (rustls): a listener whose handshakes run in tasks of their
-//! own with a time limit, so a client that connects and never finishes its handshake holds up no one else.
+//! own with a time limit, so a client that connects and never finishes its handshake holds up no one else
+//! (the accept loop never waits on them; beyond a cap per address and in all, new connections are closed).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,22 +10,54 @@ use tokio_rustls::TlsAcceptor;
 
 /// The longest a TLS handshake may take.
 const HANDSHAKE: Duration = Duration::from_secs(10);
-/// Handshakes finished and not yet taken by the server, and handshakes running at once, at most.
-const QUEUE: usize = 64;
+/// Handshakes running at once, in all and from one address: beyond them a new connection is closed at once
+/// (the accept loop itself never waits, so stalled handshakes cannot hold up other clients).
+const MAX_HANDSHAKES: usize = 4096;
+const MAX_PER_ADDRESS: usize = 256;
+/// Finished handshakes not yet taken by the server.
+const READY: usize = 64;
 
 pub struct TlsListener {
     local: std::io::Result<SocketAddr>,
     ready: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
 }
 
+/// Handshakes in progress, per client address.
+#[derive(Default)]
+struct Pending {
+    total: usize,
+    by_address: std::collections::HashMap<std::net::IpAddr, usize>,
+}
+
+impl Pending {
+    fn admit(&mut self, ip: std::net::IpAddr) -> bool {
+        let mine = self.by_address.entry(ip).or_default();
+        if self.total >= MAX_HANDSHAKES || *mine >= MAX_PER_ADDRESS {
+            return false;
+        }
+        *mine += 1;
+        self.total += 1;
+        true
+    }
+
+    fn done(&mut self, ip: std::net::IpAddr) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(n) = self.by_address.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_address.remove(&ip);
+            }
+        }
+    }
+}
+
 impl TlsListener {
     pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> TlsListener {
         let local = listener.local_addr();
-        let (tx, ready) = tokio::sync::mpsc::channel(QUEUE);
-        let running = std::sync::Arc::new(tokio::sync::Semaphore::new(QUEUE));
+        let (tx, ready) = tokio::sync::mpsc::channel(READY);
+        let pending = std::sync::Arc::new(std::sync::Mutex::new(Pending::default()));
         tokio::spawn(async move {
             loop {
-                let Ok(permit) = running.clone().acquire_owned().await else { return };
                 let (tcp, peer) = match listener.accept().await {
                     Ok(c) => c,
                     Err(e) => {
@@ -33,10 +66,15 @@ impl TlsListener {
                         continue;
                     }
                 };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                if !pending.lock().unwrap_or_else(|p| p.into_inner()).admit(peer.ip()) {
+                    tracing::debug!("silo serve: too many TLS handshakes in progress; closing {peer}");
+                    continue;
+                }
+                let (acceptor, tx, pending) = (acceptor.clone(), tx.clone(), pending.clone());
                 tokio::spawn(async move {
-                    let _permit = permit;
-                    match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+                    let shaken = tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await;
+                    pending.lock().unwrap_or_else(|p| p.into_inner()).done(peer.ip());
+                    match shaken {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;
                         }
@@ -90,4 +128,23 @@ pub fn acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcce
         .with_single_cert(certs, key)
         .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
     Ok(TlsAcceptor::from(std::sync::Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_cannot_take_every_handshake_slot() {
+        let mut p = Pending::default();
+        let (a, b): (std::net::IpAddr, std::net::IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        for _ in 0..MAX_PER_ADDRESS {
+            assert!(p.admit(a));
+        }
+        assert!(!p.admit(a), "the address is at its cap");
+        assert!(p.admit(b), "another address is not");
+        p.done(a);
+        assert!(p.admit(a), "a slot freed");
+        assert_eq!(p.total, MAX_PER_ADDRESS + 1);
+    }
 }
