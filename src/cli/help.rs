@@ -39,6 +39,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("run", "silo run --dry-run --send-test shop     (then: silo run shop)"),
     ("status", "silo status --notify --prometheus /var/lib/node_exporter/textfile/silo.prom"),
     ("serve", "silo serve --listen 127.0.0.1:8470     (then: ssh -L 8470:127.0.0.1:8470 HOST)"),
+    ("serve passwd", "silo serve passwd ops --auth-file /etc/silo/serve-users"),
     ("schedule", "silo schedule install --all"),
     ("schedule install", "silo schedule install shop --cron"),
     ("schedule uninstall", "silo schedule uninstall shop"),

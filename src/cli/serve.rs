@@ -50,7 +50,9 @@ enum ServeCommand {
     /// Set USER's password in an auth file (read twice at a terminal, else the first line of standard
     /// input); other users' lines are kept. The file is written owner-only.
     Passwd {
+        /// The user name (1-64 of A-Z a-z 0-9 . _ -).
         user: String,
+        /// The auth file to write (created owner-only; other users' lines kept).
         #[arg(long, value_name = "FILE")]
         auth_file: PathBuf,
     },
