@@ -56,16 +56,7 @@ impl Server {
 
     /// `METHOD path` with `Host: host`: (status, lowercased headers, body).
     fn request(&self, method: &str, path: &str, host: &str) -> (u16, String, String) {
-        let mut s = TcpStream::connect(&self.addr).expect("connect");
-        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
-        write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-            .expect("send");
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).expect("read answer");
-        let text = String::from_utf8_lossy(&raw).to_string();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        (status, head.to_ascii_lowercase(), body.to_string())
+        http(&self.addr, method, path, host, "", "")
     }
 
     fn get(&self, path: &str) -> (u16, String, String) {
@@ -299,21 +290,7 @@ fn actions_need_the_page_token_run_one_at_a_time_and_are_recorded() {
         .and_then(|r| r.split('"').next())
         .expect("the page's form carries a token")
         .to_string();
-    let host = server.addr.clone();
-    let post = |path: &str, body: &str| {
-        let mut s = TcpStream::connect(&server.addr).expect("connect");
-        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
-        write!(
-            s,
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: \
-             application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("send");
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).expect("read");
-        raw.split(' ').nth(1).and_then(|c| c.parse::<u16>().ok()).unwrap_or(0)
-    };
+    let post = |path: &str, body: &str| post_form(&server.addr, path, body, None).0;
     // A forged POST (another site's form: no token, or a wrong one) starts nothing.
     assert_eq!(post("/actions/run/slow", ""), 403);
     assert_eq!(post("/actions/run/slow", "csrf=0000"), 403);
@@ -344,34 +321,34 @@ fn passwd(repo: &TestRepo, user: &str, file: &std::path::Path, password: &str) -
     )
 }
 
-/// POST a form to `path` with `Host: host` and an optional cookie: (status, lowercased headers, body).
-fn post_form(addr: &str, path: &str, body: &str, cookie: Option<&str>) -> (u16, String, String) {
+/// One HTTP/1.1 request to `addr` (`Host: host`, extra header lines, a form body): (status, lowercased
+/// headers, body). Reads are time-limited, so a server that never answers fails the test.
+fn http(addr: &str, method: &str, path: &str, host: &str, headers: &str, body: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
-    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    let form = if body.is_empty() { "" } else { "Content-Type: application/x-www-form-urlencoded\r\n" };
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{cookie}Content-Type: \
-         application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{headers}{form}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .expect("send");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read");
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read answer");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, head.to_ascii_lowercase(), body.to_string())
 }
 
+/// POST a form to `path`, with a cookie when given.
+fn post_form(addr: &str, path: &str, body: &str, cookie: Option<&str>) -> (u16, String, String) {
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    http(addr, "POST", path, addr, &cookie, body)
+}
+
 fn get_with(addr: &str, path: &str, header: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{header}\r\n").expect("send");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read");
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_string())
+    http(addr, "GET", path, addr, header, "")
 }
 
 fn form_token(page: &str) -> String {
