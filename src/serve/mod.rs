@@ -3,6 +3,8 @@
 //! the HTTP server (server.rs). Upholds I26 (the dashboard widens no access) and I27 (the page says what
 //! `silo status` says).
 
+mod access;
+mod actions;
 pub mod auth;
 pub mod chart;
 pub mod model;

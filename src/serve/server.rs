@@ -1,13 +1,14 @@
-//! `silo serve`'s HTTP server (axum): the pages (pages.rs), the same data as JSON under `/api/v1/`, and
-//! `/metrics` in the text format `silo status --prometheus` writes. Upholds I26 (loopback only, read-only,
-//! no secret in any response, security headers on every response, a Host header that is not loopback is
-//! refused so a DNS-rebound page cannot read it) and I27 (one judgement with `silo status`; a failed refresh
-//! keeps the last view under an error panel).
+//! `silo serve`'s HTTP server (axum): the routes, the pages (pages.rs), the same data as JSON under
+//! `/api/v1/`, `/metrics` in the text format `silo status --prometheus` writes, and the refresher. Upholds
+//! I26 with access.rs (who may look) and actions.rs (what may be started): no secret in any response,
+//! security headers on every response; and I27 (one judgement with `silo status`; a failed refresh keeps
+//! the last view under an error panel).
 //!
 //! The repository is read by one task on a refresh interval into an immutable `View` (a page is a render of
 //! it, never a repository read), so a page costs the same at 10 000 snapshots as at 10, and a slow or
 //! failing store never blocks a request.
 
+pub use super::actions::ActionState;
 use super::model::View;
 use super::pages::{self, Failure};
 use crate::jobs::status::Limits;
@@ -65,22 +66,22 @@ pub struct Access {
 }
 
 #[derive(Default)]
-struct Shared {
-    view: RwLock<Option<Arc<View>>>,
-    failure: RwLock<Option<Failure>>,
+pub(super) struct Shared {
+    pub(super) view: RwLock<Option<Arc<View>>>,
+    pub(super) failure: RwLock<Option<Failure>>,
     /// With `--allow-actions`: what may be started, the form token, the action running and the last one.
-    actions: Option<Actions>,
-    csrf: String,
-    action: std::sync::Mutex<ActionState>,
+    pub(super) actions: Option<Actions>,
+    pub(super) csrf: String,
+    pub(super) action: std::sync::Mutex<ActionState>,
     /// Wakes the refresher when an action ended (its run record is then on the page at once).
-    wake: tokio::sync::Notify,
-    access: Option<Arc<Access>>,
-    sessions: std::sync::Mutex<super::auth::Sessions>,
-    limiter: std::sync::Mutex<super::auth::Limiter>,
+    pub(super) wake: tokio::sync::Notify,
+    pub(super) access: Option<Arc<Access>>,
+    pub(super) sessions: std::sync::Mutex<super::auth::Sessions>,
+    pub(super) limiter: std::sync::Mutex<super::auth::Limiter>,
 }
 
 impl Shared {
-    fn get(&self) -> (Option<Arc<View>>, Option<Failure>) {
+    pub(super) fn get(&self) -> (Option<Arc<View>>, Option<Failure>) {
         let view = self.view.read().unwrap_or_else(|p| p.into_inner()).clone();
         let failure = self.failure.read().unwrap_or_else(|p| p.into_inner()).clone();
         (view, failure)
@@ -198,8 +199,8 @@ fn app(shared: Arc<Shared>) -> Router {
     let mut router = Router::new();
     if shared.actions.is_some() {
         router = router
-            .route("/actions/run/{job}", axum::routing::post(action_run))
-            .route("/actions/check", axum::routing::post(action_check));
+            .route("/actions/run/{job}", axum::routing::post(super::actions::run))
+            .route("/actions/check", axum::routing::post(super::actions::check));
     }
     router
         .route("/", get(overview))
@@ -210,220 +211,12 @@ fn app(shared: Arc<Shared>) -> Router {
         .route("/api/v1/repository", get(api_repository))
         .route("/metrics", get(metrics))
         .route("/static/style.css", get(style))
-        .route("/login", get(login_form).post(login))
-        .route("/logout", axum::routing::post(logout))
+        .route("/login", get(super::access::login_form).post(super::access::login))
+        .route("/logout", axum::routing::post(super::access::logout))
         .fallback(|| async { (StatusCode::NOT_FOUND, Html(pages::not_found("No such page.").into_string())) })
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), guard))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), super::access::guard))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(shared)
-}
-
-/// I26, before any route: without a login (loopback only), a request whose Host header is not a loopback
-/// name is refused (421), so a page on another site whose name was re-pointed at 127.0.0.1 cannot read the
-/// dashboard; with one, every route but the login page and the stylesheet needs a live session cookie or
-/// the bearer token (401 otherwise).
-async fn guard(State(s): Shr, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let Some(access) = &s.access else {
-        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-        if !host_is_loopback(host) {
-            return (
-                StatusCode::MISDIRECTED_REQUEST,
-                "silo serve answers only requests addressed to a loopback host\n",
-            )
-                .into_response();
-        }
-        return next.run(req).await;
-    };
-    let path = req.uri().path();
-    if path == "/login" || path == "/static/style.css" || s.signed_in(access, req.headers()).is_some() {
-        return next.run(req).await;
-    }
-    if path.starts_with("/api/") || path == "/metrics" {
-        let body = Json(ApiError {
-            api_version: 1,
-            error: "log in, or send Authorization: Bearer TOKEN".into(),
-            pending: false,
-        });
-        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
-    }
-    (StatusCode::UNAUTHORIZED, Html(pages::login(&s.csrf, None).into_string())).into_response()
-}
-
-/// How a request is signed in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Signed {
-    /// The bearer token (a script: no browser adds it by itself, so its requests need no form token).
-    Token,
-    /// A session: its user and its form token.
-    Session { user: String, form_token: String },
-}
-
-impl Shared {
-    /// Who the request is from: the bearer token, or a live session.
-    fn signed_in(&self, access: &Access, headers: &HeaderMap) -> Option<Signed> {
-        if let (Some(token), Some(given)) = (&access.token, headers.get(header::AUTHORIZATION)) {
-            let given = given.as_bytes().strip_prefix(b"Bearer ").unwrap_or_default();
-            if super::auth::same_secret(given, token) {
-                return Some(Signed::Token);
-            }
-        }
-        self.reload_users(access);
-        let cookies = headers.get(header::COOKIE).and_then(|c| c.to_str().ok())?;
-        let id = super::auth::cookie(cookies, SESSION_COOKIE)?;
-        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let now = crate::time::now_micros() / 1_000_000;
-        Some(Signed::Session {
-            user: sessions.user(id, now)?.to_string(),
-            form_token: sessions.form_token(id, now)?.to_string(),
-        })
-    }
-
-    /// Reads the auth file again when it changed; the sessions of users whose password changed or who are
-    /// gone end. A file that no longer parses keeps the users read last (and says so in the log).
-    fn reload_users(&self, access: &Access) {
-        let Some((path, seen)) = &access.auth_file else { return };
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-        if modified == *seen {
-            return;
-        }
-        *seen = modified;
-        let parsed =
-            std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| super::auth::Users::parse(&t));
-        match parsed {
-            Ok(new) => {
-                let mut users = access.users.write().unwrap_or_else(|p| p.into_inner());
-                let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-                for user in users.changed(&new) {
-                    sessions.end_user(&user);
-                }
-                *users = new;
-            }
-            Err(e) => {
-                tracing::warn!("silo serve: the auth file {} did not read ({e}); keeping its users", path.display())
-            }
-        }
-    }
-
-    /// The form token the request's pages carry: its session's with a login, the process's without one.
-    fn form_token(&self, headers: &HeaderMap) -> Option<String> {
-        match &self.access {
-            None => Some(self.csrf.clone()),
-            Some(a) => match self.signed_in(a, headers) {
-                Some(Signed::Session { form_token, .. }) => Some(form_token),
-                _ => None,
-            },
-        }
-    }
-
-    /// Whether a form POST may act: with a login, a session whose token the form carries (or the bearer
-    /// token); without one, the process's token.
-    fn form_allowed(&self, headers: &HeaderMap, body: &str) -> bool {
-        match &self.access {
-            None => token_ok(body, &self.csrf),
-            Some(a) => match self.signed_in(a, headers) {
-                Some(Signed::Token) => true,
-                Some(Signed::Session { form_token, .. }) => token_ok(body, &form_token),
-                None => false,
-            },
-        }
-    }
-}
-
-const SESSION_COOKIE: &str = "silo_session";
-
-async fn login_form(State(s): Shr) -> Response {
-    match &s.access {
-        Some(_) => Html(pages::login(&s.csrf, None).into_string()).into_response(),
-        None => (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response(),
-    }
-}
-
-/// A login: the form's token, then the limiter (per address and per user), then the password (argon2id,
-/// off the async threads). A success starts a session and sets its cookie (HttpOnly, SameSite=Strict,
-/// Secure over TLS).
-async fn login(
-    State(s): Shr,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<Peer>,
-    body: String,
-) -> Response {
-    let Some(access) = s.access.clone() else { return StatusCode::NOT_FOUND.into_response() };
-    s.reload_users(&access);
-    let field =
-        |name: &str| url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
-    if !token_ok(&body, &s.csrf) {
-        return (
-            StatusCode::FORBIDDEN,
-            Html(pages::login(&s.csrf, Some("The form expired: try again.")).into_string()),
-        )
-            .into_response();
-    }
-    let (user, password) = (field("user").unwrap_or_default(), field("password").unwrap_or_default());
-    let now = crate::time::now_micros() / 1_000_000;
-    let ip = peer.0.ip();
-    if !s.limiter.lock().unwrap_or_else(|p| p.into_inner()).allows(ip, &user, now) {
-        let text = "Too many wrong passwords from here or for this user: try again in 15 minutes.";
-        let retry = super::auth::WINDOW_SECONDS.to_string();
-        let page = Html(pages::login(&s.csrf, Some(text)).into_string());
-        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry)], page).into_response();
-    }
-    let checked = {
-        let (access, user) = (access.clone(), user.clone());
-        tokio::task::spawn_blocking(move || {
-            let users = access.users.read().unwrap_or_else(|p| p.into_inner()).clone();
-            users.verify(&user, password.as_bytes())
-        })
-        .await
-    };
-    if !checked.unwrap_or(false) {
-        s.limiter.lock().unwrap_or_else(|p| p.into_inner()).failed(ip, &user, now);
-        let shown: String = user.chars().take(64).collect();
-        tracing::warn!("silo serve: a wrong password for user {shown:?} from {ip}");
-        let text = "Wrong user name or password.";
-        return (StatusCode::UNAUTHORIZED, Html(pages::login(&s.csrf, Some(text)).into_string())).into_response();
-    }
-    let id = s.sessions.lock().unwrap_or_else(|p| p.into_inner()).start(&user, now);
-    let secure = if access.secure_cookie { "; Secure" } else { "" };
-    let cookie = format!(
-        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        super::auth::SESSION_SECONDS
-    );
-    let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        res.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    res
-}
-
-/// Ends the session (needs the page's token, like every form).
-async fn logout(State(s): Shr, headers: HeaderMap, body: String) -> Response {
-    if !s.form_allowed(&headers, &body) {
-        return (StatusCode::FORBIDDEN, "the form's token is missing or wrong\n").into_response();
-    }
-    if let Some(id) =
-        headers.get(header::COOKIE).and_then(|c| c.to_str().ok()).and_then(|c| super::auth::cookie(c, SESSION_COOKIE))
-    {
-        s.sessions.lock().unwrap_or_else(|p| p.into_inner()).end(id);
-    }
-    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
-    if let Ok(v) = HeaderValue::from_str(&clear) {
-        res.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    res
-}
-
-/// `127.0.0.1`, `localhost`, `[::1]`, with or without a port (pure).
-pub fn host_is_loopback(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map_or(host, |(n, port)| if port.bytes().all(|b| b.is_ascii_digit()) { n } else { host })
-    };
-    if name.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn security_headers(mut res: Response) -> Response {
@@ -444,93 +237,7 @@ async fn security_headers(mut res: Response) -> Response {
     res
 }
 
-type Shr = State<Arc<Shared>>;
-
-/// The action running, and how the last one ended.
-#[derive(Clone, Debug, Default)]
-pub struct ActionState {
-    pub running: Option<(String, i64)>,
-    pub last: Option<(String, i64, Option<i32>)>,
-}
-
-impl Shared {
-    /// What the pages show of actions: None without `--allow-actions`.
-    fn controls(&self, headers: &HeaderMap) -> Option<pages::Controls> {
-        let a = self.actions.as_ref()?;
-        let csrf = self.form_token(headers)?;
-        let state = self.action.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        Some(pages::Controls { csrf, jobs: a.jobs.clone(), state })
-    }
-
-    /// The signed-in user and the session's form token, for the pages' log-out button.
-    fn session(&self, headers: &HeaderMap) -> Option<pages::Session> {
-        match self.signed_in(self.access.as_ref()?, headers)? {
-            Signed::Session { user, form_token } => Some(pages::Session { user, csrf: form_token }),
-            Signed::Token => None,
-        }
-    }
-}
-
-/// Whether a form's body carries this server's token (compared in constant time).
-fn token_ok(body: &str, csrf: &str) -> bool {
-    let given = url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
-    given.is_some_and(|g| super::auth::same_secret(g.as_bytes(), csrf.as_bytes()))
-}
-
-async fn action_run(State(s): Shr, Path(job): Path<String>, headers: HeaderMap, body: String) -> Response {
-    let known = s.actions.as_ref().is_some_and(|a| a.jobs.contains(&job));
-    if !known {
-        return (StatusCode::NOT_FOUND, Html(pages::not_found("The jobs file has no such job.").into_string()))
-            .into_response();
-    }
-    start_action(s, format!("run {job}"), vec!["run".into(), job.into()], &headers, &body)
-}
-
-async fn action_check(State(s): Shr, headers: HeaderMap, body: String) -> Response {
-    start_action(s, "check".into(), vec!["check".into()], &headers, &body)
-}
-
-/// Starts `silo ARGS` for an action: refused without the form's token (403) or while another action runs
-/// (409); otherwise back to the overview (303), where it shows as running. The child records its own run.
-fn start_action(
-    s: Arc<Shared>,
-    what: String,
-    args: Vec<std::ffi::OsString>,
-    headers: &HeaderMap,
-    body: &str,
-) -> Response {
-    if !s.form_allowed(headers, body) {
-        return (StatusCode::FORBIDDEN, "the form's token is missing or wrong: reload the page and try again\n")
-            .into_response();
-    }
-    let Some(a) = s.actions.as_ref() else { return StatusCode::NOT_FOUND.into_response() };
-    {
-        let mut state = s.action.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((running, _)) = &state.running {
-            return (StatusCode::CONFLICT, format!("{running} is running; one action at a time\n")).into_response();
-        }
-        let mut cmd = std::process::Command::new(&a.exe);
-        cmd.args(&a.args).args(&args).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                return (StatusCode::INTERNAL_SERVER_ERROR, format!("starting silo {what} failed: {e}\n"))
-                    .into_response()
-            }
-        };
-        state.running = Some((what.clone(), crate::time::now_micros()));
-        let shared = s.clone();
-        tokio::task::spawn_blocking(move || {
-            let code = child.wait().ok().and_then(|st| st.code());
-            let mut state = shared.action.lock().unwrap_or_else(|p| p.into_inner());
-            state.running = None;
-            state.last = Some((what, crate::time::now_micros(), code));
-            drop(state);
-            shared.wake.notify_one();
-        });
-    }
-    (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response()
-}
+pub(super) type Shr = State<Arc<Shared>>;
 
 async fn overview(State(s): Shr, headers: HeaderMap) -> Html<String> {
     let (view, failure) = s.get();
@@ -583,12 +290,12 @@ struct ApiStatus<'a> {
 }
 
 #[derive(Serialize)]
-struct ApiError {
-    api_version: u32,
-    error: String,
+pub(super) struct ApiError {
+    pub(super) api_version: u32,
+    pub(super) error: String,
     /// The first read is still running (try again), rather than failed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pending: bool,
+    pub(super) pending: bool,
 }
 
 fn unavailable(failure: Option<Failure>) -> Response {
@@ -649,7 +356,8 @@ async fn style() -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::{host_is_loopback, token_ok};
+    use super::super::access::host_is_loopback;
+    use super::super::actions::token_ok;
 
     #[test]
     fn only_the_exact_token_passes() {

@@ -1,0 +1,96 @@
+//! `--allow-actions` (I26): "Run now" and "Check now" start a `silo run JOB` or `silo check` child, one at
+//! a time, only for a POST carrying the right form token; the child records its own run.
+
+use super::access::Signed;
+use super::pages;
+use super::server::{Shared, Shr};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use std::sync::Arc;
+
+/// The action running, and how the last one ended.
+#[derive(Clone, Debug, Default)]
+pub struct ActionState {
+    pub running: Option<(String, i64)>,
+    pub last: Option<(String, i64, Option<i32>)>,
+}
+
+impl Shared {
+    /// What the pages show of actions: None without `--allow-actions`.
+    pub(super) fn controls(&self, headers: &HeaderMap) -> Option<pages::Controls> {
+        let a = self.actions.as_ref()?;
+        let csrf = self.form_token(headers)?;
+        let state = self.action.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Some(pages::Controls { csrf, jobs: a.jobs.clone(), state })
+    }
+
+    /// The signed-in user and the session's form token, for the pages' log-out button.
+    pub(super) fn session(&self, headers: &HeaderMap) -> Option<pages::Session> {
+        match self.signed_in(self.access.as_ref()?, headers)? {
+            Signed::Session { user, form_token } => Some(pages::Session { user, csrf: form_token }),
+            Signed::Token => None,
+        }
+    }
+}
+
+/// Whether a form's body carries this server's token (compared in constant time).
+pub(super) fn token_ok(body: &str, csrf: &str) -> bool {
+    let given = url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
+    given.is_some_and(|g| super::auth::same_secret(g.as_bytes(), csrf.as_bytes()))
+}
+
+pub(super) async fn run(State(s): Shr, Path(job): Path<String>, headers: HeaderMap, body: String) -> Response {
+    let known = s.actions.as_ref().is_some_and(|a| a.jobs.contains(&job));
+    if !known {
+        return (StatusCode::NOT_FOUND, Html(pages::not_found("The jobs file has no such job.").into_string()))
+            .into_response();
+    }
+    start_action(s, format!("run {job}"), vec!["run".into(), job.into()], &headers, &body)
+}
+
+pub(super) async fn check(State(s): Shr, headers: HeaderMap, body: String) -> Response {
+    start_action(s, "check".into(), vec!["check".into()], &headers, &body)
+}
+
+/// Starts `silo ARGS` for an action: refused without the form's token (403) or while another action runs
+/// (409); otherwise back to the overview (303), where it shows as running. The child records its own run.
+fn start_action(
+    s: Arc<Shared>,
+    what: String,
+    args: Vec<std::ffi::OsString>,
+    headers: &HeaderMap,
+    body: &str,
+) -> Response {
+    if !s.form_allowed(headers, body) {
+        return (StatusCode::FORBIDDEN, "the form's token is missing or wrong: reload the page and try again\n")
+            .into_response();
+    }
+    let Some(a) = s.actions.as_ref() else { return StatusCode::NOT_FOUND.into_response() };
+    {
+        let mut state = s.action.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((running, _)) = &state.running {
+            return (StatusCode::CONFLICT, format!("{running} is running; one action at a time\n")).into_response();
+        }
+        let mut cmd = std::process::Command::new(&a.exe);
+        cmd.args(&a.args).args(&args).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                return (StatusCode::INTERNAL_SERVER_ERROR, format!("starting silo {what} failed: {e}\n"))
+                    .into_response()
+            }
+        };
+        state.running = Some((what.clone(), crate::time::now_micros()));
+        let shared = s.clone();
+        tokio::task::spawn_blocking(move || {
+            let code = child.wait().ok().and_then(|st| st.code());
+            let mut state = shared.action.lock().unwrap_or_else(|p| p.into_inner());
+            state.running = None;
+            state.last = Some((what, crate::time::now_micros(), code));
+            drop(state);
+            shared.wake.notify_one();
+        });
+    }
+    (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response()
+}
