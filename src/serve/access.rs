@@ -3,7 +3,7 @@
 
 use super::auth;
 use super::pages;
-use super::server::{Access, ApiError, Peer, Shared, Shr};
+use super::state::{Access, ApiError, Peer, Shared, Shr};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -110,10 +110,10 @@ impl Shared {
     /// token); without one, the process's token.
     pub(super) fn form_allowed(&self, headers: &HeaderMap, body: &str) -> bool {
         match &self.access {
-            None => super::actions::token_ok(body, &self.csrf),
+            None => auth::form_has_token(body, &self.csrf),
             Some(a) => match self.signed_in(a, headers) {
                 Some(Signed::Token) => true,
-                Some(Signed::Session { form_token, .. }) => super::actions::token_ok(body, &form_token),
+                Some(Signed::Session { form_token, .. }) => auth::form_has_token(body, &form_token),
                 None => false,
             },
         }
@@ -141,7 +141,7 @@ pub(super) async fn login(
     s.reload_users(&access);
     let field =
         |name: &str| url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
-    if !super::actions::token_ok(&body, &s.csrf) {
+    if !auth::form_has_token(&body, &s.csrf) {
         return (
             StatusCode::FORBIDDEN,
             Html(pages::login(&s.csrf, Some("The form expired: try again.")).into_string()),

@@ -3,18 +3,11 @@
 
 use super::access::Signed;
 use super::pages;
-use super::server::{Shared, Shr};
+use super::state::{Shared, Shr};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use std::sync::Arc;
-
-/// The action running, and how the last one ended.
-#[derive(Clone, Debug, Default)]
-pub struct ActionState {
-    pub running: Option<(String, i64)>,
-    pub last: Option<(String, i64, Option<i32>)>,
-}
 
 impl Shared {
     /// What the pages show of actions: None without `--allow-actions`.
@@ -32,12 +25,6 @@ impl Shared {
             Signed::Token => None,
         }
     }
-}
-
-/// Whether a form's body carries this server's token (compared in constant time).
-pub(super) fn token_ok(body: &str, csrf: &str) -> bool {
-    let given = url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
-    given.is_some_and(|g| super::auth::same_secret(g.as_bytes(), csrf.as_bytes()))
 }
 
 pub(super) async fn run(State(s): Shr, Path(job): Path<String>, headers: HeaderMap, body: String) -> Response {

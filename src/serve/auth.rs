@@ -189,6 +189,13 @@ pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header.split(';').map(str::trim).find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
 }
 
+/// Whether a form's body (`application/x-www-form-urlencoded`) carries `token` in its `csrf` field
+/// (compared in constant time).
+pub fn form_has_token(body: &str, token: &str) -> bool {
+    let given = url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
+    given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes()))
+}
+
 /// Constant-time equality of two secrets' bytes (lengths may leak).
 pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -284,6 +291,11 @@ mod tests {
         assert_eq!(cookie("a=1; silo_session=abc; b=2", "silo_session"), Some("abc"));
         assert_eq!(cookie("xsilo_session=abc", "silo_session"), None);
         assert!(same_secret(b"abc", b"abc") && !same_secret(b"abc", b"abd") && !same_secret(b"abc", b"ab"));
+        let t = "a1b2c3";
+        assert!(form_has_token("csrf=a1b2c3", t) && form_has_token("x=1&csrf=a1b2c3", t));
+        for bad in ["", "csrf=", "csrf=a1b2c", "csrf=a1b2c3d", "csrf=A1B2C3", "token=a1b2c3"] {
+            assert!(!form_has_token(bad, t), "{bad}");
+        }
         assert!(valid_user("ops-1.a_b") && !valid_user("") && !valid_user("a:b") && !valid_user("a b"));
     }
 }

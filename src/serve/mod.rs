@@ -10,4 +10,5 @@ pub mod chart;
 pub mod model;
 pub mod pages;
 pub mod server;
+mod state;
 pub mod tls;

@@ -242,6 +242,13 @@ impl View {
     }
 }
 
+/// The action running, and how the last one ended.
+#[derive(Clone, Debug, Default)]
+pub struct ActionState {
+    pub running: Option<(String, i64)>,
+    pub last: Option<(String, i64, Option<i32>)>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

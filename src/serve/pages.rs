@@ -27,7 +27,7 @@ pub struct Session {
 pub struct Controls {
     pub csrf: String,
     pub jobs: Vec<String>,
-    pub state: super::server::ActionState,
+    pub state: super::model::ActionState,
 }
 
 /// The stylesheet, served as `/static/style.css` (inline styles would need a looser CSP).

@@ -8,9 +8,10 @@
 //! it, never a repository read), so a page costs the same at 10 000 snapshots as at 10, and a slow or
 //! failing store never blocks a request.
 
-pub use super::actions::ActionState;
 use super::model::View;
 use super::pages::{self, Failure};
+use super::state::{unavailable, ApiError, Shared, Shr};
+pub use super::state::{Access, Actions, Peer};
 use crate::jobs::status::Limits;
 use crate::repo::Repository;
 use axum::extract::{Path, State};
@@ -20,7 +21,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the repository is and how to open it (the password stays in this process: I26).
@@ -28,14 +29,6 @@ pub struct Source {
     pub location: String,
     pub password: Vec<u8>,
     pub cache_dir: Option<std::path::PathBuf>,
-}
-
-/// `--allow-actions`: how to start a run of a job or a check (this silo binary, with the arguments that
-/// pick the same repository and jobs file), and which jobs may be run.
-pub struct Actions {
-    pub exe: std::path::PathBuf,
-    pub args: Vec<std::ffi::OsString>,
-    pub jobs: Vec<String>,
 }
 
 pub struct Settings {
@@ -52,40 +45,6 @@ pub struct Settings {
     pub access: Option<Access>,
     /// Serve HTTPS with this acceptor (the CLI loads the certificate and key).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
-}
-
-/// `--auth-file` / `--token-file`: the users who may log in, and a bearer token for scripts.
-pub struct Access {
-    pub users: RwLock<super::auth::Users>,
-    /// The auth file and the modification time last read: a changed file is read again (a new password
-    /// works, the old one and its sessions end, without a restart).
-    pub auth_file: Option<(std::path::PathBuf, std::sync::Mutex<Option<std::time::SystemTime>>)>,
-    pub token: Option<Vec<u8>>,
-    /// Session cookies are marked `Secure` (HTTPS, or a TLS proxy in front with --insecure-http).
-    pub secure_cookie: bool,
-}
-
-#[derive(Default)]
-pub(super) struct Shared {
-    pub(super) view: RwLock<Option<Arc<View>>>,
-    pub(super) failure: RwLock<Option<Failure>>,
-    /// With `--allow-actions`: what may be started, the form token, the action running and the last one.
-    pub(super) actions: Option<Actions>,
-    pub(super) csrf: String,
-    pub(super) action: std::sync::Mutex<ActionState>,
-    /// Wakes the refresher when an action ended (its run record is then on the page at once).
-    pub(super) wake: tokio::sync::Notify,
-    pub(super) access: Option<Arc<Access>>,
-    pub(super) sessions: std::sync::Mutex<super::auth::Sessions>,
-    pub(super) limiter: std::sync::Mutex<super::auth::Limiter>,
-}
-
-impl Shared {
-    pub(super) fn get(&self) -> (Option<Arc<View>>, Option<Failure>) {
-        let view = self.view.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let failure = self.failure.read().unwrap_or_else(|p| p.into_inner()).clone();
-        (view, failure)
-    }
 }
 
 /// Serves until the process ends: reads the repository now and every `refresh`, answers requests from
@@ -105,22 +64,6 @@ pub async fn serve(listener: tokio::net::TcpListener, source: Source, mut settin
     match tls {
         Some(acceptor) => axum::serve(super::tls::TlsListener::new(listener, acceptor), app).await,
         None => axum::serve(listener, app).await,
-    }
-}
-
-/// The client's address (for the login limiter), over TCP or TLS.
-#[derive(Clone, Copy, Debug)]
-pub struct Peer(pub std::net::SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, super::tls::TlsListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, super::tls::TlsListener>) -> Self {
-        Peer(*stream.remote_addr())
     }
 }
 
@@ -237,8 +180,6 @@ async fn security_headers(mut res: Response) -> Response {
     res
 }
 
-pub(super) type Shr = State<Arc<Shared>>;
-
 async fn overview(State(s): Shr, headers: HeaderMap) -> Html<String> {
     let (view, failure) = s.get();
     let controls = s.controls(&headers);
@@ -287,23 +228,6 @@ struct ApiStatus<'a> {
     damaged_run_records: usize,
     refreshed_us: i64,
     error: Option<String>,
-}
-
-#[derive(Serialize)]
-pub(super) struct ApiError {
-    pub(super) api_version: u32,
-    pub(super) error: String,
-    /// The first read is still running (try again), rather than failed.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub(super) pending: bool,
-}
-
-fn unavailable(failure: Option<Failure>) -> Response {
-    let (error, pending) = match failure {
-        Some(f) => (f.error, false),
-        None => ("the repository has not been read yet".to_string(), true),
-    };
-    (StatusCode::SERVICE_UNAVAILABLE, Json(ApiError { api_version: 1, error, pending })).into_response()
 }
 
 async fn api_status(State(s): Shr) -> Response {
@@ -357,17 +281,6 @@ async fn style() -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::super::access::host_is_loopback;
-    use super::super::actions::token_ok;
-
-    #[test]
-    fn only_the_exact_token_passes() {
-        let t = "a1b2c3";
-        assert!(token_ok("csrf=a1b2c3", t));
-        assert!(token_ok("x=1&csrf=a1b2c3", t));
-        for bad in ["", "csrf=", "csrf=a1b2c", "csrf=a1b2c3d", "csrf=A1B2C3", "token=a1b2c3"] {
-            assert!(!token_ok(bad, t), "{bad}");
-        }
-    }
 
     #[test]
     fn only_loopback_hosts_pass() {
