@@ -25,8 +25,16 @@ pub(super) async fn guard(State(s): Shr, req: axum::extract::Request, next: axum
         }
         return next.run(req).await;
     };
+    // Who the request is from, worked out once: the handlers take it from the request's extensions.
+    let signed = s.signed_in(access, req.headers());
     let path = req.uri().path();
-    if path == "/login" || path == "/static/style.css" || s.signed_in(access, req.headers()).is_some() {
+    let open = path == "/login" || path == "/static/style.css";
+    if let Some(who) = signed {
+        let mut req = req;
+        req.extensions_mut().insert(who);
+        return next.run(req).await;
+    }
+    if open {
         return next.run(req).await;
     }
     if path.starts_with("/api/") || path == "/metrics" {
@@ -95,27 +103,34 @@ impl Shared {
         }
     }
 
-    /// The form token the request's pages carry: its session's with a login, the process's without one.
-    pub(super) fn form_token(&self, headers: &HeaderMap) -> Option<String> {
-        match &self.access {
-            None => Some(self.csrf.clone()),
-            Some(a) => match self.signed_in(a, headers) {
-                Some(Signed::Session { form_token, .. }) => Some(form_token),
-                _ => None,
-            },
+    /// The form token the request's pages carry (`signed`: what the guard found): its session's with a
+    /// login, the process's without one.
+    pub(super) fn form_token(&self, signed: Option<&Signed>) -> Option<String> {
+        match (&self.access, signed) {
+            (None, _) => Some(self.csrf.clone()),
+            (Some(_), Some(Signed::Session { form_token, .. })) => Some(form_token.clone()),
+            _ => None,
         }
     }
 
     /// Whether a form POST may act: with a login, a session whose token the form carries (or the bearer
     /// token); without one, the process's token.
-    pub(super) fn form_allowed(&self, headers: &HeaderMap, body: &str) -> bool {
-        match &self.access {
-            None => auth::form_has_token(body, &self.csrf),
-            Some(a) => match self.signed_in(a, headers) {
-                Some(Signed::Token) => true,
-                Some(Signed::Session { form_token, .. }) => auth::form_has_token(body, &form_token),
-                None => false,
-            },
+    pub(super) fn form_allowed(&self, signed: Option<&Signed>, body: &str) -> bool {
+        match (&self.access, signed) {
+            (None, _) => auth::form_has_token(body, &self.csrf),
+            (Some(_), Some(Signed::Token)) => true,
+            (Some(_), Some(Signed::Session { form_token, .. })) => auth::form_has_token(body, form_token),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// The signed-in user and the session's form token, for the pages' log-out button.
+    pub(super) fn session(&self, signed: Option<&Signed>) -> Option<pages::Session> {
+        match signed? {
+            Signed::Session { user, form_token } => {
+                Some(pages::Session { user: user.clone(), csrf: form_token.clone() })
+            }
+            Signed::Token => None,
         }
     }
 }
@@ -184,8 +199,13 @@ pub(super) async fn login(
 }
 
 /// Ends the session (needs the page's token, like every form).
-pub(super) async fn logout(State(s): Shr, headers: HeaderMap, body: String) -> Response {
-    if !s.form_allowed(&headers, &body) {
+pub(super) async fn logout(
+    State(s): Shr,
+    signed: Option<axum::Extension<Signed>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if !s.form_allowed(signed.map(|e| e.0).as_ref(), &body) {
         return (StatusCode::FORBIDDEN, "the form's token is missing or wrong\n").into_response();
     }
     if let Some(id) =

@@ -5,39 +5,37 @@ use super::access::Signed;
 use super::pages;
 use super::state::{Shared, Shr};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use axum::Extension;
 use std::sync::Arc;
 
 impl Shared {
     /// What the pages show of actions: None without `--allow-actions`.
-    pub(super) fn controls(&self, headers: &HeaderMap) -> Option<pages::Controls> {
+    pub(super) fn controls(&self, signed: Option<&Signed>) -> Option<pages::Controls> {
         let a = self.actions.as_ref()?;
-        let csrf = self.form_token(headers)?;
+        let csrf = self.form_token(signed)?;
         let state = self.action.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Some(pages::Controls { csrf, jobs: a.jobs.clone(), state })
     }
-
-    /// The signed-in user and the session's form token, for the pages' log-out button.
-    pub(super) fn session(&self, headers: &HeaderMap) -> Option<pages::Session> {
-        match self.signed_in(self.access.as_ref()?, headers)? {
-            Signed::Session { user, form_token } => Some(pages::Session { user, csrf: form_token }),
-            Signed::Token => None,
-        }
-    }
 }
 
-pub(super) async fn run(State(s): Shr, Path(job): Path<String>, headers: HeaderMap, body: String) -> Response {
+pub(super) async fn run(
+    State(s): Shr,
+    Path(job): Path<String>,
+    signed: Option<Extension<Signed>>,
+    body: String,
+) -> Response {
     let known = s.actions.as_ref().is_some_and(|a| a.jobs.contains(&job));
     if !known {
         return (StatusCode::NOT_FOUND, Html(pages::not_found("The jobs file has no such job.").into_string()))
             .into_response();
     }
-    start_action(s, format!("run {job}"), vec!["run".into(), job.into()], &headers, &body)
+    start_action(s, format!("run {job}"), vec!["run".into(), job.into()], signed.map(|e| e.0).as_ref(), &body)
 }
 
-pub(super) async fn check(State(s): Shr, headers: HeaderMap, body: String) -> Response {
-    start_action(s, "check".into(), vec!["check".into()], &headers, &body)
+pub(super) async fn check(State(s): Shr, signed: Option<Extension<Signed>>, body: String) -> Response {
+    start_action(s, "check".into(), vec!["check".into()], signed.map(|e| e.0).as_ref(), &body)
 }
 
 /// Starts `silo ARGS` for an action: refused without the form's token (403) or while another action runs
@@ -46,10 +44,10 @@ fn start_action(
     s: Arc<Shared>,
     what: String,
     args: Vec<std::ffi::OsString>,
-    headers: &HeaderMap,
+    signed: Option<&Signed>,
     body: &str,
 ) -> Response {
-    if !s.form_allowed(headers, body) {
+    if !s.form_allowed(signed, body) {
         return (StatusCode::FORBIDDEN, "the form's token is missing or wrong: reload the page and try again\n")
             .into_response();
     }

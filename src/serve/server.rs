@@ -8,6 +8,7 @@
 //! it, never a repository read), so a page costs the same at 10 000 snapshots as at 10, and a slow or
 //! failing store never blocks a request.
 
+use super::access::Signed;
 use super::model::View;
 use super::pages::{self, Failure};
 use super::state::{unavailable, ApiError, Shared, Shr};
@@ -18,7 +19,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -126,12 +127,14 @@ async fn read_view(repo: &mut Option<Repository>, source: &Source, settings: &Se
         policies.insert(name.clone(), stored);
         from.insert(name.clone(), "the jobs file's keep".to_string());
     }
+    // The view is built: the headers move into the plan (no copy of every header each refresh).
+    let now = gathered.now_us;
     let groups = crate::repo::forget::plan_groups(
-        gathered.snapshots.clone(),
+        gathered.snapshots,
         &crate::repo::forget::Filter::default(),
         None,
         &policies,
-        gathered.now_us,
+        now,
         crate::retention::SUSPECT_SHRINK_PERCENT,
     );
     view.set_retention(&groups, &from);
@@ -180,19 +183,20 @@ async fn security_headers(mut res: Response) -> Response {
     res
 }
 
-async fn overview(State(s): Shr, headers: HeaderMap) -> Html<String> {
+async fn overview(State(s): Shr, signed: Option<Extension<Signed>>) -> Html<String> {
+    let signed = signed.map(|e| e.0);
     let (view, failure) = s.get();
-    let controls = s.controls(&headers);
-    let session = s.session(&headers);
+    let controls = s.controls(signed.as_ref());
+    let session = s.session(signed.as_ref());
     Html(match &view {
         Some(v) => pages::overview(v, failure.as_ref(), controls.as_ref(), session.as_ref()).into_string(),
         None => pages::waiting(failure.as_ref(), session.as_ref()).into_string(),
     })
 }
 
-async fn name_page(State(s): Shr, Path(name): Path<String>, headers: HeaderMap) -> Response {
+async fn name_page(State(s): Shr, Path(name): Path<String>, signed: Option<Extension<Signed>>) -> Response {
     let (view, failure) = s.get();
-    let session = s.session(&headers);
+    let session = s.session(signed.map(|e| e.0).as_ref());
     let Some(v) = view else {
         return Html(pages::waiting(failure.as_ref(), session.as_ref()).into_string()).into_response();
     };
@@ -205,9 +209,9 @@ async fn name_page(State(s): Shr, Path(name): Path<String>, headers: HeaderMap) 
     }
 }
 
-async fn repository_page(State(s): Shr, headers: HeaderMap) -> Html<String> {
+async fn repository_page(State(s): Shr, signed: Option<Extension<Signed>>) -> Html<String> {
     let (view, failure) = s.get();
-    let session = s.session(&headers);
+    let session = s.session(signed.map(|e| e.0).as_ref());
     Html(match &view {
         Some(v) => pages::repository_page(v, failure.as_ref(), session.as_ref()).into_string(),
         None => pages::waiting(failure.as_ref(), session.as_ref()).into_string(),
